@@ -1,0 +1,62 @@
+//! Ambiguous creates: telling our own object from another writer's.
+//!
+//! object_store's S3 client retries 5xx/429 responses, so a create-if-absent
+//! whose first attempt landed can return `AlreadyExists`. Every WAL and
+//! manifest object carries its writer's epoch and a unique token; on a
+//! conflict the writer reads the object back and decides here, never assuming
+//! that it was fenced or that it won.
+
+use super::Epoch;
+
+/// Who wrote an object: the epoch and the per-object unique token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectOwner {
+    pub writer_epoch: Epoch,
+    pub token: u64,
+}
+
+/// What a create that reported `AlreadyExists` actually means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CreateConflict {
+    /// The object is ours: an earlier attempt landed. The create succeeded.
+    Ours,
+    /// A newer epoch holds the id: this writer is fenced (I5).
+    Fenced { by: Epoch },
+    /// An older or equal epoch's different object holds the id: a fenced or
+    /// crashed writer's late upload. The id is unusable; never acknowledge on it.
+    TakenByOther { owner: Epoch },
+}
+
+/// Decides a create conflict from the object read back.
+pub fn resolve_create_conflict(mine: ObjectOwner, existing: ObjectOwner) -> CreateConflict {
+    if existing == mine {
+        CreateConflict::Ours
+    } else if existing.writer_epoch > mine.writer_epoch {
+        CreateConflict::Fenced { by: existing.writer_epoch }
+    } else {
+        CreateConflict::TakenByOther { owner: existing.writer_epoch }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_resolve_by_epoch_and_token() {
+        let me = ObjectOwner { writer_epoch: 3, token: 42 };
+        assert_eq!(resolve_create_conflict(me, me), CreateConflict::Ours);
+        assert_eq!(
+            resolve_create_conflict(me, ObjectOwner { writer_epoch: 4, token: 1 }),
+            CreateConflict::Fenced { by: 4 }
+        );
+        assert_eq!(
+            resolve_create_conflict(me, ObjectOwner { writer_epoch: 2, token: 42 }),
+            CreateConflict::TakenByOther { owner: 2 }
+        );
+        assert_eq!(
+            resolve_create_conflict(me, ObjectOwner { writer_epoch: 3, token: 7 }),
+            CreateConflict::TakenByOther { owner: 3 }
+        );
+    }
+}

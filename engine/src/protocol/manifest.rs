@@ -1,0 +1,64 @@
+//! What a manifest version records, and how recovery claims an epoch.
+
+use super::{Epoch, WalId, WalLog};
+
+/// The protocol-relevant fields of a manifest version.
+///
+/// The engine's manifest object carries more (the L0 SST list, a token); the
+/// protocol only decides these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ManifestView {
+    /// `writer_epoch`: the epoch of the writer that wrote this version.
+    pub writer_epoch: Epoch,
+    /// `wal_id_last_seen`: the newest WAL this manifest says exists (I1).
+    pub wal_id_last_seen: WalId,
+    /// `replay_after_wal_id`: every write in WALs `<=` this is in listed SSTs.
+    pub replay_after_wal_id: WalId,
+}
+
+/// `WriteManifest`: the next version a writer records.
+///
+/// `flushed_through` is the last data WAL whose writes are all in L0 SSTs this
+/// version lists (from `FlushL0`), if any new ones. `wal_id_last_seen` comes
+/// from [`WalLog::wal_id_last_seen`], which in the shipped protocol is the
+/// durable watermark, never `next_wal_id` (I1).
+pub fn next_manifest(current: &ManifestView, log: &WalLog, flushed_through: Option<WalId>) -> ManifestView {
+    ManifestView {
+        writer_epoch: log.writer_epoch(),
+        wal_id_last_seen: log.wal_id_last_seen(),
+        replay_after_wal_id: current.replay_after_wal_id.max(flushed_through.unwrap_or(0)),
+    }
+}
+
+/// `Recover`, step 1: the version a recovering writer creates to claim its
+/// epoch. It keeps the WAL fields, so recovery still finds what the previous
+/// version required; creating it with `PutMode::Create` fences older writers'
+/// manifest writes.
+pub fn claim_epoch(current: &ManifestView) -> ManifestView {
+    ManifestView { writer_epoch: current.writer_epoch + 1, ..*current }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+
+    #[test]
+    fn next_manifest_takes_the_watermark_and_the_flush() {
+        let mut log = WalLog::new(Protocol::Shipped, 3, 1, 4);
+        log.freeze();
+        log.freeze();
+        log.on_wal_durable(1);
+        let current = ManifestView { writer_epoch: 3, wal_id_last_seen: 0, replay_after_wal_id: 0 };
+        let next = next_manifest(&current, &log, Some(1));
+        assert_eq!(next, ManifestView { writer_epoch: 3, wal_id_last_seen: 1, replay_after_wal_id: 1 });
+        let again = next_manifest(&next, &log, None);
+        assert_eq!(again.replay_after_wal_id, 1, "replay_after_wal_id never moves back");
+    }
+
+    #[test]
+    fn claim_bumps_the_epoch_only() {
+        let m = ManifestView { writer_epoch: 4, wal_id_last_seen: 9, replay_after_wal_id: 7 };
+        assert_eq!(claim_epoch(&m), ManifestView { writer_epoch: 5, ..m });
+    }
+}

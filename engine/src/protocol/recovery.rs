@@ -1,0 +1,308 @@
+//! Recovery: which WALs to replay, where the chain ends, and how to fence.
+//!
+//! The WAL chain starts at `replay_after_wal_id + 1` and follows consecutive
+//! ids; a fence WAL redirects it to the id where its writer's WALs begin.
+//! The walk stops at the first missing position (the gap): WALs beyond a gap
+//! were never acknowledged (the watermark cannot pass a gap), and replaying
+//! them would break I4. Recovery then fences at the gap so no older writer can
+//! ever extend the chain it just replayed (I5).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use super::{Epoch, ManifestView, Protocol, WalId, WalLog};
+
+/// What a WAL object holds, as far as the protocol cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum WalKind {
+    /// Writes of the writer with this epoch.
+    Data,
+    /// A fence written by recovery: the chain continues at `next_wal_id`, and
+    /// the ids in between belong to fenced writers (never replayed).
+    Fence { next_wal_id: WalId },
+}
+
+/// The header every WAL object carries: its writer's epoch and its kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WalHeader {
+    pub writer_epoch: Epoch,
+    pub kind: WalKind,
+}
+
+/// Why recovery cannot complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RecoveryError {
+    /// I1 violated: the manifest requires WAL `id`, which does not exist.
+    MissingWal { id: WalId, wal_id_last_seen: WalId },
+    /// A newer epoch wrote into the chain: this recovery is itself fenced.
+    Fenced { by: Epoch },
+}
+
+impl fmt::Display for RecoveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecoveryError::MissingWal { id, wal_id_last_seen } => write!(
+                f,
+                "MissingWal: manifest references wal {wal_id_last_seen} (wal_id_last_seen), but wal {id} does not exist"
+            ),
+            RecoveryError::Fenced { by } => write!(f, "Fenced: epoch {by} wrote into the WAL chain"),
+        }
+    }
+}
+
+impl std::error::Error for RecoveryError {}
+
+/// The fence recovery creates at the gap (`PutMode::Create`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fence {
+    pub wal_id: WalId,
+    pub header: WalHeader,
+}
+
+/// The outcome of a walk: what to replay and how the new writer continues.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RecoveryPlan {
+    pub writer_epoch: Epoch,
+    /// Data WALs to replay, in chain order.
+    pub replay: Vec<WalId>,
+    /// Chain WALs skipped: uploads of writers fenced earlier in the chain.
+    pub skipped: Vec<WalId>,
+    /// The last data WAL replayed (or `replay_after_wal_id`): the recovered
+    /// memtable's `last_wal_id`, so a later `replay_after_wal_id` never points
+    /// at a fence.
+    pub last_replayed_wal_id: WalId,
+    /// The first missing chain position.
+    pub gap: WalId,
+    /// The fence to create at the gap (`None` only for the `no-fence` mutant).
+    pub fence: Option<Fence>,
+    /// The first WAL id of the new writer.
+    pub next_wal_id: WalId,
+}
+
+impl RecoveryPlan {
+    /// The new writer's WAL log, continuing after the fence.
+    pub fn wal_log(&self, protocol: Protocol, max_inflight: u64) -> WalLog {
+        WalLog::new(protocol, self.writer_epoch, self.next_wal_id, max_inflight)
+    }
+}
+
+/// A sans-IO walk of the WAL chain. The caller lists `wal/`, then repeatedly
+/// reads the header of [`ChainWalk::next_to_read`] and passes it to
+/// [`ChainWalk::observe`], and finally calls [`ChainWalk::finish`].
+#[derive(Clone, Debug)]
+pub struct ChainWalk {
+    protocol: Protocol,
+    manifest: ManifestView,
+    writer_epoch: Epoch,
+    inflight_cap: u64,
+    listed: BTreeSet<WalId>,
+    next: WalId,
+    max_fence_epoch: Epoch,
+    replay: Vec<WalId>,
+    skipped: Vec<WalId>,
+    last_replayed: WalId,
+    fenced_by: Option<Epoch>,
+}
+
+impl ChainWalk {
+    /// Starts a walk for a recovering writer of `writer_epoch` (already
+    /// claimed in `manifest`) over the listed WAL ids. `inflight_cap` bounds
+    /// every writer's upload window (see `MAX_INFLIGHT_WAL_UPLOADS`).
+    pub fn new(
+        protocol: Protocol,
+        manifest: &ManifestView,
+        writer_epoch: Epoch,
+        listed: impl IntoIterator<Item = WalId>,
+        inflight_cap: u64,
+    ) -> Self {
+        let start = manifest.replay_after_wal_id + 1;
+        let mut walk = ChainWalk {
+            protocol,
+            manifest: *manifest,
+            writer_epoch,
+            inflight_cap: inflight_cap.max(1),
+            listed: listed.into_iter().filter(|id| *id >= start).collect(),
+            next: start,
+            max_fence_epoch: 0,
+            replay: Vec::new(),
+            skipped: Vec::new(),
+            last_replayed: manifest.replay_after_wal_id,
+            fenced_by: None,
+        };
+        walk.skip_gap_if_mutant();
+        walk
+    }
+
+    /// The chain position whose header must be read next, or `None` when the
+    /// walk has reached the gap.
+    pub fn next_to_read(&self) -> Option<WalId> {
+        if self.fenced_by.is_some() {
+            return None;
+        }
+        self.listed.contains(&self.next).then_some(self.next)
+    }
+
+    /// Records the header of the object at [`ChainWalk::next_to_read`].
+    pub fn observe(&mut self, wal_id: WalId, header: WalHeader) {
+        debug_assert_eq!(Some(wal_id), self.next_to_read(), "observed off the chain");
+        if header.writer_epoch > self.writer_epoch {
+            self.fenced_by = Some(header.writer_epoch);
+            return;
+        }
+        match header.kind {
+            WalKind::Fence { next_wal_id } => {
+                self.max_fence_epoch = self.max_fence_epoch.max(header.writer_epoch);
+                // Fences only ever move the chain forward.
+                self.next = next_wal_id.max(wal_id + 1);
+            }
+            WalKind::Data if header.writer_epoch < self.max_fence_epoch => {
+                // An upload of a writer fenced earlier in the chain: never acked.
+                self.skipped.push(wal_id);
+                self.next = wal_id + 1;
+            }
+            WalKind::Data => {
+                self.replay.push(wal_id);
+                self.last_replayed = wal_id;
+                self.next = wal_id + 1;
+            }
+        }
+        self.skip_gap_if_mutant();
+    }
+
+    #[cfg(feature = "mutants")]
+    fn skip_gap_if_mutant(&mut self) {
+        if self.protocol == Protocol::ReplayAcrossGap && !self.listed.contains(&self.next) {
+            // Mutant: jump over the gap to the next listed WAL.
+            if let Some(&above) = self.listed.range(self.next..).next() {
+                self.next = above;
+            }
+        }
+    }
+
+    #[cfg(not(feature = "mutants"))]
+    fn skip_gap_if_mutant(&mut self) {}
+
+    /// Ends the walk: checks I1 and decides the fence and the next WAL id.
+    pub fn finish(self) -> Result<RecoveryPlan, RecoveryError> {
+        if let Some(by) = self.fenced_by {
+            return Err(RecoveryError::Fenced { by });
+        }
+        debug_assert!(self.next_to_read().is_none(), "finish before the walk reached the gap");
+        let gap = self.next;
+        // I1: every chain position up to `wal_id_last_seen` must exist.
+        if gap <= self.manifest.wal_id_last_seen {
+            return Err(RecoveryError::MissingWal { id: gap, wal_id_last_seen: self.manifest.wal_id_last_seen });
+        }
+        let (fence, next_wal_id) = match self.protocol {
+            #[cfg(feature = "mutants")]
+            Protocol::NoFence => (None, gap),
+            _ => {
+                let next_wal_id = gap + self.inflight_cap;
+                let header = WalHeader { writer_epoch: self.writer_epoch, kind: WalKind::Fence { next_wal_id } };
+                (Some(Fence { wal_id: gap, header }), next_wal_id)
+            }
+        };
+        Ok(RecoveryPlan {
+            writer_epoch: self.writer_epoch,
+            replay: self.replay,
+            skipped: self.skipped,
+            last_replayed_wal_id: self.last_replayed,
+            gap,
+            fence,
+            next_wal_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn data(epoch: Epoch) -> WalHeader {
+        WalHeader { writer_epoch: epoch, kind: WalKind::Data }
+    }
+
+    fn fence(epoch: Epoch, next_wal_id: WalId) -> WalHeader {
+        WalHeader { writer_epoch: epoch, kind: WalKind::Fence { next_wal_id } }
+    }
+
+    fn walk(
+        protocol: Protocol,
+        manifest: ManifestView,
+        epoch: Epoch,
+        store: &BTreeMap<WalId, WalHeader>,
+    ) -> Result<RecoveryPlan, RecoveryError> {
+        let mut w = ChainWalk::new(protocol, &manifest, epoch, store.keys().copied(), 4);
+        while let Some(id) = w.next_to_read() {
+            w.observe(id, store[&id]);
+        }
+        w.finish()
+    }
+
+    fn manifest(last_seen: WalId, replay_after: WalId) -> ManifestView {
+        ManifestView { writer_epoch: 1, wal_id_last_seen: last_seen, replay_after_wal_id: replay_after }
+    }
+
+    #[test]
+    fn replay_stops_at_the_first_gap_and_fences_there() {
+        let store = BTreeMap::from([(1, data(1)), (2, data(1)), (4, data(1))]);
+        let plan = walk(Protocol::Shipped, manifest(2, 0), 2, &store).unwrap();
+        assert_eq!(plan.replay, vec![1, 2]);
+        assert_eq!(plan.gap, 3);
+        assert_eq!(plan.fence, Some(Fence { wal_id: 3, header: fence(2, 7) }));
+        assert_eq!(plan.next_wal_id, 7);
+        assert_eq!(plan.last_replayed_wal_id, 2);
+    }
+
+    #[test]
+    fn missing_referenced_wal_is_reported_not_panicked() {
+        let store = BTreeMap::from([(1, data(1))]);
+        let err = walk(Protocol::Shipped, manifest(2, 0), 2, &store).unwrap_err();
+        assert_eq!(err, RecoveryError::MissingWal { id: 2, wal_id_last_seen: 2 });
+        assert!(err.to_string().contains("wal 2 does not exist"));
+    }
+
+    #[test]
+    fn fence_jumps_over_zombie_uploads() {
+        // Epoch 2 fenced at 3 and continued at 7; a zombie of epoch 1 landed 4.
+        let store = BTreeMap::from([(1, data(1)), (2, data(1)), (3, fence(2, 7)), (4, data(1)), (7, data(2))]);
+        let plan = walk(Protocol::Shipped, manifest(7, 0), 3, &store).unwrap();
+        assert_eq!(plan.replay, vec![1, 2, 7]);
+        assert_eq!(plan.gap, 8);
+        assert_eq!(plan.next_wal_id, 12);
+    }
+
+    #[test]
+    fn chain_ending_at_a_fence_continues_at_its_target() {
+        let store = BTreeMap::from([(3, fence(2, 7))]);
+        let plan = walk(Protocol::Shipped, manifest(2, 2), 3, &store).unwrap();
+        assert!(plan.replay.is_empty());
+        assert_eq!(plan.gap, 7);
+        assert_eq!(plan.last_replayed_wal_id, 2, "never a fence");
+    }
+
+    #[test]
+    fn older_epoch_after_a_fence_is_skipped() {
+        let store = BTreeMap::from([(1, fence(2, 2)), (2, data(1)), (3, data(2))]);
+        let plan = walk(Protocol::Shipped, manifest(0, 0), 3, &store).unwrap();
+        assert_eq!(plan.replay, vec![3]);
+        assert_eq!(plan.skipped, vec![2]);
+    }
+
+    #[test]
+    fn a_newer_epoch_in_the_chain_fences_the_recovery() {
+        let store = BTreeMap::from([(1, data(5))]);
+        assert_eq!(walk(Protocol::Shipped, manifest(0, 0), 3, &store), Err(RecoveryError::Fenced { by: 5 }));
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn mutants_change_the_walk() {
+        let store = BTreeMap::from([(1, data(1)), (3, data(1))]);
+        let gap = walk(Protocol::ReplayAcrossGap, manifest(0, 0), 2, &store).unwrap();
+        assert_eq!(gap.replay, vec![1, 3], "replays WAL 3 without WAL 2");
+        let nofence = walk(Protocol::NoFence, manifest(0, 0), 2, &store).unwrap();
+        assert_eq!((nofence.fence, nofence.next_wal_id), (None, 2));
+    }
+}

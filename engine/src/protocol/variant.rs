@@ -1,0 +1,120 @@
+//! Which protocol variant runs: the shipped one, or a named mutant.
+//!
+//! Mutants are known-wrong orderings kept compiled (feature `mutants`) so that
+//! every checker — model, loom suite, crash harness — can show it catches them.
+
+use std::fmt;
+
+/// The protocol variant whose decisions the core makes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// The checked protocol: `wal_id_last_seen` from the durable watermark,
+    /// watermark over the contiguous durable prefix, replay stops at the
+    /// first gap, recovery fences at that gap.
+    #[default]
+    Shipped,
+    /// SlateDB's bug (#433, #1018): `wal_id_last_seen` taken at `FreezeWal`.
+    #[cfg(feature = "mutants")]
+    AtFreeze,
+    /// The watermark is the highest completed upload, not the contiguous prefix.
+    #[cfg(feature = "mutants")]
+    MaxCompleted,
+    /// Recovery replays every listed WAL, skipping over gaps.
+    #[cfg(feature = "mutants")]
+    ReplayAcrossGap,
+    /// Recovery writes no fence WAL and continues right after the chain end.
+    #[cfg(feature = "mutants")]
+    NoFence,
+}
+
+/// A protocol name that is neither `shipped` nor a compiled mutant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProtocol(pub String);
+
+impl fmt::Display for UnknownProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+        write!(f, "unknown protocol `{}` (known: {})", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownProtocol {}
+
+impl Protocol {
+    /// The shipped protocol followed by every compiled mutant.
+    pub const ALL: &'static [Protocol] = &[
+        Protocol::Shipped,
+        #[cfg(feature = "mutants")]
+        Protocol::AtFreeze,
+        #[cfg(feature = "mutants")]
+        Protocol::MaxCompleted,
+        #[cfg(feature = "mutants")]
+        Protocol::ReplayAcrossGap,
+        #[cfg(feature = "mutants")]
+        Protocol::NoFence,
+    ];
+
+    /// The name used on command lines, in traces and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Shipped => "shipped",
+            #[cfg(feature = "mutants")]
+            Protocol::AtFreeze => "at-freeze",
+            #[cfg(feature = "mutants")]
+            Protocol::MaxCompleted => "max-completed",
+            #[cfg(feature = "mutants")]
+            Protocol::ReplayAcrossGap => "replay-across-gap",
+            #[cfg(feature = "mutants")]
+            Protocol::NoFence => "no-fence",
+        }
+    }
+
+    /// Whether this is a known-wrong variant.
+    pub fn is_mutant(self) -> bool {
+        self != Protocol::Shipped
+    }
+
+    /// Every compiled mutant, in a stable order.
+    pub fn mutants() -> impl Iterator<Item = Protocol> {
+        Protocol::ALL.iter().copied().filter(|p| p.is_mutant())
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = UnknownProtocol;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownProtocol(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Protocol::ALL {
+            assert_eq!(p.name().parse::<Protocol>(), Ok(*p));
+        }
+        let err = "at-thaw".parse::<Protocol>().unwrap_err();
+        assert!(err.to_string().contains("unknown protocol `at-thaw`"));
+    }
+
+    #[test]
+    fn shipped_is_default_and_not_a_mutant() {
+        assert_eq!(Protocol::default(), Protocol::Shipped);
+        assert!(!Protocol::Shipped.is_mutant());
+        assert!(Protocol::mutants().all(|p| p.is_mutant()));
+    }
+}

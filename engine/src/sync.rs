@@ -1,0 +1,37 @@
+//! The one place that decides which synchronisation types the engine uses.
+//!
+//! Under `--cfg loom` these are loom's instrumented types, so the loom suite
+//! permutes the engine's real code; otherwise they are `std`'s. No other
+//! module of the engine names `std::sync` or `loom` (a test enforces it).
+
+#[cfg(loom)]
+pub use loom::sync::{
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    Arc, Condvar, Mutex, MutexGuard,
+};
+
+#[cfg(not(loom))]
+pub use std::sync::{
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    Arc, Condvar, Mutex, MutexGuard,
+};
+
+/// Threads, for code that spawns them (loom's under `--cfg loom`).
+pub mod thread {
+    #[cfg(loom)]
+    pub use loom::thread::{spawn, yield_now, JoinHandle};
+    #[cfg(not(loom))]
+    pub use std::thread::{spawn, yield_now, JoinHandle};
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it.
+///
+/// A poisoned lock here only means another thread panicked mid-update; the
+/// protected state machines are updated in single assignments, so carrying on
+/// is sound and keeps one panic from cascading through every caller.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}

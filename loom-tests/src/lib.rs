@@ -1,0 +1,1 @@
+//! Loom tests live in `tests/`; they compile only under `--cfg loom`.

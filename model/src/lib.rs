@@ -1,0 +1,1 @@
+//! The Stateright model of the tidemark protocol.
