@@ -4,5 +4,6 @@
 //! that the Stateright model in `tidemark-model` executes exhaustively and the
 //! runtime executes for real.
 
+pub mod commit;
 pub mod protocol;
 pub mod sync;

@@ -1,0 +1,275 @@
+//! The group-commit path: the WAL buffer, `FreezeWal`, `WalDurable`, the
+//! manifest's `wal_id_last_seen` snapshot, and acknowledgement waiters.
+//!
+//! This is the engine's only shared state on the freeze/flush/ack path. It is
+//! written over [`crate::sync`] so that the loom suite permutes this very code,
+//! and every ordering decision it makes is delegated to
+//! [`crate::protocol::WalLog`] under one lock, so each decision sees a
+//! consistent snapshot of the log.
+
+mod ack;
+
+pub use ack::{AckError, AckWait};
+
+use std::collections::BTreeMap;
+
+use crate::protocol::{next_manifest, ManifestView, WalId, WalLog};
+use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+
+use ack::AckSlot;
+
+/// An immutable WAL produced by `FreezeWal`, ready for `UploadWal`.
+#[derive(Debug)]
+pub struct FrozenWal<T> {
+    pub wal_id: WalId,
+    pub items: Vec<T>,
+    pub bytes: usize,
+}
+
+struct Inner<T> {
+    log: WalLog,
+    buffer: Vec<T>,
+    buffer_bytes: usize,
+    /// Ack waiters keyed by the WAL id their writes landed in.
+    waiters: BTreeMap<WalId, Vec<Arc<AckSlot>>>,
+    /// Set once the writer is fenced or closed: no more appends or acks.
+    failed: Option<AckError>,
+}
+
+/// Shared commit state of one writer.
+pub struct CommitLog<T> {
+    inner: Mutex<Inner<T>>,
+    /// Mirror of `durable_wal_id` for lock-free fast-path reads. Written only
+    /// under `inner`'s lock, after the log's watermark moved; never backward.
+    durable: AtomicU64,
+}
+
+impl<T> CommitLog<T> {
+    /// A commit log continuing `log` (fresh or recovered).
+    pub fn new(log: WalLog) -> Self {
+        let durable = AtomicU64::new(log.durable_wal_id());
+        Self {
+            inner: Mutex::new(Inner { log, buffer: Vec::new(), buffer_bytes: 0, waiters: BTreeMap::new(), failed: None }),
+            durable,
+        }
+    }
+
+    /// `Put`: appends `items` to the current WAL buffer and returns the id of
+    /// the WAL they will be in. `apply` runs under the same lock, so the
+    /// memtable sees writes in exactly the WAL's order; a batch is never split
+    /// across WALs.
+    pub fn append<R>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        bytes: usize,
+        apply: impl FnOnce(WalId) -> R,
+    ) -> Result<(WalId, R), AckError> {
+        let mut inner = lock(&self.inner);
+        if let Some(err) = &inner.failed {
+            return Err(err.clone());
+        }
+        let wal_id = inner.log.next_wal_id();
+        inner.buffer.extend(items);
+        inner.buffer_bytes += bytes;
+        Ok((wal_id, apply(wal_id)))
+    }
+
+    /// Bytes in the current (mutable) WAL buffer.
+    pub fn buffer_bytes(&self) -> usize {
+        lock(&self.inner).buffer_bytes
+    }
+
+    /// `FreezeWal`: the buffer becomes immutable WAL `next_wal_id`. `None`
+    /// when the buffer is empty (no empty WALs are uploaded).
+    pub fn freeze(&self) -> Option<FrozenWal<T>> {
+        self.freeze_with(|_, _| ()).0
+    }
+
+    /// `FreezeWal` and, under the same lock, `then(frozen id, last frozen id)`
+    /// — used by `FreezeMemtable` so that the memtable boundary coincides with
+    /// a WAL boundary: every write in the frozen memtable is in a WAL
+    /// `<= last frozen id`, and every later write in a later WAL.
+    pub fn freeze_with<R>(&self, then: impl FnOnce(Option<WalId>, WalId) -> R) -> (Option<FrozenWal<T>>, R) {
+        let mut inner = lock(&self.inner);
+        let frozen = if inner.buffer.is_empty() || inner.failed.is_some() {
+            None
+        } else {
+            let wal_id = inner.log.freeze();
+            let items = std::mem::take(&mut inner.buffer);
+            let bytes = std::mem::replace(&mut inner.buffer_bytes, 0);
+            Some(FrozenWal { wal_id, items, bytes })
+        };
+        let last_frozen = inner.log.next_wal_id() - 1;
+        let r = then(frozen.as_ref().map(|f| f.wal_id), last_frozen);
+        (frozen, r)
+    }
+
+    /// Guard of `UploadWal` (the upload window, see `WalLog::may_start_upload`).
+    pub fn may_start_upload(&self, wal_id: WalId) -> bool {
+        lock(&self.inner).log.may_start_upload(wal_id)
+    }
+
+    /// `WalDurable`: the create of `wal_id` succeeded. Advances the watermark
+    /// through the protocol core and releases every waiter it now covers
+    /// (`Ack`). Returns the new `durable_wal_id` if it moved.
+    pub fn wal_durable(&self, wal_id: WalId) -> Option<WalId> {
+        let released = {
+            let mut inner = lock(&self.inner);
+            let advanced = inner.log.on_wal_durable(wal_id);
+            let Some(durable) = advanced else { return None };
+            // I1/I3: the mirror is published only after the log moved, and
+            // only forward.
+            debug_assert!(self.durable.load(Ordering::Relaxed) <= durable, "durable_wal_id moved backward");
+            self.durable.store(durable, Ordering::Release);
+            let still_waiting = inner.waiters.split_off(&(durable + 1));
+            let released = std::mem::replace(&mut inner.waiters, still_waiting);
+            (durable, released)
+        };
+        let (durable, released) = released;
+        for slot in released.into_values().flatten() {
+            slot.complete(Ok(()));
+        }
+        Some(durable)
+    }
+
+    /// `durable_wal_id`, read without the lock.
+    pub fn durable_wal_id(&self) -> WalId {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    /// The id the next `FreezeWal` hands out.
+    pub fn next_wal_id(&self) -> WalId {
+        lock(&self.inner).log.next_wal_id()
+    }
+
+    /// `WriteManifest`'s snapshot: the next manifest view, decided by
+    /// `protocol::next_manifest` under the log's lock, so the recorded
+    /// `wal_id_last_seen` is durable at this instant (I1).
+    pub fn next_manifest(&self, current: &ManifestView, flushed_through: Option<WalId>) -> ManifestView {
+        let inner = lock(&self.inner);
+        next_manifest(current, &inner.log, flushed_through)
+    }
+
+    /// The `wal_id_last_seen` a manifest written now would record.
+    pub fn wal_id_last_seen(&self) -> WalId {
+        lock(&self.inner).log.wal_id_last_seen()
+    }
+
+    /// `Ack`: waits until the WAL holding a write is covered by the durable
+    /// watermark, or the writer fails (fenced, closed).
+    pub fn wait_durable(&self, wal_id: WalId) -> AckWait {
+        if wal_id <= self.durable_wal_id() {
+            return AckWait::ready(Ok(()));
+        }
+        let mut inner = lock(&self.inner);
+        if inner.log.may_ack(wal_id) {
+            return AckWait::ready(Ok(()));
+        }
+        if let Some(err) = &inner.failed {
+            return AckWait::ready(Err(err.clone()));
+        }
+        let slot = Arc::new(AckSlot::new());
+        inner.waiters.entry(wal_id).or_default().push(slot.clone());
+        AckWait::pending(slot)
+    }
+
+    /// Whether a write in `wal_id` may be acknowledged now.
+    pub fn is_durable(&self, wal_id: WalId) -> bool {
+        wal_id <= self.durable_wal_id()
+    }
+
+    /// Stops the writer: later appends fail with `err`, and every waiter not
+    /// yet covered is released with `err` — a fenced writer acknowledges
+    /// nothing more (I5).
+    pub fn fail(&self, err: AckError) {
+        let released = {
+            let mut inner = lock(&self.inner);
+            if inner.failed.is_none() {
+                inner.failed = Some(err.clone());
+            }
+            std::mem::take(&mut inner.waiters)
+        };
+        for slot in released.into_values().flatten() {
+            slot.complete(Err(err.clone()));
+        }
+    }
+
+    /// The failure that stopped this writer, if any.
+    pub fn failure(&self) -> Option<AckError> {
+        lock(&self.inner).failed.clone()
+    }
+
+    /// A copy of the protocol log, for diagnostics and tests.
+    pub fn log_snapshot(&self) -> WalLog {
+        lock(&self.inner).log.clone()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    fn poll_once(wait: &mut AckWait) -> Poll<Result<(), AckError>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        pin!(wait).poll(&mut cx)
+    }
+
+    #[test]
+    fn writes_share_a_wal_until_freeze() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        let (a, _) = c.append([1u8], 1, |_| ()).unwrap();
+        let (b, _) = c.append([2u8, 3], 2, |_| ()).unwrap();
+        assert_eq!((a, b), (1, 1));
+        let frozen = c.freeze().unwrap();
+        assert_eq!((frozen.wal_id, frozen.items, frozen.bytes), (1, vec![1, 2, 3], 3));
+        assert!(c.freeze().is_none(), "no empty WALs");
+        assert_eq!(c.append([4u8], 1, |id| id).unwrap(), (2, 2));
+    }
+
+    #[test]
+    fn waiter_released_only_by_the_contiguous_prefix() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        c.append([1u8], 1, |_| ()).unwrap();
+        c.freeze();
+        c.append([2u8], 1, |_| ()).unwrap();
+        c.freeze();
+        let mut w2 = c.wait_durable(2);
+        assert!(poll_once(&mut w2).is_pending());
+        assert_eq!(c.wal_durable(2), None);
+        assert!(poll_once(&mut w2).is_pending(), "WAL 1 is not durable yet");
+        assert_eq!(c.wal_id_last_seen(), 0);
+        assert_eq!(c.wal_durable(1), Some(2));
+        assert_eq!(poll_once(&mut w2), Poll::Ready(Ok(())));
+        assert_eq!(c.durable_wal_id(), 2);
+    }
+
+    #[test]
+    fn fencing_releases_waiters_with_the_error_and_rejects_appends() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        c.append([1u8], 1, |_| ()).unwrap();
+        c.freeze();
+        let mut w = c.wait_durable(1);
+        c.fail(AckError::Fenced { by: 2 });
+        assert_eq!(poll_once(&mut w), Poll::Ready(Err(AckError::Fenced { by: 2 })));
+        assert_eq!(c.append([2u8], 1, |_| ()).unwrap_err(), AckError::Fenced { by: 2 });
+        // A late completion after fencing acknowledges nothing new to waiters.
+        let mut late = c.wait_durable(1);
+        assert_eq!(poll_once(&mut late), Poll::Ready(Err(AckError::Fenced { by: 2 })));
+    }
+
+    #[test]
+    fn memtable_boundary_matches_wal_boundary() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        c.append([1u8], 1, |_| ()).unwrap();
+        let (frozen, last) = c.freeze_with(|id, last| (id, last));
+        assert_eq!(frozen.map(|f| f.wal_id), Some(1));
+        assert_eq!(last, (Some(1), 1));
+        let (none, last) = c.freeze_with(|id, last| (id, last));
+        assert!(none.is_none());
+        assert_eq!(last, (None, 1));
+    }
+}
