@@ -7,3 +7,5 @@
 pub mod commit;
 pub mod protocol;
 pub mod sync;
+#[cfg(feature = "test-util")]
+pub mod testing;

@@ -1,0 +1,477 @@
+//! A fault-injecting [`ObjectStore`] wrapper, composable like object_store's
+//! own `ThrottledStore` or `LimitStore`.
+//!
+//! One `FaultStore` is one process's view of a shared inner store. It counts
+//! operations, fails chosen operations, holds uploads in flight until the
+//! test lands or drops them, turns a landed create into the `AlreadyExists`
+//! an S3 retry would report, and crashes: from then on every call fails and
+//! each held upload either lands or never does, decided by the seed.
+
+use std::fmt;
+use std::ops::Range;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use tokio::sync::oneshot;
+
+use crate::sync::{lock, Arc, Mutex};
+
+/// How an injected fault behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// Fails this many times, then the operation succeeds.
+    Transient(u32),
+    /// Fails every time.
+    Permanent,
+}
+
+struct PrefixFault {
+    prefix: String,
+    kind: FaultKind,
+    failed: u32,
+}
+
+struct HeldPut {
+    path: Path,
+    payload: PutPayload,
+    opts: PutOptions,
+    reply: oneshot::Sender<Result<PutResult>>,
+}
+
+struct State {
+    ops: u64,
+    fail_ops: Vec<(u64, FaultKind)>,
+    prefix_faults: Vec<PrefixFault>,
+    hold_prefixes: Vec<String>,
+    held: Vec<HeldPut>,
+    ambiguous: Vec<(String, u32)>,
+    crash_at: Option<u64>,
+    crashed: bool,
+    rng: StdRng,
+}
+
+/// The fault-injecting wrapper. Cheap to clone: clones share state.
+#[derive(Clone)]
+pub struct FaultStore {
+    inner: Arc<dyn ObjectStore>,
+    state: Arc<Mutex<State>>,
+}
+
+fn injected(what: &str, path: &str) -> object_store::Error {
+    object_store::Error::Generic { store: "FaultStore", source: format!("{what} at {path}").into() }
+}
+
+/// What to do with one operation, decided under the lock.
+enum Verdict {
+    Proceed,
+    Fail(&'static str),
+    Crash,
+}
+
+impl FaultStore {
+    /// Wraps `inner`; every random choice derives from `seed`.
+    pub fn new(inner: Arc<dyn ObjectStore>, seed: u64) -> Self {
+        let state = State {
+            ops: 0,
+            fail_ops: Vec::new(),
+            prefix_faults: Vec::new(),
+            hold_prefixes: Vec::new(),
+            held: Vec::new(),
+            ambiguous: Vec::new(),
+            crash_at: None,
+            crashed: false,
+            rng: StdRng::seed_from_u64(seed),
+        };
+        Self { inner, state: Arc::new(Mutex::new(state)) }
+    }
+
+    /// The wrapped store, as another process would see it after a crash.
+    pub fn inner(&self) -> Arc<dyn ObjectStore> {
+        self.inner.clone()
+    }
+
+    /// Operations seen so far (each trait call counts once).
+    pub fn ops(&self) -> u64 {
+        lock(&self.state).ops
+    }
+
+    /// Fails the `k`-th operation (1-based) with `kind`.
+    pub fn fail_op(&self, k: u64, kind: FaultKind) {
+        lock(&self.state).fail_ops.push((k, kind));
+    }
+
+    /// Fails operations on paths starting with `prefix`.
+    pub fn fail_prefix(&self, prefix: &str, kind: FaultKind) {
+        lock(&self.state).prefix_faults.push(PrefixFault { prefix: prefix.to_string(), kind, failed: 0 });
+    }
+
+    /// Holds puts to paths starting with `prefix` in flight until released.
+    pub fn hold_prefix(&self, prefix: &str) {
+        lock(&self.state).hold_prefixes.push(prefix.to_string());
+    }
+
+    /// Stops holding new puts (held ones stay held).
+    pub fn stop_holding(&self) {
+        lock(&self.state).hold_prefixes.clear();
+    }
+
+    /// The next `times` creates under `prefix` land, then report `AlreadyExists`.
+    pub fn ambiguous_creates(&self, prefix: &str, times: u32) {
+        lock(&self.state).ambiguous.push((prefix.to_string(), times));
+    }
+
+    /// Crashes when the `k`-th operation starts (that operation fails too).
+    pub fn crash_at(&self, k: u64) {
+        lock(&self.state).crash_at = Some(k);
+    }
+
+    /// Whether this view has crashed.
+    pub fn is_crashed(&self) -> bool {
+        lock(&self.state).crashed
+    }
+
+    /// Paths of uploads held in flight, oldest first.
+    pub fn held(&self) -> Vec<Path> {
+        lock(&self.state).held.iter().map(|h| h.path.clone()).collect()
+    }
+
+    /// Lands the held upload of `path` (if held): the object is written, and
+    /// the waiting caller, if still there, gets the store's answer.
+    pub async fn release(&self, path: &Path) -> bool {
+        let held = {
+            let mut state = lock(&self.state);
+            let Some(i) = state.held.iter().position(|h| &h.path == path) else { return false };
+            state.held.remove(i)
+        };
+        self.land(held).await;
+        true
+    }
+
+    /// Lands every held upload in an order shuffled by the seed; returns it.
+    pub async fn release_all_seeded(&self) -> Vec<Path> {
+        let held = {
+            let mut state = lock(&self.state);
+            let mut held = std::mem::take(&mut state.held);
+            held.shuffle(&mut state.rng);
+            held
+        };
+        let order = held.iter().map(|h| h.path.clone()).collect();
+        for h in held {
+            self.land(h).await;
+        }
+        order
+    }
+
+    /// Drops the held upload of `path`: it never lands; the caller sees an error.
+    pub fn lose(&self, path: &Path) -> bool {
+        let mut state = lock(&self.state);
+        let Some(i) = state.held.iter().position(|h| &h.path == path) else { return false };
+        let held = state.held.remove(i);
+        let _ = held.reply.send(Err(injected("upload lost", held.path.as_ref())));
+        true
+    }
+
+    /// Crashes now: every later call fails; each held upload lands or is lost,
+    /// by the seed. Returns the paths that landed.
+    pub async fn crash(&self) -> Vec<Path> {
+        let (land, lost) = {
+            let mut state = lock(&self.state);
+            state.crashed = true;
+            let held = std::mem::take(&mut state.held);
+            let mut land = Vec::new();
+            let mut lost = Vec::new();
+            for h in held {
+                if state.rng.random_bool(0.5) {
+                    land.push(h);
+                } else {
+                    lost.push(h);
+                }
+            }
+            (land, lost)
+        };
+        for h in lost {
+            let _ = h.reply.send(Err(injected("crashed", h.path.as_ref())));
+        }
+        let mut landed = Vec::new();
+        for h in land {
+            landed.push(h.path.clone());
+            // The object lands; the crashed caller never learns of it.
+            let _ = self.inner.put_opts(&h.path, h.payload, h.opts).await;
+            let _ = h.reply.send(Err(injected("crashed", h.path.as_ref())));
+        }
+        landed
+    }
+
+    async fn land(&self, held: HeldPut) {
+        let result = self.inner.put_opts(&held.path, held.payload, held.opts).await;
+        let _ = held.reply.send(result);
+    }
+
+    /// Counts the operation and decides whether it fails.
+    fn check(&self, path: &str) -> Verdict {
+        let mut state = lock(&self.state);
+        state.ops += 1;
+        let k = state.ops;
+        if state.crashed {
+            return Verdict::Fail("crashed");
+        }
+        if state.crash_at == Some(k) {
+            return Verdict::Crash;
+        }
+        if let Some(i) = state.fail_ops.iter().position(|(op, _)| *op == k) {
+            let (_, kind) = state.fail_ops[i];
+            match kind {
+                FaultKind::Permanent => return Verdict::Fail("permanent fault"),
+                FaultKind::Transient(n) => {
+                    if n <= 1 {
+                        state.fail_ops.remove(i);
+                    } else {
+                        // Later retries are later operations: move the fault to the next op.
+                        state.fail_ops[i] = (k + 1, FaultKind::Transient(n - 1));
+                    }
+                    return Verdict::Fail("transient fault");
+                }
+            }
+        }
+        for fault in state.prefix_faults.iter_mut().filter(|f| path.starts_with(&f.prefix)) {
+            match fault.kind {
+                FaultKind::Permanent => return Verdict::Fail("permanent fault"),
+                FaultKind::Transient(n) if fault.failed < n => {
+                    fault.failed += 1;
+                    return Verdict::Fail("transient fault");
+                }
+                FaultKind::Transient(_) => {}
+            }
+        }
+        Verdict::Proceed
+    }
+
+    async fn gate(&self, path: &str) -> Result<()> {
+        match self.check(path) {
+            Verdict::Proceed => Ok(()),
+            Verdict::Fail(what) => Err(injected(what, path)),
+            Verdict::Crash => {
+                self.crash().await;
+                Err(injected("crashed", path))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+impl fmt::Display for FaultStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        self.gate(location.as_ref()).await?;
+        let path = location.as_ref();
+        let (hold, ambiguous) = {
+            let mut state = lock(&self.state);
+            let hold = state.hold_prefixes.iter().any(|p| path.starts_with(p.as_str()));
+            let is_create = matches!(opts.mode, PutMode::Create);
+            let ambiguous = is_create
+                && match state.ambiguous.iter_mut().find(|(p, n)| *n > 0 && path.starts_with(p.as_str())) {
+                    Some((_, n)) => {
+                        *n -= 1;
+                        true
+                    }
+                    None => false,
+                };
+            (hold, ambiguous)
+        };
+        if hold {
+            let (reply, answer) = oneshot::channel();
+            lock(&self.state).held.push(HeldPut { path: location.clone(), payload, opts, reply });
+            return match answer.await {
+                Ok(result) => result,
+                Err(_) => Err(injected("upload abandoned", path)),
+            };
+        }
+        let result = self.inner.put_opts(location, payload, opts).await;
+        if ambiguous && result.is_ok() {
+            // The first attempt landed; the retry finds the object.
+            return Err(object_store::Error::AlreadyExists {
+                path: path.to_string(),
+                source: "injected: a retried create found its own earlier attempt".into(),
+            });
+        }
+        result
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.gate(location.as_ref()).await?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.gate(location.as_ref()).await?;
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.gate(location.as_ref()).await?;
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        let this = self.clone();
+        locations
+            .then(move |path| {
+                let this = this.clone();
+                async move {
+                    let path = path?;
+                    this.gate(path.as_ref()).await?;
+                    let mut out = this.inner.delete_stream(stream::iter([Ok(path)]).boxed());
+                    match out.next().await {
+                        Some(result) => result,
+                        None => Err(injected("delete returned nothing", "")),
+                    }
+                }
+            })
+            .boxed()
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        let path = prefix.map(|p| p.to_string()).unwrap_or_default();
+        match self.check(&path) {
+            Verdict::Proceed => self.inner.list(prefix),
+            Verdict::Fail(what) => stream::iter([Err(injected(what, &path))]).boxed(),
+            Verdict::Crash => {
+                let this = self.clone();
+                stream::once(async move {
+                    this.crash().await;
+                    Err(injected("crashed", &path))
+                })
+                .boxed()
+            }
+        }
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.gate(prefix.map(|p| p.as_ref()).unwrap_or("")).await?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.gate(to.as_ref()).await?;
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.gate(to.as_ref()).await?;
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
+
+    fn store(seed: u64) -> (FaultStore, Arc<dyn ObjectStore>) {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        (FaultStore::new(inner.clone(), seed), inner)
+    }
+
+    fn create() -> PutOptions {
+        PutOptions { mode: PutMode::Create, ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn counts_and_fails_the_kth_operation_transiently() {
+        let (fs, _) = store(1);
+        fs.fail_op(2, FaultKind::Transient(1));
+        let p = Path::from("a");
+        fs.put(&p, Bytes::from_static(b"x").into()).await.unwrap();
+        assert!(fs.get(&p).await.is_err(), "op 2 fails");
+        assert!(fs.get(&p).await.is_ok(), "op 3 succeeds: the fault was transient");
+        assert_eq!(fs.ops(), 3);
+    }
+
+    #[tokio::test]
+    async fn prefix_faults_can_be_permanent() {
+        let (fs, _) = store(1);
+        fs.fail_prefix("wal/", FaultKind::Permanent);
+        for _ in 0..3 {
+            assert!(fs.put(&Path::from("wal/1"), Bytes::new().into()).await.is_err());
+        }
+        assert!(fs.put(&Path::from("manifest/1"), Bytes::new().into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn held_uploads_land_in_the_chosen_order() {
+        let (fs, inner) = store(1);
+        fs.hold_prefix("wal/");
+        let a = tokio::spawn({
+            let fs = fs.clone();
+            async move { fs.put_opts(&Path::from("wal/1"), Bytes::from_static(b"1").into(), create()).await }
+        });
+        let b = tokio::spawn({
+            let fs = fs.clone();
+            async move { fs.put_opts(&Path::from("wal/2"), Bytes::from_static(b"2").into(), create()).await }
+        });
+        while fs.held().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(inner.head(&Path::from("wal/2")).await.is_err(), "nothing landed yet");
+        assert!(fs.release(&Path::from("wal/2")).await);
+        assert!(b.await.unwrap().is_ok());
+        assert!(inner.head(&Path::from("wal/2")).await.is_ok());
+        assert!(fs.lose(&Path::from("wal/1")));
+        assert!(a.await.unwrap().is_err());
+        assert!(inner.head(&Path::from("wal/1")).await.is_err(), "a lost upload never lands");
+    }
+
+    #[tokio::test]
+    async fn ambiguous_create_lands_but_reports_already_exists() {
+        let (fs, inner) = store(1);
+        fs.ambiguous_creates("manifest/", 1);
+        let p = Path::from("manifest/1");
+        let err = fs.put_opts(&p, Bytes::from_static(b"m").into(), create()).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::AlreadyExists { .. }));
+        assert_eq!(inner.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"m"));
+    }
+
+    #[tokio::test]
+    async fn crash_fails_every_later_call_and_settles_held_uploads_by_seed() {
+        let mut outcomes = Vec::new();
+        for seed in 0..16 {
+            let (fs, inner) = store(seed);
+            fs.hold_prefix("wal/");
+            let put = tokio::spawn({
+                let fs = fs.clone();
+                async move { fs.put_opts(&Path::from("wal/1"), Bytes::from_static(b"1").into(), create()).await }
+            });
+            while fs.held().is_empty() {
+                tokio::task::yield_now().await;
+            }
+            fs.crash_at(fs.ops() + 1);
+            assert!(fs.get(&Path::from("x")).await.is_err(), "the crashing op fails");
+            assert!(fs.is_crashed());
+            assert!(put.await.unwrap().is_err(), "the crashed caller never sees success");
+            assert!(fs.list(None).next().await.unwrap().is_err());
+            outcomes.push(inner.head(&Path::from("wal/1")).await.is_ok());
+        }
+        assert!(outcomes.contains(&true) && outcomes.contains(&false), "both fates occur: {outcomes:?}");
+    }
+}
