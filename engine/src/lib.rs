@@ -7,5 +7,6 @@
 pub mod commit;
 pub mod protocol;
 pub mod sync;
+pub mod trace;
 #[cfg(feature = "test-util")]
 pub mod testing;

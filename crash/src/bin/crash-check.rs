@@ -1,0 +1,127 @@
+//! `crash-check`: runs crash schedules (seeds x crash points) and reports
+//! every violation of I2-I5 the oracle finds.
+//!
+//! The last line is always `schedules: N, violations: V, seconds: S`; with
+//! `--json` a single JSON document is printed instead. Exit 0 when there are
+//! no violations, 1 when there are, 2 on bad arguments.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use tidemark::protocol::Protocol;
+use tidemark_crash::schedule::{self, Config, Failure};
+
+#[derive(Parser, Debug)]
+#[command(name = "crash-check", about = "Crash-consistency schedules against the tidemark engine")]
+struct Args {
+    /// Number of seeds to run.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    seed_start: u64,
+    /// Operations per writer per round.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    ops: u64,
+    /// Concurrent writers per process.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    writers: u64,
+    /// Crashes per schedule.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
+    rounds: u64,
+    /// Crash at every store operation of round 0 (exhaustive crash points),
+    /// not at one seeded point.
+    #[arg(long)]
+    every_op: bool,
+    /// Keep the old Db running while a new one recovers (checks I5).
+    #[arg(long)]
+    zombies: bool,
+    /// Run a mutant protocol instead of the shipped one.
+    #[arg(long, value_name = "NAME")]
+    mutant: Option<String>,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let protocol = match args.mutant.as_deref().map(str::parse::<Protocol>).transpose() {
+        Ok(p) => p.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("crash-check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let start = Instant::now();
+    let mut schedules = 0u64;
+    let mut failures: Vec<Failure> = Vec::new();
+    for seed in args.seed_start..args.seed_start + args.seeds {
+        let mut cfg = Config::new(seed);
+        cfg.ops = args.ops as usize;
+        cfg.writers = args.writers as usize;
+        cfg.rounds = args.rounds as usize;
+        cfg.zombies = args.zombies;
+        cfg.protocol = protocol;
+        if args.every_op {
+            // Learn how many store operations round 0 performs, then crash at each.
+            cfg.crash_op = Some(u64::MAX);
+            let probe = schedule::run(&Config { rounds: 1, ..cfg.clone() });
+            schedules += 1;
+            failures.extend(probe.failure);
+            for k in 1..=probe.round0_ops {
+                cfg.crash_op = Some(k);
+                schedules += 1;
+                failures.extend(schedule::run(&cfg).failure);
+            }
+        } else {
+            schedules += 1;
+            failures.extend(schedule::run(&cfg).failure);
+        }
+        if !args.json && start.elapsed().as_secs() >= 2 {
+            eprint!("\rseed {}/{}: schedules {schedules}, violations {}   ", seed - args.seed_start + 1, args.seeds, failures.len());
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if args.json {
+        let doc = serde_json::json!({
+            "protocol": protocol.name(),
+            "schedules": schedules,
+            "violations": failures.len(),
+            "seconds": seconds,
+            "first_violation": failures.first(),
+        });
+        println!("{doc}");
+    } else {
+        eprintln!();
+        if let Some(f) = failures.first() {
+            println!(
+                "first violation: seed {} round {} crash at store op {}: {}: {}",
+                f.seed, f.round, f.crash_op, f.invariant, f.detail
+            );
+            println!("reproduce: crash-check --seeds 1 --seed-start {} {}", f.seed, reproduce_flags(&args));
+        }
+        println!("protocol: {}", protocol.name());
+        println!("schedules: {schedules}, violations: {}, seconds: {seconds:.1}", failures.len());
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn reproduce_flags(args: &Args) -> String {
+    let mut flags = format!("--ops {} --writers {} --rounds {}", args.ops, args.writers, args.rounds);
+    if args.every_op {
+        flags.push_str(" --every-op");
+    }
+    if args.zombies {
+        flags.push_str(" --zombies");
+    }
+    if let Some(m) = &args.mutant {
+        flags.push_str(&format!(" --mutant {m}"));
+    }
+    flags
+}

@@ -1,0 +1,12 @@
+//! Crash-consistency harness for tidemark (issue: crash consistency).
+//!
+//! A seeded workload of several concurrent writers runs against a `Db` whose
+//! object store is a [`tidemark::testing::FaultStore`]; the store crashes at a
+//! chosen operation (or a new process takes over while the old one runs on as
+//! a zombie), a new process recovers, and the [`oracle`] checks I2-I5 against
+//! what was acknowledged.
+
+pub mod db_api;
+pub mod oracle;
+pub mod schedule;
+pub mod workload;

@@ -1,0 +1,198 @@
+//! The oracle: what each writer issued and what was acknowledged, and the
+//! check that a recovered state is allowed by I3 and I4.
+//!
+//! Writers own disjoint keys, so each writer's history is sequential: the
+//! state of its keys after recovery must be its base state plus a prefix of
+//! its steps (I4) that includes every acknowledged step (I3, and I5 for a
+//! zombie's acknowledgements).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use bytes::Bytes;
+
+/// One atomic step of a writer: a put, a delete, or a batch of them.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub writes: Vec<(Bytes, Option<Bytes>)>,
+    /// Acknowledged durable: its call returned with `await_durable`, or a
+    /// later `flush()` returned.
+    pub acked: bool,
+}
+
+/// What one writer did since the last recovery.
+#[derive(Clone, Debug, Default)]
+pub struct WriterHistory {
+    /// The state of this writer's keys at the last recovery (absent = none).
+    pub base: BTreeMap<Bytes, Bytes>,
+    pub steps: Vec<Step>,
+}
+
+/// Which invariant a recovered state breaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// I3 (or I5 for a zombie): an acknowledged step is missing.
+    AckedWriteLost { writer: usize, step: usize, surviving_prefix: usize },
+    /// I4: the surviving state is no prefix of the writer's history.
+    NotAPrefix { writer: usize, key: Bytes, observed: Option<Bytes> },
+}
+
+impl Violation {
+    /// The invariant's number and name, as in the spec.
+    pub fn invariant(&self) -> &'static str {
+        match self {
+            Violation::AckedWriteLost { .. } => "I3 NoAckedWriteLost",
+            Violation::NotAPrefix { .. } => "I4 PrefixConsistent",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::AckedWriteLost { writer, step, surviving_prefix } => write!(
+                f,
+                "I3 violated: writer {writer} step {step} was acknowledged but only its first {surviving_prefix} steps survived"
+            ),
+            Violation::NotAPrefix { writer, key, observed } => write!(
+                f,
+                "I4 violated: writer {writer} key {} = {:?} matches no prefix of its history",
+                String::from_utf8_lossy(key),
+                observed.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+            ),
+        }
+    }
+}
+
+impl WriterHistory {
+    /// Records a step; returns its index for a later [`WriterHistory::ack`].
+    pub fn issue(&mut self, writes: Vec<(Bytes, Option<Bytes>)>) -> usize {
+        self.steps.push(Step { writes, acked: false });
+        self.steps.len() - 1
+    }
+
+    pub fn ack(&mut self, step: usize) {
+        if let Some(s) = self.steps.get_mut(step) {
+            s.acked = true;
+        }
+    }
+
+    /// `flush()` returned: everything issued so far is durable.
+    pub fn ack_all(&mut self) {
+        for s in &mut self.steps {
+            s.acked = true;
+        }
+    }
+
+    /// Every key this writer has touched.
+    pub fn keys(&self) -> Vec<Bytes> {
+        let mut keys: Vec<Bytes> = self.base.keys().cloned().collect();
+        keys.extend(self.steps.iter().flat_map(|s| s.writes.iter().map(|(k, _)| k.clone())));
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// The state after the base and the first `p` steps.
+    pub fn state_after(&self, p: usize) -> BTreeMap<Bytes, Bytes> {
+        let mut state = self.base.clone();
+        for step in &self.steps[..p.min(self.steps.len())] {
+            for (k, v) in &step.writes {
+                match v {
+                    Some(v) => state.insert(k.clone(), v.clone()),
+                    None => state.remove(k),
+                };
+            }
+        }
+        state
+    }
+
+    /// The current state as this writer's own reads must see it.
+    pub fn current(&self) -> BTreeMap<Bytes, Bytes> {
+        self.state_after(self.steps.len())
+    }
+
+    /// Checks a recovered state of this writer's keys; on success returns the
+    /// surviving prefix length and makes the observed state the new base.
+    pub fn check_and_rebase(&mut self, writer: usize, observed: &BTreeMap<Bytes, Bytes>) -> Result<usize, Violation> {
+        let required = self.steps.iter().rposition(|s| s.acked).map_or(0, |i| i + 1);
+        let matching: Vec<usize> = (0..=self.steps.len()).filter(|&p| &self.state_after(p) == observed).collect();
+        let result = match matching.iter().rev().find(|&&p| p >= required) {
+            Some(&p) => Ok(p),
+            None => match matching.last() {
+                Some(&p) => Err(Violation::AckedWriteLost { writer, step: required - 1, surviving_prefix: p }),
+                None => {
+                    // Name the first key that differs from every prefix's state.
+                    let full = self.current();
+                    let key = self
+                        .keys()
+                        .into_iter()
+                        .find(|k| observed.get(k) != full.get(k))
+                        .or_else(|| observed.keys().next().cloned())
+                        .unwrap_or_default();
+                    Err(Violation::NotAPrefix { writer, observed: observed.get(&key).cloned(), key })
+                }
+            },
+        };
+        if result.is_ok() {
+            self.base = observed.clone();
+            self.steps.clear();
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn history() -> WriterHistory {
+        let mut h = WriterHistory::default();
+        h.issue(vec![(b("k1"), Some(b("v1")))]);
+        h.issue(vec![(b("k2"), Some(b("v2"))), (b("k1"), None)]);
+        h.issue(vec![(b("k3"), Some(b("v3")))]);
+        h
+    }
+
+    #[test]
+    fn any_prefix_holding_the_acked_steps_is_allowed() {
+        let mut h = history();
+        h.ack(0);
+        let observed = h.state_after(2);
+        assert_eq!(h.check_and_rebase(0, &observed), Ok(2));
+        assert_eq!(h.base, observed);
+        assert!(h.steps.is_empty());
+    }
+
+    #[test]
+    fn a_lost_acknowledged_step_is_i3() {
+        let mut h = history();
+        h.ack(1);
+        let observed = h.state_after(1);
+        let v = h.check_and_rebase(0, &observed).unwrap_err();
+        assert_eq!(v, Violation::AckedWriteLost { writer: 0, step: 1, surviving_prefix: 1 });
+        assert_eq!(v.invariant(), "I3 NoAckedWriteLost");
+    }
+
+    #[test]
+    fn a_later_step_without_an_earlier_one_is_i4() {
+        let mut h = history();
+        // Step 2 survived, step 1 (k2) did not: no prefix matches.
+        let mut observed = h.state_after(1);
+        observed.insert(b("k3"), b("v3"));
+        let v = h.check_and_rebase(0, &observed).unwrap_err();
+        assert_eq!(v.invariant(), "I4 PrefixConsistent");
+    }
+
+    #[test]
+    fn a_half_applied_batch_is_i4() {
+        let mut h = history();
+        let mut observed = h.state_after(1);
+        observed.insert(b("k2"), b("v2")); // the batch's put without its delete
+        assert!(matches!(h.check_and_rebase(0, &observed), Err(Violation::NotAPrefix { .. })));
+    }
+}

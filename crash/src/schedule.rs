@@ -1,0 +1,270 @@
+//! One crash schedule: rounds of a seeded concurrent workload against a
+//! `Db` on a [`FaultStore`], each ended by a crash (or a zombie takeover),
+//! followed by a recovery that is checked against the oracle.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use tidemark::protocol::Protocol;
+use tidemark::sync::{lock, Arc, Mutex};
+use tidemark::testing::FaultStore;
+
+use crate::db_api as api;
+use crate::oracle::WriterHistory;
+use crate::workload::{self, Op};
+
+/// What one schedule does.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seed: u64,
+    /// Concurrent writers per process.
+    pub writers: usize,
+    /// Operations per writer per round.
+    pub ops: usize,
+    /// Crashes (rounds) per schedule.
+    pub rounds: usize,
+    /// The store operation at which round 0 crashes; `None` picks one by seed.
+    pub crash_op: Option<u64>,
+    /// Keep the old `Db` running while a new one opens (I5).
+    pub zombies: bool,
+    pub protocol: Protocol,
+}
+
+impl Config {
+    pub fn new(seed: u64) -> Self {
+        Self { seed, writers: 3, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped }
+    }
+}
+
+/// The first invariant violation of a schedule.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub seed: u64,
+    pub round: usize,
+    pub crash_op: u64,
+    pub invariant: String,
+    pub detail: String,
+}
+
+/// The result of one schedule.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    /// Store operations performed in round 0 (to enumerate crash points).
+    pub round0_ops: u64,
+    pub failure: Option<Failure>,
+}
+
+/// What the writers' tasks record while they run.
+#[derive(Default)]
+struct Shared {
+    histories: Vec<WriterHistory>,
+    /// Live-read anomalies (a writer not seeing its own writes).
+    anomalies: Vec<String>,
+}
+
+type Histories = Arc<Mutex<Shared>>;
+
+/// How long a crashed process gets to notice before it is torn down.
+const CRASH_GRACE: Duration = Duration::from_millis(300);
+/// A round that has not crashed must finish within this (else: a hang).
+const ROUND_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs one schedule to its first violation or to the end.
+pub fn run(cfg: &Config) -> Report {
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer_slots = if cfg.zombies { cfg.writers * 2 } else { cfg.writers };
+    let histories: Histories = Arc::new(Mutex::new(Shared {
+        histories: vec![WriterHistory::default(); writer_slots],
+        anomalies: Vec::new(),
+    }));
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut round0_ops = 0;
+    for round in 0..cfg.rounds {
+        let crash_op = match (round, cfg.crash_op) {
+            (0, Some(k)) => k,
+            _ => rng.random_range(1..=(cfg.ops as u64 * cfg.writers as u64 * 3).max(2)),
+        };
+        let ops = live_phase(cfg, round, crash_op, &inner, &histories, &mut rng);
+        if round == 0 {
+            round0_ops = ops;
+        }
+        if let Err(mut failure) = recovery_phase(cfg, &inner, &histories) {
+            failure.round = round;
+            failure.crash_op = crash_op;
+            return Report { seed: cfg.seed, round0_ops, failure: Some(failure) };
+        }
+    }
+    Report { seed: cfg.seed, round0_ops, failure: None }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot start a tokio runtime for the harness: {e}"),
+    }
+}
+
+/// The live process (and, in zombie mode, its successor): runs the workload
+/// until the store crashes at `crash_op`, then the process is torn down by
+/// dropping its runtime. Returns the store operations it performed.
+fn live_phase(
+    cfg: &Config,
+    round: usize,
+    crash_op: u64,
+    inner: &Arc<dyn ObjectStore>,
+    histories: &Histories,
+    rng: &mut StdRng,
+) -> u64 {
+    let fault = FaultStore::new(inner.clone(), rng.random());
+    fault.hold_prefix(api::WAL_PREFIX);
+    fault.crash_at(crash_op);
+    let plans: Vec<Vec<Op>> = (0..cfg.writers).map(|w| workload::generate(rng, w, round, cfg.ops)).collect();
+    let successor_plans: Vec<Vec<Op>> =
+        (0..cfg.writers).map(|w| workload::generate(rng, cfg.writers + w, round, cfg.ops)).collect();
+    let chaos_seed: u64 = rng.random();
+    let takeover_after = rng.random_range(0..=cfg.ops);
+    let rt = runtime();
+    rt.block_on(async {
+        let chaos = tokio::spawn(chaos(fault.clone(), chaos_seed));
+        let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol).await else {
+            chaos.abort();
+            return; // Crashed during open: recovery must still succeed later.
+        };
+        let db = Arc::new(db);
+        let mut tasks = Vec::new();
+        for (w, plan) in plans.into_iter().enumerate() {
+            tasks.push(tokio::spawn(run_writer(db.clone(), w, plan, histories.clone())));
+        }
+        let mut successor = None;
+        if cfg.zombies {
+            // The old process keeps running; a new one recovers beside it.
+            for _ in 0..takeover_after {
+                tokio::task::yield_now().await;
+            }
+            let fresh = FaultStore::new(inner.clone(), chaos_seed ^ 1);
+            fresh.hold_prefix(api::WAL_PREFIX);
+            tokio::spawn(chaos(fresh.clone(), chaos_seed ^ 2));
+            if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg.protocol).await {
+                let next = Arc::new(next);
+                for (w, plan) in successor_plans.into_iter().enumerate() {
+                    tasks.push(tokio::spawn(run_writer(next.clone(), cfg.writers + w, plan, histories.clone())));
+                }
+                successor = Some((next, fresh));
+            }
+        }
+        let all = futures_join(tasks);
+        if tokio::time::timeout(ROUND_LIMIT, all).await.is_err() {
+            // A hang is reported by the recovery phase's oracle as lost acks
+            // only if acks were promised; the crash below ends the round.
+        }
+        if !fault.is_crashed() {
+            fault.crash().await;
+        }
+        if let Some((_, fresh)) = &successor {
+            fresh.crash().await;
+        }
+        tokio::time::sleep(CRASH_GRACE.min(Duration::from_millis(5))).await;
+        chaos.abort();
+    });
+    let ops = fault.ops();
+    drop(rt); // The process is gone: every task and buffer with it.
+    ops
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+/// Lands held WAL uploads one at a time in a seeded order, so completions
+/// arrive out of order, until the store crashes.
+async fn chaos(fault: FaultStore, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    while !fault.is_crashed() {
+        let held = fault.held();
+        if held.is_empty() {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+            continue;
+        }
+        // Sometimes wait for a second upload so two are in flight at once.
+        if held.len() == 1 && rng.random_bool(0.5) {
+            tokio::time::sleep(Duration::from_micros(300)).await;
+        }
+        let held = fault.held();
+        if held.is_empty() {
+            continue;
+        }
+        let pick = rng.random_range(0..held.len());
+        fault.release(&held[pick]).await;
+    }
+}
+
+/// One writer: performs its operations in order, recording each step before
+/// it is issued and its acknowledgement after the call returns.
+async fn run_writer(db: Arc<api::Db>, writer: usize, plan: Vec<Op>, histories: Histories) {
+    for op in plan {
+        match op {
+            Op::Write { writes, await_durable } => {
+                let step = lock(&histories).histories[writer].issue(writes.clone());
+                match api::write(&db, writes, await_durable).await {
+                    Ok(()) if await_durable => lock(&histories).histories[writer].ack(step),
+                    Ok(()) => {}
+                    Err(_) => return,
+                }
+            }
+            Op::Flush => match api::flush(&db).await {
+                Ok(()) => lock(&histories).histories[writer].ack_all(),
+                Err(_) => return,
+            },
+            Op::Scan => {
+                // Read-your-writes: a live writer sees its own history.
+                let Ok(seen) = api::scan_prefix(&db, workload::key_prefix(writer)).await else { return };
+                let expected = lock(&histories).histories[writer].current();
+                if seen != expected {
+                    lock(&histories).anomalies.push(format!(
+                        "writer {writer} read {} keys, but its own history has {}",
+                        seen.len(),
+                        expected.len()
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A new process opens the store with no faults and checks every writer.
+fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histories) -> Result<(), Failure> {
+    let fail = |invariant: &str, detail: String| Failure {
+        seed: cfg.seed,
+        round: 0,
+        crash_op: 0,
+        invariant: invariant.to_string(),
+        detail,
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let db = api::open(inner.clone(), cfg.protocol)
+            .await
+            .map_err(|e| fail("I2 RecoveryNeverFails", format!("open after crash failed: {e}")))?;
+        if let Some(anomaly) = lock(histories).anomalies.first() {
+            return Err(fail("read-your-writes", anomaly.clone()));
+        }
+        let writer_count = lock(histories).histories.len();
+        for w in 0..writer_count {
+            let observed: BTreeMap<Bytes, Bytes> = api::scan_prefix(&db, workload::key_prefix(w))
+                .await
+                .map_err(|e| fail("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}")))?;
+            lock(histories).histories[w].check_and_rebase(w, &observed).map_err(|v| fail(v.invariant(), v.to_string()))?;
+        }
+        api::close(db).await.map_err(|e| fail("I2 RecoveryNeverFails", format!("close after recovery failed: {e}")))
+    })
+}

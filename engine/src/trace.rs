@@ -1,0 +1,138 @@
+//! Protocol traces: the spec's actions as the engine performs them.
+//!
+//! Every protocol action the engine takes is emitted once, here, both as a
+//! `tracing` event named after the action and, when a [`TraceRecorder`] is
+//! installed, as a [`TraceEvent`] that the crash harness replays through the
+//! Stateright model to check that the running engine only takes steps the
+//! model allows (trace conformance).
+
+use std::fmt;
+
+use crate::protocol::{Epoch, WalId};
+use crate::sync::{lock, Arc, Mutex};
+
+/// One protocol action, with the ids and epochs it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A write (or atomic batch) appended to the WAL buffer that becomes `wal_id`.
+    Put { wal_id: WalId },
+    /// The buffer became immutable WAL `wal_id`.
+    FreezeWal { wal_id: WalId },
+    /// The upload (create) of WAL `wal_id` started.
+    UploadWal { wal_id: WalId },
+    /// The create of WAL `wal_id` succeeded; the watermark is now `durable_wal_id`.
+    WalDurable { wal_id: WalId, durable_wal_id: WalId },
+    /// Writes in WAL `wal_id` were acknowledged to their callers.
+    Ack { wal_id: WalId },
+    /// The memtable was frozen; its writes are all in WALs `<= last_wal_id`.
+    FreezeMemtable { last_wal_id: WalId },
+    /// An immutable memtable was written as L0 SST `sst_id`.
+    FlushL0 { sst_id: u64, last_wal_id: WalId },
+    /// Manifest `version` was created.
+    WriteManifest { version: u64, wal_id_last_seen: WalId, replay_after_wal_id: WalId },
+    /// A recovering writer claimed `writer_epoch` with manifest `version`.
+    Recover { version: u64 },
+    /// The recovering writer created the fence at `wal_id`; its WALs start at `next_wal_id`.
+    Fence { wal_id: WalId, next_wal_id: WalId, replayed: Vec<WalId> },
+    /// This writer learned it was fenced by `by`.
+    Fenced { by: Epoch },
+}
+
+impl TraceEvent {
+    /// The spec's action name.
+    pub fn action(&self) -> &'static str {
+        match self {
+            TraceEvent::Put { .. } => "Put",
+            TraceEvent::FreezeWal { .. } => "FreezeWal",
+            TraceEvent::UploadWal { .. } => "UploadWal",
+            TraceEvent::WalDurable { .. } => "WalDurable",
+            TraceEvent::Ack { .. } => "Ack",
+            TraceEvent::FreezeMemtable { .. } => "FreezeMemtable",
+            TraceEvent::FlushL0 { .. } => "FlushL0",
+            TraceEvent::WriteManifest { .. } => "WriteManifest",
+            TraceEvent::Recover { .. } => "Recover",
+            TraceEvent::Fence { .. } => "Fence",
+            TraceEvent::Fenced { .. } => "Fenced",
+        }
+    }
+}
+
+impl fmt::Display for TraceEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// One recorded step: which writer epoch took which action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceStep {
+    pub writer_epoch: Epoch,
+    pub event: TraceEvent,
+}
+
+/// Receives protocol steps in the order the engine took them.
+pub trait TraceRecorder: Send + Sync {
+    fn record(&self, step: TraceStep);
+}
+
+/// A recorder that keeps every step in memory (tests, the crash harness).
+/// Clones share the same log, so several `Db`s can record one history.
+#[derive(Clone, Default)]
+pub struct MemoryRecorder {
+    steps: Arc<Mutex<Vec<TraceStep>>>,
+}
+
+impl MemoryRecorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The steps recorded so far.
+    pub fn steps(&self) -> Vec<TraceStep> {
+        lock(&self.steps).clone()
+    }
+}
+
+impl TraceRecorder for MemoryRecorder {
+    fn record(&self, step: TraceStep) {
+        lock(&self.steps).push(step);
+    }
+}
+
+impl fmt::Debug for MemoryRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MemoryRecorder({} steps)", lock(&self.steps).len())
+    }
+}
+
+/// The engine's emitter: a `tracing` event always, a recorded step if a
+/// recorder is installed.
+#[derive(Clone, Default)]
+pub struct Tracer {
+    recorder: Option<Arc<dyn TraceRecorder>>,
+}
+
+impl Tracer {
+    pub fn new(recorder: Option<Arc<dyn TraceRecorder>>) -> Self {
+        Self { recorder }
+    }
+
+    /// Emits `event` for the writer of `writer_epoch`.
+    pub fn emit(&self, writer_epoch: Epoch, event: TraceEvent) {
+        tracing::debug!(action = event.action(), writer_epoch, ?event, "{}", event.action());
+        if let Some(recorder) = &self.recorder {
+            recorder.record(TraceStep { writer_epoch, event });
+        }
+    }
+
+    /// Whether steps are being recorded (lets hot paths skip building events).
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+}
+
+impl fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Tracer(recording: {})", self.recorder.is_some())
+    }
+}
