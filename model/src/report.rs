@@ -1,0 +1,252 @@
+//! Running a check and describing its results: figures, properties, and
+//! counterexamples as numbered steps in the spec's action names.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use stateright::{Checker, Expectation, Model};
+use tidemark::protocol::Protocol;
+
+use crate::model::{Action, Bounds, TidemarkModel};
+use crate::properties;
+use crate::shortest::{shortest_path, Trace};
+use crate::state::{Phase, RecoveryOutcome, State};
+
+/// A step of a counterexample.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub action: String,
+    pub detail: String,
+}
+
+/// One property's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyResult {
+    pub name: String,
+    pub kind: &'static str,
+    /// `always`: no reachable state violates it; `sometimes`: an example was found.
+    pub holds: bool,
+    /// The shortest failing path of a violated `always` property (else empty).
+    pub counterexample: Vec<Step>,
+    /// Why the last state of the counterexample violates the property.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<String>,
+}
+
+/// One checked protocol variant.
+#[derive(Clone, Debug, Serialize)]
+pub struct Run {
+    pub protocol: String,
+    pub bounds: Bounds,
+    pub states: usize,
+    pub unique_states: usize,
+    pub max_depth: usize,
+    pub seconds: f64,
+    pub properties: Vec<PropertyResult>,
+}
+
+impl Run {
+    /// Every `always` holds and every `sometimes` was found.
+    pub fn passes(&self) -> bool {
+        self.properties.iter().all(|p| p.holds)
+    }
+
+    /// The `always` properties violated.
+    pub fn violated(&self) -> Vec<&PropertyResult> {
+        self.properties.iter().filter(|p| p.kind == "always" && !p.holds).collect()
+    }
+}
+
+/// Budget for the shortest-path search (unique states).
+const SHORTEST_BUDGET: usize = 20_000_000;
+
+/// Checks `protocol` under `bounds` with `threads` workers; `progress` gets
+/// (states, unique states, elapsed) about once a second.
+pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: impl FnMut(usize, usize, Duration)) -> Run {
+    let model = TidemarkModel::new(protocol, bounds);
+    let start = Instant::now();
+    let checker = model.clone().checker().threads(threads.max(1)).spawn_bfs();
+    let mut last = Instant::now();
+    while !checker.is_done() {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() >= Duration::from_secs(1) {
+            progress(checker.state_count(), checker.unique_state_count(), start.elapsed());
+            last = Instant::now();
+        }
+    }
+    let checker = checker.join();
+    let seconds = start.elapsed().as_secs_f64();
+    let discoveries = checker.discoveries();
+    let properties = model
+        .properties()
+        .into_iter()
+        .map(|p| {
+            let found = discoveries.contains_key(p.name);
+            match p.expectation {
+                Expectation::Always if found => {
+                    let condition = p.condition;
+                    let trace = shortest_path(&model, |s| !condition(&model, s), SHORTEST_BUDGET);
+                    let (counterexample, violation) = match trace {
+                        Some(trace) => {
+                            let why = properties::explain(p.name, trace.steps.last().map_or(&trace.init, |(_, s)| s));
+                            (describe(&model, &trace), why)
+                        }
+                        None => (Vec::new(), Some("violated (no shortest path within budget)".into())),
+                    };
+                    PropertyResult { name: p.name.into(), kind: "always", holds: false, counterexample, violation }
+                }
+                Expectation::Always => {
+                    PropertyResult { name: p.name.into(), kind: "always", holds: true, counterexample: vec![], violation: None }
+                }
+                _ => PropertyResult {
+                    name: p.name.into(),
+                    kind: "sometimes",
+                    holds: found,
+                    counterexample: vec![],
+                    violation: None,
+                },
+            }
+        })
+        .collect();
+    Run {
+        protocol: protocol.name().into(),
+        bounds,
+        states: checker.state_count(),
+        unique_states: checker.unique_state_count(),
+        max_depth: checker.max_depth(),
+        seconds,
+        properties,
+    }
+}
+
+/// The steps of a trace, each with the state it concerns.
+pub fn describe(model: &TidemarkModel, trace: &Trace<TidemarkModel>) -> Vec<Step> {
+    let mut before = &trace.init;
+    let mut steps = Vec::new();
+    for (action, after) in &trace.steps {
+        steps.push(Step { action: action.name().into(), detail: detail(model, before, action, after) });
+        before = after;
+    }
+    steps
+}
+
+fn list<T: std::fmt::Debug>(items: &[T]) -> String {
+    format!("{items:?}")
+}
+
+/// What a step did, in the spec's terms.
+pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &State) -> String {
+    let _ = model;
+    let durable = |s: &State, e| s.writer(e).map(|w| w.log.durable_wal_id());
+    match action {
+        Action::Put { epoch } => {
+            let wal = before.writer(*epoch).map_or(0, |w| w.log.next_wal_id());
+            format!("epoch={epoch} write={} into the buffer of wal {wal}", before.next_write)
+        }
+        Action::FreezeWal { epoch } => {
+            let next = after.writer(*epoch).map_or(0, |w| w.log.next_wal_id());
+            format!("epoch={epoch} wal={} frozen, next_wal_id={next}", next.saturating_sub(1))
+        }
+        Action::UploadWal { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} upload started (create-if-absent)"),
+        Action::WalDurable { epoch, wal_id, ambiguous } => {
+            let alive_after = after.is_alive(*epoch);
+            let what = if *ambiguous { "landed, reported AlreadyExists, read back: ours" } else { "landed" };
+            match (before.is_alive(*epoch), alive_after, durable(after, *epoch)) {
+                (true, true, Some(d)) => format!("epoch={epoch} wal={wal_id} {what}; durable_wal_id={d}"),
+                (true, false, _) => {
+                    let by = after.store.wals.get(wal_id).map_or(0, |o| o.header.writer_epoch);
+                    format!("epoch={epoch} wal={wal_id} rejected: AlreadyExists, held by epoch {by}; writer {epoch} stops")
+                }
+                _ => format!("epoch={epoch} wal={wal_id} {} after its writer crashed", if after.store.wals.get(wal_id).is_some_and(|o| o.header.writer_epoch == *epoch) { "landed" } else { "rejected" }),
+            }
+        }
+        Action::UploadLost { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} never lands"),
+        Action::Ack { epoch } => {
+            let acked: Vec<_> = after.acked.keys().filter(|k| !before.acked.contains_key(k)).copied().collect();
+            format!("epoch={epoch} writes={} acknowledged (durable_wal_id={})", list(&acked), durable(after, *epoch).unwrap_or(0))
+        }
+        Action::FreezeMemtable { epoch } => {
+            let last = after.writer(*epoch).and_then(|w| w.imm.last()).map_or(0, |m| m.last_wal_id);
+            format!("epoch={epoch} memtable frozen, last_wal_id={last}")
+        }
+        Action::FlushL0 { epoch } => {
+            let sst = after.store.ssts.keys().find(|k| !before.store.ssts.contains_key(k));
+            format!("epoch={epoch} L0 sst {sst:?} written")
+        }
+        Action::WriteManifest { epoch } => {
+            let (v, m) = after.store.latest_manifest();
+            if after.store.manifests.len() > before.store.manifests.len() {
+                format!(
+                    "v{v} wal_id_last_seen={} replay_after_wal_id={} (durable_wal_id={}, next_wal_id={})",
+                    m.view.wal_id_last_seen,
+                    m.view.replay_after_wal_id,
+                    durable(after, *epoch).unwrap_or(0),
+                    after.writer(*epoch).map_or(0, |w| w.log.next_wal_id())
+                )
+            } else {
+                format!("epoch={epoch} rejected: manifest version exists (fenced); writer {epoch} stops")
+            }
+        }
+        Action::Crash { epoch } => {
+            let inflight: Vec<_> = after.uploads.iter().filter(|u| u.owner == *epoch).map(|u| u.wal_id).collect();
+            format!("epoch={epoch} process dies; uploads still in flight: {}", list(&inflight))
+        }
+        Action::Recover => {
+            let (v, m) = after.store.latest_manifest();
+            let zombie = match before.writers.iter().find(|w| w.phase == Phase::Active) {
+                Some(w) => format!(" (epoch {} still running: a zombie)", w.epoch),
+                None => String::new(),
+            };
+            let listed: Vec<_> = after.store.wals.keys().copied().collect();
+            match (&after.recovery, after.writers.last()) {
+                (Some(RecoveryOutcome::Failed { epoch, error }), _) if after.recovery != before.recovery => {
+                    format!("epoch={epoch} claims manifest v{v}{zombie}; listed wals {} -> failed: {error}", list(&listed))
+                }
+                (_, Some(w)) => match &w.phase {
+                    Phase::Recovering { plan, .. } => format!(
+                        "epoch={} claims manifest v{v}{zombie} (wal_id_last_seen={}, replay_after_wal_id={}); listed wals {}; replay {} then {}",
+                        w.epoch,
+                        m.view.wal_id_last_seen,
+                        m.view.replay_after_wal_id,
+                        list(&listed),
+                        list(&plan.replay),
+                        match plan.fence {
+                            Some(f) => format!("fence at wal {}", f.wal_id),
+                            None => format!("continue at wal {} without a fence", plan.next_wal_id),
+                        }
+                    ),
+                    Phase::Active => format!("claims manifest v{v}"),
+                },
+                _ => format!("claims manifest v{v}"),
+            }
+        }
+        Action::Fence { epoch } => match (&after.recovery, after.writer(*epoch)) {
+            (Some(RecoveryOutcome::Recovered { writes, .. }), Some(w)) if w.phase == Phase::Active => {
+                let fence = after.store.wals.iter().find(|(id, _)| !before.store.wals.contains_key(id));
+                let what = match fence {
+                    Some((id, _)) => format!("fence wal {id} created"),
+                    None => "no fence written".to_string(),
+                };
+                format!("epoch={epoch} {what}; next_wal_id={}; recovered writes {}", w.log.next_wal_id(), list(writes))
+            }
+            (_, Some(w)) => match &w.phase {
+                Phase::Recovering { plan, .. } => {
+                    format!("epoch={epoch} fence create hit AlreadyExists; listed again, fence at wal {} next", plan.gap)
+                }
+                Phase::Active => String::new(),
+            },
+            (Some(RecoveryOutcome::Failed { error, .. }), None) => format!("epoch={epoch} listed again -> failed: {error}"),
+            _ => String::new(),
+        },
+    }
+}
+
+/// The counterexample as numbered lines, then the violation.
+pub fn render_counterexample(p: &PropertyResult) -> String {
+    let mut out = String::new();
+    for (i, step) in p.counterexample.iter().enumerate() {
+        out.push_str(&format!("  {}. {} {}\n", i + 1, step.action, step.detail));
+    }
+    out.push_str(&format!("  -> {} violated: {}\n", p.name, p.violation.as_deref().unwrap_or("")));
+    out
+}
