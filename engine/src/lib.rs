@@ -3,10 +3,35 @@
 //! Every decision about write ordering lives in [`protocol`], a sans-IO core
 //! that the Stateright model in `tidemark-model` executes exhaustively and the
 //! runtime executes for real.
+//!
+//! ```no_run
+//! # async fn demo() -> tidemark::Result<()> {
+//! let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+//! db.put("hello", "world").await?;
+//! assert_eq!(db.get("hello").await?.as_deref(), Some(&b"world"[..]));
+//! db.close().await
+//! # }
+//! ```
 
+pub mod batch;
 pub mod commit;
+pub mod db;
+pub mod error;
+pub mod manifest;
+pub mod memtable;
+pub mod paths;
 pub mod protocol;
+pub mod settings;
+pub mod sst;
 pub mod sync;
 pub mod trace;
+pub mod wal_object;
+
 #[cfg(feature = "test-util")]
 pub mod testing;
+
+pub use batch::{WriteBatch, WriteOptions};
+pub use db::Db;
+pub use error::{Error, Result};
+pub use settings::Settings;
+pub use db::url::store_for_url;

@@ -74,6 +74,18 @@ impl<T> CommitLog<T> {
         Ok((wal_id, apply(wal_id)))
     }
 
+    /// The WAL holding the newest write so far: the buffer's future id if it
+    /// holds writes, else the last frozen id (what `flush()` must wait for).
+    pub fn last_written_wal_id(&self) -> WalId {
+        let inner = lock(&self.inner);
+        let next = inner.log.next_wal_id();
+        if inner.buffer.is_empty() {
+            next - 1
+        } else {
+            next
+        }
+    }
+
     /// Bytes in the current (mutable) WAL buffer.
     pub fn buffer_bytes(&self) -> usize {
         lock(&self.inner).buffer_bytes

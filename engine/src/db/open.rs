@@ -1,0 +1,266 @@
+//! Opening a database: claim the epoch, walk the WAL chain, fence, replay —
+//! each step decided by `protocol` (see spec/protocol.md, `Recover`, `Fence`).
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use tokio::sync::Notify;
+
+use super::{background, Db, DbInner};
+use crate::commit::CommitLog;
+use crate::error::{Error, Result};
+use crate::manifest::ManifestObject;
+use crate::memtable::MemState;
+use crate::paths::Layout;
+use crate::protocol::{
+    claim_epoch, resolve_create_conflict, ChainWalk, CreateConflict, Epoch, ManifestView, ObjectOwner, Protocol,
+    RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
+};
+use crate::settings::Settings;
+use crate::sst::SstReader;
+use crate::sync::{Arc, AtomicBool, Mutex};
+use crate::trace::{TraceEvent, Tracer};
+use crate::wal_object::{decode_wal, encode_wal, DecodedWal};
+
+/// Attempts at a create race (epoch claim, fence) before giving up.
+const RACE_ATTEMPTS: usize = 32;
+
+fn create_opts() -> PutOptions {
+    PutOptions { mode: PutMode::Create, ..Default::default() }
+}
+
+/// Creates `path` with `bytes`; `Ok(true)` if created, `Ok(false)` if it existed.
+pub(crate) async fn create(store: &dyn ObjectStore, path: &Path, bytes: Bytes) -> Result<bool> {
+    match store.put_opts(path, PutPayload::from(bytes), create_opts()).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Bytes> {
+    Ok(store.get(path).await?.bytes().await?)
+}
+
+/// The latest manifest, or `None` for a new database.
+pub(crate) async fn latest_manifest(store: &dyn ObjectStore, layout: &Layout) -> Result<Option<ManifestObject>> {
+    let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
+    let Some(version) = listed.iter().filter_map(|m| layout.parse_manifest(&m.location)).max() else {
+        return Ok(None);
+    };
+    let path = layout.manifest(version);
+    let m = ManifestObject::decode(path.as_ref(), &read(store, &path).await?)?;
+    if m.version != version {
+        return Err(Error::corrupt(path.to_string(), format!("holds version {} under the name of {version}", m.version)));
+    }
+    Ok(Some(m))
+}
+
+fn empty_manifest() -> ManifestObject {
+    ManifestObject {
+        version: 0,
+        writer_epoch: 0,
+        token: 0,
+        wal_id_last_seen: 0,
+        replay_after_wal_id: 0,
+        next_sst_id: 1,
+        l0: Vec::new(),
+    }
+}
+
+/// The WAL chain as a walk found it.
+pub struct ChainContents {
+    pub plan: RecoveryPlan,
+    /// Decoded WAL objects on the chain (data, fences and skipped ones).
+    pub wals: BTreeMap<WalId, DecodedWal>,
+}
+
+/// Lists `wal/` and walks the chain for `view` as `epoch` (`ChainWalk`).
+/// `MissingWal` names the object (I1); a corrupt WAL is `Corrupt`.
+pub async fn read_chain(
+    store: &dyn ObjectStore,
+    layout: &Layout,
+    protocol: Protocol,
+    view: &ManifestView,
+    epoch: Epoch,
+) -> Result<ChainContents> {
+    let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
+    let ids = listed.iter().filter_map(|m| layout.parse_wal(&m.location));
+    let mut walk = ChainWalk::new(protocol, view, epoch, ids, MAX_INFLIGHT_WAL_UPLOADS);
+    let mut wals = BTreeMap::new();
+    while let Some(id) = walk.next_to_read() {
+        let path = layout.wal(id);
+        let bytes = match read(store, &path).await {
+            Ok(b) => b,
+            Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
+                return Err(Error::MissingWal { id, path: path.to_string() })
+            }
+            Err(e) => return Err(e),
+        };
+        let wal = decode_wal(&path, bytes)?;
+        walk.observe(id, wal.header);
+        wals.insert(id, wal);
+    }
+    let plan = walk.finish().map_err(|e| match e {
+        RecoveryError::MissingWal { id, .. } => Error::MissingWal { id, path: layout.wal(id).to_string() },
+        RecoveryError::Fenced { by } => Error::Fenced { writer_epoch: epoch, by },
+    })?;
+    Ok(ChainContents { plan, wals })
+}
+
+/// `Recover` step 1: create the next manifest version with a new epoch.
+async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObject> {
+    for _ in 0..RACE_ATTEMPTS {
+        let latest = latest_manifest(store, layout).await?.unwrap_or_else(empty_manifest);
+        let view = claim_epoch(&latest.view());
+        let claimed = ManifestObject {
+            version: latest.version + 1,
+            writer_epoch: view.writer_epoch,
+            token: rand::random(),
+            wal_id_last_seen: view.wal_id_last_seen,
+            replay_after_wal_id: view.replay_after_wal_id,
+            next_sst_id: latest.next_sst_id,
+            l0: latest.l0.clone(),
+        };
+        let path = layout.manifest(claimed.version);
+        if create(store, &path, claimed.encode()).await? {
+            return Ok(claimed);
+        }
+        // AlreadyExists: ours (a retried create), or another writer won the race.
+        if let Ok(existing) = ManifestObject::decode(path.as_ref(), &read(store, &path).await?) {
+            if existing.token == claimed.token && existing.writer_epoch == claimed.writer_epoch {
+                return Ok(claimed);
+            }
+        }
+    }
+    Err(Error::InvalidArgument(format!("could not claim an epoch after {RACE_ATTEMPTS} racing attempts")))
+}
+
+/// Opens every L0 SST a manifest lists (reading only their tails).
+async fn open_l0(store: &Arc<dyn ObjectStore>, layout: &Layout, m: &ManifestObject) -> Result<Vec<Arc<SstReader>>> {
+    let mut out = Vec::with_capacity(m.l0.len());
+    for h in &m.l0 {
+        out.push(Arc::new(SstReader::open(store.clone(), layout.sst(h.id), Some(h.size)).await?));
+    }
+    Ok(out)
+}
+
+fn replay(chain: &ChainContents) -> MemState {
+    let mut mem = MemState::default();
+    for id in &chain.plan.replay {
+        if let Some(wal) = chain.wals.get(id) {
+            for (k, v) in &wal.entries {
+                mem.active.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    mem
+}
+
+impl Db {
+    /// Opens (or creates) the database under `path` with default settings.
+    pub async fn open(path: impl Into<Path>, store: Arc<dyn ObjectStore>) -> Result<Db> {
+        Self::open_with(path, store, Settings::default()).await
+    }
+
+    /// Opens as a new writer: claims an epoch, replays, fences older writers.
+    pub async fn open_with(path: impl Into<Path>, store: Arc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
+        settings.validate()?;
+        let layout = Layout::new(path.into());
+        let tracer = Tracer::new(settings.recorder.clone());
+        let protocol = settings.protocol;
+        let claimed = claim(store.as_ref(), &layout).await?;
+        let epoch = claimed.writer_epoch;
+        let _span = tracing::info_span!("Recover", writer_epoch = epoch, version = claimed.version).entered();
+        tracer.emit(epoch, TraceEvent::Recover { version: claimed.version });
+        let mut chain = None;
+        for _ in 0..RACE_ATTEMPTS {
+            let contents = read_chain(store.as_ref(), &layout, protocol, &claimed.view(), epoch).await?;
+            let Some(fence) = contents.plan.fence else {
+                chain = Some(contents);
+                break;
+            };
+            let token = rand::random();
+            let path = layout.wal(fence.wal_id);
+            let bytes = encode_wal(fence.header, token, [], settings.block_size);
+            let mut fenced = create(store.as_ref(), &path, bytes).await?;
+            if !fenced {
+                // AlreadyExists: ours after a retry, or an old upload landed: walk again.
+                let existing = decode_wal(&path, read(store.as_ref(), &path).await?)?;
+                fenced = resolve_create_conflict(ObjectOwner { writer_epoch: epoch, token }, existing.owner())
+                    == CreateConflict::Ours;
+            }
+            if fenced {
+                chain = Some(contents);
+                break;
+            }
+        }
+        let Some(chain) = chain else {
+            return Err(Error::InvalidArgument(format!("could not place a fence after {RACE_ATTEMPTS} attempts")));
+        };
+        let plan = &chain.plan;
+        tracer.emit(
+            epoch,
+            TraceEvent::Fence {
+                wal_id: plan.fence.map_or(plan.gap, |f| f.wal_id),
+                next_wal_id: plan.next_wal_id,
+                replayed: plan.replay.clone(),
+            },
+        );
+        tracing::info!(writer_epoch = epoch, replayed = plan.replay.len(), next_wal_id = plan.next_wal_id, "Fence");
+        let l0 = open_l0(&store, &layout, &claimed).await?;
+        let mem = replay(&chain);
+        let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
+        let inner = Arc::new(DbInner {
+            store,
+            layout,
+            epoch,
+            tracer,
+            commit: CommitLog::new(log),
+            mem: Mutex::new(mem),
+            l0: Mutex::new(l0),
+            manifest: tokio::sync::Mutex::new(claimed),
+            wake_flusher: Notify::new(),
+            wake_l0: Notify::new(),
+            durable_changed: Notify::new(),
+            space_freed: Notify::new(),
+            memtable_full: AtomicBool::new(false),
+            read_only: false,
+            settings,
+        });
+        let tasks = background::spawn(&inner);
+        Ok(Db { inner, tasks: Mutex::new(tasks) })
+    }
+
+    /// Opens without claiming an epoch or fencing: a snapshot for reads that
+    /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
+    pub async fn open_read_only(path: impl Into<Path>, store: Arc<dyn ObjectStore>) -> Result<Db> {
+        let settings = Settings::default();
+        let layout = Layout::new(path.into());
+        let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(empty_manifest);
+        let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
+        let l0 = open_l0(&store, &layout, &m).await?;
+        let mem = replay(&chain);
+        let inner = Arc::new(DbInner {
+            store,
+            layout,
+            epoch: m.writer_epoch,
+            tracer: Tracer::default(),
+            commit: CommitLog::new(WalLog::new(Protocol::Shipped, m.writer_epoch, chain.plan.gap, 1)),
+            mem: Mutex::new(mem),
+            l0: Mutex::new(l0),
+            manifest: tokio::sync::Mutex::new(m),
+            wake_flusher: Notify::new(),
+            wake_l0: Notify::new(),
+            durable_changed: Notify::new(),
+            space_freed: Notify::new(),
+            memtable_full: AtomicBool::new(false),
+            read_only: true,
+            settings,
+        });
+        Ok(Db { inner, tasks: Mutex::new(Vec::new()) })
+    }
+}

@@ -1,0 +1,53 @@
+//! `Db::open_url`: `file:///dir`, `memory://`, `s3://bucket/prefix`.
+
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::ObjectStore;
+
+use super::Db;
+use crate::error::{Error, Result};
+use crate::settings::Settings;
+use crate::sync::Arc;
+
+/// The store and root path a URL names.
+pub fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad URL `{url}`: {e}")))?;
+    match parsed.scheme() {
+        "memory" => Ok((Arc::new(InMemory::new()), Path::from(parsed.path().trim_matches('/')))),
+        "file" => {
+            let dir = parsed
+                .to_file_path()
+                .map_err(|_| Error::InvalidArgument(format!("bad file URL `{url}`: use file:///absolute/dir")))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display())))?;
+            let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+                .map_err(|e| Error::InvalidArgument(format!("cannot open {}: {e}", dir.display())))?;
+            Ok((Arc::new(fs), Path::from("")))
+        }
+        "s3" => s3(&parsed),
+        other => Err(Error::InvalidArgument(format!("unsupported URL scheme `{other}` (use file://, memory:// or s3://)"))),
+    }
+}
+
+#[cfg(feature = "aws")]
+fn s3(url: &url::Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    let bucket = url.host_str().ok_or_else(|| Error::InvalidArgument("s3:// URL needs a bucket".into()))?;
+    let store = object_store::aws::AmazonS3Builder::from_env()
+        .with_bucket_name(bucket)
+        .build()
+        .map_err(|e| Error::InvalidArgument(format!("S3 configuration: {e}")))?;
+    Ok((Arc::new(store), Path::from(url.path().trim_matches('/'))))
+}
+
+#[cfg(not(feature = "aws"))]
+fn s3(_: &url::Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
+    Err(Error::InvalidArgument("s3:// URLs need tidemark built with the `aws` feature".into()))
+}
+
+impl Db {
+    /// Opens the database a URL names: `file:///dir`, `memory://`, `s3://bucket/prefix`.
+    pub async fn open_url(url: &str, settings: Settings) -> Result<Db> {
+        let (store, root) = store_for_url(url)?;
+        Db::open_with(root, store, settings).await
+    }
+}

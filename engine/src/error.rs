@@ -1,0 +1,38 @@
+//! The one error type callers match on.
+
+use crate::protocol::{Epoch, WalId};
+
+/// Everything that can go wrong, with variants a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A newer writer (epoch `by`) took over; this one acknowledges nothing more (I5).
+    #[error("Fenced: writer epoch {writer_epoch} was fenced by epoch {by}")]
+    Fenced { writer_epoch: Epoch, by: Epoch },
+    /// I1 violated: the manifest requires a WAL that is not in the store.
+    #[error("MissingWal: wal {id} ({path}) is required by the manifest but does not exist")]
+    MissingWal { id: WalId, path: String },
+    /// An object failed its checksum or does not decode.
+    #[error("Corrupt: {path}: {reason}")]
+    Corrupt { path: String, reason: String },
+    /// A WAL id this writer needed holds another writer's object.
+    #[error("WalIdTaken: wal {id} holds an object of epoch {owner_epoch}")]
+    WalIdTaken { id: WalId, owner_epoch: Epoch },
+    /// The object store failed (after retries, where they apply).
+    #[error("ObjectStore: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// The database was closed.
+    #[error("Closed: the database is closed")]
+    Closed,
+    /// Bad input from the caller: oversize keys, bad settings or URLs.
+    #[error("InvalidArgument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    pub(crate) fn corrupt(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

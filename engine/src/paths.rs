@@ -1,0 +1,80 @@
+//! Object layout under a database root: `wal/`, `compacted/`, `manifest/`.
+//!
+//! Ids are zero-padded to 20 digits so lexicographic listing order is id order.
+
+use object_store::path::Path;
+
+use crate::protocol::WalId;
+
+/// Paths of one database's objects.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: Path,
+}
+
+fn parse_id(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl Layout {
+    pub fn new(root: Path) -> Self {
+        Self { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn wal_dir(&self) -> Path {
+        self.root.clone().join("wal")
+    }
+
+    pub fn sst_dir(&self) -> Path {
+        self.root.clone().join("compacted")
+    }
+
+    pub fn manifest_dir(&self) -> Path {
+        self.root.clone().join("manifest")
+    }
+
+    pub fn wal(&self, id: WalId) -> Path {
+        self.wal_dir().join(format!("{id:020}.sst"))
+    }
+
+    pub fn sst(&self, id: u64) -> Path {
+        self.sst_dir().join(format!("{id:020}.sst"))
+    }
+
+    pub fn manifest(&self, version: u64) -> Path {
+        self.manifest_dir().join(format!("{version:020}.manifest"))
+    }
+
+    /// The WAL id of a listed path, `None` for anything else.
+    pub fn parse_wal(&self, path: &Path) -> Option<WalId> {
+        parse_id(path.filename()?, ".sst")
+    }
+
+    /// The manifest version of a listed path, `None` for anything else.
+    pub fn parse_manifest(&self, path: &Path) -> Option<u64> {
+        parse_id(path.filename()?, ".manifest")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_and_foreign_files_are_ignored() {
+        let l = Layout::new(Path::from("db"));
+        assert_eq!(l.wal(7).as_ref(), "db/wal/00000000000000000007.sst");
+        assert_eq!(l.parse_wal(&l.wal(7)), Some(7));
+        assert_eq!(l.parse_manifest(&l.manifest(12)), Some(12));
+        assert_eq!(l.parse_wal(&Path::from("db/wal/notes.txt")), None);
+        assert_eq!(l.parse_wal(&Path::from("db/wal/7.sst")), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! Tuning knobs, with defaults chosen for object stores that charge tens of
+//! milliseconds per request.
+
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::protocol::{Protocol, MAX_INFLIGHT_WAL_UPLOADS};
+use crate::sync::Arc;
+use crate::trace::TraceRecorder;
+
+/// Settings of a `Db`. Build with [`Settings::default`] and the `with_*` methods.
+#[derive(Clone)]
+pub struct Settings {
+    /// How often the WAL buffer is frozen when nobody is waiting for durability.
+    pub flush_interval: Duration,
+    /// Freeze the WAL buffer once it holds this many bytes.
+    pub wal_size_bytes: usize,
+    /// W: WAL uploads in flight (1 = SlateDB's sequential flusher).
+    pub max_inflight_wal_uploads: u64,
+    /// Freeze the memtable into an L0 SST at this size.
+    pub l0_sst_size_bytes: usize,
+    /// Writers wait while memtables not yet in L0 exceed this (bounded memory).
+    pub max_unflushed_bytes: usize,
+    pub max_key_size: usize,
+    pub max_value_size: usize,
+    pub block_size: usize,
+    /// The protocol variant (a mutant only when built with feature `mutants`).
+    pub protocol: Protocol,
+    /// Attempts for a transient object-store failure before the writer gives up.
+    pub max_retries: u32,
+    /// Receives every protocol action (trace conformance, tests).
+    pub recorder: Option<Arc<dyn TraceRecorder>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_millis(5),
+            wal_size_bytes: 4 << 20,
+            max_inflight_wal_uploads: 4,
+            l0_sst_size_bytes: 64 << 20,
+            max_unflushed_bytes: 256 << 20,
+            max_key_size: 64 << 10,
+            max_value_size: 16 << 20,
+            block_size: 4096,
+            protocol: Protocol::Shipped,
+            max_retries: 8,
+            recorder: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("flush_interval", &self.flush_interval)
+            .field("wal_size_bytes", &self.wal_size_bytes)
+            .field("max_inflight_wal_uploads", &self.max_inflight_wal_uploads)
+            .field("l0_sst_size_bytes", &self.l0_sst_size_bytes)
+            .field("max_unflushed_bytes", &self.max_unflushed_bytes)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    pub fn with_flush_interval(mut self, d: Duration) -> Self {
+        self.flush_interval = d;
+        self
+    }
+    pub fn with_wal_size_bytes(mut self, n: usize) -> Self {
+        self.wal_size_bytes = n;
+        self
+    }
+    pub fn with_max_inflight_wal_uploads(mut self, w: u64) -> Self {
+        self.max_inflight_wal_uploads = w;
+        self
+    }
+    pub fn with_l0_sst_size_bytes(mut self, n: usize) -> Self {
+        self.l0_sst_size_bytes = n;
+        self
+    }
+    pub fn with_max_unflushed_bytes(mut self, n: usize) -> Self {
+        self.max_unflushed_bytes = n;
+        self
+    }
+    pub fn with_protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
+        self
+    }
+    pub fn with_recorder(mut self, r: Arc<dyn TraceRecorder>) -> Self {
+        self.recorder = Some(r);
+        self
+    }
+
+    /// Rejects settings the protocol or the engine cannot honour.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidArgument(m));
+        if !(1..=MAX_INFLIGHT_WAL_UPLOADS).contains(&self.max_inflight_wal_uploads) {
+            return bad(format!(
+                "max_inflight_wal_uploads must be 1..={MAX_INFLIGHT_WAL_UPLOADS}, got {}",
+                self.max_inflight_wal_uploads
+            ));
+        }
+        if self.flush_interval.is_zero() {
+            return bad("flush_interval must be positive".into());
+        }
+        if self.l0_sst_size_bytes == 0 || self.wal_size_bytes == 0 || self.block_size == 0 {
+            return bad("sizes must be positive".into());
+        }
+        if self.max_unflushed_bytes < self.l0_sst_size_bytes {
+            return bad("max_unflushed_bytes must be at least l0_sst_size_bytes".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,218 @@
+//! Reading SSTs: whole objects (WAL replay) or by ranged reads (point reads
+//! and scans fetch only the blocks they need).
+
+use std::ops::{Bound, RangeBounds};
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::block::decode_block;
+use super::{bloom, unseal, BlockHandle, Entry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
+use crate::error::{Error, Result};
+use crate::sync::Arc;
+
+/// The parsed footer: where the sections are.
+struct Footer {
+    index_off: u64,
+    index_len: u64,
+    filter_len: u64,
+    meta_len: u64,
+}
+
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn parse_footer(raw: &[u8], size: u64) -> Result<Footer, String> {
+    let body = unseal(raw, "footer")?;
+    if body.len() != FOOTER_LEN - 4 {
+        return Err("footer has the wrong length".into());
+    }
+    if le_u32(body, 0) != MAGIC {
+        return Err("not a tidemark SST (bad magic)".into());
+    }
+    let version = u16::from_le_bytes([body[4], body[5]]);
+    if version != FORMAT_VERSION {
+        return Err(format!("format version {version} is not supported (this build reads {FORMAT_VERSION})"));
+    }
+    let index_off = u64::from_le_bytes([body[8], body[9], body[10], body[11], body[12], body[13], body[14], body[15]]);
+    let f = Footer {
+        index_off,
+        index_len: u64::from(le_u32(body, 16)),
+        filter_len: u64::from(le_u32(body, 20)),
+        meta_len: u64::from(le_u32(body, 24)),
+    };
+    let end = f.index_off.checked_add(f.index_len + f.filter_len + f.meta_len + FOOTER_LEN as u64);
+    if end != Some(size) {
+        return Err("section lengths do not add up to the object size".into());
+    }
+    Ok(f)
+}
+
+/// An open SST: footer, index, filter and meta in memory; blocks on demand.
+pub struct SstReader {
+    store: Option<Arc<dyn ObjectStore>>,
+    path: Path,
+    index: Vec<BlockHandle>,
+    filter: Bytes,
+    meta: Bytes,
+    /// The whole object, when it was read whole.
+    whole: Option<Bytes>,
+}
+
+impl std::fmt::Debug for SstReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SstReader({}, {} blocks)", self.path, self.index.len())
+    }
+}
+
+impl SstReader {
+    fn corrupt(path: &Path, reason: impl Into<String>) -> Error {
+        Error::corrupt(path.to_string(), reason)
+    }
+
+    /// Parses the tail sections given the bytes from `tail_start` to the end.
+    fn from_tail(store: Option<Arc<dyn ObjectStore>>, path: Path, size: u64, tail_start: u64, tail: &Bytes) -> Result<Self> {
+        let c = |r: String| Self::corrupt(&path, r);
+        if size < FOOTER_LEN as u64 {
+            return Err(c(format!("object of {size} bytes is shorter than a footer")));
+        }
+        let footer_at = (size - FOOTER_LEN as u64 - tail_start) as usize;
+        let footer = parse_footer(&tail[footer_at..], size).map_err(c)?;
+        let idx = footer.index_off.checked_sub(tail_start).ok_or_else(|| c("index outside the tail read".into()))? as usize;
+        let filter_at = idx + footer.index_len as usize;
+        let meta_at = filter_at + footer.filter_len as usize;
+        let index_raw = unseal(&tail[idx..filter_at], "index").map_err(c)?;
+        let filter_raw = unseal(&tail[filter_at..meta_at], "filter").map_err(c)?;
+        let meta_raw = unseal(&tail[meta_at..footer_at], "meta").map_err(c)?;
+        let index: Vec<BlockHandle> =
+            postcard::from_bytes(index_raw).map_err(|e| c(format!("index does not decode: {e}")))?;
+        let mut expected = 0u64;
+        for h in &index {
+            if h.offset != expected || h.first_key > h.last_key {
+                return Err(c("block index is inconsistent".into()));
+            }
+            expected = h.offset + u64::from(h.len);
+        }
+        if expected != footer.index_off {
+            return Err(c("blocks do not end where the index begins".into()));
+        }
+        let slice = |raw: &[u8]| tail.slice_ref(raw);
+        Ok(Self { store, path, index, filter: slice(filter_raw), meta: slice(meta_raw), whole: None })
+    }
+
+    /// Decodes an object read whole.
+    pub fn from_bytes(path: Path, bytes: Bytes) -> Result<Self> {
+        let size = bytes.len() as u64;
+        let mut r = Self::from_tail(None, path, size, 0, &bytes)?;
+        r.whole = Some(bytes);
+        Ok(r)
+    }
+
+    /// Opens an SST by reading its tail only (footer, index, filter, meta).
+    pub async fn open(store: Arc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
+        let size = match size {
+            Some(s) => s,
+            None => store.head(&path).await?.size,
+        };
+        if size < FOOTER_LEN as u64 {
+            return Err(Self::corrupt(&path, format!("object of {size} bytes is shorter than a footer")));
+        }
+        // One read usually covers index, filter and meta; else a second one.
+        let guess = size.min(16 * 1024);
+        let tail = store.get_range(&path, size - guess..size).await?;
+        if tail.len() as u64 != guess {
+            return Err(Self::corrupt(&path, "the store returned a short range"));
+        }
+        let footer_raw = tail.slice(tail.len() - FOOTER_LEN..);
+        let footer = parse_footer(&footer_raw, size).map_err(|r| Self::corrupt(&path, r))?;
+        let (start, tail) = if footer.index_off >= size - guess {
+            (size - guess, tail)
+        } else {
+            (footer.index_off, store.get_range(&path, footer.index_off..size).await?)
+        };
+        Self::from_tail(Some(store), path, size, start, &tail)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The caller's meta bytes (the WAL header, for WAL objects).
+    pub fn meta(&self) -> &Bytes {
+        &self.meta
+    }
+
+    async fn block(&self, h: &BlockHandle) -> Result<Vec<Entry>> {
+        let range = h.offset..h.offset + u64::from(h.len);
+        let raw = match (&self.whole, &self.store) {
+            (Some(whole), _) => whole.slice(range.start as usize..range.end as usize),
+            (None, Some(store)) => store.get_range(&self.path, range).await?,
+            (None, None) => return Err(Self::corrupt(&self.path, "no source for block")),
+        };
+        let body = unseal(&raw, "block").map_err(|r| Self::corrupt(&self.path, r))?;
+        let entries = decode_block(&raw.slice_ref(body)).map_err(|r| Self::corrupt(&self.path, r))?;
+        let in_bounds = entries.first().is_some_and(|(k, _)| k.as_ref() == h.first_key.as_slice())
+            && entries.last().is_some_and(|(k, _)| k.as_ref() == h.last_key.as_slice());
+        if !in_bounds {
+            return Err(Self::corrupt(&self.path, "block keys disagree with the index"));
+        }
+        Ok(entries)
+    }
+
+    /// Point read: `None` if the key is not in this SST, `Some(None)` for a
+    /// tombstone. Reads at most one block.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
+        if !bloom::may_contain(&self.filter, key) {
+            return Ok(None);
+        }
+        let i = self.index.partition_point(|h| h.last_key.as_slice() < key);
+        let Some(h) = self.index.get(i).filter(|h| h.first_key.as_slice() <= key) else { return Ok(None) };
+        let entries = self.block(h).await?;
+        Ok(entries.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|j| entries[j].1.clone()))
+    }
+
+    /// Entries whose keys fall in `range`, reading only overlapping blocks.
+    pub async fn scan(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for h in &self.index {
+            let below = match &range.1 {
+                Bound::Included(end) => h.first_key.as_slice() > end.as_ref(),
+                Bound::Excluded(end) => h.first_key.as_slice() >= end.as_ref(),
+                Bound::Unbounded => false,
+            };
+            let above = match &range.0 {
+                Bound::Included(start) => h.last_key.as_slice() < start.as_ref(),
+                Bound::Excluded(start) => h.last_key.as_slice() <= start.as_ref(),
+                Bound::Unbounded => false,
+            };
+            if below || above {
+                continue;
+            }
+            out.extend(self.block(h).await?.into_iter().filter(|(k, _)| range.contains(k)));
+        }
+        Ok(out)
+    }
+
+    /// Every entry, in key order.
+    pub async fn all(&self) -> Result<Vec<Entry>> {
+        self.scan(&(Bound::Unbounded, Bound::Unbounded)).await
+    }
+}
+
+/// Decodes a whole object: its meta and every entry (WAL replay, fsck).
+pub fn decode_all(path: &Path, bytes: Bytes) -> Result<(Bytes, Vec<Entry>)> {
+    let reader = SstReader::from_bytes(path.clone(), bytes)?;
+    let mut entries = Vec::new();
+    for h in &reader.index {
+        let range = h.offset as usize..(h.offset + u64::from(h.len)) as usize;
+        let raw = match &reader.whole {
+            Some(w) => w.slice(range),
+            None => return Err(Error::corrupt(path.to_string(), "object not held whole")),
+        };
+        let body = unseal(&raw, "block").map_err(|r| Error::corrupt(path.to_string(), r))?;
+        entries.extend(decode_block(&raw.slice_ref(body)).map_err(|r| Error::corrupt(path.to_string(), r))?);
+    }
+    Ok((reader.meta.clone(), entries))
+}
