@@ -38,7 +38,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(seed: u64) -> Self {
-        Self { seed, writers: 3, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped }
+        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped }
     }
 }
 
@@ -87,11 +87,30 @@ pub fn run(cfg: &Config) -> Report {
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut round0_ops = 0;
     for round in 0..cfg.rounds {
-        let crash_op = match (round, cfg.crash_op) {
-            (0, Some(k)) => k,
-            _ => rng.random_range(1..=(cfg.ops as u64 * cfg.writers as u64 * 3).max(2)),
+        // Round 0 may crash at a chosen store operation; otherwise the crash
+        // comes at a seeded moment, while uploads are likely in flight.
+        let (crash_op, crash_tick) = match (round, cfg.crash_op) {
+            (0, Some(k)) => (k, None),
+            _ => (u64::MAX, Some(rng.random_range(1..=(cfg.ops as u32 * 3).max(2)))),
         };
-        let ops = live_phase(cfg, round, crash_op, &inner, &histories, &mut rng);
+        let ops = live_phase(cfg, round, (crash_op, crash_tick), &inner, &histories, &mut rng);
+        if std::env::var_os("CRASH_DEBUG").is_some() {
+            let h = lock(&histories);
+            let steps: Vec<(usize, usize)> =
+                h.histories.iter().map(|w| (w.steps.len(), w.steps.iter().filter(|s| s.acked).count())).collect();
+            let wals: Vec<String> = runtime().block_on(async {
+                use futures::TryStreamExt;
+                let mut v: Vec<String> = inner
+                    .list(Some(&object_store::path::Path::from("db/wal")))
+                    .map_ok(|m| m.location.filename().unwrap_or("").trim_start_matches('0').to_string())
+                    .try_collect()
+                    .await
+                    .unwrap_or_default();
+                v.sort_by_key(|s| s.trim_end_matches(".sst").parse::<u64>().unwrap_or(0));
+                v
+            });
+            eprintln!("seed {} round {round}: crash at op {crash_op}, ops {ops}, (steps, acked) per writer {steps:?} wals {wals:?}", cfg.seed);
+        }
         if round == 0 {
             round0_ops = ops;
         }
@@ -117,13 +136,14 @@ fn runtime() -> tokio::runtime::Runtime {
 fn live_phase(
     cfg: &Config,
     round: usize,
-    crash_op: u64,
+    (crash_op, crash_tick): (u64, Option<u32>),
     inner: &Arc<dyn ObjectStore>,
     histories: &Histories,
     rng: &mut StdRng,
 ) -> u64 {
     let fault = FaultStore::new(inner.clone(), rng.random());
     fault.hold_prefix(api::WAL_PREFIX);
+    fault.hold_prefix(api::SST_PREFIX);
     fault.crash_at(crash_op);
     let plans: Vec<Vec<Op>> = (0..cfg.writers).map(|w| workload::generate(rng, w, round, cfg.ops)).collect();
     let successor_plans: Vec<Vec<Op>> =
@@ -132,9 +152,9 @@ fn live_phase(
     let takeover_after = rng.random_range(0..=cfg.ops);
     let rt = runtime();
     rt.block_on(async {
-        let chaos = tokio::spawn(chaos(fault.clone(), chaos_seed));
+        let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash_tick));
         let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol).await else {
-            chaos.abort();
+            chaos_task.abort();
             return; // Crashed during open: recovery must still succeed later.
         };
         let db = Arc::new(db);
@@ -150,7 +170,8 @@ fn live_phase(
             }
             let fresh = FaultStore::new(inner.clone(), chaos_seed ^ 1);
             fresh.hold_prefix(api::WAL_PREFIX);
-            tokio::spawn(chaos(fresh.clone(), chaos_seed ^ 2));
+            fresh.hold_prefix(api::SST_PREFIX);
+            tokio::spawn(chaos(fresh.clone(), chaos_seed ^ 2, None));
             if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg.protocol).await {
                 let next = Arc::new(next);
                 for (w, plan) in successor_plans.into_iter().enumerate() {
@@ -171,7 +192,7 @@ fn live_phase(
             fresh.crash().await;
         }
         tokio::time::sleep(CRASH_GRACE.min(Duration::from_millis(5))).await;
-        chaos.abort();
+        chaos_task.abort();
     });
     let ops = fault.ops();
     drop(rt); // The process is gone: every task and buffer with it.
@@ -184,24 +205,31 @@ async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// Lands held WAL uploads one at a time in a seeded order, so completions
-/// arrive out of order, until the store crashes.
-async fn chaos(fault: FaultStore, seed: u64) {
+/// Lands held uploads one at a time in a seeded order, holding them long
+/// enough that several are in flight at once and complete out of order;
+/// crashes the store at tick `crash_tick` if given.
+async fn chaos(fault: FaultStore, seed: u64, crash_tick: Option<u32>) {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut tick = 0u32;
+    let mut waited = 0u32;
     while !fault.is_crashed() {
-        let held = fault.held();
-        if held.is_empty() {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-            continue;
-        }
-        // Sometimes wait for a second upload so two are in flight at once.
-        if held.len() == 1 && rng.random_bool(0.5) {
-            tokio::time::sleep(Duration::from_micros(300)).await;
+        tokio::time::sleep(Duration::from_micros(500)).await;
+        tick += 1;
+        if Some(tick) == crash_tick {
+            fault.crash().await;
+            return;
         }
         let held = fault.held();
         if held.is_empty() {
             continue;
         }
+        waited += 1;
+        // Wait for company (out-of-order completions need two in flight), but
+        // not for ever: a lone upload lands after a few ticks.
+        if held.len() < 2 && waited < 8 || !rng.random_bool(0.5) {
+            continue;
+        }
+        waited = 0;
         let pick = rng.random_range(0..held.len());
         fault.release(&held[pick]).await;
     }
@@ -211,6 +239,9 @@ async fn chaos(fault: FaultStore, seed: u64) {
 /// it is issued and its acknowledgement after the call returns.
 async fn run_writer(db: Arc<api::Db>, writer: usize, plan: Vec<Op>, histories: Histories) {
     for op in plan {
+        // The application does other work between calls: the flusher may
+        // freeze between two fire-and-forget writes of one writer.
+        tokio::task::yield_now().await;
         match op {
             Op::Write { writes, await_durable } => {
                 let step = lock(&histories).histories[writer].issue(writes.clone());

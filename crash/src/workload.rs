@@ -37,11 +37,11 @@ pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize) -> Vec<
             match rng.random_range(0..100) {
                 0..=49 => Op::Write {
                     writes: vec![(key(writer, rng.random_range(0..KEYS_PER_WRITER)), value(0))],
-                    await_durable: rng.random_bool(0.6),
+                    await_durable: rng.random_bool(0.4),
                 },
                 50..=64 => Op::Write {
                     writes: vec![(key(writer, rng.random_range(0..KEYS_PER_WRITER)), None)],
-                    await_durable: rng.random_bool(0.6),
+                    await_durable: rng.random_bool(0.4),
                 },
                 65..=84 => {
                     let len = rng.random_range(2..=3);
@@ -53,7 +53,7 @@ pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize) -> Vec<
                             writes.push((k, v));
                         }
                     }
-                    Op::Write { writes, await_durable: rng.random_bool(0.6) }
+                    Op::Write { writes, await_durable: rng.random_bool(0.4) }
                 }
                 85..=92 => Op::Scan,
                 _ => Op::Flush,

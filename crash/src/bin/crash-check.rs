@@ -5,6 +5,7 @@
 //! `--json` a single JSON document is printed instead. Exit 0 when there are
 //! no violations, 1 when there are, 2 on bad arguments.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ struct Args {
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     ops: u64,
     /// Concurrent writers per process.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(1..=64))]
     writers: u64,
     /// Crashes per schedule.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=100))]
@@ -79,7 +80,7 @@ fn main() -> ExitCode {
             schedules += 1;
             failures.extend(schedule::run(&cfg).failure);
         }
-        if !args.json && start.elapsed().as_secs() >= 2 {
+        if !args.json && std::io::stderr().is_terminal() && start.elapsed().as_secs() >= 2 {
             eprint!("\rseed {}/{}: schedules {schedules}, violations {}   ", seed - args.seed_start + 1, args.seeds, failures.len());
         }
     }
@@ -94,7 +95,9 @@ fn main() -> ExitCode {
         });
         println!("{doc}");
     } else {
-        eprintln!();
+        if std::io::stderr().is_terminal() {
+            eprintln!();
+        }
         if let Some(f) = failures.first() {
             println!(
                 "first violation: seed {} round {} crash at store op {}: {}: {}",

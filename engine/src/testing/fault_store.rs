@@ -198,6 +198,14 @@ impl FaultStore {
             }
             (land, lost)
         };
+        if std::env::var_os("CRASH_DEBUG").is_some() {
+            let name = |h: &HeldPut| h.path.filename().unwrap_or("").trim_start_matches('0').to_string();
+            eprintln!(
+                "  crash: lands {:?}, lost {:?}",
+                land.iter().map(name).collect::<Vec<_>>(),
+                lost.iter().map(name).collect::<Vec<_>>()
+            );
+        }
         for h in lost {
             let _ = h.reply.send(Err(injected("crashed", h.path.as_ref())));
         }

@@ -1,0 +1,58 @@
+//! The harness's view of the engine: the few calls a schedule makes.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use object_store::ObjectStore;
+use tidemark::protocol::Protocol;
+use tidemark::sync::Arc;
+use tidemark::{Settings, WriteBatch, WriteOptions};
+
+pub use tidemark::Db;
+
+/// The root the harness's databases live under.
+pub const ROOT: &str = "db";
+/// Uploads under this prefix are held by the chaos task (WALs).
+pub const WAL_PREFIX: &str = "db/wal/";
+/// L0 SST uploads are held too, so manifests are written late.
+pub const SST_PREFIX: &str = "db/compacted/";
+
+/// Settings that exercise everything in small workloads: tiny memtables
+/// (frequent `FlushL0` and `WriteManifest`), W = 4, a short flush interval.
+pub fn settings(protocol: Protocol) -> Settings {
+    Settings::default()
+        .with_protocol(protocol)
+        .with_l0_sst_size_bytes(1500)
+        .with_max_unflushed_bytes(64 << 10)
+        .with_max_inflight_wal_uploads(4)
+        .with_flush_interval(std::time::Duration::from_millis(1))
+}
+
+pub async fn open(store: Arc<dyn ObjectStore>, protocol: Protocol) -> tidemark::Result<Db> {
+    let mut s = settings(protocol);
+    s.max_retries = 2;
+    Db::open_with(ROOT, store, s).await
+}
+
+pub async fn write(db: &Db, writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool) -> tidemark::Result<()> {
+    let mut batch = WriteBatch::new();
+    for (k, v) in writes {
+        match v {
+            Some(v) => batch.put(k, v),
+            None => batch.delete(k),
+        };
+    }
+    db.write_with(batch, &WriteOptions { await_durable }).await
+}
+
+pub async fn flush(db: &Db) -> tidemark::Result<()> {
+    db.flush().await
+}
+
+pub async fn scan_prefix(db: &Db, prefix: Bytes) -> tidemark::Result<BTreeMap<Bytes, Bytes>> {
+    Ok(db.scan_prefix(prefix).await?.into_iter().collect())
+}
+
+pub async fn close(db: Db) -> tidemark::Result<()> {
+    db.close().await
+}
