@@ -16,6 +16,11 @@ pub use std::sync::{
     Arc, Condvar, Mutex, MutexGuard,
 };
 
+/// `Arc` for values shared with other crates, such as object stores: always
+/// std's, because object_store's API takes std's `Arc` and loom's cannot hold
+/// a trait object. Never use it for state the loom suite must permute.
+pub use std::sync::Arc as StdArc;
+
 /// Threads, for code that spawns them (loom's under `--cfg loom`).
 pub mod thread {
     #[cfg(loom)]

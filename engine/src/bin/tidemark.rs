@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> Result<ExitCode, Error> {
 
 /// Checks I1 (every WAL the manifest requires exists) and the checksums of
 /// every L0 SST and required WAL; prints one line per object checked.
-async fn fsck(store: tidemark::sync::Arc<dyn object_store::ObjectStore>, root: object_store::path::Path) -> Result<ExitCode, Error> {
+async fn fsck(store: tidemark::sync::StdArc<dyn object_store::ObjectStore>, root: object_store::path::Path) -> Result<ExitCode, Error> {
     let layout = Layout::new(root.clone());
     let mut problems = 0;
     let manifest = match Db::open_read_only(root, store.clone()).await {

@@ -21,14 +21,14 @@ use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
 use crate::sst::{Entry, SstReader};
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering};
+use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, ChainContents};
 
 /// State shared by the handle and its background tasks.
 pub(crate) struct DbInner {
-    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) store: StdArc<dyn ObjectStore>,
     pub(crate) layout: Layout,
     pub(crate) settings: Settings,
     pub(crate) epoch: Epoch,

@@ -21,7 +21,7 @@ use crate::protocol::{
 };
 use crate::settings::Settings;
 use crate::sst::SstReader;
-use crate::sync::{Arc, AtomicBool, Mutex};
+use crate::sync::{Arc, AtomicBool, Mutex, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_object::{decode_wal, encode_wal, DecodedWal};
 
@@ -140,7 +140,7 @@ async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObjec
 }
 
 /// Opens every L0 SST a manifest lists (reading only their tails).
-async fn open_l0(store: &Arc<dyn ObjectStore>, layout: &Layout, m: &ManifestObject) -> Result<Vec<Arc<SstReader>>> {
+async fn open_l0(store: &StdArc<dyn ObjectStore>, layout: &Layout, m: &ManifestObject) -> Result<Vec<Arc<SstReader>>> {
     let mut out = Vec::with_capacity(m.l0.len());
     for h in &m.l0 {
         out.push(Arc::new(SstReader::open(store.clone(), layout.sst(h.id), Some(h.size)).await?));
@@ -162,12 +162,12 @@ fn replay(chain: &ChainContents) -> MemState {
 
 impl Db {
     /// Opens (or creates) the database under `path` with default settings.
-    pub async fn open(path: impl Into<Path>, store: Arc<dyn ObjectStore>) -> Result<Db> {
+    pub async fn open(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         Self::open_with(path, store, Settings::default()).await
     }
 
     /// Opens as a new writer: claims an epoch, replays, fences older writers.
-    pub async fn open_with(path: impl Into<Path>, store: Arc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
+    pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
         let layout = Layout::new(path.into());
         let tracer = Tracer::new(settings.recorder.clone());
@@ -237,7 +237,7 @@ impl Db {
 
     /// Opens without claiming an epoch or fencing: a snapshot for reads that
     /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
-    pub async fn open_read_only(path: impl Into<Path>, store: Arc<dyn ObjectStore>) -> Result<Db> {
+    pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(empty_manifest);

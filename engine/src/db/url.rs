@@ -7,13 +7,13 @@ use object_store::ObjectStore;
 use super::Db;
 use crate::error::{Error, Result};
 use crate::settings::Settings;
-use crate::sync::Arc;
+use crate::sync::StdArc;
 
 /// The store and root path a URL names.
-pub fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
+pub fn store_for_url(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     let parsed = url::Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad URL `{url}`: {e}")))?;
     match parsed.scheme() {
-        "memory" => Ok((Arc::new(InMemory::new()), Path::from(parsed.path().trim_matches('/')))),
+        "memory" => Ok((StdArc::new(InMemory::new()), Path::from(parsed.path().trim_matches('/')))),
         "file" => {
             let dir = parsed
                 .to_file_path()
@@ -22,7 +22,7 @@ pub fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
                 .map_err(|e| Error::InvalidArgument(format!("cannot create {}: {e}", dir.display())))?;
             let fs = object_store::local::LocalFileSystem::new_with_prefix(&dir)
                 .map_err(|e| Error::InvalidArgument(format!("cannot open {}: {e}", dir.display())))?;
-            Ok((Arc::new(fs), Path::from("")))
+            Ok((StdArc::new(fs), Path::from("")))
         }
         "s3" => s3(&parsed),
         other => Err(Error::InvalidArgument(format!("unsupported URL scheme `{other}` (use file://, memory:// or s3://)"))),
@@ -30,17 +30,17 @@ pub fn store_for_url(url: &str) -> Result<(Arc<dyn ObjectStore>, Path)> {
 }
 
 #[cfg(feature = "aws")]
-fn s3(url: &url::Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
+fn s3(url: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     let bucket = url.host_str().ok_or_else(|| Error::InvalidArgument("s3:// URL needs a bucket".into()))?;
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
         .build()
         .map_err(|e| Error::InvalidArgument(format!("S3 configuration: {e}")))?;
-    Ok((Arc::new(store), Path::from(url.path().trim_matches('/'))))
+    Ok((StdArc::new(store), Path::from(url.path().trim_matches('/'))))
 }
 
 #[cfg(not(feature = "aws"))]
-fn s3(_: &url::Url) -> Result<(Arc<dyn ObjectStore>, Path)> {
+fn s3(_: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     Err(Error::InvalidArgument("s3:// URLs need tidemark built with the `aws` feature".into()))
 }
 

@@ -10,7 +10,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use super::block::decode_block;
 use super::{bloom, unseal, BlockHandle, Entry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
-use crate::sync::Arc;
+use crate::sync::StdArc;
 
 /// The parsed footer: where the sections are.
 struct Footer {
@@ -52,7 +52,7 @@ fn parse_footer(raw: &[u8], size: u64) -> Result<Footer, String> {
 
 /// An open SST: footer, index, filter and meta in memory; blocks on demand.
 pub struct SstReader {
-    store: Option<Arc<dyn ObjectStore>>,
+    store: Option<StdArc<dyn ObjectStore>>,
     path: Path,
     index: Vec<BlockHandle>,
     filter: Bytes,
@@ -73,7 +73,7 @@ impl SstReader {
     }
 
     /// Parses the tail sections given the bytes from `tail_start` to the end.
-    fn from_tail(store: Option<Arc<dyn ObjectStore>>, path: Path, size: u64, tail_start: u64, tail: &Bytes) -> Result<Self> {
+    fn from_tail(store: Option<StdArc<dyn ObjectStore>>, path: Path, size: u64, tail_start: u64, tail: &Bytes) -> Result<Self> {
         let c = |r: String| Self::corrupt(&path, r);
         if size < FOOTER_LEN as u64 {
             return Err(c(format!("object of {size} bytes is shorter than a footer")));
@@ -111,7 +111,7 @@ impl SstReader {
     }
 
     /// Opens an SST by reading its tail only (footer, index, filter, meta).
-    pub async fn open(store: Arc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
+    pub async fn open(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
         let size = match size {
             Some(s) => s,
             None => store.head(&path).await?.size,

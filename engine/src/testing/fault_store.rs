@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 
-use crate::sync::{lock, Arc, Mutex};
+use crate::sync::{lock, Arc, Mutex, StdArc};
 
 /// How an injected fault behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ struct State {
 /// The fault-injecting wrapper. Cheap to clone: clones share state.
 #[derive(Clone)]
 pub struct FaultStore {
-    inner: Arc<dyn ObjectStore>,
+    inner: StdArc<dyn ObjectStore>,
     state: Arc<Mutex<State>>,
 }
 
@@ -79,7 +79,7 @@ enum Verdict {
 
 impl FaultStore {
     /// Wraps `inner`; every random choice derives from `seed`.
-    pub fn new(inner: Arc<dyn ObjectStore>, seed: u64) -> Self {
+    pub fn new(inner: StdArc<dyn ObjectStore>, seed: u64) -> Self {
         let state = State {
             ops: 0,
             fail_ops: Vec::new(),
@@ -95,7 +95,7 @@ impl FaultStore {
     }
 
     /// The wrapped store, as another process would see it after a crash.
-    pub fn inner(&self) -> Arc<dyn ObjectStore> {
+    pub fn inner(&self) -> StdArc<dyn ObjectStore> {
         self.inner.clone()
     }
 
@@ -396,8 +396,8 @@ mod tests {
     use object_store::memory::InMemory;
     use object_store::ObjectStoreExt;
 
-    fn store(seed: u64) -> (FaultStore, Arc<dyn ObjectStore>) {
-        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    fn store(seed: u64) -> (FaultStore, StdArc<dyn ObjectStore>) {
+        let inner: StdArc<dyn ObjectStore> = Arc::new(InMemory::new());
         (FaultStore::new(inner.clone(), seed), inner)
     }
 
