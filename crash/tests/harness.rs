@@ -1,0 +1,45 @@
+//! The crash harness: the shipped protocol survives crash schedules; every
+//! mutant is caught within a bounded number of seeds.
+
+use tidemark::protocol::Protocol;
+use tidemark_crash::schedule::{run, Config};
+
+fn violations(protocol: Protocol, seeds: u64, zombies: bool) -> usize {
+    (0..seeds)
+        .filter(|&seed| {
+            let cfg = Config { protocol, zombies, ..Config::new(seed) };
+            run(&cfg).failure.is_some()
+        })
+        .count()
+}
+
+#[test]
+fn shipped_protocol_survives_crash_schedules() {
+    assert_eq!(violations(Protocol::Shipped, 40, false), 0);
+    assert_eq!(violations(Protocol::Shipped, 20, true), 0);
+}
+
+#[test]
+fn every_mutant_is_caught_within_bounded_seeds() {
+    for (mutant, zombies) in [
+        (Protocol::AtFreeze, false),
+        (Protocol::MaxCompleted, false),
+        (Protocol::ReplayAcrossGap, false),
+        (Protocol::NoFence, false),
+    ] {
+        let found = violations(mutant, 100, zombies);
+        assert!(found > 0, "{mutant}: no violation in 100 seeds");
+    }
+}
+
+#[test]
+fn every_op_crash_points_cover_open_and_the_workload() {
+    let cfg = Config { rounds: 1, crash_op: Some(u64::MAX), ..Config::new(3) };
+    let probe = run(&cfg);
+    assert!(probe.failure.is_none());
+    assert!(probe.round0_ops > 5, "the workload performed store operations: {}", probe.round0_ops);
+    for k in 1..=probe.round0_ops {
+        let report = run(&Config { crash_op: Some(k), ..cfg.clone() });
+        assert!(report.failure.is_none(), "crash at op {k}: {:?}", report.failure);
+    }
+}
