@@ -13,8 +13,9 @@ pub const I3: &str = "I3 NoAckedWriteLost";
 pub const I4: &str = "I4 PrefixConsistent";
 pub const I5: &str = "I5 FencedWriterAcksNothing";
 
-pub fn all() -> Vec<Property<TidemarkModel>> {
-    vec![
+/// Every property; the ambiguous-create example only when the bounds allow one.
+pub fn all(ambiguous: bool) -> Vec<Property<TidemarkModel>> {
+    let mut props = vec![
         Property::always(I1, |_, s: &State| i1_violation(s).is_none()),
         Property::always(I2, |_, s: &State| i2_violation(s).is_none()),
         Property::always(I3, |_, s: &State| i3_violation(s).is_none()),
@@ -31,7 +32,13 @@ pub fn all() -> Vec<Property<TidemarkModel>> {
             matches!(s.recovery, Some(RecoveryOutcome::Recovered { replayed_wals, .. }) if replayed_wals > 0)
         }),
         Property::sometimes("zombie upload rejected", |_, s: &State| s.seen.zombie_upload_rejected),
-    ]
+    ];
+    if ambiguous {
+        props.push(Property::sometimes("ambiguous create read back as ours", |_, s: &State| {
+            s.seen.ambiguous_create_resolved
+        }));
+    }
+    props
 }
 
 /// I1: the first chain position the latest manifest requires that is missing.
