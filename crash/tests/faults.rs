@@ -61,3 +61,26 @@ async fn an_ambiguous_epoch_claim_is_recognised_as_ours() {
     drop(db);
     assert!(Db::open("db", inner).await.is_ok());
 }
+
+/// A point read fetches the SST's tail once at open, then one block per get.
+#[tokio::test]
+async fn point_reads_fetch_only_the_block_they_need() {
+    use object_store::ObjectStoreExt;
+    use tidemark::sst::{SstBuilder, SstReader};
+    let (fault, _) = stores();
+    let mut builder = SstBuilder::new(256);
+    for i in 0..1000 {
+        builder.add(bytes::Bytes::from(format!("key{i:04}")), Some(bytes::Bytes::from(vec![b'v'; 64]))).unwrap();
+    }
+    let object = builder.finish(&[]);
+    let path = object_store::path::Path::from("db/compacted/1.sst");
+    fault.put(&path, object.clone().into()).await.unwrap();
+    let before = fault.ops();
+    let reader = SstReader::open(StdArc::new(fault.clone()), path, Some(object.len() as u64)).await.unwrap();
+    let after_open = fault.ops();
+    assert!(after_open - before <= 2, "open reads the tail: {} ops", after_open - before);
+    assert!(reader.get(b"key0500").await.unwrap().is_some());
+    assert_eq!(fault.ops() - after_open, 1, "one ranged read for one block");
+    assert!(reader.get(b"nope").await.unwrap().is_none());
+    assert!(fault.ops() - after_open <= 2, "a bloom miss usually reads nothing");
+}

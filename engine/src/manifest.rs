@@ -47,6 +47,20 @@ impl ManifestObject {
         }
     }
 
+    /// The next version: the protocol's `view`, a fresh token, and the given
+    /// SST fields. Every manifest a writer creates is built here.
+    pub fn successor(&self, view: ManifestView, next_sst_id: u64, l0: Vec<SstHandle>) -> ManifestObject {
+        ManifestObject {
+            version: self.version + 1,
+            writer_epoch: view.writer_epoch,
+            token: rand::random(),
+            wal_id_last_seen: view.wal_id_last_seen,
+            replay_after_wal_id: view.replay_after_wal_id,
+            next_sst_id,
+            l0,
+        }
+    }
+
     pub fn encode(&self) -> Bytes {
         let payload = postcard::to_stdvec(self).unwrap_or_default();
         let mut out = Vec::with_capacity(payload.len() + HEADER_LEN + 4);

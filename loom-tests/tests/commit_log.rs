@@ -73,6 +73,23 @@ impl Landed {
     }
 }
 
+/// One thread per WAL id, each landing its object then reporting `WalDurable`.
+fn spawn_uploads(c: &Arc<CommitLog<u32>>, landed: &Arc<Landed>, ids: &[u64]) -> Vec<thread::JoinHandle<()>> {
+    ids.iter()
+        .map(|&id| {
+            let (c, landed) = (c.clone(), landed.clone());
+            thread::spawn(move || {
+                // A WAL can only be uploaded once frozen.
+                while c.next_wal_id() <= id {
+                    thread::yield_now();
+                }
+                landed.land(id);
+                c.wal_durable(id);
+            })
+        })
+        .collect()
+}
+
 /// Uploads of WALs 1..=3 complete on three threads in every order while the
 /// main thread reads the watermark: it never passes the contiguous landed
 /// prefix and never moves backward (I1 at the atomics level).
@@ -80,15 +97,7 @@ fn watermark_scenario(protocol: Protocol) {
     let c = log(protocol);
     freeze_n(&c, 3);
     let landed = Landed::new();
-    let handles: Vec<_> = (1..=3u64)
-        .map(|id| {
-            let (c, landed) = (c.clone(), landed.clone());
-            thread::spawn(move || {
-                landed.land(id);
-                c.wal_durable(id);
-            })
-        })
-        .collect();
+    let handles = spawn_uploads(&c, &landed, &[1, 2, 3]);
     // Observations are checked after the joins, so a violation fails the
     // model cleanly instead of unwinding past live loom threads.
     let observed: Vec<(u64, bool)> = (0..2)
@@ -133,19 +142,7 @@ fn manifest_scenario(protocol: Protocol) {
             c.freeze();
         })
     };
-    let uploaders: Vec<_> = (1..=2u64)
-        .map(|id| {
-            let (c, landed) = (c.clone(), landed.clone());
-            thread::spawn(move || {
-                // WAL 2 can only be uploaded once frozen.
-                while id == 2 && c.next_wal_id() <= 2 {
-                    thread::yield_now();
-                }
-                landed.land(id);
-                c.wal_durable(id);
-            })
-        })
-        .collect();
+    let uploaders = spawn_uploads(&c, &landed, &[1, 2]);
     let view = c.next_manifest(&ManifestView::default(), None);
     let durable_then = landed.all_up_to(view.wal_id_last_seen);
     freezer.join().expect("join");
@@ -209,16 +206,7 @@ fn ack_scenario(protocol: Protocol) {
             assert!(landed.all_up_to(2), "acknowledged before WALs 1..=2 exist");
         })
     };
-    let uploaders: Vec<_> = [2u64, 1]
-        .into_iter()
-        .map(|id| {
-            let (c, landed) = (c.clone(), landed.clone());
-            thread::spawn(move || {
-                landed.land(id);
-                c.wal_durable(id);
-            })
-        })
-        .collect();
+    let uploaders = spawn_uploads(&c, &landed, &[2, 1]);
     for u in uploaders {
         u.join().expect("join");
     }

@@ -124,19 +124,7 @@ impl TidemarkModel {
     /// A fresh database: manifest version 1 and the writer of epoch 1.
     pub fn initial_state(&self) -> State {
         let view = ManifestView { writer_epoch: 1, wal_id_last_seen: 0, replay_after_wal_id: 0 };
-        let writer = Writer {
-            epoch: 1,
-            phase: Phase::Active,
-            log: WalLog::new(self.protocol, 1, 1, self.w()),
-            buffer: Vec::new(),
-            frozen: BTreeMap::new(),
-            memtable: Vec::new(),
-            imm: Vec::new(),
-            flushed: Vec::new(),
-            next_sst: 0,
-            manifest_version: 1,
-            pending: Vec::new(),
-        };
+        let writer = Writer::new(1, Phase::Active, WalLog::new(self.protocol, 1, 1, self.w()), 1);
         State {
             store: Store {
                 wals: BTreeMap::new(),
@@ -375,19 +363,10 @@ impl Model for TidemarkModel {
                 let claimed_version = version + 1;
                 s.store.manifests.insert(claimed_version, claimed.clone());
                 match self.walk(&s, &claimed.view, epoch) {
-                    Ok(plan) => s.writers.push(Writer {
-                        epoch,
-                        phase: Phase::Recovering { claimed_version, plan: plan.clone() },
-                        log: plan.wal_log(self.protocol, self.w()),
-                        buffer: Vec::new(),
-                        frozen: BTreeMap::new(),
-                        memtable: Vec::new(),
-                        imm: Vec::new(),
-                        flushed: Vec::new(),
-                        next_sst: 0,
-                        manifest_version: claimed_version,
-                        pending: Vec::new(),
-                    }),
+                    Ok(plan) => {
+                        let log = plan.wal_log(self.protocol, self.w());
+                        s.writers.push(Writer::new(epoch, Phase::Recovering { claimed_version, plan }, log, claimed_version))
+                    }
                     Err(error) => s.recovery = Some(RecoveryOutcome::Failed { epoch, error }),
                 }
             }

@@ -93,6 +93,25 @@ pub struct Writer {
     pub pending: Vec<(WriteId, WalId)>,
 }
 
+impl Writer {
+    /// A writer with empty buffers whose last manifest is `manifest_version`.
+    pub fn new(epoch: Epoch, phase: Phase, log: WalLog, manifest_version: u64) -> Self {
+        Writer {
+            epoch,
+            phase,
+            log,
+            buffer: Vec::new(),
+            frozen: BTreeMap::new(),
+            memtable: Vec::new(),
+            imm: Vec::new(),
+            flushed: Vec::new(),
+            next_sst: 0,
+            manifest_version,
+            pending: Vec::new(),
+        }
+    }
+}
+
 /// An acknowledged durable write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AckInfo {

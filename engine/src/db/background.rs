@@ -224,15 +224,7 @@ async fn flush_l0(inner: &Arc<DbInner>, imm: &ImmMemtable) -> Result<()> {
     let view = inner.commit.next_manifest(&manifest.view(), Some(imm.last_wal_id));
     let mut l0 = vec![SstHandle { id: sst_id, size }];
     l0.extend(manifest.l0.iter().cloned());
-    let next = ManifestObject {
-        version: manifest.version + 1,
-        writer_epoch: view.writer_epoch,
-        token: rand::random(),
-        wal_id_last_seen: view.wal_id_last_seen,
-        replay_after_wal_id: view.replay_after_wal_id,
-        next_sst_id: sst_id + 1,
-        l0,
-    };
+    let next = manifest.successor(view, sst_id + 1, l0);
     write_manifest(inner, &next).await?;
     inner.emit(TraceEvent::WriteManifest {
         version: next.version,
@@ -261,15 +253,7 @@ pub(crate) async fn record_wal_progress(inner: &DbInner) -> Result<()> {
     if view == manifest.view() {
         return Ok(());
     }
-    let next = ManifestObject {
-        version: manifest.version + 1,
-        writer_epoch: view.writer_epoch,
-        token: rand::random(),
-        wal_id_last_seen: view.wal_id_last_seen,
-        replay_after_wal_id: view.replay_after_wal_id,
-        next_sst_id: manifest.next_sst_id,
-        l0: manifest.l0.clone(),
-    };
+    let next = manifest.successor(view, manifest.next_sst_id, manifest.l0.clone());
     write_manifest(inner, &next).await?;
     inner.emit(TraceEvent::WriteManifest {
         version: next.version,

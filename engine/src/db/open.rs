@@ -116,15 +116,7 @@ async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObjec
     for _ in 0..RACE_ATTEMPTS {
         let latest = latest_manifest(store, layout).await?.unwrap_or_else(empty_manifest);
         let view = claim_epoch(&latest.view());
-        let claimed = ManifestObject {
-            version: latest.version + 1,
-            writer_epoch: view.writer_epoch,
-            token: rand::random(),
-            wal_id_last_seen: view.wal_id_last_seen,
-            replay_after_wal_id: view.replay_after_wal_id,
-            next_sst_id: latest.next_sst_id,
-            l0: latest.l0.clone(),
-        };
+        let claimed = latest.successor(view, latest.next_sst_id, latest.l0.clone());
         let path = layout.manifest(claimed.version);
         if create(store, &path, claimed.encode()).await? {
             return Ok(claimed);
