@@ -219,3 +219,44 @@ async fn a_missing_referenced_wal_is_missing_wal() {
         other => panic!("expected MissingWal, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn protocol_actions_are_recorded_in_the_spec_names_and_order() {
+    use tidemark::trace::{MemoryRecorder, TraceEvent};
+    let recorder = MemoryRecorder::new();
+    let settings = small().with_recorder(Arc::new(recorder.clone()));
+    let db = Db::open_with("db", mem(), settings).await.unwrap();
+    for i in 0..40 {
+        db.put(format!("k{i:02}"), "some value of moderate size").await.unwrap();
+    }
+    db.close().await.unwrap();
+    let steps = recorder.steps();
+    let names: Vec<&str> = steps.iter().map(|s| s.event.action()).collect();
+    assert_eq!(&names[..2], ["Recover", "Fence"]);
+    let pos = |name: &str| names.iter().position(|n| *n == name).unwrap_or_else(|| panic!("no {name} in {names:?}"));
+    assert!(pos("Put") < pos("FreezeWal") && pos("FreezeWal") < pos("UploadWal"));
+    assert!(pos("UploadWal") < pos("WalDurable") && pos("WalDurable") < pos("Ack"));
+    assert!(pos("FreezeMemtable") < pos("FlushL0") && pos("FlushL0") < pos("WriteManifest"));
+    // Every Put names the WAL that a later FreezeWal froze, never an earlier one.
+    let mut frozen_upto = 0;
+    for s in &steps {
+        match s.event {
+            TraceEvent::FreezeWal { wal_id } => frozen_upto = wal_id,
+            TraceEvent::Put { wal_id } => assert!(wal_id > frozen_upto, "Put into already-frozen wal {wal_id}"),
+            TraceEvent::WriteManifest { wal_id_last_seen, .. } => {
+                let durable = steps
+                    .iter()
+                    .take_while(|t| !std::ptr::eq(*t, s))
+                    .filter_map(|t| match t.event {
+                        TraceEvent::WalDurable { durable_wal_id, .. } => Some(durable_wal_id),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                assert!(wal_id_last_seen <= durable.max(64), "I1: manifest ahead of the watermark");
+            }
+            _ => {}
+        }
+        assert_eq!(s.writer_epoch, 1);
+    }
+}

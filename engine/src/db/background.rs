@@ -40,10 +40,9 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         let frozen = if inner.memtable_full.swap(false, Ordering::AcqRel) {
             freeze_memtable(&inner)
         } else {
-            inner.commit.freeze()
+            inner.commit.freeze_with(|frozen, _| emit_freeze_wal(&inner, frozen)).0
         };
         let Some(frozen) = frozen else { continue };
-        inner.emit(TraceEvent::FreezeWal { wal_id: frozen.wal_id });
         // The protocol's window: start WAL i only while i <= durable + W.
         while !inner.commit.may_start_upload(frozen.wal_id) && inner.commit.failure().is_none() {
             let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
@@ -59,21 +58,29 @@ async fn wal_flusher(inner: Arc<DbInner>) {
 /// `FreezeMemtable` together with `FreezeWal`, under the commit lock, so the
 /// memtable's writes are exactly those in WALs `<= last_wal_id`.
 fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<Entry>> {
-    let (frozen, last_wal_id) = inner.commit.freeze_with(|_, last| {
+    let (frozen, froze_memtable) = inner.commit.freeze_with(|frozen, last| {
+        // Recorded under the commit lock, FreezeWal first: the spec's
+        // FreezeMemtable requires an empty WAL buffer.
+        emit_freeze_wal(inner, frozen);
         let mut mem = lock(&inner.mem);
-        if !mem.active.is_empty() {
-            let table = std::mem::take(&mut mem.active);
-            mem.imm.push(Arc::new(ImmMemtable { table, last_wal_id: last }));
-            Some(last)
-        } else {
-            None
+        if mem.active.is_empty() {
+            return false;
         }
+        let table = std::mem::take(&mut mem.active);
+        mem.imm.push(Arc::new(ImmMemtable { table, last_wal_id: last }));
+        inner.emit(TraceEvent::FreezeMemtable { last_wal_id: last });
+        true
     });
-    if let Some(last_wal_id) = last_wal_id {
-        inner.emit(TraceEvent::FreezeMemtable { last_wal_id });
+    if froze_memtable {
         inner.wake_l0.notify_one();
     }
     frozen
+}
+
+fn emit_freeze_wal(inner: &DbInner, frozen: Option<crate::protocol::WalId>) {
+    if let Some(wal_id) = frozen {
+        inner.emit(TraceEvent::FreezeWal { wal_id });
+    }
 }
 
 fn is_transient(e: &object_store::Error) -> bool {

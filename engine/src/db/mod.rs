@@ -159,7 +159,12 @@ impl Db {
         let ops = batch.ops;
         let (wal_id, active_bytes) = inner
             .commit
-            .append(ops.clone(), bytes, |_| {
+            .append(ops.clone(), bytes, |wal_id| {
+                // Recorded under the commit lock, so a trace orders every Put
+                // before the FreezeWal that takes it.
+                if inner.tracer.is_recording() {
+                    inner.emit(TraceEvent::Put { wal_id });
+                }
                 let mut mem = lock(&inner.mem);
                 for (k, v) in ops {
                     mem.active.insert(k, v);
@@ -167,9 +172,6 @@ impl Db {
                 mem.active.bytes
             })
             .map_err(|e| inner.ack_error(e))?;
-        if inner.tracer.is_recording() {
-            inner.emit(TraceEvent::Put { wal_id });
-        }
         let wal_full = inner.commit.buffer_bytes() >= inner.settings.wal_size_bytes;
         if active_bytes >= inner.settings.l0_sst_size_bytes {
             inner.memtable_full.store(true, Ordering::Release);
