@@ -128,7 +128,7 @@ impl<T> CommitLog<T> {
         let released = {
             let mut inner = lock(&self.inner);
             let advanced = inner.log.on_wal_durable(wal_id);
-            let Some(durable) = advanced else { return None };
+            let durable = advanced?;
             // I1/I3: the mirror is published only after the log moved, and
             // only forward.
             debug_assert!(self.durable.load(Ordering::Relaxed) <= durable, "durable_wal_id moved backward");
