@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use object_store::ObjectStore;
 use tidemark::protocol::Protocol;
-use tidemark::sync::Arc;
+use tidemark::sync::StdArc as Arc;
+use tidemark::trace::{MemoryRecorder, TraceEvent, TraceRecorder, TraceStep};
 use tidemark::{Settings, WriteBatch, WriteOptions};
 
 pub use tidemark::Db;
@@ -28,10 +29,34 @@ pub fn settings(protocol: Protocol) -> Settings {
         .with_flush_interval(std::time::Duration::from_millis(1))
 }
 
-pub async fn open(store: Arc<dyn ObjectStore>, protocol: Protocol) -> tidemark::Result<Db> {
-    let mut s = settings(protocol);
+pub async fn open(store: Arc<dyn ObjectStore>, protocol: Protocol, recorder: &MemoryRecorder) -> tidemark::Result<Db> {
+    let mut s = settings(protocol).with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
     Db::open_with(ROOT, store, s).await
+}
+
+/// The WAL ids in the store now.
+pub async fn list_wals(store: &Arc<dyn ObjectStore>) -> Vec<u64> {
+    use futures::TryStreamExt;
+    let layout = tidemark::paths::Layout::new(object_store::path::Path::from(ROOT));
+    let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await.unwrap_or_default();
+    let mut ids: Vec<u64> = listed.iter().filter_map(|m| layout.parse_wal(&m.location)).collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// Records that every process that started since step `since` is gone.
+pub fn record_crashes(recorder: &MemoryRecorder, since: usize, listed: Vec<u64>) {
+    let steps = recorder.steps();
+    let mut epochs: Vec<u64> = steps[since.min(steps.len())..]
+        .iter()
+        .filter(|s| matches!(s.event, TraceEvent::Recover { .. }))
+        .map(|s| s.writer_epoch)
+        .collect();
+    epochs.dedup();
+    for writer_epoch in epochs {
+        recorder.record(TraceStep { writer_epoch, event: TraceEvent::Crash { listed: listed.clone() } });
+    }
 }
 
 pub async fn write(db: &Db, writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool) -> tidemark::Result<()> {

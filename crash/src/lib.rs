@@ -6,6 +6,7 @@
 //! a zombie), a new process recovers, and the [`oracle`] checks I2-I5 against
 //! what was acknowledged.
 
+pub mod conformance;
 pub mod db_api;
 pub mod oracle;
 pub mod schedule;

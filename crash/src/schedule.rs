@@ -14,7 +14,9 @@ use serde::Serialize;
 use tidemark::protocol::Protocol;
 use tidemark::sync::{lock, Arc, Mutex};
 use tidemark::testing::FaultStore;
+use tidemark::trace::{MemoryRecorder, TraceEvent};
 
+use crate::conformance;
 use crate::db_api as api;
 use crate::oracle::WriterHistory;
 use crate::workload::{self, Op};
@@ -65,6 +67,8 @@ pub struct Report {
 #[derive(Default)]
 struct Shared {
     histories: Vec<WriterHistory>,
+    /// Every protocol action of every process, in order (trace conformance).
+    recorder: MemoryRecorder,
     /// Live-read anomalies (a writer not seeing its own writes).
     anomalies: Vec<String>,
 }
@@ -82,6 +86,7 @@ pub fn run(cfg: &Config) -> Report {
     let writer_slots = if cfg.zombies { cfg.writers * 2 } else { cfg.writers };
     let histories: Histories = Arc::new(Mutex::new(Shared {
         histories: vec![WriterHistory::default(); writer_slots],
+        recorder: MemoryRecorder::new(),
         anomalies: Vec::new(),
     }));
     let mut rng = StdRng::seed_from_u64(cfg.seed);
@@ -120,7 +125,7 @@ pub fn run(cfg: &Config) -> Report {
             return Report { seed: cfg.seed, round0_ops, failure: Some(failure) };
         }
     }
-    Report { seed: cfg.seed, round0_ops, failure: None }
+    Report { seed: cfg.seed, round0_ops, failure: conformance_failure(cfg, &histories) }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -150,10 +155,12 @@ fn live_phase(
         (0..cfg.writers).map(|w| workload::generate(rng, cfg.writers + w, round, cfg.ops)).collect();
     let chaos_seed: u64 = rng.random();
     let takeover_after = rng.random_range(0..=cfg.ops);
+    let recorder = lock(histories).recorder.clone();
+    let since = recorder.steps().len();
     let rt = runtime();
     rt.block_on(async {
         let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash_tick));
-        let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol).await else {
+        let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol, &recorder).await else {
             chaos_task.abort();
             return; // Crashed during open: recovery must still succeed later.
         };
@@ -172,7 +179,7 @@ fn live_phase(
             fresh.hold_prefix(api::WAL_PREFIX);
             fresh.hold_prefix(api::SST_PREFIX);
             tokio::spawn(chaos(fresh.clone(), chaos_seed ^ 2, None));
-            if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg.protocol).await {
+            if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg.protocol, &recorder).await {
                 let next = Arc::new(next);
                 for (w, plan) in successor_plans.into_iter().enumerate() {
                     tasks.push(tokio::spawn(run_writer(next.clone(), cfg.writers + w, plan, histories.clone())));
@@ -196,6 +203,8 @@ fn live_phase(
     });
     let ops = fault.ops();
     drop(rt); // The process is gone: every task and buffer with it.
+    let listed = runtime().block_on(api::list_wals(inner));
+    api::record_crashes(&recorder, since, listed);
     ops
 }
 
@@ -281,9 +290,11 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
         invariant: invariant.to_string(),
         detail,
     };
+    let recorder = lock(histories).recorder.clone();
+    let since = recorder.steps().len();
     let rt = runtime();
-    rt.block_on(async {
-        let db = api::open(inner.clone(), cfg.protocol)
+    let result = rt.block_on(async {
+        let db = api::open(inner.clone(), cfg.protocol, &recorder)
             .await
             .map_err(|e| fail("I2 RecoveryNeverFails", format!("open after crash failed: {e}")))?;
         if let Some(anomaly) = lock(histories).anomalies.first() {
@@ -297,5 +308,35 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
             lock(histories).histories[w].check_and_rebase(w, &observed).map_err(|v| fail(v.invariant(), v.to_string()))?;
         }
         api::close(db).await.map_err(|e| fail("I2 RecoveryNeverFails", format!("close after recovery failed: {e}")))
+    });
+    let listed = rt.block_on(api::list_wals(inner));
+    api::record_crashes(&recorder, since, listed);
+    result
+}
+
+/// Replays the schedule's recorded trace through the model (trace
+/// conformance). `None` when it conforms or cannot be checked (a first open
+/// that crashed, or more writes than the model's ids hold).
+fn conformance_failure(cfg: &Config, histories: &Histories) -> Option<Failure> {
+    let steps = lock(histories).recorder.steps();
+    let first_open_completed = matches!(
+        steps.get(..2).map(|s| (&s[0].event, &s[1].event)),
+        Some((TraceEvent::Recover { .. }, TraceEvent::Fence { .. }))
+    );
+    if !first_open_completed || !conformance::fits(&steps) {
+        return None;
+    }
+    let bad = conformance::check(cfg.protocol, api::settings(cfg.protocol).max_inflight_wal_uploads, &steps)?;
+    if std::env::var_os("CRASH_DEBUG").is_some() {
+        for (i, s) in steps.iter().enumerate().take(bad.index + 1) {
+            eprintln!("{i:4} epoch {} {:?}", s.writer_epoch, s.event);
+        }
+    }
+    Some(Failure {
+        seed: cfg.seed,
+        round: 0,
+        crash_op: 0,
+        invariant: "trace conformance".into(),
+        detail: bad.to_string(),
     })
 }

@@ -32,10 +32,17 @@ pub enum TraceEvent {
     WriteManifest { version: u64, wal_id_last_seen: WalId, replay_after_wal_id: WalId },
     /// A recovering writer claimed `writer_epoch` with manifest `version`.
     Recover { version: u64 },
-    /// The recovering writer created the fence at `wal_id`; its WALs start at `next_wal_id`.
-    Fence { wal_id: WalId, next_wal_id: WalId, replayed: Vec<WalId> },
-    /// This writer learned it was fenced by `by`.
+    /// The recovering writer created the fence at `wal_id`; its WALs start at
+    /// `next_wal_id`. `listed` is the WAL listing its final chain walk saw.
+    Fence { wal_id: WalId, next_wal_id: WalId, replayed: Vec<WalId>, listed: Vec<WalId> },
+    /// The create of WAL `wal_id` found another writer's object (epoch `held_by`):
+    /// this writer stops (fenced if `held_by` is newer).
+    WalRejected { wal_id: WalId, held_by: Epoch },
+    /// A manifest create found a version written by epoch `by`: this writer is fenced.
     Fenced { by: Epoch },
+    /// The process died (recorded by a harness): memory is gone; `listed` is
+    /// the store's WAL listing afterwards, telling which uploads landed.
+    Crash { listed: Vec<WalId> },
 }
 
 impl TraceEvent {
@@ -52,7 +59,9 @@ impl TraceEvent {
             TraceEvent::WriteManifest { .. } => "WriteManifest",
             TraceEvent::Recover { .. } => "Recover",
             TraceEvent::Fence { .. } => "Fence",
+            TraceEvent::WalRejected { .. } => "WalRejected",
             TraceEvent::Fenced { .. } => "Fenced",
+            TraceEvent::Crash { .. } => "Crash",
         }
     }
 }

@@ -42,6 +42,9 @@ impl Bounds {
 pub struct TidemarkModel {
     pub protocol: Protocol,
     pub bounds: Bounds,
+    /// How far a fence moves the chain (`inflight_cap` of `ChainWalk`): W in
+    /// the checked model, `MAX_INFLIGHT_WAL_UPLOADS` when replaying engine traces.
+    pub fence_jump: u64,
 }
 
 /// One step, named as in the spec. Ids and epochs identify the step.
@@ -114,7 +117,7 @@ fn owner(epoch: Epoch) -> ObjectOwner {
 
 impl TidemarkModel {
     pub fn new(protocol: Protocol, bounds: Bounds) -> Self {
-        Self { protocol, bounds }
+        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight) }
     }
 
     fn w(&self) -> u64 {
@@ -158,7 +161,7 @@ impl TidemarkModel {
 
     /// `Recover`'s list-and-walk (and `Fence`'s re-list): the protocol's chain walk.
     fn walk(&self, state: &State, view: &ManifestView, epoch: Epoch) -> Result<RecoveryPlan, RecoveryError> {
-        let mut walk = ChainWalk::new(self.protocol, view, epoch, state.store.wals.keys().copied(), self.w());
+        let mut walk = ChainWalk::new(self.protocol, view, epoch, state.store.wals.keys().copied(), self.fence_jump);
         while let Some(id) = walk.next_to_read() {
             match state.store.wals.get(&id) {
                 Some(object) => walk.observe(id, object.header),

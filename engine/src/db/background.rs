@@ -44,8 +44,13 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         };
         let Some(frozen) = frozen else { continue };
         // The protocol's window: start WAL i only while i <= durable + W.
+        // A failed writer starts nothing: outside the window a late upload
+        // could land where a newer writer's fence jump does not reach.
         while !inner.commit.may_start_upload(frozen.wal_id) && inner.commit.failure().is_none() {
             let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
+        }
+        if inner.commit.failure().is_some() {
+            continue;
         }
         uploads.spawn(upload_wal(inner.clone(), frozen));
         // More may be waiting: writers notified once while we were busy.
@@ -164,10 +169,11 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
         }
         CreateConflict::Fenced { by } => {
             tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");
-            inner.emit(TraceEvent::Fenced { by });
+            inner.emit(TraceEvent::WalRejected { wal_id, held_by: by });
             inner.commit.fail(AckError::Fenced { by });
         }
         CreateConflict::TakenByOther { owner } => {
+            inner.emit(TraceEvent::WalRejected { wal_id, held_by: owner });
             inner.commit.fail(AckError::Failed(format!("wal {wal_id} holds an object of epoch {owner}")));
         }
     }

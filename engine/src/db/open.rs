@@ -74,6 +74,8 @@ fn empty_manifest() -> ManifestObject {
 /// The WAL chain as a walk found it.
 pub struct ChainContents {
     pub plan: RecoveryPlan,
+    /// The WAL ids the listing found.
+    pub listed: Vec<WalId>,
     /// Decoded WAL objects on the chain (data, fences and skipped ones).
     pub wals: BTreeMap<WalId, DecodedWal>,
 }
@@ -88,8 +90,9 @@ pub async fn read_chain(
     epoch: Epoch,
 ) -> Result<ChainContents> {
     let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
-    let ids = listed.iter().filter_map(|m| layout.parse_wal(&m.location));
-    let mut walk = ChainWalk::new(protocol, view, epoch, ids, MAX_INFLIGHT_WAL_UPLOADS);
+    let mut ids: Vec<WalId> = listed.iter().filter_map(|m| layout.parse_wal(&m.location)).collect();
+    ids.sort_unstable();
+    let mut walk = ChainWalk::new(protocol, view, epoch, ids.iter().copied(), MAX_INFLIGHT_WAL_UPLOADS);
     let mut wals = BTreeMap::new();
     while let Some(id) = walk.next_to_read() {
         let path = layout.wal(id);
@@ -108,7 +111,7 @@ pub async fn read_chain(
         RecoveryError::MissingWal { id, .. } => Error::MissingWal { id, path: layout.wal(id).to_string() },
         RecoveryError::Fenced { by } => Error::Fenced { writer_epoch: epoch, by },
     })?;
-    Ok(ChainContents { plan, wals })
+    Ok(ChainContents { plan, listed: ids, wals })
 }
 
 /// `Recover` step 1: create the next manifest version with a new epoch.
@@ -200,6 +203,7 @@ impl Db {
                 wal_id: plan.fence.map_or(plan.gap, |f| f.wal_id),
                 next_wal_id: plan.next_wal_id,
                 replayed: plan.replay.clone(),
+                listed: chain.listed.clone(),
             },
         );
         tracing::info!(writer_epoch = epoch, replayed = plan.replay.len(), next_wal_id = plan.next_wal_id, "Fence");

@@ -1,0 +1,282 @@
+//! Trace conformance: replays a recorded engine trace through the Stateright
+//! model's transition function and fails at the first step the model does
+//! not allow, or whose outcome differs from what the engine reported.
+//!
+//! The model decides with the same protocol core, so a mismatch means the
+//! engine took a step outside the checked protocol (or recorded it wrongly).
+
+use std::fmt;
+
+use stateright::Model;
+use tidemark::protocol::{Epoch, ManifestView, Protocol, WalHeader, WalId, WalKind, WalLog, MAX_INFLIGHT_WAL_UPLOADS};
+use tidemark::trace::{TraceEvent, TraceStep};
+use tidemark_model::state::{ManifestVersion, Phase, State, WalObject, Writer};
+use tidemark_model::{Action, Bounds, TidemarkModel};
+
+/// The first step the model rejects.
+#[derive(Clone, Debug)]
+pub struct Nonconformance {
+    pub index: usize,
+    pub step: TraceStep,
+    pub reason: String,
+}
+
+impl fmt::Display for Nonconformance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {} (epoch {} {:?}): {}", self.index, self.step.writer_epoch, self.step.event, self.reason)
+    }
+}
+
+/// Bounds wide enough for a harness schedule.
+const BOUNDS: Bounds = Bounds { writes: 250, inflight: 4, crashes: 250, zombies: 250, ambiguous: 0, manifests: 250 };
+
+struct Checker {
+    model: TidemarkModel,
+    state: State,
+    /// Epochs whose uploads the model landed before the engine heard back
+    /// (seen in another process's listing): their watermark may lead.
+    landed_early: std::collections::BTreeSet<Epoch>,
+}
+
+impl Checker {
+    /// The model state after the engine's first open of an empty store:
+    /// manifest 1 claimed by epoch 1, its fence at WAL 1 jumping to 65.
+    fn new(protocol: Protocol, max_inflight: u64) -> Self {
+        let mut model = TidemarkModel::new(protocol, Bounds { inflight: max_inflight as u8, ..BOUNDS });
+        model.fence_jump = MAX_INFLIGHT_WAL_UPLOADS;
+        let mut state = model.initial_state();
+        let next = 1 + MAX_INFLIGHT_WAL_UPLOADS;
+        state.store.wals.insert(
+            1,
+            WalObject { header: WalHeader { writer_epoch: 1, kind: WalKind::Fence { next_wal_id: next } }, writes: vec![] },
+        );
+        state.store.manifests.insert(
+            1,
+            ManifestVersion { view: ManifestView { writer_epoch: 1, wal_id_last_seen: 0, replay_after_wal_id: 0 }, l0: vec![] },
+        );
+        state.writers = vec![Writer::new(1, Phase::Active, WalLog::new(protocol, 1, next, max_inflight), 1)];
+        Checker { model, state, landed_early: Default::default() }
+    }
+
+    fn apply(&mut self, action: Action) -> Result<(), String> {
+        let mut enabled = Vec::new();
+        self.model.actions(&self.state, &mut enabled);
+        if !enabled.contains(&action) {
+            let writers: Vec<String> = self
+                .state
+                .writers
+                .iter()
+                .map(|w| {
+                    format!(
+                        "epoch {} next_wal_id={} durable_wal_id={} frozen={:?}",
+                        w.epoch,
+                        w.log.next_wal_id(),
+                        w.log.durable_wal_id(),
+                        w.frozen.keys().collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            return Err(format!("the model does not allow {action} here (model writers: {})", writers.join("; ")));
+        }
+        match self.model.next_state(&self.state, action.clone()) {
+            Some(next) => {
+                self.state = next;
+                Ok(())
+            }
+            None => Err(format!("{action} changes nothing in the model")),
+        }
+    }
+
+    fn writer(&self, epoch: Epoch) -> Result<&Writer, String> {
+        self.state.writer(epoch).ok_or_else(|| format!("the model has no live writer of epoch {epoch}"))
+    }
+
+    /// Uploads in flight whose objects the engine's store listing shows
+    /// land first (the model lets an upload land at any moment).
+    fn land_listed(&mut self, listed: &[WalId]) -> Result<(), String> {
+        let landed: Vec<(Epoch, WalId)> = self
+            .state
+            .uploads
+            .iter()
+            .filter(|u| listed.contains(&u.wal_id) && !self.state.store.wals.contains_key(&u.wal_id))
+            .map(|u| (u.owner, u.wal_id))
+            .collect();
+        for (epoch, wal_id) in landed {
+            self.landed_early.insert(epoch);
+            self.apply(Action::WalDurable { epoch, wal_id, ambiguous: false })?;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, steps: &[TraceStep], i: usize) -> Result<(), String> {
+        let epoch = steps[i].writer_epoch;
+        match &steps[i].event {
+            TraceEvent::Put { wal_id } => {
+                let next = self.writer(epoch)?.log.next_wal_id();
+                if next != *wal_id {
+                    return Err(format!("the engine put into wal {wal_id}, the model's buffer is wal {next}"));
+                }
+                self.apply(Action::Put { epoch })
+            }
+            TraceEvent::FreezeWal { wal_id } => {
+                let next = self.writer(epoch)?.log.next_wal_id();
+                if next != *wal_id {
+                    return Err(format!("the engine froze wal {wal_id}, the model would freeze {next}"));
+                }
+                self.apply(Action::FreezeWal { epoch })
+            }
+            TraceEvent::UploadWal { wal_id } => self.apply(Action::UploadWal { epoch, wal_id: *wal_id }),
+            TraceEvent::WalDurable { wal_id, durable_wal_id } => {
+                let in_flight = self.state.uploads.iter().any(|u| u.owner == epoch && u.wal_id == *wal_id);
+                if !self.state.is_alive(epoch) {
+                    // The model stopped this writer (fenced); its upload still lands.
+                    let landed = self.state.store.wals.get(wal_id).is_some_and(|o| o.header.writer_epoch == epoch);
+                    return match (in_flight, landed) {
+                        (true, _) => self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false }),
+                        (false, true) => Ok(()),
+                        (false, false) => Err(format!("stopped epoch {epoch} reported wal {wal_id}, which it never uploaded")),
+                    };
+                }
+                let landed_ours = self.state.store.wals.get(wal_id).is_some_and(|o| o.header.writer_epoch == epoch);
+                if !(in_flight || landed_ours && self.landed_early.contains(&epoch)) {
+                    return Err(format!("wal {wal_id} was never uploaded by epoch {epoch} in the model"));
+                }
+                if in_flight {
+                    self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })?;
+                }
+                let model = self.writer(epoch)?.log.durable_wal_id();
+                // Equal, unless the model already landed uploads this writer
+                // has not heard about yet; never ahead of the model.
+                let agrees = match self.landed_early.contains(&epoch) {
+                    true => *durable_wal_id <= model,
+                    false => *durable_wal_id == model,
+                };
+                if !agrees {
+                    return Err(format!("durable_wal_id: engine {durable_wal_id}, model {model}"));
+                }
+                Ok(())
+            }
+            TraceEvent::WalRejected { wal_id, .. } if !self.state.is_alive(epoch) => {
+                self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })
+            }
+            TraceEvent::WalRejected { wal_id, .. } => {
+                self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })?;
+                match self.state.is_alive(epoch) {
+                    true => Err(format!("the model accepted wal {wal_id}, which the engine found taken")),
+                    false => Ok(()),
+                }
+            }
+            TraceEvent::Ack { wal_id } => {
+                if !self.writer(epoch)?.log.may_ack(*wal_id) {
+                    return Err(format!("acknowledged a write in wal {wal_id} the model's watermark does not cover"));
+                }
+                if self.writer(epoch)?.pending.iter().any(|(_, w)| self.writer(epoch).is_ok_and(|x| x.log.may_ack(*w))) {
+                    self.apply(Action::Ack { epoch })?;
+                }
+                Ok(())
+            }
+            TraceEvent::FreezeMemtable { last_wal_id } => {
+                self.apply(Action::FreezeMemtable { epoch })?;
+                let model = self.writer(epoch)?.imm.last().map_or(0, |m| m.last_wal_id);
+                if model != *last_wal_id {
+                    return Err(format!("memtable last_wal_id: engine {last_wal_id}, model {model}"));
+                }
+                Ok(())
+            }
+            TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
+            TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id } => {
+                self.apply(Action::WriteManifest { epoch })?;
+                let (v, m) = self.state.store.latest_manifest();
+                let engine = (*version, *wal_id_last_seen, *replay_after_wal_id);
+                let model = (v, m.view.wal_id_last_seen, m.view.replay_after_wal_id);
+                if engine != model {
+                    return Err(format!("manifest (version, wal_id_last_seen, replay_after_wal_id): engine {engine:?}, model {model:?}"));
+                }
+                Ok(())
+            }
+            TraceEvent::Fenced { .. } => {
+                self.apply(Action::WriteManifest { epoch })?;
+                match self.state.is_alive(epoch) {
+                    true => Err("the model's manifest write succeeded where the engine's was fenced".into()),
+                    false => Ok(()),
+                }
+            }
+            TraceEvent::Recover { version } => {
+                // Landings the recovery's (final) listing saw happened before it.
+                let listed = steps[i + 1..].iter().find_map(|s| match &s.event {
+                    TraceEvent::Fence { listed, .. } if s.writer_epoch == epoch => Some(listed.clone()),
+                    _ => None,
+                });
+                if let Some(listed) = &listed {
+                    self.land_listed(listed)?;
+                }
+                self.apply(Action::Recover)?;
+                let (v, m) = self.state.store.latest_manifest();
+                if (v, m.view.writer_epoch) != (*version, epoch) {
+                    return Err(format!("claimed (version, epoch): engine ({version}, {epoch}), model ({v}, {})", m.view.writer_epoch));
+                }
+                Ok(())
+            }
+            TraceEvent::Fence { wal_id, next_wal_id, listed, .. } => {
+                self.land_listed(listed)?;
+                for _ in 0..8 {
+                    if self.writer(epoch)?.phase == Phase::Active {
+                        break;
+                    }
+                    self.apply(Action::Fence { epoch })?;
+                }
+                let w = self.writer(epoch)?;
+                if w.log.next_wal_id() != *next_wal_id {
+                    return Err(format!("fence at {wal_id}: engine continues at wal {next_wal_id}, model at {}", w.log.next_wal_id()));
+                }
+                Ok(())
+            }
+            TraceEvent::Crash { listed } => {
+                self.land_listed(listed)?;
+                // A recovery that died after its fence create landed (the
+                // engine never heard back) still left the fence in the store.
+                let fence_landed = match self.state.writer(epoch).map(|w| &w.phase) {
+                    Some(Phase::Recovering { plan, .. }) => plan.fence.is_some_and(|f| {
+                        listed.contains(&f.wal_id) && !self.state.store.wals.contains_key(&f.wal_id)
+                    }),
+                    _ => false,
+                };
+                if fence_landed {
+                    self.apply(Action::Fence { epoch })?;
+                }
+                if self.state.is_alive(epoch) {
+                    self.apply(Action::Crash { epoch })?;
+                }
+                let lost: Vec<WalId> = self.state.uploads.iter().filter(|u| u.owner == epoch).map(|u| u.wal_id).collect();
+                for wal_id in lost {
+                    self.apply(Action::UploadLost { epoch, wal_id })?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Replays `steps` (a schedule starting from an empty store) through the
+/// model of `protocol`. `Ok(None)` when the trace conforms; `Ok(Some(..))`
+/// names the first nonconforming step.
+pub fn check(protocol: Protocol, max_inflight: u64, steps: &[TraceStep]) -> Option<Nonconformance> {
+    let mut checker = Checker::new(protocol, max_inflight);
+    // The first open of the empty store is the initial state itself.
+    let skip = steps
+        .iter()
+        .take(2)
+        .take_while(|s| s.writer_epoch == 1 && matches!(s.event, TraceEvent::Recover { .. } | TraceEvent::Fence { .. }))
+        .count();
+    for i in skip..steps.len() {
+        if let Err(reason) = checker.step(steps, i) {
+            return Some(Nonconformance { index: i, step: steps[i].clone(), reason });
+        }
+    }
+    None
+}
+
+/// Whether the model's bounds can hold this trace (its writes are `u8` ids).
+pub fn fits(steps: &[TraceStep]) -> bool {
+    steps.iter().filter(|s| matches!(s.event, TraceEvent::Put { .. })).count() < usize::from(BOUNDS.writes)
+}

@@ -1,0 +1,80 @@
+//! Trace conformance can fail: a real engine trace conforms to the model,
+//! and the same trace with one step altered does not.
+
+use object_store::memory::InMemory;
+use tidemark::protocol::Protocol;
+use tidemark::sync::StdArc;
+use tidemark::trace::{MemoryRecorder, TraceEvent, TraceStep};
+use tidemark::{Db, Settings, WriteOptions};
+use tidemark_crash::conformance;
+
+async fn recorded_session() -> Vec<TraceStep> {
+    let recorder = MemoryRecorder::new();
+    let settings = Settings::default()
+        .with_recorder(StdArc::new(recorder.clone()))
+        .with_l0_sst_size_bytes(400)
+        .with_max_inflight_wal_uploads(4);
+    let store = StdArc::new(InMemory::new());
+    let db = Db::open_with("db", store.clone(), settings.clone()).await.unwrap();
+    let fire = WriteOptions { await_durable: false };
+    for i in 0..30 {
+        db.put_with(format!("key{i:02}"), "a value of some length", &fire).await.unwrap();
+        if i % 7 == 0 {
+            db.put(format!("sync{i}"), "v").await.unwrap();
+        }
+    }
+    db.close().await.unwrap();
+    drop(db);
+    let reopened = Db::open_with("db", store, settings).await.unwrap();
+    reopened.put("after", "recovery").await.unwrap();
+    reopened.close().await.unwrap();
+    recorder.steps()
+}
+
+#[tokio::test]
+async fn a_recorded_engine_trace_conforms_and_an_altered_one_does_not() {
+    let steps = recorded_session().await;
+    let names: Vec<&str> = steps.iter().map(|s| s.event.action()).collect();
+    for action in ["Put", "FreezeWal", "UploadWal", "WalDurable", "Ack", "FreezeMemtable", "FlushL0", "WriteManifest", "Recover", "Fence"] {
+        assert!(names.contains(&action), "the session exercised {action}: {names:?}");
+    }
+    // The first process closed before the second opened: record its end.
+    let mut trace = steps.clone();
+    let second = trace.iter().rposition(|s| matches!(s.event, TraceEvent::Recover { .. })).unwrap();
+    trace.insert(second, TraceStep { writer_epoch: 1, event: TraceEvent::Crash { listed: vec![] } });
+    if let Some(bad) = conformance::check(Protocol::Shipped, 4, &trace) {
+        panic!("the engine's own trace must conform: {bad}");
+    }
+
+    // A Put recorded into the wrong WAL.
+    let mut wrong_wal = trace.clone();
+    let i = wrong_wal.iter().position(|s| matches!(s.event, TraceEvent::Put { .. })).unwrap();
+    if let TraceEvent::Put { wal_id } = &mut wrong_wal[i].event {
+        *wal_id += 1;
+    }
+    let bad = conformance::check(Protocol::Shipped, 4, &wrong_wal).expect("caught");
+    assert_eq!(bad.index, i);
+
+    // An upload with no FreezeWal before it.
+    let mut no_freeze = trace.clone();
+    let j = no_freeze.iter().position(|s| matches!(s.event, TraceEvent::FreezeWal { .. })).unwrap();
+    no_freeze.remove(j);
+    assert!(conformance::check(Protocol::Shipped, 4, &no_freeze).is_some());
+
+    // A watermark the engine claims but the protocol never reached (the
+    // `max-completed` kind of mistake).
+    let mut ahead = trace.clone();
+    let k = ahead.iter().position(|s| matches!(s.event, TraceEvent::WalDurable { .. })).unwrap();
+    if let TraceEvent::WalDurable { durable_wal_id, .. } = &mut ahead[k].event {
+        *durable_wal_id += 5;
+    }
+    assert!(conformance::check(Protocol::Shipped, 4, &ahead).is_some());
+
+    // A manifest claiming a WAL the watermark does not cover (the SlateDB bug).
+    let mut early = trace.clone();
+    let m = early.iter().position(|s| matches!(s.event, TraceEvent::WriteManifest { .. })).unwrap();
+    if let TraceEvent::WriteManifest { wal_id_last_seen, .. } = &mut early[m].event {
+        *wal_id_last_seen += 1;
+    }
+    assert!(conformance::check(Protocol::Shipped, 4, &early).is_some());
+}
