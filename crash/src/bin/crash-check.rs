@@ -58,6 +58,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let mut schedules = 0u64;
     let mut failures: Vec<Failure> = Vec::new();
+    let mut conformance_checked = 0u64;
     for seed in args.seed_start..args.seed_start + args.seeds {
         let mut cfg = Config::new(seed);
         cfg.ops = args.ops as usize;
@@ -70,15 +71,20 @@ fn main() -> ExitCode {
             cfg.crash_op = Some(u64::MAX);
             let probe = schedule::run(&Config { rounds: 1, ..cfg.clone() });
             schedules += 1;
+            conformance_checked += u64::from(probe.conformance_checked);
             failures.extend(probe.failure);
             for k in 1..=probe.round0_ops {
                 cfg.crash_op = Some(k);
                 schedules += 1;
-                failures.extend(schedule::run(&cfg).failure);
+                let report = schedule::run(&cfg);
+                conformance_checked += u64::from(report.conformance_checked);
+                failures.extend(report.failure);
             }
         } else {
             schedules += 1;
-            failures.extend(schedule::run(&cfg).failure);
+            let report = schedule::run(&cfg);
+            conformance_checked += u64::from(report.conformance_checked);
+            failures.extend(report.failure);
         }
         if !args.json && std::io::stderr().is_terminal() && start.elapsed().as_secs() >= 2 {
             eprint!("\rseed {}/{}: schedules {schedules}, violations {}   ", seed - args.seed_start + 1, args.seeds, failures.len());
@@ -91,6 +97,7 @@ fn main() -> ExitCode {
             "schedules": schedules,
             "violations": failures.len(),
             "seconds": seconds,
+            "conformance_checked": conformance_checked,
             "first_violation": failures.first(),
         });
         println!("{doc}");
@@ -106,6 +113,7 @@ fn main() -> ExitCode {
             println!("reproduce: crash-check --seeds 1 --seed-start {} {}", f.seed, reproduce_flags(&args));
         }
         println!("protocol: {}", protocol.name());
+        println!("trace conformance: {conformance_checked} of {schedules} schedule traces replayed through the model");
         println!("schedules: {schedules}, violations: {}, seconds: {seconds:.1}", failures.len());
     }
     if failures.is_empty() {
