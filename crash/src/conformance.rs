@@ -5,12 +5,13 @@
 //! The model decides with the same protocol core, so a mismatch means the
 //! engine took a step outside the checked protocol (or recorded it wrongly).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use stateright::Model;
-use tidemark::protocol::{Epoch, ManifestView, Protocol, WalHeader, WalId, WalKind, WalLog, MAX_INFLIGHT_WAL_UPLOADS};
+use tidemark::protocol::{Epoch, ManifestView, Protocol, WalId, MAX_INFLIGHT_WAL_UPLOADS};
 use tidemark::trace::{TraceEvent, TraceStep};
-use tidemark_model::state::{ManifestVersion, Phase, State, WalObject, Writer};
+use tidemark_model::state::{ManifestVersion, Phase, State, Writer};
 use tidemark_model::{Action, Bounds, TidemarkModel};
 
 /// The first step the model rejects.
@@ -28,7 +29,7 @@ impl fmt::Display for Nonconformance {
 }
 
 /// Bounds wide enough for a harness schedule.
-const BOUNDS: Bounds = Bounds { writes: 250, inflight: 4, crashes: 250, zombies: 250, ambiguous: 0, manifests: 250 };
+const BOUNDS: Bounds = Bounds { writes: u16::MAX, inflight: 4, crashes: 250, zombies: 250, ambiguous: 0, manifests: 250 };
 
 struct Checker {
     model: TidemarkModel,
@@ -36,26 +37,24 @@ struct Checker {
     /// Epochs whose uploads the model landed before the engine heard back
     /// (seen in another process's listing): their watermark may lead.
     landed_early: std::collections::BTreeSet<Epoch>,
+    /// Steps already replayed ahead of their place (see `pull_forward`).
+    done: std::collections::BTreeSet<usize>,
 }
 
 impl Checker {
-    /// The model state after the engine's first open of an empty store:
-    /// manifest 1 claimed by epoch 1, its fence at WAL 1 jumping to 65.
+    /// The model state before the engine's first open: no writer, and the
+    /// empty manifest (version 0) the engine assumes when none exists. The
+    /// first open's `Recover` claims version 1 from it, as in the engine.
     fn new(protocol: Protocol, max_inflight: u64) -> Self {
         let mut model = TidemarkModel::new(protocol, Bounds { inflight: max_inflight as u8, ..BOUNDS });
         model.fence_jump = MAX_INFLIGHT_WAL_UPLOADS;
         let mut state = model.initial_state();
-        let next = 1 + MAX_INFLIGHT_WAL_UPLOADS;
-        state.store.wals.insert(
-            1,
-            WalObject { header: WalHeader { writer_epoch: 1, kind: WalKind::Fence { next_wal_id: next } }, writes: vec![] },
-        );
-        state.store.manifests.insert(
-            1,
-            ManifestVersion { view: ManifestView { writer_epoch: 1, wal_id_last_seen: 0, replay_after_wal_id: 0 }, l0: vec![] },
-        );
-        state.writers = vec![Writer::new(1, Phase::Active, WalLog::new(protocol, 1, next, max_inflight), 1)];
-        Checker { model, state, landed_early: Default::default() }
+        state.writers.clear();
+        state.store.manifests = BTreeMap::from([(
+            0,
+            ManifestVersion { view: ManifestView { writer_epoch: 0, wal_id_last_seen: 0, replay_after_wal_id: 0 }, l0: vec![] },
+        )]);
+        Checker { model, state, landed_early: Default::default(), done: Default::default() }
     }
 
     fn apply(&mut self, action: Action) -> Result<(), String> {
@@ -108,6 +107,22 @@ impl Checker {
         Ok(())
     }
 
+    /// Step `i` observed a store effect of process `by` whose own event was
+    /// recorded later (each process records an action after its store call
+    /// returns). Replays `by`'s steps after `i`, up to and including the
+    /// first that `is_effect`, before step `i`; they are skipped later.
+    fn pull_forward(&mut self, steps: &[TraceStep], i: usize, by: Epoch, is_effect: impl Fn(&TraceEvent) -> bool) -> Result<(), String> {
+        let Some(j) = (i + 1..steps.len()).find(|&j| steps[j].writer_epoch == by && is_effect(&steps[j].event) && !self.done.contains(&j)) else {
+            return Ok(()); // Nothing to pull: the step is judged as it stands.
+        };
+        for k in i + 1..=j {
+            if steps[k].writer_epoch == by && self.done.insert(k) {
+                self.step(steps, k).map_err(|e| format!("{e} (step {k}, pulled before step {i})"))?;
+            }
+        }
+        Ok(())
+    }
+
     fn step(&mut self, steps: &[TraceStep], i: usize) -> Result<(), String> {
         let epoch = steps[i].writer_epoch;
         match &steps[i].event {
@@ -156,14 +171,18 @@ impl Checker {
                 }
                 Ok(())
             }
-            TraceEvent::WalRejected { wal_id, .. } if !self.state.is_alive(epoch) => {
-                self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })
-            }
-            TraceEvent::WalRejected { wal_id, .. } => {
+            TraceEvent::WalRejected { wal_id, held_by } => {
+                if !self.state.store.wals.contains_key(wal_id) {
+                    // The holder's fence landed, but it records `Fence` only
+                    // after its create returns: that step comes first.
+                    self.pull_forward(steps, i, *held_by, |e| matches!(e, TraceEvent::Fence { .. }))?;
+                }
+                // Stopped or not, the model lands this upload where the
+                // holder's object already is: it must be rejected.
                 self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })?;
-                match self.state.is_alive(epoch) {
-                    true => Err(format!("the model accepted wal {wal_id}, which the engine found taken")),
-                    false => Ok(()),
+                match self.state.store.wals.get(wal_id).map(|o| o.header.writer_epoch) {
+                    Some(owner) if owner == *held_by => Ok(()),
+                    owner => Err(format!("the engine found wal {wal_id} held by epoch {held_by}, the model by {owner:?}")),
                 }
             }
             TraceEvent::Ack { wal_id } => {
@@ -183,6 +202,11 @@ impl Checker {
                 }
                 Ok(())
             }
+            // A writer the model stopped (its WAL id was taken by a fence) has
+            // not heard yet: its L0 SST lands under its own name (see
+            // `Layout::sst`) and no manifest can list it, since its next
+            // manifest write must be `Fenced` (checked below).
+            TraceEvent::FlushL0 { .. } if !self.state.is_alive(epoch) => Ok(()),
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
             TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id } => {
                 self.apply(Action::WriteManifest { epoch })?;
@@ -194,7 +218,15 @@ impl Checker {
                 }
                 Ok(())
             }
-            TraceEvent::Fenced { .. } => {
+            TraceEvent::Fenced { .. } if !self.state.is_alive(epoch) => Ok(()),
+            TraceEvent::Fenced { by } => {
+                let next_version = self.writer(epoch)?.manifest_version + 1;
+                if !self.state.store.manifests.contains_key(&next_version) {
+                    // The version that fenced us was created by `by`, which
+                    // records it (its claim or its manifest write) afterwards.
+                    let creates_manifest = |e: &TraceEvent| matches!(e, TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. });
+                    self.pull_forward(steps, i, *by, creates_manifest)?;
+                }
                 self.apply(Action::WriteManifest { epoch })?;
                 match self.state.is_alive(epoch) {
                     true => Err("the model's manifest write succeeded where the engine's was fenced".into()),
@@ -262,13 +294,10 @@ impl Checker {
 /// names the first nonconforming step.
 pub fn check(protocol: Protocol, max_inflight: u64, steps: &[TraceStep]) -> Option<Nonconformance> {
     let mut checker = Checker::new(protocol, max_inflight);
-    // The first open of the empty store is the initial state itself.
-    let skip = steps
-        .iter()
-        .take(2)
-        .take_while(|s| s.writer_epoch == 1 && matches!(s.event, TraceEvent::Recover { .. } | TraceEvent::Fence { .. }))
-        .count();
-    for i in skip..steps.len() {
+    for i in 0..steps.len() {
+        if checker.done.contains(&i) {
+            continue;
+        }
         if let Err(reason) = checker.step(steps, i) {
             return Some(Nonconformance { index: i, step: steps[i].clone(), reason });
         }
@@ -276,7 +305,7 @@ pub fn check(protocol: Protocol, max_inflight: u64, steps: &[TraceStep]) -> Opti
     None
 }
 
-/// Whether the model's bounds can hold this trace (its writes are `u8` ids).
+/// Whether the model's bounds can hold this trace (its writes are `u16` ids).
 pub fn fits(steps: &[TraceStep]) -> bool {
     steps.iter().filter(|s| matches!(s.event, TraceEvent::Put { .. })).count() < usize::from(BOUNDS.writes)
 }

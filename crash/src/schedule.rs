@@ -14,7 +14,7 @@ use serde::Serialize;
 use tidemark::protocol::Protocol;
 use tidemark::sync::{lock, Arc, Mutex};
 use tidemark::testing::FaultStore;
-use tidemark::trace::{MemoryRecorder, TraceEvent};
+use tidemark::trace::MemoryRecorder;
 
 use crate::conformance;
 use crate::db_api as api;
@@ -61,10 +61,17 @@ pub struct Report {
     /// Store operations performed in round 0 (to enumerate crash points).
     pub round0_ops: u64,
     pub failure: Option<Failure>,
-    /// Whether the recorded trace was replayed through the model (it is not
-    /// in zombie mode, when the first open crashed, or when the trace holds
-    /// more writes than the model's ids).
-    pub conformance_checked: bool,
+    /// Whether the recorded trace was replayed through the model, and if
+    /// not, why.
+    pub conformance: Conformance,
+}
+
+/// Whether a schedule's trace was replayed through the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Conformance {
+    Replayed,
+    /// Not replayed, for this reason.
+    Skipped(&'static str),
 }
 
 /// What the writers' tasks record while they run.
@@ -126,11 +133,12 @@ pub fn run(cfg: &Config) -> Report {
         if let Err(mut failure) = recovery_phase(cfg, &inner, &histories) {
             failure.round = round;
             failure.crash_op = crash_op;
-            return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance_checked: false };
+            let conformance = Conformance::Skipped("the oracle found a violation first");
+            return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance };
         }
     }
-    let (checked, failure) = conformance_failure(cfg, &histories);
-    Report { seed: cfg.seed, round0_ops, failure, conformance_checked: checked }
+    let (conformance, failure) = conformance_failure(cfg, &histories);
+    Report { seed: cfg.seed, round0_ops, failure, conformance }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -320,21 +328,14 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
 }
 
 /// Replays the schedule's recorded trace through the model (trace
-/// conformance). `None` when it conforms or cannot be checked (a first open
-/// that crashed, or more writes than the model's ids hold).
-fn conformance_failure(cfg: &Config, histories: &Histories) -> (bool, Option<Failure>) {
+/// conformance) and reports the first step the model does not allow.
+fn conformance_failure(cfg: &Config, histories: &Histories) -> (Conformance, Option<Failure>) {
     let steps = lock(histories).recorder.steps();
-    let first_open_completed = matches!(
-        steps.get(..2).map(|s| (&s[0].event, &s[1].event)),
-        Some((TraceEvent::Recover { .. }, TraceEvent::Fence { .. }))
-    );
-    // Zombie schedules are not replayed yet: a run under CPU contention once
-    // reported a violation that did not reproduce (see the issue notes).
-    if cfg.zombies || !first_open_completed || !conformance::fits(&steps) {
-        return (false, None);
+    if !conformance::fits(&steps) {
+        return (Conformance::Skipped("more writes than the model's ids"), None);
     }
     let Some(bad) = conformance::check(cfg.protocol, api::settings(cfg.protocol).max_inflight_wal_uploads, &steps) else {
-        return (true, None);
+        return (Conformance::Replayed, None);
     };
     if std::env::var_os("CRASH_DEBUG").is_some() {
         for (i, s) in steps.iter().enumerate().take(bad.index + 1) {
@@ -342,5 +343,5 @@ fn conformance_failure(cfg: &Config, histories: &Histories) -> (bool, Option<Fai
         }
     }
     let failure = Failure { seed: cfg.seed, round: 0, crash_op: 0, invariant: "trace conformance".into(), detail: bad.to_string() };
-    (true, Some(failure))
+    (Conformance::Replayed, Some(failure))
 }

@@ -78,3 +78,70 @@ async fn a_recorded_engine_trace_conforms_and_an_altered_one_does_not() {
     }
     assert!(conformance::check(Protocol::Shipped, 4, &early).is_some());
 }
+
+/// A session on the engine running `protocol` in which uploads complete out
+/// of order and a manifest is written while WAL uploads are in flight.
+async fn out_of_order_session(protocol: Protocol) -> Vec<TraceStep> {
+    use std::time::Duration;
+    use tidemark::testing::FaultStore;
+    let recorder = MemoryRecorder::new();
+    let settings = Settings::default()
+        .with_protocol(protocol)
+        .with_recorder(StdArc::new(recorder.clone()))
+        .with_l0_sst_size_bytes(256)
+        .with_flush_interval(Duration::from_millis(1))
+        .with_max_inflight_wal_uploads(4);
+    let fault = FaultStore::new(StdArc::new(InMemory::new()), 11);
+    let db = Db::open_with("db", StdArc::new(fault.clone()), settings).await.unwrap();
+    fault.hold_prefix("db/wal/");
+    fault.hold_prefix("db/compacted/");
+    let fire = WriteOptions { await_durable: false };
+    let held = |dir: &str| -> Vec<object_store::path::Path> {
+        fault.held().into_iter().filter(|p| p.as_ref().starts_with(dir)).collect()
+    };
+    let mut i = 0;
+    while (held("db/compacted/").is_empty() || held("db/wal/").len() < 3) && i < 300 {
+        db.put_with(format!("key{i:03}"), "x".repeat(40), &fire).await.unwrap();
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut wals = held("db/wal/");
+    assert!(wals.len() >= 3 && !held("db/compacted/").is_empty(), "uploads in flight: {wals:?}");
+    // Every WAL but the oldest lands, newest first: the watermark must wait.
+    wals.sort();
+    for p in wals[1..].iter().rev() {
+        fault.release(p).await;
+    }
+    // The SST lands while the oldest WAL is still in flight: WriteManifest.
+    for p in held("db/compacted/") {
+        fault.release(&p).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !recorder.steps().iter().any(|s| matches!(s.event, TraceEvent::WriteManifest { .. })) {
+        assert!(std::time::Instant::now() < deadline, "a manifest was written");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    for p in fault.held() {
+        fault.release(&p).await;
+    }
+    db.close().await.unwrap();
+    recorder.steps()
+}
+
+#[tokio::test]
+async fn engine_mutants_conform_to_their_own_model_but_not_to_the_shipped_one() {
+    for mutant in [Protocol::AtFreeze, Protocol::MaxCompleted] {
+        let trace = out_of_order_session(mutant).await;
+        if let Some(bad) = conformance::check(mutant, 4, &trace) {
+            panic!("{mutant:?}'s trace conforms to the {mutant:?} model: {bad}");
+        }
+        let bad = conformance::check(Protocol::Shipped, 4, &trace).unwrap_or_else(|| panic!("{mutant:?} is caught"));
+        let expected = match mutant {
+            Protocol::AtFreeze => "WriteManifest",
+            _ => "WalDurable",
+        };
+        assert_eq!(bad.step.event.action(), expected, "{mutant:?} caught at {bad}");
+    }
+    let shipped = out_of_order_session(Protocol::Shipped).await;
+    assert!(conformance::check(Protocol::Shipped, 4, &shipped).is_none(), "the shipped engine conforms");
+}

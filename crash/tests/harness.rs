@@ -2,13 +2,18 @@
 //! mutant is caught within a bounded number of seeds.
 
 use tidemark::protocol::Protocol;
-use tidemark_crash::schedule::{run, Config};
+use tidemark_crash::schedule::{run, Conformance, Config};
 
 fn violations(protocol: Protocol, seeds: u64, zombies: bool) -> usize {
     (0..seeds)
         .filter(|&seed| {
             let cfg = Config { protocol, zombies, ..Config::new(seed) };
-            run(&cfg).failure.is_some()
+            let report = run(&cfg);
+            if protocol == Protocol::Shipped {
+                // Every shipped schedule, zombies included, is replayed through the model.
+                assert_eq!(report.conformance, Conformance::Replayed, "seed {seed}");
+            }
+            report.failure.is_some()
         })
         .count()
 }
@@ -37,9 +42,11 @@ fn every_op_crash_points_cover_open_and_the_workload() {
     let cfg = Config { rounds: 1, crash_op: Some(u64::MAX), ..Config::new(3) };
     let probe = run(&cfg);
     assert!(probe.failure.is_none());
+    assert_eq!(probe.conformance, Conformance::Replayed);
     assert!(probe.round0_ops > 5, "the workload performed store operations: {}", probe.round0_ops);
     for k in 1..=probe.round0_ops {
         let report = run(&Config { crash_op: Some(k), ..cfg.clone() });
         assert!(report.failure.is_none(), "crash at op {k}: {:?}", report.failure);
+        assert_eq!(report.conformance, Conformance::Replayed, "crash at op {k}: a first open that crashed is replayed too");
     }
 }

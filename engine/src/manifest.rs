@@ -13,12 +13,15 @@ use crate::protocol::{Epoch, ManifestView, WalId};
 
 const MAGIC: u32 = 0x544d_4d46; // "TMMF"
 /// The manifest format this build writes and reads.
-pub const MANIFEST_FORMAT_VERSION: u16 = 1;
+pub const MANIFEST_FORMAT_VERSION: u16 = 2;
 const HEADER_LEN: usize = 10;
 
-/// A handle on an L0 SST the manifest lists.
+/// A handle on an L0 SST the manifest lists. The writer's epoch is part of
+/// the SST's name, so a fenced writer's late flush can never take the name
+/// of an SST its successor needs (both may hold the same `next_sst_id`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SstHandle {
+    pub writer_epoch: Epoch,
     pub id: u64,
     pub size: u64,
 }

@@ -4,7 +4,7 @@
 
 use object_store::path::Path;
 
-use crate::protocol::WalId;
+use crate::protocol::{Epoch, WalId};
 
 /// Paths of one database's objects.
 #[derive(Clone, Debug)]
@@ -45,8 +45,10 @@ impl Layout {
         self.wal_dir().join(format!("{id:020}.sst"))
     }
 
-    pub fn sst(&self, id: u64) -> Path {
-        self.sst_dir().join(format!("{id:020}.sst"))
+    /// L0 SST `id` of the writer of `writer_epoch`: ids are per writer, so
+    /// two writers (one of them fenced) never create the same object.
+    pub fn sst(&self, writer_epoch: Epoch, id: u64) -> Path {
+        self.sst_dir().join(format!("{id:020}-{writer_epoch:020}.sst"))
     }
 
     pub fn manifest(&self, version: u64) -> Path {

@@ -37,7 +37,7 @@ fn small_manifest() -> ManifestObject {
         wal_id_last_seen: 130,
         replay_after_wal_id: 66,
         next_sst_id: 4,
-        l0: vec![SstHandle { id: 3, size: 900 }, SstHandle { id: 2, size: 800 }],
+        l0: vec![SstHandle { writer_epoch: 2, id: 3, size: 900 }, SstHandle { writer_epoch: 1, id: 2, size: 800 }],
     }
 }
 

@@ -17,7 +17,7 @@ use crate::state::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Bounds {
     /// Total `Put`s across all writers.
-    pub writes: u8,
+    pub writes: u16,
     /// W: uploads in flight per writer (the window), also the fence jump.
     pub inflight: u8,
     /// `Crash` actions.

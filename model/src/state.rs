@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tidemark::protocol::{Epoch, ManifestView, RecoveryError, RecoveryPlan, WalHeader, WalId, WalLog};
 
 /// An abstract write: one `Put`, identified by issue order.
-pub type WriteId = u8;
+pub type WriteId = u16;
 
 /// An L0 SST: the writer's epoch and its per-writer sequence number.
 pub type SstId = (Epoch, u8);

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use tidemark::protocol::Protocol;
-use tidemark_crash::schedule::{self, Config, Failure};
+use tidemark_crash::schedule::{self, Config, Conformance, Failure};
 
 #[derive(Parser, Debug)]
 #[command(name = "crash-check", about = "Crash-consistency schedules against the tidemark engine")]
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     let start = Instant::now();
     let mut schedules = 0u64;
     let mut failures: Vec<Failure> = Vec::new();
-    let mut conformance_checked = 0u64;
+    let mut conformance = ConformanceTally::default();
     for seed in args.seed_start..args.seed_start + args.seeds {
         let mut cfg = Config::new(seed);
         cfg.ops = args.ops as usize;
@@ -71,19 +71,19 @@ fn main() -> ExitCode {
             cfg.crash_op = Some(u64::MAX);
             let probe = schedule::run(&Config { rounds: 1, ..cfg.clone() });
             schedules += 1;
-            conformance_checked += u64::from(probe.conformance_checked);
+            conformance.add(probe.conformance);
             failures.extend(probe.failure);
             for k in 1..=probe.round0_ops {
                 cfg.crash_op = Some(k);
                 schedules += 1;
                 let report = schedule::run(&cfg);
-                conformance_checked += u64::from(report.conformance_checked);
+                conformance.add(report.conformance);
                 failures.extend(report.failure);
             }
         } else {
             schedules += 1;
             let report = schedule::run(&cfg);
-            conformance_checked += u64::from(report.conformance_checked);
+            conformance.add(report.conformance);
             failures.extend(report.failure);
         }
         if !args.json && std::io::stderr().is_terminal() && start.elapsed().as_secs() >= 2 {
@@ -97,7 +97,8 @@ fn main() -> ExitCode {
             "schedules": schedules,
             "violations": failures.len(),
             "seconds": seconds,
-            "conformance_checked": conformance_checked,
+            "conformance_replayed": conformance.replayed,
+            "conformance_skipped": conformance.skipped,
             "first_violation": failures.first(),
         });
         println!("{doc}");
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
             println!("reproduce: crash-check --seeds 1 --seed-start {} {}", f.seed, reproduce_flags(&args));
         }
         println!("protocol: {}", protocol.name());
-        println!("trace conformance: {conformance_checked} of {schedules} schedule traces replayed through the model");
+        println!("trace conformance: {} of {schedules} schedule traces replayed through the model{}", conformance.replayed, conformance.skipped_text());
         println!("schedules: {schedules}, violations: {}, seconds: {seconds:.1}", failures.len());
     }
     if failures.is_empty() {
@@ -135,4 +136,28 @@ fn reproduce_flags(args: &Args) -> String {
         flags.push_str(&format!(" --mutant {m}"));
     }
     flags
+}
+
+/// How many traces were replayed through the model, and why the rest were not.
+#[derive(Default)]
+struct ConformanceTally {
+    replayed: u64,
+    skipped: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl ConformanceTally {
+    fn add(&mut self, c: Conformance) {
+        match c {
+            Conformance::Replayed => self.replayed += 1,
+            Conformance::Skipped(why) => *self.skipped.entry(why).or_default() += 1,
+        }
+    }
+
+    fn skipped_text(&self) -> String {
+        let parts: Vec<String> = self.skipped.iter().map(|(why, n)| format!("{n} {why}")).collect();
+        match parts.is_empty() {
+            true => String::new(),
+            false => format!(" (skipped: {})", parts.join(", ")),
+        }
+    }
 }

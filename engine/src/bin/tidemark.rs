@@ -140,16 +140,16 @@ async fn fsck(store: tidemark::sync::StdArc<dyn object_store::ObjectStore>, root
         }
     }
     for h in &manifest.l0 {
-        let path = layout.sst(h.id);
+        let path = layout.sst(h.writer_epoch, h.id);
         let checked = async {
             let bytes = store.get(&path).await?.bytes().await?;
             tidemark::sst::decode_all(&path, bytes).map(|(_, e)| e.len())
         };
         match checked.await {
-            Ok(n) => println!("ok   sst {} ({n} entries)", h.id),
+            Ok(n) => println!("ok   sst {path} ({n} entries)"),
             Err(e) => {
                 problems += 1;
-                println!("FAIL sst {}: {e}", h.id);
+                println!("FAIL sst {path}: {e}");
             }
         }
     }

@@ -116,9 +116,22 @@ impl<T> CommitLog<T> {
         (frozen, r)
     }
 
-    /// Guard of `UploadWal` (the upload window, see `WalLog::may_start_upload`).
-    pub fn may_start_upload(&self, wal_id: WalId) -> bool {
-        lock(&self.inner).log.may_start_upload(wal_id)
+    /// `UploadWal`'s guard, decided under the commit lock: `Ok(true)` (and
+    /// `then()`) when `wal_id` is inside the window
+    /// (`WalLog::may_start_upload`) and the writer has not failed,
+    /// `Ok(false)` while the window is closed, the failure once it failed.
+    /// One lock for both checks: no upload starts after a fence was seen
+    /// (a fenced writer stops, as in the model).
+    pub fn start_upload_with(&self, wal_id: WalId, then: impl FnOnce()) -> Result<bool, AckError> {
+        let inner = lock(&self.inner);
+        if let Some(err) = &inner.failed {
+            return Err(err.clone());
+        }
+        if !inner.log.may_start_upload(wal_id) {
+            return Ok(false);
+        }
+        then();
+        Ok(true)
     }
 
     /// `WalDurable`: the create of `wal_id` succeeded. Advances the watermark
@@ -194,8 +207,15 @@ impl<T> CommitLog<T> {
     /// yet covered is released with `err` — a fenced writer acknowledges
     /// nothing more (I5).
     pub fn fail(&self, err: AckError) {
+        self.fail_with(err, || ());
+    }
+
+    /// `fail`, running `then` (which records why) under the commit lock, so
+    /// no action of this writer is recorded between the failure and its cause.
+    pub fn fail_with(&self, err: AckError, then: impl FnOnce()) {
         let released = {
             let mut inner = lock(&self.inner);
+            then();
             if inner.failed.is_none() {
                 inner.failed = Some(err.clone());
             }
@@ -271,6 +291,26 @@ mod tests {
         // A late completion after fencing acknowledges nothing new to waiters.
         let mut late = c.wait_durable(1);
         assert_eq!(poll_once(&mut late), Poll::Ready(Err(AckError::Fenced { by: 2 })));
+    }
+
+    #[test]
+    fn uploads_start_inside_the_window_and_never_after_a_failure() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 2));
+        for _ in 0..3 {
+            c.append([1u8], 1, |_| ()).unwrap();
+            c.freeze();
+        }
+        let mut started = Vec::new();
+        for id in 1..=3 {
+            assert_eq!(c.start_upload_with(id, || started.push(id)), Ok(id <= 2), "window W=2 at wal {id}");
+        }
+        assert_eq!(started, vec![1, 2], "`then` runs only for an upload that starts");
+        let mut recorded = false;
+        c.fail_with(AckError::Fenced { by: 2 }, || recorded = true);
+        assert!(recorded);
+        c.wal_durable(1);
+        assert_eq!(c.start_upload_with(3, || started.push(3)), Err(AckError::Fenced { by: 2 }), "a fenced writer starts nothing");
+        assert_eq!(started, vec![1, 2]);
     }
 
     #[test]

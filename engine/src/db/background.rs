@@ -45,14 +45,21 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         let Some(frozen) = frozen else { continue };
         // The protocol's window: start WAL i only while i <= durable + W.
         // A failed writer starts nothing: outside the window a late upload
-        // could land where a newer writer's fence jump does not reach.
-        while !inner.commit.may_start_upload(frozen.wal_id) && inner.commit.failure().is_none() {
-            let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
+        // could land where a newer writer's fence jump does not reach, and
+        // a fenced writer has nothing left to make durable.
+        let wal_id = frozen.wal_id;
+        loop {
+            match inner.commit.start_upload_with(wal_id, || inner.emit(TraceEvent::UploadWal { wal_id })) {
+                Ok(true) => {
+                    uploads.spawn(upload_wal(inner.clone(), frozen));
+                    break;
+                }
+                Ok(false) => {
+                    let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
+                }
+                Err(_) => break,
+            }
         }
-        if inner.commit.failure().is_some() {
-            continue;
-        }
-        uploads.spawn(upload_wal(inner.clone(), frozen));
         // More may be waiting: writers notified once while we were busy.
         if inner.commit.buffer_bytes() > 0 {
             inner.wake_flusher.notify_one();
@@ -119,15 +126,15 @@ where
     }
 }
 
-/// `UploadWal` then `WalDurable`: creates `wal/<id>.sst`, resolving an
-/// `AlreadyExists` by reading the object back.
+/// After `UploadWal` (recorded when it was started): creates `wal/<id>.sst`,
+/// resolving an `AlreadyExists` by reading the object back; then
+/// `WalDurable`, or the rejection that stops this writer.
 async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
     let wal_id = frozen.wal_id;
     let token: u64 = rand::random();
     let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
     let bytes = encode_wal(header, token, frozen.items, inner.settings.block_size);
     let path = inner.layout.wal(wal_id);
-    inner.emit(TraceEvent::UploadWal { wal_id });
     let created = with_retries(inner.settings.max_retries, || {
         inner.store.put_opts(
             &path,
@@ -169,12 +176,11 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
         }
         CreateConflict::Fenced { by } => {
             tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");
-            inner.emit(TraceEvent::WalRejected { wal_id, held_by: by });
-            inner.commit.fail(AckError::Fenced { by });
+            inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::WalRejected { wal_id, held_by: by }));
         }
         CreateConflict::TakenByOther { owner } => {
-            inner.emit(TraceEvent::WalRejected { wal_id, held_by: owner });
-            inner.commit.fail(AckError::Failed(format!("wal {wal_id} holds an object of epoch {owner}")));
+            let err = AckError::Failed(format!("wal {wal_id} holds an object of epoch {owner}"));
+            inner.commit.fail_with(err, || inner.emit(TraceEvent::WalRejected { wal_id, held_by: owner }));
         }
     }
     inner.durable_changed.notify_waiters();
@@ -222,20 +228,20 @@ async fn flush_l0(inner: &Arc<DbInner>, imm: &ImmMemtable) -> Result<()> {
     let sst_id = manifest.next_sst_id;
     let bytes = build_sst(&imm.table, inner.settings.block_size);
     let size = bytes.len() as u64;
-    let path = inner.layout.sst(sst_id);
+    let path = inner.layout.sst(inner.epoch, sst_id);
     let store = inner.store.as_ref();
     let created = with_retries(inner.settings.max_retries, || create_raw(store, &path, bytes.clone())).await?;
     if !created {
-        // A previous attempt of ours may have landed; an id taken by another
-        // writer means we lost the manifest race and are fenced anyway.
+        // The name carries our epoch, so only a previous attempt of ours
+        // can have created it; anything else there is damage.
         let existing = read(store, &path).await?;
         if existing != bytes {
-            return Err(Error::corrupt(path.to_string(), "SST id taken by another writer"));
+            return Err(Error::corrupt(path.to_string(), "an SST under this writer's name holds other bytes"));
         }
     }
     inner.emit(TraceEvent::FlushL0 { sst_id, last_wal_id: imm.last_wal_id });
     let view = inner.commit.next_manifest(&manifest.view(), Some(imm.last_wal_id));
-    let mut l0 = vec![SstHandle { id: sst_id, size }];
+    let mut l0 = vec![SstHandle { writer_epoch: inner.epoch, id: sst_id, size }];
     l0.extend(manifest.l0.iter().cloned());
     let next = manifest.successor(view, sst_id + 1, l0);
     write_manifest(inner, &next).await?;
@@ -292,8 +298,7 @@ async fn write_manifest(inner: &DbInner, next: &ManifestObject) -> Result<()> {
     ) {
         CreateConflict::Ours => Ok(()),
         CreateConflict::Fenced { by } | CreateConflict::TakenByOther { owner: by } => {
-            inner.emit(TraceEvent::Fenced { by });
-            inner.commit.fail(AckError::Fenced { by });
+            inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::Fenced { by }));
             Err(Error::Fenced { writer_epoch: inner.epoch, by })
         }
     }

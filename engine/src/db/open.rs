@@ -138,7 +138,7 @@ async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObjec
 async fn open_l0(store: &StdArc<dyn ObjectStore>, layout: &Layout, m: &ManifestObject) -> Result<Vec<Arc<SstReader>>> {
     let mut out = Vec::with_capacity(m.l0.len());
     for h in &m.l0 {
-        out.push(Arc::new(SstReader::open(store.clone(), layout.sst(h.id), Some(h.size)).await?));
+        out.push(Arc::new(SstReader::open(store.clone(), layout.sst(h.writer_epoch, h.id), Some(h.size)).await?));
     }
     Ok(out)
 }

@@ -80,7 +80,9 @@ fn bounds(args: &Args) -> Result<Bounds, String> {
         }
         Ok(())
     };
-    set("writes", args.writes, 1, 12, &mut b.writes)?;
+    let mut writes = u8::try_from(b.writes).unwrap_or(u8::MAX);
+    set("writes", args.writes, 1, 12, &mut writes)?;
+    b.writes = u16::from(writes);
     set("inflight", args.inflight, 1, 8, &mut b.inflight)?;
     set("crashes", args.crashes, 1, 6, &mut b.crashes)?;
     set("zombies", args.zombies, 0, 4, &mut b.zombies)?;
