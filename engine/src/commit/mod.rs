@@ -138,9 +138,23 @@ impl<T> CommitLog<T> {
     /// through the protocol core and releases every waiter it now covers
     /// (`Ack`). Returns the new `durable_wal_id` if it moved.
     pub fn wal_durable(&self, wal_id: WalId) -> Option<WalId> {
+        self.wal_durable_with(wal_id, |_| (), |_| ())
+    }
+
+    /// `wal_durable`, running `on_durable(durable_wal_id)` and then
+    /// `on_ack(wal_id)` for each waiter it releases under the commit lock,
+    /// so that a recorded trace orders them as they were decided (before
+    /// any later failure of this writer).
+    pub fn wal_durable_with(
+        &self,
+        wal_id: WalId,
+        on_durable: impl FnOnce(WalId),
+        mut on_ack: impl FnMut(WalId),
+    ) -> Option<WalId> {
         let released = {
             let mut inner = lock(&self.inner);
             let advanced = inner.log.on_wal_durable(wal_id);
+            on_durable(inner.log.durable_wal_id());
             let durable = advanced?;
             // I1/I3: the mirror is published only after the log moved, and
             // only forward.
@@ -148,6 +162,9 @@ impl<T> CommitLog<T> {
             self.durable.store(durable, Ordering::Release);
             let still_waiting = inner.waiters.split_off(&(durable + 1));
             let released = std::mem::replace(&mut inner.waiters, still_waiting);
+            for (id, slots) in &released {
+                slots.iter().for_each(|_| on_ack(*id));
+            }
             (durable, released)
         };
         let (durable, released) = released;
@@ -186,8 +203,16 @@ impl<T> CommitLog<T> {
         if wal_id <= self.durable_wal_id() {
             return AckWait::ready(Ok(()));
         }
+        self.wait_durable_with(wal_id, || ())
+    }
+
+    /// `wait_durable` deciding under the commit lock, running `on_ack()`
+    /// there when `wal_id` is already covered (a later release runs
+    /// `wal_durable_with`'s `on_ack` instead).
+    pub fn wait_durable_with(&self, wal_id: WalId, on_ack: impl FnOnce()) -> AckWait {
         let mut inner = lock(&self.inner);
         if inner.log.may_ack(wal_id) {
+            on_ack();
             return AckWait::ready(Ok(()));
         }
         if let Some(err) = &inner.failed {
@@ -311,6 +336,25 @@ mod tests {
         c.wal_durable(1);
         assert_eq!(c.start_upload_with(3, || started.push(3)), Err(AckError::Fenced { by: 2 }), "a fenced writer starts nothing");
         assert_eq!(started, vec![1, 2]);
+    }
+
+    #[test]
+    fn durability_and_acks_are_reported_as_decided() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        for _ in 0..2 {
+            c.append([1u8], 1, |_| ()).unwrap();
+            c.freeze();
+        }
+        let mut events = Vec::new();
+        let _w1 = c.wait_durable_with(1, || events.push("ack now"));
+        let _w2 = c.wait_durable_with(2, || events.push("ack now"));
+        assert!(events.is_empty(), "nothing is covered yet");
+        let log = std::cell::RefCell::new(Vec::new());
+        c.wal_durable_with(2, |d| log.borrow_mut().push(format!("durable {d}")), |id| log.borrow_mut().push(format!("ack {id}")));
+        c.wal_durable_with(1, |d| log.borrow_mut().push(format!("durable {d}")), |id| log.borrow_mut().push(format!("ack {id}")));
+        assert_eq!(log.into_inner(), ["durable 0", "durable 2", "ack 1", "ack 2"], "acks follow the watermark, each once");
+        let _w = c.wait_durable_with(2, || events.push("ack now"));
+        assert_eq!(events, ["ack now"], "a covered wait acknowledges at once");
     }
 
     #[test]

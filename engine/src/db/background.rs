@@ -171,8 +171,18 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
     };
     match outcome {
         CreateConflict::Ours => {
-            let durable_wal_id = inner.commit.wal_durable(wal_id).unwrap_or_else(|| inner.commit.durable_wal_id());
-            inner.emit(TraceEvent::WalDurable { wal_id, durable_wal_id });
+            // `WalDurable`, then the `Ack`s it releases, recorded under the
+            // commit lock (before any later `Fenced` of this writer).
+            let recording = inner.tracer.is_recording();
+            inner.commit.wal_durable_with(
+                wal_id,
+                |durable_wal_id| inner.emit(TraceEvent::WalDurable { wal_id, durable_wal_id }),
+                |acked| {
+                    if recording {
+                        inner.emit(TraceEvent::Ack { wal_id: acked });
+                    }
+                },
+            );
         }
         CreateConflict::Fenced { by } => {
             tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");

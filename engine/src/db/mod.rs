@@ -180,10 +180,13 @@ impl Db {
             inner.wake_flusher.notify_one();
         }
         if opts.await_durable {
-            inner.commit.wait_durable(wal_id).await.map_err(|e| inner.ack_error(e))?;
-            if inner.tracer.is_recording() {
-                inner.emit(TraceEvent::Ack { wal_id });
-            }
+            // `Ack` is recorded where it is decided, under the commit lock:
+            // here if already covered, else when `WalDurable` releases us.
+            let wait = match inner.tracer.is_recording() {
+                true => inner.commit.wait_durable_with(wal_id, || inner.emit(TraceEvent::Ack { wal_id })),
+                false => inner.commit.wait_durable(wal_id),
+            };
+            wait.await.map_err(|e| inner.ack_error(e))?;
         }
         Ok(())
     }

@@ -124,7 +124,10 @@ impl FaultStore {
         lock(&self.state).hold_prefixes.clear();
     }
 
-    /// The next `times` creates under `prefix` land, then report `AlreadyExists`.
+    /// The next `times` conditional puts under `prefix` land, then report
+    /// what a retried request whose first attempt landed sees: a create
+    /// (`PutMode::Create`) gets `AlreadyExists`, a conditional update
+    /// (`PutMode::Update`) gets `Precondition`.
     pub fn ambiguous_creates(&self, prefix: &str, times: u32) {
         lock(&self.state).ambiguous.push((prefix.to_string(), times));
     }
@@ -295,8 +298,8 @@ impl ObjectStore for FaultStore {
         let (hold, ambiguous) = {
             let mut state = lock(&self.state);
             let hold = state.hold_prefixes.iter().any(|p| path.starts_with(p.as_str()));
-            let is_create = matches!(opts.mode, PutMode::Create);
-            let ambiguous = is_create
+            let conditional = matches!(opts.mode, PutMode::Create | PutMode::Update(_));
+            let ambiguous = conditional
                 && match state.ambiguous.iter_mut().find(|(p, n)| *n > 0 && path.starts_with(p.as_str())) {
                     Some((_, n)) => {
                         *n -= 1;
@@ -314,12 +317,15 @@ impl ObjectStore for FaultStore {
                 Err(_) => Err(injected("upload abandoned", path)),
             };
         }
+        let is_update = matches!(opts.mode, PutMode::Update(_));
         let result = self.inner.put_opts(location, payload, opts).await;
         if ambiguous && result.is_ok() {
-            // The first attempt landed; the retry finds the object.
-            return Err(object_store::Error::AlreadyExists {
-                path: path.to_string(),
-                source: "injected: a retried create found its own earlier attempt".into(),
+            // The first attempt landed; the retry finds the object (a create)
+            // or its new version (an update conditional on the old one).
+            let source = "injected: a retried request found its own earlier attempt".into();
+            return Err(match is_update {
+                true => object_store::Error::Precondition { path: path.to_string(), source },
+                false => object_store::Error::AlreadyExists { path: path.to_string(), source },
             });
         }
         result
@@ -458,6 +464,21 @@ mod tests {
         let err = fs.put_opts(&p, Bytes::from_static(b"m").into(), create()).await.unwrap_err();
         assert!(matches!(err, object_store::Error::AlreadyExists { .. }));
         assert_eq!(inner.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"m"));
+    }
+
+    #[tokio::test]
+    async fn ambiguous_conditional_update_lands_but_reports_precondition() {
+        let (fs, inner) = store(1);
+        let p = Path::from("manifest/current");
+        let first = inner.put(&p, Bytes::from_static(b"v1").into()).await.unwrap();
+        fs.ambiguous_creates("manifest/", 1);
+        let update = PutOptions {
+            mode: PutMode::Update(object_store::UpdateVersion { e_tag: first.e_tag, version: first.version }),
+            ..Default::default()
+        };
+        let err = fs.put_opts(&p, Bytes::from_static(b"v2").into(), update).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::Precondition { .. }), "{err:?}");
+        assert_eq!(inner.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"v2"), "the update landed");
     }
 
     #[tokio::test]
