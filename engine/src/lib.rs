@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod memtable;
 pub mod paths;
 pub mod protocol;
+pub mod retry;
 pub mod settings;
 pub mod sst;
 pub mod sync;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::PutPayload;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::open::{create, read};
@@ -95,37 +95,6 @@ fn emit_freeze_wal(inner: &DbInner, frozen: Option<crate::protocol::WalId>) {
     }
 }
 
-fn is_transient(e: &object_store::Error) -> bool {
-    !matches!(
-        e,
-        object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. }
-            | object_store::Error::NotSupported { .. }
-            | object_store::Error::InvalidPath { .. }
-    )
-}
-
-/// Retries a store operation with exponential backoff while it fails transiently.
-pub(crate) async fn with_retries<T, F, Fut>(max_retries: u32, mut op: F) -> Result<T, object_store::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, object_store::Error>>,
-{
-    let mut delay = Duration::from_millis(5);
-    let mut attempt = 0;
-    loop {
-        match op().await {
-            Err(e) if attempt < max_retries && is_transient(&e) => {
-                tracing::warn!(attempt, error = %e, "transient object store error; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-                attempt += 1;
-            }
-            other => return other,
-        }
-    }
-}
-
 /// After `UploadWal` (recorded when it was started): creates `wal/<id>.sst`,
 /// resolving an `AlreadyExists` by reading the object back; then
 /// `WalDurable`, or the rejection that stops this writer.
@@ -135,24 +104,21 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
     let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
     let bytes = encode_wal(header, token, frozen.items, inner.settings.block_size);
     let path = inner.layout.wal(wal_id);
-    let created = with_retries(inner.settings.max_retries, || {
-        inner.store.put_opts(
+    // The store retries transient failures (`RetryStore`).
+    let created = inner
+        .store
+        .put_opts(
             &path,
-            PutPayload::from(bytes.clone()),
+            PutPayload::from(bytes),
             object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() },
         )
-    })
-    .await;
+        .await;
     let outcome = match created {
         Ok(_) => CreateConflict::Ours,
         Err(object_store::Error::AlreadyExists { .. }) => {
-            let existing = match with_retries(inner.settings.max_retries, || async {
-                inner.store.get(&path).await?.bytes().await
-            })
-            .await
-            {
+            let existing = match read(inner.store.as_ref(), &path).await {
                 Ok(b) => decode_wal(&path, b),
-                Err(e) => Err(Error::from(e)),
+                Err(e) => Err(e),
             };
             match existing {
                 Ok(existing) => resolve_create_conflict(ObjectOwner { writer_epoch: inner.epoch, token }, existing.owner()),
@@ -240,7 +206,7 @@ async fn flush_l0(inner: &Arc<DbInner>, imm: &ImmMemtable) -> Result<()> {
     let size = bytes.len() as u64;
     let path = inner.layout.sst(inner.epoch, sst_id);
     let store = inner.store.as_ref();
-    let created = with_retries(inner.settings.max_retries, || create_raw(store, &path, bytes.clone())).await?;
+    let created = create(store, &path, bytes.clone()).await?;
     if !created {
         // The name carries our epoch, so only a previous attempt of ours
         // can have created it; anything else there is damage.
@@ -264,14 +230,6 @@ async fn flush_l0(inner: &Arc<DbInner>, imm: &ImmMemtable) -> Result<()> {
     lock(&inner.l0).insert(0, Arc::new(reader));
     *manifest = next;
     Ok(())
-}
-
-async fn create_raw(store: &dyn object_store::ObjectStore, path: &object_store::path::Path, bytes: bytes::Bytes) -> Result<bool, object_store::Error> {
-    match create(store, path, bytes).await {
-        Ok(b) => Ok(b),
-        Err(Error::ObjectStore(e)) => Err(e),
-        Err(e) => Err(object_store::Error::Generic { store: "tidemark", source: e.to_string().into() }),
-    }
 }
 
 /// `WriteManifest` with no new SST: records the current `wal_id_last_seen`
@@ -298,7 +256,7 @@ pub(crate) async fn record_wal_progress(inner: &DbInner) -> Result<()> {
 async fn write_manifest(inner: &DbInner, next: &ManifestObject) -> Result<()> {
     let path = inner.layout.manifest(next.version);
     let store = inner.store.as_ref();
-    if with_retries(inner.settings.max_retries, || create_raw(store, &path, next.encode())).await? {
+    if create(store, &path, next.encode()).await? {
         return Ok(());
     }
     let existing = ManifestObject::decode(path.as_ref(), &read(store, &path).await?)?;

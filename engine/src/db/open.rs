@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
 use crate::memtable::MemState;
 use crate::paths::Layout;
+use crate::retry::RetryStore;
 use crate::protocol::{
     claim_epoch, resolve_create_conflict, ChainWalk, CreateConflict, Epoch, ManifestView, ObjectOwner, Protocol,
     RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
@@ -164,6 +165,7 @@ impl Db {
     /// Opens as a new writer: claims an epoch, replays, fences older writers.
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
+        let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
         let layout = Layout::new(path.into());
         let tracer = Tracer::new(settings.recorder.clone());
         let protocol = settings.protocol;
@@ -235,6 +237,7 @@ impl Db {
     /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
+        let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(empty_manifest);
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
