@@ -18,9 +18,13 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 step "model check: the shipped protocol and every mutant"
 cargo run --release --bin check-model -- --all
 
-step "crash schedules: 2,000 seeded schedules plus every crash point of 10 seeds, and zombies"
-cargo run --release --bin crash-check -- --seeds 2000
-cargo run --release --bin crash-check -- --seeds 10 --seed-start 5000 --every-op
-cargo run --release --bin crash-check -- --seeds 300 --seed-start 9000 --zombies
+step "crash schedules on the paused clock (exact replay): 100,000 seeds, every crash point of 200 seeds, 20,000 zombie seeds"
+cargo run --release --bin crash-check -- --seeds 100000
+cargo run --release --bin crash-check -- --seeds 200 --seed-start 5000 --every-op
+cargo run --release --bin crash-check -- --seeds 20000 --seed-start 1000000 --zombies
+
+step "crash schedules on the wall clock (timing varies run to run)"
+cargo run --release --bin crash-check -- --seeds 500 --seed-start 200000 --wall-clock
+cargo run --release --bin crash-check -- --seeds 100 --seed-start 300000 --zombies --wall-clock
 
 step "all tests passed"

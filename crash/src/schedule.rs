@@ -14,7 +14,7 @@ use serde::Serialize;
 use tidemark::protocol::Protocol;
 use tidemark::sync::{lock, Arc, Mutex};
 use tidemark::testing::FaultStore;
-use tidemark::trace::MemoryRecorder;
+use tidemark::trace::{MemoryRecorder, TraceStep};
 
 use crate::conformance;
 use crate::db_api as api;
@@ -36,11 +36,15 @@ pub struct Config {
     /// Keep the old `Db` running while a new one opens (I5).
     pub zombies: bool,
     pub protocol: Protocol,
+    /// Run on the wall clock instead of a paused one: timing varies from run
+    /// to run (more interleavings over many runs, but a seed no longer
+    /// replays exactly).
+    pub wall_clock: bool,
 }
 
 impl Config {
     pub fn new(seed: u64) -> Self {
-        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped }
+        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped, wall_clock: false }
     }
 }
 
@@ -64,6 +68,10 @@ pub struct Report {
     /// Whether the recorded trace was replayed through the model, and if
     /// not, why.
     pub conformance: Conformance,
+    /// The recorded trace of every process (on the paused clock, the same
+    /// for the same seed).
+    #[serde(skip)]
+    pub trace: Vec<TraceStep>,
 }
 
 /// Whether a schedule's trace was replayed through the model.
@@ -114,7 +122,7 @@ pub fn run(cfg: &Config) -> Report {
             let h = lock(&histories);
             let steps: Vec<(usize, usize)> =
                 h.histories.iter().map(|w| (w.steps.len(), w.steps.iter().filter(|s| s.acked).count())).collect();
-            let wals: Vec<String> = runtime().block_on(async {
+            let wals: Vec<String> = runtime(cfg).block_on(async {
                 use futures::TryStreamExt;
                 let mut v: Vec<String> = inner
                     .list(Some(&object_store::path::Path::from("db/wal")))
@@ -134,15 +142,20 @@ pub fn run(cfg: &Config) -> Report {
             failure.round = round;
             failure.crash_op = crash_op;
             let conformance = Conformance::Skipped("the oracle found a violation first");
-            return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance };
+            let trace = lock(&histories).recorder.steps();
+            return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace };
         }
     }
     let (conformance, failure) = conformance_failure(cfg, &histories);
-    Report { seed: cfg.seed, round0_ops, failure, conformance }
+    let trace = lock(&histories).recorder.steps();
+    Report { seed: cfg.seed, round0_ops, failure, conformance, trace }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+/// One process: a single-threaded runtime, by default on a paused clock.
+/// Timers then fire only when every task is idle, in deadline order, so a
+/// seed replays the same interleaving (and no schedule waits on real time).
+fn runtime(cfg: &Config) -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_all().start_paused(!cfg.wall_clock).build() {
         Ok(rt) => rt,
         Err(e) => panic!("cannot start a tokio runtime for the harness: {e}"),
     }
@@ -170,7 +183,7 @@ fn live_phase(
     let takeover_after = rng.random_range(0..=cfg.ops);
     let recorder = lock(histories).recorder.clone();
     let since = recorder.steps().len();
-    let rt = runtime();
+    let rt = runtime(cfg);
     rt.block_on(async {
         let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash_tick));
         let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol, &recorder).await else {
@@ -216,7 +229,7 @@ fn live_phase(
     });
     let ops = fault.ops();
     drop(rt); // The process is gone: every task and buffer with it.
-    let listed = runtime().block_on(api::list_wals(inner));
+    let listed = runtime(cfg).block_on(api::list_wals(inner));
     api::record_crashes(&recorder, since, listed);
     ops
 }
@@ -305,7 +318,7 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
     };
     let recorder = lock(histories).recorder.clone();
     let since = recorder.steps().len();
-    let rt = runtime();
+    let rt = runtime(cfg);
     let result = rt.block_on(async {
         let db = api::open(inner.clone(), cfg.protocol, &recorder)
             .await

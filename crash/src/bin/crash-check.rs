@@ -38,6 +38,10 @@ struct Args {
     /// Keep the old Db running while a new one recovers (checks I5).
     #[arg(long)]
     zombies: bool,
+    /// Run on the wall clock: timing differs from run to run, so a seed does
+    /// not replay exactly (the default paused clock makes every seed exact).
+    #[arg(long)]
+    wall_clock: bool,
     /// Run a mutant protocol instead of the shipped one.
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         cfg.rounds = args.rounds as usize;
         cfg.zombies = args.zombies;
         cfg.protocol = protocol;
+        cfg.wall_clock = args.wall_clock;
         if args.every_op {
             // Learn how many store operations round 0 performs, then crash at each.
             cfg.crash_op = Some(u64::MAX);
@@ -131,6 +136,9 @@ fn reproduce_flags(args: &Args) -> String {
     }
     if args.zombies {
         flags.push_str(" --zombies");
+    }
+    if args.wall_clock {
+        flags.push_str(" --wall-clock");
     }
     if let Some(m) = &args.mutant {
         flags.push_str(&format!(" --mutant {m}"));
