@@ -29,8 +29,15 @@ pub fn settings(protocol: Protocol) -> Settings {
         .with_flush_interval(std::time::Duration::from_millis(1))
 }
 
-pub async fn open(store: Arc<dyn ObjectStore>, protocol: Protocol, recorder: &MemoryRecorder) -> tidemark::Result<Db> {
-    let mut s = settings(protocol).with_recorder(Arc::new(recorder.clone()));
+/// Opens a process's `Db`. `burst_gap` varies by seed: zero gives many small
+/// WALs (more interleavings), the default gathers bursts as in production.
+pub async fn open(
+    store: Arc<dyn ObjectStore>,
+    protocol: Protocol,
+    burst_gap: std::time::Duration,
+    recorder: &MemoryRecorder,
+) -> tidemark::Result<Db> {
+    let mut s = settings(protocol).with_burst_gap(burst_gap).with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
     Db::open_with(ROOT, store, s).await
 }

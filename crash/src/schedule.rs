@@ -40,11 +40,15 @@ pub struct Config {
     /// to run (more interleavings over many runs, but a seed no longer
     /// replays exactly).
     pub wall_clock: bool,
+    /// `Settings::burst_gap` of every process: zero on odd seeds (many small
+    /// WALs, more interleavings), the engine's default on even ones.
+    pub burst_gap: Duration,
 }
 
 impl Config {
     pub fn new(seed: u64) -> Self {
-        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped, wall_clock: false }
+        let burst_gap = if seed % 2 == 1 { Duration::ZERO } else { tidemark::Settings::default().burst_gap };
+        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped, wall_clock: false, burst_gap }
     }
 }
 
@@ -186,7 +190,7 @@ fn live_phase(
     let rt = runtime(cfg);
     rt.block_on(async {
         let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash_tick));
-        let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol, &recorder).await else {
+        let Ok(db) = api::open(Arc::new(fault.clone()), cfg.protocol, cfg.burst_gap, &recorder).await else {
             chaos_task.abort();
             return; // Crashed during open: recovery must still succeed later.
         };
@@ -205,7 +209,7 @@ fn live_phase(
             fresh.hold_prefix(api::WAL_PREFIX);
             fresh.hold_prefix(api::SST_PREFIX);
             tokio::spawn(chaos(fresh.clone(), chaos_seed ^ 2, None));
-            if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg.protocol, &recorder).await {
+            if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg.protocol, cfg.burst_gap, &recorder).await {
                 let next = Arc::new(next);
                 for (w, plan) in successor_plans.into_iter().enumerate() {
                     tasks.push(tokio::spawn(run_writer(next.clone(), cfg.writers + w, plan, histories.clone())));
@@ -320,7 +324,7 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
     let since = recorder.steps().len();
     let rt = runtime(cfg);
     let result = rt.block_on(async {
-        let db = api::open(inner.clone(), cfg.protocol, &recorder)
+        let db = api::open(inner.clone(), cfg.protocol, cfg.burst_gap, &recorder)
             .await
             .map_err(|e| fail("I2 RecoveryNeverFails", format!("open after crash failed: {e}")))?;
         if let Some(anomaly) = lock(histories).anomalies.first() {

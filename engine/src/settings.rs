@@ -15,6 +15,10 @@ pub struct Settings {
     pub flush_interval: Duration,
     /// Freeze the WAL buffer once it holds this many bytes.
     pub wal_size_bytes: usize,
+    /// After an upload starts, the next WAL gathers writes this long before
+    /// it is frozen, so that a burst of writers rides in one WAL instead of
+    /// filling the window with tiny ones. Zero freezes at once.
+    pub burst_gap: Duration,
     /// W: WAL uploads in flight (1 = SlateDB's sequential flusher).
     pub max_inflight_wal_uploads: u64,
     /// Freeze the memtable into an L0 SST at this size.
@@ -37,6 +41,7 @@ impl Default for Settings {
         Self {
             flush_interval: Duration::from_millis(5),
             wal_size_bytes: 4 << 20,
+            burst_gap: Duration::from_millis(1),
             max_inflight_wal_uploads: 4,
             l0_sst_size_bytes: 64 << 20,
             max_unflushed_bytes: 256 << 20,
@@ -55,6 +60,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("flush_interval", &self.flush_interval)
             .field("wal_size_bytes", &self.wal_size_bytes)
+            .field("burst_gap", &self.burst_gap)
             .field("max_inflight_wal_uploads", &self.max_inflight_wal_uploads)
             .field("l0_sst_size_bytes", &self.l0_sst_size_bytes)
             .field("max_unflushed_bytes", &self.max_unflushed_bytes)
@@ -68,6 +74,11 @@ impl Settings {
         self.flush_interval = d;
         self
     }
+    pub fn with_burst_gap(mut self, d: Duration) -> Self {
+        self.burst_gap = d;
+        self
+    }
+
     pub fn with_wal_size_bytes(mut self, n: usize) -> Self {
         self.wal_size_bytes = n;
         self

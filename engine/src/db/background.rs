@@ -60,6 +60,20 @@ async fn wal_flusher(inner: Arc<DbInner>) {
                 Err(_) => break,
             }
         }
+        // Writers that arrive one after another (a burst released by one
+        // ack) would otherwise each get a WAL of their own and fill the
+        // window with tiny uploads, leaving the rest of the burst to wait a
+        // whole upload longer. While an upload is in flight, let the next
+        // WAL gather for `Settings::burst_gap` (short next to a PUT), unless
+        // it is already full or every upload completes first (a fast store).
+        let gap = inner.settings.burst_gap;
+        if !gap.is_zero() && !uploads.is_empty() && inner.commit.buffer_bytes() < inner.settings.wal_size_bytes {
+            let drained = async { while uploads.join_next().await.is_some() {} };
+            tokio::select! {
+                _ = tokio::time::sleep(gap) => {}
+                _ = drained => {}
+            }
+        }
         // More may be waiting: writers notified once while we were busy.
         if inner.commit.buffer_bytes() > 0 {
             inner.wake_flusher.notify_one();
