@@ -150,8 +150,8 @@ pub fn run(cfg: &Config) -> Report {
             return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace };
         }
     }
-    let (conformance, failure) = conformance_failure(cfg, &histories);
     let trace = lock(&histories).recorder.steps();
+    let (conformance, failure) = conformance_failure(cfg, &trace);
     Report { seed: cfg.seed, round0_ops, failure, conformance, trace }
 }
 
@@ -186,7 +186,7 @@ fn live_phase(
     let chaos_seed: u64 = rng.random();
     let takeover_after = rng.random_range(0..=cfg.ops);
     let recorder = lock(histories).recorder.clone();
-    let since = recorder.steps().len();
+    let since = recorder.len();
     let rt = runtime(cfg);
     rt.block_on(async {
         let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash_tick));
@@ -321,7 +321,7 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
         detail,
     };
     let recorder = lock(histories).recorder.clone();
-    let since = recorder.steps().len();
+    let since = recorder.len();
     let rt = runtime(cfg);
     let result = rt.block_on(async {
         let db = api::open(inner.clone(), cfg.protocol, cfg.burst_gap, &recorder)
@@ -346,12 +346,11 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
 
 /// Replays the schedule's recorded trace through the model (trace
 /// conformance) and reports the first step the model does not allow.
-fn conformance_failure(cfg: &Config, histories: &Histories) -> (Conformance, Option<Failure>) {
-    let steps = lock(histories).recorder.steps();
-    if !conformance::fits(&steps) {
+fn conformance_failure(cfg: &Config, steps: &[TraceStep]) -> (Conformance, Option<Failure>) {
+    if !conformance::fits(steps) {
         return (Conformance::Skipped("more writes than the model's ids"), None);
     }
-    let Some(bad) = conformance::check(cfg.protocol, api::settings(cfg.protocol).max_inflight_wal_uploads, &steps) else {
+    let Some(bad) = conformance::check(cfg.protocol, api::settings(cfg.protocol).max_inflight_wal_uploads, steps) else {
         return (Conformance::Replayed, None);
     };
     if std::env::var_os("CRASH_DEBUG").is_some() {

@@ -100,6 +100,15 @@ impl MemoryRecorder {
     pub fn steps(&self) -> Vec<TraceStep> {
         lock(&self.steps).clone()
     }
+
+    /// How many steps have been recorded (without copying them).
+    pub fn len(&self) -> usize {
+        lock(&self.steps).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl TraceRecorder for MemoryRecorder {
