@@ -9,7 +9,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::protocol::{Epoch, ManifestView, WalId};
+use crate::protocol::{Epoch, ManifestView, SortedRun as ProtocolRun, Tree, WalId};
 
 const MAGIC: u32 = 0x544d_4d46; // "TMMF"
 /// The manifest format this build writes and reads.
@@ -77,8 +77,6 @@ pub struct ManifestObject {
     /// WAL ids that hold fences; GC never deletes them (a zombie could
     /// otherwise re-create the id and acknowledge writes no one replays).
     pub fences: Vec<WalId>,
-    /// The next sorted run id.
-    pub next_run_id: u64,
     /// L0 SSTs, newest first.
     pub l0: Vec<SstHandle>,
     /// Sorted runs, newest first.
@@ -86,13 +84,23 @@ pub struct ManifestObject {
 }
 
 impl ManifestObject {
-    /// The fields the protocol decides.
+    /// The scalar fields the protocol decides.
     pub fn view(&self) -> ManifestView {
         ManifestView {
             writer_epoch: self.writer_epoch,
             wal_id_last_seen: self.wal_id_last_seen,
             replay_after_wal_id: self.replay_after_wal_id,
-            ..ManifestView::default()
+            compactor_epoch: self.compactor_epoch,
+            writer_closed: self.writer_closed,
+        }
+    }
+
+    /// The SSTs and fences, as the protocol sees them.
+    pub fn tree(&self) -> Tree<SstHandle> {
+        Tree {
+            l0: self.l0.clone(),
+            runs: self.runs.iter().map(|r| ProtocolRun { id: r.id, ssts: r.ssts.clone() }).collect(),
+            fences: self.fences.clone(),
         }
     }
 
@@ -107,23 +115,25 @@ impl ManifestObject {
             replay_after_wal_id: 0,
             writer_closed: false,
             fences: Vec::new(),
-            next_run_id: 1,
             l0: Vec::new(),
             runs: Vec::new(),
         }
     }
 
-    /// The next version: the protocol's `view`, a fresh token, and the given
-    /// L0 list. Every manifest a writer creates is built here.
-    pub fn successor(&self, view: ManifestView, l0: Vec<SstHandle>) -> ManifestObject {
+    /// The next version, as the protocol decided its fields and tree, with a
+    /// fresh token. Every manifest tidemark creates is built here.
+    pub fn successor(&self, view: ManifestView, tree: Tree<SstHandle>) -> ManifestObject {
         ManifestObject {
             version: self.version + 1,
             writer_epoch: view.writer_epoch,
+            compactor_epoch: view.compactor_epoch,
             token: rand::random(),
             wal_id_last_seen: view.wal_id_last_seen,
             replay_after_wal_id: view.replay_after_wal_id,
-            l0,
-            ..self.clone()
+            writer_closed: view.writer_closed,
+            fences: tree.fences,
+            l0: tree.l0,
+            runs: tree.runs.into_iter().map(|r| SortedRun { id: r.id, ssts: r.ssts }).collect(),
         }
     }
 

@@ -31,6 +31,9 @@ pub enum TraceEvent {
     FlushL0 { size: u64, last_wal_id: WalId },
     /// Manifest `version` was created.
     WriteManifest { version: u64, wal_id_last_seen: WalId, replay_after_wal_id: WalId },
+    /// `Close`: the writer's last manifest, `version`, records
+    /// `writer_closed`; nothing of this writer is in flight any more.
+    Close { version: u64, wal_id_last_seen: WalId },
     /// A recovering writer claimed `writer_epoch` with manifest `version`.
     Recover { version: u64 },
     /// The recovering writer created the fence at `wal_id`; its WALs start at
@@ -58,6 +61,7 @@ impl TraceEvent {
             TraceEvent::FreezeMemtable { .. } => "FreezeMemtable",
             TraceEvent::FlushL0 { .. } => "FlushL0",
             TraceEvent::WriteManifest { .. } => "WriteManifest",
+            TraceEvent::Close { .. } => "Close",
             TraceEvent::Recover { .. } => "Recover",
             TraceEvent::Fence { .. } => "Fence",
             TraceEvent::WalRejected { .. } => "WalRejected",

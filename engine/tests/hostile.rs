@@ -40,7 +40,6 @@ fn small_manifest() -> ManifestObject {
         replay_after_wal_id: 66,
         writer_closed: false,
         fences: vec![12],
-        next_run_id: 2,
         l0: vec![sst(3, 2), sst(2, 1)],
         runs: vec![tidemark::manifest::SortedRun { id: 1, ssts: vec![sst(1, 1)] }],
     }

@@ -212,6 +212,12 @@ impl<T> CommitLog<T> {
         next_manifest(current, &inner.log, flushed_through)
     }
 
+    /// Runs `f` on the protocol log under the commit lock: a manifest built
+    /// from it records a `wal_id_last_seen` durable at this instant (I1).
+    pub fn with_log<R>(&self, f: impl FnOnce(&WalLog) -> R) -> R {
+        f(&lock(&self.inner).log)
+    }
+
     /// The `wal_id_last_seen` a manifest written now would record.
     pub fn wal_id_last_seen(&self) -> WalId {
         lock(&self.inner).log.wal_id_last_seen()

@@ -13,7 +13,11 @@ use crate::commit::{AckError, FrozenWal};
 use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::memtable::{ImmMemtable, Memtable};
-use crate::protocol::{resolve_create_conflict, CreateConflict, ObjectOwner, WalHeader, WalKind};
+use crate::protocol::{
+    apply_writer_edit, on_manifest_created, on_manifest_taken, reapply_base, resolve_create_conflict, CreateConflict,
+    CreatedOutcome, ManifestConflict, ObjectOwner, Role, TakenOutcome, WalHeader, WalKind, WriterEdit,
+};
+use futures::TryStreamExt;
 use crate::sst::{Entry, SstBuilder, SstReader};
 use crate::sync::{lock, Arc, Ordering};
 use crate::trace::TraceEvent;
@@ -252,7 +256,12 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let bytes = build_sst(&imm.table, inner.settings.block_size);
     let handle = upload_sst(inner, bytes, inner.epoch).await?;
     inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
-    let edit = WriterEdit { flushed: handle.clone(), flushed_through: Some(imm.last_wal_id), close: false };
+    let edit = WriterEdit {
+        flushed: handle.iter().cloned().collect(),
+        flushed_through: Some(imm.last_wal_id),
+        close: false,
+        fences: inner.fences.clone(),
+    };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
     if let Some(h) = &handle {
         lock(&inner.pinned).remove(&h.id);
@@ -276,68 +285,92 @@ pub(super) async fn flush_all(inner: &Arc<DbInner>) -> Result<()> {
     Ok(())
 }
 
-/// What a writer changes in a manifest: new L0 SSTs, how far they cover the
-/// WAL, and whether it is closing.
-pub(crate) struct WriterEdit {
-    pub flushed: Option<SstHandle>,
-    pub flushed_through: Option<crate::protocol::WalId>,
-    pub close: bool,
-}
-
-/// The writer's next manifest on top of `latest`: the protocol decides the
-/// WAL fields (`wal_id_last_seen` from the durable watermark, I1).
-fn apply_writer_edit(inner: &DbInner, latest: &ManifestObject, edit: &WriterEdit) -> ManifestObject {
-    let view = inner.commit.next_manifest(&latest.view(), edit.flushed_through);
-    let l0 = edit.flushed.iter().cloned().chain(latest.l0.iter().cloned()).collect();
-    let mut next = latest.successor(view, l0);
-    next.writer_closed = edit.close;
-    // Fences are recorded (and kept by GC) before replay_after_wal_id can
-    // pass them: this writer's first manifest already lists its own.
-    if let Some(f) = inner.fence {
-        if !next.fences.contains(&f) {
-            next.fences.push(f);
-        }
-    }
-    next
-}
-
-/// `WriteManifest` of the writer: creates version v+1 from `manifest` and
-/// the edit; when the compactor took v+1 first, re-reads and re-applies
-/// (no update is lost); a newer writer epoch means this writer is fenced.
-pub(crate) async fn commit_writer_edit(inner: &DbInner, manifest: &mut ManifestObject, edit: &WriterEdit) -> Result<()> {
+/// `WriteManifest` (and `Close`) of the writer: creates version v+1 with
+/// the protocol's `apply_writer_edit` on top of `manifest`. A lost race is
+/// decided by `on_manifest_taken`: the compactor's update is re-read and the
+/// edit re-applied on top of it (no update is lost, I8); a newer writer
+/// epoch means this writer is fenced (I5). A create that landed in a slot GC
+/// had emptied is not the latest (`on_manifest_created`): re-applied too.
+pub(crate) async fn commit_writer_edit(
+    inner: &DbInner,
+    manifest: &mut ManifestObject,
+    edit: &WriterEdit<SstHandle>,
+) -> Result<()> {
+    let protocol = inner.settings.protocol;
+    let mut content = manifest.clone();
+    let mut slot = manifest.version;
     for _ in 0..super::open::RACE_ATTEMPTS {
-        let next = apply_writer_edit(inner, manifest, edit);
-        match try_create_manifest(inner, &next).await? {
-            Created::Ours => {
-                inner.emit(TraceEvent::WriteManifest {
-                    version: next.version,
-                    wal_id_last_seen: next.wal_id_last_seen,
-                    replay_after_wal_id: next.replay_after_wal_id,
-                });
-                *manifest = next;
-                return Ok(());
-            }
-            Created::Taken(existing) if existing.writer_epoch > inner.epoch => {
-                let by = existing.writer_epoch;
-                inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::Fenced { by }));
-                return Err(Error::Fenced { writer_epoch: inner.epoch, by });
-            }
-            Created::Taken(existing) if existing.writer_epoch == inner.epoch => {
-                // The compactor wrote v+1: re-read the newest and re-apply.
-                *manifest = match super::open::latest_manifest(inner.store.as_ref(), &inner.layout).await? {
-                    Some(latest) if latest.version > manifest.version => latest,
-                    _ => existing,
-                };
-            }
+        let applied = inner.commit.with_log(|log| apply_writer_edit(&content.view(), &content.tree(), log, edit));
+        let (view, tree) = match applied {
+            Ok(next) => next,
+            Err(ManifestConflict::Fenced { by }) => return Err(fenced(inner, by)),
+            Err(other) => return Err(Error::InvalidArgument(format!("writer manifest update refused: {other:?}"))),
+        };
+        let mut next = content.successor(view, tree);
+        next.version = slot + 1;
+        let latest = match try_create_manifest(inner, &next).await? {
+            Created::Ours => match created_outcome(inner, next.version).await? {
+                CreatedOutcome::Applied => {
+                    let event = match edit.close {
+                        true => TraceEvent::Close { version: next.version, wal_id_last_seen: next.wal_id_last_seen },
+                        false => TraceEvent::WriteManifest {
+                            version: next.version,
+                            wal_id_last_seen: next.wal_id_last_seen,
+                            replay_after_wal_id: next.replay_after_wal_id,
+                        },
+                    };
+                    inner.emit(event);
+                    *manifest = next;
+                    return Ok(());
+                }
+                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
+            },
             Created::Taken(existing) => {
-                return Err(Error::corrupt(
-                    inner.layout.manifest(existing.version).to_string(),
-                    format!("written by epoch {} after epoch {} claimed the store", existing.writer_epoch, inner.epoch),
-                ))
+                match on_manifest_taken(Role::Writer, inner.epoch, next.token, &existing.view(), existing.token) {
+                    TakenOutcome::Ours => {
+                        *manifest = next;
+                        return Ok(());
+                    }
+                    TakenOutcome::Fenced { by } => return Err(fenced(inner, by)),
+                    TakenOutcome::Reapply => reread(inner, existing).await?,
+                }
             }
-        }
+        };
+        content = reapply_base(protocol, &content, &latest).clone();
+        slot = latest.version;
     }
     Err(Error::InvalidArgument("manifest update lost the race too many times".into()))
+}
+
+/// This writer learnt it is fenced by a newer epoch: it acknowledges nothing more (I5).
+fn fenced(inner: &DbInner, by: crate::protocol::Epoch) -> Error {
+    inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::Fenced { by }));
+    Error::Fenced { writer_epoch: inner.epoch, by }
+}
+
+/// `on_manifest_created`: whether the version just created is the latest.
+pub(crate) async fn created_outcome(inner: &DbInner, created: u64) -> Result<CreatedOutcome> {
+    let listed: Vec<_> = inner.store.list(Some(&inner.layout.manifest_dir())).try_collect().await?;
+    let latest = listed.iter().filter_map(|m| inner.layout.parse_manifest(&m.location)).max().unwrap_or(created);
+    Ok(on_manifest_created(inner.settings.protocol, created, latest))
+}
+
+/// Manifest `version`, read and checked.
+pub(crate) async fn read_manifest(inner: &DbInner, version: u64) -> Result<ManifestObject> {
+    let path = inner.layout.manifest(version);
+    let m = ManifestObject::decode(path.as_ref(), &read(inner.store.as_ref(), &path).await?)?;
+    if m.version != version {
+        return Err(Error::corrupt(path.to_string(), format!("holds version {} under the name of {version}", m.version)));
+    }
+    Ok(m)
+}
+
+/// The newest manifest, at least as new as `seen`.
+pub(crate) async fn reread(inner: &DbInner, seen: ManifestObject) -> Result<ManifestObject> {
+    Ok(match super::open::latest_manifest(inner.store.as_ref(), &inner.layout).await? {
+        Some(latest) if latest.version > seen.version => latest,
+        _ => seen,
+    })
 }
 
 /// The outcome of a manifest create.
@@ -373,14 +406,10 @@ pub(crate) async fn open_tree(inner: &DbInner, manifest: &ManifestObject) -> Res
     super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known).await
 }
 
-/// The last `WriteManifest` of a clean close: `writer_closed`, so the next
-/// recovery knows no upload of this writer can still land.
+/// `Close`'s manifest: `writer_closed`, so the next recovery knows no upload
+/// of this writer can still land and needs no fence.
 pub(crate) async fn record_close(inner: &DbInner) -> Result<()> {
     let mut manifest = inner.manifest.lock().await;
-    if inner.commit.next_manifest(&manifest.view(), None) == manifest.view() {
-        // TODO(model Close): record writer_closed once the model has `Close`.
-        return Ok(());
-    }
-    let edit = WriterEdit { flushed: None, flushed_through: None, close: true };
+    let edit = WriterEdit { close: true, fences: inner.fences.clone(), ..WriterEdit::default() };
     commit_writer_edit(inner, &mut manifest, &edit).await
 }

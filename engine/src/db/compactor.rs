@@ -8,12 +8,15 @@
 
 use std::time::Duration;
 
-use super::background::{open_tree, try_create_manifest, upload_sst, Created};
+use super::background::{created_outcome, open_tree, read_manifest, reread, try_create_manifest, upload_sst, Created};
 use super::DbInner;
 use crate::error::{Error, Result};
 use crate::iter::{MergeIter, RunSource, Source, SstSource};
-use crate::manifest::{ManifestObject, SortedRun, SstHandle};
-use crate::protocol::Epoch;
+use crate::manifest::{ManifestObject, SstHandle};
+use crate::protocol::{
+    apply_compaction, claim_compactor_epoch, on_manifest_taken, reapply_base, Compaction, CreatedOutcome, Epoch,
+    GcPolicy, ManifestConflict, Role, SortedRun, TakenOutcome,
+};
 use crate::sst::SstBuilder;
 use crate::sync::{lock, Arc};
 
@@ -22,6 +25,9 @@ use crate::sync::{lock, Arc};
 pub(crate) struct CompactorState {
     /// The compactor epoch this process claimed, once it compacted.
     epoch: Option<Epoch>,
+    /// Runs written under that epoch: a run's id is `epoch << 32 | count`,
+    /// unique in the store's history.
+    runs: u64,
 }
 
 /// One compaction: L0 SSTs (newest first) and a contiguous slice of runs
@@ -138,7 +144,9 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     if !builder.is_empty() {
         outputs.extend(upload_sst(inner, builder.finish(&[]), epoch).await?);
     }
-    let result = commit(inner, epoch, &job, outputs.clone()).await;
+    state.runs += 1;
+    let run_id = (epoch << 32) | state.runs;
+    let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
     for h in &outputs {
         lock(&inner.pinned).remove(&h.id);
     }
@@ -158,102 +166,91 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
 }
 
 /// `ClaimCompactor`: the first compaction of this process claims
-/// `compactor_epoch + 1` with a manifest version of its own.
+/// `compactor_epoch + 1` with a manifest version of its own; a writer's
+/// version in between is re-read and the claim re-applied.
 async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch> {
     if let Some(e) = state.epoch {
         return Ok(e);
     }
     let mut manifest = inner.manifest.lock().await;
     for _ in 0..super::open::RACE_ATTEMPTS {
-        let mut next = manifest.successor(manifest.view(), manifest.l0.clone());
-        next.compactor_epoch = manifest.compactor_epoch + 1;
-        match try_create_manifest(inner, &next).await? {
-            Created::Ours => {
-                state.epoch = Some(next.compactor_epoch);
-                *manifest = next;
-                return Ok(manifest.compactor_epoch);
-            }
+        let next = manifest.successor(claim_compactor_epoch(&manifest.view()), manifest.tree());
+        let latest = match try_create_manifest(inner, &next).await? {
+            Created::Ours => match created_outcome(inner, next.version).await? {
+                CreatedOutcome::Applied => {
+                    tracing::info!(action = "ClaimCompactor", compactor_epoch = next.compactor_epoch, version = next.version, "ClaimCompactor");
+                    state.epoch = Some(next.compactor_epoch);
+                    *manifest = next;
+                    return Ok(manifest.compactor_epoch);
+                }
+                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
+            },
             Created::Taken(existing) => {
                 if existing.writer_epoch > inner.epoch {
                     return Err(Error::Fenced { writer_epoch: inner.epoch, by: existing.writer_epoch });
                 }
-                *manifest = reread(inner, existing).await?;
+                reread(inner, existing).await?
             }
-        }
+        };
+        *manifest = latest;
     }
     Err(Error::InvalidArgument("could not claim a compactor epoch".into()))
 }
 
-/// The newest manifest, at least as new as `seen`.
-async fn reread(inner: &DbInner, seen: ManifestObject) -> Result<ManifestObject> {
-    Ok(match super::open::latest_manifest(inner.store.as_ref(), &inner.layout).await? {
-        Some(latest) if latest.version > seen.version => latest,
-        _ => seen,
-    })
-}
-
-/// `Compact`'s manifest update on top of `latest`: removes exactly the
-/// inputs and puts the output run where they were. `None` if an input is
-/// gone (another compactor took it: the outputs become orphans for GC).
-fn apply_compaction(latest: &ManifestObject, job: &Job, output: &SortedRun) -> Option<ManifestObject> {
-    let l0_ids: Vec<u128> = job.l0.iter().map(|h| h.id).collect();
-    if !l0_ids.iter().all(|id| latest.l0.iter().any(|h| h.id == *id)) {
-        return None;
+/// `CompactCommit`: records the compaction with the protocol's
+/// `apply_compaction` (exactly its inputs removed, the output where they
+/// were) by compare-and-set; a writer's version in between is re-read and
+/// the compaction re-applied on top of it (`on_manifest_taken`).
+async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
+    let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
+    let now = super::gc::now_ms() + COMMIT_TIMEOUT_MS;
+    if let Some(old) = output.ssts.iter().find(|h| !policy.may_record_sst(h.created_at_ms(), now)) {
+        return Err(Error::InvalidArgument(format!(
+            "compaction output {} is older than gc_min_age before its manifest was written; raise gc_min_age",
+            ulid::Ulid(old.id)
+        )));
     }
-    if !job.runs.iter().all(|id| latest.runs.iter().any(|r| r.id == *id)) {
-        return None;
-    }
-    let mut next = latest.successor(latest.view(), latest.l0.iter().filter(|h| !l0_ids.contains(&h.id)).cloned().collect());
-    let mut runs = Vec::with_capacity(latest.runs.len() + 1);
-    let mut placed = false;
-    if job.runs.is_empty() {
-        // Merged L0 is newer than every existing run.
-        runs.push(output.clone());
-        placed = true;
-    }
-    for r in &latest.runs {
-        if job.runs.contains(&r.id) {
-            if !placed {
-                runs.push(output.clone());
-                placed = true;
-            }
-        } else {
-            runs.push(r.clone());
-        }
-    }
-    runs.retain(|r| !r.ssts.is_empty());
-    next.runs = runs;
-    next.next_run_id = latest.next_run_id.max(output.id + 1);
-    Some(next)
-}
-
-/// Records the compaction by compare-and-set; a writer's version in between
-/// is re-read and the compaction re-applied on top of it.
-async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, outputs: Vec<SstHandle>) -> Result<u64> {
+    let compaction = Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output };
     let mut manifest = inner.manifest.lock().await;
+    let mut content = manifest.clone();
+    let mut slot = manifest.version;
     for _ in 0..super::open::RACE_ATTEMPTS {
-        if manifest.compactor_epoch > epoch {
-            return Err(Error::Fenced { writer_epoch: epoch, by: manifest.compactor_epoch });
-        }
-        let output = SortedRun { id: manifest.next_run_id, ssts: outputs.clone() };
-        let Some(next) = apply_compaction(&manifest, job, &output) else {
-            return Err(Error::InvalidArgument("compaction inputs are no longer in the manifest".into()));
+        let (view, tree) = match apply_compaction(&content.view(), &content.tree(), &compaction) {
+            Ok(next) => next,
+            Err(ManifestConflict::Fenced { by }) => return Err(Error::Fenced { writer_epoch: epoch, by }),
+            Err(other) => return Err(Error::InvalidArgument(format!("compaction not recorded: {other:?}"))),
         };
-        match try_create_manifest(inner, &next).await? {
-            Created::Ours => {
-                let tree = open_tree(inner, &next).await?;
-                *manifest = next;
-                let _mem = lock(&inner.mem);
-                *lock(&inner.tree) = Arc::new(tree);
-                return Ok(manifest.version);
-            }
-            Created::Taken(existing) => {
-                if existing.writer_epoch > inner.epoch {
-                    return Err(Error::Fenced { writer_epoch: inner.epoch, by: existing.writer_epoch });
+        let mut next = content.successor(view, tree);
+        next.version = slot + 1;
+        let latest = match try_create_manifest(inner, &next).await? {
+            Created::Ours => match created_outcome(inner, next.version).await? {
+                CreatedOutcome::Applied => {
+                    let tree = open_tree(inner, &next).await?;
+                    *manifest = next;
+                    let _mem = lock(&inner.mem);
+                    *lock(&inner.tree) = Arc::new(tree);
+                    return Ok(manifest.version);
                 }
-                *manifest = reread(inner, existing).await?;
+                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
+            },
+            Created::Taken(existing) => {
+                match on_manifest_taken(Role::Compactor, epoch, next.token, &existing.view(), existing.token) {
+                    TakenOutcome::Ours => {
+                        *manifest = next;
+                        return Ok(manifest.version);
+                    }
+                    TakenOutcome::Fenced { by } => return Err(Error::Fenced { writer_epoch: epoch, by }),
+                    TakenOutcome::Reapply => reread(inner, existing).await?,
+                }
             }
-        }
+        };
+        content = reapply_base(inner.settings.protocol, &content, &latest).clone();
+        slot = latest.version;
+        *manifest = latest;
     }
     Err(Error::InvalidArgument("compaction lost the manifest race too many times".into()))
 }
+
+/// Time allowed for a manifest create to complete, added to `now` when
+/// checking that an SST may still be recorded (`GcPolicy::may_record_sst`).
+pub(crate) const COMMIT_TIMEOUT_MS: u64 = 30_000;

@@ -7,8 +7,7 @@
 //! must be at least `gc_min_age` old (a flush or compaction in another
 //! process may be about to record them); fences are never deleted.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
@@ -17,7 +16,7 @@ use super::open::read;
 use super::DbInner;
 use crate::error::Result;
 use crate::manifest::ManifestObject;
-use crate::protocol::WalId;
+use crate::protocol::{GcPolicy, KeptManifest, Listed, SortedRun, Tree, WalId};
 use crate::sync::{lock, Arc};
 
 /// What one GC pass deleted.
@@ -41,88 +40,86 @@ pub(super) async fn periodic(inner: Arc<DbInner>) {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-fn ms(t: chrono_like::Timestamp) -> u64 {
-    t
+fn modified_ms(m: &object_store::ObjectMeta) -> u64 {
+    m.last_modified.timestamp_millis().max(0) as u64
 }
 
-/// Object ages come from the store's `last_modified` (and SST names).
-mod chrono_like {
-    pub type Timestamp = u64;
-}
-
-/// One GC pass.
+/// One GC pass: reads the clock once, lists, asks `protocol::gc`, deletes
+/// SSTs and WALs, then manifests (a crash part-way leaves only garbage).
 pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
     let store = inner.store.as_ref();
     let layout = &inner.layout;
+    let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
     let now = now_ms();
-    let min_age = inner.settings.gc_min_age.as_millis() as u64;
-    let age = |created: u64| now.saturating_sub(created);
 
     let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
-    let versions: BTreeMap<u64, u64> = listed
+    let versions: Vec<Listed<u64>> = listed
         .iter()
-        .filter_map(|m| Some((layout.parse_manifest(&m.location)?, m.last_modified.timestamp_millis().max(0) as u64)))
+        .filter_map(|m| Some(Listed { id: layout.parse_manifest(&m.location)?, created_at: modified_ms(m) }))
         .collect();
-    let Some((&latest, _)) = versions.iter().next_back() else { return Ok(GcStats::default()) };
-    // Kept: the latest, and every version whose successor is younger than
-    // min_age (a reader may have read it within its lease).
-    let kept: BTreeSet<u64> = versions
-        .keys()
-        .copied()
-        .filter(|v| *v == latest || versions.get(&(v + 1)).is_some_and(|created| age(ms(*created)) < min_age))
-        .collect();
+    let plan = policy.manifests(&versions, now);
     let mut manifests = Vec::new();
-    for v in &kept {
+    for v in &plan.keep {
         let path = layout.manifest(*v);
         match read(store, &path).await {
             Ok(bytes) => manifests.push(ManifestObject::decode(path.as_ref(), &bytes)?),
-            // Deleted by another GC since the listing: nothing to keep for it.
+            // Deleted by another GC since the listing: it keeps nothing.
             Err(crate::Error::ObjectStore(object_store::Error::NotFound { .. })) => {}
             Err(e) => return Err(e),
         }
     }
-    let Some(newest) = manifests.iter().max_by_key(|m| m.version) else { return Ok(GcStats::default()) };
-    let referenced: BTreeSet<u128> = manifests.iter().flat_map(|m| m.ssts().map(|h| h.id)).collect();
-    let fences: BTreeSet<WalId> = manifests.iter().flat_map(|m| m.fences.iter().copied()).collect();
-    let wal_floor = manifests.iter().map(|m| m.replay_after_wal_id).min().unwrap_or(0);
-    let _ = newest;
+    if manifests.is_empty() {
+        return Ok(GcStats::default());
+    }
+    let views: Vec<_> = manifests.iter().map(|m| (m.view(), m.tree())).collect();
+    let trees: Vec<(crate::protocol::ManifestView, Tree<u128>)> = views
+        .iter()
+        .map(|(v, t)| {
+            let ids = Tree {
+                l0: t.l0.iter().map(|h| h.id).collect(),
+                runs: t.runs.iter().map(|r| SortedRun { id: r.id, ssts: r.ssts.iter().map(|h| h.id).collect() }).collect(),
+                fences: t.fences.clone(),
+            };
+            (*v, ids)
+        })
+        .collect();
+    let kept: Vec<KeptManifest<'_, u128>> = trees.iter().map(|(view, tree)| KeptManifest { view, tree }).collect();
 
     let mut stats = GcStats::default();
-    // GcSst: unreferenced, old enough, not pinned by this process.
     let ssts: Vec<_> = store.list(Some(&layout.sst_dir())).try_collect().await?;
-    let pinned = lock(&inner.pinned).clone();
-    for m in &ssts {
-        let Some(id) = layout.parse_sst(&m.location) else { continue };
-        let created = ulid::Ulid(id).timestamp_ms().max(m.last_modified.timestamp_millis().max(0) as u64);
-        if referenced.contains(&id) || pinned.contains(&id) || age(created) < min_age {
-            continue;
-        }
-        delete(inner, &m.location).await?;
-        tracing::info!(action = "GcSst", path = %m.location, "GcSst");
+    let listed_ssts: Vec<Listed<u128>> = ssts
+        .iter()
+        .filter_map(|m| {
+            let id = layout.parse_sst(&m.location)?;
+            // The ULID's time, unless the store saw the object later.
+            Some(Listed { id, created_at: ulid::Ulid(id).timestamp_ms().max(modified_ms(m)) })
+        })
+        .collect();
+    let pinned: Vec<u128> = lock(&inner.pinned).iter().copied().collect();
+    for id in policy.ssts(&kept, &listed_ssts, &pinned, now) {
+        delete(inner, &layout.sst(id)).await?;
+        tracing::info!(action = "GcSst", sst = %ulid::Ulid(id), "GcSst");
         stats.ssts += 1;
     }
-    // GcWal: below every kept version's replay point, old enough, no fence.
     let wals: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
-    for m in &wals {
-        let Some(id) = layout.parse_wal(&m.location) else { continue };
-        if id > wal_floor || fences.contains(&id) || age(m.last_modified.timestamp_millis().max(0) as u64) < min_age {
-            continue;
-        }
-        delete(inner, &m.location).await?;
+    let listed_wals: Vec<Listed<WalId>> = wals
+        .iter()
+        .filter_map(|m| Some(Listed { id: layout.parse_wal(&m.location)?, created_at: modified_ms(m) }))
+        .collect();
+    for id in policy.wals(&kept, &listed_wals, now, None) {
+        delete(inner, &layout.wal(id)).await?;
         tracing::info!(action = "GcWal", wal_id = id, "GcWal");
         stats.wals += 1;
     }
-    // GcManifest: versions neither latest nor within a reader's lease.
-    for v in versions.keys().filter(|v| !kept.contains(v)) {
+    for v in &plan.delete {
         delete(inner, &layout.manifest(*v)).await?;
         tracing::info!(action = "GcManifest", version = v, "GcManifest");
         stats.manifests += 1;
     }
-    let _ = Duration::ZERO;
     Ok(stats)
 }
 

@@ -27,7 +27,7 @@ use crate::sst::{Entry, RunReader, SstReader};
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 
-pub use open::{read_chain, ChainContents};
+pub use open::{read_chain, read_chain_with, ChainContents};
 
 /// State shared by the handle and its background tasks.
 pub(crate) struct DbInner {
@@ -53,9 +53,10 @@ pub(crate) struct DbInner {
     pub(crate) space_freed: Notify,
     pub(crate) memtable_full: AtomicBool,
     pub(crate) read_only: bool,
-    /// The fence this writer's recovery placed, recorded in every manifest
-    /// it writes so GC never deletes it.
-    pub(crate) fence: Option<crate::protocol::WalId>,
+    /// The fences on this writer's recovered chain and the one it placed
+    /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
+    /// never deletes them.
+    pub(crate) fences: Vec<crate::protocol::WalId>,
 }
 
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.

@@ -80,10 +80,24 @@ pub async fn read_chain(
     view: &ManifestView,
     epoch: Epoch,
 ) -> Result<ChainContents> {
+    read_chain_with(store, layout, protocol, view, epoch, false).await
+}
+
+/// `read_chain` for a recovery whose claim was made from a version with
+/// `writer_closed` (`ChainWalk::after_clean_close`: no fence is needed).
+pub async fn read_chain_with(
+    store: &dyn ObjectStore,
+    layout: &Layout,
+    protocol: Protocol,
+    view: &ManifestView,
+    epoch: Epoch,
+    claimed_from_closed: bool,
+) -> Result<ChainContents> {
     let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
     let mut ids: Vec<WalId> = listed.iter().filter_map(|m| layout.parse_wal(&m.location)).collect();
     ids.sort_unstable();
-    let mut walk = ChainWalk::new(protocol, view, epoch, ids.iter().copied(), MAX_INFLIGHT_WAL_UPLOADS);
+    let mut walk = ChainWalk::new(protocol, view, epoch, ids.iter().copied(), MAX_INFLIGHT_WAL_UPLOADS)
+        .after_clean_close(claimed_from_closed);
     // The walk is sequential, but chain positions are nearly always
     // consecutive listed ids: read ahead in id order, a bounded number at
     // once, so open time does not grow with one round trip per WAL.
@@ -125,20 +139,19 @@ pub async fn read_chain(
 }
 
 /// `Recover` step 1: create the next manifest version with a new epoch.
-async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObject> {
+/// Also returns whether the version it claimed from was cleanly closed.
+async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<(ManifestObject, bool)> {
     for _ in 0..RACE_ATTEMPTS {
-        let latest = latest_manifest(store, layout).await?.unwrap_or_else(|| ManifestObject::empty());
-        let view = claim_epoch(&latest.view());
-        let mut claimed = latest.successor(view, latest.l0.clone());
-        claimed.writer_closed = false;
+        let latest = latest_manifest(store, layout).await?.unwrap_or_else(ManifestObject::empty);
+        let claimed = latest.successor(claim_epoch(&latest.view()), latest.tree());
         let path = layout.manifest(claimed.version);
         if create(store, &path, claimed.encode()).await? {
-            return Ok(claimed);
+            return Ok((claimed, latest.writer_closed));
         }
         // AlreadyExists: ours (a retried create), or another writer won the race.
         if let Ok(existing) = ManifestObject::decode(path.as_ref(), &read(store, &path).await?) {
             if existing.token == claimed.token && existing.writer_epoch == claimed.writer_epoch {
-                return Ok(claimed);
+                return Ok((claimed, latest.writer_closed));
             }
         }
     }
@@ -208,13 +221,14 @@ impl Db {
         let layout = Layout::new(path.into());
         let tracer = Tracer::new(settings.recorder.clone());
         let protocol = settings.protocol;
-        let claimed = claim(store.as_ref(), &layout).await?;
+        let (claimed, claimed_from_closed) = claim(store.as_ref(), &layout).await?;
         let epoch = claimed.writer_epoch;
         let _span = tracing::info_span!("Recover", writer_epoch = epoch, version = claimed.version).entered();
         tracer.emit(epoch, TraceEvent::Recover { version: claimed.version });
         let mut chain = None;
         for _ in 0..RACE_ATTEMPTS {
-            let contents = read_chain(store.as_ref(), &layout, protocol, &claimed.view(), epoch).await?;
+            let contents =
+                read_chain_with(store.as_ref(), &layout, protocol, &claimed.view(), epoch, claimed_from_closed).await?;
             let Some(fence) = contents.plan.fence else {
                 chain = Some(contents);
                 break;
@@ -269,7 +283,7 @@ impl Db {
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
             read_only: false,
-            fence: plan.fence.map(|f| f.wal_id),
+            fences: plan.fences.clone(),
             settings,
         });
         let tasks = background::spawn(&inner);
@@ -311,7 +325,7 @@ impl Db {
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
             read_only: true,
-            fence: None,
+            fences: Vec::new(),
             settings,
         });
         Ok(Db { inner, tasks: Mutex::new(Vec::new()) })
