@@ -16,7 +16,7 @@ use crate::batch::{WriteBatch, WriteOptions};
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
-use crate::memtable::MemState;
+use crate::memtable::{ImmMemtable, MemState};
 use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
@@ -60,6 +60,30 @@ impl DbInner {
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
     }
+
+    /// What a scan of `range` reads, captured in one critical section: the
+    /// active memtable's entries in `range`, the immutable memtables and the
+    /// L0 list. `flush_l0` adds an SST to `l0` before it removes the memtable
+    /// from `mem.imm`, each under its own lock; holding `mem` and then `l0`
+    /// (always in this order) sees either both or only the SST, never neither,
+    /// so a write acknowledged before the scan began is in the view.
+    fn read_view(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> ReadView {
+        let mem = lock(&self.mem);
+        let active = mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let imm = mem.imm.clone();
+        let l0 = lock(&self.l0).clone();
+        ReadView { active, imm, l0 }
+    }
+}
+
+/// One consistent state for a read (see [`DbInner::read_view`]).
+struct ReadView {
+    /// The active memtable's entries in the range, newest state of each key.
+    active: Vec<Entry>,
+    /// Immutable memtables, oldest first.
+    imm: Vec<Arc<ImmMemtable>>,
+    /// L0 SSTs, newest first.
+    l0: Vec<Arc<SstReader>>,
 }
 
 /// An open tidemark database. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -209,13 +233,20 @@ impl Db {
     }
 
     /// The newest value of `key`, from memtables then L0 SSTs newest first.
+    ///
+    /// The memtables and the L0 list are read in one critical section (see
+    /// [`DbInner::read_view`]), so an L0 flush cannot move the key between
+    /// the two places unseen.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         self.check_key(key)?;
-        if let Some(v) = lock(&self.inner.mem).get(key) {
-            return Ok(v);
-        }
-        let l0 = lock(&self.inner.l0).clone();
+        let l0 = {
+            let mem = lock(&self.inner.mem);
+            if let Some(v) = mem.get(key) {
+                return Ok(v);
+            }
+            lock(&self.inner.l0).clone()
+        };
         for sst in l0 {
             if let Some(v) = sst.get(key).await? {
                 return Ok(v);
@@ -224,20 +255,43 @@ impl Db {
         Ok(None)
     }
 
-    /// Live keys and values in `range`, in key order.
+    /// Live keys and values in `range`, in key order: one consistent state,
+    /// captured before any SST is read (see [`DbInner::read_view`]).
     pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
         let range = (range.start_bound().cloned(), range.end_bound().cloned());
+        #[cfg(feature = "mutants")]
+        if self.inner.settings.scan_without_snapshot {
+            return self.scan_without_snapshot(&range).await;
+        }
+        let view = self.inner.read_view(&range);
+        let mut merged: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
+        for sst in view.l0.iter().rev() {
+            merged.extend(sst.scan(&range).await?);
+        }
+        for imm in &view.imm {
+            merged.extend(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+        }
+        merged.extend(view.active);
+        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+    }
+
+    /// The scan before issue 11's fix, kept as a mutant so the crash harness
+    /// can show it catches it: it copies the L0 list, awaits the SST reads,
+    /// and only then reads the memtables, so an L0 flush finishing in between
+    /// moves a memtable's keys into an SST this scan did not include.
+    #[cfg(feature = "mutants")]
+    async fn scan_without_snapshot(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> Result<Vec<(Bytes, Bytes)>> {
         let mut merged: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
         let l0 = lock(&self.inner.l0).clone();
         for sst in l0.iter().rev() {
-            merged.extend(sst.scan(&range).await?);
+            merged.extend(sst.scan(range).await?);
         }
         {
             let mem = lock(&self.inner.mem);
             for imm in &mem.imm {
-                merged.extend(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+                merged.extend(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())));
             }
-            merged.extend(mem.active.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+            merged.extend(mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())));
         }
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
