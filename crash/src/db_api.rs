@@ -11,6 +11,8 @@ use tidemark::{Settings, WriteBatch, WriteOptions};
 
 pub use tidemark::Db;
 
+use crate::schedule::Config;
+
 /// The root the harness's databases live under.
 pub const ROOT: &str = "db";
 /// Uploads under this prefix are held by the chaos task (WALs).
@@ -33,16 +35,13 @@ pub fn settings(protocol: Protocol) -> Settings {
         .with_gc_interval(std::time::Duration::ZERO)
 }
 
-/// Opens a process's `Db`. `burst_gap` varies by seed: zero gives many small
-/// WALs (more interleavings), the default gathers bursts as in production.
-pub async fn open(
-    store: Arc<dyn ObjectStore>,
-    protocol: Protocol,
-    burst_gap: std::time::Duration,
-    recorder: &MemoryRecorder,
-) -> tidemark::Result<Db> {
-    let mut s = settings(protocol).with_burst_gap(burst_gap).with_recorder(Arc::new(recorder.clone()));
+/// Opens a process's `Db` with the schedule's settings. `burst_gap` varies
+/// by seed: zero gives many small WALs (more interleavings), the default
+/// gathers bursts as in production.
+pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRecorder) -> tidemark::Result<Db> {
+    let mut s = settings(cfg.protocol).with_burst_gap(cfg.burst_gap).with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
+    s.scan_without_snapshot = cfg.scan_without_snapshot;
     Db::open_with(ROOT, store, s).await
 }
 
@@ -83,6 +82,10 @@ pub async fn write(db: &Db, writes: Vec<(Bytes, Option<Bytes>)>, await_durable: 
 
 pub async fn flush(db: &Db) -> tidemark::Result<()> {
     db.flush().await
+}
+
+pub async fn get(db: &Db, key: Bytes) -> tidemark::Result<Option<Bytes>> {
+    db.get(key).await
 }
 
 pub async fn scan_prefix(db: &Db, prefix: Bytes) -> tidemark::Result<BTreeMap<Bytes, Bytes>> {

@@ -64,6 +64,52 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A live read's expectation, taken as the read began (see
+/// [`WriterHistory::read_check`]).
+#[derive(Clone, Debug)]
+pub struct ReadCheck {
+    writer: usize,
+    expected: BTreeMap<Bytes, Bytes>,
+}
+
+impl ReadCheck {
+    /// Checks a scan of the writer's whole key range.
+    pub fn scan(&self, seen: &BTreeMap<Bytes, Bytes>) -> Result<(), String> {
+        if seen == &self.expected {
+            return Ok(());
+        }
+        let differs = self
+            .expected
+            .keys()
+            .chain(seen.keys())
+            .find(|k| seen.get(*k) != self.expected.get(*k))
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        Err(format!(
+            "writer {} scanned {} keys, but its history as the scan began has {} (first difference at {differs})",
+            self.writer,
+            seen.len(),
+            self.expected.len()
+        ))
+    }
+
+    /// Checks a point read of one of the writer's keys.
+    pub fn get(&self, key: &Bytes, seen: Option<&Bytes>) -> Result<(), String> {
+        let expected = self.expected.get(key);
+        if seen == expected {
+            return Ok(());
+        }
+        let show = |v: Option<&Bytes>| v.map(|v| String::from_utf8_lossy(v).into_owned());
+        Err(format!(
+            "writer {} read {} = {:?}, but its history as the read began has {:?}",
+            self.writer,
+            String::from_utf8_lossy(key),
+            show(seen),
+            show(expected)
+        ))
+    }
+}
+
 impl WriterHistory {
     /// Records a step; returns its index for a later [`WriterHistory::ack`].
     pub fn issue(&mut self, writes: Vec<(Bytes, Option<Bytes>)>) -> usize {
@@ -110,6 +156,15 @@ impl WriterHistory {
     /// The current state as this writer's own reads must see it.
     pub fn current(&self) -> BTreeMap<Bytes, Bytes> {
         self.state_after(self.steps.len())
+    }
+
+    /// What a read of this writer's keys that begins now must return: every
+    /// step issued so far, acknowledged or not, since a live writer reads its
+    /// own writes. Writers own disjoint keys and issue one call at a time, so
+    /// nothing changes these keys while the read runs; a read that returns
+    /// anything else missed a write that happened before it began.
+    pub fn read_check(&self, writer: usize) -> ReadCheck {
+        ReadCheck { writer, expected: self.current() }
     }
 
     /// Checks a recovered state of this writer's keys; on success returns the
@@ -186,6 +241,18 @@ mod tests {
         observed.insert(b("k3"), b("v3"));
         let v = h.check_and_rebase(0, &observed).unwrap_err();
         assert_eq!(v.invariant(), "I4 PrefixConsistent");
+    }
+
+    #[test]
+    fn a_read_must_see_every_step_issued_before_it_began() {
+        let h = history();
+        let check = h.read_check(0);
+        assert_eq!(check.scan(&h.current()), Ok(()));
+        assert!(check.scan(&h.state_after(2)).is_err(), "a scan missing step 2 (k3) is caught");
+        assert_eq!(check.get(&b("k3"), Some(&b("v3"))), Ok(()));
+        assert_eq!(check.get(&b("k1"), None), Ok(()), "k1 was deleted by step 1");
+        assert!(check.get(&b("k3"), None).is_err(), "a get missing step 2 is caught");
+        assert!(check.get(&b("k1"), Some(&b("v1"))).is_err(), "a get seeing a deleted value is caught");
     }
 
     #[test]

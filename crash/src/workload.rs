@@ -1,5 +1,5 @@
 //! Seeded workloads: each writer's sequence of puts, deletes, batches,
-//! scans and flushes, with and without `await_durable`.
+//! scans, gets and flushes, with and without `await_durable`.
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -12,6 +12,8 @@ pub enum Op {
     Write { writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool },
     /// Scan this writer's keys and compare with its own history.
     Scan,
+    /// Read one of this writer's keys and compare with its own history.
+    Get { key: Bytes },
     /// `flush()`: everything written so far becomes durable.
     Flush,
 }
@@ -35,15 +37,15 @@ pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize) -> Vec<
         .map(|i| {
             let value = |j: usize| Some(Bytes::from(format!("w{writer}-r{round}-op{i}-{j}")));
             match rng.random_range(0..100) {
-                0..=49 => Op::Write {
+                0..=47 => Op::Write {
                     writes: vec![(key(writer, rng.random_range(0..KEYS_PER_WRITER)), value(0))],
                     await_durable: rng.random_bool(0.4),
                 },
-                50..=64 => Op::Write {
+                48..=61 => Op::Write {
                     writes: vec![(key(writer, rng.random_range(0..KEYS_PER_WRITER)), None)],
                     await_durable: rng.random_bool(0.4),
                 },
-                65..=84 => {
+                62..=79 => {
                     let len = rng.random_range(2..=3);
                     let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::with_capacity(len);
                     for j in 0..len {
@@ -55,7 +57,8 @@ pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize) -> Vec<
                     }
                     Op::Write { writes, await_durable: rng.random_bool(0.4) }
                 }
-                85..=92 => Op::Scan,
+                80..=87 => Op::Scan,
+                88..=92 => Op::Get { key: key(writer, rng.random_range(0..KEYS_PER_WRITER)) },
                 _ => Op::Flush,
             }
         })

@@ -52,6 +52,11 @@ pub struct Settings {
     pub max_retries: u32,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
+    /// Mutant `scan-without-snapshot` (issue 11's scan bug): `scan` reads the
+    /// L0 SSTs before it looks at the memtables, so a concurrent L0 flush can
+    /// hide acknowledged writes. Kept so the crash harness shows it catches it.
+    #[cfg(feature = "mutants")]
+    pub scan_without_snapshot: bool,
 }
 
 impl Default for Settings {
@@ -75,6 +80,8 @@ impl Default for Settings {
             protocol: Protocol::Shipped,
             max_retries: 8,
             recorder: None,
+            #[cfg(feature = "mutants")]
+            scan_without_snapshot: false,
         }
     }
 }

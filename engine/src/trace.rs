@@ -31,9 +31,10 @@ pub enum TraceEvent {
     FlushL0 { size: u64, last_wal_id: WalId },
     /// Manifest `version` was created.
     WriteManifest { version: u64, wal_id_last_seen: WalId, replay_after_wal_id: WalId },
-    /// `Close`: the writer's last manifest, `version`, records
-    /// `writer_closed`; nothing of this writer is in flight any more.
-    Close { version: u64, wal_id_last_seen: WalId },
+    /// `Close` began: the writer accepts no more writes; what it accepted is
+    /// made durable and flushed, and its last `WriteManifest` records
+    /// `writer_closed`.
+    Close,
     /// A recovering writer claimed `writer_epoch` with manifest `version`.
     Recover { version: u64 },
     /// The recovering writer created the fence at `wal_id`; its WALs start at

@@ -42,17 +42,28 @@ struct Args {
     /// not replay exactly (the default paused clock makes every seed exact).
     #[arg(long)]
     wall_clock: bool,
-    /// Run a mutant protocol instead of the shipped one.
+    /// Run a mutant protocol instead of the shipped one, or the engine
+    /// mutant `scan-without-snapshot` (issue 11's scan bug: a scan reads L0
+    /// before the memtables, so a concurrent L0 flush hides writes).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
+    /// Delay every read of the seeds that delay reads (half of them) by up to
+    /// this many microseconds, drawn by seed; 0 turns read delays off.
+    #[arg(long, value_name = "MICROS")]
+    read_delay_us: Option<u64>,
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
 }
 
+/// The engine mutant `--mutant` accepts besides the protocol mutants.
+const SCAN_WITHOUT_SNAPSHOT: &str = "scan-without-snapshot";
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let protocol = match args.mutant.as_deref().map(str::parse::<Protocol>).transpose() {
+    let scan_without_snapshot = args.mutant.as_deref() == Some(SCAN_WITHOUT_SNAPSHOT);
+    let protocol_mutant = args.mutant.as_deref().filter(|_| !scan_without_snapshot);
+    let protocol = match protocol_mutant.map(str::parse::<Protocol>).transpose() {
         Ok(p) => p.unwrap_or_default(),
         Err(e) => {
             eprintln!("crash-check: {e}");
@@ -70,6 +81,10 @@ fn main() -> ExitCode {
         cfg.rounds = args.rounds as usize;
         cfg.zombies = args.zombies;
         cfg.protocol = protocol;
+        cfg.scan_without_snapshot = scan_without_snapshot;
+        if let (Some(us), false) = (args.read_delay_us, cfg.read_delay.is_zero()) {
+            cfg.read_delay = std::time::Duration::from_micros(us);
+        }
         cfg.wall_clock = args.wall_clock;
         if args.every_op {
             // Learn how many store operations round 0 performs, then crash at each.
@@ -99,6 +114,7 @@ fn main() -> ExitCode {
     if args.json {
         let doc = serde_json::json!({
             "protocol": protocol.name(),
+            "scan_without_snapshot": scan_without_snapshot,
             "schedules": schedules,
             "violations": failures.len(),
             "seconds": seconds,
@@ -119,6 +135,9 @@ fn main() -> ExitCode {
             println!("reproduce: crash-check --seeds 1 --seed-start {} {}", f.seed, reproduce_flags(&args));
         }
         println!("protocol: {}", protocol.name());
+        if scan_without_snapshot {
+            println!("engine mutant: {SCAN_WITHOUT_SNAPSHOT}");
+        }
         println!("trace conformance: {} of {schedules} schedule traces replayed through the model{}", conformance.replayed, conformance.skipped_text());
         println!("schedules: {schedules}, violations: {}, seconds: {seconds:.1}", failures.len());
     }
@@ -139,6 +158,9 @@ fn reproduce_flags(args: &Args) -> String {
     }
     if args.wall_clock {
         flags.push_str(" --wall-clock");
+    }
+    if let Some(us) = args.read_delay_us {
+        flags.push_str(&format!(" --read-delay-us {us}"));
     }
     if let Some(m) = &args.mutant {
         flags.push_str(&format!(" --mutant {m}"));

@@ -84,8 +84,15 @@ impl<T> CommitLog<T> {
     /// already appended is still made durable and acknowledged. Returns the
     /// WAL holding the last write (what close must wait for).
     pub fn stop_appends(&self) -> WalId {
+        self.stop_appends_with(|| ())
+    }
+
+    /// `stop_appends`, running `then` (which records `Close`) under the
+    /// commit lock, so no `Put` is recorded after it.
+    pub fn stop_appends_with(&self, then: impl FnOnce()) -> WalId {
         let mut inner = lock(&self.inner);
         inner.closing = true;
+        then();
         let next = inner.log.next_wal_id();
         if inner.buffer.is_empty() {
             next - 1

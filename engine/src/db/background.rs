@@ -311,15 +311,11 @@ pub(crate) async fn commit_writer_edit(
         let latest = match try_create_manifest(inner, &next).await? {
             Created::Ours => match created_outcome(inner, next.version).await? {
                 CreatedOutcome::Applied => {
-                    let event = match edit.close {
-                        true => TraceEvent::Close { version: next.version, wal_id_last_seen: next.wal_id_last_seen },
-                        false => TraceEvent::WriteManifest {
-                            version: next.version,
-                            wal_id_last_seen: next.wal_id_last_seen,
-                            replay_after_wal_id: next.replay_after_wal_id,
-                        },
-                    };
-                    inner.emit(event);
+                    inner.emit(TraceEvent::WriteManifest {
+                        version: next.version,
+                        wal_id_last_seen: next.wal_id_last_seen,
+                        replay_after_wal_id: next.replay_after_wal_id,
+                    });
                     *manifest = next;
                     return Ok(());
                 }

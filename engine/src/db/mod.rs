@@ -6,7 +6,6 @@ mod gc;
 mod open;
 pub mod url;
 
-use std::collections::BTreeMap;
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use crate::batch::{WriteBatch, WriteOptions};
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
-use crate::memtable::MemState;
+use crate::memtable::{ImmMemtable, MemState};
 use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
@@ -88,6 +87,42 @@ impl DbInner {
 
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
+    }
+
+    /// What a scan of `range` reads, captured in one critical section: the
+    /// active memtable's entries in `range`, the immutable memtables and the
+    /// L0 list. `flush_l0` adds an SST to `l0` before it removes the memtable
+    /// from `mem.imm`, each under its own lock; holding `mem` and then `l0`
+    /// (always in this order) sees either both or only the SST, never neither,
+    /// so a write acknowledged before the scan began is in the view.
+    fn read_view(&self, range: &KeyRange) -> ReadView {
+        let mem = lock(&self.mem);
+        let active = mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let imm = mem.imm.clone();
+        let tree = lock(&self.tree).clone();
+        ReadView { active, imm, tree }
+    }
+}
+
+/// One consistent state for a read (see [`DbInner::read_view`]).
+struct ReadView {
+    /// The active memtable's entries in the range, newest state of each key.
+    active: Vec<Entry>,
+    /// Immutable memtables, oldest first.
+    imm: Vec<Arc<ImmMemtable>>,
+    /// The open SSTs: L0 and sorted runs.
+    tree: Arc<OpenTree>,
+}
+
+impl ReadView {
+    /// The merge's sources over `range`, newest first.
+    fn sources(self, range: &KeyRange) -> Vec<Source> {
+        let mut sources = vec![Source::Mem(self.active.into_iter().collect())];
+        for imm in self.imm.iter().rev() {
+            sources.push(Source::Mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
+        }
+        sources.extend(self.tree.sources(range));
+        sources
     }
 }
 
@@ -239,12 +274,14 @@ impl Db {
 
     /// The newest value of `key`: memtables, then L0 SSTs newest first, then
     /// sorted runs newest first (at most one SST each).
+    ///
+    /// The memtables and the tree are read in one critical section (see
+    /// [`DbInner::read_view`]), so an L0 flush or a compaction cannot move
+    /// the key between two places unseen.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         self.check_key(key)?;
         let tree = {
-            // One consistent state: a flush adds its SST to the tree before it
-            // removes the memtable, and we read both under both locks.
             let mem = lock(&self.inner.mem);
             if let Some(v) = mem.get(key) {
                 return Ok(v);
@@ -264,30 +301,40 @@ impl Db {
         Ok(None)
     }
 
-    /// Live keys and values in `range`, in key order.
+    /// Live keys and values in `range`, in key order: one consistent state,
+    /// captured before any SST is read (see [`DbInner::read_view`]).
     pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
         let range: KeyRange = (range.start_bound().cloned(), range.end_bound().cloned());
+        #[cfg(feature = "mutants")]
+        if self.inner.settings.scan_without_snapshot {
+            return self.scan_without_snapshot(&range).await;
+        }
+        let sources = self.inner.read_view(&range).sources(&range);
+        collect_live(MergeIter::new(sources, true)).await
+    }
+
+    /// The scan before issue 11's fix, kept as a mutant so the crash harness
+    /// can show it catches it: it copies the tree, awaits the SST reads, and
+    /// only then reads the memtables, so an L0 flush finishing in between
+    /// moves a memtable's keys into an SST this scan did not include.
+    #[cfg(feature = "mutants")]
+    async fn scan_without_snapshot(&self, range: &KeyRange) -> Result<Vec<(Bytes, Bytes)>> {
+        let tree = lock(&self.inner.tree).clone();
+        let mut from_ssts = Vec::new();
+        let mut merge = MergeIter::new(tree.sources(range), false);
+        while let Some(e) = merge.next().await? {
+            from_ssts.push(e);
+        }
         let mut sources = Vec::new();
-        let tree = {
-            // The memtables and the tree are captured together (see `get`).
+        {
             let mem = lock(&self.inner.mem);
-            let active: BTreeMap<Bytes, Option<Bytes>> =
-                mem.active.range(&range).map(|(k, v)| (k.clone(), v.clone())).collect();
-            sources.push(Source::Mem(active.into_iter().collect()));
+            sources.push(Source::Mem(mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
             for imm in mem.imm.iter().rev() {
-                sources.push(Source::Mem(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())).collect()));
-            }
-            lock(&self.inner.tree).clone()
-        };
-        sources.extend(tree.sources(&range));
-        let mut merge = MergeIter::new(sources, true);
-        let mut out = Vec::new();
-        while let Some((k, v)) = merge.next().await? {
-            if let Some(v) = v {
-                out.push((k, v));
+                sources.push(Source::Mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
             }
         }
-        Ok(out)
+        sources.push(Source::Mem(from_ssts.into_iter().collect()));
+        collect_live(MergeIter::new(sources, true)).await
     }
 
     /// Keys starting with `prefix`, in order.
@@ -339,7 +386,7 @@ impl Db {
         if let Some(e) = inner.commit.failure() {
             return Err(inner.ack_error(e));
         }
-        let last = inner.commit.stop_appends();
+        let last = inner.commit.stop_appends_with(|| inner.emit(TraceEvent::Close));
         inner.wake_flusher.notify_one();
         inner.commit.wait_durable(last).await.map_err(|e| inner.ack_error(e))?;
         background::flush_all(inner).await?;
@@ -354,6 +401,17 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Drains a merge into the live (non-deleted) entries.
+async fn collect_live(mut merge: MergeIter) -> Result<Vec<(Bytes, Bytes)>> {
+    let mut out = Vec::new();
+    while let Some((k, v)) = merge.next().await? {
+        if let Some(v) = v {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
 }
 
 /// The smallest key greater than every key with `prefix`, if any.

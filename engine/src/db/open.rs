@@ -8,6 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use super::{background, Db, DbInner, OpenTree};
 use crate::commit::CommitLog;
@@ -220,10 +221,27 @@ impl Db {
         let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
         let layout = Layout::new(path.into());
         let tracer = Tracer::new(settings.recorder.clone());
-        let protocol = settings.protocol;
         let (claimed, claimed_from_closed) = claim(store.as_ref(), &layout).await?;
+        // The span covers the rest of recovery. It is attached with
+        // `Instrument`, not held as an entered guard: a guard is not `Send`,
+        // and held across the awaits below it made this future not `Send`, so
+        // a database could not be opened inside `tokio::spawn` (issue 11).
+        let span = tracing::info_span!("Recover", writer_epoch = claimed.writer_epoch, version = claimed.version);
+        Self::recover(store, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
+    }
+
+    /// `Recover` after the epoch is claimed: walk the chain, fence, replay,
+    /// start the background tasks.
+    async fn recover(
+        store: StdArc<dyn ObjectStore>,
+        layout: Layout,
+        tracer: Tracer,
+        claimed: ManifestObject,
+        claimed_from_closed: bool,
+        settings: Settings,
+    ) -> Result<Db> {
+        let protocol = settings.protocol;
         let epoch = claimed.writer_epoch;
-        let _span = tracing::info_span!("Recover", writer_epoch = epoch, version = claimed.version).entered();
         tracer.emit(epoch, TraceEvent::Recover { version: claimed.version });
         let mut chain = None;
         for _ in 0..RACE_ATTEMPTS {

@@ -5,10 +5,15 @@
 //! operations, fails chosen operations, holds uploads in flight until the
 //! test lands or drops them, turns a landed create into the `AlreadyExists`
 //! an S3 retry would report, and crashes: from then on every call fails and
-//! each held upload either lands or never does, decided by the seed.
+//! each held upload either lands or never does, decided by the seed. It can
+//! also delay reads by seeded amounts (on tokio's clock, so a paused clock
+//! keeps a seed exact), which makes a read span other tasks' store calls, as
+//! on a real object store: issue 11's scan bug needed an L0 flush to finish
+//! while a scan awaited its SST reads.
 
 use std::fmt;
 use std::ops::Range;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -57,6 +62,9 @@ struct State {
     crash_at: Option<u64>,
     crashed: bool,
     rng: StdRng,
+    /// Reads wait a duration drawn from `0..=max` by this generator (its
+    /// own, so turning delays on leaves the crash's choices as they were).
+    read_delay: Option<(Duration, StdRng)>,
 }
 
 /// The fault-injecting wrapper. Cheap to clone: clones share state.
@@ -90,6 +98,7 @@ impl FaultStore {
             crash_at: None,
             crashed: false,
             rng: StdRng::seed_from_u64(seed),
+            read_delay: None,
         };
         Self { inner, state: Arc::new(Mutex::new(state)) }
     }
@@ -130,6 +139,30 @@ impl FaultStore {
     /// (`PutMode::Update`) gets `Precondition`.
     pub fn ambiguous_creates(&self, prefix: &str, times: u32) {
         lock(&self.state).ambiguous.push((prefix.to_string(), times));
+    }
+
+    /// Delays every read (`get_opts`, and so `get`, `get_range` and `head`;
+    /// `get_ranges`; `list`; `list_with_delimiter`) by a duration drawn
+    /// uniformly from `0..=max` in microseconds, by `seed`. The delay is a
+    /// `tokio::time::sleep`: on a paused clock it costs no real time and a
+    /// seed still replays exactly. A read delayed past a crash fails.
+    pub fn delay_reads(&self, max: Duration, seed: u64) {
+        lock(&self.state).read_delay = Some((max, StdRng::seed_from_u64(seed)));
+    }
+
+    /// The next read's delay, if reads are delayed.
+    fn next_read_delay(&self) -> Option<Duration> {
+        let mut state = lock(&self.state);
+        let (max, rng) = state.read_delay.as_mut()?;
+        let micros = u64::try_from(max.as_micros()).unwrap_or(u64::MAX);
+        Some(Duration::from_micros(rng.random_range(0..=micros)))
+    }
+
+    /// Waits out the next read's delay (nothing when reads are not delayed).
+    async fn delay_read(&self) {
+        if let Some(d) = self.next_read_delay() {
+            tokio::time::sleep(d).await;
+        }
     }
 
     /// Crashes when the `k`-th operation starts (that operation fails too).
@@ -337,11 +370,13 @@ impl ObjectStore for FaultStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.delay_read().await;
         self.gate(location.as_ref()).await?;
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.delay_read().await;
         self.gate(location.as_ref()).await?;
         self.inner.get_ranges(location, ranges).await
     }
@@ -366,6 +401,25 @@ impl ObjectStore for FaultStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         let path = prefix.map(|p| p.to_string()).unwrap_or_default();
+        if let Some(d) = self.next_read_delay() {
+            // The operation is counted when the listing starts, as without a
+            // delay; a crash during the delay fails the listing.
+            let this = self.clone();
+            let prefix = prefix.cloned();
+            return stream::once(async move {
+                tokio::time::sleep(d).await;
+                match this.check(&path) {
+                    Verdict::Proceed => this.inner.list(prefix.as_ref()),
+                    Verdict::Fail(what) => stream::iter([Err(injected(what, &path))]).boxed(),
+                    Verdict::Crash => {
+                        this.crash().await;
+                        stream::iter([Err(injected("crashed", &path))]).boxed()
+                    }
+                }
+            })
+            .flatten()
+            .boxed();
+        }
         match self.check(&path) {
             Verdict::Proceed => self.inner.list(prefix),
             Verdict::Fail(what) => stream::iter([Err(injected(what, &path))]).boxed(),
@@ -381,6 +435,7 @@ impl ObjectStore for FaultStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.delay_read().await;
         self.gate(prefix.map(|p| p.as_ref()).unwrap_or("")).await?;
         self.inner.list_with_delimiter(prefix).await
     }
@@ -479,6 +534,44 @@ mod tests {
         let err = fs.put_opts(&p, Bytes::from_static(b"v2").into(), update).await.unwrap_err();
         assert!(matches!(err, object_store::Error::Precondition { .. }), "{err:?}");
         assert_eq!(inner.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"v2"), "the update landed");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delayed_reads_take_seeded_time_on_the_paused_clock_and_fail_after_a_crash() {
+        let elapsed = |seed: u64| async move {
+            let (fs, inner) = store(1);
+            let p = Path::from("a");
+            inner.put(&p, Bytes::from_static(b"x").into()).await.unwrap();
+            fs.delay_reads(Duration::from_millis(2), seed);
+            let start = tokio::time::Instant::now();
+            let mut each = Vec::new();
+            for _ in 0..8 {
+                let t = tokio::time::Instant::now();
+                assert_eq!(fs.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"x"));
+                assert_eq!(fs.get_range(&p, 0..1).await.unwrap(), Bytes::from_static(b"x"));
+                assert_eq!(fs.list(None).collect::<Vec<_>>().await.len(), 1);
+                each.push(t.elapsed());
+            }
+            (start.elapsed(), each)
+        };
+        let (total, each) = elapsed(7).await;
+        assert!(total > Duration::from_millis(8), "24 reads of up to 2 ms each took {total:?}");
+        assert!(each.iter().all(|d| *d <= Duration::from_millis(6)), "each read waits at most 2 ms: {each:?}");
+        assert_eq!(elapsed(7).await, (total, each.clone()), "the same seed, the same delays");
+        assert_ne!(elapsed(8).await.1, each, "another seed, other delays");
+
+        // A read whose delay spans a crash fails.
+        let (fs, inner) = store(1);
+        let p = Path::from("a");
+        inner.put(&p, Bytes::from_static(b"x").into()).await.unwrap();
+        fs.delay_reads(Duration::from_millis(50), 3);
+        let read = tokio::spawn({
+            let fs = fs.clone();
+            async move { fs.get(&p).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        fs.crash().await;
+        assert!(read.await.unwrap().is_err(), "a read delayed past the crash fails");
     }
 
     #[tokio::test]
