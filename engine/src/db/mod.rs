@@ -57,6 +57,17 @@ impl DbInner {
         }
     }
 
+    /// Why an appended write in `wal_id` was not acknowledged: its cause
+    /// when the write is known not to be durable (its WAL, or an earlier one
+    /// of this writer, was rejected by a newer epoch), else `OutcomeUnknown`:
+    /// its WAL may have been uploaded before the writer stopped.
+    fn unacked_error(&self, wal_id: crate::protocol::WalId, e: AckError) -> Error {
+        match e {
+            AckError::Fenced { .. } if self.commit.never_durable(wal_id) => self.ack_error(e),
+            e => Error::OutcomeUnknown { cause: Box::new(self.ack_error(e)) },
+        }
+    }
+
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
     }
@@ -186,7 +197,7 @@ impl Db {
                 true => inner.commit.wait_durable_with(wal_id, || inner.emit(TraceEvent::Ack { wal_id })),
                 false => inner.commit.wait_durable(wal_id),
             };
-            wait.await.map_err(|e| inner.ack_error(e))?;
+            wait.await.map_err(|e| inner.unacked_error(wal_id, e))?;
         }
         Ok(())
     }
