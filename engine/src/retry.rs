@@ -181,15 +181,15 @@ impl ObjectStore for RetryStore {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use crate::sync::{AtomicUsize, Ordering};
 
     fn local_error(kind: std::io::ErrorKind) -> object_store::Error {
         // What object_store's LocalFileSystem returns for a failed create.
         object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(std::io::Error::new(kind, "test")) }
     }
 
-    async fn attempts(e: fn() -> object_store::Error) -> u32 {
-        let calls = AtomicU32::new(0);
+    async fn attempts(e: fn() -> object_store::Error) -> usize {
+        let calls = AtomicUsize::new(0);
         let got: Result<()> = with_retries(3, || {
             calls.fetch_add(1, Ordering::SeqCst);
             async move { Err(e()) }

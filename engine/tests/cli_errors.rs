@@ -133,8 +133,7 @@ async fn put_into_a_read_only_directory_fails_at_once() {
 #[tokio::test]
 async fn a_write_whose_upload_failed_has_an_unknown_outcome() {
     let store = Wrapper::new(Arc::new(InMemory::new()), false);
-    let mut settings = Settings::default();
-    settings.max_retries = 0;
+    let settings = Settings { max_retries: 0, ..Settings::default() };
     let db = Db::open_with("db", store.clone(), settings).await.unwrap();
     db.put("before", "1").await.unwrap();
     store.fail_wal_puts.store(true, Ordering::SeqCst);

@@ -148,6 +148,8 @@ impl Db {
 
     /// `Put`: appends the batch atomically to the WAL buffer and memtable;
     /// with `await_durable`, waits until its WAL is covered by the watermark (`Ack`).
+    /// `Err(OutcomeUnknown)`: the batch was appended but not acknowledged and
+    /// may be durable; any other error: the batch was not written.
     pub async fn write_with(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         let inner = &self.inner;
         if inner.read_only {
