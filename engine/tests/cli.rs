@@ -225,3 +225,42 @@ fn binary_and_large_values() {
     let both = tidemark(&url, &["put", "k", "v", "--value-file", file.to_str().unwrap()]);
     assert_eq!(both.status.code(), Some(2), "VALUE and --value-file conflict");
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Issue 17, item 6: a write that was sent but not acknowledged, and whose
+/// outcome the writer cannot learn, exits 3 and says so. The WAL id the
+/// next writer will use (learnt from a dry run on a copy) is taken in
+/// advance by a directory, so its create meets `AlreadyExists` and the
+/// object there cannot be read back.
+#[test]
+fn a_write_with_an_unknown_outcome_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let url = format!("file://{}", db.display());
+    assert!(tidemark(&url, &["put", "a", "1"]).status.success());
+    let copy = dir.path().join("copy");
+    copy_dir(&db, &copy);
+    let before = wal_files(&copy);
+    assert!(tidemark(&format!("file://{}", copy.display()), &["put", "b", "2"]).status.success());
+    let data_wal = wal_files(&copy).into_iter().filter(|p| !before.contains(p)).max().expect("the dry run wrote a WAL");
+    let taken = db.join("wal").join(data_wal.file_name().expect("a file name"));
+    std::fs::create_dir(&taken).unwrap();
+    let put = tidemark(&url, &["put", "b", "2"]);
+    assert_eq!(put.status.code(), Some(3), "{}", stderr(&put));
+    assert!(stderr(&put).contains("outcome unknown: the write may or may not be durable"), "{}", stderr(&put));
+    // A write rejected before it is sent is "not written" (exit 1).
+    let empty_key = tidemark(&url, &["put", "", "v"]);
+    assert_eq!(empty_key.status.code(), Some(1));
+    assert!(stderr(&empty_key).contains("not written"), "{}", stderr(&empty_key));
+}
