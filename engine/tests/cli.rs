@@ -161,6 +161,7 @@ fn relative_file_urls_resolve_against_the_working_directory() {
 
 /// Issue 17, item 8: large and binary values through `--value-file` (and
 /// stdin), keys that are not UTF-8, and every output format.
+#[cfg(unix)]
 #[test]
 fn binary_and_large_values() {
     use std::ffi::OsStr;

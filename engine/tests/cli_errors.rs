@@ -111,6 +111,7 @@ async fn permission_denied_is_not_retried() {
 
 /// Item 9, on a real directory: a put into a read-only directory fails at
 /// once. Skipped where the permission is not enforced (root).
+#[cfg(unix)]
 #[tokio::test]
 async fn put_into_a_read_only_directory_fails_at_once() {
     use std::os::unix::fs::PermissionsExt;

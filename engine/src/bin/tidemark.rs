@@ -10,7 +10,6 @@
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -165,8 +164,24 @@ async fn main() -> ExitCode {
     }
 }
 
+/// An argument's bytes: any bytes on Unix, valid Unicode elsewhere.
+fn arg_bytes(what: &str, arg: OsString) -> Result<Vec<u8>, Failure> {
+    #[cfg(unix)]
+    {
+        let _ = what;
+        use std::os::unix::ffi::OsStringExt;
+        Ok(arg.into_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        arg.into_string().map(String::into_bytes).map_err(|a| {
+            Failure::Usage(format!("{what} `{}` is not Unicode: use --input hex or base64", a.to_string_lossy()))
+        })
+    }
+}
+
 fn decode(input: Input, what: &str, arg: OsString) -> Result<Bytes, Failure> {
-    let bytes = arg.into_vec();
+    let bytes = arg_bytes(what, arg)?;
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match input {
         Input::Text => Ok(Bytes::from(bytes)),
