@@ -36,7 +36,13 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_OUTCOME_UNKNOWN: u8 = 3;
 
 #[derive(Parser, Debug)]
-#[command(name = "tidemark", about = "Read and write a tidemark database")]
+#[command(
+    name = "tidemark",
+    about = "Read and write a tidemark database",
+    after_help = "Exit codes: 0 success (put/delete: the write is durable); 1 failure (put/delete: not written; \
+                  get: not found; fsck: a problem); 2 usage error (nothing done); 3 put/delete: outcome unknown, \
+                  the write may or may not be durable."
+)]
 struct Cli {
     /// Where the database lives: file:///abs/dir, file:rel/dir (relative to
     /// the working directory), memory://, or s3://bucket/prefix.
