@@ -27,6 +27,10 @@ pub fn settings(protocol: Protocol) -> Settings {
         .with_max_unflushed_bytes(64 << 10)
         .with_max_inflight_wal_uploads(4)
         .with_flush_interval(std::time::Duration::from_millis(1))
+        // Compaction and GC are not yet in the model that trace conformance
+        // replays (spec: Compact, GcWal, GcSst, GcManifest).
+        .with_compactor(false)
+        .with_gc_interval(std::time::Duration::ZERO)
 }
 
 /// Opens a process's `Db`. `burst_gap` varies by seed: zero gives many small

@@ -1,6 +1,7 @@
 //! A fenced writer that has not yet noticed the fence can still flush a
 //! memtable to L0. Its SST must not take the name of one its successor needs:
-//! both start from the same manifest, so both hold the same `next_sst_id`.
+//! both start from the same manifest. (SST names were once `<next_sst_id>-
+//! <epoch>`; they are now ULIDs, unique without coordination.)
 //! (Found by trace conformance: a zombie's `FlushL0` after its fence.)
 
 use std::time::{Duration, Instant};
@@ -39,7 +40,6 @@ async fn a_zombies_late_sst_does_not_block_its_successors_flushes() {
     let orphan = ssts(&inner).await;
     assert_eq!(orphan.len(), 1, "the zombie flushed one SST before its manifest write was fenced: {orphan:?}");
 
-    // The successor's first L0 flush uses the same next_sst_id.
     for i in 0..20 {
         successor.put(format!("s{i:03}"), "y".repeat(40)).await.unwrap();
     }

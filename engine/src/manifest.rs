@@ -13,17 +13,51 @@ use crate::protocol::{Epoch, ManifestView, WalId};
 
 const MAGIC: u32 = 0x544d_4d46; // "TMMF"
 /// The manifest format this build writes and reads.
-pub const MANIFEST_FORMAT_VERSION: u16 = 2;
+pub const MANIFEST_FORMAT_VERSION: u16 = 3;
 const HEADER_LEN: usize = 10;
 
-/// A handle on an L0 SST the manifest lists. The writer's epoch is part of
-/// the SST's name, so a fenced writer's late flush can never take the name
-/// of an SST its successor needs (both may hold the same `next_sst_id`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A handle on an SST the manifest lists (L0 or in a sorted run).
+///
+/// SSTs are named by a ULID: unique without coordination, so a fenced
+/// writer's late flush, a zombie compactor's output and the live writer's
+/// flush can never take each other's names, and the name carries the
+/// creation time GC needs to judge an unreferenced object's age.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SstHandle {
+    /// The ULID of the object `compacted/<ulid>.sst`.
+    pub id: u128,
+    /// The epoch of the writer or compactor that created it (diagnostics).
     pub writer_epoch: Epoch,
-    pub id: u64,
     pub size: u64,
+    /// The smallest and largest key in the SST (a sorted run's SSTs have
+    /// disjoint ranges, so a point read opens at most one per run).
+    pub first_key: Bytes,
+    pub last_key: Bytes,
+}
+
+impl SstHandle {
+    /// The SST's creation time in milliseconds since the Unix epoch (from its ULID).
+    pub fn created_at_ms(&self) -> u64 {
+        ulid::Ulid(self.id).timestamp_ms()
+    }
+
+    /// A new, unique SST id, timestamped now.
+    pub fn new_id() -> u128 {
+        ulid::Ulid::new().0
+    }
+}
+
+/// A sorted run: SSTs with disjoint key ranges, in key order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortedRun {
+    pub id: u64,
+    pub ssts: Vec<SstHandle>,
+}
+
+impl SortedRun {
+    pub fn size(&self) -> u64 {
+        self.ssts.iter().map(|h| h.size).sum()
+    }
 }
 
 /// One manifest version.
@@ -31,13 +65,24 @@ pub struct SstHandle {
 pub struct ManifestObject {
     pub version: u64,
     pub writer_epoch: Epoch,
+    /// The epoch of the newest compactor; bumped by each compactor's claim.
+    pub compactor_epoch: Epoch,
     /// Unique per created object, to recognise our own after an ambiguous create.
     pub token: u64,
     pub wal_id_last_seen: WalId,
     pub replay_after_wal_id: WalId,
-    pub next_sst_id: u64,
+    /// The writer of `writer_epoch` closed cleanly: nothing of it is in
+    /// flight and it never uploads again, so the next recovery needs no fence.
+    pub writer_closed: bool,
+    /// WAL ids that hold fences; GC never deletes them (a zombie could
+    /// otherwise re-create the id and acknowledge writes no one replays).
+    pub fences: Vec<WalId>,
+    /// The next sorted run id.
+    pub next_run_id: u64,
     /// L0 SSTs, newest first.
     pub l0: Vec<SstHandle>,
+    /// Sorted runs, newest first.
+    pub runs: Vec<SortedRun>,
 }
 
 impl ManifestObject {
@@ -50,18 +95,40 @@ impl ManifestObject {
         }
     }
 
+    /// The manifest of a database that has none yet (version 0).
+    pub fn empty() -> ManifestObject {
+        ManifestObject {
+            version: 0,
+            writer_epoch: 0,
+            compactor_epoch: 0,
+            token: 0,
+            wal_id_last_seen: 0,
+            replay_after_wal_id: 0,
+            writer_closed: false,
+            fences: Vec::new(),
+            next_run_id: 1,
+            l0: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
     /// The next version: the protocol's `view`, a fresh token, and the given
-    /// SST fields. Every manifest a writer creates is built here.
-    pub fn successor(&self, view: ManifestView, next_sst_id: u64, l0: Vec<SstHandle>) -> ManifestObject {
+    /// L0 list. Every manifest a writer creates is built here.
+    pub fn successor(&self, view: ManifestView, l0: Vec<SstHandle>) -> ManifestObject {
         ManifestObject {
             version: self.version + 1,
             writer_epoch: view.writer_epoch,
             token: rand::random(),
             wal_id_last_seen: view.wal_id_last_seen,
             replay_after_wal_id: view.replay_after_wal_id,
-            next_sst_id,
             l0,
+            ..self.clone()
         }
+    }
+
+    /// Every SST this version references, L0 and runs.
+    pub fn ssts(&self) -> impl Iterator<Item = &SstHandle> {
+        self.l0.iter().chain(self.runs.iter().flat_map(|r| r.ssts.iter()))
     }
 
     pub fn encode(&self) -> Bytes {
@@ -90,9 +157,9 @@ impl ManifestObject {
             return Err(c("not a tidemark manifest (bad magic)".into()));
         }
         let version = u16::from_le_bytes([framed[4], framed[5]]);
-        if version > MANIFEST_FORMAT_VERSION {
+        if version != MANIFEST_FORMAT_VERSION {
             return Err(c(format!(
-                "format version {version} is newer than supported {MANIFEST_FORMAT_VERSION}"
+                "unsupported manifest format version {version} (this build reads {MANIFEST_FORMAT_VERSION})"
             )));
         }
         let len = u32::from_le_bytes([framed[6], framed[7], framed[8], framed[9]]) as usize;

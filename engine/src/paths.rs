@@ -4,7 +4,7 @@
 
 use object_store::path::Path;
 
-use crate::protocol::{Epoch, WalId};
+use crate::protocol::WalId;
 
 /// Paths of one database's objects.
 #[derive(Clone, Debug)]
@@ -45,10 +45,16 @@ impl Layout {
         self.wal_dir().join(format!("{id:020}.sst"))
     }
 
-    /// L0 SST `id` of the writer of `writer_epoch`: ids are per writer, so
-    /// two writers (one of them fenced) never create the same object.
-    pub fn sst(&self, writer_epoch: Epoch, id: u64) -> Path {
-        self.sst_dir().join(format!("{id:020}-{writer_epoch:020}.sst"))
+    /// SST `id` (a ULID): unique without coordination, so two writers (one
+    /// of them fenced) or two compactors never create the same object.
+    pub fn sst(&self, id: u128) -> Path {
+        self.sst_dir().join(format!("{}.sst", ulid::Ulid(id)))
+    }
+
+    /// The SST id of a listed path, `None` for anything else.
+    pub fn parse_sst(&self, path: &Path) -> Option<u128> {
+        let name = path.filename()?.strip_suffix(".sst")?;
+        ulid::Ulid::from_string(name).ok().map(|u| u.0)
     }
 
     pub fn manifest(&self, version: u64) -> Path {
@@ -78,5 +84,8 @@ mod tests {
         assert_eq!(l.parse_manifest(&l.manifest(12)), Some(12));
         assert_eq!(l.parse_wal(&Path::from("db/wal/notes.txt")), None);
         assert_eq!(l.parse_wal(&Path::from("db/wal/7.sst")), None);
+        let id = ulid::Ulid::new().0;
+        assert_eq!(l.parse_sst(&l.sst(id)), Some(id));
+        assert_eq!(l.parse_sst(&Path::from("db/compacted/x.sst")), None);
     }
 }

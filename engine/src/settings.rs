@@ -25,6 +25,24 @@ pub struct Settings {
     pub l0_sst_size_bytes: usize,
     /// Writers wait while memtables not yet in L0 exceed this (bounded memory).
     pub max_unflushed_bytes: usize,
+    /// Compact L0 into a sorted run once it holds this many SSTs. While L0
+    /// holds twice as many, memtables wait before `FlushL0`, which slows
+    /// writers through `max_unflushed_bytes` (compaction is behind).
+    pub l0_max_ssts: usize,
+    /// Merge sorted runs (size-tiered) once there are more than this many.
+    pub max_sorted_runs: usize,
+    /// Compaction output is split into SSTs of about this size, by key range.
+    pub compacted_sst_size_bytes: usize,
+    /// Run the compactor in this process.
+    pub compactor: bool,
+    /// Garbage collection deletes an object only once it is at least this
+    /// old (and superseded manifests only this long after their successor):
+    /// read-only handles and other processes may still use what they read
+    /// within this time.
+    pub gc_min_age: Duration,
+    /// How often the background GC runs (also once at `close()`); zero turns
+    /// garbage collection off.
+    pub gc_interval: Duration,
     pub max_key_size: usize,
     pub max_value_size: usize,
     pub block_size: usize,
@@ -45,6 +63,12 @@ impl Default for Settings {
             max_inflight_wal_uploads: 4,
             l0_sst_size_bytes: 64 << 20,
             max_unflushed_bytes: 256 << 20,
+            l0_max_ssts: 8,
+            max_sorted_runs: 4,
+            compacted_sst_size_bytes: 64 << 20,
+            compactor: true,
+            gc_min_age: Duration::from_secs(300),
+            gc_interval: Duration::from_secs(600),
             max_key_size: 64 << 10,
             max_value_size: 16 << 20,
             block_size: 4096,
@@ -64,6 +88,12 @@ impl std::fmt::Debug for Settings {
             .field("max_inflight_wal_uploads", &self.max_inflight_wal_uploads)
             .field("l0_sst_size_bytes", &self.l0_sst_size_bytes)
             .field("max_unflushed_bytes", &self.max_unflushed_bytes)
+            .field("l0_max_ssts", &self.l0_max_ssts)
+            .field("max_sorted_runs", &self.max_sorted_runs)
+            .field("compacted_sst_size_bytes", &self.compacted_sst_size_bytes)
+            .field("compactor", &self.compactor)
+            .field("gc_min_age", &self.gc_min_age)
+            .field("gc_interval", &self.gc_interval)
             .field("protocol", &self.protocol)
             .finish_non_exhaustive()
     }
@@ -95,6 +125,26 @@ impl Settings {
         self.max_unflushed_bytes = n;
         self
     }
+    pub fn with_l0_max_ssts(mut self, n: usize) -> Self {
+        self.l0_max_ssts = n;
+        self
+    }
+    pub fn with_compacted_sst_size_bytes(mut self, n: usize) -> Self {
+        self.compacted_sst_size_bytes = n;
+        self
+    }
+    pub fn with_compactor(mut self, on: bool) -> Self {
+        self.compactor = on;
+        self
+    }
+    pub fn with_gc_min_age(mut self, d: Duration) -> Self {
+        self.gc_min_age = d;
+        self
+    }
+    pub fn with_gc_interval(mut self, d: Duration) -> Self {
+        self.gc_interval = d;
+        self
+    }
     pub fn with_protocol(mut self, p: Protocol) -> Self {
         self.protocol = p;
         self
@@ -118,6 +168,9 @@ impl Settings {
         }
         if self.l0_sst_size_bytes == 0 || self.wal_size_bytes == 0 || self.block_size == 0 {
             return bad("sizes must be positive".into());
+        }
+        if self.l0_max_ssts < 2 || self.max_sorted_runs < 1 || self.compacted_sst_size_bytes == 0 {
+            return bad("l0_max_ssts must be at least 2, max_sorted_runs at least 1, compacted_sst_size_bytes positive".into());
         }
         if self.max_unflushed_bytes < self.l0_sst_size_bytes {
             return bad("max_unflushed_bytes must be at least l0_sst_size_bytes".into());

@@ -26,8 +26,9 @@ pub enum TraceEvent {
     Ack { wal_id: WalId },
     /// The memtable was frozen; its writes are all in WALs `<= last_wal_id`.
     FreezeMemtable { last_wal_id: WalId },
-    /// An immutable memtable was written as L0 SST `sst_id`.
-    FlushL0 { sst_id: u64, last_wal_id: WalId },
+    /// An immutable memtable was written as an L0 SST of `size` bytes (its
+    /// name is a random ULID, so it is not part of a replayable trace).
+    FlushL0 { size: u64, last_wal_id: WalId },
     /// Manifest `version` was created.
     WriteManifest { version: u64, wal_id_last_seen: WalId, replay_after_wal_id: WalId },
     /// A recovering writer claimed `writer_epoch` with manifest `version`.

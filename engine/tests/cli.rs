@@ -41,32 +41,34 @@ fn put_get_scan_manifest_fsck_round_trip() {
     assert!(stdout(&fsck).contains("no problems"));
 }
 
-fn wal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("wal")).unwrap().flatten().map(|e| e.path()).collect();
+fn sst_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("compacted")).unwrap().flatten().map(|e| e.path()).collect();
     v.sort();
     v
 }
 
+/// `close()` flushes the memtable to L0, so after two CLI puts the data is
+/// in SSTs the manifest requires: fsck reads every one of them.
 #[test]
-fn fsck_reports_a_corrupt_or_missing_wal() {
+fn fsck_reports_a_corrupt_or_missing_sst() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("file://{}", dir.path().display());
     assert!(tidemark(&url, &["put", "k", "v"]).status.success());
     assert!(tidemark(&url, &["put", "k2", "v2"]).status.success());
-    // Corrupt the newest data WAL.
-    let wals = wal_files(dir.path());
-    let victim = wals.last().unwrap().clone();
+    // Corrupt the newest SST's first data block.
+    let ssts = sst_files(dir.path());
+    let victim = ssts.last().unwrap().clone();
     let mut bytes = std::fs::read(&victim).unwrap();
     bytes[2] ^= 0xff;
     std::fs::write(&victim, &bytes).unwrap();
     let fsck = tidemark(&url, &["fsck"]);
     assert_eq!(fsck.status.code(), Some(1));
     assert!(stdout(&fsck).contains("Corrupt"), "{}", stdout(&fsck));
-    // Remove it: the manifest (written at close) requires it.
+    // Remove it: the manifest requires it.
     std::fs::remove_file(&victim).unwrap();
     let fsck = tidemark(&url, &["fsck"]);
     assert_eq!(fsck.status.code(), Some(1));
-    assert!(stdout(&fsck).contains("MissingWal"), "{}", stdout(&fsck));
+    assert!(stdout(&fsck).contains("not found"), "{}", stdout(&fsck));
     let get = tidemark(&url, &["get", "k"]);
     assert_eq!(get.status.code(), Some(1));
     assert_eq!(stderr(&get).lines().count(), 1, "one clear line: {}", stderr(&get));
@@ -227,6 +229,12 @@ fn binary_and_large_values() {
     assert_eq!(both.status.code(), Some(2), "VALUE and --value-file conflict");
 }
 
+fn wal_objects(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("wal")).unwrap().flatten().map(|e| e.path()).collect();
+    v.sort();
+    v
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
@@ -252,9 +260,9 @@ fn a_write_with_an_unknown_outcome_exits_3() {
     assert!(tidemark(&url, &["put", "a", "1"]).status.success());
     let copy = dir.path().join("copy");
     copy_dir(&db, &copy);
-    let before = wal_files(&copy);
+    let before = wal_objects(&copy);
     assert!(tidemark(&format!("file://{}", copy.display()), &["put", "b", "2"]).status.success());
-    let data_wal = wal_files(&copy).into_iter().filter(|p| !before.contains(p)).max().expect("the dry run wrote a WAL");
+    let data_wal = wal_objects(&copy).into_iter().filter(|p| !before.contains(p)).max().expect("the dry run wrote a WAL");
     let taken = db.join("wal").join(data_wal.file_name().expect("a file name"));
     std::fs::create_dir(&taken).unwrap();
     let put = tidemark(&url, &["put", "b", "2"]);

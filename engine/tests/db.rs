@@ -199,15 +199,33 @@ async fn corrupt_objects_are_reported_by_name() {
     assert!(matches!(&err, Error::Corrupt { path, .. } if *path == sst.to_string()), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_referenced_wal_is_missing_wal() {
     let store = mem();
-    let db = Db::open("db", store.clone()).await.unwrap();
-    db.put("a", "1").await.unwrap();
-    db.put("b", "2").await.unwrap();
-    db.close().await.unwrap(); // records wal_id_last_seen
-    let m = Db::open_read_only("db", store.clone()).await.unwrap().manifest().await;
-    assert!(m.wal_id_last_seen > m.replay_after_wal_id);
+    // A manifest written by an L0 flush while later WALs were already
+    // durable requires them (wal_id_last_seen > replay_after_wal_id); the
+    // process then dies without close, so recovery must read them.
+    let db = Arc::new(Db::open_with("db", store.clone(), small().with_compactor(false)).await.unwrap());
+    let mut m = db.manifest().await;
+    for round in 0..200 {
+        // Concurrent writers keep WALs becoming durable while a frozen
+        // memtable is flushed, so its manifest records a later watermark.
+        let tasks: Vec<_> = (0..8)
+            .map(|w| {
+                let db = db.clone();
+                tokio::spawn(async move { db.put(format!("k{round:03}-{w}"), "a value that fills the memtable").await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        m = db.manifest().await;
+        if m.wal_id_last_seen > m.replay_after_wal_id && m.replay_after_wal_id > 0 {
+            break;
+        }
+    }
+    drop(db);
+    assert!(m.wal_id_last_seen > m.replay_after_wal_id, "{m:?}");
     let victim = m.wal_id_last_seen;
     let path = Path::from(format!("db/wal/{victim:020}.sst"));
     store.delete(&path).await.unwrap();

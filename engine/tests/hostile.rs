@@ -30,14 +30,19 @@ fn small_sst() -> Bytes {
 }
 
 fn small_manifest() -> ManifestObject {
+    let sst = |id: u128, epoch: u64| SstHandle { id, writer_epoch: epoch, size: 900, first_key: b("a"), last_key: b("z") };
     ManifestObject {
         version: 9,
         writer_epoch: 3,
+        compactor_epoch: 1,
         token: 77,
         wal_id_last_seen: 130,
         replay_after_wal_id: 66,
-        next_sst_id: 4,
-        l0: vec![SstHandle { writer_epoch: 2, id: 3, size: 900 }, SstHandle { writer_epoch: 1, id: 2, size: 800 }],
+        writer_closed: false,
+        fences: vec![12],
+        next_run_id: 2,
+        l0: vec![sst(3, 2), sst(2, 1)],
+        runs: vec![tidemark::manifest::SortedRun { id: 1, ssts: vec![sst(1, 1)] }],
     }
 }
 
@@ -94,17 +99,26 @@ fn every_byte_flip_of_a_manifest_is_detected() {
     }
 }
 
+/// Every format version but this build's is refused by name (issue 17,
+/// case 5): older layouts are not misread as the current one.
 #[test]
-fn a_manifest_from_a_future_format_version_is_refused_by_name() {
-    let mut obj = small_manifest().encode().to_vec();
-    let future = MANIFEST_FORMAT_VERSION + 1;
-    obj[4..6].copy_from_slice(&future.to_le_bytes());
-    let n = obj.len() - 4;
-    let crc = crc32c::crc32c(&obj[..n]);
-    obj[n..].copy_from_slice(&crc.to_le_bytes());
-    match ManifestObject::decode("m", &obj) {
-        Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("newer than supported"), "{reason}"),
-        other => panic!("expected Corrupt, got {other:?}"),
+fn manifests_of_other_format_versions_are_refused_by_name() {
+    for version in [0u16, 1, 2, MANIFEST_FORMAT_VERSION + 1, u16::MAX] {
+        if version == MANIFEST_FORMAT_VERSION {
+            continue;
+        }
+        let mut obj = small_manifest().encode().to_vec();
+        obj[4..6].copy_from_slice(&version.to_le_bytes());
+        let n = obj.len() - 4;
+        let crc = crc32c::crc32c(&obj[..n]);
+        obj[n..].copy_from_slice(&crc.to_le_bytes());
+        match ManifestObject::decode("m", &obj) {
+            Err(Error::Corrupt { reason, .. }) => assert!(
+                reason.contains(&format!("unsupported manifest format version {version} (this build reads {MANIFEST_FORMAT_VERSION})")),
+                "{reason}"
+            ),
+            other => panic!("expected Corrupt for version {version}, got {other:?}"),
+        }
     }
 }
 

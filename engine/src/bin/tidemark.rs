@@ -379,8 +379,8 @@ async fn fsck(store: StdArc<dyn ObjectStore>, root: Path) -> ExitCode {
             println!("FAIL {e}");
         }
     }
-    for h in &manifest.l0 {
-        let path = layout.sst(h.writer_epoch, h.id);
+    for h in manifest.ssts() {
+        let path = layout.sst(h.id);
         let checked = async {
             let bytes = store.get(&path).await?.bytes().await?;
             tidemark::sst::decode_all(&path, bytes).map(|(_, e)| e.len())

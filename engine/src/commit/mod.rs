@@ -34,6 +34,9 @@ struct Inner<T> {
     waiters: BTreeMap<WalId, Vec<Arc<AckSlot>>>,
     /// Set once the writer is fenced or closed: no more appends or acks.
     failed: Option<AckError>,
+    /// Set when `close()` begins: no more appends, but what was appended
+    /// is still frozen, uploaded and acknowledged.
+    closing: bool,
     /// The lowest WAL id whose create a newer epoch's object rejected: from
     /// it on, no WAL of this writer can ever be replayed (the newer writer's
     /// fence lies at or before it), so a write there was not written.
@@ -59,6 +62,7 @@ impl<T> CommitLog<T> {
                 buffer_bytes: 0,
                 waiters: BTreeMap::new(),
                 failed: None,
+                closing: false,
                 rejected_from: None,
             }),
             durable,
@@ -79,10 +83,27 @@ impl<T> CommitLog<T> {
         if let Some(err) = &inner.failed {
             return Err(err.clone());
         }
+        if inner.closing {
+            return Err(AckError::Closed);
+        }
         let wal_id = inner.log.next_wal_id();
         inner.buffer.extend(items);
         inner.buffer_bytes += bytes;
         Ok((wal_id, apply(wal_id)))
+    }
+
+    /// `Close`, first step: later appends fail with `Closed`; everything
+    /// already appended is still made durable and acknowledged. Returns the
+    /// WAL holding the last write (what close must wait for).
+    pub fn stop_appends(&self) -> WalId {
+        let mut inner = lock(&self.inner);
+        inner.closing = true;
+        let next = inner.log.next_wal_id();
+        if inner.buffer.is_empty() {
+            next - 1
+        } else {
+            next
+        }
     }
 
     /// The WAL holding the newest write so far: the buffer's future id if it

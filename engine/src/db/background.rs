@@ -8,7 +8,7 @@ use object_store::PutPayload;
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::open::{create, read};
-use super::DbInner;
+use super::{DbInner, OpenTree};
 use crate::commit::{AckError, FrozenWal};
 use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
@@ -20,7 +20,14 @@ use crate::trace::TraceEvent;
 use crate::wal_object::{decode_wal, encode_wal};
 
 pub(super) fn spawn(inner: &Arc<DbInner>) -> Vec<JoinHandle<()>> {
-    vec![tokio::spawn(wal_flusher(inner.clone())), tokio::spawn(l0_flusher(inner.clone()))]
+    let mut tasks = vec![tokio::spawn(wal_flusher(inner.clone())), tokio::spawn(l0_flusher(inner.clone()))];
+    if inner.settings.compactor {
+        tasks.push(tokio::spawn(super::compactor::run(inner.clone())));
+    }
+    if !inner.settings.gc_interval.is_zero() {
+        tasks.push(tokio::spawn(super::gc::periodic(inner.clone())));
+    }
+    tasks
 }
 
 /// Freezes the WAL buffer (and the memtable when it is full) and starts
@@ -83,7 +90,7 @@ async fn wal_flusher(inner: Arc<DbInner>) {
 
 /// `FreezeMemtable` together with `FreezeWal`, under the commit lock, so the
 /// memtable's writes are exactly those in WALs `<= last_wal_id`.
-fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<Entry>> {
+pub(super) fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<Entry>> {
     let (frozen, froze_memtable) = inner.commit.freeze_with(|frozen, last| {
         // Recorded under the commit lock, FreezeWal first: the spec's
         // FreezeMemtable requires an empty WAL buffer.
@@ -184,15 +191,18 @@ async fn l0_flusher(inner: Arc<DbInner>) {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}
         }
         loop {
-            let Some(imm) = lock(&inner.mem).imm.first().cloned() else { break };
-            if inner.commit.failure().is_some() {
+            if inner.commit.failure().is_some() || lock(&inner.mem).imm.is_empty() {
                 break;
             }
-            match flush_l0(&inner, &imm).await {
-                Ok(()) => {
-                    lock(&inner.mem).imm.retain(|m| !Arc::ptr_eq(m, &imm));
-                    inner.space_freed.notify_waiters();
-                }
+            // Compaction is behind: hold memtables (writers then wait on
+            // `max_unflushed_bytes`) until L0 is back under twice its limit.
+            if inner.settings.compactor && lock(&inner.tree).l0.len() >= 2 * inner.settings.l0_max_ssts {
+                inner.wake_compactor.notify_one();
+                let _ = tokio::time::timeout(Duration::from_millis(50), inner.space_freed.notified()).await;
+                continue;
+            }
+            match flush_oldest(&inner).await {
+                Ok(_) => inner.space_freed.notify_waiters(),
                 Err(e) => {
                     tracing::error!(error = %e, "FlushL0 failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -203,6 +213,7 @@ async fn l0_flusher(inner: Arc<DbInner>) {
     }
 }
 
+/// Writes an immutable memtable as an SST (not yet recorded anywhere).
 fn build_sst(table: &Memtable, block_size: usize) -> bytes::Bytes {
     let mut b = SstBuilder::new(block_size);
     for (k, v) in &table.map {
@@ -212,76 +223,157 @@ fn build_sst(table: &Memtable, block_size: usize) -> bytes::Bytes {
     b.finish(&[])
 }
 
-/// `FlushL0` then `WriteManifest` for one immutable memtable.
-async fn flush_l0(inner: &Arc<DbInner>, imm: &ImmMemtable) -> Result<()> {
-    let mut manifest = inner.manifest.lock().await;
-    let sst_id = manifest.next_sst_id;
-    let bytes = build_sst(&imm.table, inner.settings.block_size);
-    let size = bytes.len() as u64;
-    let path = inner.layout.sst(inner.epoch, sst_id);
-    let store = inner.store.as_ref();
-    let created = create(store, &path, bytes.clone()).await?;
-    if !created {
-        // The name carries our epoch, so only a previous attempt of ours
-        // can have created it; anything else there is damage.
-        let existing = read(store, &path).await?;
+/// Creates a new SST object under a fresh name and returns its handle; the
+/// id stays pinned (GC of this process leaves it alone) until the caller
+/// records it in a manifest or gives up.
+pub(super) async fn upload_sst(inner: &DbInner, bytes: bytes::Bytes, epoch: u64) -> Result<Option<SstHandle>> {
+    let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
+    let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
+    let id = SstHandle::new_id();
+    lock(&inner.pinned).insert(id);
+    let path = inner.layout.sst(id);
+    // A fresh ULID is unique: AlreadyExists can only be our own retried create.
+    if !create(inner.store.as_ref(), &path, bytes.clone()).await? {
+        let existing = read(inner.store.as_ref(), &path).await?;
         if existing != bytes {
-            return Err(Error::corrupt(path.to_string(), "an SST under this writer's name holds other bytes"));
+            lock(&inner.pinned).remove(&id);
+            return Err(Error::corrupt(path.to_string(), "a fresh SST name holds other bytes"));
         }
     }
-    inner.emit(TraceEvent::FlushL0 { sst_id, last_wal_id: imm.last_wal_id });
-    let view = inner.commit.next_manifest(&manifest.view(), Some(imm.last_wal_id));
-    let mut l0 = vec![SstHandle { writer_epoch: inner.epoch, id: sst_id, size }];
-    l0.extend(manifest.l0.iter().cloned());
-    let next = manifest.successor(view, sst_id + 1, l0);
-    write_manifest(inner, &next).await?;
-    inner.emit(TraceEvent::WriteManifest {
-        version: next.version,
-        wal_id_last_seen: next.wal_id_last_seen,
-        replay_after_wal_id: next.replay_after_wal_id,
-    });
-    let reader = SstReader::open(inner.store.clone(), path, Some(size)).await?;
-    lock(&inner.l0).insert(0, Arc::new(reader));
-    *manifest = next;
-    Ok(())
+    Ok(Some(SstHandle { id, writer_epoch: epoch, size: bytes.len() as u64, first_key, last_key }))
 }
 
-/// `WriteManifest` with no new SST: records the current `wal_id_last_seen`
-/// (from the durable watermark, I1) so the next recovery checks more.
-pub(crate) async fn record_wal_progress(inner: &DbInner) -> Result<()> {
+/// `FlushL0` then `WriteManifest` for the oldest immutable memtable, if any.
+/// Returns whether one was flushed. Holds the manifest lock throughout, so
+/// the background flusher and `close()` never flush the same memtable twice.
+async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let mut manifest = inner.manifest.lock().await;
-    let view = inner.commit.next_manifest(&manifest.view(), None);
-    if view == manifest.view() {
-        return Ok(());
+    let Some(imm) = lock(&inner.mem).imm.first().cloned() else { return Ok(false) };
+    let bytes = build_sst(&imm.table, inner.settings.block_size);
+    let handle = upload_sst(inner, bytes, inner.epoch).await?;
+    inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
+    let edit = WriterEdit { flushed: handle.clone(), flushed_through: Some(imm.last_wal_id), close: false };
+    commit_writer_edit(inner, &mut manifest, &edit).await?;
+    if let Some(h) = &handle {
+        lock(&inner.pinned).remove(&h.id);
     }
-    let next = manifest.successor(view, manifest.next_sst_id, manifest.l0.clone());
-    write_manifest(inner, &next).await?;
-    inner.emit(TraceEvent::WriteManifest {
-        version: next.version,
-        wal_id_last_seen: next.wal_id_last_seen,
-        replay_after_wal_id: next.replay_after_wal_id,
-    });
-    *manifest = next;
+    // The SST joins the tree and the memtable leaves memory in one critical
+    // section under both locks, the order readers take them in: a reader
+    // sees the writes in one place or the other, never in neither.
+    let tree = open_tree(inner, &manifest).await?;
+    {
+        let mut mem = lock(&inner.mem);
+        *lock(&inner.tree) = Arc::new(tree);
+        mem.imm.retain(|m| !Arc::ptr_eq(m, &imm));
+    }
+    Ok(true)
+}
+
+/// Flushes every immutable memtable and the active one (`close()`).
+pub(super) async fn flush_all(inner: &Arc<DbInner>) -> Result<()> {
+    freeze_memtable(inner);
+    while flush_oldest(inner).await? {}
     Ok(())
 }
 
-/// Creates manifest version `next.version`; a version created by another
-/// writer means this one is fenced.
-async fn write_manifest(inner: &DbInner, next: &ManifestObject) -> Result<()> {
+/// What a writer changes in a manifest: new L0 SSTs, how far they cover the
+/// WAL, and whether it is closing.
+pub(crate) struct WriterEdit {
+    pub flushed: Option<SstHandle>,
+    pub flushed_through: Option<crate::protocol::WalId>,
+    pub close: bool,
+}
+
+/// The writer's next manifest on top of `latest`: the protocol decides the
+/// WAL fields (`wal_id_last_seen` from the durable watermark, I1).
+fn apply_writer_edit(inner: &DbInner, latest: &ManifestObject, edit: &WriterEdit) -> ManifestObject {
+    let view = inner.commit.next_manifest(&latest.view(), edit.flushed_through);
+    let l0 = edit.flushed.iter().cloned().chain(latest.l0.iter().cloned()).collect();
+    let mut next = latest.successor(view, l0);
+    next.writer_closed = edit.close;
+    next
+}
+
+/// `WriteManifest` of the writer: creates version v+1 from `manifest` and
+/// the edit; when the compactor took v+1 first, re-reads and re-applies
+/// (no update is lost); a newer writer epoch means this writer is fenced.
+pub(crate) async fn commit_writer_edit(inner: &DbInner, manifest: &mut ManifestObject, edit: &WriterEdit) -> Result<()> {
+    for _ in 0..super::open::RACE_ATTEMPTS {
+        let next = apply_writer_edit(inner, manifest, edit);
+        match try_create_manifest(inner, &next).await? {
+            Created::Ours => {
+                inner.emit(TraceEvent::WriteManifest {
+                    version: next.version,
+                    wal_id_last_seen: next.wal_id_last_seen,
+                    replay_after_wal_id: next.replay_after_wal_id,
+                });
+                *manifest = next;
+                return Ok(());
+            }
+            Created::Taken(existing) if existing.writer_epoch > inner.epoch => {
+                let by = existing.writer_epoch;
+                inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::Fenced { by }));
+                return Err(Error::Fenced { writer_epoch: inner.epoch, by });
+            }
+            Created::Taken(existing) if existing.writer_epoch == inner.epoch => {
+                // The compactor wrote v+1: re-read the newest and re-apply.
+                *manifest = match super::open::latest_manifest(inner.store.as_ref(), &inner.layout).await? {
+                    Some(latest) if latest.version > manifest.version => latest,
+                    _ => existing,
+                };
+            }
+            Created::Taken(existing) => {
+                return Err(Error::corrupt(
+                    inner.layout.manifest(existing.version).to_string(),
+                    format!("written by epoch {} after epoch {} claimed the store", existing.writer_epoch, inner.epoch),
+                ))
+            }
+        }
+    }
+    Err(Error::InvalidArgument("manifest update lost the race too many times".into()))
+}
+
+/// The outcome of a manifest create.
+pub(crate) enum Created {
+    Ours,
+    /// Another object holds the version.
+    Taken(ManifestObject),
+}
+
+/// Creates `next`; on `AlreadyExists` reads the object back: ours (an
+/// earlier attempt landed) or another's.
+pub(crate) async fn try_create_manifest(inner: &DbInner, next: &ManifestObject) -> Result<Created> {
     let path = inner.layout.manifest(next.version);
     let store = inner.store.as_ref();
     if create(store, &path, next.encode()).await? {
-        return Ok(());
+        return Ok(Created::Ours);
     }
     let existing = ManifestObject::decode(path.as_ref(), &read(store, &path).await?)?;
-    match resolve_create_conflict(
-        ObjectOwner { writer_epoch: inner.epoch, token: next.token },
-        ObjectOwner { writer_epoch: existing.writer_epoch, token: existing.token },
-    ) {
-        CreateConflict::Ours => Ok(()),
-        CreateConflict::Fenced { by } | CreateConflict::TakenByOther { owner: by } => {
-            inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::Fenced { by }));
-            Err(Error::Fenced { writer_epoch: inner.epoch, by })
-        }
+    if existing.token == next.token && existing.writer_epoch == next.writer_epoch {
+        return Ok(Created::Ours);
     }
+    Ok(Created::Taken(existing))
+}
+
+/// The open tree of `manifest`: readers already open are reused, the
+/// others are opened (their tails read) concurrently.
+pub(crate) async fn open_tree(inner: &DbInner, manifest: &ManifestObject) -> Result<OpenTree> {
+    let current = lock(&inner.tree).clone();
+    let mut known: std::collections::HashMap<String, Arc<SstReader>> = std::collections::HashMap::new();
+    for r in current.l0.iter().chain(current.runs.iter().flat_map(|run| run.ssts.iter().map(|(_, r)| r))) {
+        known.insert(r.path().to_string(), r.clone());
+    }
+    super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known).await
+}
+
+/// The last `WriteManifest` of a clean close: `writer_closed`, so the next
+/// recovery knows no upload of this writer can still land.
+pub(crate) async fn record_close(inner: &DbInner) -> Result<()> {
+    let mut manifest = inner.manifest.lock().await;
+    if inner.commit.next_manifest(&manifest.view(), None) == manifest.view() {
+        // TODO(model Close): record writer_closed once the model has `Close`.
+        return Ok(());
+    }
+    let edit = WriterEdit { flushed: None, flushed_through: None, close: true };
+    commit_writer_edit(inner, &mut manifest, &edit).await
 }

@@ -1,6 +1,8 @@
 //! The database: the write path, the read path, and the handle's lifecycle.
 
 mod background;
+mod compactor;
+mod gc;
 mod open;
 pub mod url;
 
@@ -20,7 +22,8 @@ use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
-use crate::sst::{Entry, SstReader};
+use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
+use crate::sst::{Entry, RunReader, SstReader};
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 
@@ -35,15 +38,37 @@ pub(crate) struct DbInner {
     pub(crate) tracer: Tracer,
     pub(crate) commit: CommitLog<Entry>,
     pub(crate) mem: Mutex<MemState>,
-    /// L0 SSTs, newest first.
-    pub(crate) l0: Mutex<Vec<Arc<SstReader>>>,
+    /// The open SSTs of the current manifest (L0 and sorted runs).
+    pub(crate) tree: Mutex<Arc<OpenTree>>,
     pub(crate) manifest: tokio::sync::Mutex<ManifestObject>,
+    /// Serialises compactions in this process (background task and `close`).
+    pub(crate) compaction: tokio::sync::Mutex<compactor::CompactorState>,
+    /// SSTs this process has written but not yet recorded in a manifest:
+    /// this process's GC never deletes them.
+    pub(crate) pinned: Mutex<std::collections::BTreeSet<u128>>,
+    pub(crate) wake_compactor: Notify,
     pub(crate) wake_flusher: Notify,
     pub(crate) wake_l0: Notify,
     pub(crate) durable_changed: Notify,
     pub(crate) space_freed: Notify,
     pub(crate) memtable_full: AtomicBool,
     pub(crate) read_only: bool,
+}
+
+/// The SSTs of one manifest version, open: L0 newest first, runs newest first.
+#[derive(Debug, Default)]
+pub(crate) struct OpenTree {
+    pub(crate) l0: Vec<Arc<SstReader>>,
+    pub(crate) runs: Vec<Arc<RunReader>>,
+}
+
+impl OpenTree {
+    /// Sources for a merge over `range`, newest first.
+    fn sources(&self, range: &KeyRange) -> Vec<Source> {
+        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::new(r.clone(), range.clone())));
+        let runs = self.runs.iter().map(|r| Source::Run(RunSource::new(r, range.clone())));
+        l0.chain(runs).collect()
+    }
 }
 
 impl DbInner {
@@ -221,16 +246,27 @@ impl Db {
         }
     }
 
-    /// The newest value of `key`, from memtables then L0 SSTs newest first.
+    /// The newest value of `key`: memtables, then L0 SSTs newest first, then
+    /// sorted runs newest first (at most one SST each).
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         self.check_key(key)?;
-        if let Some(v) = lock(&self.inner.mem).get(key) {
-            return Ok(v);
-        }
-        let l0 = lock(&self.inner.l0).clone();
-        for sst in l0 {
+        let tree = {
+            // One consistent state: a flush adds its SST to the tree before it
+            // removes the memtable, and we read both under both locks.
+            let mem = lock(&self.inner.mem);
+            if let Some(v) = mem.get(key) {
+                return Ok(v);
+            }
+            lock(&self.inner.tree).clone()
+        };
+        for sst in &tree.l0 {
             if let Some(v) = sst.get(key).await? {
+                return Ok(v);
+            }
+        }
+        for run in &tree.runs {
+            if let Some(v) = run.get(key).await? {
                 return Ok(v);
             }
         }
@@ -239,20 +275,28 @@ impl Db {
 
     /// Live keys and values in `range`, in key order.
     pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
-        let range = (range.start_bound().cloned(), range.end_bound().cloned());
-        let mut merged: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
-        let l0 = lock(&self.inner.l0).clone();
-        for sst in l0.iter().rev() {
-            merged.extend(sst.scan(&range).await?);
-        }
-        {
+        let range: KeyRange = (range.start_bound().cloned(), range.end_bound().cloned());
+        let mut sources = Vec::new();
+        let tree = {
+            // The memtables and the tree are captured together (see `get`).
             let mem = lock(&self.inner.mem);
-            for imm in &mem.imm {
-                merged.extend(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+            let active: BTreeMap<Bytes, Option<Bytes>> =
+                mem.active.range(&range).map(|(k, v)| (k.clone(), v.clone())).collect();
+            sources.push(Source::Mem(active.into_iter().collect()));
+            for imm in mem.imm.iter().rev() {
+                sources.push(Source::Mem(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())).collect()));
             }
-            merged.extend(mem.active.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+            lock(&self.inner.tree).clone()
+        };
+        sources.extend(tree.sources(&range));
+        let mut merge = MergeIter::new(sources, true);
+        let mut out = Vec::new();
+        while let Some((k, v)) = merge.next().await? {
+            if let Some(v) = v {
+                out.push((k, v));
+            }
         }
-        Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
+        Ok(out)
     }
 
     /// Keys starting with `prefix`, in order.
@@ -277,20 +321,47 @@ impl Db {
         inner.commit.wait_durable(target).await.map_err(|e| inner.ack_error(e))
     }
 
-    /// Graceful shutdown: flush, stop background tasks; later calls fail with `Closed`.
+    /// Graceful shutdown (`Close`): stop accepting writes, make everything
+    /// written durable, flush the memtables to L0 and record a manifest with
+    /// `writer_closed`, so the next open replays nothing and needs no fence;
+    /// compact if L0 is over its limit and run one GC pass. Later calls fail
+    /// with `Closed`.
     pub async fn close(&self) -> Result<()> {
-        let mut flushed = self.flush().await;
-        if flushed.is_ok() && !self.inner.read_only {
-            flushed = background::record_wal_progress(&self.inner).await;
+        let inner = &self.inner;
+        if inner.read_only {
+            inner.commit.fail(AckError::Closed);
+            return Ok(());
         }
-        self.inner.commit.fail(AckError::Closed);
+        let result = self.close_writer().await;
+        inner.commit.fail(AckError::Closed);
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
-        match flushed {
+        match result {
             Err(Error::Closed) => Ok(()),
             other => other,
         }
+    }
+
+    async fn close_writer(&self) -> Result<()> {
+        let inner = &self.inner;
+        if let Some(e) = inner.commit.failure() {
+            return Err(inner.ack_error(e));
+        }
+        let last = inner.commit.stop_appends();
+        inner.wake_flusher.notify_one();
+        inner.commit.wait_durable(last).await.map_err(|e| inner.ack_error(e))?;
+        background::flush_all(inner).await?;
+        if inner.settings.compactor {
+            compactor::compact_while_needed(inner).await?;
+        }
+        background::record_close(inner).await?;
+        if !inner.settings.gc_interval.is_zero() {
+            if let Err(e) = gc::run(inner).await {
+                tracing::warn!(error = %e, "GcManifest/GcSst/GcWal pass at close failed; the next pass retries");
+            }
+        }
+        Ok(())
     }
 }
 

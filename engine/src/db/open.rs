@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::sync::Notify;
 
-use super::{background, Db, DbInner};
+use super::{background, Db, DbInner, OpenTree};
 use crate::commit::CommitLog;
 use crate::error::{Error, Result};
-use crate::manifest::ManifestObject;
+use crate::manifest::{ManifestObject, SstHandle};
 use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::retry::RetryStore;
@@ -21,13 +21,15 @@ use crate::protocol::{
     RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
 };
 use crate::settings::Settings;
-use crate::sst::SstReader;
+use crate::sst::{RunReader, SstReader};
 use crate::sync::{Arc, AtomicBool, Mutex, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_object::{decode_wal, encode_wal, DecodedWal};
 
 /// Attempts at a create race (epoch claim, fence) before giving up.
-const RACE_ATTEMPTS: usize = 32;
+pub(crate) const RACE_ATTEMPTS: usize = 32;
+/// Objects read at once during recovery (WAL chain, SST tails).
+const RECOVERY_READS: usize = 16;
 
 fn create_opts() -> PutOptions {
     PutOptions { mode: PutMode::Create, ..Default::default() }
@@ -60,18 +62,6 @@ pub(crate) async fn latest_manifest(store: &dyn ObjectStore, layout: &Layout) ->
     Ok(Some(m))
 }
 
-fn empty_manifest() -> ManifestObject {
-    ManifestObject {
-        version: 0,
-        writer_epoch: 0,
-        token: 0,
-        wal_id_last_seen: 0,
-        replay_after_wal_id: 0,
-        next_sst_id: 1,
-        l0: Vec::new(),
-    }
-}
-
 /// The WAL chain as a walk found it.
 pub struct ChainContents {
     pub plan: RecoveryPlan,
@@ -94,10 +84,29 @@ pub async fn read_chain(
     let mut ids: Vec<WalId> = listed.iter().filter_map(|m| layout.parse_wal(&m.location)).collect();
     ids.sort_unstable();
     let mut walk = ChainWalk::new(protocol, view, epoch, ids.iter().copied(), MAX_INFLIGHT_WAL_UPLOADS);
+    // The walk is sequential, but chain positions are nearly always
+    // consecutive listed ids: read ahead in id order, a bounded number at
+    // once, so open time does not grow with one round trip per WAL.
+    let candidates: Vec<WalId> = ids.iter().copied().filter(|id| *id > view.replay_after_wal_id).collect();
+    let reads: Vec<_> = candidates
+        .into_iter()
+        .map(|id| {
+            let path = layout.wal(id);
+            async move { (id, read(store, &path).await) }
+        })
+        .collect();
+    let mut reads = futures::stream::iter(reads).buffered(RECOVERY_READS);
     let mut wals = BTreeMap::new();
     while let Some(id) = walk.next_to_read() {
         let path = layout.wal(id);
-        let bytes = match read(store, &path).await {
+        let bytes = loop {
+            match reads.next().await {
+                Some((got, result)) if got == id => break result,
+                Some((got, _)) if got < id => continue, // skipped by a fence's jump
+                _ => break read(store, &path).await,
+            }
+        };
+        let bytes = match bytes {
             Ok(b) => b,
             Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
                 return Err(Error::MissingWal { id, path: path.to_string() })
@@ -118,9 +127,10 @@ pub async fn read_chain(
 /// `Recover` step 1: create the next manifest version with a new epoch.
 async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObject> {
     for _ in 0..RACE_ATTEMPTS {
-        let latest = latest_manifest(store, layout).await?.unwrap_or_else(empty_manifest);
+        let latest = latest_manifest(store, layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let view = claim_epoch(&latest.view());
-        let claimed = latest.successor(view, latest.next_sst_id, latest.l0.clone());
+        let mut claimed = latest.successor(view, latest.l0.clone());
+        claimed.writer_closed = false;
         let path = layout.manifest(claimed.version);
         if create(store, &path, claimed.encode()).await? {
             return Ok(claimed);
@@ -135,13 +145,42 @@ async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<ManifestObjec
     Err(Error::InvalidArgument(format!("could not claim an epoch after {RACE_ATTEMPTS} racing attempts")))
 }
 
-/// Opens every L0 SST a manifest lists (reading only their tails).
-async fn open_l0(store: &StdArc<dyn ObjectStore>, layout: &Layout, m: &ManifestObject) -> Result<Vec<Arc<SstReader>>> {
-    let mut out = Vec::with_capacity(m.l0.len());
-    for h in &m.l0 {
-        out.push(Arc::new(SstReader::open(store.clone(), layout.sst(h.writer_epoch, h.id), Some(h.size)).await?));
-    }
-    Ok(out)
+/// Opens every SST a manifest lists, L0 and runs (reading only their
+/// tails), a bounded number at once; readers in `known` (by path) are reused.
+pub(crate) async fn open_tree_with(
+    store: &StdArc<dyn ObjectStore>,
+    layout: &Layout,
+    m: &ManifestObject,
+    known: &std::collections::HashMap<String, Arc<SstReader>>,
+) -> Result<OpenTree> {
+    // Futures built first and owning their inputs, so the stream's type
+    // names no closure (keeps the returned future `Send`).
+    let opens: Vec<_> = m
+        .ssts()
+        .map(|h: &SstHandle| {
+            let path = layout.sst(h.id);
+            let reuse = known.get(path.as_ref()).cloned();
+            let (store, size) = (store.clone(), h.size);
+            async move {
+                match reuse {
+                    Some(r) => Ok(r),
+                    None => SstReader::open(store, path, Some(size)).await.map(Arc::new),
+                }
+            }
+        })
+        .collect();
+    let opened: Vec<Arc<SstReader>> = futures::stream::iter(opens)
+        .buffered(RECOVERY_READS)
+    .try_collect()
+    .await?;
+    let mut opened = opened.into_iter();
+    let l0 = opened.by_ref().take(m.l0.len()).collect();
+    let runs = m
+        .runs
+        .iter()
+        .map(|run| Arc::new(RunReader::new(run, opened.by_ref().take(run.ssts.len()).collect())))
+        .collect();
+    Ok(OpenTree { l0, runs })
 }
 
 fn replay(chain: &ChainContents) -> MemState {
@@ -209,7 +248,7 @@ impl Db {
             },
         );
         tracing::info!(writer_epoch = epoch, replayed = plan.replay.len(), next_wal_id = plan.next_wal_id, "Fence");
-        let l0 = open_l0(&store, &layout, &claimed).await?;
+        let tree = open_tree_with(&store, &layout, &claimed, &Default::default()).await?;
         let mem = replay(&chain);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
         let inner = Arc::new(DbInner {
@@ -219,7 +258,10 @@ impl Db {
             tracer,
             commit: CommitLog::new(log),
             mem: Mutex::new(mem),
-            l0: Mutex::new(l0),
+            tree: Mutex::new(Arc::new(tree)),
+            compaction: tokio::sync::Mutex::new(Default::default()),
+            pinned: Mutex::new(Default::default()),
+            wake_compactor: Notify::new(),
             manifest: tokio::sync::Mutex::new(claimed),
             wake_flusher: Notify::new(),
             wake_l0: Notify::new(),
@@ -230,7 +272,14 @@ impl Db {
             settings,
         });
         let tasks = background::spawn(&inner);
-        Ok(Db { inner, tasks: Mutex::new(tasks) })
+        let db = Db { inner, tasks: Mutex::new(tasks) };
+        // A large replay goes to L0 before the first write is accepted, so
+        // the next open does not replay it again.
+        let replayed = crate::sync::lock(&db.inner.mem).active.bytes;
+        if replayed >= db.inner.settings.l0_sst_size_bytes {
+            background::flush_all(&db.inner).await?;
+        }
+        Ok(db)
     }
 
     /// Opens without claiming an epoch or fencing: a snapshot for reads that
@@ -239,9 +288,9 @@ impl Db {
         let settings = Settings::default();
         let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
         let layout = Layout::new(path.into());
-        let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(empty_manifest);
+        let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
-        let l0 = open_l0(&store, &layout, &m).await?;
+        let tree = open_tree_with(&store, &layout, &m, &Default::default()).await?;
         let mem = replay(&chain);
         let inner = Arc::new(DbInner {
             store,
@@ -250,7 +299,10 @@ impl Db {
             tracer: Tracer::default(),
             commit: CommitLog::new(WalLog::new(Protocol::Shipped, m.writer_epoch, chain.plan.gap, 1)),
             mem: Mutex::new(mem),
-            l0: Mutex::new(l0),
+            tree: Mutex::new(Arc::new(tree)),
+            compaction: tokio::sync::Mutex::new(Default::default()),
+            pinned: Mutex::new(Default::default()),
+            wake_compactor: Notify::new(),
             manifest: tokio::sync::Mutex::new(m),
             wake_flusher: Notify::new(),
             wake_l0: Notify::new(),

@@ -48,6 +48,16 @@ impl SstBuilder {
         Ok(())
     }
 
+    /// Bytes written so far (the data blocks), to split output by size.
+    pub fn estimated_size(&self) -> usize {
+        self.out.len() + self.block.len()
+    }
+
+    /// Whether no entry was added.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
     fn cut_block(&mut self) {
         let (Some(first), Some(last)) = (self.block_first.take(), self.last_key.clone()) else { return };
         let sealed = seal(std::mem::take(&mut self.block));

@@ -16,9 +16,11 @@ mod block;
 mod bloom;
 mod builder;
 mod reader;
+mod run;
 
 pub use builder::SstBuilder;
 pub use reader::{decode_all, SstReader};
+pub use run::RunReader;
 
 use serde::{Deserialize, Serialize};
 

@@ -89,10 +89,17 @@ impl SstReader {
         let index: Vec<BlockHandle> =
             postcard::from_bytes(index_raw).map_err(|e| c(format!("index does not decode: {e}")))?;
         let mut expected = 0u64;
+        let mut prev_last: Option<&[u8]> = None;
         for h in &index {
             if h.offset != expected || h.first_key > h.last_key {
                 return Err(c("block index is inconsistent".into()));
             }
+            // Reads binary-search the index: its key spans must be strictly
+            // increasing, else a read would silently miss keys.
+            if prev_last.is_some_and(|p| p >= h.first_key.as_slice()) {
+                return Err(c("block index keys are out of order".into()));
+            }
+            prev_last = Some(h.last_key.as_slice());
             expected = h.offset + u64::from(h.len);
         }
         if expected != footer.index_off {
@@ -176,23 +183,45 @@ impl SstReader {
     /// Entries whose keys fall in `range`, reading only overlapping blocks.
     pub async fn scan(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for h in &self.index {
-            let below = match &range.1 {
-                Bound::Included(end) => h.first_key.as_slice() > end.as_ref(),
-                Bound::Excluded(end) => h.first_key.as_slice() >= end.as_ref(),
-                Bound::Unbounded => false,
-            };
-            let above = match &range.0 {
-                Bound::Included(start) => h.last_key.as_slice() < start.as_ref(),
-                Bound::Excluded(start) => h.last_key.as_slice() <= start.as_ref(),
-                Bound::Unbounded => false,
-            };
-            if below || above {
-                continue;
-            }
-            out.extend(self.block(h).await?.into_iter().filter(|(k, _)| range.contains(k)));
+        for i in self.blocks_in(range) {
+            out.extend(self.read_block(i).await?.into_iter().filter(|(k, _)| range.contains(k)));
         }
         Ok(out)
+    }
+
+    /// Indexes of the data blocks whose key span overlaps `range`, in key order.
+    pub fn blocks_in(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> std::ops::Range<usize> {
+        let start = match &range.0 {
+            Bound::Included(k) => self.index.partition_point(|h| h.last_key.as_slice() < k.as_ref()),
+            Bound::Excluded(k) => self.index.partition_point(|h| h.last_key.as_slice() <= k.as_ref()),
+            Bound::Unbounded => 0,
+        };
+        let end = match &range.1 {
+            Bound::Included(k) => self.index.partition_point(|h| h.first_key.as_slice() <= k.as_ref()),
+            Bound::Excluded(k) => self.index.partition_point(|h| h.first_key.as_slice() < k.as_ref()),
+            Bound::Unbounded => self.index.len(),
+        };
+        start..end.max(start)
+    }
+
+    /// The entries of data block `i` (verified against the index).
+    pub async fn read_block(&self, i: usize) -> Result<Vec<Entry>> {
+        match self.index.get(i) {
+            Some(h) => self.block(h).await,
+            None => Err(Self::corrupt(&self.path, format!("block {i} is not in the index"))),
+        }
+    }
+
+    /// The number of data blocks.
+    pub fn block_count(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The smallest and the largest key, `None` for an SST without entries.
+    pub fn key_range(&self) -> Option<(Bytes, Bytes)> {
+        let first = self.index.first()?;
+        let last = self.index.last()?;
+        Some((Bytes::copy_from_slice(&first.first_key), Bytes::copy_from_slice(&last.last_key)))
     }
 
     /// Every entry, in key order.
