@@ -52,7 +52,7 @@ impl Checker {
         state.writers.clear();
         state.store.manifests = BTreeMap::from([(
             0,
-            ManifestVersion { view: ManifestView { writer_epoch: 0, wal_id_last_seen: 0, replay_after_wal_id: 0 }, l0: vec![] },
+            ManifestVersion { view: ManifestView::default(), l0: vec![] },
         )]);
         Checker { model, state, landed_early: Default::default(), done: Default::default() }
     }

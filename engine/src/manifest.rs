@@ -92,6 +92,7 @@ impl ManifestObject {
             writer_epoch: self.writer_epoch,
             wal_id_last_seen: self.wal_id_last_seen,
             replay_after_wal_id: self.replay_after_wal_id,
+            ..ManifestView::default()
         }
     }
 

@@ -126,7 +126,7 @@ impl TidemarkModel {
 
     /// A fresh database: manifest version 1 and the writer of epoch 1.
     pub fn initial_state(&self) -> State {
-        let view = ManifestView { writer_epoch: 1, wal_id_last_seen: 0, replay_after_wal_id: 0 };
+        let view = ManifestView { writer_epoch: 1, ..ManifestView::default() };
         let writer = Writer::new(1, Phase::Active, WalLog::new(self.protocol, 1, 1, self.w()), 1);
         State {
             store: Store {

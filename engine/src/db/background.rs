@@ -291,6 +291,13 @@ fn apply_writer_edit(inner: &DbInner, latest: &ManifestObject, edit: &WriterEdit
     let l0 = edit.flushed.iter().cloned().chain(latest.l0.iter().cloned()).collect();
     let mut next = latest.successor(view, l0);
     next.writer_closed = edit.close;
+    // Fences are recorded (and kept by GC) before replay_after_wal_id can
+    // pass them: this writer's first manifest already lists its own.
+    if let Some(f) = inner.fence {
+        if !next.fences.contains(&f) {
+            next.fences.push(f);
+        }
+    }
     next
 }
 

@@ -53,6 +53,9 @@ pub(crate) struct DbInner {
     pub(crate) space_freed: Notify,
     pub(crate) memtable_full: AtomicBool,
     pub(crate) read_only: bool,
+    /// The fence this writer's recovery placed, recorded in every manifest
+    /// it writes so GC never deletes it.
+    pub(crate) fence: Option<crate::protocol::WalId>,
 }
 
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.

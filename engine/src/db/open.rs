@@ -269,6 +269,7 @@ impl Db {
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
             read_only: false,
+            fence: plan.fence.map(|f| f.wal_id),
             settings,
         });
         let tasks = background::spawn(&inner);
@@ -310,6 +311,7 @@ impl Db {
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
             read_only: true,
+            fence: None,
             settings,
         });
         Ok(Db { inner, tasks: Mutex::new(Vec::new()) })

@@ -2,18 +2,27 @@
 
 use super::{Epoch, WalId, WalLog};
 
-/// The protocol-relevant fields of a manifest version.
+/// The protocol-relevant scalar fields of a manifest version.
 ///
-/// The engine's manifest object carries more (the L0 SST list, a token); the
-/// protocol only decides these.
+/// The engine's manifest object carries more (the [`Tree`](super::Tree) of
+/// SSTs and fences, a token); the protocol decides these. The writer owns
+/// `writer_epoch`, `wal_id_last_seen`, `replay_after_wal_id` and
+/// `writer_closed`; the compactor owns `compactor_epoch`. Each copies the
+/// other's fields forward unchanged (I8).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ManifestView {
-    /// `writer_epoch`: the epoch of the writer that wrote this version.
+    /// `writer_epoch`: the epoch of the newest writer that claimed the store.
     pub writer_epoch: Epoch,
     /// `wal_id_last_seen`: the newest WAL this manifest says exists (I1).
     pub wal_id_last_seen: WalId,
     /// `replay_after_wal_id`: every write in WALs `<=` this is in listed SSTs.
     pub replay_after_wal_id: WalId,
+    /// `compactor_epoch`: the epoch of the newest compactor that claimed the
+    /// store; an older compactor's update is `Fenced`.
+    pub compactor_epoch: Epoch,
+    /// `writer_closed`: the writer of `writer_epoch` closed cleanly (`Close`)
+    /// and will never upload again, so the next recovery needs no fence.
+    pub writer_closed: bool,
 }
 
 /// `WriteManifest`: the next version a writer records.
@@ -22,20 +31,34 @@ pub struct ManifestView {
 /// version lists (from `FlushL0`), if any new ones. `wal_id_last_seen` comes
 /// from [`WalLog::wal_id_last_seen`], which in the shipped protocol is the
 /// durable watermark, never `next_wal_id` (I1).
+///
+/// The compactor's field is copied forward; `writer_closed` is false (only
+/// [`apply_writer_edit`](super::apply_writer_edit) with `close` sets it).
 pub fn next_manifest(current: &ManifestView, log: &WalLog, flushed_through: Option<WalId>) -> ManifestView {
     ManifestView {
         writer_epoch: log.writer_epoch(),
         wal_id_last_seen: log.wal_id_last_seen(),
         replay_after_wal_id: current.replay_after_wal_id.max(flushed_through.unwrap_or(0)),
+        compactor_epoch: current.compactor_epoch,
+        writer_closed: false,
     }
 }
 
 /// `Recover`, step 1: the version a recovering writer creates to claim its
 /// epoch. It keeps the WAL fields, so recovery still finds what the previous
 /// version required; creating it with `PutMode::Create` fences older writers'
-/// manifest writes.
+/// manifest writes. `writer_closed` is reset: the new writer is running.
+/// Whether the *claimed-from* version was closed decides the fence (see
+/// [`ChainWalk::after_clean_close`](super::ChainWalk::after_clean_close)).
 pub fn claim_epoch(current: &ManifestView) -> ManifestView {
-    ManifestView { writer_epoch: current.writer_epoch + 1, ..*current }
+    ManifestView { writer_epoch: current.writer_epoch + 1, writer_closed: false, ..*current }
+}
+
+/// `ClaimCompactor`: the version a starting compactor creates to claim its
+/// epoch. Every writer field is kept; creating it with `PutMode::Create`
+/// makes every older compactor's later update `Fenced` (on re-read).
+pub fn claim_compactor_epoch(current: &ManifestView) -> ManifestView {
+    ManifestView { compactor_epoch: current.compactor_epoch + 1, ..*current }
 }
 
 #[cfg(test)]
@@ -49,16 +72,20 @@ mod tests {
         log.freeze();
         log.freeze();
         log.on_wal_durable(1);
-        let current = ManifestView { writer_epoch: 3, wal_id_last_seen: 0, replay_after_wal_id: 0 };
+        let current = ManifestView { writer_epoch: 3, compactor_epoch: 2, writer_closed: true, ..Default::default() };
         let next = next_manifest(&current, &log, Some(1));
-        assert_eq!(next, ManifestView { writer_epoch: 3, wal_id_last_seen: 1, replay_after_wal_id: 1 });
+        assert_eq!(
+            next,
+            ManifestView { writer_epoch: 3, wal_id_last_seen: 1, replay_after_wal_id: 1, compactor_epoch: 2, writer_closed: false }
+        );
         let again = next_manifest(&next, &log, None);
         assert_eq!(again.replay_after_wal_id, 1, "replay_after_wal_id never moves back");
     }
 
     #[test]
-    fn claim_bumps_the_epoch_only() {
-        let m = ManifestView { writer_epoch: 4, wal_id_last_seen: 9, replay_after_wal_id: 7 };
-        assert_eq!(claim_epoch(&m), ManifestView { writer_epoch: 5, ..m });
+    fn claim_bumps_the_epoch_and_reopens() {
+        let m = ManifestView { writer_epoch: 4, wal_id_last_seen: 9, replay_after_wal_id: 7, compactor_epoch: 3, writer_closed: true };
+        assert_eq!(claim_epoch(&m), ManifestView { writer_epoch: 5, writer_closed: false, ..m });
+        assert_eq!(claim_compactor_epoch(&m), ManifestView { compactor_epoch: 4, ..m });
     }
 }

@@ -5,9 +5,11 @@
 //! and the engine runtime calls the same functions on the real store, so the
 //! checked protocol and the shipped protocol cannot drift apart.
 //!
-//! Vocabulary and invariant numbers (I1–I5) follow `spec/protocol.md`.
+//! Vocabulary and invariant numbers (I1–I9) follow `spec/protocol.md`.
 
+mod compaction;
 mod conflict;
+pub mod gc;
 mod manifest;
 mod recovery;
 mod variant;
@@ -15,7 +17,12 @@ mod wal_log;
 mod watermark;
 
 pub use conflict::{resolve_create_conflict, CreateConflict, ObjectOwner};
-pub use manifest::{claim_epoch, next_manifest, ManifestView};
+pub use compaction::{
+    apply_compaction, apply_writer_edit, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
+    CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,
+};
+pub use gc::{GcPolicy, KeptManifest, Listed, ManifestGc, Time};
+pub use manifest::{claim_compactor_epoch, claim_epoch, next_manifest, ManifestView};
 pub use recovery::{ChainWalk, RecoveryError, RecoveryPlan, WalHeader, WalKind};
 pub use variant::{Protocol, UnknownProtocol};
 pub use wal_log::{WalLog, MAX_INFLIGHT_WAL_UPLOADS};

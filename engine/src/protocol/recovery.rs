@@ -73,8 +73,14 @@ pub struct RecoveryPlan {
     pub last_replayed_wal_id: WalId,
     /// The first missing chain position.
     pub gap: WalId,
-    /// The fence to create at the gap (`None` only for the `no-fence` mutant).
+    /// The fence to create at the gap. `None` after a clean close (see
+    /// [`ChainWalk::after_clean_close`]) and for the `no-fence` mutant.
     pub fence: Option<Fence>,
+    /// Every fence on the walked chain, and the one to create, ascending. The
+    /// new writer records them in every manifest it writes
+    /// ([`WriterEdit::fences`](super::WriterEdit::fences)), so GC knows
+    /// them: a manifest whose `replay_after_wal_id >= f` lists fence `f` (I7).
+    pub fences: Vec<WalId>,
     /// The first WAL id of the new writer.
     pub next_wal_id: WalId,
 }
@@ -102,6 +108,8 @@ pub struct ChainWalk {
     skipped: Vec<WalId>,
     last_replayed: WalId,
     fenced_by: Option<Epoch>,
+    fences: Vec<WalId>,
+    clean_close: bool,
 }
 
 impl ChainWalk {
@@ -128,9 +136,22 @@ impl ChainWalk {
             skipped: Vec::new(),
             last_replayed: manifest.replay_after_wal_id,
             fenced_by: None,
+            fences: Vec::new(),
+            clean_close: false,
         };
         walk.skip_gap_if_mutant();
         walk
+    }
+
+    /// `Recover` from a version whose writer closed cleanly (`writer_closed`
+    /// of the version the claim was made *from*; `claim_epoch` resets it):
+    /// no fence is written and the new writer continues at the gap. The
+    /// closed writer never uploads again, and every older writer is already
+    /// held below a fence on the chain (its uploads stay below that fence's
+    /// jump, which the gap is at or beyond).
+    pub fn after_clean_close(mut self, claimed_from_closed: bool) -> Self {
+        self.clean_close = claimed_from_closed;
+        self
     }
 
     /// The chain position whose header must be read next, or `None` when the
@@ -152,6 +173,7 @@ impl ChainWalk {
         match header.kind {
             WalKind::Fence { next_wal_id } => {
                 self.max_fence_epoch = self.max_fence_epoch.max(header.writer_epoch);
+                self.fences.push(wal_id);
                 // Fences only ever move the chain forward.
                 self.next = next_wal_id.max(wal_id + 1);
             }
@@ -194,6 +216,7 @@ impl ChainWalk {
             return Err(RecoveryError::MissingWal { id: gap, wal_id_last_seen: self.manifest.wal_id_last_seen });
         }
         let (fence, next_wal_id) = match self.protocol {
+            _ if self.clean_close => (None, gap),
             #[cfg(feature = "mutants")]
             Protocol::NoFence => (None, gap),
             _ => {
@@ -202,7 +225,12 @@ impl ChainWalk {
                 (Some(Fence { wal_id: gap, header }), next_wal_id)
             }
         };
+        let mut fences = self.fences;
+        fences.extend(fence.map(|f| f.wal_id));
+        fences.sort_unstable();
+        fences.dedup();
         Ok(RecoveryPlan {
+            fences,
             writer_epoch: self.writer_epoch,
             replay: self.replay,
             skipped: self.skipped,
@@ -241,7 +269,7 @@ mod tests {
     }
 
     fn manifest(last_seen: WalId, replay_after: WalId) -> ManifestView {
-        ManifestView { writer_epoch: 1, wal_id_last_seen: last_seen, replay_after_wal_id: replay_after }
+        ManifestView { writer_epoch: 1, wal_id_last_seen: last_seen, replay_after_wal_id: replay_after, ..Default::default() }
     }
 
     #[test]
@@ -271,6 +299,7 @@ mod tests {
         assert_eq!(plan.replay, vec![1, 2, 7]);
         assert_eq!(plan.gap, 8);
         assert_eq!(plan.next_wal_id, 12);
+        assert_eq!(plan.fences, vec![3, 8], "the fence passed and the fence placed");
     }
 
     #[test]
@@ -280,6 +309,22 @@ mod tests {
         assert!(plan.replay.is_empty());
         assert_eq!(plan.gap, 7);
         assert_eq!(plan.last_replayed_wal_id, 2, "never a fence");
+    }
+
+    #[test]
+    fn after_a_clean_close_recovery_continues_at_the_gap_without_a_fence() {
+        let store = BTreeMap::from([(1, data(1)), (2, fence(2, 6))]);
+        let m = manifest(1, 1);
+        let mut w = ChainWalk::new(Protocol::Shipped, &m, 3, store.keys().copied(), 4).after_clean_close(true);
+        while let Some(id) = w.next_to_read() {
+            w.observe(id, store[&id]);
+        }
+        let plan = w.finish().unwrap();
+        assert_eq!((plan.fence, plan.gap, plan.next_wal_id), (None, 6, 6));
+        assert_eq!(plan.fences, vec![2], "the fence passed is still recorded");
+        // I1 is checked all the same.
+        let w = ChainWalk::new(Protocol::Shipped, &manifest(3, 1), 3, [1], 4).after_clean_close(true);
+        assert_eq!(w.finish(), Err(RecoveryError::MissingWal { id: 2, wal_id_last_seen: 3 }));
     }
 
     #[test]

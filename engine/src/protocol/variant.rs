@@ -25,6 +25,25 @@ pub enum Protocol {
     /// Recovery writes no fence WAL and continues right after the chain end.
     #[cfg(feature = "mutants")]
     NoFence,
+    /// GC deletes WALs up to what a writer has flushed to L0 before the
+    /// manifest that records the flush is durable.
+    #[cfg(feature = "mutants")]
+    GcBeforeManifest,
+    /// After losing the manifest race, the next version is built from the
+    /// stale view without re-reading the latest.
+    #[cfg(feature = "mutants")]
+    BlindManifestWrite,
+    /// GC treats fences as ordinary WALs.
+    #[cfg(feature = "mutants")]
+    GcDeletesFences,
+    /// GC deletes superseded manifest versions (and what only they
+    /// reference) without waiting `min_age`: readers are ignored.
+    #[cfg(feature = "mutants")]
+    GcIgnoresReaders,
+    /// A manifest create that succeeded is trusted even when a higher version
+    /// exists (the slot was emptied by `GcManifest`).
+    #[cfg(feature = "mutants")]
+    TrustReopenedSlot,
 }
 
 /// A protocol name that is neither `shipped` nor a compiled mutant.
@@ -52,6 +71,16 @@ impl Protocol {
         Protocol::ReplayAcrossGap,
         #[cfg(feature = "mutants")]
         Protocol::NoFence,
+        #[cfg(feature = "mutants")]
+        Protocol::GcBeforeManifest,
+        #[cfg(feature = "mutants")]
+        Protocol::BlindManifestWrite,
+        #[cfg(feature = "mutants")]
+        Protocol::GcDeletesFences,
+        #[cfg(feature = "mutants")]
+        Protocol::GcIgnoresReaders,
+        #[cfg(feature = "mutants")]
+        Protocol::TrustReopenedSlot,
     ];
 
     /// The name used on command lines, in traces and in reports.
@@ -66,6 +95,16 @@ impl Protocol {
             Protocol::ReplayAcrossGap => "replay-across-gap",
             #[cfg(feature = "mutants")]
             Protocol::NoFence => "no-fence",
+            #[cfg(feature = "mutants")]
+            Protocol::GcBeforeManifest => "gc-before-manifest",
+            #[cfg(feature = "mutants")]
+            Protocol::BlindManifestWrite => "blind-manifest-write",
+            #[cfg(feature = "mutants")]
+            Protocol::GcDeletesFences => "gc-deletes-fences",
+            #[cfg(feature = "mutants")]
+            Protocol::GcIgnoresReaders => "gc-ignores-readers",
+            #[cfg(feature = "mutants")]
+            Protocol::TrustReopenedSlot => "trust-reopened-slot",
         }
     }
 
