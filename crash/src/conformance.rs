@@ -233,6 +233,8 @@ impl Checker {
                     false => Ok(()),
                 }
             }
+            // TODO(model Close): replay as the model's `Close` once merged.
+            TraceEvent::Close => Ok(()),
             TraceEvent::Recover { version } => {
                 // Landings the recovery's (final) listing saw happened before it.
                 let listed = steps[i + 1..].iter().find_map(|s| match &s.event {

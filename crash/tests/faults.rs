@@ -29,9 +29,13 @@ async fn a_persistent_failure_is_a_clear_error_and_acks_nothing() {
     let db = Db::open("db", StdArc::new(fault.clone())).await.unwrap();
     db.put("before", "1").await.unwrap();
     fault.fail_prefix("db/wal/", FaultKind::Permanent);
+    // The upload was sent and failed: its outcome is unknown to the writer.
     match db.put("k", "v").await {
-        Err(Error::ObjectStore(e)) => assert!(e.to_string().contains("permanent fault"), "{e}"),
-        other => panic!("expected an object store error, got {other:?}"),
+        Err(Error::OutcomeUnknown { cause }) => match *cause {
+            Error::ObjectStore(e) => assert!(e.to_string().contains("permanent fault"), "{e}"),
+            other => panic!("expected an object store error as the cause, got {other:?}"),
+        },
+        other => panic!("expected OutcomeUnknown from an object store error, got {other:?}"),
     }
     assert!(db.put("after", "2").await.is_err(), "the writer stays failed");
     drop(db);

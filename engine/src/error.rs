@@ -26,6 +26,16 @@ pub enum Error {
     /// Bad input from the caller: oversize keys, bad settings or URLs.
     #[error("InvalidArgument: {0}")]
     InvalidArgument(String),
+    /// A reader found no database where it was pointed (no manifest).
+    #[error("no tidemark database at {location}")]
+    NoDatabase { location: String },
+    /// The write was appended, then the writer failed (fenced, a store
+    /// failure, closed) before it was acknowledged, and its WAL may have been
+    /// uploaded: it may or may not be durable. A write rejected before it
+    /// was appended, or whose WAL was rejected, fails with its cause instead
+    /// and was not written.
+    #[error("outcome unknown: the write may or may not be durable ({cause})")]
+    OutcomeUnknown { cause: Box<Error> },
 }
 
 impl Error {

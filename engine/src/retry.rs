@@ -28,11 +28,52 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Whether a failure may go away on its own. `Generic` is what network
-/// errors, timeouts and server errors become. Every other kind is an answer
-/// (`NotFound`, `AlreadyExists`, `Precondition`, ...), and asking again
-/// cannot change it.
+/// errors, timeouts and server errors become, unless its cause is permanent
+/// (see [`is_permanent`]). Every other kind is an answer (`NotFound`,
+/// `AlreadyExists`, `Precondition`, `PermissionDenied`, `Unauthenticated`,
+/// ...), and asking again cannot change it.
 pub fn is_transient(e: &object_store::Error) -> bool {
-    matches!(e, object_store::Error::Generic { .. } | object_store::Error::JoinError { .. })
+    match e {
+        object_store::Error::Generic { .. } => !is_permanent(e),
+        object_store::Error::JoinError { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether a failure is one that retrying cannot fix: a missing permission
+/// or credential, a read-only or misconfigured location. object_store's
+/// local store reports these as `Generic` around an `io::Error`, so the whole
+/// chain of causes is inspected (an `object_store::Error` nested inside a
+/// `Generic` counts too).
+pub fn is_permanent(e: &object_store::Error) -> bool {
+    use object_store::Error as E;
+    use std::io::ErrorKind as K;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(os) = c.downcast_ref::<object_store::Error>() {
+            if matches!(
+                os,
+                E::PermissionDenied { .. } | E::Unauthenticated { .. } | E::NotFound { .. } | E::UnknownConfigurationKey { .. }
+            ) {
+                return true;
+            }
+        }
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                K::PermissionDenied
+                    | K::ReadOnlyFilesystem
+                    | K::NotADirectory
+                    | K::IsADirectory
+                    | K::InvalidInput
+                    | K::Unsupported
+            ) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// Runs `op` until it succeeds, fails for good, or has been retried
@@ -134,5 +175,57 @@ impl ObjectStore for RetryStore {
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
         with_retries(self.max_retries, || self.inner.rename_opts(from, to, options.clone())).await
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::{AtomicUsize, Ordering};
+
+    fn local_error(kind: std::io::ErrorKind) -> object_store::Error {
+        // What object_store's LocalFileSystem returns for a failed create.
+        object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(std::io::Error::new(kind, "test")) }
+    }
+
+    async fn attempts(e: fn() -> object_store::Error) -> usize {
+        let calls = AtomicUsize::new(0);
+        let got: Result<()> = with_retries(3, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move { Err(e()) }
+        })
+        .await;
+        assert!(got.is_err());
+        calls.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn permanent_errors_are_tried_once() {
+        assert_eq!(attempts(|| local_error(std::io::ErrorKind::PermissionDenied)).await, 1);
+        assert_eq!(attempts(|| local_error(std::io::ErrorKind::ReadOnlyFilesystem)).await, 1);
+        assert_eq!(
+            attempts(|| object_store::Error::PermissionDenied { path: "p".into(), source: "403".into() }).await,
+            1
+        );
+        assert_eq!(
+            attempts(|| object_store::Error::Unauthenticated { path: "p".into(), source: "401".into() }).await,
+            1
+        );
+        assert_eq!(attempts(|| object_store::Error::NotFound { path: "p".into(), source: "no bucket".into() }).await, 1);
+        // A permanent error nested in a Generic one.
+        assert_eq!(
+            attempts(|| object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(object_store::Error::Unauthenticated { path: "p".into(), source: "401".into() }),
+            })
+            .await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried() {
+        assert_eq!(attempts(|| local_error(std::io::ErrorKind::TimedOut)).await, 4);
+        assert_eq!(attempts(|| object_store::Error::Generic { store: "S3", source: "503 Slow Down".into() }).await, 4);
     }
 }

@@ -1,47 +1,137 @@
 //! `tidemark`: a command-line client for a tidemark database.
 //!
 //! Reads (`get`, `scan`, `manifest`, `fsck`) never claim an epoch, so they do
-//! not fence a running writer; `put` and `delete` open a writer.
+//! not fence a running writer, and they never create anything; `put` and
+//! `delete` open a writer.
+//!
+//! Exit codes (see the README): 0 success (a write is acknowledged durable);
+//! 1 failure: a write was not written, a key is not found, or another error;
+//! 2 usage error (nothing was written); 3 a write's outcome is unknown.
 
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use base64::Engine as _;
 use bytes::Bytes;
-use clap::{Parser, Subcommand};
-use object_store::ObjectStoreExt;
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use tidemark::db::read_chain;
+use tidemark::db::url::store_for_url_read_only;
 use tidemark::paths::Layout;
 use tidemark::protocol::Protocol;
+use tidemark::sync::StdArc;
 use tidemark::{Db, Error, Settings};
 
+/// Success; for `put`/`delete`, the write is acknowledged durable.
+const EXIT_OK: u8 = 0;
+/// Failure: a write that was not written, a key not found, any other error.
+const EXIT_FAILED: u8 = 1;
+/// Bad command line (clap, or an argument that does not decode): nothing was done.
+const EXIT_USAGE: u8 = 2;
+/// A write was sent but its outcome cannot be known: it may or may not be durable.
+const EXIT_OUTCOME_UNKNOWN: u8 = 3;
+
 #[derive(Parser, Debug)]
-#[command(name = "tidemark", about = "Read and write a tidemark database")]
+#[command(
+    name = "tidemark",
+    about = "Read and write a tidemark database",
+    after_help = "Exit codes: 0 success (put/delete: the write is durable); 1 failure (put/delete: not written; \
+                  get: not found; fsck: a problem); 2 usage error (nothing done); 3 put/delete: outcome unknown, \
+                  the write may or may not be durable."
+)]
 struct Cli {
-    /// Where the database lives: file:///dir, memory://, or s3://bucket/prefix.
+    /// Where the database lives: file:///abs/dir, file:rel/dir (relative to
+    /// the working directory), memory://, or s3://bucket/prefix.
     #[arg(long)]
     url: String,
+    /// How KEY, VALUE and --prefix arguments are given: their bytes as they
+    /// are (text, which may be any bytes, not only UTF-8), hex or base64.
+    #[arg(long, global = true, value_enum, default_value_t = Input::Text)]
+    input: Input,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Input {
+    Text,
+    Hex,
+    Base64,
+}
+
+/// How `get` and `scan` print keys and values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// The bytes as they are, one line per value (`scan`: KEY<TAB>VALUE).
+    #[default]
+    Text,
+    /// `get` only: exactly the value's bytes, nothing added (for binary values).
+    Raw,
+    /// Lowercase hex (`scan`: KEY<TAB>VALUE).
+    Hex,
+    /// Standard base64 with padding (`scan`: KEY<TAB>VALUE).
+    Base64,
+    /// One JSON object per line: {"key":..,"value":..}; a key or value that
+    /// is not UTF-8 is given as "key_base64"/"value_base64" instead.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Write KEY = VALUE and wait until it is durable.
-    Put { key: String, value: String },
+    Put {
+        key: OsString,
+        #[arg(required_unless_present = "value_file")]
+        value: Option<OsString>,
+        /// Read the value's bytes from this file (`-` for stdin) instead of VALUE.
+        #[arg(long, conflicts_with = "value")]
+        value_file: Option<PathBuf>,
+    },
     /// Print the value of KEY (exit 1 if absent).
-    Get { key: String },
+    Get {
+        key: OsString,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
     /// Delete KEY and wait until the delete is durable.
-    Delete { key: String },
-    /// Print keys and values in order, tab-separated.
+    Delete { key: OsString },
+    /// Print keys and values in order.
     Scan {
         #[arg(long)]
-        prefix: Option<String>,
+        prefix: Option<OsString>,
         #[arg(long)]
         limit: Option<usize>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
     },
     /// Print the current manifest as JSON.
     Manifest,
     /// Check I1 and the checksum of every object the manifest references.
     Fsck,
+}
+
+/// Why a command failed, and so its exit code.
+enum Failure {
+    Usage(String),
+    /// A write that was not written (or a read that failed).
+    Db(Error),
+    Io(std::io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Db(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -50,64 +140,214 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    let writes = matches!(cli.command, Command::Put { .. } | Command::Delete { .. });
     match run(cli).await {
         Ok(code) => code,
-        Err(e) => {
+        Err(Failure::Usage(m)) => {
+            eprintln!("tidemark: {m}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(Failure::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(EXIT_OK),
+        Err(Failure::Io(e)) => {
             eprintln!("tidemark: {e}");
-            ExitCode::from(1)
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(Failure::Db(e @ Error::OutcomeUnknown { .. })) => {
+            eprintln!("tidemark: {e}");
+            ExitCode::from(EXIT_OUTCOME_UNKNOWN)
+        }
+        Err(Failure::Db(e)) if writes => {
+            eprintln!("tidemark: not written: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+        Err(Failure::Db(e)) => {
+            eprintln!("tidemark: {e}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<ExitCode, Error> {
-    let (store, root) = tidemark::store_for_url(&cli.url)?;
+/// An argument's bytes: any bytes on Unix, valid Unicode elsewhere.
+fn arg_bytes(what: &str, arg: OsString) -> Result<Vec<u8>, Failure> {
+    #[cfg(unix)]
+    {
+        let _ = what;
+        use std::os::unix::ffi::OsStringExt;
+        Ok(arg.into_vec())
+    }
+    #[cfg(not(unix))]
+    {
+        arg.into_string().map(String::into_bytes).map_err(|a| {
+            Failure::Usage(format!("{what} `{}` is not Unicode: use --input hex or base64", a.to_string_lossy()))
+        })
+    }
+}
+
+fn decode(input: Input, what: &str, arg: OsString) -> Result<Bytes, Failure> {
+    let bytes = arg_bytes(what, arg)?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    match input {
+        Input::Text => Ok(Bytes::from(bytes)),
+        Input::Hex => hex::decode(&bytes)
+            .map(Bytes::from)
+            .map_err(|e| Failure::Usage(format!("{what} `{}` is not hex: {e}", text(&bytes)))),
+        Input::Base64 => base64::engine::general_purpose::STANDARD
+            .decode(&bytes)
+            .map(Bytes::from)
+            .map_err(|e| Failure::Usage(format!("{what} `{}` is not base64: {e}", text(&bytes)))),
+    }
+}
+
+fn read_value_file(path: &std::path::Path) -> Result<Bytes, Failure> {
+    let mut buf = Vec::new();
+    let read = if path.as_os_str() == "-" {
+        std::io::stdin().lock().read_to_end(&mut buf).map(|_| ())
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut buf)).map(|_| ())
+    };
+    read.map_err(|e| Failure::Db(Error::InvalidArgument(format!("cannot read --value-file {}: {e}", path.display()))))?;
+    Ok(Bytes::from(buf))
+}
+
+/// The store behind `url` for a read-only command: nothing is created, and
+/// a location without a manifest is `NoDatabase`.
+async fn open_for_reading(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path), Error> {
+    let (store, root) = store_for_url_read_only(url)?;
+    let layout = Layout::new(root.clone());
+    let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
+    if !listed.iter().any(|m| layout.parse_manifest(&m.location).is_some()) {
+        return Err(Error::NoDatabase { location: url.to_string() });
+    }
+    Ok((store, root))
+}
+
+/// Runs a write and closes: the write's outcome decides the exit code; a
+/// failing close after an acknowledged write is only a warning.
+async fn write(url: &str, key: Bytes, value: Option<Bytes>) -> Result<ExitCode, Failure> {
+    let (store, root) = tidemark::store_for_url(url)?;
+    let db = Db::open_with(root, store, Settings::default()).await?;
+    let written = match value {
+        Some(v) => db.put(key, v).await,
+        None => db.delete(key).await,
+    };
+    let closed = db.close().await;
+    written?;
+    if let Err(e) = closed {
+        eprintln!("tidemark: warning: the write is durable, but closing failed: {e}");
+    }
+    Ok(ExitCode::from(EXIT_OK))
+}
+
+fn encode(format: Format, bytes: &[u8]) -> Vec<u8> {
+    match format {
+        Format::Text | Format::Raw | Format::Json => bytes.to_vec(),
+        Format::Hex => hex::encode(bytes).into_bytes(),
+        Format::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes).into_bytes(),
+    }
+}
+
+fn json_line(key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut obj = serde_json::Map::new();
+    for (name, bytes) in [("key", key), ("value", value)] {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => obj.insert(name.into(), s.into()),
+            Err(_) => obj.insert(format!("{name}_base64"), base64::engine::general_purpose::STANDARD.encode(bytes).into()),
+        };
+    }
+    let mut line = serde_json::Value::Object(obj).to_string().into_bytes();
+    line.push(b'\n');
+    line
+}
+
+fn row(format: Format, key: &[u8], value: &[u8]) -> Vec<u8> {
+    if format == Format::Json {
+        return json_line(key, value);
+    }
+    let mut line = encode(format, key);
+    line.push(b'\t');
+    line.extend(encode(format, value));
+    line.push(b'\n');
+    line
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let input = cli.input;
     match cli.command {
-        Command::Put { key, value } => {
-            let db = Db::open_with(root, store, Settings::default()).await?;
-            db.put(key, value).await?;
-            db.close().await?;
+        Command::Put { key, value, value_file } => {
+            let key = decode(input, "KEY", key)?;
+            let value = match (value, value_file) {
+                (_, Some(path)) => read_value_file(&path)?,
+                (Some(v), None) => decode(input, "VALUE", v)?,
+                (None, None) => return Err(Failure::Usage("put needs VALUE or --value-file".into())),
+            };
+            return write(&cli.url, key, Some(value)).await;
         }
         Command::Delete { key } => {
-            let db = Db::open_with(root, store, Settings::default()).await?;
-            db.delete(key).await?;
-            db.close().await?;
+            let key = decode(input, "KEY", key)?;
+            return write(&cli.url, key, None).await;
         }
-        Command::Get { key } => {
+        Command::Get { key, format } => {
+            let key = decode(input, "KEY", key)?;
+            let (store, root) = open_for_reading(&cli.url).await?;
             let db = Db::open_read_only(root, store).await?;
-            match db.get(key.as_bytes()).await? {
-                Some(v) => println!("{}", String::from_utf8_lossy(&v)),
-                None => {
-                    eprintln!("not found");
-                    return Ok(ExitCode::from(1));
+            let Some(v) = db.get(&key).await? else {
+                eprintln!("not found");
+                return Ok(ExitCode::from(EXIT_FAILED));
+            };
+            let out = match format {
+                Format::Raw => v.to_vec(),
+                Format::Json => json_line(&key, &v),
+                f => {
+                    let mut line = encode(f, &v);
+                    line.push(b'\n');
+                    line
                 }
-            }
+            };
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out)?;
+            stdout.flush()?;
         }
-        Command::Scan { prefix, limit } => {
+        Command::Scan { prefix, limit, format } => {
+            if format == Format::Raw {
+                return Err(Failure::Usage(
+                    "--format raw prints one value exactly and is for get; scan takes text, hex, base64 or json".into(),
+                ));
+            }
+            let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
+            let (store, root) = open_for_reading(&cli.url).await?;
             let db = Db::open_read_only(root, store).await?;
             let rows = match prefix {
-                Some(p) => db.scan_prefix(Bytes::from(p)).await?,
+                Some(p) => db.scan_prefix(p).await?,
                 None => db.scan(..).await?,
             };
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
             for (k, v) in rows.iter().take(limit.unwrap_or(usize::MAX)) {
-                println!("{}\t{}", String::from_utf8_lossy(k), String::from_utf8_lossy(v));
+                stdout.write_all(&row(format, k, v))?;
             }
+            stdout.flush()?;
         }
         Command::Manifest => {
+            let (store, root) = open_for_reading(&cli.url).await?;
             let db = Db::open_read_only(root, store).await?;
             let m = db.manifest().await;
-            println!("{}", serde_json::to_string_pretty(&m).unwrap_or_default());
+            let json = serde_json::to_string_pretty(&m)
+                .map_err(|e| Failure::Db(Error::InvalidArgument(format!("cannot print the manifest: {e}"))))?;
+            println!("{json}");
         }
-        Command::Fsck => return fsck(store, root).await,
+        Command::Fsck => {
+            let (store, root) = open_for_reading(&cli.url).await?;
+            return Ok(fsck(store, root).await);
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(EXIT_OK))
 }
 
 /// Checks I1 (every WAL the manifest requires exists) and the checksums of
 /// every L0 SST and required WAL; prints one line per object checked.
-async fn fsck(store: tidemark::sync::StdArc<dyn object_store::ObjectStore>, root: object_store::path::Path) -> Result<ExitCode, Error> {
+async fn fsck(store: StdArc<dyn ObjectStore>, root: Path) -> ExitCode {
     let layout = Layout::new(root.clone());
     let mut problems = 0;
     let manifest = match Db::open_read_only(root, store.clone()).await {
@@ -116,7 +356,7 @@ async fn fsck(store: tidemark::sync::StdArc<dyn object_store::ObjectStore>, root
             // Opening reads the manifest, the WAL chain and every SST footer.
             println!("FAIL {e}");
             println!("fsck: 1 problem");
-            return Ok(ExitCode::from(1));
+            return ExitCode::from(EXIT_FAILED);
         }
     };
     println!(
@@ -155,9 +395,9 @@ async fn fsck(store: tidemark::sync::StdArc<dyn object_store::ObjectStore>, root
     }
     if problems == 0 {
         println!("fsck: no problems");
-        Ok(ExitCode::SUCCESS)
+        ExitCode::from(EXIT_OK)
     } else {
         println!("fsck: {problems} problem(s)");
-        Ok(ExitCode::from(1))
+        ExitCode::from(EXIT_FAILED)
     }
 }

@@ -37,6 +37,10 @@ struct Inner<T> {
     /// Set when `close()` begins: no more appends, but what was appended
     /// is still frozen, uploaded and acknowledged.
     closing: bool,
+    /// The lowest WAL id whose create a newer epoch's object rejected: from
+    /// it on, no WAL of this writer can ever be replayed (the newer writer's
+    /// fence lies at or before it), so a write there was not written.
+    rejected_from: Option<WalId>,
 }
 
 /// Shared commit state of one writer.
@@ -52,7 +56,15 @@ impl<T> CommitLog<T> {
     pub fn new(log: WalLog) -> Self {
         let durable = AtomicU64::new(log.durable_wal_id());
         Self {
-            inner: Mutex::new(Inner { log, buffer: Vec::new(), buffer_bytes: 0, waiters: BTreeMap::new(), failed: None, closing: false }),
+            inner: Mutex::new(Inner {
+                log,
+                buffer: Vec::new(),
+                buffer_bytes: 0,
+                waiters: BTreeMap::new(),
+                failed: None,
+                closing: false,
+                rejected_from: None,
+            }),
             durable,
         }
     }
@@ -271,8 +283,29 @@ impl<T> CommitLog<T> {
     /// `fail`, running `then` (which records why) under the commit lock, so
     /// no action of this writer is recorded between the failure and its cause.
     pub fn fail_with(&self, err: AckError, then: impl FnOnce()) {
+        self.stop(err, None, then);
+    }
+
+    /// `fail_with` for WAL `wal_id`, whose create found a newer epoch's
+    /// object: besides stopping the writer, records that none of its WALs
+    /// from `wal_id` on can become durable ([`CommitLog::never_durable`]).
+    pub fn reject_with(&self, wal_id: WalId, err: AckError, then: impl FnOnce()) {
+        self.stop(err, Some(wal_id), then);
+    }
+
+    /// Whether a write in `wal_id` is known never to become durable: a WAL
+    /// at or below it was rejected by a newer epoch. `false` means unknown
+    /// (or durable), not "durable".
+    pub fn never_durable(&self, wal_id: WalId) -> bool {
+        lock(&self.inner).rejected_from.is_some_and(|r| wal_id >= r)
+    }
+
+    fn stop(&self, err: AckError, rejected: Option<WalId>, then: impl FnOnce()) {
         let released = {
             let mut inner = lock(&self.inner);
+            if let Some(r) = rejected {
+                inner.rejected_from = Some(inner.rejected_from.map_or(r, |old| old.min(r)));
+            }
             then();
             if inner.failed.is_none() {
                 inner.failed = Some(err.clone());

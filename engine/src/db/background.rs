@@ -177,7 +177,7 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
         }
         CreateConflict::Fenced { by } => {
             tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");
-            inner.commit.fail_with(AckError::Fenced { by }, || inner.emit(TraceEvent::WalRejected { wal_id, held_by: by }));
+            inner.commit.reject_with(wal_id, AckError::Fenced { by }, || inner.emit(TraceEvent::WalRejected { wal_id, held_by: by }));
         }
         CreateConflict::TakenByOther { owner } => {
             let err = AckError::Failed(format!("wal {wal_id} holds an object of epoch {owner}"));

@@ -85,6 +85,17 @@ impl DbInner {
         }
     }
 
+    /// Why an appended write in `wal_id` was not acknowledged: its cause
+    /// when the write is known not to be durable (its WAL, or an earlier one
+    /// of this writer, was rejected by a newer epoch), else `OutcomeUnknown`:
+    /// its WAL may have been uploaded before the writer stopped.
+    fn unacked_error(&self, wal_id: crate::protocol::WalId, e: AckError) -> Error {
+        match e {
+            AckError::Fenced { .. } if self.commit.never_durable(wal_id) => self.ack_error(e),
+            e => Error::OutcomeUnknown { cause: Box::new(self.ack_error(e)) },
+        }
+    }
+
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
     }
@@ -201,6 +212,8 @@ impl Db {
 
     /// `Put`: appends the batch atomically to the WAL buffer and memtable;
     /// with `await_durable`, waits until its WAL is covered by the watermark (`Ack`).
+    /// `Err(OutcomeUnknown)`: the batch was appended but not acknowledged and
+    /// may be durable; any other error: the batch was not written.
     pub async fn write_with(&self, batch: WriteBatch, opts: &WriteOptions) -> Result<()> {
         let inner = &self.inner;
         if inner.read_only {
@@ -250,7 +263,7 @@ impl Db {
                 true => inner.commit.wait_durable_with(wal_id, || inner.emit(TraceEvent::Ack { wal_id })),
                 false => inner.commit.wait_durable(wal_id),
             };
-            wait.await.map_err(|e| inner.ack_error(e))?;
+            wait.await.map_err(|e| inner.unacked_error(wal_id, e))?;
         }
         Ok(())
     }
