@@ -18,7 +18,7 @@ use crate::protocol::{
     CreatedOutcome, ManifestConflict, ObjectOwner, Role, TakenOutcome, WalHeader, WalKind, WriterEdit,
 };
 use futures::TryStreamExt;
-use crate::sst::{Entry, SstBuilder, SstReader};
+use crate::sst::{Entry, SstBuilder, SstReader, SstRef};
 use crate::sync::{lock, Arc, Ordering};
 use crate::trace::TraceEvent;
 use crate::wal_object::{decode_wal, encode_wal};
@@ -395,11 +395,11 @@ pub(crate) async fn try_create_manifest(inner: &DbInner, next: &ManifestObject) 
 /// others are opened (their tails read) concurrently.
 pub(crate) async fn open_tree(inner: &DbInner, manifest: &ManifestObject) -> Result<OpenTree> {
     let current = lock(&inner.tree).clone();
-    let mut known: std::collections::HashMap<String, Arc<SstReader>> = std::collections::HashMap::new();
-    for r in current.l0.iter().chain(current.runs.iter().flat_map(|run| run.ssts.iter().map(|(_, r)| r))) {
+    let mut known: std::collections::HashMap<String, Arc<SstRef>> = std::collections::HashMap::new();
+    for r in current.l0.iter().chain(current.runs.iter().flat_map(|run| run.ssts.iter())) {
         known.insert(r.path().to_string(), r.clone());
     }
-    super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known).await
+    Ok(super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known))
 }
 
 /// `Close`'s manifest: `writer_closed`, so the next recovery knows no upload

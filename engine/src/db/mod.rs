@@ -22,7 +22,7 @@ use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
 use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
-use crate::sst::{Entry, RunReader, SstReader};
+use crate::sst::{Entry, RunReader, SstRef};
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 
@@ -61,7 +61,7 @@ pub(crate) struct DbInner {
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.
 #[derive(Debug, Default)]
 pub(crate) struct OpenTree {
-    pub(crate) l0: Vec<Arc<SstReader>>,
+    pub(crate) l0: Vec<Arc<SstRef>>,
     pub(crate) runs: Vec<Arc<RunReader>>,
 }
 
