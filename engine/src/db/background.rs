@@ -199,8 +199,8 @@ async fn l0_flusher(inner: Arc<DbInner>) {
                 break;
             }
             // Compaction is behind: hold memtables (writers then wait on
-            // `max_unflushed_bytes`) until L0 is back under twice its limit.
-            if inner.settings.compactor && lock(&inner.tree).l0.len() >= 2 * inner.settings.l0_max_ssts {
+            // `max_unflushed_bytes`) until L0 is back under its limit.
+            if inner.settings.compactor && lock(&inner.tree).l0.len() >= inner.settings.l0_max_ssts {
                 inner.wake_compactor.notify_one();
                 let _ = tokio::time::timeout(Duration::from_millis(50), inner.space_freed.notified()).await;
                 continue;
@@ -270,10 +270,14 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     // section under both locks, the order readers take them in: a reader
     // sees the writes in one place or the other, never in neither.
     let tree = open_tree(inner, &manifest).await?;
+    let l0 = tree.l0.len();
     {
         let mut mem = lock(&inner.mem);
         *lock(&inner.tree) = Arc::new(tree);
         mem.imm.retain(|m| !Arc::ptr_eq(m, &imm));
+    }
+    if l0 >= super::compactor::l0_trigger(inner.settings.l0_max_ssts) {
+        inner.wake_compactor.notify_one();
     }
     Ok(true)
 }

@@ -15,6 +15,11 @@ use crate::error::Result;
 use crate::sst::{Entry, RunReader, SstRef};
 use crate::sync::Arc;
 
+/// Bytes of consecutive blocks a scan or compaction fetches per request:
+/// few requests on a store that charges latency per call, bounded memory
+/// per source.
+pub const READ_AHEAD: u64 = 256 << 10;
+
 /// A key range, owned.
 pub type KeyRange = (Bound<Bytes>, Bound<Bytes>);
 
@@ -37,9 +42,15 @@ impl SstSource {
         while self.buf.is_empty() {
             let reader = self.sst.reader().await?;
             let blocks = self.blocks.get_or_insert_with(|| reader.blocks_in(&self.range));
-            let Some(i) = blocks.next() else { return Ok(()) };
+            if blocks.start >= blocks.end {
+                return Ok(());
+            }
+            // Read ahead: up to READ_AHEAD bytes of blocks in one request.
+            let n = reader.blocks_within(blocks.start, blocks.end, READ_AHEAD);
+            let batch = blocks.start..blocks.start + n;
+            blocks.start += n;
             let range = &self.range;
-            self.buf.extend(reader.read_block(i).await?.into_iter().filter(|(k, _)| range.contains(k)));
+            self.buf.extend(reader.read_blocks(batch).await?.into_iter().filter(|(k, _)| range.contains(k)));
         }
         Ok(())
     }
