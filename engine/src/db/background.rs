@@ -273,7 +273,7 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let l0 = tree.l0.len();
     {
         let mut mem = lock(&inner.mem);
-        *lock(&inner.tree) = Arc::new(tree);
+        inner.set_tree(tree);
         mem.imm.retain(|m| !Arc::ptr_eq(m, &imm));
     }
     if l0 >= super::compactor::l0_trigger(inner.settings.l0_max_ssts) {

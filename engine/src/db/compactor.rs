@@ -234,7 +234,7 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
                     let tree = open_tree(inner, &next).await?;
                     *manifest = next;
                     let _mem = lock(&inner.mem);
-                    *lock(&inner.tree) = Arc::new(tree);
+                    inner.set_tree(tree);
                     return Ok(manifest.version);
                 }
                 CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,

@@ -23,7 +23,7 @@ use crate::protocol::Epoch;
 use crate::settings::Settings;
 use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
 use crate::sst::{Entry, RunReader, SstRef};
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc};
+use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, read_chain_with, ChainContents};
@@ -38,7 +38,11 @@ pub(crate) struct DbInner {
     pub(crate) commit: CommitLog<Entry>,
     pub(crate) mem: Mutex<MemState>,
     /// The open SSTs of the current manifest (L0 and sorted runs).
-    pub(crate) tree: Mutex<Arc<OpenTree>>,
+    pub(crate) tree: Mutex<StdArc<OpenTree>>,
+    /// Every tree this process installed that a reader may still hold: GC
+    /// in this process never deletes their SSTs (with a zero `gc_min_age`
+    /// nothing else protects a scan that outlives a compaction).
+    pub(crate) trees: Mutex<Vec<StdWeak<OpenTree>>>,
     pub(crate) manifest: tokio::sync::Mutex<ManifestObject>,
     /// Serialises compactions in this process (background task and `close`).
     pub(crate) compaction: tokio::sync::Mutex<compactor::CompactorState>,
@@ -75,6 +79,27 @@ impl OpenTree {
 }
 
 impl DbInner {
+    /// Installs `tree` as the current one (callers hold `mem` too, see
+    /// `read_view`) and remembers it for GC while any reader holds it.
+    pub(crate) fn set_tree(&self, tree: OpenTree) {
+        let tree = StdArc::new(tree);
+        let mut trees = lock(&self.trees);
+        trees.retain(|t| t.strong_count() > 0);
+        trees.push(StdArc::downgrade(&tree));
+        *lock(&self.tree) = tree;
+    }
+
+    /// SST ids of every tree a reader of this process may still hold.
+    pub(crate) fn ssts_in_use(&self) -> Vec<u128> {
+        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        let current = lock(&self.tree).clone();
+        trees
+            .iter()
+            .chain(std::iter::once(&current))
+            .flat_map(|t| t.l0.iter().chain(t.runs.iter().flat_map(|r| r.ssts.iter())).map(|s| s.handle.id).collect::<Vec<_>>())
+            .collect()
+    }
+
     pub(crate) fn ack_error(&self, e: AckError) -> Error {
         match e {
             AckError::Fenced { by } => Error::Fenced { writer_epoch: self.epoch, by },
@@ -122,7 +147,7 @@ struct ReadView {
     /// Immutable memtables, oldest first.
     imm: Vec<Arc<ImmMemtable>>,
     /// The open SSTs: L0 and sorted runs.
-    tree: Arc<OpenTree>,
+    tree: StdArc<OpenTree>,
 }
 
 impl ReadView {
