@@ -29,7 +29,21 @@ impl fmt::Display for Nonconformance {
 }
 
 /// Bounds wide enough for a harness schedule.
-const BOUNDS: Bounds = Bounds { writes: u16::MAX, inflight: 4, crashes: 250, zombies: 250, ambiguous: 0, manifests: 250 };
+/// No compactor, GC, reader, close or clock: the engine does not emit them yet.
+const BOUNDS: Bounds = Bounds {
+    writes: u16::MAX,
+    inflight: 4,
+    crashes: 250,
+    zombies: 250,
+    ambiguous: 0,
+    manifests: 250,
+    compactors: 0,
+    gcs: 0,
+    readers: 0,
+    ticks: 0,
+    closes: 0,
+    min_age: 1,
+};
 
 struct Checker {
     model: TidemarkModel,
@@ -52,7 +66,7 @@ impl Checker {
         state.writers.clear();
         state.store.manifests = BTreeMap::from([(
             0,
-            ManifestVersion { view: ManifestView::default(), l0: vec![] },
+            ManifestVersion::new(ManifestView::default(), 0),
         )]);
         Checker { model, state, landed_early: Default::default(), done: Default::default() }
     }
