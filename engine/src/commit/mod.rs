@@ -113,6 +113,13 @@ impl<T> CommitLog<T> {
         }
     }
 
+    /// `Close` began and everything appended is durable: nothing of this
+    /// writer is buffered, frozen or in flight (what `Close` waits for).
+    pub fn closed_and_durable(&self) -> bool {
+        let inner = lock(&self.inner);
+        inner.closing && inner.buffer.is_empty() && inner.log.durable_wal_id() + 1 >= inner.log.next_wal_id()
+    }
+
     /// The WAL holding the newest write so far: the buffer's future id if it
     /// holds writes, else the last frozen id (what `flush()` must wait for).
     pub fn last_written_wal_id(&self) -> WalId {

@@ -256,10 +256,16 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let bytes = build_sst(&imm.table, inner.settings.block_size);
     let handle = upload_sst(inner, bytes, inner.epoch).await?;
     inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
+    // While closing, the manifest that records the last memtable is the
+    // close manifest (`writer_closed`), as the spec's `Close` has it.
+    let last = {
+        let mem = lock(&inner.mem);
+        mem.imm.len() == 1 && mem.active.is_empty()
+    };
     let edit = WriterEdit {
         flushed: handle.iter().cloned().collect(),
         flushed_through: Some(imm.last_wal_id),
-        close: false,
+        close: last && inner.commit.closed_and_durable(),
         fences: inner.fences.clone(),
     };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
@@ -313,18 +319,22 @@ pub(crate) async fn commit_writer_edit(
         let mut next = content.successor(view, tree);
         next.version = slot + 1;
         let latest = match try_create_manifest(inner, &next).await? {
-            Created::Ours => match created_outcome(inner, next.version).await? {
-                CreatedOutcome::Applied => {
-                    inner.emit(TraceEvent::WriteManifest {
-                        version: next.version,
-                        wal_id_last_seen: next.wal_id_last_seen,
-                        replay_after_wal_id: next.replay_after_wal_id,
-                    });
-                    *manifest = next;
-                    return Ok(());
+            Created::Ours => {
+                // Recorded as soon as the create returns (no await between),
+                // so a crash cannot fall between the object and its step.
+                inner.emit(TraceEvent::WriteManifest {
+                    version: next.version,
+                    wal_id_last_seen: next.wal_id_last_seen,
+                    replay_after_wal_id: next.replay_after_wal_id,
+                });
+                match created_outcome(inner, next.version).await? {
+                    CreatedOutcome::Applied => {
+                        *manifest = next;
+                        return Ok(());
+                    }
+                    CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
                 }
-                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
-            },
+            }
             Created::Taken(existing) => {
                 match on_manifest_taken(Role::Writer, inner.epoch, next.token, &existing.view(), existing.token) {
                     TakenOutcome::Ours => {
@@ -410,6 +420,9 @@ pub(crate) async fn open_tree(inner: &DbInner, manifest: &ManifestObject) -> Res
 /// of this writer can still land and needs no fence.
 pub(crate) async fn record_close(inner: &DbInner) -> Result<()> {
     let mut manifest = inner.manifest.lock().await;
+    if manifest.writer_closed && manifest.writer_epoch == inner.epoch {
+        return Ok(()); // The last flush already recorded it.
+    }
     let edit = WriterEdit { close: true, fences: inner.fences.clone(), ..WriterEdit::default() };
     commit_writer_edit(inner, &mut manifest, &edit).await
 }

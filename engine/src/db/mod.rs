@@ -428,10 +428,10 @@ impl Db {
         inner.wake_flusher.notify_one();
         inner.commit.wait_durable(last).await.map_err(|e| inner.ack_error(e))?;
         background::flush_all(inner).await?;
+        background::record_close(inner).await?;
         if inner.settings.compactor {
             compactor::compact_while_needed(inner).await?;
         }
-        background::record_close(inner).await?;
         if !inner.settings.gc_interval.is_zero() {
             if let Err(e) = gc::run(inner).await {
                 tracing::warn!(error = %e, "GcManifest/GcSst/GcWal pass at close failed; the next pass retries");
