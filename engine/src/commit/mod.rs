@@ -43,6 +43,19 @@ struct Inner<T> {
     rejected_from: Option<WalId>,
 }
 
+impl<T> Inner<T> {
+    /// The WAL holding the newest write: the buffer's future id if it holds
+    /// writes, else the last frozen id.
+    fn last_written(&self) -> WalId {
+        let next = self.log.next_wal_id();
+        if self.buffer.is_empty() {
+            next - 1
+        } else {
+            next
+        }
+    }
+}
+
 /// Shared commit state of one writer.
 pub struct CommitLog<T> {
     inner: Mutex<Inner<T>>,
@@ -105,12 +118,7 @@ impl<T> CommitLog<T> {
         let mut inner = lock(&self.inner);
         inner.closing = true;
         then();
-        let next = inner.log.next_wal_id();
-        if inner.buffer.is_empty() {
-            next - 1
-        } else {
-            next
-        }
+        inner.last_written()
     }
 
     /// `Close` began and everything appended is durable: nothing of this
@@ -123,13 +131,7 @@ impl<T> CommitLog<T> {
     /// The WAL holding the newest write so far: the buffer's future id if it
     /// holds writes, else the last frozen id (what `flush()` must wait for).
     pub fn last_written_wal_id(&self) -> WalId {
-        let inner = lock(&self.inner);
-        let next = inner.log.next_wal_id();
-        if inner.buffer.is_empty() {
-            next - 1
-        } else {
-            next
-        }
+        lock(&self.inner).last_written()
     }
 
     /// Bytes in the current (mutable) WAL buffer.

@@ -62,7 +62,13 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         loop {
             match inner.commit.start_upload_with(wal_id, || inner.emit(TraceEvent::UploadWal { wal_id })) {
                 Ok(true) => {
-                    uploads.spawn(upload_wal(inner.clone(), frozen));
+                    inner.uploads_in_flight.fetch_add(1, Ordering::AcqRel);
+                    let task = inner.clone();
+                    uploads.spawn(async move {
+                        upload_wal(task.clone(), frozen).await;
+                        task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        task.durable_changed.notify_waiters();
+                    });
                     break;
                 }
                 Ok(false) => {
@@ -265,7 +271,7 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let edit = WriterEdit {
         flushed: handle.iter().cloned().collect(),
         flushed_through: Some(imm.last_wal_id),
-        close: last && inner.commit.closed_and_durable(),
+        close: last && inner.commit.closed_and_durable() && inner.uploads_in_flight.load(Ordering::Acquire) == 0,
         fences: inner.fences.clone(),
     };
     commit_writer_edit(inner, &mut manifest, &edit).await?;

@@ -23,7 +23,7 @@ use crate::protocol::Epoch;
 use crate::settings::Settings;
 use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
 use crate::sst::{Entry, RunReader, SstRef};
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc, StdWeak};
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, read_chain_with, ChainContents};
@@ -55,6 +55,9 @@ pub(crate) struct DbInner {
     pub(crate) durable_changed: Notify,
     pub(crate) space_freed: Notify,
     pub(crate) memtable_full: AtomicBool,
+    /// WAL uploads started and not yet finished: `Close` waits for none
+    /// (its manifest says nothing of this writer can still land).
+    pub(crate) uploads_in_flight: AtomicUsize,
     pub(crate) read_only: bool,
     /// The fences on this writer's recovered chain and the one it placed
     /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
@@ -427,6 +430,13 @@ impl Db {
         let last = inner.commit.stop_appends_with(|| inner.emit(TraceEvent::Close));
         inner.wake_flusher.notify_one();
         inner.commit.wait_durable(last).await.map_err(|e| inner.ack_error(e))?;
+        // Nothing of this writer may land after its close manifest.
+        while inner.uploads_in_flight.load(Ordering::Acquire) > 0 {
+            if let Some(e) = inner.commit.failure() {
+                return Err(inner.ack_error(e));
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(5), inner.durable_changed.notified()).await;
+        }
         background::flush_all(inner).await?;
         background::record_close(inner).await?;
         if inner.settings.compactor {

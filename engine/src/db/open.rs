@@ -23,7 +23,7 @@ use crate::protocol::{
 };
 use crate::settings::Settings;
 use crate::sst::{RunReader, SstRef};
-use crate::sync::{Arc, AtomicBool, Mutex, StdArc};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_object::{decode_wal, encode_wal, DecodedWal};
 
@@ -283,6 +283,7 @@ impl Db {
             durable_changed: Notify::new(),
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
+            uploads_in_flight: AtomicUsize::new(0),
             read_only: false,
             fences: plan.fences.clone(),
             settings,
@@ -326,6 +327,7 @@ impl Db {
             durable_changed: Notify::new(),
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
+            uploads_in_flight: AtomicUsize::new(0),
             read_only: true,
             fences: Vec::new(),
             settings,
