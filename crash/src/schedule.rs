@@ -43,12 +43,17 @@ pub struct Config {
     /// `Settings::burst_gap` of every process: zero on odd seeds (many small
     /// WALs, more interleavings), the engine's default on even ones.
     pub burst_gap: Duration,
+    /// The shared store schedules run in (each under a prefix of its own,
+    /// see `s3::schedule_store`); `None` gives each schedule a fresh
+    /// `InMemory`. A real store needs `wall_clock`: on a paused clock its
+    /// HTTP timeouts would fire at once.
+    pub store: Option<Arc<dyn ObjectStore>>,
 }
 
 impl Config {
     pub fn new(seed: u64) -> Self {
         let burst_gap = if seed % 2 == 1 { Duration::ZERO } else { tidemark::Settings::default().burst_gap };
-        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped, wall_clock: false, burst_gap }
+        Self { seed, writers: 6, ops: 12, rounds: 2, crash_op: None, zombies: false, protocol: Protocol::Shipped, wall_clock: false, burst_gap, store: None }
     }
 }
 
@@ -105,7 +110,10 @@ const ROUND_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs one schedule to its first violation or to the end.
 pub fn run(cfg: &Config) -> Report {
-    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let inner: Arc<dyn ObjectStore> = match &cfg.store {
+        Some(base) => crate::s3::schedule_store(base, cfg.seed),
+        None => Arc::new(InMemory::new()),
+    };
     let writer_slots = if cfg.zombies { cfg.writers * 2 } else { cfg.writers };
     let histories: Histories = Arc::new(Mutex::new(Shared {
         histories: vec![WriterHistory::default(); writer_slots],
