@@ -227,18 +227,24 @@ impl Db {
     /// Live keys and values in `range`, in key order.
     pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
         let range = (range.start_bound().cloned(), range.end_bound().cloned());
+        // The memtables are read before the L0 list: a flush adds its SST to
+        // L0 before it drops the memtable, so every write is in one of the
+        // two. (Read the other way round, a flush that finished while the
+        // SSTs were being read took its writes out of both.)
+        let mut newer: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+        {
+            let mem = lock(&self.inner.mem);
+            for imm in &mem.imm {
+                newer.extend(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+            }
+            newer.extend(mem.active.range(&range).map(|(k, v)| (k.clone(), v.clone())));
+        }
         let mut merged: BTreeMap<Bytes, Option<Bytes>> = BTreeMap::new();
         let l0 = lock(&self.inner.l0).clone();
         for sst in l0.iter().rev() {
             merged.extend(sst.scan(&range).await?);
         }
-        {
-            let mem = lock(&self.inner.mem);
-            for imm in &mem.imm {
-                merged.extend(imm.table.range(&range).map(|(k, v)| (k.clone(), v.clone())));
-            }
-            merged.extend(mem.active.range(&range).map(|(k, v)| (k.clone(), v.clone())));
-        }
+        merged.extend(newer);
         Ok(merged.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect())
     }
 
