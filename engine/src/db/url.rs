@@ -52,7 +52,9 @@ fn s3(url: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
 
 #[cfg(not(feature = "aws"))]
 fn s3(_: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
-    Err(Error::InvalidArgument("s3:// URLs need tidemark built with the `aws` feature".into()))
+    Err(Error::InvalidArgument(
+        "s3:// URLs need tidemark's `aws` feature (on by default; this build has default-features = false)".into(),
+    ))
 }
 
 impl Db {
