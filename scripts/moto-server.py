@@ -7,6 +7,13 @@ writes the port to PORT_FILE once the server accepts requests, and serves
 until SIGTERM or SIGINT, or until PARENT_PID is gone, so that a test run
 that is killed outright does not leave a server behind. Started and stopped
 by scripts/s3-server.sh.
+
+Requests are handled one at a time. moto 5.2.5 checks `If-None-Match: *`
+and `If-Match` and then writes, with no lock in between, so on its threaded
+server two racing creates of one key can both succeed (seen under load: two
+winners for one WAL id). S3 decides conditional writes atomically; holding
+one lock around each request gives moto the same guarantee. Connections are
+still accepted and read concurrently (keep-alive works as usual).
 """
 
 import logging
@@ -15,16 +22,35 @@ import signal
 import sys
 import threading
 
-from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+
+
+def serialized(app):
+    lock = threading.Lock()
+
+    def handle(environ, start_response):
+        with lock:
+            # The whole answer is produced under the lock.
+            return list(app(environ, start_response))
+
+    return handle
 
 
 def main() -> int:
     port_file, parent = sys.argv[1], int(sys.argv[2])
     # One log line per request would drown the log a failing run leaves.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
+    app = serialized(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    port = server.server_address[1]
     tmp = port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(f"{port}\n")
@@ -38,7 +64,8 @@ def main() -> int:
             os.kill(parent, 0)
         except ProcessLookupError:
             break
-    server.stop()
+    server.shutdown()
+    serving.join()
     return 0
 
 
