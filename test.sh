@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
 # Runs every test of tidemark: the workspace tests (engine, model checks,
-# CLI, crash harness), the loom suite under --cfg loom, the model's mutant
-# table and the crash schedules. This is the one test command the README
+# CLI, crash harness, and the S3 suite against a local moto server), the
+# loom suite under --cfg loom, the model's mutant table and the crash
+# schedules (in memory and over S3). This is the one test command the README
 # names; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "workspace tests (engine, model, CLI, crash harness)"
+# The local S3 server: installed into target/s3-venv on first use, stopped
+# when this script exits for any reason. If it does not start, the run fails.
+# shellcheck source=scripts/s3-server.sh
+source scripts/s3-server.sh
+trap s3_server_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+step "local S3 server (moto) for the S3 tests"
+s3_server_start
+
+step "workspace tests (engine, model, CLI, crash harness, S3 suite over $TIDEMARK_S3_ENDPOINT)"
 cargo test --workspace --all-targets
 
 step "loom suite (--cfg loom, its own target directory)"
@@ -26,5 +38,8 @@ cargo run --release --bin crash-check -- --seeds 20000 --seed-start 1000000 --zo
 step "crash schedules on the wall clock (timing varies run to run)"
 cargo run --release --bin crash-check -- --seeds 500 --seed-start 200000 --wall-clock
 cargo run --release --bin crash-check -- --seeds 100 --seed-start 300000 --zombies --wall-clock
+
+step "crash schedules over the local S3 server (wall clock, a prefix per schedule)"
+cargo run --release --bin crash-check -- --s3 --seeds 200 --seed-start 400000
 
 step "all tests passed"

@@ -9,5 +9,6 @@
 pub mod conformance;
 pub mod db_api;
 pub mod oracle;
+pub mod s3;
 pub mod schedule;
 pub mod workload;

@@ -61,6 +61,11 @@ pub struct Config {
     /// Trace conformance does not replay those steps yet, so these
     /// schedules are checked by the oracle only.
     pub compaction: bool,
+    /// The shared store schedules run in (each under a prefix of its own,
+    /// see `s3::schedule_store`); `None` gives each schedule a fresh
+    /// `InMemory`. A real store needs `wall_clock`: on a paused clock its
+    /// HTTP timeouts would fire at once.
+    pub store: Option<Arc<dyn ObjectStore>>,
 }
 
 impl Config {
@@ -83,6 +88,7 @@ impl Config {
             scan_without_snapshot: false,
             crash_ticks_per_op,
             compaction: seed % 5 == 2,
+            store: None,
         }
     }
 }
@@ -150,7 +156,10 @@ const ROUND_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs one schedule to its first violation or to the end.
 pub fn run(cfg: &Config) -> Report {
-    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let inner: Arc<dyn ObjectStore> = match &cfg.store {
+        Some(base) => crate::s3::schedule_store(base, cfg.seed),
+        None => Arc::new(InMemory::new()),
+    };
     let writer_slots = if cfg.zombies { cfg.writers * 2 } else { cfg.writers };
     let histories: Histories = Arc::new(Mutex::new(Shared {
         histories: vec![WriterHistory::default(); writer_slots],

@@ -20,6 +20,10 @@ pub enum Error {
     /// The object store failed (after retries, where they apply).
     #[error("ObjectStore: {0}")]
     ObjectStore(#[from] object_store::Error),
+    /// The store does not honour create-if-absent (`PutMode::Create`), which
+    /// every fence and epoch claim rests on: refused at writable open.
+    #[error("NoCompareAndSet: {store}: {detail}")]
+    NoCompareAndSet { store: String, detail: String },
     /// The database was closed.
     #[error("Closed: the database is closed")]
     Closed,

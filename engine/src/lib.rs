@@ -25,6 +25,7 @@ pub mod protocol;
 pub mod retry;
 pub mod settings;
 pub mod sst;
+pub mod store_check;
 pub mod sync;
 pub mod trace;
 pub mod wal_object;

@@ -42,6 +42,10 @@ struct Args {
     /// not replay exactly (the default paused clock makes every seed exact).
     #[arg(long)]
     wall_clock: bool,
+    /// Run over the S3 server named by TIDEMARK_S3_ENDPOINT (a new bucket,
+    /// a prefix per schedule) instead of in memory; implies --wall-clock.
+    #[arg(long)]
+    s3: bool,
     /// Run a mutant protocol instead of the shipped one, or the engine
     /// mutant `scan-without-snapshot` (issue 11's scan bug: a scan reads L0
     /// before the memtables, so a concurrent L0 flush hides writes).
@@ -70,6 +74,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let store = match args.s3 {
+        false => None,
+        true => match tidemark_crash::s3::bucket_from_env() {
+            Ok(store) => Some(store),
+            Err(e) => {
+                eprintln!("crash-check: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     let start = Instant::now();
     let mut schedules = 0u64;
     let mut failures: Vec<Failure> = Vec::new();
@@ -85,7 +99,8 @@ fn main() -> ExitCode {
         if let (Some(us), false) = (args.read_delay_us, cfg.read_delay.is_zero()) {
             cfg.read_delay = std::time::Duration::from_micros(us);
         }
-        cfg.wall_clock = args.wall_clock;
+        cfg.wall_clock = args.wall_clock || args.s3;
+        cfg.store = store.clone();
         if args.every_op {
             // Learn how many store operations round 0 performs, then crash at each.
             cfg.crash_op = Some(u64::MAX);
@@ -138,6 +153,9 @@ fn main() -> ExitCode {
         if scan_without_snapshot {
             println!("engine mutant: {SCAN_WITHOUT_SNAPSHOT}");
         }
+        if let Some(store) = &store {
+            println!("store: {store} (a prefix per schedule, wall clock)");
+        }
         println!("trace conformance: {} of {schedules} schedule traces replayed through the model{}", conformance.replayed, conformance.skipped_text());
         println!("schedules: {schedules}, violations: {}, seconds: {seconds:.1}", failures.len());
     }
@@ -156,7 +174,9 @@ fn reproduce_flags(args: &Args) -> String {
     if args.zombies {
         flags.push_str(" --zombies");
     }
-    if args.wall_clock {
+    if args.s3 {
+        flags.push_str(" --s3");
+    } else if args.wall_clock {
         flags.push_str(" --wall-clock");
     }
     if let Some(us) = args.read_delay_us {

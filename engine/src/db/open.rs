@@ -202,6 +202,7 @@ impl Db {
         settings.validate()?;
         let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
         let layout = Layout::new(path.into());
+        crate::store_check::require_create_if_absent(store.as_ref(), layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
         let (claimed, claimed_from_closed) = claim(store.as_ref(), &layout).await?;
         // The span covers the rest of recovery. It is attached with

@@ -57,19 +57,32 @@ fn store_for(url: &str, create: bool) -> Result<(StdArc<dyn ObjectStore>, Path)>
     }
 }
 
+/// `s3://bucket/prefix`, configured from the standard environment
+/// (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ALLOW_HTTP`, web identity and
+/// container credentials, instance metadata: whatever object_store's
+/// `AmazonS3Builder::from_env` reads). Conditional put is always ETag-based
+/// (`If-None-Match: *` on creates): tidemark cannot run without it, and
+/// `Db::open_with` refuses a store that ignores it.
 #[cfg(feature = "aws")]
 fn s3(url: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
-    let bucket = url.host_str().ok_or_else(|| Error::InvalidArgument("s3:// URL needs a bucket".into()))?;
+    let bucket = url
+        .host_str()
+        .filter(|b| !b.is_empty())
+        .ok_or_else(|| Error::InvalidArgument(format!("`{url}` names no bucket: use s3://bucket/prefix")))?;
     let store = object_store::aws::AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
+        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
         .build()
-        .map_err(|e| Error::InvalidArgument(format!("S3 configuration: {e}")))?;
+        .map_err(|e| Error::InvalidArgument(format!("S3 configuration for `{url}`: {e}")))?;
     Ok((StdArc::new(store), Path::from(url.path().trim_matches('/'))))
 }
 
 #[cfg(not(feature = "aws"))]
 fn s3(_: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
-    Err(Error::InvalidArgument("s3:// URLs need tidemark built with the `aws` feature".into()))
+    Err(Error::InvalidArgument(
+        "s3:// URLs need tidemark's `aws` feature (on by default; this build has default-features = false)".into(),
+    ))
 }
 
 impl Db {
