@@ -27,7 +27,7 @@ struct Args {
     /// Print the results as one JSON document on stdout.
     #[arg(long)]
     json: bool,
-    /// Start from the deeper bound set (more writes, W = 3, two crashes, an ambiguous create).
+    /// Start from the deeper bound set (the default plus an ambiguous create).
     #[arg(long, global = true)]
     deep: bool,
     /// Total Puts.
