@@ -263,6 +263,19 @@ impl Db {
             },
         );
         tracing::info!(writer_epoch = epoch, replayed = plan.replay.len(), next_wal_id = plan.next_wal_id, "Fence");
+        // Replay the SSTs of the latest version, not of the claimed one: a
+        // compactor (of another process) may have merged the claimed
+        // version's L0 since, and GC deleted it (found by the model). The
+        // compactor keeps every writer field, so the WAL replay stands.
+        let claimed = match latest_manifest(store.as_ref(), &layout).await? {
+            Some(latest) if latest.version > claimed.version => {
+                if latest.writer_epoch > epoch {
+                    return Err(Error::Fenced { writer_epoch: epoch, by: latest.writer_epoch });
+                }
+                latest
+            }
+            _ => claimed,
+        };
         let tree = open_tree_with(&store, &layout, &claimed, &Default::default());
         let mem = replay(&chain);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);

@@ -27,7 +27,7 @@ struct Args {
     /// Print the results as one JSON document on stdout.
     #[arg(long)]
     json: bool,
-    /// Start from the deeper bound set (more writes, W = 3, two crashes, an ambiguous create).
+    /// Start from the deeper bound set (the default plus an ambiguous create).
     #[arg(long, global = true)]
     deep: bool,
     /// Total Puts.
@@ -224,7 +224,7 @@ fn print_run(run: &Run) {
 
 fn print_table(runs: &[Run]) {
     println!(
-        "{:18} {:10} {:40} {:>6} {:>10} {:>8}",
+        "{:21} {:10} {:40} {:>6} {:>10} {:>8}",
         "protocol", "result", "violates", "steps", "states", "seconds"
     );
     for r in runs {
@@ -240,7 +240,7 @@ fn print_table(runs: &[Run]) {
             ("caught", names.join(", "), shortest.to_string())
         };
         println!(
-            "{:18} {:10} {:40} {:>6} {:>10} {:>8.2}",
+            "{:21} {:10} {:40} {:>6} {:>10} {:>8.2}",
             r.protocol, result, names, steps, r.unique_states, r.seconds
         );
     }
