@@ -215,7 +215,8 @@ impl ManifestObject {
 
     /// Refuses ids, epochs and versions above [`MAX_ID`] at decode time, so
     /// no arithmetic on them can overflow and nothing is written on top of
-    /// them (issue 17, case 1). Names the field.
+    /// them (issue 17, case 1), and SST handles whose key ranges reads could
+    /// not trust. Names the field.
     fn check_bounds(&self) -> std::result::Result<(), String> {
         let epochs = [("writer_epoch", self.writer_epoch), ("compactor_epoch", self.compactor_epoch)];
         for (field, value) in epochs {
@@ -225,6 +226,23 @@ impl ManifestObject {
         }
         if self.version > MAX_ID {
             return Err(format!("version {} leaves no room for the next version", self.version));
+        }
+        // Reads trust the handles' key ranges: a run is binary-searched by
+        // them (`RunReader::sst_for`) and scanned in their order.
+        for h in self.ssts() {
+            if h.first_key > h.last_key {
+                return Err(format!("SST {} has first_key {:?} after last_key {:?}", ulid::Ulid(h.id), h.first_key, h.last_key));
+            }
+        }
+        for run in &self.runs {
+            if let Some(pair) = run.ssts.windows(2).find(|p| p[0].last_key >= p[1].first_key) {
+                return Err(format!(
+                    "sorted run {}: SSTs {} and {} are not in key order with disjoint ranges",
+                    run.id,
+                    ulid::Ulid(pair[0].id),
+                    ulid::Ulid(pair[1].id)
+                ));
+            }
         }
         let wal_ids = [("wal_id_last_seen", self.wal_id_last_seen), ("replay_after_wal_id", self.replay_after_wal_id)];
         for (field, value) in wal_ids.into_iter().chain(self.fences.iter().map(|f| ("fences", *f))) {

@@ -154,23 +154,26 @@ async fn handles_that_disagree_with_their_objects_are_problems() {
 }
 
 #[tokio::test]
-async fn a_sorted_run_out_of_key_order_is_a_problem() {
+async fn a_sorted_run_out_of_key_order_or_an_sst_listed_twice_is_a_problem() {
     let (store, m) = seeded(&["a", "b"]).await;
     let by_key = |k: &str| m.l0.iter().find(|h| h.first_key == k).unwrap().clone();
+    // In key order, a run is sound.
     let mut bad = m.clone();
     bad.l0.clear();
-    bad.runs = vec![SortedRun { id: 1, ssts: vec![by_key("b"), by_key("a")] }];
-    record(&store, bad.clone()).await;
-    assert_problem(&check(&store).await, "not in key order");
-    // In key order it is sound; an SST listed twice is not.
-    bad.version += 1;
     bad.runs = vec![SortedRun { id: 1, ssts: vec![by_key("a"), by_key("b")] }];
     record(&store, bad.clone()).await;
     assert_eq!(check(&store).await.problems(), 0);
+    // An SST in L0 and in a run.
     bad.version += 1;
     bad.l0 = vec![by_key("a")];
-    record(&store, bad).await;
+    record(&store, bad.clone()).await;
     assert_problem(&check(&store).await, "listed twice");
+    // Out of key order: the manifest does not even decode.
+    bad.version += 1;
+    bad.l0.clear();
+    bad.runs = vec![SortedRun { id: 1, ssts: vec![by_key("b"), by_key("a")] }];
+    record(&store, bad).await;
+    assert_problem(&check(&store).await, "not in key order");
 }
 
 #[tokio::test]
@@ -219,4 +222,50 @@ async fn orphans_are_informational() {
         "{:#?}",
         r.findings
     );
+}
+
+/// Issue 17, case 3: a sorted run's handle recording a narrower key range
+/// than its SST holds used to hide keys from `get` (which picks the SST by
+/// the handles) while `scan` of the whole range found them. Opening now
+/// compares each handle with its SST's index; fsck reports it too.
+#[tokio::test]
+async fn a_run_handle_narrower_than_its_sst_fails_the_open_not_a_read() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let db = Db::open(ROOT, store.clone()).await.unwrap();
+    db.put("a", "1").await.unwrap();
+    db.put("b", "2").await.unwrap();
+    db.close().await.unwrap();
+    let m = latest(&store).await;
+    assert_eq!(m.l0.len(), 1);
+    let mut bad = m.clone();
+    let mut h = bad.l0.pop().unwrap();
+    h.last_key = Bytes::from("a");
+    bad.runs = vec![SortedRun { id: 1, ssts: vec![h.clone()] }];
+    record(&store, bad).await;
+    match Db::open_read_only(ROOT, store.clone()).await {
+        Err(tidemark::Error::Corrupt { path, reason }) => {
+            assert!(path.ends_with(&format!("{}.sst", ulid::Ulid(h.id))), "{path}");
+            assert!(reason.contains("sorted run 1 records its keys"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_problem(&check(&store).await, "but the manifest records");
+}
+
+/// A manifest whose run lists SSTs out of key order does not decode.
+#[tokio::test]
+async fn a_manifest_with_a_run_out_of_order_is_corrupt() {
+    let (store, m) = seeded(&["a", "b"]).await;
+    let by_key = |k: &str| m.l0.iter().find(|h| h.first_key == k).unwrap().clone();
+    let mut bad = m.clone();
+    bad.l0.clear();
+    bad.runs = vec![SortedRun { id: 1, ssts: vec![by_key("b"), by_key("a")] }];
+    record(&store, bad).await;
+    match Db::open_read_only(ROOT, store.clone()).await {
+        Err(tidemark::Error::Corrupt { path, reason }) => {
+            assert!(path.contains("/manifest/"), "{path}");
+            assert!(reason.contains("not in key order"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }

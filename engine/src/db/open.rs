@@ -198,8 +198,8 @@ pub(crate) async fn open_tree_with(
     let runs = m
         .runs
         .iter()
-        .map(|run| Arc::new(RunReader::new(run, opened.by_ref().take(run.ssts.len()).collect())))
-        .collect();
+        .map(|run| RunReader::new(run, opened.by_ref().take(run.ssts.len()).collect()).map(Arc::new))
+        .collect::<Result<_>>()?;
     Ok(OpenTree { l0, runs })
 }
 

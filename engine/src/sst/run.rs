@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::SstReader;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::{SortedRun, SstHandle};
 use crate::sync::Arc;
 
@@ -17,8 +17,29 @@ pub struct RunReader {
 
 impl RunReader {
     /// A run from its manifest entry and readers opened in the same order.
-    pub fn new(run: &SortedRun, readers: Vec<Arc<SstReader>>) -> Self {
-        Self { id: run.id, ssts: run.ssts.iter().cloned().zip(readers).collect() }
+    ///
+    /// Point reads pick an SST by the handles' key ranges and scans skip SSTs
+    /// by them, so each handle must record exactly its SST's first and last
+    /// key (from the SST's index, already in memory): a narrower range would
+    /// hide keys from reads silently. A mismatch is `Corrupt` naming the SST.
+    pub fn new(run: &SortedRun, readers: Vec<Arc<SstReader>>) -> Result<Self> {
+        if readers.len() != run.ssts.len() {
+            return Err(Error::InvalidArgument(format!("sorted run {}: {} readers for {} SSTs", run.id, readers.len(), run.ssts.len())));
+        }
+        for (h, r) in run.ssts.iter().zip(&readers) {
+            let recorded = Some((h.first_key.clone(), h.last_key.clone()));
+            let held = r.key_range();
+            if held != recorded {
+                return Err(Error::corrupt(
+                    r.path().to_string(),
+                    format!(
+                        "sorted run {} records its keys as {:?}..={:?}, but it holds {:?}",
+                        run.id, h.first_key, h.last_key, held
+                    ),
+                ));
+            }
+        }
+        Ok(Self { id: run.id, ssts: run.ssts.iter().cloned().zip(readers).collect() })
     }
 
     /// The SST whose key range holds `key`, if any.
