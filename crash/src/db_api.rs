@@ -42,6 +42,18 @@ pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRe
     let mut s = settings(cfg.protocol).with_burst_gap(cfg.burst_gap).with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
     s.scan_without_snapshot = cfg.scan_without_snapshot;
+    if cfg.compaction {
+        // Compact at two L0 SSTs into tiny run SSTs; collect every few
+        // milliseconds. A zero minimum age is safe with one process at a
+        // time; beside a zombie GC waits (and deletes nothing here).
+        let min_age = if cfg.zombies { std::time::Duration::from_secs(3600) } else { std::time::Duration::ZERO };
+        s = s
+            .with_compactor(true)
+            .with_l0_max_ssts(2)
+            .with_compacted_sst_size_bytes(2048)
+            .with_gc_min_age(min_age)
+            .with_gc_interval(std::time::Duration::from_millis(5));
+    }
     Db::open_with(ROOT, store, s).await
 }
 

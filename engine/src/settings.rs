@@ -25,9 +25,10 @@ pub struct Settings {
     pub l0_sst_size_bytes: usize,
     /// Writers wait while memtables not yet in L0 exceed this (bounded memory).
     pub max_unflushed_bytes: usize,
-    /// Compact L0 into a sorted run once it holds this many SSTs. While L0
-    /// holds twice as many, memtables wait before `FlushL0`, which slows
-    /// writers through `max_unflushed_bytes` (compaction is behind).
+    /// The most L0 SSTs: while L0 holds this many, memtables wait before
+    /// `FlushL0`, which slows writers through `max_unflushed_bytes`
+    /// (compaction is behind). Compaction of L0 into a sorted run starts at
+    /// half of it.
     pub l0_max_ssts: usize,
     /// Merge sorted runs (size-tiered) once there are more than this many.
     pub max_sorted_runs: usize,

@@ -1,19 +1,22 @@
-//! The protocol model: actions with the spec's names, whose every ordering
-//! decision is made by `tidemark::protocol`.
+//! The protocol model: actions with the spec's names, whose every ordering,
+//! recording and deletion decision is made by `tidemark::protocol`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use stateright::{Model, Property};
 use tidemark::protocol::{
-    claim_epoch, next_manifest, resolve_create_conflict, ChainWalk, CreateConflict, Epoch, ManifestView,
-    ObjectOwner, Protocol, RecoveryError, RecoveryPlan, WalHeader, WalId, WalKind, WalLog,
+    apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_epoch, on_manifest_created, on_manifest_taken,
+    reapply_base, resolve_create_conflict, ChainWalk, Compaction, CreateConflict, CreatedOutcome, Epoch, GcPolicy,
+    KeptManifest, Listed, ManifestConflict, ManifestView, ObjectOwner, Protocol, RecoveryError, RecoveryPlan, Role,
+    RunId, SortedRun, TakenOutcome, Tree, WalHeader, WalId, WalKind, WalLog, WriterEdit,
 };
 
 use crate::properties;
 use crate::state::*;
 
-/// Bounds of the exploration. Every bound is at least 1 except `ambiguous`.
+/// Bounds of the exploration. Every bound is at least 1 except `ambiguous`
+/// and the compaction/GC knobs (0 turns that part off).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Bounds {
     /// Total `Put`s across all writers.
@@ -26,15 +29,73 @@ pub struct Bounds {
     pub zombies: u8,
     /// Creates that land but report `AlreadyExists` (S3 retries).
     pub ambiguous: u8,
-    /// Manifest versions written (bounds `WriteManifest` churn).
+    /// Manifest creates (bounds `WriteManifest`, `CompactCommit` and retry churn).
     pub manifests: u8,
+    /// `ClaimCompactor`s; 2 lets a compactor become a zombie.
+    pub compactors: u8,
+    /// GC runs (`GcRun`).
+    pub gcs: u8,
+    /// `ReaderOpen`s.
+    pub readers: u8,
+    /// `Tick`s: how far the clock may advance.
+    pub ticks: u8,
+    /// `Close`s (clean shutdowns of a writer).
+    pub closes: u8,
+    /// `min_age` in ticks: GC's minimum object age and the reader lease.
+    pub min_age: u8,
 }
 
 impl Bounds {
-    /// The default bounds: W = 2, one crash, one zombie, one ambiguous create.
-    pub const DEFAULT: Bounds = Bounds { writes: 3, inflight: 2, crashes: 1, zombies: 1, ambiguous: 1, manifests: 3 };
-    /// A deeper set: W = 3, two crashes, an ambiguous create (8 M states, ~90 s, 4 GB).
-    pub const DEEP: Bounds = Bounds { writes: 3, inflight: 3, crashes: 2, zombies: 1, ambiguous: 1, manifests: 3 };
+    /// The default bounds: one write, W = 2, a zombie writer (a crash is a
+    /// zombie that never steps again), two compactors (one becomes a zombie),
+    /// a GC run, one tick of time, a clean close. Every possible reader is
+    /// covered by the leases (`State::leases`); `readers` adds explicit ones.
+    pub const DEFAULT: Bounds = Bounds {
+        writes: 1,
+        inflight: 2,
+        crashes: 0,
+        zombies: 1,
+        ambiguous: 0,
+        manifests: 4,
+        compactors: 2,
+        gcs: 1,
+        readers: 0,
+        ticks: 1,
+        closes: 1,
+        min_age: 1,
+    };
+    /// A deeper set: two writes (uploads out of order) with a crash and a
+    /// zombie, one compactor, GC and time.
+    pub const DEEP: Bounds = Bounds {
+        writes: 2,
+        inflight: 2,
+        crashes: 1,
+        zombies: 1,
+        ambiguous: 0,
+        manifests: 4,
+        compactors: 1,
+        gcs: 1,
+        readers: 0,
+        ticks: 1,
+        closes: 0,
+        min_age: 1,
+    };
+    /// The WAL protocol alone (I1–I5 at the bounds checked before compaction
+    /// and GC existed): no compactor, GC, reader, close or clock.
+    pub const WAL_ONLY: Bounds = Bounds {
+        writes: 3,
+        inflight: 2,
+        crashes: 1,
+        zombies: 1,
+        ambiguous: 1,
+        manifests: 3,
+        compactors: 0,
+        gcs: 0,
+        readers: 0,
+        ticks: 0,
+        closes: 0,
+        min_age: 1,
+    };
 }
 
 /// The model: a protocol variant under bounds.
@@ -60,11 +121,32 @@ pub enum Action {
     UploadLost { epoch: Epoch, wal_id: WalId },
     Ack { epoch: Epoch },
     FreezeMemtable { epoch: Epoch },
+    /// Writes the oldest immutable memtable as an L0 SST, or rewrites a
+    /// flushed SST that grew too old to be recorded (`may_record_sst`).
     FlushL0 { epoch: Epoch },
     WriteManifest { epoch: Epoch },
+    /// The writer stops accepting writes; its last `WriteManifest` records
+    /// `writer_closed` once nothing is frozen, in flight or unflushed.
+    Close { epoch: Epoch },
     Crash { epoch: Epoch },
     Recover,
     Fence { epoch: Epoch },
+    /// A compactor starts: claims `compactor_epoch + 1` by creating the next
+    /// version. A compactor that never steps again has crashed.
+    ClaimCompactor,
+    /// Reads the latest version, picks inputs (all of L0 and every run) and
+    /// writes the output SST.
+    Compact { epoch: Epoch },
+    /// Creates the next version with the compaction applied; on a lost race
+    /// re-reads the latest and re-applies (or stops, fenced).
+    CompactCommit { epoch: Epoch },
+    /// A read-only handle reads the latest version (and replays its WALs).
+    ReaderOpen,
+    /// The clock advances one tick; readers whose lease ended let go.
+    Tick,
+    /// A GC run, atomic here: reads the clock, lists and reads, decides
+    /// `GcManifest`, `GcSst` and `GcWal` (`protocol::gc`) and deletes.
+    GcRun,
 }
 
 impl Action {
@@ -80,9 +162,16 @@ impl Action {
             Action::FreezeMemtable { .. } => "FreezeMemtable",
             Action::FlushL0 { .. } => "FlushL0",
             Action::WriteManifest { .. } => "WriteManifest",
+            Action::Close { .. } => "Close",
             Action::Crash { .. } => "Crash",
             Action::Recover => "Recover",
             Action::Fence { .. } => "Fence",
+            Action::ClaimCompactor => "ClaimCompactor",
+            Action::Compact { .. } => "Compact",
+            Action::CompactCommit { .. } => "CompactCommit",
+            Action::ReaderOpen => "ReaderOpen",
+            Action::Tick => "Tick",
+            Action::GcRun => "GcRun",
         }
     }
 }
@@ -96,15 +185,18 @@ impl fmt::Display for Action {
             | Action::FreezeMemtable { epoch }
             | Action::FlushL0 { epoch }
             | Action::WriteManifest { epoch }
+            | Action::Close { epoch }
             | Action::Crash { epoch }
-            | Action::Fence { epoch } => write!(f, "{} epoch={epoch}", self.name()),
+            | Action::Fence { epoch }
+            | Action::Compact { epoch }
+            | Action::CompactCommit { epoch } => write!(f, "{} epoch={epoch}", self.name()),
             Action::UploadWal { epoch, wal_id } | Action::UploadLost { epoch, wal_id } => {
                 write!(f, "{} wal={wal_id} epoch={epoch}", self.name())
             }
             Action::WalDurable { epoch, wal_id, ambiguous } => {
                 write!(f, "WalDurable wal={wal_id} epoch={epoch}{}", if *ambiguous { " (ambiguous)" } else { "" })
             }
-            Action::Recover => f.write_str("Recover"),
+            _ => f.write_str(self.name()),
         }
     }
 }
@@ -113,6 +205,32 @@ fn owner(epoch: Epoch) -> ObjectOwner {
     // One writer per epoch writes at most one object per WAL id, so the
     // (epoch, id) pair identifies an object; the token is not needed here.
     ObjectOwner { writer_epoch: epoch, token: 0 }
+}
+
+/// A manifest object's token: unique per (role, epoch), which is enough
+/// because each of them creates a given version at most once.
+pub fn token(role: Role, epoch: Epoch) -> u64 {
+    match role {
+        Role::Writer => epoch * 2,
+        Role::Compactor => epoch * 2 + 1,
+    }
+}
+
+/// The role whose token this is.
+pub fn token_role(token: u64) -> Role {
+    if token % 2 == 0 {
+        Role::Writer
+    } else {
+        Role::Compactor
+    }
+}
+
+/// The outcome of one create of the next manifest version.
+enum Attempt {
+    Applied(u64),
+    Fenced,
+    /// Lost the race to `by`; `latest` is the version to re-read.
+    Reapply { latest: u64, by: Role },
 }
 
 impl TidemarkModel {
@@ -124,44 +242,132 @@ impl TidemarkModel {
         u64::from(self.bounds.inflight)
     }
 
+    /// The GC rule (and the SST-recording guard) in force.
+    pub fn gc_policy(&self) -> GcPolicy {
+        GcPolicy::new(self.protocol, u64::from(self.bounds.min_age))
+    }
+
     /// A fresh database: manifest version 1 and the writer of epoch 1.
     pub fn initial_state(&self) -> State {
-        let view = ManifestView { writer_epoch: 1, ..ManifestView::default() };
-        let writer = Writer::new(1, Phase::Active, WalLog::new(self.protocol, 1, 1, self.w()), 1);
+        let first = ManifestVersion::new(ManifestView { writer_epoch: 1, ..ManifestView::default() }, token(Role::Writer, 1));
+        let writer = Writer::new(1, Phase::Active, WalLog::new(self.protocol, 1, 1, self.w()), 1, &first);
         State {
-            store: Store {
-                wals: BTreeMap::new(),
-                ssts: BTreeMap::new(),
-                manifests: BTreeMap::from([(1, ManifestVersion { view, l0: Vec::new() })]),
-            },
+            store: Store { wals: BTreeMap::new(), ssts: BTreeMap::new(), manifests: BTreeMap::from([(1, first)]) },
             uploads: BTreeSet::new(),
             writers: vec![writer],
             issued: BTreeMap::new(),
             acked: BTreeMap::new(),
             next_write: 0,
             recovery: None,
+            compactors: Vec::new(),
+            readers: BTreeSet::new(),
+            leases: BTreeMap::new(),
+            gc_broke_lease: None,
+            committed: Committed::default(),
+            now: 0,
             crashes: 0,
             recoveries: 0,
             zombies: 0,
             ambiguous: 0,
+            closes: 0,
+            compactor_claims: 0,
+            readers_opened: 0,
+            gc_runs: 0,
             seen: Seen::default(),
         }
     }
 
-    /// The manifest a writer would write now, if it has anything to record.
-    fn manifest_update(&self, state: &State, w: &Writer) -> Option<ManifestVersion> {
-        let current = state.store.manifests.get(&w.manifest_version)?;
-        let flushed_through = w.flushed.iter().map(|(_, last)| *last).max();
-        let view = next_manifest(&current.view, &w.log, flushed_through);
-        let mut l0 = current.l0.clone();
-        l0.extend(w.flushed.iter().map(|(id, _)| *id));
-        let changed = view != current.view || l0 != current.l0;
-        changed.then_some(ManifestVersion { view, l0 })
+    /// The manifest bound: versions beyond `manifests + 1` are not explored
+    /// (recoveries and compactor claims are bounded by their own counts).
+    fn may_create(&self, s: &State) -> bool {
+        s.store.latest_manifest().0 <= u64::from(self.bounds.manifests)
+    }
+
+    /// Creates manifest `version`. If it becomes the latest, a reader may
+    /// have confirmed the previous latest until now: record its lease.
+    fn insert_version(&self, s: &mut State, version: u64, m: ManifestVersion) {
+        let (prev, latest) = s.store.latest_manifest();
+        if version > prev {
+            let lease = Lease {
+                until: s.now.saturating_add(self.bounds.min_age),
+                ssts: latest.tree.ssts().copied().collect(),
+                replay_after_wal_id: latest.view.replay_after_wal_id,
+            };
+            s.leases.insert(prev, lease);
+        }
+        s.store.manifests.insert(version, m);
+    }
+
+    /// Whether an SST written at `created_at` may still be recorded now
+    /// (`may_record_sst`).
+    fn recordable(&self, s: &State, sst: &SstId, created_at: Tick) -> bool {
+        let _ = sst; // the writer cannot see a deletion; only the age
+        self.gc_policy().may_record_sst(u64::from(created_at), u64::from(s.now))
+    }
+
+    /// What `Close` is waiting for is done: nothing buffered, frozen, in
+    /// flight or unflushed.
+    fn drained(s: &State, w: &Writer) -> bool {
+        w.buffer.is_empty()
+            && w.frozen.is_empty()
+            && w.memtable.is_empty()
+            && w.imm.is_empty()
+            && !s.uploads.iter().any(|u| u.owner == w.epoch)
+    }
+
+    /// The writer's next manifest update, if it has anything to record: the
+    /// edit and the protocol's answer on its base.
+    fn writer_update(&self, s: &State, w: &Writer) -> Option<(WriterEdit<SstId>, Result<(ManifestView, Tree<SstId>), ManifestConflict>)> {
+        if w.flushed.iter().any(|f| !self.recordable(s, &f.sst, f.created_at)) {
+            return None; // must be rewritten first (FlushL0)
+        }
+        let edit = WriterEdit {
+            flushed: w.flushed.iter().map(|f| f.sst).collect(),
+            flushed_through: w.flushed.iter().map(|f| f.last_wal_id).max(),
+            close: w.closing && Self::drained(s, w),
+            fences: w.fences.clone(),
+        };
+        let result = apply_writer_edit(&w.base_view, &w.base_tree, &w.log, &edit);
+        match &result {
+            Ok((view, tree)) if *view == w.base_view && *tree == w.base_tree => None,
+            _ => Some((edit, result)),
+        }
+    }
+
+    /// Creates `candidate` as version `version`, or learns why not, deciding
+    /// with `on_manifest_created` and `on_manifest_taken`.
+    fn try_create(&self, s: &mut State, role: Role, epoch: Epoch, candidate: ManifestVersion, version: u64) -> Attempt {
+        let taken = match s.store.manifests.get(&version) {
+            None => {
+                self.insert_version(s, version, candidate.clone());
+                let latest = s.store.latest_manifest().0;
+                match on_manifest_created(self.protocol, version, latest) {
+                    CreatedOutcome::Applied => return Attempt::Applied(version),
+                    CreatedOutcome::SlotReopened { latest } => latest,
+                }
+            }
+            Some(_) => version,
+        };
+        let Some(existing) = s.store.manifests.get(&taken) else { return Attempt::Fenced };
+        match on_manifest_taken(role, epoch, candidate.token, &existing.view, existing.token) {
+            TakenOutcome::Ours => Attempt::Applied(version),
+            TakenOutcome::Fenced { .. } => Attempt::Fenced,
+            TakenOutcome::Reapply => Attempt::Reapply { latest: s.store.latest_manifest().0, by: token_role(existing.token) },
+        }
+    }
+
+    /// After `Reapply`: the base to apply the change on next (`reapply_base`).
+    fn rebase(&self, s: &State, stale: (ManifestView, Tree<SstId>), latest: u64) -> Option<Base> {
+        let m = s.store.manifests.get(&latest)?;
+        let fresh = (m.view, m.tree.clone());
+        let (view, tree) = reapply_base(self.protocol, &stale, &fresh).clone();
+        Some(Base { version: latest, view, tree })
     }
 
     /// `Recover`'s list-and-walk (and `Fence`'s re-list): the protocol's chain walk.
-    fn walk(&self, state: &State, view: &ManifestView, epoch: Epoch) -> Result<RecoveryPlan, RecoveryError> {
-        let mut walk = ChainWalk::new(self.protocol, view, epoch, state.store.wals.keys().copied(), self.fence_jump);
+    fn walk(&self, state: &State, view: &ManifestView, epoch: Epoch, clean_close: bool) -> Result<RecoveryPlan, RecoveryError> {
+        let mut walk = ChainWalk::new(self.protocol, view, epoch, state.store.wals.keys().copied(), self.fence_jump)
+            .after_clean_close(clean_close);
         while let Some(id) = walk.next_to_read() {
             match state.store.wals.get(&id) {
                 Some(object) => walk.observe(id, object.header),
@@ -174,6 +380,110 @@ impl TidemarkModel {
     /// Drops a writer that can never acknowledge again (fenced, or its WAL id taken).
     fn stop(state: &mut State, epoch: Epoch) {
         state.writers.retain(|w| w.epoch != epoch);
+    }
+
+    /// A compactor that learned it is fenced stops (a zombie compactor rejected).
+    fn stop_compactor(state: &mut State, epoch: Epoch) {
+        state.compactors.retain(|c| c.epoch != epoch);
+        state.seen.zombie_compactor_rejected = true;
+    }
+
+    /// `GcRun`: one GC run, atomic in the model: read `now`, list and read,
+    /// decide `GcManifest`, `GcSst` and `GcWal` with `protocol::gc`, delete.
+    fn gc_run(&self, s: &mut State) {
+        let policy = self.gc_policy();
+        let now = u64::from(s.now);
+        let listed: Vec<Listed<u64>> =
+            s.store.manifests.iter().map(|(v, m)| Listed { id: *v, created_at: u64::from(m.created_at) }).collect();
+        let decided = policy.manifests(&listed, now);
+        let kept: Vec<KeptManifest<'_, SstId>> = decided
+            .keep
+            .iter()
+            .filter_map(|v| s.store.manifests.get(v))
+            .map(|m| KeptManifest { view: &m.view, tree: &m.tree })
+            .collect();
+        let wals: Vec<Listed<WalId>> =
+            s.store.wals.iter().map(|(id, o)| Listed { id: *id, created_at: u64::from(o.created_at) }).collect();
+        let ssts: Vec<Listed<SstId>> =
+            s.store.ssts.iter().map(|(id, o)| Listed { id: *id, created_at: u64::from(o.created_at) }).collect();
+        // GC runs in the newest writer's process: it may know that writer's
+        // unrecorded flush (only the gc-before-manifest mutant uses it).
+        let unrecorded = s
+            .writers
+            .iter()
+            .rev()
+            .find(|w| w.phase == Phase::Active)
+            .and_then(|w| w.flushed.iter().map(|f| f.last_wal_id).max());
+        let dead_wals = policy.wals(&kept, &wals, now, unrecorded);
+        let dead_ssts = policy.ssts(&kept, &ssts, &[], now);
+        // I7: would any possible reader (of the latest version, or of one
+        // still within its lease) read something this run deletes?
+        let (v, latest) = s.store.latest_manifest();
+        let latest_lease = Lease {
+            until: Tick::MAX,
+            ssts: latest.tree.ssts().copied().collect(),
+            replay_after_wal_id: latest.view.replay_after_wal_id,
+        };
+        let leases = s.leases.iter().map(|(v, l)| (*v, l)).chain([(v, &latest_lease)]);
+        for (version, lease) in leases {
+            let sst = dead_ssts.iter().find(|id| lease.ssts.contains(id));
+            let wal = dead_wals.iter().find(|id| **id > lease.replay_after_wal_id);
+            let why = match (sst, wal) {
+                (Some(id), _) => format!("GC deleted {id:?}, which a reader of v{version} within its lease reads"),
+                (None, Some(id)) => format!("GC deleted wal {id}, which a reader of v{version} within its lease replays"),
+                (None, None) => continue,
+            };
+            s.gc_broke_lease.get_or_insert(why);
+            break;
+        }
+        for id in dead_wals {
+            s.seen.gc_deleted_wal |= s.store.wals.remove(&id).is_some();
+        }
+        for id in dead_ssts {
+            s.seen.gc_deleted_sst |= s.store.ssts.remove(&id).is_some();
+        }
+        for v in decided.delete {
+            s.store.manifests.remove(&v);
+        }
+    }
+
+    fn writer_actions(&self, state: &State, w: &Writer, actions: &mut Vec<Action>) {
+        let b = &self.bounds;
+        let epoch = w.epoch;
+        match &w.phase {
+            Phase::Recovering { .. } => actions.push(Action::Fence { epoch }),
+            Phase::Active => {
+                if state.next_write < b.writes && !w.closing {
+                    actions.push(Action::Put { epoch });
+                }
+                if !w.buffer.is_empty() {
+                    actions.push(Action::FreezeWal { epoch });
+                }
+                for &wal_id in w.frozen.keys() {
+                    if w.log.may_start_upload(wal_id) {
+                        actions.push(Action::UploadWal { epoch, wal_id });
+                    }
+                }
+                if w.pending.iter().any(|(_, wal)| w.log.may_ack(*wal)) {
+                    actions.push(Action::Ack { epoch });
+                }
+                if w.buffer.is_empty() && !w.memtable.is_empty() {
+                    actions.push(Action::FreezeMemtable { epoch });
+                }
+                if !w.imm.is_empty() || w.flushed.iter().any(|f| !self.recordable(state, &f.sst, f.created_at)) {
+                    actions.push(Action::FlushL0 { epoch });
+                }
+                if self.may_create(state) && self.writer_update(state, w).is_some() {
+                    actions.push(Action::WriteManifest { epoch });
+                }
+                if !w.closing && state.closes < b.closes {
+                    actions.push(Action::Close { epoch });
+                }
+            }
+        }
+        if state.crashes < b.crashes {
+            actions.push(Action::Crash { epoch });
+        }
     }
 }
 
@@ -188,38 +498,7 @@ impl Model for TidemarkModel {
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
         let b = &self.bounds;
         for w in &state.writers {
-            let epoch = w.epoch;
-            match &w.phase {
-                Phase::Recovering { .. } => actions.push(Action::Fence { epoch }),
-                Phase::Active => {
-                    if state.next_write < b.writes {
-                        actions.push(Action::Put { epoch });
-                    }
-                    if !w.buffer.is_empty() {
-                        actions.push(Action::FreezeWal { epoch });
-                    }
-                    for &wal_id in w.frozen.keys() {
-                        if w.log.may_start_upload(wal_id) {
-                            actions.push(Action::UploadWal { epoch, wal_id });
-                        }
-                    }
-                    if w.pending.iter().any(|(_, wal)| w.log.may_ack(*wal)) {
-                        actions.push(Action::Ack { epoch });
-                    }
-                    if w.buffer.is_empty() && !w.memtable.is_empty() {
-                        actions.push(Action::FreezeMemtable { epoch });
-                    }
-                    if !w.imm.is_empty() {
-                        actions.push(Action::FlushL0 { epoch });
-                    }
-                    if (state.store.manifests.len() as u8) < b.manifests && self.manifest_update(state, w).is_some() {
-                        actions.push(Action::WriteManifest { epoch });
-                    }
-                }
-            }
-            if state.crashes < b.crashes {
-                actions.push(Action::Crash { epoch });
-            }
+            self.writer_actions(state, w, actions);
         }
         for u in &state.uploads {
             actions.push(Action::WalDurable { epoch: u.owner, wal_id: u.wal_id, ambiguous: false });
@@ -236,6 +515,29 @@ impl Model for TidemarkModel {
         let budget = u16::from(b.crashes) + u16::from(b.zombies);
         if !recovering && u16::from(state.recoveries) < budget && (!has_live_active || state.zombies < b.zombies) {
             actions.push(Action::Recover);
+        }
+        if state.compactor_claims < b.compactors {
+            actions.push(Action::ClaimCompactor);
+        }
+        let (_, latest) = state.store.latest_manifest();
+        let compactable = !latest.tree.l0.is_empty() || latest.tree.runs.len() >= 2;
+        for c in &state.compactors {
+            match &c.job {
+                None if compactable && self.may_create(state) => {
+                    actions.push(Action::Compact { epoch: c.epoch })
+                }
+                Some(_) if self.may_create(state) => actions.push(Action::CompactCommit { epoch: c.epoch }),
+                _ => {}
+            }
+        }
+        if state.readers_opened < b.readers {
+            actions.push(Action::ReaderOpen);
+        }
+        if state.now < b.ticks {
+            actions.push(Action::Tick);
+        }
+        if state.gc_runs < b.gcs {
+            actions.push(Action::GcRun);
         }
     }
 
@@ -262,14 +564,14 @@ impl Model for TidemarkModel {
                 let w = s.writer_mut(epoch)?;
                 let writes = w.frozen.remove(&wal_id)?;
                 let header = WalHeader { writer_epoch: epoch, kind: WalKind::Data };
-                s.uploads.insert(Upload { wal_id, owner: epoch, object: WalObject { header, writes } });
+                s.uploads.insert(Upload { wal_id, owner: epoch, object: WalObject { header, writes, created_at: 0 } });
             }
             Action::WalDurable { epoch, wal_id, ambiguous } => {
                 let upload = s.uploads.iter().find(|u| u.wal_id == wal_id && u.owner == epoch)?.clone();
                 s.uploads.remove(&upload);
                 let landed = match s.store.wals.get(&wal_id) {
                     None => {
-                        s.store.wals.insert(wal_id, upload.object.clone());
+                        s.store.wals.insert(wal_id, WalObject { created_at: s.now, ..upload.object.clone() });
                         !ambiguous
                     }
                     Some(_) => false,
@@ -321,33 +623,85 @@ impl Model for TidemarkModel {
                 w.imm.push(ImmMemtable { writes, last_wal_id });
             }
             Action::FlushL0 { epoch } => {
+                let stale = {
+                    let w = s.writer(epoch)?;
+                    w.flushed.iter().position(|f| !self.recordable(&s, &f.sst, f.created_at))
+                };
+                let now = s.now;
                 let w = s.writer_mut(epoch)?;
-                let imm = w.imm.remove(0);
-                let id = (epoch, w.next_sst);
+                let id = SstId::L0(epoch, w.next_sst);
                 w.next_sst += 1;
-                w.flushed.push((id, imm.last_wal_id));
-                s.store.ssts.insert(id, imm.writes);
+                let writes = match stale {
+                    // Too old to record: write the same memtable again.
+                    Some(i) => {
+                        let f = w.flushed.get_mut(i)?;
+                        f.sst = id;
+                        f.created_at = now;
+                        f.writes.clone()
+                    }
+                    None => {
+                        let imm = w.imm.remove(0);
+                        w.flushed.push(Flushed { sst: id, last_wal_id: imm.last_wal_id, writes: imm.writes.clone(), created_at: now });
+                        imm.writes
+                    }
+                };
+                s.store.ssts.insert(id, SstObject { writes, created_at: now });
             }
             Action::WriteManifest { epoch } => {
                 let w = s.writer(epoch)?;
-                let update = self.manifest_update(&s, w)?;
+                let (edit, result) = self.writer_update(&s, w)?;
+                let (view, tree) = match result {
+                    Ok(next) => next,
+                    Err(ManifestConflict::Fenced { .. }) => {
+                        Self::stop(&mut s, epoch);
+                        return Some(s);
+                    }
+                    Err(_) => return None,
+                };
                 let version = w.manifest_version + 1;
+                let stale = (w.base_view, w.base_tree.clone());
                 let uploading = s.uploads.iter().any(|u| u.owner == epoch) || !w.frozen.is_empty();
-                match s.store.manifests.get(&version) {
-                    None => {
-                        s.store.manifests.insert(version, update);
-                        let w = s.writer_mut(epoch)?;
-                        w.manifest_version = version;
-                        w.flushed.clear();
+                let candidate = ManifestVersion { view, tree, token: token(Role::Writer, epoch), created_at: s.now };
+                match self.try_create(&mut s, Role::Writer, epoch, candidate.clone(), version) {
+                    Attempt::Applied(v) => {
+                        let recorded: Vec<WriteId> = s
+                            .writer(epoch)?
+                            .flushed
+                            .iter()
+                            .flat_map(|f| f.writes.iter().copied())
+                            .collect();
+                        s.committed.writes.extend(recorded);
+                        s.committed.replay_after_wal_id = s.committed.replay_after_wal_id.max(view.replay_after_wal_id);
+                        s.committed.wal_id_last_seen = s.committed.wal_id_last_seen.max(view.wal_id_last_seen);
                         if uploading {
                             s.seen.manifest_while_uploading = true;
                         }
+                        let w = s.writer_mut(epoch)?;
+                        w.manifest_version = v;
+                        w.base_view = candidate.view;
+                        w.base_tree = candidate.tree;
+                        w.flushed.clear();
+                        if edit.close {
+                            // A closed writer never uploads again: its process ends.
+                            Self::stop(&mut s, epoch);
+                        }
                     }
-                    Some(existing) => match resolve_create_conflict(owner(epoch), owner(existing.view.writer_epoch)) {
-                        CreateConflict::Ours => return None,
-                        _ => Self::stop(&mut s, epoch),
-                    },
+                    Attempt::Fenced => Self::stop(&mut s, epoch),
+                    Attempt::Reapply { latest, by } => {
+                        let base = self.rebase(&s, stale, latest)?;
+                        if by == Role::Compactor {
+                            s.seen.writer_reapplied = true;
+                        }
+                        let w = s.writer_mut(epoch)?;
+                        w.manifest_version = base.version;
+                        w.base_view = base.view;
+                        w.base_tree = base.tree;
+                    }
                 }
+            }
+            Action::Close { epoch } => {
+                s.closes += 1;
+                s.writer_mut(epoch)?.closing = true;
             }
             Action::Crash { epoch } => {
                 s.writer(epoch)?;
@@ -359,34 +713,44 @@ impl Model for TidemarkModel {
                     s.zombies += 1;
                 }
                 s.recoveries += 1;
-                // Claim the epoch: create the next manifest version.
+                // Claim the epoch: create the next version. A closed writer
+                // needs no fence (`after_clean_close`).
                 let (version, latest) = s.store.latest_manifest();
-                let claimed = ManifestVersion { view: claim_epoch(&latest.view), l0: latest.l0.clone() };
-                let epoch = claimed.view.writer_epoch;
+                let clean_close = latest.view.writer_closed;
+                let view = claim_epoch(&latest.view);
+                let epoch = view.writer_epoch;
+                let claimed =
+                    ManifestVersion { view, tree: latest.tree.clone(), token: token(Role::Writer, epoch), created_at: s.now };
                 let claimed_version = version + 1;
-                s.store.manifests.insert(claimed_version, claimed.clone());
-                match self.walk(&s, &claimed.view, epoch) {
+                self.insert_version(&mut s, claimed_version, claimed.clone());
+                match self.walk(&s, &claimed.view, epoch, clean_close) {
                     Ok(plan) => {
                         let log = plan.wal_log(self.protocol, self.w());
-                        s.writers.push(Writer::new(epoch, Phase::Recovering { claimed_version, plan }, log, claimed_version))
+                        let fences = plan.fences.clone();
+                        let phase = Phase::Recovering { claimed_version, plan, clean_close };
+                        let mut w = Writer::new(epoch, phase, log, claimed_version, &claimed);
+                        w.fences = fences;
+                        s.writers.push(w)
                     }
                     Err(error) => s.recovery = Some(RecoveryOutcome::Failed { epoch, error }),
                 }
             }
             Action::Fence { epoch } => {
                 let w = s.writer(epoch)?;
-                let Phase::Recovering { claimed_version, plan } = &w.phase else { return None };
-                let claimed_version = *claimed_version;
+                let Phase::Recovering { claimed_version, plan, clean_close } = &w.phase else { return None };
+                let (claimed_version, clean_close) = (*claimed_version, *clean_close);
                 let plan = plan.clone();
+                let view = w.base_view;
+                let base_tree = w.base_tree.clone();
                 if let Some(fence) = plan.fence {
                     if s.store.wals.contains_key(&fence.wal_id) {
                         // AlreadyExists: an older upload landed since the listing.
-                        let view = s.store.manifests.get(&claimed_version)?.view;
-                        match self.walk(&s, &view, epoch) {
+                        match self.walk(&s, &view, epoch, clean_close) {
                             Ok(plan) => {
                                 let w = s.writer_mut(epoch)?;
                                 w.log = plan.wal_log(self.protocol, self.w());
-                                w.phase = Phase::Recovering { claimed_version, plan };
+                                w.fences = plan.fences.clone();
+                                w.phase = Phase::Recovering { claimed_version, plan, clean_close };
                             }
                             Err(error) => {
                                 s.recovery = Some(RecoveryOutcome::Failed { epoch, error });
@@ -395,33 +759,145 @@ impl Model for TidemarkModel {
                         }
                         return Some(s);
                     }
-                    s.store.wals.insert(fence.wal_id, WalObject { header: fence.header, writes: Vec::new() });
+                    let object = WalObject { header: fence.header, writes: Vec::new(), created_at: s.now };
+                    s.store.wals.insert(fence.wal_id, object);
+                } else if clean_close {
+                    s.seen.recovered_after_close_without_fence = true;
                 }
-                // Replay: the manifest's SSTs, then the chain's WALs in order.
-                let l0 = &s.store.manifests.get(&claimed_version)?.l0;
-                let mut writes: Vec<WriteId> =
-                    l0.iter().flat_map(|id| s.store.ssts.get(id).cloned().unwrap_or_default()).collect();
+                // Replay: the SSTs of the latest version, re-read now (the
+                // claimed one may be superseded and its SSTs deleted since:
+                // recovery is a reader, bound by the lease), then the chain.
+                let _ = base_tree;
+                let (latest_version, latest) = s.store.latest_manifest();
+                let (latest_view, latest_tree) = (latest.view, latest.tree.clone());
+                let mut writes = match s.tree_writes(&latest_tree) {
+                    Ok(writes) => writes,
+                    Err(sst) => {
+                        s.recovery = Some(RecoveryOutcome::MissingSst { epoch, sst });
+                        Self::stop(&mut s, epoch);
+                        return Some(s);
+                    }
+                };
                 let replayed: Vec<WriteId> = plan
                     .replay
                     .iter()
                     .flat_map(|id| s.store.wals.get(id).map(|o| o.writes.clone()).unwrap_or_default())
                     .collect();
                 writes.extend(replayed.iter().copied());
-                s.recovery = Some(RecoveryOutcome::Recovered {
-                    epoch,
-                    writes,
-                    replayed_wals: plan.replay.len() as u8,
-                });
+                s.recovery = Some(RecoveryOutcome::Recovered { epoch, writes, replayed_wals: plan.replay.len() as u8 });
                 let w = s.writer_mut(epoch)?;
                 w.phase = Phase::Active;
                 w.memtable = replayed;
+                w.manifest_version = latest_version;
+                w.base_view = latest_view;
+                w.base_tree = latest_tree;
+            }
+            Action::ClaimCompactor => {
+                s.compactor_claims += 1;
+                let (version, latest) = s.store.latest_manifest();
+                let view = claim_compactor_epoch(&latest.view);
+                let epoch = view.compactor_epoch;
+                let claimed =
+                    ManifestVersion { view, tree: latest.tree.clone(), token: token(Role::Compactor, epoch), created_at: s.now };
+                self.insert_version(&mut s, version + 1, claimed.clone());
+                s.committed.compactor_epoch = s.committed.compactor_epoch.max(epoch);
+                let base = Base { version: version + 1, view: claimed.view, tree: claimed.tree };
+                s.compactors.push(Compactor { epoch, base, job: None, output_created_at: 0, next_sst: 0 });
+            }
+            Action::Compact { epoch } => {
+                let (version, latest) = s.store.latest_manifest();
+                let latest = latest.clone();
+                if latest.view.compactor_epoch > epoch {
+                    // Re-read shows a newer compactor: this one is a zombie.
+                    Self::stop_compactor(&mut s, epoch);
+                    return Some(s);
+                }
+                let writes = s.tree_writes(&latest.tree).ok()?;
+                let now = s.now;
+                let c = s.compactor_mut(epoch)?;
+                let seq = c.next_sst;
+                c.next_sst += 1;
+                let out = SstId::Out(epoch, seq);
+                let run_id: RunId = epoch * 16 + u64::from(seq);
+                c.job = Some(Compaction {
+                    compactor_epoch: epoch,
+                    l0_inputs: latest.tree.l0.clone(),
+                    run_inputs: latest.tree.runs.iter().map(|r| r.id).collect(),
+                    output: SortedRun { id: run_id, ssts: vec![out] },
+                });
+                c.base = Base { version, view: latest.view, tree: latest.tree };
+                c.output_created_at = now;
+                s.store.ssts.insert(out, SstObject { writes, created_at: now });
+            }
+            Action::CompactCommit { epoch } => {
+                let c = s.compactor(epoch)?.clone();
+                let job = c.job.clone()?;
+                if !job.output.ssts.iter().all(|o| self.recordable(&s, o, c.output_created_at)) {
+                    // Too old to record: drop it (its output is garbage).
+                    s.compactor_mut(epoch)?.job = None;
+                    return Some(s);
+                }
+                let (view, tree) = match apply_compaction(&c.base.view, &c.base.tree, &job) {
+                    Ok(next) => next,
+                    Err(ManifestConflict::Fenced { .. }) => {
+                        Self::stop_compactor(&mut s, epoch);
+                        return Some(s);
+                    }
+                    Err(_) => {
+                        s.compactor_mut(epoch)?.job = None;
+                        return Some(s);
+                    }
+                };
+                let candidate = ManifestVersion { view, tree, token: token(Role::Compactor, epoch), created_at: s.now };
+                match self.try_create(&mut s, Role::Compactor, epoch, candidate.clone(), c.base.version + 1) {
+                    Attempt::Applied(v) => {
+                        let outputs: Vec<WriteId> = job
+                            .output
+                            .ssts
+                            .iter()
+                            .flat_map(|o| s.store.ssts.get(o).map(|x| x.writes.clone()).unwrap_or_default())
+                            .collect();
+                        s.committed.writes.extend(outputs);
+                        for r in &job.run_inputs {
+                            s.committed.runs.remove(r);
+                        }
+                        s.committed.runs.insert(job.output.id);
+                        let c = s.compactor_mut(epoch)?;
+                        c.base = Base { version: v, view: candidate.view, tree: candidate.tree };
+                        c.job = None;
+                    }
+                    Attempt::Fenced => Self::stop_compactor(&mut s, epoch),
+                    Attempt::Reapply { latest, .. } => {
+                        let base = self.rebase(&s, (c.base.view, c.base.tree.clone()), latest)?;
+                        s.compactor_mut(epoch)?.base = base;
+                    }
+                }
+            }
+            Action::ReaderOpen => {
+                s.readers_opened += 1;
+                let (version, latest) = s.store.latest_manifest();
+                let ssts = latest.tree.ssts().copied().collect();
+                // Like the engine's read-only open: walk the chain, never fence.
+                let Ok(plan) = self.walk(&s, &latest.view, Epoch::MAX, false) else { return Some(s) };
+                let wals = plan.replay.into_iter().collect();
+                s.readers.insert(Reader { version, confirmed_at: s.now, ssts, wals });
+            }
+            Action::Tick => {
+                s.now += 1;
+                let (now, lease) = (s.now, self.bounds.min_age);
+                s.readers.retain(|r| u16::from(now) < u16::from(r.confirmed_at) + u16::from(lease));
+                s.leases.retain(|_, l| now < l.until);
+            }
+            Action::GcRun => {
+                s.gc_runs += 1;
+                self.gc_run(&mut s);
             }
         }
         Some(s)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        properties::all(self.bounds.ambiguous > 0)
+        properties::all(&self.bounds)
     }
 
     fn within_boundary(&self, state: &State) -> bool {

@@ -9,7 +9,7 @@ use tidemark::protocol::Protocol;
 
 use crate::model::{Action, Bounds, TidemarkModel};
 use crate::properties;
-use crate::shortest::{shortest_path, Trace};
+use crate::shortest::{shortest_path, shortest_path_counted, Trace};
 use crate::state::{Phase, RecoveryOutcome, State};
 
 /// A step of a counterexample.
@@ -60,6 +60,56 @@ impl Run {
 /// Budget for the shortest-path search (unique states).
 const SHORTEST_BUDGET: usize = 20_000_000;
 
+/// The bounds a mutant is hunted at by `check-model --all`: the given ones,
+/// except that the mutants whose story needs two writes get them, and
+/// (to keep the hunt short) no compactor where the story has none.
+pub fn mutant_bounds(protocol: Protocol, base: Bounds) -> Bounds {
+    match protocol.name() {
+        "max-completed" | "replay-across-gap" => {
+            Bounds { writes: base.writes.max(2), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
+        }
+        "gc-deletes-fences" => Bounds { writes: base.writes.max(2), compactors: 0, closes: 0, readers: 0, ..base },
+        _ => base,
+    }
+}
+
+/// Hunts a mutant: a breadth-first search that stops at the first state
+/// violating any `always` property, so its path is a shortest
+/// counterexample; every property that state violates is reported with it.
+/// Not exhaustive (the figures are the states visited up to that depth).
+pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
+    let model = TidemarkModel::new(protocol, bounds);
+    let start = Instant::now();
+    let violated = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
+    let (trace, visited) = shortest_path_counted(&model, violated, SHORTEST_BUDGET);
+    let steps = trace.as_ref().map(|t| describe(&model, t)).unwrap_or_default();
+    let last = trace.as_ref().map(|t| t.steps.last().map_or(&t.init, |(_, s)| s));
+    let properties = model
+        .properties()
+        .into_iter()
+        .filter(|p| p.expectation == Expectation::Always)
+        .map(|p| {
+            let why = last.and_then(|s| properties::explain(&model, p.name, s));
+            PropertyResult {
+                name: p.name.into(),
+                kind: "always",
+                holds: why.is_none(),
+                counterexample: if why.is_some() { steps.clone() } else { vec![] },
+                violation: why,
+            }
+        })
+        .collect();
+    Run {
+        protocol: protocol.name().into(),
+        bounds,
+        states: visited,
+        unique_states: visited,
+        max_depth: trace.as_ref().map_or(0, |t| t.steps.len()),
+        seconds: start.elapsed().as_secs_f64(),
+        properties,
+    }
+}
+
 /// Checks `protocol` under `bounds` with `threads` workers; `progress` gets
 /// (states, unique states, elapsed) about once a second.
 pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: impl FnMut(usize, usize, Duration)) -> Run {
@@ -88,7 +138,7 @@ pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: i
                     let trace = shortest_path(&model, |s| !condition(&model, s), SHORTEST_BUDGET);
                     let (counterexample, violation) = match trace {
                         Some(trace) => {
-                            let why = properties::explain(p.name, trace.steps.last().map_or(&trace.init, |(_, s)| s));
+                            let why = properties::explain(&model, p.name, trace.steps.last().map_or(&trace.init, |(_, s)| s));
                             (describe(&model, &trace), why)
                         }
                         None => (Vec::new(), Some("violated (no shortest path within budget)".into())),
@@ -174,18 +224,69 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
             format!("epoch={epoch} L0 sst {sst:?} written")
         }
         Action::WriteManifest { epoch } => {
-            let (v, m) = after.store.latest_manifest();
-            if after.store.manifests.len() > before.store.manifests.len() {
-                format!(
-                    "v{v} wal_id_last_seen={} replay_after_wal_id={} (durable_wal_id={}, next_wal_id={})",
+            let created = after.store.manifests.iter().find(|(v, m)| before.store.manifests.get(v) != Some(m));
+            let (latest, _) = after.store.latest_manifest();
+            match (created, after.writer(*epoch)) {
+                (Some((v, m)), w) if w.map_or(true, |w| w.manifest_version == *v) => format!(
+                    "v{v} wal_id_last_seen={} replay_after_wal_id={} l0={:?} runs={:?} fences={:?}{} (durable_wal_id={}, next_wal_id={})",
                     m.view.wal_id_last_seen,
                     m.view.replay_after_wal_id,
+                    m.tree.l0,
+                    m.tree.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+                    m.tree.fences,
+                    if m.view.writer_closed { " writer_closed" } else { "" },
                     durable(after, *epoch).unwrap_or(0),
                     after.writer(*epoch).map_or(0, |w| w.log.next_wal_id())
-                )
-            } else {
-                format!("epoch={epoch} rejected: manifest version exists (fenced); writer {epoch} stops")
+                ),
+                (Some((v, _)), Some(w)) => format!(
+                    "epoch={epoch} created v{v}, but v{latest} exists (a slot GC emptied): re-read v{latest}, re-apply next as v{}",
+                    w.manifest_version + 1
+                ),
+                (None, Some(w)) => format!(
+                    "epoch={epoch} lost the race: v{} exists; re-read v{}, re-apply next as v{}",
+                    before.writer(*epoch).map_or(0, |b| b.manifest_version + 1),
+                    w.manifest_version,
+                    w.manifest_version + 1
+                ),
+                (_, None) => format!("epoch={epoch} rejected: a newer writer claimed the store (fenced); writer {epoch} stops"),
             }
+        }
+        Action::Close { epoch } => format!("epoch={epoch} stops accepting writes; drains, flushes, records writer_closed"),
+        Action::ClaimCompactor => {
+            let (v, m) = after.store.latest_manifest();
+            format!("compactor epoch {} claims manifest v{v}", m.view.compactor_epoch)
+        }
+        Action::Compact { epoch } => match after.compactor(*epoch).and_then(|c| c.job.as_ref().map(|j| (c, j))) {
+            Some((c, job)) => format!(
+                "compactor {epoch} read v{}: merges l0 {:?} and runs {:?} into run {} ({:?} written)",
+                c.base.version, job.l0_inputs, job.run_inputs, job.output.id, job.output.ssts
+            ),
+            None => format!("compactor {epoch} re-read the manifest: a newer compactor claimed it; stops"),
+        },
+        Action::CompactCommit { epoch } => match (before.compactor(*epoch), after.compactor(*epoch)) {
+            (_, None) => format!("compactor {epoch} fenced by a newer compactor; stops"),
+            (_, Some(c)) if c.job.is_none() && c.base.version > before.store.latest_manifest().0 => {
+                let m = after.store.manifests.get(&c.base.version);
+                format!(
+                    "v{} l0={:?} runs={:?}",
+                    c.base.version,
+                    m.map(|m| m.tree.l0.clone()).unwrap_or_default(),
+                    m.map(|m| m.tree.runs.iter().map(|r| r.id).collect::<Vec<_>>()).unwrap_or_default()
+                )
+            }
+            (_, Some(c)) if c.job.is_none() => format!("compactor {epoch} dropped its compaction (inputs gone or output too old)"),
+            (_, Some(c)) => format!("compactor {epoch} lost the race; re-read v{}, re-apply next as v{}", c.base.version, c.base.version + 1),
+        },
+        Action::ReaderOpen => match after.readers.iter().find(|r| !before.readers.contains(r)) {
+            Some(r) => format!("reads v{} at tick {}: ssts {:?}, replays wals {:?}", r.version, r.confirmed_at, r.ssts, r.wals),
+            None => "could not open".into(),
+        },
+        Action::Tick => format!("now={}", after.now),
+        Action::GcRun => {
+            let manifests: Vec<_> = before.store.manifests.keys().filter(|k| !after.store.manifests.contains_key(k)).collect();
+            let ssts: Vec<_> = before.store.ssts.keys().filter(|k| !after.store.ssts.contains_key(k)).collect();
+            let wals: Vec<_> = before.store.wals.keys().filter(|k| !after.store.wals.contains_key(k)).collect();
+            format!("at tick {}: GcManifest {manifests:?}, GcSst {ssts:?}, GcWal {wals:?}", after.now)
         }
         Action::Crash { epoch } => {
             let inflight: Vec<_> = after.uploads.iter().filter(|u| u.owner == *epoch).map(|u| u.wal_id).collect();
@@ -193,6 +294,7 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
         }
         Action::Recover => {
             let (v, m) = after.store.latest_manifest();
+            let closed = before.store.latest_manifest().1.view.writer_closed;
             let zombie = match before.writers.iter().find(|w| w.phase == Phase::Active) {
                 Some(w) => format!(" (epoch {} still running: a zombie)", w.epoch),
                 None => String::new(),
@@ -212,6 +314,7 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
                         list(&plan.replay),
                         match plan.fence {
                             Some(f) => format!("fence at wal {}", f.wal_id),
+                            None if closed => format!("continue at wal {} without a fence (claimed from writer_closed)", plan.next_wal_id),
                             None => format!("continue at wal {} without a fence", plan.next_wal_id),
                         }
                     ),
@@ -236,6 +339,7 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
                 Phase::Active => String::new(),
             },
             (Some(RecoveryOutcome::Failed { error, .. }), None) => format!("epoch={epoch} listed again -> failed: {error}"),
+            (Some(RecoveryOutcome::MissingSst { sst, .. }), None) => format!("epoch={epoch} replays the manifest's SSTs -> {sst:?} does not exist"),
             _ => String::new(),
         },
     }

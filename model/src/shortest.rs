@@ -32,6 +32,16 @@ where
     M::State: Hash + Clone,
     M::Action: Clone,
 {
+    shortest_path_counted(model, violated, max_states).0
+}
+
+/// [`shortest_path`], also returning how many unique states it visited.
+pub fn shortest_path_counted<M>(model: &M, violated: impl Fn(&M::State) -> bool, max_states: usize) -> (Option<Trace<M>>, usize)
+where
+    M: Model,
+    M::State: Hash + Clone,
+    M::Action: Clone,
+{
     // Each node: its parent node and the action that reached it.
     let mut nodes: Vec<(usize, Option<M::Action>)> = Vec::new();
     let mut seen: HashSet<u64> = HashSet::new();
@@ -40,7 +50,7 @@ where
         if seen.insert(fingerprint(&init)) {
             nodes.push((usize::MAX, None));
             if violated(&init) {
-                return Some(Trace { init, steps: Vec::new() });
+                return (Some(Trace { init, steps: Vec::new() }), nodes.len());
             }
             frontier.push((init, nodes.len() - 1));
         }
@@ -62,14 +72,14 @@ where
                 nodes.push((node, Some(action)));
                 let id = nodes.len() - 1;
                 if violated(&child) {
-                    return Some(rebuild(model, &nodes, id));
+                    return (Some(rebuild(model, &nodes, id)), nodes.len());
                 }
                 next.push((child, id));
             }
         }
         frontier = next;
     }
-    None
+    (None, nodes.len())
 }
 
 /// Replays the actions from the root to `id` to recover every state.

@@ -1,38 +1,82 @@
-//! The model's state: the object store, the live writers, uploads in flight,
-//! and what was issued, acknowledged and recovered.
+//! The model's state: the object store, the live writers, compactors,
+//! readers and GC run, uploads in flight, the clock, and what was issued,
+//! acknowledged, committed and recovered.
 //!
 //! Everything is kept in ordered collections so that states hash and compare
 //! deterministically (Stateright replays paths by re-executing actions).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tidemark::protocol::{Epoch, ManifestView, RecoveryError, RecoveryPlan, WalHeader, WalId, WalLog};
+use tidemark::protocol::{Compaction, Epoch, ManifestView, RecoveryError, RecoveryPlan, RunId, Tree, WalHeader, WalId, WalKind, WalLog};
 
 /// An abstract write: one `Put`, identified by issue order.
 pub type WriteId = u16;
 
-/// An L0 SST: the writer's epoch and its per-writer sequence number.
-pub type SstId = (Epoch, u8);
+/// A model tick (`Tick`); GC ages and the reader lease count them.
+pub type Tick = u8;
 
-/// A WAL object in the store, or one being uploaded.
+/// An SST: an L0 flush of a writer (epoch, sequence) or a compaction output
+/// of a compactor (compactor epoch, sequence).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SstId {
+    L0(Epoch, u8),
+    Out(Epoch, u8),
+}
+
+/// An SST object: the writes it holds (ascending) and when it was created.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SstObject {
+    pub writes: Vec<WriteId>,
+    pub created_at: Tick,
+}
+
+/// A WAL object in the store, or one being uploaded (`created_at` is set
+/// when it lands).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WalObject {
     pub header: WalHeader,
     pub writes: Vec<WriteId>,
+    pub created_at: Tick,
 }
 
-/// One manifest version: the protocol fields and the L0 list (oldest first).
+impl WalObject {
+    pub fn is_fence(&self) -> bool {
+        matches!(self.header.kind, WalKind::Fence { .. })
+    }
+}
+
+/// One manifest version: the protocol fields, the tree, who created it
+/// (`token`) and when.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ManifestVersion {
     pub view: ManifestView,
-    pub l0: Vec<SstId>,
+    pub tree: Tree<SstId>,
+    pub token: u64,
+    pub created_at: Tick,
 }
 
-/// The object store: objects are only ever created, never overwritten.
+impl ManifestVersion {
+    /// A version with an empty tree, created at tick 0.
+    pub fn new(view: ManifestView, token: u64) -> Self {
+        ManifestVersion { view, tree: Tree::default(), token, created_at: 0 }
+    }
+}
+
+/// What a writer or compactor holds of the version it builds on: the version
+/// number it will create next (plus one), and the contents it applies its
+/// change to (in memory: GC may have deleted the object since).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Base {
+    pub version: u64,
+    pub view: ManifestView,
+    pub tree: Tree<SstId>,
+}
+
+/// The object store: objects are only ever created or deleted, never overwritten.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Store {
     pub wals: BTreeMap<WalId, WalObject>,
-    pub ssts: BTreeMap<SstId, Vec<WriteId>>,
+    pub ssts: BTreeMap<SstId, SstObject>,
     pub manifests: BTreeMap<u64, ManifestVersion>,
 }
 
@@ -65,8 +109,9 @@ pub struct ImmMemtable {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Claimed its epoch (manifest `claimed_version`), listed and walked the
-    /// WAL chain; the fence is next.
-    Recovering { claimed_version: u64, plan: RecoveryPlan },
+    /// WAL chain; the fence is next. `clean_close`: the version claimed from
+    /// had `writer_closed`, so the plan holds no fence.
+    Recovering { claimed_version: u64, plan: RecoveryPlan, clean_close: bool },
     /// Accepting writes.
     Active,
 }
@@ -84,18 +129,37 @@ pub struct Writer {
     pub frozen: BTreeMap<WalId, Vec<WriteId>>,
     pub memtable: Vec<WriteId>,
     pub imm: Vec<ImmMemtable>,
-    /// L0 SSTs written but not yet recorded in a manifest: (id, last_wal_id).
-    pub flushed: Vec<(SstId, WalId)>,
+    /// L0 SSTs written but not yet recorded in a manifest, oldest first. The
+    /// writes stay in memory (an immutable memtable) until recorded, so a
+    /// flush that grew too old to record can be rewritten.
+    pub flushed: Vec<Flushed>,
     pub next_sst: u8,
-    /// The manifest version this writer last created (its view of the state).
+    /// The manifest version this writer builds on: it creates
+    /// `manifest_version + 1` next.
     pub manifest_version: u64,
+    /// The contents of `manifest_version` as the writer last read them.
+    pub base_view: ManifestView,
+    pub base_tree: Tree<SstId>,
+    /// Fences its recovery saw or placed: recorded in every manifest it writes.
+    pub fences: Vec<WalId>,
+    /// `Close` started: no more `Put`s; the last manifest records `writer_closed`.
+    pub closing: bool,
     /// Writes not yet acknowledged, with the WAL each is in.
     pub pending: Vec<(WriteId, WalId)>,
 }
 
+/// An L0 SST written by `FlushL0`, not yet in a manifest.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Flushed {
+    pub sst: SstId,
+    pub last_wal_id: WalId,
+    pub writes: Vec<WriteId>,
+    pub created_at: Tick,
+}
+
 impl Writer {
     /// A writer with empty buffers whose last manifest is `manifest_version`.
-    pub fn new(epoch: Epoch, phase: Phase, log: WalLog, manifest_version: u64) -> Self {
+    pub fn new(epoch: Epoch, phase: Phase, log: WalLog, manifest_version: u64, base: &ManifestVersion) -> Self {
         Writer {
             epoch,
             phase,
@@ -107,9 +171,61 @@ impl Writer {
             flushed: Vec::new(),
             next_sst: 0,
             manifest_version,
+            base_view: base.view,
+            base_tree: base.tree.clone(),
+            fences: Vec::new(),
+            closing: false,
             pending: Vec::new(),
         }
     }
+}
+
+/// A compactor process: its epoch, the version it builds on, and the
+/// compaction whose output is written but not yet committed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Compactor {
+    pub epoch: Epoch,
+    pub base: Base,
+    pub job: Option<Compaction<SstId>>,
+    /// When the job's output SST was written.
+    pub output_created_at: Tick,
+    pub next_sst: u8,
+}
+
+/// A read-only handle: the version it read, when it last confirmed that
+/// version was the latest, and the objects reads through it may touch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reader {
+    pub version: u64,
+    pub confirmed_at: Tick,
+    pub ssts: BTreeSet<SstId>,
+    pub wals: BTreeSet<WalId>,
+}
+
+/// What any reader that confirmed a superseded version at the last moment
+/// it was the latest may still read, until its lease ends (`until`). Every
+/// possible reader is covered this way, without exploring reader actions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub until: Tick,
+    pub ssts: BTreeSet<SstId>,
+    /// It replays WALs above this.
+    pub replay_after_wal_id: WalId,
+}
+
+/// What successful manifest updates committed, for I8.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Committed {
+    /// Writes of every SST a successful writer update or compaction recorded.
+    pub writes: BTreeSet<WriteId>,
+    /// The highest `replay_after_wal_id` a successful writer update recorded.
+    pub replay_after_wal_id: WalId,
+    /// The highest `wal_id_last_seen` a successful writer update recorded.
+    pub wal_id_last_seen: WalId,
+    /// The newest compactor epoch a successful `ClaimCompactor` recorded.
+    pub compactor_epoch: Epoch,
+    /// Output runs of successful compactions not merged by a later one.
+    pub runs: BTreeSet<RunId>,
 }
 
 /// An acknowledged durable write.
@@ -128,6 +244,8 @@ pub enum RecoveryOutcome {
     Recovered { epoch: Epoch, writes: Vec<WriteId>, replayed_wals: u8 },
     /// Recovery of `epoch` failed: the database cannot start (I2).
     Failed { epoch: Epoch, error: RecoveryError },
+    /// Recovery of `epoch` found an SST its manifest references missing (I2, I6).
+    MissingSst { epoch: Epoch, sst: SstId },
 }
 
 /// Facts about the path so far, for the `sometimes` properties.
@@ -136,6 +254,11 @@ pub struct Seen {
     pub manifest_while_uploading: bool,
     pub zombie_upload_rejected: bool,
     pub ambiguous_create_resolved: bool,
+    pub gc_deleted_wal: bool,
+    pub gc_deleted_sst: bool,
+    pub writer_reapplied: bool,
+    pub zombie_compactor_rejected: bool,
+    pub recovered_after_close_without_fence: bool,
 }
 
 /// The whole model state.
@@ -150,10 +273,23 @@ pub struct State {
     pub acked: BTreeMap<WriteId, AckInfo>,
     pub next_write: WriteId,
     pub recovery: Option<RecoveryOutcome>,
+    /// Live compactors, oldest epoch first.
+    pub compactors: Vec<Compactor>,
+    pub readers: BTreeSet<Reader>,
+    /// Superseded versions whose readers may still be within their lease.
+    pub leases: BTreeMap<u64, Lease>,
+    /// A GC run deleted something a possible reader needed (I7).
+    pub gc_broke_lease: Option<String>,
+    pub committed: Committed,
+    pub now: Tick,
     pub crashes: u8,
     pub recoveries: u8,
     pub zombies: u8,
     pub ambiguous: u8,
+    pub closes: u8,
+    pub compactor_claims: u8,
+    pub readers_opened: u8,
+    pub gc_runs: u8,
     pub seen: Seen,
 }
 
@@ -173,5 +309,24 @@ impl State {
 
     pub fn is_alive(&self, epoch: Epoch) -> bool {
         self.writer(epoch).is_some()
+    }
+
+    pub fn compactor(&self, epoch: Epoch) -> Option<&Compactor> {
+        self.compactors.iter().find(|c| c.epoch == epoch)
+    }
+
+    pub fn compactor_mut(&mut self, epoch: Epoch) -> Option<&mut Compactor> {
+        self.compactors.iter_mut().find(|c| c.epoch == epoch)
+    }
+
+    /// The writes of the SSTs `tree` references, ascending (a duplicate stays,
+    /// so I4 sees it); `Err` names the first SST that does not exist.
+    pub fn tree_writes(&self, tree: &Tree<SstId>) -> Result<Vec<WriteId>, SstId> {
+        let mut writes = Vec::new();
+        for id in tree.ssts() {
+            writes.extend(self.store.ssts.get(id).ok_or(*id)?.writes.iter().copied());
+        }
+        writes.sort_unstable();
+        Ok(writes)
     }
 }

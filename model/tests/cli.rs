@@ -15,7 +15,7 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         &["--protocol", "at-thaw"][..],
         &["--writes", "0"],
         &["--inflight", "0"],
-        &["--crashes", "0"],
+        &["--crashes", "9"],
         &["--inflight", "99"],
         &["--no-such-flag"],
     ] {

@@ -3,19 +3,23 @@
 
 use stateright::Model;
 use tidemark::protocol::Protocol;
-use tidemark_model::properties::{self, I1, I2, I3, I4, I5};
+use tidemark_model::properties::{self, I1, I2, I3, I4, I5, I6, I7, I8, I9};
 use tidemark_model::report;
 use tidemark_model::shortest::shortest_path;
 use tidemark_model::{Action, Bounds, State, TidemarkModel};
 
-fn violation_of(name: &str) -> impl Fn(&State) -> bool + '_ {
-    move |s| properties::explain(name, s).is_some()
+fn violation_of<'a>(model: &'a TidemarkModel, name: &'a str) -> impl Fn(&State) -> bool + 'a {
+    move |s| properties::explain(model, name, s).is_some()
 }
 
 fn shortest(protocol: Protocol, bounds: Bounds, property: &str) -> Option<Vec<Action>> {
     let model = TidemarkModel::new(protocol, bounds);
-    shortest_path(&model, violation_of(property), 5_000_000).map(|t| t.steps.into_iter().map(|(a, _)| a).collect())
+    shortest_path(&model, violation_of(&model, property), 5_000_000).map(|t| t.steps.into_iter().map(|(a, _)| a).collect())
 }
+
+/// The WAL protocol's bounds with two writes: small enough for exhaustive
+/// searches that must find nothing.
+const WAL2: Bounds = Bounds { writes: 2, ..Bounds::WAL_ONLY };
 
 #[test]
 fn shipped_protocol_holds_at_default_bounds() {
@@ -24,58 +28,132 @@ fn shipped_protocol_holds_at_default_bounds() {
         assert!(p.holds, "{} {} does not hold: {:?}", p.kind, p.name, p.violation);
     }
     assert!(run.unique_states > 100_000, "the exploration is not trivially small: {}", run.unique_states);
-    let sometimes = run.properties.iter().filter(|p| p.kind == "sometimes").count();
-    assert_eq!(sometimes, if Bounds::DEFAULT.ambiguous > 0 { 6 } else { 5 });
+    let found: Vec<&str> = run.properties.iter().filter(|p| p.kind == "sometimes").map(|p| p.name.as_str()).collect();
+    for example in [
+        "compaction committed",
+        "writer re-applied after losing to the compactor",
+        "zombie compactor rejected",
+        "GC deleted a WAL",
+        "GC deleted an SST",
+        "GC deleted a manifest",
+        "GC ran while a superseded version was leased",
+        "clean close, then recovery without a fence",
+        "zombie upload rejected",
+    ] {
+        assert!(found.contains(&example), "{example} is not checked at the default bounds: {found:?}");
+    }
+    let always = run.properties.iter().filter(|p| p.kind == "always").count();
+    assert_eq!(always, 9, "I1..I9");
 }
 
 #[test]
 fn at_freeze_breaks_i1_and_i2() {
-    assert!(shortest(Protocol::AtFreeze, Bounds::DEFAULT, I1).is_some());
-    assert!(shortest(Protocol::AtFreeze, Bounds::DEFAULT, I2).is_some());
+    assert!(shortest(Protocol::AtFreeze, Bounds::WAL_ONLY, I1).is_some());
+    assert!(shortest(Protocol::AtFreeze, Bounds::WAL_ONLY, I2).is_some());
     for p in [I3, I4, I5] {
-        assert!(shortest(Protocol::AtFreeze, Bounds { writes: 2, ..Bounds::DEFAULT }, p).is_none(), "{p}");
+        assert!(shortest(Protocol::AtFreeze, WAL2, p).is_none(), "{p}");
     }
 }
 
 #[test]
 fn max_completed_loses_acknowledged_writes() {
-    let path = shortest(Protocol::MaxCompleted, Bounds::DEFAULT, I3).expect("I3 violated");
+    let path = shortest(Protocol::MaxCompleted, WAL2, I3).expect("I3 violated");
     assert!(path.iter().any(|a| matches!(a, Action::Ack { .. })), "{path:?}");
-    assert!(shortest(Protocol::MaxCompleted, Bounds::DEFAULT, I1).is_some());
+    assert!(shortest(Protocol::MaxCompleted, WAL2, I1).is_some());
 }
 
 #[test]
 fn replay_across_gap_breaks_prefix_consistency() {
-    let path = shortest(Protocol::ReplayAcrossGap, Bounds::DEFAULT, I4).expect("I4 violated");
+    let path = shortest(Protocol::ReplayAcrossGap, WAL2, I4).expect("I4 violated");
     assert!(matches!(path.last(), Some(Action::Fence { .. })), "{path:?}");
 }
 
 #[test]
 fn no_fence_lets_a_zombie_ack_what_the_new_epoch_never_sees() {
-    let path = shortest(Protocol::NoFence, Bounds::DEFAULT, I5).expect("I5 violated");
+    let path = shortest(Protocol::NoFence, WAL2, I5).expect("I5 violated");
     assert!(matches!(path.last(), Some(Action::Ack { epoch: 1 })), "{path:?}");
     // Without zombies the fence is not what protects the log.
-    assert!(shortest(Protocol::NoFence, Bounds { zombies: 0, ..Bounds::DEFAULT }, I5).is_none());
+    assert!(shortest(Protocol::NoFence, Bounds { zombies: 0, ..WAL2 }, I5).is_none());
+}
+
+/// One breadth-first search over the default bounds for a state violating
+/// any of I1..I9, independent of Stateright's checker.
+#[test]
+fn shipped_protocol_has_no_counterexample_by_direct_search() {
+    let model = TidemarkModel::new(Protocol::Shipped, Bounds::DEFAULT);
+    let any = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
+    assert!(shortest_path(&model, any, 5_000_000).is_none());
 }
 
 #[test]
-fn shipped_protocol_has_no_counterexample_by_direct_search() {
-    for p in [I1, I2, I3, I4, I5] {
-        assert!(shortest(Protocol::Shipped, Bounds::DEFAULT, p).is_none(), "{p}");
-    }
+fn gc_before_manifest_deletes_wals_recovery_and_readers_still_need() {
+    let path = shortest(Protocol::GcBeforeManifest, Bounds::DEFAULT, I7).expect("I7 violated");
+    let names: Vec<&str> = path.iter().map(Action::name).collect();
+    assert!(names.contains(&"FlushL0") && !names.contains(&"WriteManifest"), "deleted before the manifest: {names:?}");
+    assert_eq!(names.last(), Some(&"GcRun"));
+    // The consequence for recovery too: after a crash, an acknowledged write is lost or recovery fails.
+    let crash = Bounds { crashes: 1, zombies: 0, compactors: 0, closes: 0, ..Bounds::DEFAULT };
+    assert!(shortest(Protocol::GcBeforeManifest, crash, I3).is_some() || shortest(Protocol::GcBeforeManifest, crash, I2).is_some());
+    assert!(shortest(Protocol::Shipped, crash, I3).is_none());
+}
+
+#[test]
+fn blind_manifest_write_loses_the_other_roles_update() {
+    let path = shortest(Protocol::BlindManifestWrite, Bounds::DEFAULT, I8).expect("I8 violated");
+    assert!(path.iter().any(|a| matches!(a, Action::ClaimCompactor)), "{path:?}");
+    assert!(matches!(path.last(), Some(Action::WriteManifest { .. } | Action::CompactCommit { .. })), "{path:?}");
+}
+
+#[test]
+fn gc_deleting_a_fence_lets_a_zombie_ack_what_its_successor_never_sees() {
+    let bounds = report::mutant_bounds(Protocol::GcDeletesFences, Bounds::DEFAULT);
+    let path = shortest(Protocol::GcDeletesFences, bounds, I5).expect("I5 violated");
+    let gc = path.iter().position(|a| matches!(a, Action::GcRun)).expect("a GC run");
+    assert!(path[gc..].iter().any(|a| matches!(a, Action::WalDurable { epoch: 1, .. })), "{path:?}");
+    assert!(matches!(path.last(), Some(Action::Ack { epoch: 1 })), "{path:?}");
+    assert!(shortest(Protocol::Shipped, bounds, I5).is_none());
+}
+
+#[test]
+fn gc_ignoring_readers_deletes_what_a_leased_version_needs() {
+    let path = shortest(Protocol::GcIgnoresReaders, Bounds::DEFAULT, I7).expect("I7 violated");
+    assert_eq!(path.last().map(Action::name), Some("GcRun"));
+    // An explicit reader sees it too.
+    let reader = Bounds { readers: 1, compactors: 1, closes: 0, zombies: 0, ..Bounds::DEFAULT };
+    let path = shortest(Protocol::GcIgnoresReaders, reader, I7).expect("I7 violated with a reader");
+    assert!(path.iter().any(|a| matches!(a, Action::GcRun)), "{path:?}");
+}
+
+#[test]
+fn a_create_in_a_slot_gc_emptied_is_not_trusted() {
+    let path = shortest(Protocol::TrustReopenedSlot, Bounds::DEFAULT, I8).expect("I8 violated");
+    let gc = path.iter().position(|a| matches!(a, Action::GcRun)).expect("a GC run emptied the slot");
+    assert!(matches!(path.last(), Some(Action::WriteManifest { .. } | Action::CompactCommit { .. })), "{path:?}");
+    assert!(gc < path.len() - 1);
+}
+
+/// The shipped protocol found a real gap here first: a recovery that
+/// replayed the SSTs of the version it claimed, after a compaction and GC had
+/// removed them (I2). Recovery re-reads the latest version before replaying.
+#[test]
+fn recovery_after_compaction_and_gc_sees_every_write() {
+    let bounds = Bounds { compactors: 1, closes: 0, ..Bounds::DEFAULT };
+    let model = TidemarkModel::new(Protocol::Shipped, bounds);
+    let any = |s: &State| [I2, I3, I6, I9].iter().any(|p| properties::explain(&model, p, s).is_some());
+    assert!(shortest_path(&model, any, 5_000_000).is_none());
 }
 
 /// The SlateDB bug, step by step: FreezeWal, WriteManifest and Crash come
 /// before the Recover that fails.
 #[test]
 fn slatedb_bug_story_is_the_shortest_i2_counterexample() {
-    let bounds = Bounds { zombies: 0, ..Bounds::DEFAULT };
+    let bounds = Bounds { zombies: 0, ..Bounds::WAL_ONLY };
     let path = shortest(Protocol::AtFreeze, bounds, I2).expect("I2 violated under at-freeze");
     assert!(path.len() <= 10, "{} steps", path.len());
     let names: Vec<&str> = path.iter().map(Action::name).collect();
     assert_eq!(names, ["Put", "FreezeWal", "WriteManifest", "Crash", "Recover"]);
     let model = TidemarkModel::new(Protocol::AtFreeze, bounds);
-    let trace = shortest_path(&model, violation_of(I2), 1_000_000).expect("found");
+    let trace = shortest_path(&model, violation_of(&model, I2), 1_000_000).expect("found");
     let steps = report::describe(&model, &trace);
     assert!(steps[2].detail.contains("wal_id_last_seen=1") && steps[2].detail.contains("durable_wal_id=0"), "{steps:?}");
     assert!(steps[4].detail.contains("MissingWal"), "{steps:?}");
@@ -83,7 +161,7 @@ fn slatedb_bug_story_is_the_shortest_i2_counterexample() {
 
 /// Every path of `depth` steps from the initial state (exhaustive, no dedup).
 fn any_path_violates(model: &TidemarkModel, state: &State, depth: usize, property: &str) -> bool {
-    if properties::explain(property, state).is_some() {
+    if properties::explain(model, property, state).is_some() {
         return true;
     }
     if depth == 0 {
@@ -101,14 +179,14 @@ fn any_path_violates(model: &TidemarkModel, state: &State, depth: usize, propert
 /// at-freeze I1 counterexample has 3 steps, and no path of 2 reaches I1.
 #[test]
 fn counterexamples_are_shortest() {
-    let model = TidemarkModel::new(Protocol::AtFreeze, Bounds::DEFAULT);
+    let model = TidemarkModel::new(Protocol::AtFreeze, WAL2);
     let init = model.initial_state();
-    let path = shortest(Protocol::AtFreeze, Bounds::DEFAULT, I1).expect("violated");
+    let path = shortest(Protocol::AtFreeze, WAL2, I1).expect("violated");
     assert_eq!(path.len(), 3, "{path:?}");
     assert!(!any_path_violates(&model, &init, 2, I1));
     assert!(any_path_violates(&model, &init, 3, I1));
     // And for a longer one: replay-across-gap's I4 path.
-    let model = TidemarkModel::new(Protocol::ReplayAcrossGap, Bounds::DEFAULT);
-    let path = shortest(Protocol::ReplayAcrossGap, Bounds::DEFAULT, I4).expect("violated");
+    let model = TidemarkModel::new(Protocol::ReplayAcrossGap, WAL2);
+    let path = shortest(Protocol::ReplayAcrossGap, WAL2, I4).expect("violated");
     assert!(!any_path_violates(&model, &init, path.len() - 1, I4));
 }

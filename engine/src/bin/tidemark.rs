@@ -51,6 +51,12 @@ struct Cli {
     /// are (text, which may be any bytes, not only UTF-8), hex or base64.
     #[arg(long, global = true, value_enum, default_value_t = Input::Text)]
     input: Input,
+    /// The minimum age before garbage collection may delete an object
+    /// (human-readable: `0s`, `90s`, `5m`, `1h`). Readers and other
+    /// processes may use what they read for this long; `0s` is safe only
+    /// when one process at a time uses the database.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "5m")]
+    gc_min_age: std::time::Duration,
     #[command(subcommand)]
     command: Command,
 }
@@ -227,9 +233,9 @@ async fn open_for_reading(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path), 
 
 /// Runs a write and closes: the write's outcome decides the exit code; a
 /// failing close after an acknowledged write is only a warning.
-async fn write(url: &str, key: Bytes, value: Option<Bytes>) -> Result<ExitCode, Failure> {
+async fn write(url: &str, settings: Settings, key: Bytes, value: Option<Bytes>) -> Result<ExitCode, Failure> {
     let (store, root) = tidemark::store_for_url(url)?;
-    let db = Db::open_with(root, store, Settings::default()).await?;
+    let db = Db::open_with(root, store, settings).await?;
     let written = match value {
         Some(v) => db.put(key, v).await,
         None => db.delete(key).await,
@@ -275,6 +281,7 @@ fn row(format: Format, key: &[u8], value: &[u8]) -> Vec<u8> {
 }
 
 async fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let settings = Settings::default().with_gc_min_age(cli.gc_min_age);
     let input = cli.input;
     match cli.command {
         Command::Put { key, value, value_file } => {
@@ -284,11 +291,11 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 (Some(v), None) => decode(input, "VALUE", v)?,
                 (None, None) => return Err(Failure::Usage("put needs VALUE or --value-file".into())),
             };
-            return write(&cli.url, key, Some(value)).await;
+            return write(&cli.url, settings, key, Some(value)).await;
         }
         Command::Delete { key } => {
             let key = decode(input, "KEY", key)?;
-            return write(&cli.url, key, None).await;
+            return write(&cli.url, settings, key, None).await;
         }
         Command::Get { key, format } => {
             let key = decode(input, "KEY", key)?;

@@ -43,6 +43,19 @@ struct Inner<T> {
     rejected_from: Option<WalId>,
 }
 
+impl<T> Inner<T> {
+    /// The WAL holding the newest write: the buffer's future id if it holds
+    /// writes, else the last frozen id.
+    fn last_written(&self) -> WalId {
+        let next = self.log.next_wal_id();
+        if self.buffer.is_empty() {
+            next - 1
+        } else {
+            next
+        }
+    }
+}
+
 /// Shared commit state of one writer.
 pub struct CommitLog<T> {
     inner: Mutex<Inner<T>>,
@@ -105,24 +118,20 @@ impl<T> CommitLog<T> {
         let mut inner = lock(&self.inner);
         inner.closing = true;
         then();
-        let next = inner.log.next_wal_id();
-        if inner.buffer.is_empty() {
-            next - 1
-        } else {
-            next
-        }
+        inner.last_written()
+    }
+
+    /// `Close` began and everything appended is durable: nothing of this
+    /// writer is buffered, frozen or in flight (what `Close` waits for).
+    pub fn closed_and_durable(&self) -> bool {
+        let inner = lock(&self.inner);
+        inner.closing && inner.buffer.is_empty() && inner.log.durable_wal_id() + 1 >= inner.log.next_wal_id()
     }
 
     /// The WAL holding the newest write so far: the buffer's future id if it
     /// holds writes, else the last frozen id (what `flush()` must wait for).
     pub fn last_written_wal_id(&self) -> WalId {
-        let inner = lock(&self.inner);
-        let next = inner.log.next_wal_id();
-        if inner.buffer.is_empty() {
-            next - 1
-        } else {
-            next
-        }
+        lock(&self.inner).last_written()
     }
 
     /// Bytes in the current (mutable) WAL buffer.

@@ -18,7 +18,7 @@ use crate::protocol::{
     CreatedOutcome, ManifestConflict, ObjectOwner, Role, TakenOutcome, WalHeader, WalKind, WriterEdit,
 };
 use futures::TryStreamExt;
-use crate::sst::{Entry, SstBuilder, SstReader};
+use crate::sst::{Entry, SstBuilder, SstReader, SstRef};
 use crate::sync::{lock, Arc, Ordering};
 use crate::trace::TraceEvent;
 use crate::wal_object::{decode_wal, encode_wal};
@@ -62,7 +62,13 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         loop {
             match inner.commit.start_upload_with(wal_id, || inner.emit(TraceEvent::UploadWal { wal_id })) {
                 Ok(true) => {
-                    uploads.spawn(upload_wal(inner.clone(), frozen));
+                    inner.uploads_in_flight.fetch_add(1, Ordering::AcqRel);
+                    let task = inner.clone();
+                    uploads.spawn(async move {
+                        upload_wal(task.clone(), frozen).await;
+                        task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        task.durable_changed.notify_waiters();
+                    });
                     break;
                 }
                 Ok(false) => {
@@ -199,8 +205,8 @@ async fn l0_flusher(inner: Arc<DbInner>) {
                 break;
             }
             // Compaction is behind: hold memtables (writers then wait on
-            // `max_unflushed_bytes`) until L0 is back under twice its limit.
-            if inner.settings.compactor && lock(&inner.tree).l0.len() >= 2 * inner.settings.l0_max_ssts {
+            // `max_unflushed_bytes`) until L0 is back under its limit.
+            if inner.settings.compactor && lock(&inner.tree).l0.len() >= inner.settings.l0_max_ssts {
                 inner.wake_compactor.notify_one();
                 let _ = tokio::time::timeout(Duration::from_millis(50), inner.space_freed.notified()).await;
                 continue;
@@ -256,10 +262,16 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let bytes = build_sst(&imm.table, inner.settings.block_size);
     let handle = upload_sst(inner, bytes, inner.epoch).await?;
     inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
+    // While closing, the manifest that records the last memtable is the
+    // close manifest (`writer_closed`), as the spec's `Close` has it.
+    let last = {
+        let mem = lock(&inner.mem);
+        mem.imm.len() == 1 && mem.active.is_empty()
+    };
     let edit = WriterEdit {
         flushed: handle.iter().cloned().collect(),
         flushed_through: Some(imm.last_wal_id),
-        close: false,
+        close: last && inner.commit.closed_and_durable() && inner.uploads_in_flight.load(Ordering::Acquire) == 0,
         fences: inner.fences.clone(),
     };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
@@ -270,10 +282,14 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     // section under both locks, the order readers take them in: a reader
     // sees the writes in one place or the other, never in neither.
     let tree = open_tree(inner, &manifest).await?;
+    let l0 = tree.l0.len();
     {
         let mut mem = lock(&inner.mem);
-        *lock(&inner.tree) = Arc::new(tree);
+        inner.set_tree(tree);
         mem.imm.retain(|m| !Arc::ptr_eq(m, &imm));
+    }
+    if l0 >= super::compactor::l0_trigger(inner.settings.l0_max_ssts) {
+        inner.wake_compactor.notify_one();
     }
     Ok(true)
 }
@@ -309,18 +325,22 @@ pub(crate) async fn commit_writer_edit(
         let mut next = content.successor(&inner.layout, view, tree)?;
         next.version = ManifestObject::version_after(&inner.layout, slot)?;
         let latest = match try_create_manifest(inner, &next).await? {
-            Created::Ours => match created_outcome(inner, next.version).await? {
-                CreatedOutcome::Applied => {
-                    inner.emit(TraceEvent::WriteManifest {
-                        version: next.version,
-                        wal_id_last_seen: next.wal_id_last_seen,
-                        replay_after_wal_id: next.replay_after_wal_id,
-                    });
-                    *manifest = next;
-                    return Ok(());
+            Created::Ours => {
+                // Recorded as soon as the create returns (no await between),
+                // so a crash cannot fall between the object and its step.
+                inner.emit(TraceEvent::WriteManifest {
+                    version: next.version,
+                    wal_id_last_seen: next.wal_id_last_seen,
+                    replay_after_wal_id: next.replay_after_wal_id,
+                });
+                match created_outcome(inner, next.version).await? {
+                    CreatedOutcome::Applied => {
+                        *manifest = next;
+                        return Ok(());
+                    }
+                    CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
                 }
-                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
-            },
+            }
             Created::Taken(existing) => {
                 match on_manifest_taken(Role::Writer, inner.epoch, next.token, &existing.view(), existing.token) {
                     TakenOutcome::Ours => {
@@ -395,17 +415,20 @@ pub(crate) async fn try_create_manifest(inner: &DbInner, next: &ManifestObject) 
 /// others are opened (their tails read) concurrently.
 pub(crate) async fn open_tree(inner: &DbInner, manifest: &ManifestObject) -> Result<OpenTree> {
     let current = lock(&inner.tree).clone();
-    let mut known: std::collections::HashMap<String, Arc<SstReader>> = std::collections::HashMap::new();
-    for r in current.l0.iter().chain(current.runs.iter().flat_map(|run| run.ssts.iter().map(|(_, r)| r))) {
+    let mut known: std::collections::HashMap<String, Arc<SstRef>> = std::collections::HashMap::new();
+    for r in current.l0.iter().chain(current.runs.iter().flat_map(|run| run.ssts.iter())) {
         known.insert(r.path().to_string(), r.clone());
     }
-    super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known).await
+    Ok(super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known))
 }
 
 /// `Close`'s manifest: `writer_closed`, so the next recovery knows no upload
 /// of this writer can still land and needs no fence.
 pub(crate) async fn record_close(inner: &DbInner) -> Result<()> {
     let mut manifest = inner.manifest.lock().await;
+    if manifest.writer_closed && manifest.writer_epoch == inner.epoch {
+        return Ok(()); // The last flush already recorded it.
+    }
     let edit = WriterEdit { close: true, fences: inner.fences.clone(), ..WriterEdit::default() };
     commit_writer_edit(inner, &mut manifest, &edit).await
 }

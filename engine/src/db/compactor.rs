@@ -41,12 +41,18 @@ pub(crate) struct Job {
     pub bottom: bool,
 }
 
+/// L0 is compacted once it holds this many SSTs: half its limit, so a
+/// compaction usually finishes before `FlushL0` has to wait at the limit.
+pub(crate) fn l0_trigger(l0_max_ssts: usize) -> usize {
+    (l0_max_ssts / 2).max(2)
+}
+
 /// The scheduler's choice, from the latest manifest: all of L0 once it
-/// reaches `l0_max_ssts`; else, with more than `max_sorted_runs` runs, the
+/// reaches `l0_trigger`; else, with more than `max_sorted_runs` runs, the
 /// newest window of at least two adjacent runs of similar size (within 4x),
 /// or the two newest runs.
 pub(crate) fn pick(m: &ManifestObject, l0_max_ssts: usize, max_sorted_runs: usize) -> Option<Job> {
-    if m.l0.len() >= l0_max_ssts {
+    if m.l0.len() >= l0_trigger(l0_max_ssts) {
         return Some(Job { l0: m.l0.clone(), runs: Vec::new(), bottom: m.runs.is_empty() });
     }
     if m.runs.len() <= max_sorted_runs {
@@ -247,7 +253,7 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
                     let tree = open_tree(inner, &next).await?;
                     *manifest = next;
                     let _mem = lock(&inner.mem);
-                    *lock(&inner.tree) = Arc::new(tree);
+                    inner.set_tree(tree);
                     return Ok(manifest.version);
                 }
                 CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,

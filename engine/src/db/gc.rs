@@ -56,6 +56,27 @@ pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
     let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
     let now = now_ms();
 
+    // Order matters with a zero `gc_min_age`: SSTs and WALs are listed and
+    // this process's pins read *before* the manifests. An SST in the
+    // listing is then either still pinned (its flush or compaction is not
+    // recorded yet) or recorded in a manifest this pass will read.
+    let mut stats = GcStats::default();
+    let ssts: Vec<_> = store.list(Some(&layout.sst_dir())).try_collect().await?;
+    let listed_ssts: Vec<Listed<u128>> = ssts
+        .iter()
+        .filter_map(|m| {
+            let id = layout.parse_sst(&m.location)?;
+            // The ULID's time, unless the store saw the object later.
+            Some(Listed { id, created_at: ulid::Ulid(id).timestamp_ms().max(modified_ms(m)) })
+        })
+        .collect();
+    let mut pinned: Vec<u128> = lock(&inner.pinned).iter().copied().collect();
+    pinned.extend(inner.ssts_in_use());
+    let wals: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
+    let listed_wals: Vec<Listed<WalId>> = wals
+        .iter()
+        .filter_map(|m| Some(Listed { id: layout.parse_wal(&m.location)?, created_at: modified_ms(m) }))
+        .collect();
     let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
     let versions: Vec<Listed<u64>> = listed
         .iter()
@@ -89,27 +110,11 @@ pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
         .collect();
     let kept: Vec<KeptManifest<'_, u128>> = trees.iter().map(|(view, tree)| KeptManifest { view, tree }).collect();
 
-    let mut stats = GcStats::default();
-    let ssts: Vec<_> = store.list(Some(&layout.sst_dir())).try_collect().await?;
-    let listed_ssts: Vec<Listed<u128>> = ssts
-        .iter()
-        .filter_map(|m| {
-            let id = layout.parse_sst(&m.location)?;
-            // The ULID's time, unless the store saw the object later.
-            Some(Listed { id, created_at: ulid::Ulid(id).timestamp_ms().max(modified_ms(m)) })
-        })
-        .collect();
-    let pinned: Vec<u128> = lock(&inner.pinned).iter().copied().collect();
     for id in policy.ssts(&kept, &listed_ssts, &pinned, now) {
         delete(inner, &layout.sst(id)).await?;
         tracing::info!(action = "GcSst", sst = %ulid::Ulid(id), "GcSst");
         stats.ssts += 1;
     }
-    let wals: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
-    let listed_wals: Vec<Listed<WalId>> = wals
-        .iter()
-        .filter_map(|m| Some(Listed { id: layout.parse_wal(&m.location)?, created_at: modified_ms(m) }))
-        .collect();
     for id in policy.wals(&kept, &listed_wals, now, None) {
         delete(inner, &layout.wal(id)).await?;
         tracing::info!(action = "GcWal", wal_id = id, "GcWal");

@@ -22,8 +22,8 @@ use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
 use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
-use crate::sst::{Entry, RunReader, SstReader};
-use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering, StdArc};
+use crate::sst::{Entry, RunReader, SstRef};
+use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, read_chain_with, ChainContents};
@@ -38,7 +38,11 @@ pub(crate) struct DbInner {
     pub(crate) commit: CommitLog<Entry>,
     pub(crate) mem: Mutex<MemState>,
     /// The open SSTs of the current manifest (L0 and sorted runs).
-    pub(crate) tree: Mutex<Arc<OpenTree>>,
+    pub(crate) tree: Mutex<StdArc<OpenTree>>,
+    /// Every tree this process installed that a reader may still hold: GC
+    /// in this process never deletes their SSTs (with a zero `gc_min_age`
+    /// nothing else protects a scan that outlives a compaction).
+    pub(crate) trees: Mutex<Vec<StdWeak<OpenTree>>>,
     pub(crate) manifest: tokio::sync::Mutex<ManifestObject>,
     /// Serialises compactions in this process (background task and `close`).
     pub(crate) compaction: tokio::sync::Mutex<compactor::CompactorState>,
@@ -51,6 +55,9 @@ pub(crate) struct DbInner {
     pub(crate) durable_changed: Notify,
     pub(crate) space_freed: Notify,
     pub(crate) memtable_full: AtomicBool,
+    /// WAL uploads started and not yet finished: `Close` waits for none
+    /// (its manifest says nothing of this writer can still land).
+    pub(crate) uploads_in_flight: AtomicUsize,
     pub(crate) read_only: bool,
     /// The fences on this writer's recovered chain and the one it placed
     /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
@@ -61,7 +68,7 @@ pub(crate) struct DbInner {
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.
 #[derive(Debug, Default)]
 pub(crate) struct OpenTree {
-    pub(crate) l0: Vec<Arc<SstReader>>,
+    pub(crate) l0: Vec<Arc<SstRef>>,
     pub(crate) runs: Vec<Arc<RunReader>>,
 }
 
@@ -75,6 +82,27 @@ impl OpenTree {
 }
 
 impl DbInner {
+    /// Installs `tree` as the current one (callers hold `mem` too, see
+    /// `read_view`) and remembers it for GC while any reader holds it.
+    pub(crate) fn set_tree(&self, tree: OpenTree) {
+        let tree = StdArc::new(tree);
+        let mut trees = lock(&self.trees);
+        trees.retain(|t| t.strong_count() > 0);
+        trees.push(StdArc::downgrade(&tree));
+        *lock(&self.tree) = tree;
+    }
+
+    /// SST ids of every tree a reader of this process may still hold.
+    pub(crate) fn ssts_in_use(&self) -> Vec<u128> {
+        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        let current = lock(&self.tree).clone();
+        trees
+            .iter()
+            .chain(std::iter::once(&current))
+            .flat_map(|t| t.l0.iter().chain(t.runs.iter().flat_map(|r| r.ssts.iter())).map(|s| s.handle.id).collect::<Vec<_>>())
+            .collect()
+    }
+
     pub(crate) fn ack_error(&self, e: AckError) -> Error {
         match e {
             AckError::Fenced { by } => Error::Fenced { writer_epoch: self.epoch, by },
@@ -122,7 +150,7 @@ struct ReadView {
     /// Immutable memtables, oldest first.
     imm: Vec<Arc<ImmMemtable>>,
     /// The open SSTs: L0 and sorted runs.
-    tree: Arc<OpenTree>,
+    tree: StdArc<OpenTree>,
 }
 
 impl ReadView {
@@ -402,11 +430,18 @@ impl Db {
         let last = inner.commit.stop_appends_with(|| inner.emit(TraceEvent::Close));
         inner.wake_flusher.notify_one();
         inner.commit.wait_durable(last).await.map_err(|e| inner.ack_error(e))?;
+        // Nothing of this writer may land after its close manifest.
+        while inner.uploads_in_flight.load(Ordering::Acquire) > 0 {
+            if let Some(e) = inner.commit.failure() {
+                return Err(inner.ack_error(e));
+            }
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(5), inner.durable_changed.notified()).await;
+        }
         background::flush_all(inner).await?;
+        background::record_close(inner).await?;
         if inner.settings.compactor {
             compactor::compact_while_needed(inner).await?;
         }
-        background::record_close(inner).await?;
         if !inner.settings.gc_interval.is_zero() {
             if let Err(e) = gc::run(inner).await {
                 tracing::warn!(error = %e, "GcManifest/GcSst/GcWal pass at close failed; the next pass retries");

@@ -22,8 +22,8 @@ use crate::protocol::{
     RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
 };
 use crate::settings::Settings;
-use crate::sst::{RunReader, SstReader};
-use crate::sync::{Arc, AtomicBool, Mutex, StdArc};
+use crate::sst::{RunReader, SstRef};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_object::{decode_wal, encode_wal, DecodedWal};
 
@@ -165,42 +165,24 @@ async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<(ManifestObje
     Err(Error::InvalidArgument(format!("could not claim an epoch after {RACE_ATTEMPTS} racing attempts")))
 }
 
-/// Opens every SST a manifest lists, L0 and runs (reading only their
-/// tails), a bounded number at once; readers in `known` (by path) are reused.
-pub(crate) async fn open_tree_with(
+/// The tree of a manifest: every SST it lists, L0 and runs, opened lazily
+/// (`SstRef`); SSTs already open in `known` (by path) are reused.
+pub(crate) fn open_tree_with(
     store: &StdArc<dyn ObjectStore>,
     layout: &Layout,
     m: &ManifestObject,
-    known: &std::collections::HashMap<String, Arc<SstReader>>,
-) -> Result<OpenTree> {
-    // Futures built first and owning their inputs, so the stream's type
-    // names no closure (keeps the returned future `Send`).
-    let opens: Vec<_> = m
-        .ssts()
-        .map(|h: &SstHandle| {
-            let path = layout.sst(h.id);
-            let reuse = known.get(path.as_ref()).cloned();
-            let (store, size) = (store.clone(), h.size);
-            async move {
-                match reuse {
-                    Some(r) => Ok(r),
-                    None => SstReader::open(store, path, Some(size)).await.map(Arc::new),
-                }
-            }
-        })
-        .collect();
-    let opened: Vec<Arc<SstReader>> = futures::stream::iter(opens)
-        .buffered(RECOVERY_READS)
-    .try_collect()
-    .await?;
-    let mut opened = opened.into_iter();
-    let l0 = opened.by_ref().take(m.l0.len()).collect();
-    let runs = m
-        .runs
-        .iter()
-        .map(|run| RunReader::new(run, opened.by_ref().take(run.ssts.len()).collect()).map(Arc::new))
-        .collect::<Result<_>>()?;
-    Ok(OpenTree { l0, runs })
+    known: &std::collections::HashMap<String, Arc<SstRef>>,
+) -> OpenTree {
+    let sst = |h: &SstHandle| {
+        let path = layout.sst(h.id);
+        match known.get(path.as_ref()) {
+            Some(r) => r.clone(),
+            None => Arc::new(SstRef::new(h.clone(), path, store.clone())),
+        }
+    };
+    let l0 = m.l0.iter().map(sst).collect();
+    let runs = m.runs.iter().map(|run| Arc::new(RunReader::new(run, run.ssts.iter().map(sst).collect()))).collect();
+    OpenTree { l0, runs }
 }
 
 fn replay(chain: &ChainContents) -> MemState {
@@ -286,7 +268,7 @@ impl Db {
             },
         );
         tracing::info!(writer_epoch = epoch, replayed = plan.replay.len(), next_wal_id = plan.next_wal_id, "Fence");
-        let tree = open_tree_with(&store, &layout, &claimed, &Default::default()).await?;
+        let tree = open_tree_with(&store, &layout, &claimed, &Default::default());
         let mem = replay(&chain);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
         let inner = Arc::new(DbInner {
@@ -296,7 +278,8 @@ impl Db {
             tracer,
             commit: CommitLog::new(log),
             mem: Mutex::new(mem),
-            tree: Mutex::new(Arc::new(tree)),
+            tree: Mutex::new(StdArc::new(tree)),
+            trees: Mutex::new(Vec::new()),
             compaction: tokio::sync::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),
@@ -306,6 +289,7 @@ impl Db {
             durable_changed: Notify::new(),
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
+            uploads_in_flight: AtomicUsize::new(0),
             read_only: false,
             fences: plan.fences.clone(),
             settings,
@@ -329,7 +313,7 @@ impl Db {
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
-        let tree = open_tree_with(&store, &layout, &m, &Default::default()).await?;
+        let tree = open_tree_with(&store, &layout, &m, &Default::default());
         let mem = replay(&chain);
         let inner = Arc::new(DbInner {
             store,
@@ -338,7 +322,8 @@ impl Db {
             tracer: Tracer::default(),
             commit: CommitLog::new(WalLog::new(Protocol::Shipped, m.writer_epoch, chain.plan.gap, 1)),
             mem: Mutex::new(mem),
-            tree: Mutex::new(Arc::new(tree)),
+            tree: Mutex::new(StdArc::new(tree)),
+            trees: Mutex::new(Vec::new()),
             compaction: tokio::sync::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),
@@ -348,6 +333,7 @@ impl Db {
             durable_changed: Notify::new(),
             space_freed: Notify::new(),
             memtable_full: AtomicBool::new(false),
+            uploads_in_flight: AtomicUsize::new(0),
             read_only: true,
             fences: Vec::new(),
             settings,

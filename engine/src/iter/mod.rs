@@ -12,31 +12,45 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::sst::{Entry, RunReader, SstReader};
+use crate::sst::{Entry, RunReader, SstRef};
 use crate::sync::Arc;
+
+/// Bytes of consecutive blocks a scan or compaction fetches per request:
+/// few requests on a store that charges latency per call, bounded memory
+/// per source.
+pub const READ_AHEAD: u64 = 256 << 10;
 
 /// A key range, owned.
 pub type KeyRange = (Bound<Bytes>, Bound<Bytes>);
 
-/// An SST read block by block.
+/// An SST read block by block (opened on the first read).
 pub struct SstSource {
-    reader: Arc<SstReader>,
+    sst: Arc<SstRef>,
     range: KeyRange,
-    blocks: std::ops::Range<usize>,
+    /// The overlapping blocks still to read, once the SST is open.
+    blocks: Option<std::ops::Range<usize>>,
     buf: VecDeque<Entry>,
 }
 
 impl SstSource {
-    pub fn new(reader: Arc<SstReader>, range: KeyRange) -> Self {
-        let blocks = reader.blocks_in(&range);
-        Self { reader, range, blocks, buf: VecDeque::new() }
+    pub fn new(sst: Arc<SstRef>, range: KeyRange) -> Self {
+        let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
+        Self { sst, range, blocks, buf: VecDeque::new() }
     }
 
     async fn fill(&mut self) -> Result<()> {
         while self.buf.is_empty() {
-            let Some(i) = self.blocks.next() else { return Ok(()) };
+            let reader = self.sst.reader().await?;
+            let blocks = self.blocks.get_or_insert_with(|| reader.blocks_in(&self.range));
+            if blocks.start >= blocks.end {
+                return Ok(());
+            }
+            // Read ahead: up to READ_AHEAD bytes of blocks in one request.
+            let n = reader.blocks_within(blocks.start, blocks.end, READ_AHEAD);
+            let batch = blocks.start..blocks.start + n;
+            blocks.start += n;
             let range = &self.range;
-            self.buf.extend(self.reader.read_block(i).await?.into_iter().filter(|(k, _)| range.contains(k)));
+            self.buf.extend(reader.read_blocks(batch).await?.into_iter().filter(|(k, _)| range.contains(k)));
         }
         Ok(())
     }
@@ -44,7 +58,7 @@ impl SstSource {
 
 /// A sorted run read SST after SST.
 pub struct RunSource {
-    ssts: VecDeque<Arc<SstReader>>,
+    ssts: VecDeque<Arc<SstRef>>,
     range: KeyRange,
     current: Option<SstSource>,
 }
@@ -54,8 +68,8 @@ impl RunSource {
         let ssts = run
             .ssts
             .iter()
-            .filter(|(h, _)| overlaps(&range, &h.first_key, &h.last_key))
-            .map(|(_, r)| r.clone())
+            .filter(|s| overlaps(&range, &s.handle.first_key, &s.handle.last_key))
+            .cloned()
             .collect();
         Self { ssts, range, current: None }
     }

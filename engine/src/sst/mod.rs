@@ -20,7 +20,7 @@ mod run;
 
 pub use builder::SstBuilder;
 pub use reader::{decode_all, SstReader};
-pub use run::RunReader;
+pub use run::{RunReader, SstRef};
 
 use serde::{Deserialize, Serialize};
 

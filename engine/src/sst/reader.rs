@@ -171,7 +171,12 @@ impl SstReader {
             (None, Some(store)) => store.get_range(&self.path, h.offset..end).await?,
             (None, None) => return Err(Self::corrupt(&self.path, "no source for block")),
         };
-        self.check_block(h, &raw).map_err(|r| Self::corrupt(&self.path, r))
+        self.verify_block(h, &raw)
+    }
+
+    /// [`SstReader::check_block`] as `Corrupt` naming this SST.
+    fn verify_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<Entry>> {
+        self.check_block(h, raw).map_err(|r| Self::corrupt(&self.path, r))
     }
 
     /// Decodes a data block and checks everything a read relies on: its
@@ -196,6 +201,44 @@ impl SstReader {
             return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
         }
         Ok(entries)
+    }
+
+    /// The entries of the consecutive data blocks `blocks`, fetched with one
+    /// ranged read (scans and compaction read ahead this way instead of one
+    /// request per block).
+    pub async fn read_blocks(&self, blocks: std::ops::Range<usize>) -> Result<Vec<Entry>> {
+        let handles = self.index.get(blocks.clone()).unwrap_or_default();
+        let (Some(first), Some(last)) = (handles.first(), handles.last()) else { return Ok(Vec::new()) };
+        let start = first.offset;
+        let end = last.offset.checked_add(u64::from(last.len)).ok_or_else(|| Self::corrupt(&self.path, "block offset overflows"))?;
+        let raw = match (&self.whole, &self.store) {
+            (Some(whole), _) => whole.slice(start as usize..end as usize),
+            (None, Some(store)) => store.get_range(&self.path, start..end).await?,
+            (None, None) => return Err(Self::corrupt(&self.path, "no source for block")),
+        };
+        if raw.len() as u64 != end - start {
+            return Err(Self::corrupt(&self.path, "the store returned a short range"));
+        }
+        let mut out = Vec::new();
+        for h in handles {
+            let at = (h.offset - start) as usize;
+            out.extend(self.verify_block(h, &raw.slice(at..at + h.len as usize))?);
+        }
+        Ok(out)
+    }
+
+    /// How many consecutive blocks from `first` fit in `bytes` (at least one).
+    pub fn blocks_within(&self, first: usize, last: usize, bytes: u64) -> usize {
+        let mut total = 0u64;
+        let mut n = 0;
+        for h in self.index.get(first..last).unwrap_or_default() {
+            total += u64::from(h.len);
+            if n > 0 && total > bytes {
+                break;
+            }
+            n += 1;
+        }
+        n.max(1)
     }
 
     /// Point read: `None` if the key is not in this SST, `Some(None)` for a

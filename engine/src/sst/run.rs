@@ -1,51 +1,94 @@
-//! Sorted runs: SSTs with disjoint key ranges in key order, so a point read
-//! opens at most one SST per run.
+//! SSTs as a manifest lists them, opened on first use, and sorted runs: SSTs
+//! with disjoint key ranges in key order, so a point read opens at most one
+//! SST per run.
 
 use bytes::Bytes;
+use object_store::path::Path;
+use object_store::ObjectStore;
 
 use super::SstReader;
 use crate::error::{Error, Result};
 use crate::manifest::{SortedRun, SstHandle};
-use crate::sync::Arc;
+use crate::sync::{Arc, StdArc};
 
-/// An open sorted run: each SST's handle (key range) and its reader.
+/// An SST of the current manifest. Its footer, index and filter are read on
+/// first use, not at open, so opening a database costs the same however
+/// many SSTs it has.
+pub struct SstRef {
+    pub handle: SstHandle,
+    path: Path,
+    store: StdArc<dyn ObjectStore>,
+    reader: tokio::sync::OnceCell<Arc<SstReader>>,
+}
+
+impl std::fmt::Debug for SstRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SstRef({}, open: {})", self.path, self.reader.initialized())
+    }
+}
+
+impl SstRef {
+    pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>) -> Self {
+        Self { handle, path, store, reader: tokio::sync::OnceCell::new() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open reader, reading the SST's tail the first time.
+    ///
+    /// Reads pick and skip SSTs by the handle's key range (`get` here, a
+    /// run's `sst_for`, scans' overlap test), so the handle must record
+    /// exactly the SST's first and last key, which its index holds: a
+    /// narrower range would hide keys from reads silently (issue 17, case 3).
+    /// A mismatch is `Corrupt` naming the SST.
+    pub async fn reader(&self) -> Result<&Arc<SstReader>> {
+        self.reader
+            .get_or_try_init(|| async {
+                let r = SstReader::open(self.store.clone(), self.path.clone(), Some(self.handle.size)).await?;
+                let recorded = Some((self.handle.first_key.clone(), self.handle.last_key.clone()));
+                let held = r.key_range();
+                if held != recorded {
+                    return Err(Error::corrupt(
+                        self.path.to_string(),
+                        format!(
+                            "the manifest records its keys as {:?}..={:?}, but it holds {:?}",
+                            self.handle.first_key, self.handle.last_key, held
+                        ),
+                    ));
+                }
+                Ok(Arc::new(r))
+            })
+            .await
+    }
+
+    /// Point read: `None` if the key is not in this SST, `Some(None)` for a tombstone.
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
+        if key < self.handle.first_key.as_ref() || key > self.handle.last_key.as_ref() {
+            return Ok(None);
+        }
+        self.reader().await?.get(key).await
+    }
+}
+
+/// An open sorted run: its SSTs in key order.
 #[derive(Debug)]
 pub struct RunReader {
     pub id: u64,
-    pub ssts: Vec<(SstHandle, Arc<SstReader>)>,
+    pub ssts: Vec<Arc<SstRef>>,
 }
 
 impl RunReader {
-    /// A run from its manifest entry and readers opened in the same order.
-    ///
-    /// Point reads pick an SST by the handles' key ranges and scans skip SSTs
-    /// by them, so each handle must record exactly its SST's first and last
-    /// key (from the SST's index, already in memory): a narrower range would
-    /// hide keys from reads silently. A mismatch is `Corrupt` naming the SST.
-    pub fn new(run: &SortedRun, readers: Vec<Arc<SstReader>>) -> Result<Self> {
-        if readers.len() != run.ssts.len() {
-            return Err(Error::InvalidArgument(format!("sorted run {}: {} readers for {} SSTs", run.id, readers.len(), run.ssts.len())));
-        }
-        for (h, r) in run.ssts.iter().zip(&readers) {
-            let recorded = Some((h.first_key.clone(), h.last_key.clone()));
-            let held = r.key_range();
-            if held != recorded {
-                return Err(Error::corrupt(
-                    r.path().to_string(),
-                    format!(
-                        "sorted run {} records its keys as {:?}..={:?}, but it holds {:?}",
-                        run.id, h.first_key, h.last_key, held
-                    ),
-                ));
-            }
-        }
-        Ok(Self { id: run.id, ssts: run.ssts.iter().cloned().zip(readers).collect() })
+    /// A run from its manifest entry and its SSTs in the same order.
+    pub fn new(run: &SortedRun, ssts: Vec<Arc<SstRef>>) -> Self {
+        Self { id: run.id, ssts }
     }
 
     /// The SST whose key range holds `key`, if any.
-    pub fn sst_for(&self, key: &[u8]) -> Option<&Arc<SstReader>> {
-        let i = self.ssts.partition_point(|(h, _)| h.last_key.as_ref() < key);
-        self.ssts.get(i).filter(|(h, _)| h.first_key.as_ref() <= key).map(|(_, r)| r)
+    pub fn sst_for(&self, key: &[u8]) -> Option<&Arc<SstRef>> {
+        let i = self.ssts.partition_point(|s| s.handle.last_key.as_ref() < key);
+        self.ssts.get(i).filter(|s| s.handle.first_key.as_ref() <= key)
     }
 
     /// Point read: `None` if no SST of the run holds `key`, `Some(None)` for a tombstone.

@@ -17,7 +17,8 @@ use tidemark_model::{Bounds, TidemarkModel};
 #[derive(Parser, Debug)]
 #[command(name = "check-model", about = "Model-check tidemark's WAL/manifest/recovery protocol with Stateright")]
 struct Args {
-    /// Protocol to check: shipped, at-freeze, max-completed, replay-across-gap, no-fence.
+    /// Protocol to check: shipped, or a mutant (at-freeze, max-completed, replay-across-gap, no-fence,
+    /// gc-before-manifest, blind-manifest-write, gc-deletes-fences, gc-ignores-readers, trust-reopened-slot).
     #[arg(long, default_value = "shipped", global = true)]
     protocol: String,
     /// Check the shipped protocol and every mutant, and print a table.
@@ -44,9 +45,30 @@ struct Args {
     /// Creates that land but report AlreadyExists (may be 0).
     #[arg(long, global = true)]
     ambiguous: Option<u8>,
-    /// Manifest versions.
+    /// Manifest creates (writer, compactor, recovery claims).
     #[arg(long, global = true)]
     manifests: Option<u8>,
+    /// Compactor claims (2 lets one become a zombie; 0 turns compaction off).
+    #[arg(long, global = true)]
+    compactors: Option<u8>,
+    /// GC runs (0 turns GC off).
+    #[arg(long, global = true)]
+    gcs: Option<u8>,
+    /// Read-only handles opened (0: none).
+    #[arg(long, global = true)]
+    readers: Option<u8>,
+    /// Clock ticks (GC ages and the reader lease).
+    #[arg(long, global = true)]
+    ticks: Option<u8>,
+    /// Clean closes (0: none).
+    #[arg(long, global = true)]
+    closes: Option<u8>,
+    /// GC's min_age and the reader lease, in ticks.
+    #[arg(long = "min-age", global = true)]
+    min_age: Option<u8>,
+    /// Start from the WAL-only bound set (no compaction, GC, readers, closes or clock).
+    #[arg(long, global = true)]
+    wal_only: bool,
     /// Checker threads.
     #[arg(long, default_value_t = 2, global = true)]
     threads: usize,
@@ -70,7 +92,12 @@ fn usage_error(msg: &str) -> ExitCode {
 
 /// The bounds from the flags, or a message naming the bad one.
 fn bounds(args: &Args) -> Result<Bounds, String> {
-    let mut b = if args.deep { Bounds::DEEP } else { Bounds::DEFAULT };
+    let mut b = match (args.deep, args.wal_only) {
+        (true, true) => return Err("--deep and --wal-only are alternatives".into()),
+        (true, false) => Bounds::DEEP,
+        (false, true) => Bounds::WAL_ONLY,
+        (false, false) => Bounds::DEFAULT,
+    };
     let set = |name: &str, v: Option<u8>, min: u8, max: u8, slot: &mut u8| -> Result<(), String> {
         if let Some(v) = v {
             if v < min || v > max {
@@ -84,10 +111,16 @@ fn bounds(args: &Args) -> Result<Bounds, String> {
     set("writes", args.writes, 1, 12, &mut writes)?;
     b.writes = u16::from(writes);
     set("inflight", args.inflight, 1, 8, &mut b.inflight)?;
-    set("crashes", args.crashes, 1, 6, &mut b.crashes)?;
+    set("crashes", args.crashes, 0, 6, &mut b.crashes)?;
     set("zombies", args.zombies, 0, 4, &mut b.zombies)?;
     set("ambiguous", args.ambiguous, 0, 4, &mut b.ambiguous)?;
     set("manifests", args.manifests, 1, 12, &mut b.manifests)?;
+    set("compactors", args.compactors, 0, 4, &mut b.compactors)?;
+    set("gcs", args.gcs, 0, 4, &mut b.gcs)?;
+    set("readers", args.readers, 0, 4, &mut b.readers)?;
+    set("ticks", args.ticks, 0, 6, &mut b.ticks)?;
+    set("closes", args.closes, 0, 4, &mut b.closes)?;
+    set("min-age", args.min_age, 1, 6, &mut b.min_age)?;
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
@@ -119,6 +152,9 @@ fn main() -> ExitCode {
     let runs: Vec<Run> = protocols
         .iter()
         .map(|&p| {
+            if args.all && p.is_mutant() {
+                return report::hunt(p, report::mutant_bounds(p, bounds));
+            }
             report::check(p, bounds, args.threads, |states, unique, elapsed| {
                 let line = format!("[{p}] {states} states, {unique} unique, {:.0} s", elapsed.as_secs_f64());
                 if terminal {
@@ -160,6 +196,10 @@ fn print_run(run: &Run) {
     println!(
         "bounds:        writes={} inflight(W)={} crashes={} zombies={} ambiguous={} manifests={}",
         b.writes, b.inflight, b.crashes, b.zombies, b.ambiguous, b.manifests
+    );
+    println!(
+        "               compactors={} gcs={} readers={} ticks={} closes={} min_age={}",
+        b.compactors, b.gcs, b.readers, b.ticks, b.closes, b.min_age
     );
     println!("states:        {}", run.states);
     println!("unique states: {}", run.unique_states);
