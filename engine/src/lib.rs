@@ -17,6 +17,7 @@ pub mod batch;
 pub mod commit;
 pub mod db;
 pub mod error;
+pub mod fsck;
 pub mod iter;
 pub mod manifest;
 pub mod memtable;

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::protocol::{Epoch, ManifestView, SortedRun as ProtocolRun, Tree, WalId};
+use crate::paths::Layout;
+use crate::protocol::{Epoch, ManifestView, SortedRun as ProtocolRun, Tree, WalId, MAX_ID};
 
 const MAGIC: u32 = 0x544d_4d46; // "TMMF"
 /// The manifest format this build writes and reads.
@@ -121,10 +122,27 @@ impl ManifestObject {
     }
 
     /// The next version, as the protocol decided its fields and tree, with a
-    /// fresh token. Every manifest tidemark creates is built here.
-    pub fn successor(&self, view: ManifestView, tree: Tree<SstHandle>) -> ManifestObject {
-        ManifestObject {
-            version: self.version + 1,
+    /// fresh token. Every manifest tidemark creates is built here, so this is
+    /// where a value derived from a stored one (the next version, a claimed
+    /// epoch, which the protocol core saturates) is checked against
+    /// [`MAX_ID`] before it is written: a version the next open would refuse
+    /// is never created. The error names this version's object and the field.
+    pub fn successor(&self, layout: &Layout, view: ManifestView, tree: Tree<SstHandle>) -> Result<ManifestObject> {
+        let c = |r: String| Error::corrupt(layout.manifest(self.version).to_string(), r);
+        let version = Self::version_after(layout, self.version)?;
+        if view.writer_epoch > MAX_ID {
+            return Err(c(format!("writer_epoch {} leaves no room for the next epoch", self.writer_epoch)));
+        }
+        if view.compactor_epoch > MAX_ID {
+            return Err(c(format!("compactor_epoch {} leaves no room for the next epoch", self.compactor_epoch)));
+        }
+        for (field, value) in [("wal_id_last_seen", view.wal_id_last_seen), ("replay_after_wal_id", view.replay_after_wal_id)] {
+            if value > MAX_ID {
+                return Err(c(format!("{field} {value} is above the WAL id bound {MAX_ID}")));
+            }
+        }
+        Ok(ManifestObject {
+            version,
             writer_epoch: view.writer_epoch,
             compactor_epoch: view.compactor_epoch,
             token: rand::random(),
@@ -134,7 +152,19 @@ impl ManifestObject {
             fences: tree.fences,
             l0: tree.l0,
             runs: tree.runs.into_iter().map(|r| SortedRun { id: r.id, ssts: r.ssts }).collect(),
-        }
+        })
+    }
+
+    /// The version a create after `version` takes: `version + 1`, checked
+    /// against [`MAX_ID`] (a version above it would be refused by the next
+    /// open). The error names the manifest `version`.
+    pub fn version_after(layout: &Layout, version: u64) -> Result<u64> {
+        version.checked_add(1).filter(|v| *v <= MAX_ID).ok_or_else(|| {
+            Error::corrupt(
+                layout.manifest(version).to_string(),
+                format!("version {version} leaves no room for the next version"),
+            )
+        })
     }
 
     /// Every SST this version references, L0 and runs.
@@ -177,6 +207,49 @@ impl ManifestObject {
         if len != framed.len() - HEADER_LEN {
             return Err(c("manifest length field disagrees with its size".into()));
         }
-        postcard::from_bytes(&framed[HEADER_LEN..]).map_err(|e| c(format!("manifest does not decode: {e}")))
+        let m: ManifestObject =
+            postcard::from_bytes(&framed[HEADER_LEN..]).map_err(|e| c(format!("manifest does not decode: {e}")))?;
+        m.check_bounds().map_err(c)?;
+        Ok(m)
+    }
+
+    /// Refuses ids, epochs and versions above [`MAX_ID`] at decode time, so
+    /// no arithmetic on them can overflow and nothing is written on top of
+    /// them (issue 17, case 1), and SST handles whose key ranges reads could
+    /// not trust. Names the field.
+    fn check_bounds(&self) -> std::result::Result<(), String> {
+        let epochs = [("writer_epoch", self.writer_epoch), ("compactor_epoch", self.compactor_epoch)];
+        for (field, value) in epochs {
+            if value > MAX_ID {
+                return Err(format!("{field} {value} leaves no room for the next epoch"));
+            }
+        }
+        if self.version > MAX_ID {
+            return Err(format!("version {} leaves no room for the next version", self.version));
+        }
+        // Reads trust the handles' key ranges: a run is binary-searched by
+        // them (`RunReader::sst_for`) and scanned in their order.
+        for h in self.ssts() {
+            if h.first_key > h.last_key {
+                return Err(format!("SST {} has first_key {:?} after last_key {:?}", ulid::Ulid(h.id), h.first_key, h.last_key));
+            }
+        }
+        for run in &self.runs {
+            if let Some(pair) = run.ssts.windows(2).find(|p| p[0].last_key >= p[1].first_key) {
+                return Err(format!(
+                    "sorted run {}: SSTs {} and {} are not in key order with disjoint ranges",
+                    run.id,
+                    ulid::Ulid(pair[0].id),
+                    ulid::Ulid(pair[1].id)
+                ));
+            }
+        }
+        let wal_ids = [("wal_id_last_seen", self.wal_id_last_seen), ("replay_after_wal_id", self.replay_after_wal_id)];
+        for (field, value) in wal_ids.into_iter().chain(self.fences.iter().map(|f| ("fences", *f))) {
+            if value > MAX_ID {
+                return Err(format!("{field} {value} is above the WAL id bound {MAX_ID}"));
+            }
+        }
+        Ok(())
     }
 }

@@ -180,6 +180,15 @@ impl Settings {
         if self.l0_max_ssts < 2 || self.max_sorted_runs < 1 || self.compacted_sst_size_bytes == 0 {
             return bad("l0_max_ssts must be at least 2, max_sorted_runs at least 1, compacted_sst_size_bytes positive".into());
         }
+        // The SST format records key, value and block lengths as u32: bound
+        // them well inside it, so no length is ever truncated (issue 17).
+        const MAX_LEN: usize = 1 << 30;
+        if self.max_key_size > 16 << 20 || self.max_value_size > MAX_LEN || self.block_size > MAX_LEN {
+            return bad(format!(
+                "max_key_size must be at most 16 MiB, max_value_size and block_size at most 1 GiB (SST lengths are u32); got {}, {}, {}",
+                self.max_key_size, self.max_value_size, self.block_size
+            ));
+        }
         if self.max_unflushed_bytes < self.l0_sst_size_bytes {
             return bad("max_unflushed_bytes must be at least l0_sst_size_bytes".into());
         }

@@ -7,7 +7,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind};
+use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind, MAX_ID};
 use crate::sst::{decode_all, Entry, SstBuilder};
 
 const WAL_META_VERSION: u16 = 1;
@@ -69,8 +69,25 @@ pub fn decode_wal(path: &Path, bytes: Bytes) -> Result<DecodedWal> {
     if meta.format_version != WAL_META_VERSION {
         return Err(Error::corrupt(
             path.to_string(),
-            format!("WAL header format version {} is not supported (this build reads {WAL_META_VERSION})", meta.format_version),
+            format!("unsupported WAL header format version {} (this build reads {WAL_META_VERSION})", meta.format_version),
         ));
+    }
+    // Bounds at decode time (issue 17, case 1): recovery derives the next
+    // chain position from these, and the writer's epoch is compared with
+    // every later one.
+    if meta.writer_epoch > MAX_ID {
+        return Err(Error::corrupt(
+            path.to_string(),
+            format!("writer_epoch {} leaves no room for the next epoch", meta.writer_epoch),
+        ));
+    }
+    if let KindRepr::Fence { next_wal_id } = meta.kind {
+        if next_wal_id > MAX_ID {
+            return Err(Error::corrupt(
+                path.to_string(),
+                format!("fence next_wal_id {next_wal_id} is above the WAL id bound {MAX_ID}"),
+            ));
+        }
     }
     let kind = match meta.kind {
         KindRepr::Data => WalKind::Data,

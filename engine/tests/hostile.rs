@@ -155,3 +155,266 @@ proptest! {
         }
     }
 }
+
+/// Crafting SSTs whose checksums are valid but whose sections disagree, to
+/// reach the structure behind the checksums (issue 17, cases 2 to 5).
+mod craft {
+    use bytes::Bytes;
+
+    pub const MAGIC: u32 = 0x5444_4d4b;
+
+    /// The filter as `sst::bloom` builds it (k = 7, 10 bits per key).
+    pub fn bloom(keys: &[&str], k: u8) -> Vec<u8> {
+        let nbits = (keys.len() * 10).max(64).next_multiple_of(8);
+        let mut bits = vec![0u8; nbits / 8];
+        for key in keys {
+            let (h1, h2) = hashes(key.as_bytes());
+            for i in 0..u32::from(k) {
+                let bit = h1.wrapping_add(i.wrapping_mul(h2)) as usize % nbits;
+                bits[bit / 8] |= 1 << (bit % 8);
+            }
+        }
+        let mut out = vec![k];
+        out.extend_from_slice(&bits);
+        out
+    }
+
+    fn hashes(key: &[u8]) -> (u32, u32) {
+        (crc32c::crc32c(key), crc32c::crc32c_append(0x9e37_79b9, key) | 1)
+    }
+
+    pub fn may_contain(filter: &[u8], key: &str) -> bool {
+        let (k, bits) = (filter[0], &filter[1..]);
+        let nbits = bits.len() * 8;
+        let (h1, h2) = hashes(key.as_bytes());
+        (0..u32::from(k)).all(|i| {
+            let bit = h1.wrapping_add(i.wrapping_mul(h2)) as usize % nbits;
+            bits[bit / 8] & (1 << (bit % 8)) != 0
+        })
+    }
+
+    pub fn seal(mut body: Vec<u8>) -> Vec<u8> {
+        let crc = crc32c::crc32c(&body);
+        body.extend_from_slice(&crc.to_le_bytes());
+        body
+    }
+
+    /// An SST: `blocks` in this physical order; `index` gives each block's
+    /// (first, last) key as the index records it (default: the real ones);
+    /// `filter` the filter body (default: over every key).
+    pub struct Raw<'a> {
+        pub blocks: Vec<Vec<(&'a str, &'a str)>>,
+        pub index: Option<Vec<(&'a str, &'a str)>>,
+        pub filter: Option<Vec<u8>>,
+        pub meta: Vec<u8>,
+        pub version: u16,
+    }
+
+    impl<'a> Raw<'a> {
+        pub fn new(blocks: Vec<Vec<(&'a str, &'a str)>>) -> Self {
+            Raw { blocks, index: None, filter: None, meta: Vec::new(), version: 1 }
+        }
+
+        pub fn build(&self) -> Bytes {
+            let mut out = Vec::new();
+            let mut index: Vec<(Vec<u8>, Vec<u8>, u64, u32)> = Vec::new();
+            for (i, block) in self.blocks.iter().enumerate() {
+                let mut body = Vec::new();
+                for (k, v) in block {
+                    body.extend_from_slice(&(k.len() as u32).to_le_bytes());
+                    body.extend_from_slice(k.as_bytes());
+                    body.push(1);
+                    body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    body.extend_from_slice(v.as_bytes());
+                }
+                let sealed = seal(body);
+                let (first, last) = match &self.index {
+                    Some(ix) => ix[i],
+                    None => (block[0].0, block[block.len() - 1].0),
+                };
+                index.push((first.as_bytes().to_vec(), last.as_bytes().to_vec(), out.len() as u64, sealed.len() as u32));
+                out.extend_from_slice(&sealed);
+            }
+            let keys: Vec<&str> = self.blocks.iter().flatten().map(|(k, _)| *k).collect();
+            let index_off = out.len() as u64;
+            let index = seal(postcard::to_stdvec(&index).unwrap());
+            let filter = seal(self.filter.clone().unwrap_or_else(|| bloom(&keys, 7)));
+            let meta = seal(self.meta.clone());
+            out.extend_from_slice(&index);
+            out.extend_from_slice(&filter);
+            out.extend_from_slice(&meta);
+            let mut footer = Vec::new();
+            footer.extend_from_slice(&MAGIC.to_le_bytes());
+            footer.extend_from_slice(&self.version.to_le_bytes());
+            footer.extend_from_slice(&0u16.to_le_bytes());
+            footer.extend_from_slice(&index_off.to_le_bytes());
+            footer.extend_from_slice(&(index.len() as u32).to_le_bytes());
+            footer.extend_from_slice(&(filter.len() as u32).to_le_bytes());
+            footer.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+            out.extend_from_slice(&seal(footer));
+            Bytes::from(out)
+        }
+    }
+}
+
+mod crafted {
+    use std::ops::Bound;
+
+    use bytes::Bytes;
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+    use tidemark::protocol::{WalHeader, WalKind};
+    use tidemark::sst::{decode_all, SstReader};
+    use tidemark::sync::StdArc;
+    use tidemark::wal_object::{decode_wal, encode_wal};
+    use tidemark::Error;
+
+    use super::craft::{bloom, may_contain, Raw};
+
+    const ALL: (Bound<Bytes>, Bound<Bytes>) = (Bound::Unbounded, Bound::Unbounded);
+
+    async fn open(bytes: Bytes) -> (Path, Result<SstReader, Error>) {
+        let store: StdArc<dyn ObjectStore> = StdArc::new(InMemory::new());
+        let path = Path::from("db/compacted/x.sst");
+        store.put(&path, PutPayload::from(bytes)).await.unwrap();
+        let r = SstReader::open(store, path.clone(), None).await;
+        (path, r)
+    }
+
+    fn corrupt_with<T: std::fmt::Debug>(r: Result<T, Error>, path: &Path, needle: &str) {
+        match r {
+            Err(Error::Corrupt { path: p, reason }) => {
+                assert_eq!(p, path.as_ref());
+                assert!(reason.contains(needle), "{reason:?} does not say {needle:?}");
+            }
+            other => panic!("expected Corrupt ({needle}), got {other:?}"),
+        }
+    }
+
+    fn blocks() -> Vec<Vec<(&'static str, &'static str)>> {
+        vec![vec![("a", "1"), ("b", "2")], vec![("c", "3"), ("d", "4")]]
+    }
+
+    /// The control: the crafter builds what the reader accepts.
+    #[tokio::test]
+    async fn a_well_formed_crafted_sst_reads_back() {
+        let (_, r) = open(Raw::new(blocks()).build()).await;
+        let r = r.unwrap();
+        assert_eq!(r.get(b"c").await.unwrap(), Some(Some(Bytes::from("3"))));
+        assert_eq!(r.scan(&ALL).await.unwrap().len(), 4);
+    }
+
+    /// Issue 17, case 3: a filter that lacks a key. `get` trusts the
+    /// filter's "no" (it reads no block), while `scan` used to return the
+    /// value: the reader now checks every key of every block it reads
+    /// against the filter, so the scan is an error instead of disagreeing.
+    #[tokio::test]
+    async fn a_bloom_filter_lacking_a_key_fails_the_read_that_would_disagree() {
+        let filter = bloom(&["a", "c", "d"], 7);
+        assert!(!may_contain(&filter, "b"), "pick another key: the filter holds b by chance");
+        let mut raw = Raw::new(blocks());
+        raw.filter = Some(filter);
+        let bytes = raw.build();
+        let (path, r) = open(bytes.clone()).await;
+        let r = r.unwrap();
+        corrupt_with(r.scan(&ALL).await, &path, "bloom filter lacks key");
+        corrupt_with(r.get(b"a").await, &path, "bloom filter lacks key");
+        assert_eq!(r.get(b"c").await.unwrap(), Some(Some(Bytes::from("3"))), "the other block is sound");
+        corrupt_with(decode_all(&path, bytes), &path, "bloom filter lacks key");
+    }
+
+    /// A filter this build could not have written (k = 0 passes every key:
+    /// harmless; k = 200 or no bits) is refused when the SST is opened.
+    #[tokio::test]
+    async fn a_malformed_bloom_filter_is_refused_at_open() {
+        for filter in [vec![], vec![7], bloom(&["a"], 200), bloom(&["a"], 0)] {
+            let mut raw = Raw::new(blocks());
+            raw.filter = Some(filter);
+            let (path, r) = open(raw.build()).await;
+            corrupt_with(r, &path, "bloom filter");
+        }
+    }
+
+    /// Issue 17, case 3: index entries out of order. In physical order with
+    /// descending keys the open refuses them; an index that claims sorted
+    /// spans its blocks do not hold makes the read an error, never an
+    /// unsorted scan or a missed key.
+    #[tokio::test]
+    async fn index_entries_out_of_order_never_give_an_unsorted_scan_or_a_missed_key() {
+        let swapped = vec![vec![("c", "3"), ("d", "4")], vec![("a", "1"), ("b", "2")]];
+        let (path, r) = open(Raw::new(swapped.clone()).build()).await;
+        corrupt_with(r, &path, "out of order");
+        let mut lying = Raw::new(swapped);
+        lying.index = Some(vec![("a", "b"), ("c", "d")]);
+        let bytes = lying.build();
+        let (path, r) = open(bytes.clone()).await;
+        let r = r.unwrap();
+        corrupt_with(r.scan(&ALL).await, &path, "disagree with the index");
+        for key in ["a", "b", "c", "d"] {
+            corrupt_with(r.get(key.as_bytes()).await, &path, "disagree with the index");
+        }
+        corrupt_with(decode_all(&path, bytes), &path, "disagree with the index");
+    }
+
+    fn wal_meta() -> Vec<u8> {
+        let wal = encode_wal(WalHeader { writer_epoch: 7, kind: WalKind::Data }, 42, [], 4096);
+        decode_all(&Path::from("w"), wal).unwrap().0.to_vec()
+    }
+
+    /// Issue 17, case 4: `decode_wal` refuses entries unsorted or repeated
+    /// across blocks (each block alone is sorted; the index claims sorted,
+    /// disjoint spans, which the old decoder never compared with the blocks).
+    #[test]
+    fn wal_entries_unsorted_or_repeated_across_blocks_are_corrupt() {
+        let path = Path::from("db/wal/00000000000000000003.sst");
+        let mut ok = Raw::new(vec![vec![("a", "1")], vec![("b", "2")]]);
+        ok.meta = wal_meta();
+        assert_eq!(decode_wal(&path, ok.build()).unwrap().entries.len(), 2, "the control decodes");
+        let cases: [(Vec<Vec<(&str, &str)>>, &str); 3] = [
+            (vec![vec![("b", "2")], vec![("a", "1")]], "unsorted"),
+            (vec![vec![("a", "1")], vec![("a", "2")]], "repeated"),
+            (vec![vec![("a", "1"), ("c", "3")], vec![("b", "2"), ("d", "4")]], "interleaved"),
+        ];
+        for (blocks, what) in cases {
+            let mut raw = Raw::new(blocks);
+            raw.index = Some(vec![("a", "a"), ("b", "b")]);
+            if what == "interleaved" {
+                raw.index = Some(vec![("a", "c"), ("d", "d")]);
+            }
+            raw.meta = wal_meta();
+            match decode_wal(&path, raw.build()) {
+                Err(Error::Corrupt { path: p, .. }) => assert_eq!(p, path.as_ref(), "{what}"),
+                other => panic!("{what}: expected Corrupt, got {other:?}"),
+            }
+        }
+    }
+
+    /// Issue 17, case 5: SST and WAL header format versions other than this
+    /// build's are refused by name.
+    #[test]
+    fn ssts_and_wal_headers_of_other_format_versions_are_refused_by_name() {
+        let path = Path::from("s");
+        for version in [0u16, 2, u16::MAX] {
+            let mut raw = Raw::new(blocks());
+            raw.version = version;
+            corrupt_with(
+                decode_all(&path, raw.build()),
+                &path,
+                &format!("unsupported SST format version {version} (this build reads 1)"),
+            );
+        }
+        for version in [0u16, 2, 300] {
+            // postcard: the u16 format_version is the first field, a varint.
+            let mut meta = postcard::to_stdvec(&version).unwrap();
+            meta.extend_from_slice(&wal_meta()[1..]);
+            let mut raw = Raw::new(blocks());
+            raw.meta = meta;
+            corrupt_with(
+                decode_wal(&path, raw.build()),
+                &path,
+                &format!("unsupported WAL header format version {version} (this build reads 1)"),
+            );
+        }
+    }
+}

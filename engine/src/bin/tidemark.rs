@@ -18,11 +18,10 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
-use tidemark::db::read_chain;
+use object_store::ObjectStore;
+use tidemark::fsck::Finding;
 use tidemark::db::url::store_for_url_read_only;
 use tidemark::paths::Layout;
-use tidemark::protocol::Protocol;
 use tidemark::sync::StdArc;
 use tidemark::{Db, Error, Settings};
 
@@ -116,7 +115,9 @@ enum Command {
     },
     /// Print the current manifest as JSON.
     Manifest,
-    /// Check I1 and the checksum of every object the manifest references.
+    /// Check everything reads rely on: I1, every manifest, WAL and SST the
+    /// latest manifest requires (blocks against the index, key order, bloom
+    /// filter, sizes, key ranges, sorted runs); list orphans. Exit 1 on a problem.
     Fsck,
 }
 
@@ -352,59 +353,31 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     Ok(ExitCode::from(EXIT_OK))
 }
 
-/// Checks I1 (every WAL the manifest requires exists) and the checksums of
-/// every L0 SST and required WAL; prints one line per object checked.
+/// Checks everything a read relies on (`tidemark::fsck`): prints one line
+/// per check, `FAIL` for each problem and `info` for each orphan (an object
+/// no kept manifest references: informational, it does not fail fsck).
+/// Exit 1 if there is any problem.
 async fn fsck(store: StdArc<dyn ObjectStore>, root: Path) -> ExitCode {
-    let layout = Layout::new(root.clone());
-    let mut problems = 0;
-    let manifest = match Db::open_read_only(root, store.clone()).await {
-        Ok(db) => db.manifest().await,
-        Err(e) => {
-            // Opening reads the manifest, the WAL chain and every SST footer.
-            println!("FAIL {e}");
-            println!("fsck: 1 problem");
-            return ExitCode::from(EXIT_FAILED);
-        }
-    };
-    println!(
-        "manifest v{} writer_epoch={} wal_id_last_seen={} replay_after_wal_id={} l0={}",
-        manifest.version,
-        manifest.writer_epoch,
-        manifest.wal_id_last_seen,
-        manifest.replay_after_wal_id,
-        manifest.l0.len()
-    );
-    match read_chain(store.as_ref(), &layout, Protocol::Shipped, &manifest.view(), u64::MAX).await {
-        Ok(chain) => {
-            for (id, wal) in &chain.wals {
-                println!("ok   wal {id} ({:?}, {} entries)", wal.header.kind, wal.entries.len());
-            }
-            println!("ok   I1: the WAL chain reaches {} (wal_id_last_seen={})", chain.plan.gap.saturating_sub(1), manifest.wal_id_last_seen);
-        }
-        Err(e) => {
-            problems += 1;
-            println!("FAIL {e}");
+    let report = tidemark::fsck::fsck(store.as_ref(), root).await;
+    for f in &report.findings {
+        match f {
+            Finding::Ok(s) => println!("ok   {s}"),
+            Finding::Problem(s) => println!("FAIL {s}"),
+            Finding::Orphan(s) => println!("info orphan {s}"),
         }
     }
-    for h in manifest.ssts() {
-        let path = layout.sst(h.id);
-        let checked = async {
-            let bytes = store.get(&path).await?.bytes().await?;
-            tidemark::sst::decode_all(&path, bytes).map(|(_, e)| e.len())
-        };
-        match checked.await {
-            Ok(n) => println!("ok   sst {path} ({n} entries)"),
-            Err(e) => {
-                problems += 1;
-                println!("FAIL sst {path}: {e}");
-            }
-        }
+    let orphans = report.orphans();
+    if orphans > 0 {
+        println!("fsck: {orphans} orphan(s) (informational)");
     }
-    if problems == 0 {
-        println!("fsck: no problems");
-        ExitCode::from(EXIT_OK)
-    } else {
-        println!("fsck: {problems} problem(s)");
-        ExitCode::from(EXIT_FAILED)
+    match report.problems() {
+        0 => {
+            println!("fsck: no problems");
+            ExitCode::from(EXIT_OK)
+        }
+        n => {
+            println!("fsck: {n} problem(s)");
+            ExitCode::from(EXIT_FAILED)
+        }
     }
 }

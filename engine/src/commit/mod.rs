@@ -208,7 +208,7 @@ impl<T> CommitLog<T> {
             // only forward.
             debug_assert!(self.durable.load(Ordering::Relaxed) <= durable, "durable_wal_id moved backward");
             self.durable.store(durable, Ordering::Release);
-            let still_waiting = inner.waiters.split_off(&(durable + 1));
+            let still_waiting = inner.waiters.split_off(&durable.saturating_add(1));
             let released = std::mem::replace(&mut inner.waiters, still_waiting);
             for (id, slots) in &released {
                 slots.iter().for_each(|_| on_ack(*id));

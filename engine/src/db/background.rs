@@ -322,8 +322,8 @@ pub(crate) async fn commit_writer_edit(
             Err(ManifestConflict::Fenced { by }) => return Err(fenced(inner, by)),
             Err(other) => return Err(Error::InvalidArgument(format!("writer manifest update refused: {other:?}"))),
         };
-        let mut next = content.successor(view, tree);
-        next.version = slot + 1;
+        let mut next = content.successor(&inner.layout, view, tree)?;
+        next.version = ManifestObject::version_after(&inner.layout, slot)?;
         let latest = match try_create_manifest(inner, &next).await? {
             Created::Ours => {
                 // Recorded as soon as the create returns (no await between),

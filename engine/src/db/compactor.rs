@@ -134,6 +134,9 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         sources.push(Source::Run(RunSource::new(run, range.clone())));
     }
     let epoch = claim(inner, state).await?;
+    // Decided before any output is written: an epoch too large for a run id
+    // fails the compaction cleanly instead of colliding with another run.
+    let run_id = run_id(inner, epoch, state.runs)?;
     let mut merge = MergeIter::new(sources, job.bottom);
     let mut outputs: Vec<SstHandle> = Vec::new();
     let mut builder = SstBuilder::new(inner.settings.block_size);
@@ -151,7 +154,6 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         outputs.extend(upload_sst(inner, builder.finish(&[]), epoch).await?);
     }
     state.runs += 1;
-    let run_id = (epoch << 32) | state.runs;
     let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
     for h in &outputs {
         lock(&inner.pinned).remove(&h.id);
@@ -171,6 +173,23 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     Ok(())
 }
 
+/// The id of this compactor's next run: `epoch << 32 | (runs + 1)`, unique
+/// in the store's history only while both fit their 32 bits. A
+/// `compactor_epoch` read from the store that does not fit is `Corrupt`
+/// (it takes 2^32 compactor claims to get there honestly); never a shift
+/// that silently drops bits or a wrap (issue 17, case 1).
+fn run_id(inner: &DbInner, epoch: Epoch, runs: u64) -> Result<u64> {
+    let n = runs.checked_add(1).filter(|n| *n < 1 << 32);
+    match (n, epoch < 1 << 32) {
+        (Some(n), true) => Ok(epoch << 32 | n),
+        (None, _) => Err(Error::InvalidArgument(format!("compactor epoch {epoch} has written 2^32 runs; reopen to claim a new epoch"))),
+        (_, false) => Err(Error::corrupt(
+            inner.layout.manifest_dir().to_string(),
+            format!("compactor_epoch {epoch} leaves no room for run ids (epoch << 32 | n)"),
+        )),
+    }
+}
+
 /// `ClaimCompactor`: the first compaction of this process claims
 /// `compactor_epoch + 1` with a manifest version of its own; a writer's
 /// version in between is re-read and the claim re-applied.
@@ -180,7 +199,7 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
     }
     let mut manifest = inner.manifest.lock().await;
     for _ in 0..super::open::RACE_ATTEMPTS {
-        let next = manifest.successor(claim_compactor_epoch(&manifest.view()), manifest.tree());
+        let next = manifest.successor(&inner.layout, claim_compactor_epoch(&manifest.view()), manifest.tree())?;
         let latest = match try_create_manifest(inner, &next).await? {
             Created::Ours => match created_outcome(inner, next.version).await? {
                 CreatedOutcome::Applied => {
@@ -226,8 +245,8 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
             Err(ManifestConflict::Fenced { by }) => return Err(Error::Fenced { writer_epoch: epoch, by }),
             Err(other) => return Err(Error::InvalidArgument(format!("compaction not recorded: {other:?}"))),
         };
-        let mut next = content.successor(view, tree);
-        next.version = slot + 1;
+        let mut next = content.successor(&inner.layout, view, tree)?;
+        next.version = ManifestObject::version_after(&inner.layout, slot)?;
         let latest = match try_create_manifest(inner, &next).await? {
             Created::Ours => match created_outcome(inner, next.version).await? {
                 CreatedOutcome::Applied => {

@@ -135,6 +135,12 @@ pub async fn read_chain_with(
     let plan = walk.finish().map_err(|e| match e {
         RecoveryError::MissingWal { id, .. } => Error::MissingWal { id, path: layout.wal(id).to_string() },
         RecoveryError::Fenced { by } => Error::Fenced { writer_epoch: epoch, by },
+        // A stored id that would push the chain out of range: the object
+        // holding it is corrupt (issue 17, case 1).
+        RecoveryError::OutOfRange { wal_id, .. } => Error::corrupt(
+            wal_id.map_or_else(|| layout.manifest_dir().to_string(), |id| layout.wal(id).to_string()),
+            e.to_string(),
+        ),
     })?;
     Ok(ChainContents { plan, listed: ids, wals })
 }
@@ -144,7 +150,7 @@ pub async fn read_chain_with(
 async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<(ManifestObject, bool)> {
     for _ in 0..RACE_ATTEMPTS {
         let latest = latest_manifest(store, layout).await?.unwrap_or_else(ManifestObject::empty);
-        let claimed = latest.successor(claim_epoch(&latest.view()), latest.tree());
+        let claimed = latest.successor(layout, claim_epoch(&latest.view()), latest.tree())?;
         let path = layout.manifest(claimed.version);
         if create(store, &path, claimed.encode()).await? {
             return Ok((claimed, latest.writer_closed));

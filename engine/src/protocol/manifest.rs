@@ -51,14 +51,17 @@ pub fn next_manifest(current: &ManifestView, log: &WalLog, flushed_through: Opti
 /// Whether the *claimed-from* version was closed decides the fence (see
 /// [`ChainWalk::after_clean_close`](super::ChainWalk::after_clean_close)).
 pub fn claim_epoch(current: &ManifestView) -> ManifestView {
-    ManifestView { writer_epoch: current.writer_epoch + 1, writer_closed: false, ..*current }
+    // Saturating, never wrapping: an epoch past `MAX_ID` is refused before
+    // the claimed version is written (`ManifestObject::successor`).
+    ManifestView { writer_epoch: current.writer_epoch.saturating_add(1), writer_closed: false, ..*current }
 }
 
 /// `ClaimCompactor`: the version a starting compactor creates to claim its
 /// epoch. Every writer field is kept; creating it with `PutMode::Create`
 /// makes every older compactor's later update `Fenced` (on re-read).
 pub fn claim_compactor_epoch(current: &ManifestView) -> ManifestView {
-    ManifestView { compactor_epoch: current.compactor_epoch + 1, ..*current }
+    // Saturating, as in `claim_epoch`.
+    ManifestView { compactor_epoch: current.compactor_epoch.saturating_add(1), ..*current }
 }
 
 #[cfg(test)]

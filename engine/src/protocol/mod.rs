@@ -23,9 +23,9 @@ pub use compaction::{
 };
 pub use gc::{GcPolicy, KeptManifest, Listed, ManifestGc, Time};
 pub use manifest::{claim_compactor_epoch, claim_epoch, next_manifest, ManifestView};
-pub use recovery::{ChainWalk, RecoveryError, RecoveryPlan, WalHeader, WalKind};
+pub use recovery::{ChainWalk, RecoveryError, RecoveryPlan, WalHeader, WalKind, WAL_ID_HEADROOM};
 pub use variant::{Protocol, UnknownProtocol};
-pub use wal_log::{WalLog, MAX_INFLIGHT_WAL_UPLOADS};
+pub use wal_log::{WalLog, MAX_INFLIGHT_WAL_UPLOADS, MAX_WAL_ID};
 pub use watermark::DurableWatermark;
 
 /// Identifier of a WAL object, `wal/<id>.sst`. Ids start at 1; 0 means "none".
@@ -33,3 +33,16 @@ pub type WalId = u64;
 
 /// A writer's epoch; each recovery claims a strictly larger one.
 pub type Epoch = u64;
+
+/// The largest WAL id, epoch or manifest version tidemark reads or writes.
+///
+/// Each of them is only ever incremented by one (or, for a fence's jump, by
+/// at most [`MAX_INFLIGHT_WAL_UPLOADS`]), so no honest store comes near this
+/// bound; a value above it comes from a bug or a hostile writer. Decoders
+/// refuse such a value as `Corrupt`, and a value derived from a stored one
+/// (the next epoch, the next version, a fence's `next_wal_id`) is checked
+/// against the bound *before* it is written, so that nothing is ever
+/// acknowledged on top of a state the next open would refuse. The protocol
+/// core never wraps: it uses checked or saturating arithmetic, and a
+/// saturated value is above the bound and refused where it would be written.
+pub const MAX_ID: u64 = u64::MAX / 2;

@@ -10,7 +10,15 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::{Epoch, ManifestView, Protocol, WalId, WalLog};
+use super::{Epoch, ManifestView, Protocol, WalId, WalLog, MAX_ID};
+
+/// How many WAL ids a recovered writer must have left below
+/// [`MAX_WAL_ID`](super::wal_log::MAX_WAL_ID): recovery refuses a chain that
+/// leaves fewer (only a hostile or buggy store gets there), so a writer runs
+/// out of ids only after 2^40 WALs without reopening (35 years at one WAL per
+/// millisecond). Past that its uploads stop (`WalLog::may_start_upload`) and
+/// nothing more is acknowledged, so the next recovery can still fence.
+pub const WAL_ID_HEADROOM: u64 = 1 << 40;
 
 /// What a WAL object holds, as far as the protocol cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,6 +44,12 @@ pub enum RecoveryError {
     MissingWal { id: WalId, wal_id_last_seen: WalId },
     /// A newer epoch wrote into the chain: this recovery is itself fenced.
     Fenced { by: Epoch },
+    /// A WAL id the walk derives from a stored value would leave the ids'
+    /// range (above [`MAX_ID`], or fewer than [`WAL_ID_HEADROOM`] ids left for
+    /// the new writer): `field` of the manifest (`wal_id: None`) or of WAL
+    /// `wal_id` is `value`. Never wrapped: the engine reports it as `Corrupt`
+    /// naming that object, and recovery writes nothing.
+    OutOfRange { wal_id: Option<WalId>, field: &'static str, value: u64 },
 }
 
 impl fmt::Display for RecoveryError {
@@ -46,6 +60,13 @@ impl fmt::Display for RecoveryError {
                 "MissingWal: manifest references wal {wal_id_last_seen} (wal_id_last_seen), but wal {id} does not exist"
             ),
             RecoveryError::Fenced { by } => write!(f, "Fenced: epoch {by} wrote into the WAL chain"),
+            RecoveryError::OutOfRange { wal_id, field, value } => {
+                match wal_id {
+                    Some(id) => write!(f, "wal {id}: ")?,
+                    None => write!(f, "manifest: ")?,
+                }
+                write!(f, "{field} {value} leaves no room for the WAL ids after it")
+            }
         }
     }
 }
@@ -110,6 +131,8 @@ pub struct ChainWalk {
     fenced_by: Option<Epoch>,
     fences: Vec<WalId>,
     clean_close: bool,
+    /// Set when a stored value would push the chain out of the id range.
+    out_of_range: Option<RecoveryError>,
 }
 
 impl ChainWalk {
@@ -123,7 +146,17 @@ impl ChainWalk {
         listed: impl IntoIterator<Item = WalId>,
         inflight_cap: u64,
     ) -> Self {
-        let start = manifest.replay_after_wal_id + 1;
+        let (start, out_of_range) = match manifest.replay_after_wal_id.checked_add(1).filter(|s| *s <= MAX_ID) {
+            Some(start) => (start, None),
+            None => (
+                MAX_ID,
+                Some(RecoveryError::OutOfRange {
+                    wal_id: None,
+                    field: "replay_after_wal_id",
+                    value: manifest.replay_after_wal_id,
+                }),
+            ),
+        };
         let mut walk = ChainWalk {
             protocol,
             manifest: *manifest,
@@ -138,6 +171,7 @@ impl ChainWalk {
             fenced_by: None,
             fences: Vec::new(),
             clean_close: false,
+            out_of_range,
         };
         walk.skip_gap_if_mutant();
         walk
@@ -157,7 +191,7 @@ impl ChainWalk {
     /// The chain position whose header must be read next, or `None` when the
     /// walk has reached the gap.
     pub fn next_to_read(&self) -> Option<WalId> {
-        if self.fenced_by.is_some() {
+        if self.fenced_by.is_some() || self.out_of_range.is_some() {
             return None;
         }
         self.listed.contains(&self.next).then_some(self.next)
@@ -170,22 +204,33 @@ impl ChainWalk {
             self.fenced_by = Some(header.writer_epoch);
             return;
         }
+        // The position after this one; checked, since `wal_id` is a listed
+        // name and a fence's `next_wal_id` a stored field.
+        let Some(after) = wal_id.checked_add(1).filter(|a| *a <= MAX_ID) else {
+            self.out_of_range = Some(RecoveryError::OutOfRange { wal_id: Some(wal_id), field: "wal id", value: wal_id });
+            return;
+        };
         match header.kind {
             WalKind::Fence { next_wal_id } => {
+                if next_wal_id > MAX_ID {
+                    self.out_of_range =
+                        Some(RecoveryError::OutOfRange { wal_id: Some(wal_id), field: "next_wal_id", value: next_wal_id });
+                    return;
+                }
                 self.max_fence_epoch = self.max_fence_epoch.max(header.writer_epoch);
                 self.fences.push(wal_id);
                 // Fences only ever move the chain forward.
-                self.next = next_wal_id.max(wal_id + 1);
+                self.next = next_wal_id.max(after);
             }
             WalKind::Data if header.writer_epoch < self.max_fence_epoch => {
                 // An upload of a writer fenced earlier in the chain: never acked.
                 self.skipped.push(wal_id);
-                self.next = wal_id + 1;
+                self.next = after;
             }
             WalKind::Data => {
                 self.replay.push(wal_id);
                 self.last_replayed = wal_id;
-                self.next = wal_id + 1;
+                self.next = after;
             }
         }
         self.skip_gap_if_mutant();
@@ -209,6 +254,9 @@ impl ChainWalk {
         if let Some(by) = self.fenced_by {
             return Err(RecoveryError::Fenced { by });
         }
+        if let Some(e) = self.out_of_range {
+            return Err(e);
+        }
         debug_assert!(self.next_to_read().is_none(), "finish before the walk reached the gap");
         let gap = self.next;
         // I1: every chain position up to `wal_id_last_seen` must exist.
@@ -220,11 +268,24 @@ impl ChainWalk {
             #[cfg(feature = "mutants")]
             Protocol::NoFence => (None, gap),
             _ => {
-                let next_wal_id = gap + self.inflight_cap;
+                let next_wal_id = gap.saturating_add(self.inflight_cap);
                 let header = WalHeader { writer_epoch: self.writer_epoch, kind: WalKind::Fence { next_wal_id } };
                 (Some(Fence { wal_id: gap, header }), next_wal_id)
             }
         };
+        // The new writer needs room for its WALs, and the recovery after it
+        // room for a fence's jump above them (`MAX_WAL_ID`).
+        let room = next_wal_id.checked_add(WAL_ID_HEADROOM).is_some_and(|end| end <= super::wal_log::MAX_WAL_ID);
+        if !room {
+            // Name the stored value the gap came from: the last fence on the
+            // chain, else the last WAL, else the manifest.
+            let (wal_id, field, value) = match (self.fences.last(), self.replay.last().max(self.skipped.last())) {
+                (Some(&f), last) if last.map_or(true, |l| *l < f) => (Some(f), "next_wal_id", gap),
+                (_, Some(&l)) => (Some(l), "wal id", l),
+                _ => (None, "replay_after_wal_id", self.manifest.replay_after_wal_id),
+            };
+            return Err(RecoveryError::OutOfRange { wal_id, field, value });
+        }
         let mut fences = self.fences;
         fences.extend(fence.map(|f| f.wal_id));
         fences.sort_unstable();
@@ -339,6 +400,36 @@ mod tests {
     fn a_newer_epoch_in_the_chain_fences_the_recovery() {
         let store = BTreeMap::from([(1, data(5))]);
         assert_eq!(walk(Protocol::Shipped, manifest(0, 0), 3, &store), Err(RecoveryError::Fenced { by: 5 }));
+    }
+
+    /// Issue 17, case 1: stored ids near `u64::MAX` end the walk with
+    /// `OutOfRange` naming the object and field; never a wrap or a panic
+    /// (these run in debug builds, where overflow panics).
+    #[test]
+    fn stored_ids_out_of_range_are_refused_not_wrapped() {
+        use crate::protocol::{MAX_ID, MAX_WAL_ID};
+        let store = BTreeMap::from([(1, fence(2, u64::MAX))]);
+        assert_eq!(
+            walk(Protocol::Shipped, manifest(0, 0), 3, &store),
+            Err(RecoveryError::OutOfRange { wal_id: Some(1), field: "next_wal_id", value: u64::MAX })
+        );
+        let err = walk(Protocol::Shipped, manifest(0, u64::MAX), 3, &BTreeMap::new()).unwrap_err();
+        assert_eq!(err, RecoveryError::OutOfRange { wal_id: None, field: "replay_after_wal_id", value: u64::MAX });
+        assert!(err.to_string().contains("replay_after_wal_id 18446744073709551615 leaves no room"), "{err}");
+        // A listed name at the top of the range, reached by the chain.
+        let store = BTreeMap::from([(u64::MAX, data(1))]);
+        let err = walk(Protocol::Shipped, manifest(0, u64::MAX - 1), 3, &store).unwrap_err();
+        assert!(matches!(err, RecoveryError::OutOfRange { .. }), "{err:?}");
+        // A fence whose target leaves the next writer no room.
+        let store = BTreeMap::from([(1, fence(2, MAX_ID))]);
+        assert_eq!(
+            walk(Protocol::Shipped, manifest(0, 0), 3, &store),
+            Err(RecoveryError::OutOfRange { wal_id: Some(1), field: "next_wal_id", value: MAX_ID })
+        );
+        // The last id with room still recovers.
+        let last = MAX_WAL_ID - WAL_ID_HEADROOM - 4;
+        let plan = walk(Protocol::Shipped, manifest(last - 1, last - 1), 3, &BTreeMap::new()).unwrap();
+        assert_eq!(plan.next_wal_id, last + 4);
     }
 
     #[cfg(feature = "mutants")]

@@ -1,7 +1,7 @@
 //! A writer's WAL sequence: `FreezeWal`, the upload window, `WalDurable`,
 //! `Ack`, and the `wal_id_last_seen` a manifest may record.
 
-use super::{DurableWatermark, Epoch, Protocol, WalId};
+use super::{DurableWatermark, Epoch, Protocol, WalId, MAX_ID};
 
 /// The most WAL uploads any writer may have in flight.
 ///
@@ -10,6 +10,13 @@ use super::{DurableWatermark, Epoch, Protocol, WalId};
 /// watermark can never pass the fence, never writes an id at or beyond
 /// `fence + MAX_INFLIGHT_WAL_UPLOADS`, where the new writer's WALs begin.
 pub const MAX_INFLIGHT_WAL_UPLOADS: u64 = 64;
+
+/// The highest WAL id a writer uploads: a recovery after it fences at most
+/// at `MAX_WAL_ID + 1` and jumps by at most `MAX_INFLIGHT_WAL_UPLOADS`, which
+/// stays within [`MAX_ID`], the bound every decoder enforces. A writer that
+/// reaches it uploads nothing more, so it never acknowledges a write that the
+/// next recovery could not fence after.
+pub const MAX_WAL_ID: WalId = MAX_ID - MAX_INFLIGHT_WAL_UPLOADS - 1;
 
 /// One writer's WAL bookkeeping: ids handed out, and what is durable.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,7 +72,8 @@ impl WalLog {
     /// `FreezeWal`: the current buffer becomes the immutable WAL with this id.
     pub fn freeze(&mut self) -> WalId {
         let id = self.next_wal_id;
-        self.next_wal_id += 1;
+        // Saturating: past `MAX_WAL_ID` no upload starts (see `may_start_upload`).
+        self.next_wal_id = self.next_wal_id.saturating_add(1);
         id
     }
 
@@ -73,7 +81,9 @@ impl WalLog {
     /// the window above the watermark. This bounds how far past a fence a
     /// zombie can ever write (see [`MAX_INFLIGHT_WAL_UPLOADS`]).
     pub fn may_start_upload(&self, wal_id: WalId) -> bool {
-        wal_id < self.next_wal_id && wal_id <= self.durable_wal_id() + self.max_inflight
+        wal_id < self.next_wal_id
+            && wal_id <= self.durable_wal_id().saturating_add(self.max_inflight)
+            && wal_id <= MAX_WAL_ID
     }
 
     /// `WalDurable`: the create of `wal_id` succeeded. Returns the new
@@ -137,6 +147,21 @@ mod tests {
         log.on_wal_durable(1);
         assert_eq!(log.wal_id_last_seen(), 2);
         assert!(log.may_ack(2) && !log.may_ack(3));
+    }
+
+    /// Issue 17, case 1: at the top of the id range `freeze` saturates
+    /// instead of overflowing, and no upload starts beyond `MAX_WAL_ID`, so
+    /// nothing is acknowledged that the next recovery could not fence after.
+    #[test]
+    fn ids_never_wrap_and_uploads_stop_at_the_bound() {
+        let mut log = WalLog::new(Protocol::Shipped, 1, MAX_WAL_ID, 4);
+        assert_eq!(log.freeze(), MAX_WAL_ID);
+        assert!(log.may_start_upload(MAX_WAL_ID));
+        assert_eq!(log.freeze(), MAX_WAL_ID + 1);
+        assert!(!log.may_start_upload(MAX_WAL_ID + 1), "beyond MAX_WAL_ID");
+        let mut top = WalLog::new(Protocol::Shipped, 1, u64::MAX, 4);
+        assert_eq!((top.freeze(), top.freeze()), (u64::MAX, u64::MAX));
+        assert!(!top.may_start_upload(u64::MAX));
     }
 
     #[cfg(feature = "mutants")]

@@ -59,8 +59,11 @@ impl DurableWatermark {
             }
             _ => {
                 // Advance only over the contiguous prefix.
-                while self.completed_above.remove(&(self.durable_wal_id + 1)) {
-                    self.durable_wal_id += 1;
+                while let Some(next) = self.durable_wal_id.checked_add(1) {
+                    if !self.completed_above.remove(&next) {
+                        break;
+                    }
+                    self.durable_wal_id = next;
                 }
             }
         }

@@ -26,6 +26,17 @@ pub(crate) fn build(keys: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Checks that a filter section body is one this build writes: `k` equal to
+/// [`HASHES`] and a bit array of at least 64 bits. A point read trusts the
+/// filter's "no", so a malformed one is refused when the SST is opened.
+pub(crate) fn check(filter: &[u8]) -> Result<(), String> {
+    match filter.split_first() {
+        Some((&HASHES, bits)) if bits.len() >= 8 => Ok(()),
+        Some((&k, bits)) => Err(format!("bloom filter is malformed ({k} hashes, {} bits)", bits.len() * 8)),
+        None => Err("bloom filter is empty".into()),
+    }
+}
+
 /// Whether `key` may be in the set; `false` is definite.
 pub(crate) fn may_contain(filter: &[u8], key: &[u8]) -> bool {
     let Some((&k, bits)) = filter.split_first() else { return true };

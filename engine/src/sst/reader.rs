@@ -34,7 +34,7 @@ fn parse_footer(raw: &[u8], size: u64) -> Result<Footer, String> {
     }
     let version = u16::from_le_bytes([body[4], body[5]]);
     if version != FORMAT_VERSION {
-        return Err(format!("format version {version} is not supported (this build reads {FORMAT_VERSION})"));
+        return Err(format!("unsupported SST format version {version} (this build reads {FORMAT_VERSION})"));
     }
     let index_off = u64::from_le_bytes([body[8], body[9], body[10], body[11], body[12], body[13], body[14], body[15]]);
     let f = Footer {
@@ -100,11 +100,15 @@ impl SstReader {
                 return Err(c("block index keys are out of order".into()));
             }
             prev_last = Some(h.last_key.as_slice());
-            expected = h.offset + u64::from(h.len);
+            expected = h.offset.checked_add(u64::from(h.len)).ok_or_else(|| c("block offset overflows".into()))?;
         }
         if expected != footer.index_off {
             return Err(c("blocks do not end where the index begins".into()));
         }
+        // Point reads trust a negative answer of the filter: it must at least
+        // be one this build could have written (the keys it lacks are found
+        // when a block is read, see `check_block`).
+        bloom::check(filter_raw).map_err(c)?;
         let slice = |raw: &[u8]| tail.slice_ref(raw);
         Ok(Self { store, path, index, filter: slice(filter_raw), meta: slice(meta_raw), whole: None })
     }
@@ -137,7 +141,11 @@ impl SstReader {
         let (start, tail) = if footer.index_off >= size - guess {
             (size - guess, tail)
         } else {
-            (footer.index_off, store.get_range(&path, footer.index_off..size).await?)
+            let tail = store.get_range(&path, footer.index_off..size).await?;
+            if tail.len() as u64 != size - footer.index_off {
+                return Err(Self::corrupt(&path, "the store returned a short range"));
+            }
+            (footer.index_off, tail)
         };
         Self::from_tail(Some(store), path, size, start, &tail)
     }
@@ -152,23 +160,45 @@ impl SstReader {
     }
 
     async fn block(&self, h: &BlockHandle) -> Result<Vec<Entry>> {
-        let range = h.offset..h.offset + u64::from(h.len);
+        // The index was checked at open: offsets contiguous and below the
+        // index, so this cannot overflow; checked all the same.
+        let end = h.offset.checked_add(u64::from(h.len)).ok_or_else(|| Self::corrupt(&self.path, "block offset overflows"))?;
         let raw = match (&self.whole, &self.store) {
-            (Some(whole), _) => whole.slice(range.start as usize..range.end as usize),
-            (None, Some(store)) => store.get_range(&self.path, range).await?,
+            (Some(whole), _) => whole
+                .get(h.offset as usize..end as usize)
+                .map(|r| whole.slice_ref(r))
+                .ok_or_else(|| Self::corrupt(&self.path, "block beyond the object"))?,
+            (None, Some(store)) => store.get_range(&self.path, h.offset..end).await?,
             (None, None) => return Err(Self::corrupt(&self.path, "no source for block")),
         };
         self.verify_block(h, &raw)
     }
 
-    /// Decodes a block's bytes and checks them against its index entry.
+    /// [`SstReader::check_block`] as `Corrupt` naming this SST.
     fn verify_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<Entry>> {
-        let body = unseal(raw, "block").map_err(|r| Self::corrupt(&self.path, r))?;
-        let entries = decode_block(&raw.slice_ref(body)).map_err(|r| Self::corrupt(&self.path, r))?;
+        self.check_block(h, raw).map_err(|r| Self::corrupt(&self.path, r))
+    }
+
+    /// Decodes a data block and checks everything a read relies on: its
+    /// checksum, its keys strictly increasing, its first and last key equal
+    /// to the index entry's (the index's key spans are what reads
+    /// binary-search), and every key passing the bloom filter. A point read
+    /// trusts the filter's "no"; a key the filter lacks would make `get` say
+    /// `None` while `scan` returns the value, so it is an error instead
+    /// (issue 17, case 3).
+    fn check_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<Entry>, String> {
+        if raw.len() as u64 != u64::from(h.len) {
+            return Err("the store returned a short block".into());
+        }
+        let body = unseal(raw, "block")?;
+        let entries = decode_block(&raw.slice_ref(body))?;
         let in_bounds = entries.first().is_some_and(|(k, _)| k.as_ref() == h.first_key.as_slice())
             && entries.last().is_some_and(|(k, _)| k.as_ref() == h.last_key.as_slice());
         if !in_bounds {
-            return Err(Self::corrupt(&self.path, "block keys disagree with the index"));
+            return Err(format!("block at offset {} keys disagree with the index", h.offset));
+        }
+        if let Some((k, _)) = entries.iter().find(|(k, _)| !bloom::may_contain(&self.filter, k)) {
+            return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
         }
         Ok(entries)
     }
@@ -180,7 +210,7 @@ impl SstReader {
         let handles = self.index.get(blocks.clone()).unwrap_or_default();
         let (Some(first), Some(last)) = (handles.first(), handles.last()) else { return Ok(Vec::new()) };
         let start = first.offset;
-        let end = last.offset + u64::from(last.len);
+        let end = last.offset.checked_add(u64::from(last.len)).ok_or_else(|| Self::corrupt(&self.path, "block offset overflows"))?;
         let raw = match (&self.whole, &self.store) {
             (Some(whole), _) => whole.slice(start as usize..end as usize),
             (None, Some(store)) => store.get_range(&self.path, start..end).await?,
@@ -274,17 +304,24 @@ impl SstReader {
 }
 
 /// Decodes a whole object: its meta and every entry (WAL replay, fsck).
+///
+/// Checks everything a read of the object relies on (`SstReader::check_block`
+/// for each block), and that the entries are strictly increasing across
+/// blocks, so the result is sorted and has each key once.
 pub fn decode_all(path: &Path, bytes: Bytes) -> Result<(Bytes, Vec<Entry>)> {
-    let reader = SstReader::from_bytes(path.clone(), bytes)?;
-    let mut entries = Vec::new();
+    let c = |r: String| Error::corrupt(path.to_string(), r);
+    let reader = SstReader::from_bytes(path.clone(), bytes.clone())?;
+    let mut entries: Vec<Entry> = Vec::new();
     for h in &reader.index {
-        let range = h.offset as usize..(h.offset + u64::from(h.len)) as usize;
-        let raw = match &reader.whole {
-            Some(w) => w.slice(range),
-            None => return Err(Error::corrupt(path.to_string(), "object not held whole")),
-        };
-        let body = unseal(&raw, "block").map_err(|r| Error::corrupt(path.to_string(), r))?;
-        entries.extend(decode_block(&raw.slice_ref(body)).map_err(|r| Error::corrupt(path.to_string(), r))?);
+        let end = h.offset.checked_add(u64::from(h.len)).ok_or_else(|| c("block offset overflows".into()))?;
+        let raw = bytes.get(h.offset as usize..end as usize).ok_or_else(|| c("block beyond the object".into()))?;
+        let block = reader.check_block(h, &bytes.slice_ref(raw)).map_err(c)?;
+        if let (Some((prev, _)), Some((first, _))) = (entries.last(), block.first()) {
+            if prev >= first {
+                return Err(c(format!("keys out of order across blocks: {prev:?} then {first:?}")));
+            }
+        }
+        entries.extend(block);
     }
     Ok((reader.meta.clone(), entries))
 }

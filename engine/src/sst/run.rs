@@ -7,7 +7,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use super::SstReader;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::manifest::{SortedRun, SstHandle};
 use crate::sync::{Arc, StdArc};
 
@@ -37,10 +37,28 @@ impl SstRef {
     }
 
     /// The open reader, reading the SST's tail the first time.
+    ///
+    /// Reads pick and skip SSTs by the handle's key range (`get` here, a
+    /// run's `sst_for`, scans' overlap test), so the handle must record
+    /// exactly the SST's first and last key, which its index holds: a
+    /// narrower range would hide keys from reads silently (issue 17, case 3).
+    /// A mismatch is `Corrupt` naming the SST.
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
         self.reader
             .get_or_try_init(|| async {
-                SstReader::open(self.store.clone(), self.path.clone(), Some(self.handle.size)).await.map(Arc::new)
+                let r = SstReader::open(self.store.clone(), self.path.clone(), Some(self.handle.size)).await?;
+                let recorded = Some((self.handle.first_key.clone(), self.handle.last_key.clone()));
+                let held = r.key_range();
+                if held != recorded {
+                    return Err(Error::corrupt(
+                        self.path.to_string(),
+                        format!(
+                            "the manifest records its keys as {:?}..={:?}, but it holds {:?}",
+                            self.handle.first_key, self.handle.last_key, held
+                        ),
+                    ));
+                }
+                Ok(Arc::new(r))
             })
             .await
     }

@@ -1,0 +1,47 @@
+//! Builds the seed corpora from a real database: WAL, SST and manifest
+//! objects written by the engine, each twice (mode byte 0: as is; 1:
+//! re-sealed). Usage: `cargo run --example seeds -- CORPUS_DIR`.
+use std::sync::Arc;
+
+use object_store::local::LocalFileSystem;
+use object_store::ObjectStore;
+use tidemark::{Db, Settings, WriteBatch};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let out = std::path::PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "corpus".into()));
+    let dir = std::env::temp_dir().join(format!("tidemark-seeds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&dir).unwrap());
+    let settings = Settings::default().with_l0_sst_size_bytes(2048).with_max_unflushed_bytes(64 << 10);
+    for round in 0..3 {
+        let db = Db::open_with("", store.clone(), settings.clone()).await.unwrap();
+        for i in 0..60 {
+            db.put(format!("key{round}-{i:03}"), "v".repeat(i % 40)).await.unwrap();
+        }
+        let mut batch = WriteBatch::new();
+        batch.put("batch-a", "1");
+        batch.delete("key0-001");
+        db.write(batch).await.unwrap();
+        if round < 2 {
+            db.close().await.unwrap();
+        } // the last writer is dropped without close: its WALs stay.
+    }
+    let mut n = 0;
+    for (sub, target) in [("wal", "wal"), ("compacted", "sst"), ("manifest", "manifest")] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        let target_dir = out.join(target);
+        std::fs::create_dir_all(&target_dir).unwrap();
+        for e in entries.flatten() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            for mode in [0u8, 1] {
+                let mut seed = vec![mode];
+                seed.extend_from_slice(&bytes);
+                std::fs::write(target_dir.join(format!("{}-{mode}", e.file_name().to_string_lossy())), seed).unwrap();
+                n += 1;
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    println!("{n} seeds in {}", out.display());
+}

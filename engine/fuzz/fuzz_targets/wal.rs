@@ -1,0 +1,20 @@
+#![no_main]
+//! `decode_wal`: never panics; what it accepts is sorted, unique, and a
+//! fence's `next_wal_id` and every epoch are within `MAX_ID`.
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use object_store::path::Path;
+use tidemark::protocol::{WalKind, MAX_ID};
+use tidemark::wal_object::decode_wal;
+use tidemark_fuzz::{prepare, reseal_sst};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((obj, _)) = prepare(data, reseal_sst) else { return };
+    if let Ok(wal) = decode_wal(&Path::from("wal/1.sst"), Bytes::from(obj)) {
+        assert!(wal.entries.windows(2).all(|w| w[0].0 < w[1].0), "accepted unsorted or repeated entries");
+        assert!(wal.header.writer_epoch <= MAX_ID);
+        if let WalKind::Fence { next_wal_id } = wal.header.kind {
+            assert!(next_wal_id <= MAX_ID);
+        }
+    }
+});
