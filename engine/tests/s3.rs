@@ -564,22 +564,17 @@ async fn every_cli_command_and_fsck_over_s3() {
     assert!(stdout(&fsck).contains("fsck: no problems"), "{}", stdout(&fsck));
 
     // The objects are where the URL says, and fsck finds damage there: the
-    // manifest written at the last close requires the newest data WAL.
+    // last close flushed everything to SSTs the manifest requires.
     let store = s3.store();
-    let layout = Layout::new(Path::from("cli/db"));
-    let mut newest_data_wal = None;
-    for p in list(&store, &layout.wal_dir()).await.iter().rev() {
-        let bytes = store.get(p).await.expect("get").bytes().await.expect("body");
-        if decode_wal(p, bytes).expect("decode").entries.len() == 1 {
-            newest_data_wal = Some(p.clone());
-            break;
-        }
-    }
-    let victim = newest_data_wal.expect("a data WAL under cli/db/wal/");
-    store.delete(&victim).await.expect("delete");
+    let referenced = stdout(&fsck)
+        .lines()
+        .find_map(|l| l.strip_prefix("ok   sst ").and_then(|rest| rest.split(' ').next()).map(str::to_string))
+        .expect("fsck lists the SSTs it checked");
+    assert!(referenced.starts_with("cli/db/compacted/"), "{referenced}");
+    store.delete(&Path::from(referenced.as_str())).await.expect("delete");
     let damaged = tidemark(&s3, &url, &["fsck"]);
     assert_eq!(damaged.status.code(), Some(1), "{}", stdout(&damaged));
-    assert!(stdout(&damaged).contains("MissingWal"), "{}", stdout(&damaged));
+    assert!(stdout(&damaged).contains("FAIL"), "{}", stdout(&damaged));
 
     let no_bucket = tidemark(&s3, "s3:///db", &["get", "k"]);
     assert_eq!(no_bucket.status.code(), Some(1));
