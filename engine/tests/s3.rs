@@ -20,7 +20,7 @@ use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tidemark::paths::Layout;
-use tidemark::protocol::{resolve_create_conflict, CreateConflict, ObjectOwner, WalHeader, WalKind};
+use tidemark::protocol::{resolve_create_conflict, CreateConflict, ObjectOwner, Protocol, WalHeader, WalKind};
 use tidemark::wal_object::{decode_wal, encode_wal};
 use tidemark::{Db, Error, Settings, WriteBatch, WriteOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -268,7 +268,7 @@ async fn racing_manifest_and_wal_creates_have_one_winner() {
         let winner = race_creates(&store, &path, wals).await;
         let existing = decode_wal(&path, store.get(&path).await.expect("get").bytes().await.expect("body")).expect("decode");
         let ours: Vec<usize> =
-            (0..owners.len()).filter(|&i| resolve_create_conflict(owners[i], existing.owner()) == CreateConflict::Ours).collect();
+            (0..owners.len()).filter(|&i| resolve_create_conflict(Protocol::Shipped, owners[i], existing.owner()) == CreateConflict::Ours).collect();
         assert_eq!(ours, vec![winner], "exactly the winner reads its WAL back as ours");
     }
 }

@@ -572,7 +572,7 @@ impl Model for TidemarkModel {
                     } else {
                         // AlreadyExists: read the object back and decide.
                         let existing = s.store.wals.get(&wal_id)?.header.writer_epoch;
-                        resolve_create_conflict(owner(epoch), owner(existing))
+                        resolve_create_conflict(self.protocol, owner(epoch), owner(existing))
                     };
                     match outcome {
                         CreateConflict::Ours => {

@@ -152,7 +152,7 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
                 Err(e) => Err(e),
             };
             match existing {
-                Ok(existing) => resolve_create_conflict(ObjectOwner { writer_epoch: inner.epoch, token }, existing.owner()),
+                Ok(existing) => resolve_create_conflict(inner.settings.protocol, ObjectOwner { writer_epoch: inner.epoch, token }, existing.owner()),
                 Err(e) => {
                     inner.commit.fail(AckError::Failed(format!("wal {wal_id}: cannot read back after AlreadyExists: {e}")));
                     return;

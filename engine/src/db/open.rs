@@ -247,7 +247,7 @@ impl Db {
             if !fenced {
                 // AlreadyExists: ours after a retry, or an old upload landed: walk again.
                 let existing = decode_wal(&path, read(store.as_ref(), &path).await?)?;
-                fenced = resolve_create_conflict(ObjectOwner { writer_epoch: epoch, token }, existing.owner())
+                fenced = resolve_create_conflict(protocol, ObjectOwner { writer_epoch: epoch, token }, existing.owner())
                     == CreateConflict::Ours;
             }
             if fenced {

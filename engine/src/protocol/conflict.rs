@@ -6,7 +6,7 @@
 //! conflict the writer reads the object back and decides here, never assuming
 //! that it was fenced or that it won.
 
-use super::Epoch;
+use super::{Epoch, Protocol};
 
 /// Who wrote an object: the epoch and the per-object unique token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,7 +28,14 @@ pub enum CreateConflict {
 }
 
 /// Decides a create conflict from the object read back.
-pub fn resolve_create_conflict(mine: ObjectOwner, existing: ObjectOwner) -> CreateConflict {
+pub fn resolve_create_conflict(protocol: Protocol, mine: ObjectOwner, existing: ObjectOwner) -> CreateConflict {
+    match protocol {
+        #[cfg(feature = "mutants")]
+        Protocol::ExistsIsOurs => return CreateConflict::Ours,
+        #[cfg(feature = "mutants")]
+        Protocol::ExistsIsFenced => return CreateConflict::Fenced { by: existing.writer_epoch.max(mine.writer_epoch) },
+        _ => {}
+    }
     if existing == mine {
         CreateConflict::Ours
     } else if existing.writer_epoch > mine.writer_epoch {
@@ -45,17 +52,17 @@ mod tests {
     #[test]
     fn conflicts_resolve_by_epoch_and_token() {
         let me = ObjectOwner { writer_epoch: 3, token: 42 };
-        assert_eq!(resolve_create_conflict(me, me), CreateConflict::Ours);
+        assert_eq!(resolve_create_conflict(Protocol::Shipped, me, me), CreateConflict::Ours);
         assert_eq!(
-            resolve_create_conflict(me, ObjectOwner { writer_epoch: 4, token: 1 }),
+            resolve_create_conflict(Protocol::Shipped, me, ObjectOwner { writer_epoch: 4, token: 1 }),
             CreateConflict::Fenced { by: 4 }
         );
         assert_eq!(
-            resolve_create_conflict(me, ObjectOwner { writer_epoch: 2, token: 42 }),
+            resolve_create_conflict(Protocol::Shipped, me, ObjectOwner { writer_epoch: 2, token: 42 }),
             CreateConflict::TakenByOther { owner: 2 }
         );
         assert_eq!(
-            resolve_create_conflict(me, ObjectOwner { writer_epoch: 3, token: 7 }),
+            resolve_create_conflict(Protocol::Shipped, me, ObjectOwner { writer_epoch: 3, token: 7 }),
             CreateConflict::TakenByOther { owner: 3 }
         );
     }

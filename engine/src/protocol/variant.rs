@@ -44,6 +44,14 @@ pub enum Protocol {
     /// exists (the slot was emptied by `GcManifest`).
     #[cfg(feature = "mutants")]
     TrustReopenedSlot,
+    /// A create that reported `AlreadyExists` is taken as success without
+    /// reading the object back (it may be a fence or another writer's WAL).
+    #[cfg(feature = "mutants")]
+    ExistsIsOurs,
+    /// A create that reported `AlreadyExists` is taken as fenced without
+    /// reading the object back (it may be our own earlier attempt that landed).
+    #[cfg(feature = "mutants")]
+    ExistsIsFenced,
 }
 
 /// A protocol name that is neither `shipped` nor a compiled mutant.
@@ -81,6 +89,10 @@ impl Protocol {
         Protocol::GcIgnoresReaders,
         #[cfg(feature = "mutants")]
         Protocol::TrustReopenedSlot,
+        #[cfg(feature = "mutants")]
+        Protocol::ExistsIsOurs,
+        #[cfg(feature = "mutants")]
+        Protocol::ExistsIsFenced,
     ];
 
     /// The name used on command lines, in traces and in reports.
@@ -105,6 +117,10 @@ impl Protocol {
             Protocol::GcIgnoresReaders => "gc-ignores-readers",
             #[cfg(feature = "mutants")]
             Protocol::TrustReopenedSlot => "trust-reopened-slot",
+            #[cfg(feature = "mutants")]
+            Protocol::ExistsIsOurs => "exists-is-ours",
+            #[cfg(feature = "mutants")]
+            Protocol::ExistsIsFenced => "exists-is-fenced",
         }
     }
 
