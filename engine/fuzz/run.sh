@@ -1,25 +1,78 @@
 #!/usr/bin/env bash
-# Fuzzes tidemark's decoders (issue 17): WAL, SST and manifest.
-#   engine/fuzz/run.sh [SECONDS_PER_TARGET]     (default 300)
-# Needs the nightly toolchain (for -Cpasses=sancov-module). Builds the
-# targets with libFuzzer's coverage instrumentation, debug assertions and
-# overflow checks (as `cargo fuzz build` does, without AddressSanitizer;
-# with cargo-fuzz installed, `cargo +nightly fuzz run wal` works as well),
-# builds the seed corpora from a real database, then runs each target.
-# Crashes land in artifacts/. Not part of CI.
+# Fuzzes tidemark (issue 17): the WAL, SST and manifest decoders and a
+# whole-database open over a store with one object replaced (db_open).
+#
+#   engine/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 300 s, every target)
+#   engine/fuzz/run.sh --ci [TARGET...]                   (30 s each, seeds only, fails on any finding)
+#
+# Needs the nightly toolchain (-Zsanitizer=address, -Cpasses=sancov-module).
+# Builds the targets as `cargo fuzz build` does: AddressSanitizer,
+# libFuzzer's coverage instrumentation, debug assertions and overflow
+# checks; checks that ASan is linked in; builds the seed corpora from a real
+# database (examples/seeds.rs); then runs each target with the dictionary
+# of large varints (fuzz.dict). The long mode keeps its corpus in corpus/
+# and prints libFuzzer's final stats; the CI mode starts from the seeds
+# alone (so a run takes the same time however long corpus/ has grown).
+# Crashes, timeouts and OOMs land in artifacts/; the log of each run in
+# artifacts/TARGET.log. Exits non-zero on the first finding.
 set -euo pipefail
 cd "$(dirname "$0")"
-secs="${1:-300}"
+
+all_targets=(wal sst manifest db_open)
+ci=false
+secs=300
+if [[ "${1:-}" == "--ci" ]]; then
+    ci=true
+    secs=30
+    shift
+elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+    secs="$1"
+    shift
+fi
+targets=("$@")
+[[ ${#targets[@]} -eq 0 ]] && targets=("${all_targets[@]}")
+for t in "${targets[@]}"; do
+    [[ " ${all_targets[*]} " == *" $t "* ]] || { echo "run.sh: unknown target '$t' (targets: ${all_targets[*]})" >&2; exit 2; }
+done
+
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "run.sh: the fuzz suite needs the nightly toolchain (AddressSanitizer and libFuzzer's" >&2
+    echo "coverage instrumentation are nightly-only): rustup toolchain install nightly" >&2
+    exit 3
+fi
+
 triple="$(rustc -vV | sed -n 's/^host: //p')"
-export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+# As cargo-fuzz 0.13 builds: ASan (every crate, hence the ABI-mismatch
+# allowance for the precompiled std), sancov, debug assertions, overflow checks.
+export RUSTFLAGS="-Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer \
+-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
-cargo +nightly build --release --bins --target "$triple" --target-dir target/fuzz
+# --target: build scripts and proc macros are built without the sanitizer.
+cargo +nightly build --quiet --release --bins --target "$triple" --target-dir target/fuzz
 bins="target/fuzz/$triple/release"
-RUSTFLAGS="" cargo run --quiet --example seeds -- corpus
+for t in "${targets[@]}"; do
+    if ! nm "$bins/$t" | grep -q ' __asan_init$'; then
+        echo "run.sh: $bins/$t has no AddressSanitizer runtime (__asan_init missing)" >&2
+        exit 4
+    fi
+done
+
+corpus=corpus
+if $ci; then
+    corpus="$(mktemp -d)"
+    trap 'rm -rf "$corpus"' EXIT
+fi
+RUSTFLAGS="" cargo run --quiet --release --example seeds -- "$corpus"
 mkdir -p artifacts
-for target in wal sst manifest; do
-    echo "== $target: ${secs}s"
-    "$bins/$target" "corpus/$target" -dict=fuzz.dict -max_total_time="$secs" \
-        -rss_limit_mb=2048 -timeout=10 -artifact_prefix="artifacts/$target-" 2>&1 | tail -n 3
+for t in "${targets[@]}"; do
+    echo "== $t: ${secs}s (ASan)"
+    log="artifacts/$t.log"
+    if ! "$bins/$t" "$corpus/$t" -dict=fuzz.dict -max_total_time="$secs" -rss_limit_mb=3072 \
+        -timeout=10 -print_final_stats=1 -artifact_prefix="artifacts/$t-" >"$log" 2>&1; then
+        tail -n 40 "$log" >&2
+        echo "run.sh: FINDING in target $t (log $PWD/$log; input in $PWD/artifacts/$t-*)" >&2
+        exit 1
+    fi
+    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::peak_rss_mb)|^Done ' "$log" || true
 done

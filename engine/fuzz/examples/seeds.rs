@@ -1,11 +1,14 @@
 //! Builds the seed corpora from a real database: WAL, SST and manifest
 //! objects written by the engine, each twice (mode byte 0: as is; 1:
-//! re-sealed). Usage: `cargo run --example seeds -- CORPUS_DIR`.
+//! re-sealed); for `db_open`, every object of its base database (see
+//! `tidemark_fuzz::base`) behind the byte that chooses it. Usage:
+//! `cargo run --example seeds -- CORPUS_DIR`.
 use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use tidemark::{Db, Settings, WriteBatch};
+use tidemark_fuzz::base::Kind;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -43,5 +46,21 @@ async fn main() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+    // db_open: [mode, slot, object]. The slot after the last WAL gets a copy
+    // of the last WAL (a late upload landing there).
+    let base = tidemark_fuzz::base::build().await;
+    let target_dir = out.join("db_open");
+    std::fs::create_dir_all(&target_dir).unwrap();
+    let last_wal = base.slots.iter().filter(|s| s.kind == Kind::Wal).filter_map(|s| s.original.clone()).last();
+    for (i, slot) in base.slots.iter().enumerate() {
+        let Some(bytes) = slot.original.clone().or_else(|| last_wal.clone()) else { continue };
+        for mode in [0u8, 1] {
+            let mut seed = vec![mode, i as u8];
+            seed.extend_from_slice(&bytes);
+            std::fs::write(target_dir.join(format!("slot{i}-{mode}")), seed).unwrap();
+            n += 1;
+        }
+    }
+    println!("db_open base: {} objects, digest {:016x}", base.slots.len(), tidemark_fuzz::base::digest(&base.slots));
     println!("{n} seeds in {}", out.display());
 }
