@@ -5,7 +5,7 @@
 #   engine/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 300 s, every target)
 #   engine/fuzz/run.sh --ci [TARGET...]                   (30 s each, seeds only, fails on any finding)
 #
-# Needs the nightly toolchain (-Zsanitizer=address, -Cpasses=sancov-module).
+# Needs the nightly toolchain (or TIDEMARK_FUZZ_TOOLCHAIN) (-Zsanitizer=address, -Cpasses=sancov-module).
 # Builds the targets as `cargo fuzz build` does: AddressSanitizer,
 # libFuzzer's coverage instrumentation, debug assertions and overflow
 # checks; checks that ASan is linked in; builds the seed corpora from a real
@@ -35,9 +35,11 @@ for t in "${targets[@]}"; do
     [[ " ${all_targets[*]} " == *" $t "* ]] || { echo "run.sh: unknown target '$t' (targets: ${all_targets[*]})" >&2; exit 2; }
 done
 
-if ! cargo +nightly --version >/dev/null 2>&1; then
-    echo "run.sh: the fuzz suite needs the nightly toolchain (AddressSanitizer and libFuzzer's" >&2
-    echo "coverage instrumentation are nightly-only): rustup toolchain install nightly" >&2
+# TIDEMARK_FUZZ_TOOLCHAIN: a nightly other than `nightly` (a dated one, say).
+toolchain="${TIDEMARK_FUZZ_TOOLCHAIN:-nightly}"
+if ! RUSTUP_AUTO_INSTALL=0 cargo "+$toolchain" --version >/dev/null 2>&1; then
+    echo "run.sh: FAILED: the fuzz suite needs the Rust toolchain '$toolchain' (AddressSanitizer and" >&2
+    echo "libFuzzer's coverage instrumentation are nightly-only): rustup toolchain install $toolchain" >&2
     exit 3
 fi
 
@@ -49,10 +51,10 @@ export RUSTFLAGS="-Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 # --target: build scripts and proc macros are built without the sanitizer.
-cargo +nightly build --quiet --release --bins --target "$triple" --target-dir target/fuzz
+cargo "+$toolchain" build --quiet --release --bins --target "$triple" --target-dir target/fuzz
 bins="target/fuzz/$triple/release"
 for t in "${targets[@]}"; do
-    if ! nm "$bins/$t" | grep -q ' __asan_init$'; then
+    if ! nm "$bins/$t" | grep ' __asan_init$' >/dev/null; then
         echo "run.sh: $bins/$t has no AddressSanitizer runtime (__asan_init missing)" >&2
         exit 4
     fi

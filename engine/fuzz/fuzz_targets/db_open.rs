@@ -44,6 +44,11 @@ type View = BTreeMap<Bytes, Bytes>;
 fn state() -> &'static (tokio::runtime::Runtime, Base) {
     static STATE: OnceLock<(tokio::runtime::Runtime, Base)> = OnceLock::new();
     STATE.get_or_init(|| {
+        // TIDEMARK_FUZZ_LOG=debug (an env filter): the engine's log on
+        // stderr, to see what an input does.
+        if let Ok(filter) = std::env::var("TIDEMARK_FUZZ_LOG") {
+            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        }
         let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().expect("runtime");
         let base = rt.block_on(base::build());
         (rt, base)
