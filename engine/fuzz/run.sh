@@ -4,6 +4,8 @@
 #
 #   engine/fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]   (default 300 s, every target)
 #   engine/fuzz/run.sh --ci [TARGET...]                   (30 s each, seeds only, fails on any finding)
+#   engine/fuzz/run.sh --mutant NAME                      (db_open under a named protocol mutant
+#                                                          for up to 60 s: must find it)
 #
 # Needs the nightly toolchain (or TIDEMARK_FUZZ_TOOLCHAIN) (-Zsanitizer=address, -Cpasses=sancov-module).
 # Builds the targets as `cargo fuzz build` does: AddressSanitizer,
@@ -21,10 +23,16 @@ cd "$(dirname "$0")"
 all_targets=(wal sst manifest db_open)
 ci=false
 secs=300
+mutant=""
 if [[ "${1:-}" == "--ci" ]]; then
     ci=true
     secs=30
     shift
+elif [[ "${1:-}" == "--mutant" ]]; then
+    mutant="${2:?run.sh --mutant NAME (a protocol mutant, e.g. replay-across-gap)}"
+    ci=true
+    secs=60
+    set -- db_open
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     secs="$1"
     shift
@@ -51,8 +59,15 @@ export RUSTFLAGS="-Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 # --target: build scripts and proc macros are built without the sanitizer.
-cargo "+$toolchain" build --quiet --release --bins --target "$triple" --target-dir target/fuzz
-bins="target/fuzz/$triple/release"
+dir=target/fuzz
+features=()
+if [[ -n "$mutant" ]]; then
+    dir=target/fuzz-mutants
+    features=(--features mutants)
+    export TIDEMARK_FUZZ_PROTOCOL="$mutant"
+fi
+cargo "+$toolchain" build --quiet --release --bins "${features[@]}" --target "$triple" --target-dir "$dir"
+bins="$dir/$triple/release"
 for t in "${targets[@]}"; do
     if ! nm "$bins/$t" | grep ' __asan_init$' >/dev/null; then
         echo "run.sh: $bins/$t has no AddressSanitizer runtime (__asan_init missing)" >&2
@@ -67,6 +82,19 @@ if $ci; then
 fi
 RUSTFLAGS="" cargo run --quiet --release --example seeds -- "$corpus"
 mkdir -p artifacts
+if [[ -n "$mutant" ]]; then
+    echo "== db_open under mutant $mutant: up to ${secs}s (ASan)"
+    log="artifacts/db_open-mutant-$mutant.log"
+    if "$bins/db_open" "$corpus/db_open" -dict=fuzz.dict -max_total_time="$secs" -rss_limit_mb=3072 \
+        -timeout=10 -print_final_stats=1 -artifact_prefix="artifacts/mutant-$mutant-" >"$log" 2>&1; then
+        echo "run.sh: db_open did NOT catch mutant $mutant in ${secs}s (log $PWD/$log)" >&2
+        exit 1
+    fi
+    grep -m1 -E "panicked at|ERROR: libFuzzer" -A1 "$log" || true
+    grep -E '^stat::number_of_executed_units' "$log" || true
+    echo "run.sh: db_open caught mutant $mutant (log $PWD/$log)"
+    exit 0
+fi
 for t in "${targets[@]}"; do
     echo "== $t: ${secs}s (ASan)"
     log="artifacts/$t.log"

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use tidemark::{Db, Settings, WriteBatch};
-use tidemark_fuzz::base::Kind;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -46,14 +45,14 @@ async fn main() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
-    // db_open: [mode, slot, object]. The slot after the last WAL gets a copy
-    // of the last WAL (a late upload landing there).
+    // db_open: [mode, slot, object]. The slots past the last WAL get a late
+    // WAL of the last writer.
     let base = tidemark_fuzz::base::build().await;
     let target_dir = out.join("db_open");
     std::fs::create_dir_all(&target_dir).unwrap();
-    let last_wal = base.slots.iter().filter(|s| s.kind == Kind::Wal).filter_map(|s| s.original.clone()).last();
+    let late = base.late_wal();
     for (i, slot) in base.slots.iter().enumerate() {
-        let Some(bytes) = slot.original.clone().or_else(|| last_wal.clone()) else { continue };
+        let bytes = slot.original.clone().unwrap_or_else(|| late.clone());
         for mode in [0u8, 1] {
             let mut seed = vec![mode, i as u8];
             seed.extend_from_slice(&bytes);

@@ -1,8 +1,8 @@
 #![no_main]
 //! A whole database with one object replaced (issue 17). Input: a mode byte
 //! (odd = re-seal the checksums), a byte choosing the object (the latest
-//! manifest, a WAL to replay, an L0 or sorted-run SST, or the WAL after the
-//! last one), then the object. On a copy of the base database (see
+//! manifest, a WAL to replay, an L0 or sorted-run SST, the WAL after the
+//! last one, or the one after that, behind a gap), then the object. On a copy of the base database (see
 //! `tidemark_fuzz::base`): read-only open, read-write open (recovery,
 //! fence, replay), `get` of every key, `scan`, `scan_prefix`, a put, close,
 //! reopen.
@@ -21,7 +21,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tidemark::Db;
+use tidemark::{Db, Settings};
 use tidemark_fuzz::base::{self, Base, Slot};
 
 const PUT_KEY: &str = "fuzz-put";
@@ -40,6 +40,25 @@ enum Expect {
 }
 
 type View = BTreeMap<Bytes, Bytes>;
+
+/// The settings of the read-write opens: the base's, with the protocol
+/// named by `TIDEMARK_FUZZ_PROTOCOL` when built with feature `mutants`
+/// (the read-only open always runs the shipped one).
+fn settings() -> Settings {
+    static SETTINGS: OnceLock<Settings> = OnceLock::new();
+    SETTINGS
+        .get_or_init(|| {
+            let s = base::settings();
+            match std::env::var("TIDEMARK_FUZZ_PROTOCOL") {
+                Ok(name) if cfg!(feature = "mutants") => {
+                    s.with_protocol(name.parse().unwrap_or_else(|e| panic!("TIDEMARK_FUZZ_PROTOCOL: {e}")))
+                }
+                Ok(_) => panic!("TIDEMARK_FUZZ_PROTOCOL needs a build with feature `mutants`"),
+                Err(_) => s,
+            }
+        })
+        .clone()
+}
 
 fn state() -> &'static (tokio::runtime::Runtime, Base) {
     static STATE: OnceLock<(tokio::runtime::Runtime, Base)> = OnceLock::new();
@@ -94,7 +113,7 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
             None
         }
     };
-    let rw = match Db::open_with("", store.clone(), base::settings()).await {
+    let rw = match Db::open_with("", store.clone(), settings()).await {
         Ok(db) => db,
         Err(e) => {
             assert!(!exact, "read-write open of the original database failed: {e}");
@@ -109,7 +128,7 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
     let closed = rw.close().await;
     drop(rw);
     assert!(!exact || (acked.is_ok() && closed.is_ok()), "put or close failed on the original database: {acked:?} {closed:?}");
-    let reopened = Db::open_with("", store.clone(), base::settings()).await;
+    let reopened = Db::open_with("", store.clone(), settings()).await;
     if acked.is_err() {
         if let Ok(db) = reopened {
             check_view(&db, base, None, false, &format!("reopened, {what}")).await;

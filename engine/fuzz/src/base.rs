@@ -19,6 +19,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tidemark::manifest::ManifestObject;
 use tidemark::paths::Layout;
+use tidemark::protocol::{WalHeader, WalKind};
 use tidemark::wal_object::{decode_wal, encode_wal};
 use tidemark::{Db, Settings, WriteBatch};
 
@@ -48,7 +49,8 @@ pub struct Slot {
     pub path: Path,
     pub kind: Kind,
     /// The object the base database holds there; `None` for the WAL after
-    /// the last one (an orphan or a zombie's late upload).
+    /// the last one (a late upload of the last writer) and the one after
+    /// that (an orphan behind a gap, which recovery must not replay).
     pub original: Option<Bytes>,
 }
 
@@ -57,7 +59,7 @@ pub struct Base {
     /// Fork it per input (`InMemory::fork` copies the objects).
     pub store: Arc<InMemory>,
     /// The latest manifest, then the WALs to replay, then the SSTs (L0,
-    /// run), then the next WAL id.
+    /// run), then the next WAL id and the one after it.
     pub slots: Vec<Slot>,
     /// Every key ever written, deleted ones included, in order.
     pub keys: Vec<Bytes>,
@@ -195,13 +197,26 @@ async fn canonicalize(store: &dyn ObjectStore) -> Vec<Slot> {
         last_wal = last_wal.max(id);
     }
     let next = Slot { path: layout.wal(last_wal + 1), kind: Kind::Wal, original: None };
-    let slots: Vec<Slot> = std::iter::once(manifest).chain(wals).chain(ssts).chain(std::iter::once(next)).collect();
+    let after_gap = Slot { path: layout.wal(last_wal + 2), kind: Kind::Wal, original: None };
+    let slots: Vec<Slot> = std::iter::once(manifest).chain(wals).chain(ssts).chain([next, after_gap]).collect();
     for s in &slots {
         if let Some(b) = &s.original {
             store.put(&s.path, PutPayload::from(b.clone())).await.unwrap();
         }
     }
     slots
+}
+
+impl Base {
+    /// A data WAL of the last writer's epoch holding `zombie` = `late`: the
+    /// seed for the slots past the last WAL.
+    pub fn late_wal(&self) -> Bytes {
+        let last = self.slots.iter().filter(|s| s.kind == Kind::Wal).filter_map(|s| s.original.clone()).last();
+        let last = decode_wal(&Path::from("wal"), last.expect("base: a WAL")).expect("base: WAL decodes");
+        let header = WalHeader { writer_epoch: last.header.writer_epoch, kind: WalKind::Data };
+        let entry = (Bytes::from_static(b"zombie"), Some(Bytes::from_static(b"late")));
+        encode_wal(header, 0, [entry], settings().block_size)
+    }
 }
 
 /// A digest of the base's objects (FNV-1a), to check that two processes
