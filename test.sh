@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of tidemark: the workspace tests (engine, model checks,
 # CLI, crash harness, and the S3 suite against a local moto server), the
-# loom suite under --cfg loom, the model's mutant table and the crash
-# schedules (in memory and over S3). This is the one test command the README
-# names; .ci/run calls it.
+# loom suite under --cfg loom, the model's mutant table, the crash
+# schedules (in memory and over S3) and a short fuzz run of every target
+# (nightly). This is the one test command the README names; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -41,5 +41,8 @@ cargo run --release --bin crash-check -- --seeds 100 --seed-start 300000 --zombi
 
 step "crash schedules over the local S3 server (wall clock, a prefix per schedule)"
 cargo run --release --bin crash-check -- --s3 --seeds 200 --seed-start 400000
+
+step "fuzz: every target (wal, sst, manifest, db_open) 30 s from its seeds, AddressSanitizer (nightly); any finding fails"
+engine/fuzz/run.sh --ci
 
 step "all tests passed"

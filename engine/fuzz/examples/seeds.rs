@@ -1,6 +1,8 @@
 //! Builds the seed corpora from a real database: WAL, SST and manifest
 //! objects written by the engine, each twice (mode byte 0: as is; 1:
-//! re-sealed). Usage: `cargo run --example seeds -- CORPUS_DIR`.
+//! re-sealed); for `db_open`, every object of its base database (see
+//! `tidemark_fuzz::base`) behind the byte that chooses it. Usage:
+//! `cargo run --example seeds -- CORPUS_DIR`.
 use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
@@ -43,5 +45,21 @@ async fn main() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+    // db_open: [mode, slot, object]. The slots past the last WAL get a late
+    // WAL of the last writer.
+    let base = tidemark_fuzz::base::build().await;
+    let target_dir = out.join("db_open");
+    std::fs::create_dir_all(&target_dir).unwrap();
+    let late = base.late_wal();
+    for (i, slot) in base.slots.iter().enumerate() {
+        let bytes = slot.original.clone().unwrap_or_else(|| late.clone());
+        for mode in [0u8, 1] {
+            let mut seed = vec![mode, i as u8];
+            seed.extend_from_slice(&bytes);
+            std::fs::write(target_dir.join(format!("slot{i}-{mode}")), seed).unwrap();
+            n += 1;
+        }
+    }
+    println!("db_open base: {} objects, digest {:016x}", base.slots.len(), tidemark_fuzz::base::digest(&base.slots));
     println!("{n} seeds in {}", out.display());
 }

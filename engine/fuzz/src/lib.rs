@@ -9,6 +9,8 @@
 
 use serde::Deserialize;
 
+pub mod base;
+
 fn put_crc(section: &mut [u8]) {
     if section.len() >= 4 {
         let n = section.len() - 4;

@@ -5,7 +5,7 @@ use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::block::decode_block;
 use super::{bloom, unseal, BlockHandle, Entry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
@@ -131,8 +131,19 @@ impl SstReader {
             return Err(Self::corrupt(&path, format!("object of {size} bytes is shorter than a footer")));
         }
         // One read usually covers index, filter and meta; else a second one.
+        // It asks for a suffix, not for a range ending at `size`: the store's
+        // answer carries the object's real size, so a handle that misstates
+        // it is `Corrupt` at once. A range starting past the end of a shorter
+        // object is an error the store reports as `Generic` (S3: 416), which
+        // was retried as transient on every read (issue 17, found by fuzzing).
         let guess = size.min(16 * 1024);
-        let tail = store.get_range(&path, size - guess..size).await?;
+        let opts = GetOptions { range: Some(GetRange::Suffix(guess)), ..Default::default() };
+        let got = store.get_opts(&path, opts).await?;
+        let actual = got.meta.size;
+        if actual != size {
+            return Err(Self::corrupt(&path, format!("object is {actual} bytes, its handle records size {size}")));
+        }
+        let tail = got.bytes().await?;
         if tail.len() as u64 != guess {
             return Err(Self::corrupt(&path, "the store returned a short range"));
         }
