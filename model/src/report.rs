@@ -69,6 +69,11 @@ pub fn mutant_bounds(protocol: Protocol, base: Bounds) -> Bounds {
             Bounds { writes: base.writes.max(2), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
         }
         "gc-deletes-fences" => Bounds { writes: base.writes.max(2), compactors: 0, closes: 0, readers: 0, ..base },
+        // Only an AlreadyExists on the writer's own object tells it from the
+        // shipped protocol: an ambiguous create (or a hedge) is needed.
+        "exists-is-fenced" => {
+            Bounds { ambiguous: base.ambiguous.max(1), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
+        }
         _ => base,
     }
 }
@@ -186,7 +191,6 @@ fn list<T: std::fmt::Debug>(items: &[T]) -> String {
 
 /// What a step did, in the spec's terms.
 pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &State) -> String {
-    let _ = model;
     let durable = |s: &State, e| s.writer(e).map(|w| w.log.durable_wal_id());
     match action {
         Action::Put { epoch } => {
@@ -199,17 +203,31 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
         }
         Action::UploadWal { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} upload started (create-if-absent)"),
         Action::WalDurable { epoch, wal_id, ambiguous } => {
-            let alive_after = after.is_alive(*epoch);
-            let what = if *ambiguous { "landed, reported AlreadyExists, read back: ours" } else { "landed" };
-            match (before.is_alive(*epoch), alive_after, durable(after, *epoch)) {
-                (true, true, Some(d)) => format!("epoch={epoch} wal={wal_id} {what}; durable_wal_id={d}"),
-                (true, false, _) => {
-                    let by = after.store.wals.get(wal_id).map_or(0, |o| o.header.writer_epoch);
-                    format!("epoch={epoch} wal={wal_id} rejected: AlreadyExists, held by epoch {by}; writer {epoch} stops")
-                }
-                _ => format!("epoch={epoch} wal={wal_id} {} after its writer crashed", if after.store.wals.get(wal_id).is_some_and(|o| o.header.writer_epoch == *epoch) { "landed" } else { "rejected" }),
+            let holder = before.store.wals.get(wal_id).map(|o| o.header.writer_epoch);
+            let landed = holder.is_none();
+            if !before.is_alive(*epoch) {
+                return format!("epoch={epoch} wal={wal_id} {} after its writer stopped", if landed { "landed" } else { "rejected (AlreadyExists)" });
+            }
+            let reply = match (landed, ambiguous) {
+                (true, false) => "created".to_string(),
+                (true, true) => "landed, but the reply is AlreadyExists (a retry, or a hedge's sibling landed first)".to_string(),
+                (false, _) => format!("AlreadyExists, held by epoch {}", holder.unwrap_or(0)),
+            };
+            let decided = if landed && !ambiguous {
+                String::new()
+            } else {
+                let existing = holder.unwrap_or(*epoch);
+                let ours = tidemark::protocol::ObjectOwner { writer_epoch: *epoch, token: 0 };
+                let theirs = tidemark::protocol::ObjectOwner { writer_epoch: existing, token: 0 };
+                let decision = tidemark::protocol::resolve_create_conflict(model.protocol, ours, theirs);
+                format!("; read back (its object is epoch {existing}'s): {decision:?}")
+            };
+            match (after.is_alive(*epoch), durable(after, *epoch)) {
+                (true, Some(d)) => format!("epoch={epoch} wal={wal_id} {reply}{decided}; durable_wal_id={d}"),
+                _ => format!("epoch={epoch} wal={wal_id} {reply}{decided}; writer {epoch} stops, its writes in wal {wal_id} reported not written"),
             }
         }
+        Action::HedgeWal { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} hedge: a second identical create in flight"),
         Action::UploadLost { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} never lands"),
         Action::Ack { epoch } => {
             let acked: Vec<_> = after.acked.keys().filter(|k| !before.acked.contains_key(k)).copied().collect();
