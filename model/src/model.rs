@@ -71,6 +71,10 @@ impl Bounds {
     /// A deeper set: the default plus an ambiguous create (a crash on top
     /// passed 7 million unique states and 10 GB: beyond this machine).
     pub const DEEP: Bounds = Bounds { ambiguous: 1, ..Bounds::DEFAULT };
+    /// The big WAL bound set (issue 14): 4 writes, W = 3, 2 crashes, a
+    /// zombie, an ambiguous create, no compaction, GC, readers, closes or
+    /// clock. Checked depth-first (`check-model --big`).
+    pub const BIG: Bounds = Bounds { writes: 4, inflight: 3, crashes: 2, ..Bounds::WAL_ONLY };
     /// The WAL protocol alone (I1–I5 at the bounds checked before compaction
     /// and GC existed): no compactor, GC, reader, close or clock.
     pub const WAL_ONLY: Bounds = Bounds {
@@ -98,6 +102,13 @@ pub struct TidemarkModel {
     /// How far a fence moves the chain (`inflight_cap` of `ChainWalk`): W in
     /// the checked model, `MAX_INFLIGHT_WAL_UPLOADS` when replaying engine traces.
     pub fence_jump: u64,
+    /// `Ack` happens inside `WalDurable`, as in the engine (which releases
+    /// acknowledgements under the commit lock where the watermark moves),
+    /// instead of as a step of its own. A reduction for large bounds: an
+    /// acknowledgement delayed past a later step is checked by I5 exactly
+    /// where the eager one is checked by I3 or I5, and a writer stopped
+    /// before a delayed `Ack` acknowledges less, never more.
+    pub eager_ack: bool,
 }
 
 /// One step, named as in the spec. Ids and epochs identify the step.
@@ -235,7 +246,7 @@ enum Attempt {
 
 impl TidemarkModel {
     pub fn new(protocol: Protocol, bounds: Bounds) -> Self {
-        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight) }
+        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight), eager_ack: false }
     }
 
     fn w(&self) -> u64 {
@@ -385,6 +396,18 @@ impl TidemarkModel {
         state.writers.retain(|w| w.epoch != epoch);
     }
 
+    /// `Ack`: every pending write whose WAL the watermark covers returns.
+    fn ack(s: &mut State, epoch: Epoch) -> Option<()> {
+        let claimed_at_ack = s.claimed_epoch();
+        let w = s.writer_mut(epoch)?;
+        let (ackable, pending): (Vec<_>, Vec<_>) = w.pending.iter().partition(|(_, wal)| w.log.may_ack(*wal));
+        w.pending = pending;
+        for (id, _) in ackable {
+            s.acked.insert(id, AckInfo { epoch, claimed_at_ack });
+        }
+        Some(())
+    }
+
     /// The create of a WAL holding `writes` was rejected (the object read
     /// back is another writer's): those writes are reported as not written
     /// (I10), and the writer stops. Other pending writes fail too, but their
@@ -489,7 +512,7 @@ impl TidemarkModel {
                         }
                     }
                 }
-                if w.pending.iter().any(|(_, wal)| w.log.may_ack(*wal)) {
+                if !self.eager_ack && w.pending.iter().any(|(_, wal)| w.log.may_ack(*wal)) {
                     actions.push(Action::Ack { epoch });
                 }
                 if w.buffer.is_empty() && !w.memtable.is_empty() {
@@ -636,6 +659,9 @@ impl Model for TidemarkModel {
                                 s.seen.ambiguous_create_resolved = true;
                             }
                             s.writer_mut(epoch)?.log.on_wal_durable(wal_id);
+                            if self.eager_ack {
+                                Self::ack(&mut s, epoch)?;
+                            }
                         }
                         CreateConflict::Fenced { .. } => {
                             s.seen.zombie_upload_rejected = true;
@@ -650,15 +676,7 @@ impl Model for TidemarkModel {
                 let upload = s.uploads.iter().find(|u| u.wal_id == wal_id && u.owner == epoch)?.clone();
                 s.uploads.remove(&upload);
             }
-            Action::Ack { epoch } => {
-                let claimed_at_ack = s.claimed_epoch();
-                let w = s.writer_mut(epoch)?;
-                let (ackable, pending): (Vec<_>, Vec<_>) = w.pending.iter().partition(|(_, wal)| w.log.may_ack(*wal));
-                w.pending = pending;
-                for (id, _) in ackable {
-                    s.acked.insert(id, AckInfo { epoch, claimed_at_ack });
-                }
-            }
+            Action::Ack { epoch } => Self::ack(&mut s, epoch)?,
             Action::FreezeMemtable { epoch } => {
                 let w = s.writer_mut(epoch)?;
                 // The buffer is empty, so every memtable write is in a frozen WAL.

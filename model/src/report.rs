@@ -38,6 +38,10 @@ pub struct PropertyResult {
 pub struct Run {
     pub protocol: String,
     pub bounds: Bounds,
+    /// `Ack` folded into `WalDurable` (`TidemarkModel::eager_ack`).
+    pub eager_ack: bool,
+    /// `Bfs` or `Dfs` (`hunt` searches breadth-first).
+    pub search: Search,
     pub states: usize,
     pub unique_states: usize,
     pub max_depth: usize,
@@ -107,6 +111,8 @@ pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
     Run {
         protocol: protocol.name().into(),
         bounds,
+        eager_ack: false,
+        search: Search::Bfs,
         states: visited,
         unique_states: visited,
         max_depth: trace.as_ref().map_or(0, |t| t.steps.len()),
@@ -115,12 +121,48 @@ pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
     }
 }
 
+/// How the state space is searched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Search {
+    /// Stateright's breadth-first checker: keeps every state of the
+    /// frontier in memory (fast on small bounds, memory-bound on large ones).
+    Bfs,
+    /// Stateright's depth-first checker: keeps only fingerprints and the
+    /// current paths, and identifies states by `State::representative`
+    /// (which forgets the path facts that only the `sometimes` examples read).
+    Dfs,
+}
+
 /// Checks `protocol` under `bounds` with `threads` workers; `progress` gets
 /// (states, unique states, elapsed) about once a second.
-pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: impl FnMut(usize, usize, Duration)) -> Run {
-    let model = TidemarkModel::new(protocol, bounds);
+pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, progress: impl FnMut(usize, usize, Duration)) -> Run {
+    check_with(TidemarkModel::new(protocol, bounds), threads, Search::Bfs, progress)
+}
+
+/// [`check`] of a configured model, with the search chosen.
+pub fn check_with(
+    model: TidemarkModel,
+    threads: usize,
+    search: Search,
+    progress: impl FnMut(usize, usize, Duration),
+) -> Run {
     let start = Instant::now();
-    let checker = model.clone().checker().threads(threads.max(1)).spawn_bfs();
+    let builder = model.clone().checker().threads(threads.max(1));
+    match search {
+        Search::Bfs => finish(model, builder.spawn_bfs(), search, start, progress),
+        Search::Dfs => finish(model, builder.symmetry_fn(State::representative).spawn_dfs(), search, start, progress),
+    }
+}
+
+fn finish(
+    model: TidemarkModel,
+    checker: impl Checker<TidemarkModel>,
+    search: Search,
+    start: Instant,
+    mut progress: impl FnMut(usize, usize, Duration),
+) -> Run {
+    let protocol = model.protocol;
+    let bounds = model.bounds;
     let mut last = Instant::now();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(50));
@@ -166,6 +208,8 @@ pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: i
     Run {
         protocol: protocol.name().into(),
         bounds,
+        eager_ack: model.eager_ack,
+        search,
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         max_depth: checker.max_depth(),

@@ -306,6 +306,13 @@ pub struct State {
 }
 
 impl State {
+    /// The state as the depth-first checker identifies it: without `seen`,
+    /// the path facts only `sometimes` examples read. Two states that differ
+    /// only there have the same futures and the same `always` verdicts.
+    pub fn representative(&self) -> State {
+        State { seen: Seen::default(), ..self.clone() }
+    }
+
     pub fn writer(&self, epoch: Epoch) -> Option<&Writer> {
         self.writers.iter().find(|w| w.epoch == epoch)
     }
