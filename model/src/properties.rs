@@ -287,6 +287,13 @@ pub fn i10_violation(s: &State) -> Option<String> {
 
 /// Whether no action is enabled in `s` (the end of every path through it).
 pub fn is_terminal(m: &TidemarkModel, s: &State) -> bool {
+    // Fast paths: an upload in flight can always return (`WalDurable`), a
+    // recovering writer can always `Fence`, a buffer can always `FreezeWal`.
+    if !s.uploads.is_empty()
+        || s.writers.iter().any(|w| matches!(w.phase, Phase::Recovering { .. }) || !w.buffer.is_empty())
+    {
+        return false;
+    }
     let mut actions = Vec::new();
     m.actions(s, &mut actions);
     !actions.into_iter().any(|a| m.next_state(s, a).is_some_and(|next| m.within_boundary(&next)))
