@@ -37,6 +37,7 @@ const BOUNDS: Bounds = Bounds {
     crashes: 250,
     zombies: 250,
     ambiguous: 0,
+    hedges: 0,
     manifests: 250,
     compactors: 0,
     gcs: 0,

@@ -3,7 +3,7 @@
 //!
 //! The model holds no copy of the protocol's decisions: every transition
 //! that orders anything calls `tidemark::protocol`, the same code the engine
-//! runs. See `spec/protocol.md` for the actions and the invariants I1–I5.
+//! runs. See `spec/protocol.md` for the actions and the invariants I1–I12.
 
 pub mod model;
 pub mod properties;

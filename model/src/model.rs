@@ -29,6 +29,9 @@ pub struct Bounds {
     pub zombies: u8,
     /// Creates that land but report `AlreadyExists` (S3 retries).
     pub ambiguous: u8,
+    /// Hedged WAL uploads: a second identical create of a WAL whose upload
+    /// is in flight (`HedgeWal`); 0 turns hedging off.
+    pub hedges: u8,
     /// Manifest creates (bounds `WriteManifest`, `CompactCommit` and retry churn).
     pub manifests: u8,
     /// `ClaimCompactor`s; 2 lets a compactor become a zombie.
@@ -56,6 +59,7 @@ impl Bounds {
         crashes: 0,
         zombies: 1,
         ambiguous: 0,
+        hedges: 0,
         manifests: 4,
         compactors: 2,
         gcs: 1,
@@ -67,6 +71,10 @@ impl Bounds {
     /// A deeper set: the default plus an ambiguous create (a crash on top
     /// passed 7 million unique states and 10 GB: beyond this machine).
     pub const DEEP: Bounds = Bounds { ambiguous: 1, ..Bounds::DEFAULT };
+    /// The big WAL bound set (issue 14): 4 writes, W = 3, 2 crashes, a
+    /// zombie, an ambiguous create, no compaction, GC, readers, closes or
+    /// clock. Checked depth-first (`check-model --big`).
+    pub const BIG: Bounds = Bounds { writes: 4, inflight: 3, crashes: 2, ..Bounds::WAL_ONLY };
     /// The WAL protocol alone (I1–I5 at the bounds checked before compaction
     /// and GC existed): no compactor, GC, reader, close or clock.
     pub const WAL_ONLY: Bounds = Bounds {
@@ -75,6 +83,7 @@ impl Bounds {
         crashes: 1,
         zombies: 1,
         ambiguous: 1,
+        hedges: 0,
         manifests: 3,
         compactors: 0,
         gcs: 0,
@@ -93,6 +102,13 @@ pub struct TidemarkModel {
     /// How far a fence moves the chain (`inflight_cap` of `ChainWalk`): W in
     /// the checked model, `MAX_INFLIGHT_WAL_UPLOADS` when replaying engine traces.
     pub fence_jump: u64,
+    /// `Ack` happens inside `WalDurable`, as in the engine (which releases
+    /// acknowledgements under the commit lock where the watermark moves),
+    /// instead of as a step of its own. A reduction for large bounds: an
+    /// acknowledgement delayed past a later step is checked by I5 exactly
+    /// where the eager one is checked by I3 or I5, and a writer stopped
+    /// before a delayed `Ack` acknowledges less, never more.
+    pub eager_ack: bool,
 }
 
 /// One step, named as in the spec. Ids and epochs identify the step.
@@ -101,8 +117,15 @@ pub enum Action {
     Put { epoch: Epoch },
     FreezeWal { epoch: Epoch },
     UploadWal { epoch: Epoch, wal_id: WalId },
-    /// The upload lands. With `ambiguous`, the create succeeded but reports
-    /// `AlreadyExists`, and the writer reads the object back.
+    /// A second identical create of a WAL whose upload is in flight (a hedge
+    /// against a slow PUT): two attempts of one object are then in flight.
+    HedgeWal { epoch: Epoch, wal_id: WalId },
+    /// One create attempt of the WAL returns, answered as the store answers
+    /// it: created if the id was free, else `AlreadyExists`, which the writer
+    /// settles by reading the object back (`resolve_create_conflict`). With
+    /// `ambiguous`, the object lands but the reply is `AlreadyExists`: an S3
+    /// retry of a create that landed (bounded by `ambiguous`), or the
+    /// answer of a hedged attempt whose sibling landed first (not bounded).
     WalDurable { epoch: Epoch, wal_id: WalId, ambiguous: bool },
     /// A crashed writer's upload that never lands.
     UploadLost { epoch: Epoch, wal_id: WalId },
@@ -143,6 +166,7 @@ impl Action {
             Action::Put { .. } => "Put",
             Action::FreezeWal { .. } => "FreezeWal",
             Action::UploadWal { .. } => "UploadWal",
+            Action::HedgeWal { .. } => "HedgeWal",
             Action::WalDurable { .. } => "WalDurable",
             Action::UploadLost { .. } => "UploadLost",
             Action::Ack { .. } => "Ack",
@@ -177,7 +201,7 @@ impl fmt::Display for Action {
             | Action::Fence { epoch }
             | Action::Compact { epoch }
             | Action::CompactCommit { epoch } => write!(f, "{} epoch={epoch}", self.name()),
-            Action::UploadWal { epoch, wal_id } | Action::UploadLost { epoch, wal_id } => {
+            Action::UploadWal { epoch, wal_id } | Action::HedgeWal { epoch, wal_id } | Action::UploadLost { epoch, wal_id } => {
                 write!(f, "{} wal={wal_id} epoch={epoch}", self.name())
             }
             Action::WalDurable { epoch, wal_id, ambiguous } => {
@@ -222,7 +246,7 @@ enum Attempt {
 
 impl TidemarkModel {
     pub fn new(protocol: Protocol, bounds: Bounds) -> Self {
-        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight) }
+        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight), eager_ack: false }
     }
 
     fn w(&self) -> u64 {
@@ -256,6 +280,9 @@ impl TidemarkModel {
             recoveries: 0,
             zombies: 0,
             ambiguous: 0,
+            hedges: 0,
+            rejected: BTreeSet::new(),
+            stopped_without_successor: None,
             closes: 0,
             compactor_claims: 0,
             readers_opened: 0,
@@ -369,6 +396,31 @@ impl TidemarkModel {
         state.writers.retain(|w| w.epoch != epoch);
     }
 
+    /// `Ack`: every pending write whose WAL the watermark covers returns.
+    fn ack(s: &mut State, epoch: Epoch) -> Option<()> {
+        let claimed_at_ack = s.claimed_epoch();
+        let w = s.writer_mut(epoch)?;
+        let (ackable, pending): (Vec<_>, Vec<_>) = w.pending.iter().partition(|(_, wal)| w.log.may_ack(*wal));
+        w.pending = pending;
+        for (id, _) in ackable {
+            s.acked.insert(id, AckInfo { epoch, claimed_at_ack });
+        }
+        Some(())
+    }
+
+    /// The create of a WAL holding `writes` was rejected (the object read
+    /// back is another writer's): those writes are reported as not written
+    /// (I10), and the writer stops. Other pending writes fail too, but their
+    /// WALs may still land, as after a crash. A stop that no newer epoch
+    /// caused is recorded for I12.
+    fn reject(state: &mut State, epoch: Epoch, writes: &[WriteId]) {
+        state.rejected.extend(writes.iter().copied());
+        if state.claimed_epoch() <= epoch {
+            state.stopped_without_successor.get_or_insert(epoch);
+        }
+        Self::stop(state, epoch);
+    }
+
     /// A compactor that learned it is fenced stops (a zombie compactor rejected).
     fn stop_compactor(state: &mut State, epoch: Epoch) {
         state.compactors.retain(|c| c.epoch != epoch);
@@ -451,7 +503,16 @@ impl TidemarkModel {
                         actions.push(Action::UploadWal { epoch, wal_id });
                     }
                 }
-                if w.pending.iter().any(|(_, wal)| w.log.may_ack(*wal)) {
+                if state.hedges < b.hedges {
+                    // Hedge an upload in flight that has no second attempt yet.
+                    let mine = state.uploads.iter().filter(|u| u.owner == epoch);
+                    for u in mine.clone().filter(|u| u.attempt == 0) {
+                        if !mine.clone().any(|o| o.wal_id == u.wal_id && o.attempt == 1) {
+                            actions.push(Action::HedgeWal { epoch, wal_id: u.wal_id });
+                        }
+                    }
+                }
+                if !self.eager_ack && w.pending.iter().any(|(_, wal)| w.log.may_ack(*wal)) {
                     actions.push(Action::Ack { epoch });
                 }
                 if w.buffer.is_empty() && !w.memtable.is_empty() {
@@ -487,10 +548,16 @@ impl Model for TidemarkModel {
         for w in &state.writers {
             self.writer_actions(state, w, actions);
         }
+        let mut previous: Option<(WalId, Epoch)> = None;
         for u in &state.uploads {
+            // Two attempts of one WAL are the same object: one action each kind.
+            if previous.replace((u.wal_id, u.owner)) == Some((u.wal_id, u.owner)) {
+                continue;
+            }
             actions.push(Action::WalDurable { epoch: u.owner, wal_id: u.wal_id, ambiguous: false });
             let live = state.is_alive(u.owner);
-            if live && state.ambiguous < b.ambiguous && !state.store.wals.contains_key(&u.wal_id) {
+            let sibling = state.uploads.iter().filter(|o| o.wal_id == u.wal_id && o.owner == u.owner).count() > 1;
+            if live && (sibling || state.ambiguous < b.ambiguous) && !state.store.wals.contains_key(&u.wal_id) {
                 actions.push(Action::WalDurable { epoch: u.owner, wal_id: u.wal_id, ambiguous: true });
             }
             if !live {
@@ -551,23 +618,33 @@ impl Model for TidemarkModel {
                 let w = s.writer_mut(epoch)?;
                 let writes = w.frozen.remove(&wal_id)?;
                 let header = WalHeader { writer_epoch: epoch, kind: WalKind::Data };
-                s.uploads.insert(Upload { wal_id, owner: epoch, object: WalObject { header, writes, created_at: 0 } });
+                s.uploads.insert(Upload { wal_id, owner: epoch, object: WalObject { header, writes, created_at: 0 }, attempt: 0 });
+            }
+            Action::HedgeWal { epoch, wal_id } => {
+                s.writer(epoch)?;
+                let first = s.uploads.iter().find(|u| u.wal_id == wal_id && u.owner == epoch)?.clone();
+                s.hedges += 1;
+                s.uploads.insert(Upload { attempt: 1, ..first });
             }
             Action::WalDurable { epoch, wal_id, ambiguous } => {
                 let upload = s.uploads.iter().find(|u| u.wal_id == wal_id && u.owner == epoch)?.clone();
                 s.uploads.remove(&upload);
-                let landed = match s.store.wals.get(&wal_id) {
+                // The other attempt of a hedged upload, still in flight.
+                let sibling = s.uploads.iter().any(|u| u.wal_id == wal_id && u.owner == epoch);
+                let hedged = sibling || upload.attempt > 0;
+                // The store's answer: created if the id is free, else AlreadyExists.
+                let created = match s.store.wals.get(&wal_id) {
                     None => {
                         s.store.wals.insert(wal_id, WalObject { created_at: s.now, ..upload.object.clone() });
                         !ambiguous
                     }
                     Some(_) => false,
                 };
-                if ambiguous {
+                if ambiguous && !sibling {
                     s.ambiguous += 1;
                 }
                 if s.is_alive(epoch) {
-                    let outcome = if landed {
+                    let outcome = if created {
                         CreateConflict::Ours
                     } else {
                         // AlreadyExists: read the object back and decide.
@@ -576,32 +653,30 @@ impl Model for TidemarkModel {
                     };
                     match outcome {
                         CreateConflict::Ours => {
-                            if ambiguous {
+                            if !created && hedged {
+                                s.seen.hedge_read_back_as_ours = true;
+                            } else if ambiguous {
                                 s.seen.ambiguous_create_resolved = true;
                             }
                             s.writer_mut(epoch)?.log.on_wal_durable(wal_id);
+                            if self.eager_ack {
+                                Self::ack(&mut s, epoch)?;
+                            }
                         }
                         CreateConflict::Fenced { .. } => {
                             s.seen.zombie_upload_rejected = true;
-                            Self::stop(&mut s, epoch);
+                            Self::reject(&mut s, epoch, &upload.object.writes);
                         }
-                        CreateConflict::TakenByOther { .. } => Self::stop(&mut s, epoch),
+                        CreateConflict::TakenByOther { .. } => Self::reject(&mut s, epoch, &upload.object.writes),
                     }
                 }
             }
             Action::UploadLost { epoch, wal_id } => {
+                // One attempt (of a hedged upload, either: they are the same object).
                 let upload = s.uploads.iter().find(|u| u.wal_id == wal_id && u.owner == epoch)?.clone();
                 s.uploads.remove(&upload);
             }
-            Action::Ack { epoch } => {
-                let claimed_at_ack = s.claimed_epoch();
-                let w = s.writer_mut(epoch)?;
-                let (ackable, pending): (Vec<_>, Vec<_>) = w.pending.iter().partition(|(_, wal)| w.log.may_ack(*wal));
-                w.pending = pending;
-                for (id, _) in ackable {
-                    s.acked.insert(id, AckInfo { epoch, claimed_at_ack });
-                }
-            }
+            Action::Ack { epoch } => Self::ack(&mut s, epoch)?,
             Action::FreezeMemtable { epoch } => {
                 let w = s.writer_mut(epoch)?;
                 // The buffer is empty, so every memtable write is in a frozen WAL.
@@ -729,9 +804,19 @@ impl Model for TidemarkModel {
                 let plan = plan.clone();
                 let view = w.base_view;
                 let base_tree = w.base_tree.clone();
-                if let Some(fence) = plan.fence {
+                let placed = match plan.fence.map(|f| (f, s.store.wals.get(&f.wal_id))) {
+                    None => false,
+                    Some((_, None)) => false,
+                    // AlreadyExists: read it back. Ours (an earlier attempt of
+                    // this create landed): the fence is placed.
+                    Some((_, Some(existing))) => {
+                        let existing = existing.header.writer_epoch;
+                        resolve_create_conflict(self.protocol, owner(epoch), owner(existing)) == CreateConflict::Ours
+                    }
+                };
+                if let Some(fence) = plan.fence.filter(|_| !placed) {
                     if s.store.wals.contains_key(&fence.wal_id) {
-                        // AlreadyExists: an older upload landed since the listing.
+                        // AlreadyExists, not ours: an older upload landed since the listing.
                         match self.walk(&s, &view, epoch, clean_close) {
                             Ok(plan) => {
                                 let w = s.writer_mut(epoch)?;
@@ -748,7 +833,7 @@ impl Model for TidemarkModel {
                     }
                     let object = WalObject { header: fence.header, writes: Vec::new(), created_at: s.now };
                     s.store.wals.insert(fence.wal_id, object);
-                } else if clean_close {
+                } else if clean_close && plan.fence.is_none() {
                     s.seen.recovered_after_close_without_fence = true;
                 }
                 // Replay: the SSTs of the latest version, re-read now (the

@@ -1,11 +1,16 @@
-//! The invariants I1–I9 (`always`) and the `sometimes` properties that show
+//! The invariants I1–I12 (`always`) and the `sometimes` properties that show
 //! the exploration is not vacuous. Numbers and names follow spec/protocol.md.
+//!
+//! I11 and I12 are bounded-progress (liveness) properties: they are judged
+//! only in terminal states, where no action is enabled any more. The model
+//! is finite and every path ends, so "every path ends with recovery done
+//! and every write settled" is what `eventually` means at these bounds.
 
-use stateright::Property;
+use stateright::{Model, Property};
 use tidemark::protocol::{ChainWalk, Protocol, RecoveryError, WalId};
 
 use crate::model::{Bounds, TidemarkModel};
-use crate::state::{RecoveryOutcome, State, WriteId};
+use crate::state::{Phase, RecoveryOutcome, State, WriteId};
 
 pub const I1: &str = "I1 ManifestWalsDurable";
 pub const I2: &str = "I2 RecoveryNeverFails";
@@ -16,9 +21,12 @@ pub const I6: &str = "I6 ManifestSstsExist";
 pub const I7: &str = "I7 NothingNeededDeleted";
 pub const I8: &str = "I8 NoManifestUpdateLost";
 pub const I9: &str = "I9 FencesListed";
+pub const I10: &str = "I10 RejectedWriteNeverRecovered";
+pub const I11: &str = "I11 RecoveryCompletes";
+pub const I12: &str = "I12 WritesSettle";
 
 /// Every `always` property, in order.
-pub const ALWAYS: [&str; 9] = [I1, I2, I3, I4, I5, I6, I7, I8, I9];
+pub const ALWAYS: [&str; 12] = [I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12];
 
 /// Every property; each `sometimes` example only when the bounds allow it.
 pub fn all(b: &Bounds) -> Vec<Property<TidemarkModel>> {
@@ -32,7 +40,9 @@ pub fn all(b: &Bounds) -> Vec<Property<TidemarkModel>> {
         Property::always(I7, |m: &TidemarkModel, s: &State| i7_violation(m, s).is_none()),
         Property::always(I8, |_, s: &State| i8_violation(s).is_none()),
         Property::always(I9, |_, s: &State| i9_violation(s).is_none()),
-
+        Property::always(I10, |_, s: &State| i10_violation(s).is_none()),
+        Property::always(I11, |m: &TidemarkModel, s: &State| i11_violation(m, s).is_none()),
+        Property::always(I12, |m: &TidemarkModel, s: &State| i12_violation(m, s).is_none()),
 
         Property::sometimes("manifest written while uploads in flight", |_, s: &State| s.seen.manifest_while_uploading),
         Property::sometimes("recovery replays WALs", |_, s: &State| {
@@ -54,6 +64,9 @@ pub fn all(b: &Bounds) -> Vec<Property<TidemarkModel>> {
         props.push(Property::sometimes("ambiguous create read back as ours", |_, s: &State| {
             s.seen.ambiguous_create_resolved
         }));
+    }
+    if b.hedges > 0 {
+        props.push(Property::sometimes("hedged upload read back as ours", |_, s: &State| s.seen.hedge_read_back_as_ours));
     }
     if b.compactors > 0 {
         props.push(Property::sometimes("compaction committed", |_, s: &State| !s.committed.runs.is_empty()));
@@ -261,6 +274,84 @@ pub fn i9_violation(s: &State) -> Option<String> {
         })
 }
 
+/// I10: a write whose own WAL create was rejected (read back as another
+/// writer's object, so the caller was told it was not written) is among the
+/// writes the latest recovery made visible.
+pub fn i10_violation(s: &State) -> Option<String> {
+    let (epoch, writes) = recovered(s)?;
+    s.rejected
+        .iter()
+        .find(|id| writes.contains(id))
+        .map(|id| format!("write {id} was reported as not written (its WAL create was rejected), yet Recover of epoch {epoch} made it visible"))
+}
+
+/// Whether no action is enabled in `s` (the end of every path through it).
+pub fn is_terminal(m: &TidemarkModel, s: &State) -> bool {
+    // Fast paths: an upload in flight can always return (`WalDurable`), a
+    // recovering writer can always `Fence`, a buffer can always `FreezeWal`.
+    if !s.uploads.is_empty()
+        || s.writers.iter().any(|w| matches!(w.phase, Phase::Recovering { .. }) || !w.buffer.is_empty())
+    {
+        return false;
+    }
+    let mut actions = Vec::new();
+    m.actions(s, &mut actions);
+    !actions.into_iter().any(|a| m.next_state(s, a).is_some_and(|next| m.within_boundary(&next)))
+}
+
+/// I11 (progress): a terminal state in which a recovery has not completed:
+/// a writer is still recovering, or the latest recovery did not end `Recovered`.
+pub fn i11_violation(m: &TidemarkModel, s: &State) -> Option<String> {
+    let stuck = s.writers.iter().find(|w| matches!(w.phase, Phase::Recovering { .. }));
+    let failed = s.recovery.as_ref().is_some_and(|r| !matches!(r, RecoveryOutcome::Recovered { .. }));
+    if stuck.is_none() && !failed {
+        return None;
+    }
+    if !is_terminal(m, s) {
+        return None;
+    }
+    Some(match stuck {
+        Some(w) => format!("no action is enabled, and epoch {} is still recovering", w.epoch),
+        None => format!("no action is enabled, and the latest recovery did not complete: {:?}", s.recovery),
+    })
+}
+
+/// I12 (progress): a terminal state in which a write has not settled: a
+/// live writer has a write it never acknowledged (its watermark does not
+/// cover its WALs), or a writer stopped as fenced (or with its WAL id
+/// taken) although no newer epoch had claimed the store.
+pub fn i12_violation(m: &TidemarkModel, s: &State) -> Option<String> {
+    let unsettled = s.writers.iter().find(|w| {
+        w.phase == Phase::Active
+            && (!w.pending.is_empty() || !w.buffer.is_empty() || w.log.durable_wal_id() + 1 < w.log.next_wal_id())
+    });
+    if unsettled.is_none() && s.stopped_without_successor.is_none() {
+        return None;
+    }
+    if !is_terminal(m, s) {
+        return None;
+    }
+    if let Some(epoch) = s.stopped_without_successor {
+        let lost: Vec<WriteId> = s
+            .issued
+            .get(&epoch)
+            .map(|ws| ws.iter().copied().filter(|w| !s.acked.contains_key(w)).collect())
+            .unwrap_or_default();
+        return Some(format!(
+            "epoch {epoch} stopped as fenced though no newer epoch claimed the store; its writes {lost:?} never settle"
+        ));
+    }
+    unsettled.map(|w| {
+        let pending: Vec<WriteId> = w.pending.iter().map(|(id, _)| *id).collect();
+        format!(
+            "no action is enabled, and epoch {} still holds writes {pending:?} unacknowledged (durable_wal_id={}, next_wal_id={})",
+            w.epoch,
+            w.log.durable_wal_id(),
+            w.log.next_wal_id()
+        )
+    })
+}
+
 /// The violation message of an `always` property, by name.
 pub fn explain(model: &TidemarkModel, name: &str, s: &State) -> Option<String> {
     match name {
@@ -273,6 +364,9 @@ pub fn explain(model: &TidemarkModel, name: &str, s: &State) -> Option<String> {
         I7 => i7_violation(model, s),
         I8 => i8_violation(s),
         I9 => i9_violation(s),
+        I10 => i10_violation(s),
+        I11 => i11_violation(model, s),
+        I12 => i12_violation(model, s),
         _ => None,
     }
 }

@@ -38,6 +38,10 @@ pub struct PropertyResult {
 pub struct Run {
     pub protocol: String,
     pub bounds: Bounds,
+    /// `Ack` folded into `WalDurable` (`TidemarkModel::eager_ack`).
+    pub eager_ack: bool,
+    /// `Bfs` or `Dfs` (`hunt` searches breadth-first).
+    pub search: Search,
     pub states: usize,
     pub unique_states: usize,
     pub max_depth: usize,
@@ -69,6 +73,11 @@ pub fn mutant_bounds(protocol: Protocol, base: Bounds) -> Bounds {
             Bounds { writes: base.writes.max(2), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
         }
         "gc-deletes-fences" => Bounds { writes: base.writes.max(2), compactors: 0, closes: 0, readers: 0, ..base },
+        // Only an AlreadyExists on the writer's own object tells it from the
+        // shipped protocol: an ambiguous create (or a hedge) is needed.
+        "exists-is-fenced" => {
+            Bounds { ambiguous: base.ambiguous.max(1), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
+        }
         _ => base,
     }
 }
@@ -102,6 +111,8 @@ pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
     Run {
         protocol: protocol.name().into(),
         bounds,
+        eager_ack: false,
+        search: Search::Bfs,
         states: visited,
         unique_states: visited,
         max_depth: trace.as_ref().map_or(0, |t| t.steps.len()),
@@ -110,12 +121,48 @@ pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
     }
 }
 
+/// How the state space is searched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Search {
+    /// Stateright's breadth-first checker: keeps every state of the
+    /// frontier in memory (fast on small bounds, memory-bound on large ones).
+    Bfs,
+    /// Stateright's depth-first checker: keeps only fingerprints and the
+    /// current paths, and identifies states by `State::representative`
+    /// (which forgets the path facts that only the `sometimes` examples read).
+    Dfs,
+}
+
 /// Checks `protocol` under `bounds` with `threads` workers; `progress` gets
 /// (states, unique states, elapsed) about once a second.
-pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: impl FnMut(usize, usize, Duration)) -> Run {
-    let model = TidemarkModel::new(protocol, bounds);
+pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, progress: impl FnMut(usize, usize, Duration)) -> Run {
+    check_with(TidemarkModel::new(protocol, bounds), threads, Search::Bfs, progress)
+}
+
+/// [`check`] of a configured model, with the search chosen.
+pub fn check_with(
+    model: TidemarkModel,
+    threads: usize,
+    search: Search,
+    progress: impl FnMut(usize, usize, Duration),
+) -> Run {
     let start = Instant::now();
-    let checker = model.clone().checker().threads(threads.max(1)).spawn_bfs();
+    let builder = model.clone().checker().threads(threads.max(1));
+    match search {
+        Search::Bfs => finish(model, builder.spawn_bfs(), search, start, progress),
+        Search::Dfs => finish(model, builder.symmetry_fn(State::representative).spawn_dfs(), search, start, progress),
+    }
+}
+
+fn finish(
+    model: TidemarkModel,
+    checker: impl Checker<TidemarkModel>,
+    search: Search,
+    start: Instant,
+    mut progress: impl FnMut(usize, usize, Duration),
+) -> Run {
+    let protocol = model.protocol;
+    let bounds = model.bounds;
     let mut last = Instant::now();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(50));
@@ -161,6 +208,8 @@ pub fn check(protocol: Protocol, bounds: Bounds, threads: usize, mut progress: i
     Run {
         protocol: protocol.name().into(),
         bounds,
+        eager_ack: model.eager_ack,
+        search,
         states: checker.state_count(),
         unique_states: checker.unique_state_count(),
         max_depth: checker.max_depth(),
@@ -186,7 +235,6 @@ fn list<T: std::fmt::Debug>(items: &[T]) -> String {
 
 /// What a step did, in the spec's terms.
 pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &State) -> String {
-    let _ = model;
     let durable = |s: &State, e| s.writer(e).map(|w| w.log.durable_wal_id());
     match action {
         Action::Put { epoch } => {
@@ -199,17 +247,31 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
         }
         Action::UploadWal { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} upload started (create-if-absent)"),
         Action::WalDurable { epoch, wal_id, ambiguous } => {
-            let alive_after = after.is_alive(*epoch);
-            let what = if *ambiguous { "landed, reported AlreadyExists, read back: ours" } else { "landed" };
-            match (before.is_alive(*epoch), alive_after, durable(after, *epoch)) {
-                (true, true, Some(d)) => format!("epoch={epoch} wal={wal_id} {what}; durable_wal_id={d}"),
-                (true, false, _) => {
-                    let by = after.store.wals.get(wal_id).map_or(0, |o| o.header.writer_epoch);
-                    format!("epoch={epoch} wal={wal_id} rejected: AlreadyExists, held by epoch {by}; writer {epoch} stops")
-                }
-                _ => format!("epoch={epoch} wal={wal_id} {} after its writer crashed", if after.store.wals.get(wal_id).is_some_and(|o| o.header.writer_epoch == *epoch) { "landed" } else { "rejected" }),
+            let holder = before.store.wals.get(wal_id).map(|o| o.header.writer_epoch);
+            let landed = holder.is_none();
+            if !before.is_alive(*epoch) {
+                return format!("epoch={epoch} wal={wal_id} {} after its writer stopped", if landed { "landed" } else { "rejected (AlreadyExists)" });
+            }
+            let reply = match (landed, ambiguous) {
+                (true, false) => "created".to_string(),
+                (true, true) => "landed, but the reply is AlreadyExists (a retry, or a hedge's sibling landed first)".to_string(),
+                (false, _) => format!("AlreadyExists, held by epoch {}", holder.unwrap_or(0)),
+            };
+            let decided = if landed && !ambiguous {
+                String::new()
+            } else {
+                let existing = holder.unwrap_or(*epoch);
+                let ours = tidemark::protocol::ObjectOwner { writer_epoch: *epoch, token: 0 };
+                let theirs = tidemark::protocol::ObjectOwner { writer_epoch: existing, token: 0 };
+                let decision = tidemark::protocol::resolve_create_conflict(model.protocol, ours, theirs);
+                format!("; read back (its object is epoch {existing}'s): {decision:?}")
+            };
+            match (after.is_alive(*epoch), durable(after, *epoch)) {
+                (true, Some(d)) => format!("epoch={epoch} wal={wal_id} {reply}{decided}; durable_wal_id={d}"),
+                _ => format!("epoch={epoch} wal={wal_id} {reply}{decided}; writer {epoch} stops, its writes in wal {wal_id} reported not written"),
             }
         }
+        Action::HedgeWal { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} hedge: a second identical create in flight"),
         Action::UploadLost { epoch, wal_id } => format!("epoch={epoch} wal={wal_id} never lands"),
         Action::Ack { epoch } => {
             let acked: Vec<_> = after.acked.keys().filter(|k| !before.acked.contains_key(k)).copied().collect();

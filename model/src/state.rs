@@ -91,11 +91,14 @@ impl Store {
 }
 
 /// A WAL upload in flight: it survives its writer's crash and may land later.
+/// A hedged upload is two identical creates of the same object in flight
+/// (`attempt` 0 and 1); the first to land wins, the other finds it there.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Upload {
     pub wal_id: WalId,
     pub owner: Epoch,
     pub object: WalObject,
+    pub attempt: u8,
 }
 
 /// An immutable memtable: its writes are all in WALs `<= last_wal_id`.
@@ -254,6 +257,7 @@ pub struct Seen {
     pub manifest_while_uploading: bool,
     pub zombie_upload_rejected: bool,
     pub ambiguous_create_resolved: bool,
+    pub hedge_read_back_as_ours: bool,
     pub gc_deleted_wal: bool,
     pub gc_deleted_sst: bool,
     pub writer_reapplied: bool,
@@ -286,6 +290,14 @@ pub struct State {
     pub recoveries: u8,
     pub zombies: u8,
     pub ambiguous: u8,
+    /// Hedges started (`HedgeWal`).
+    pub hedges: u8,
+    /// Writes whose own WAL create was rejected (`AlreadyExists`, read back
+    /// as another writer's object): reported to the caller as not written (I10).
+    pub rejected: BTreeSet<WriteId>,
+    /// A writer that stopped as fenced, or with its WAL id taken, while no
+    /// newer epoch had claimed the store: its writes can never settle (I12).
+    pub stopped_without_successor: Option<Epoch>,
     pub closes: u8,
     pub compactor_claims: u8,
     pub readers_opened: u8,
@@ -294,6 +306,13 @@ pub struct State {
 }
 
 impl State {
+    /// The state as the depth-first checker identifies it: without `seen`,
+    /// the path facts only `sometimes` examples read. Two states that differ
+    /// only there have the same futures and the same `always` verdicts.
+    pub fn representative(&self) -> State {
+        State { seen: Seen::default(), ..self.clone() }
+    }
+
     pub fn writer(&self, epoch: Epoch) -> Option<&Writer> {
         self.writers.iter().find(|w| w.epoch == epoch)
     }

@@ -18,6 +18,8 @@ fn bad_arguments_exit_2_with_a_clear_message() {
         &["--crashes", "9"],
         &["--inflight", "99"],
         &["--no-such-flag"],
+        &["--big", "--deep"],
+        &["--hedges", "9"],
     ] {
         let out = check_model().args(args).output().expect("runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");

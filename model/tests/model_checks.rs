@@ -3,7 +3,7 @@
 
 use stateright::Model;
 use tidemark::protocol::Protocol;
-use tidemark_model::properties::{self, I1, I2, I3, I4, I5, I6, I7, I8, I9};
+use tidemark_model::properties::{self, I1, I10, I11, I12, I2, I3, I4, I5, I6, I7, I8, I9};
 use tidemark_model::report;
 use tidemark_model::shortest::shortest_path;
 use tidemark_model::{Action, Bounds, State, TidemarkModel};
@@ -43,7 +43,7 @@ fn shipped_protocol_holds_at_default_bounds() {
         assert!(found.contains(&example), "{example} is not checked at the default bounds: {found:?}");
     }
     let always = run.properties.iter().filter(|p| p.kind == "always").count();
-    assert_eq!(always, 9, "I1..I9");
+    assert_eq!(always, 12, "I1..I12");
 }
 
 #[test]
@@ -189,4 +189,80 @@ fn counterexamples_are_shortest() {
     let model = TidemarkModel::new(Protocol::ReplayAcrossGap, WAL2);
     let path = shortest(Protocol::ReplayAcrossGap, WAL2, I4).expect("violated");
     assert!(!any_path_violates(&model, &init, path.len() - 1, I4));
+}
+
+/// exists-is-ours: an `AlreadyExists` taken as success without reading back.
+/// A zombie's upload that finds its successor's fence acknowledges writes
+/// the successor never replays (I5).
+#[test]
+fn exists_is_ours_acks_on_a_fence() {
+    let path = shortest(Protocol::ExistsIsOurs, Bounds::DEFAULT, I5).expect("I5 violated");
+    assert_eq!(path.len(), 7, "{path:?}");
+    let fence = path.iter().position(|a| matches!(a, Action::Fence { epoch: 2 })).expect("a fence");
+    let landed = path.iter().position(|a| matches!(a, Action::WalDurable { epoch: 1, .. })).expect("the zombie's upload");
+    assert!(fence < landed, "the zombie's create finds the fence: {path:?}");
+    assert!(matches!(path.last(), Some(Action::Ack { epoch: 1 })), "{path:?}");
+    assert!(shortest(Protocol::Shipped, Bounds::DEFAULT, I5).is_none());
+}
+
+/// exists-is-fenced: an `AlreadyExists` on the writer's own object (an
+/// ambiguous create) taken as fenced. The writer reports the write as not
+/// written, and the next recovery replays it (I10) — 6 steps.
+#[test]
+fn exists_is_fenced_reports_a_durable_write_as_rejected() {
+    let bounds = report::mutant_bounds(Protocol::ExistsIsFenced, Bounds::DEFAULT);
+    assert_eq!(bounds.ambiguous, 1);
+    let path = shortest(Protocol::ExistsIsFenced, bounds, I10).expect("I10 violated");
+    let names: Vec<&str> = path.iter().map(Action::name).collect();
+    assert_eq!(names, ["Put", "FreezeWal", "UploadWal", "WalDurable", "Recover", "Fence"], "{path:?}");
+    assert!(matches!(path[3], Action::WalDurable { epoch: 1, ambiguous: true, .. }), "{path:?}");
+    // The shipped protocol reads its own object back: nothing to find.
+    for p in [I10, I11, I12] {
+        assert!(shortest(Protocol::Shipped, bounds, p).is_none(), "{p}");
+    }
+    // Without an ambiguous create or a hedge, the two are indistinguishable.
+    assert!(shortest(Protocol::ExistsIsFenced, Bounds { ambiguous: 0, ..bounds }, I10).is_none());
+}
+
+/// The liveness side: with no recovery at all, exists-is-fenced leaves a
+/// writer stopped although nobody fenced it; every path ends with its write
+/// unsettled (I12), in a terminal state.
+#[test]
+fn exists_is_fenced_fails_the_progress_property() {
+    let bounds = Bounds { zombies: 0, crashes: 0, ..report::mutant_bounds(Protocol::ExistsIsFenced, Bounds::DEFAULT) };
+    let model = TidemarkModel::new(Protocol::ExistsIsFenced, bounds);
+    let trace = shortest_path(&model, violation_of(&model, I12), 5_000_000).expect("I12 violated");
+    let last = trace.steps.last().map(|(_, s)| s).expect("steps");
+    assert!(properties::is_terminal(&model, last), "judged only where no action is enabled");
+    assert!(properties::explain(&model, I12, last).is_some_and(|why| why.contains("no newer epoch")));
+    assert!(shortest(Protocol::ExistsIsFenced, bounds, I10).is_none(), "no recovery: only the progress property sees it");
+    assert!(shortest(Protocol::Shipped, bounds, I12).is_none());
+}
+
+/// Hedged uploads: two identical creates of one WAL in flight. The shipped
+/// protocol settles the loser's `AlreadyExists` by reading back its own
+/// object; exists-is-fenced is caught through a hedge alone (no ambiguous
+/// create), and exists-is-ours is caught as before.
+#[test]
+fn hedged_uploads_are_settled_by_reading_back() {
+    let hedged = Bounds { hedges: 1, ambiguous: 0, zombies: 1, crashes: 0, ..WAL2 };
+    let path = shortest(Protocol::ExistsIsFenced, hedged, I10).expect("I10 violated through a hedge");
+    assert!(path.iter().any(|a| matches!(a, Action::HedgeWal { .. })), "{path:?}");
+    assert!(shortest(Protocol::ExistsIsFenced, hedged, I12).is_some());
+    assert!(shortest(Protocol::ExistsIsOurs, hedged, I5).is_some());
+    let run = report::check(Protocol::Shipped, Bounds { writes: 1, ..hedged }, 2, |_, _, _| {});
+    for p in &run.properties {
+        assert!(p.holds, "{} {} does not hold with hedges: {:?}", p.kind, p.name, p.violation);
+    }
+    assert!(run.properties.iter().any(|p| p.name == "hedged upload read back as ours"));
+}
+
+/// I10-I12 hold for the shipped protocol with an ambiguous create, a hedge,
+/// a crash and a zombie (two writes, W = 2), by direct search.
+#[test]
+fn shipped_protocol_settles_every_write_with_hedges_and_ambiguous_creates() {
+    let bounds = Bounds { hedges: 1, ..WAL2 };
+    let model = TidemarkModel::new(Protocol::Shipped, bounds);
+    let any = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
+    assert!(shortest_path(&model, any, 20_000_000).is_none());
 }

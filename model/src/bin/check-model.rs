@@ -18,7 +18,8 @@ use tidemark_model::{Bounds, TidemarkModel};
 #[command(name = "check-model", about = "Model-check tidemark's WAL/manifest/recovery protocol with Stateright")]
 struct Args {
     /// Protocol to check: shipped, or a mutant (at-freeze, max-completed, replay-across-gap, no-fence,
-    /// gc-before-manifest, blind-manifest-write, gc-deletes-fences, gc-ignores-readers, trust-reopened-slot).
+    /// gc-before-manifest, blind-manifest-write, gc-deletes-fences, gc-ignores-readers, trust-reopened-slot,
+    /// exists-is-ours, exists-is-fenced).
     #[arg(long, default_value = "shipped", global = true)]
     protocol: String,
     /// Check the shipped protocol and every mutant, and print a table.
@@ -30,6 +31,16 @@ struct Args {
     /// Start from the deeper bound set (the default plus an ambiguous create).
     #[arg(long, global = true)]
     deep: bool,
+    /// Start from the big WAL bound set (4 writes, W=3, 2 crashes, a zombie,
+    /// an ambiguous create); searched depth-first.
+    #[arg(long, global = true)]
+    big: bool,
+    /// Search depth-first (fingerprints only in memory) instead of breadth-first.
+    #[arg(long, global = true)]
+    dfs: bool,
+    /// Acknowledge inside WalDurable, as the engine does, instead of as a step of its own (implied by --big).
+    #[arg(long, global = true)]
+    eager_ack: bool,
     /// Total Puts.
     #[arg(long, global = true)]
     writes: Option<u8>,
@@ -45,6 +56,9 @@ struct Args {
     /// Creates that land but report AlreadyExists (may be 0).
     #[arg(long, global = true)]
     ambiguous: Option<u8>,
+    /// Hedged WAL uploads: second identical creates of a WAL in flight (may be 0).
+    #[arg(long, global = true)]
+    hedges: Option<u8>,
     /// Manifest creates (writer, compactor, recovery claims).
     #[arg(long, global = true)]
     manifests: Option<u8>,
@@ -92,11 +106,12 @@ fn usage_error(msg: &str) -> ExitCode {
 
 /// The bounds from the flags, or a message naming the bad one.
 fn bounds(args: &Args) -> Result<Bounds, String> {
-    let mut b = match (args.deep, args.wal_only) {
-        (true, true) => return Err("--deep and --wal-only are alternatives".into()),
-        (true, false) => Bounds::DEEP,
-        (false, true) => Bounds::WAL_ONLY,
-        (false, false) => Bounds::DEFAULT,
+    let mut b = match (args.deep, args.wal_only, args.big) {
+        (true, false, false) => Bounds::DEEP,
+        (false, true, false) => Bounds::WAL_ONLY,
+        (false, false, true) => Bounds::BIG,
+        (false, false, false) => Bounds::DEFAULT,
+        _ => return Err("--deep, --wal-only and --big are alternatives".into()),
     };
     let set = |name: &str, v: Option<u8>, min: u8, max: u8, slot: &mut u8| -> Result<(), String> {
         if let Some(v) = v {
@@ -114,6 +129,7 @@ fn bounds(args: &Args) -> Result<Bounds, String> {
     set("crashes", args.crashes, 0, 6, &mut b.crashes)?;
     set("zombies", args.zombies, 0, 4, &mut b.zombies)?;
     set("ambiguous", args.ambiguous, 0, 4, &mut b.ambiguous)?;
+    set("hedges", args.hedges, 0, 4, &mut b.hedges)?;
     set("manifests", args.manifests, 1, 12, &mut b.manifests)?;
     set("compactors", args.compactors, 0, 4, &mut b.compactors)?;
     set("gcs", args.gcs, 0, 4, &mut b.gcs)?;
@@ -155,7 +171,10 @@ fn main() -> ExitCode {
             if args.all && p.is_mutant() {
                 return report::hunt(p, report::mutant_bounds(p, bounds));
             }
-            report::check(p, bounds, args.threads, |states, unique, elapsed| {
+            let search = if args.dfs || args.big { report::Search::Dfs } else { report::Search::Bfs };
+            let mut model = TidemarkModel::new(p, bounds);
+            model.eager_ack = args.big || args.eager_ack;
+            report::check_with(model, args.threads, search, |states, unique, elapsed| {
                 let line = format!("[{p}] {states} states, {unique} unique, {:.0} s", elapsed.as_secs_f64());
                 if terminal {
                     eprint!("\r{line}   ");
@@ -194,13 +213,14 @@ fn print_run(run: &Run) {
     let b = &run.bounds;
     println!("protocol:      {}", run.protocol);
     println!(
-        "bounds:        writes={} inflight(W)={} crashes={} zombies={} ambiguous={} manifests={}",
-        b.writes, b.inflight, b.crashes, b.zombies, b.ambiguous, b.manifests
+        "bounds:        writes={} inflight(W)={} crashes={} zombies={} ambiguous={} hedges={} manifests={}",
+        b.writes, b.inflight, b.crashes, b.zombies, b.ambiguous, b.hedges, b.manifests
     );
     println!(
         "               compactors={} gcs={} readers={} ticks={} closes={} min_age={}",
         b.compactors, b.gcs, b.readers, b.ticks, b.closes, b.min_age
     );
+    println!("search:        {:?}{}", run.search, if run.eager_ack { ", Ack inside WalDurable (eager_ack)" } else { "" });
     println!("states:        {}", run.states);
     println!("unique states: {}", run.unique_states);
     println!("max depth:     {}", run.max_depth);
