@@ -219,7 +219,15 @@ impl SstReader {
         };
         let mut blocks: Vec<Option<Bytes>> = handles.iter().map(|h| self.cache.get(self.sst_id, h.offset)).collect();
         let missing = (blocks.iter().position(Option::is_none), blocks.iter().rposition(Option::is_none));
-        if let (Some(first), Some(last)) = missing {
+        let (Some(first), Some(last)) = missing else {
+            // Served from memory: no await below would yield, so a loop of
+            // warm reads (a scan loop) would hold its worker thread forever
+            // and starve the flushers. Yield when tokio's budget says so,
+            // as its own resources do.
+            tokio::task::consume_budget().await;
+            return Ok(blocks.into_iter().flatten().collect());
+        };
+        {
             let start = handles[first].offset;
             let end = end_of(&handles[last])?;
             let raw = store.get_range(&self.path, start..end).await?;
