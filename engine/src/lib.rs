@@ -14,6 +14,7 @@
 //! ```
 
 pub mod batch;
+pub mod cache;
 pub mod commit;
 pub mod db;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod fsck;
 pub mod iter;
 pub mod manifest;
 pub mod memtable;
+pub mod metrics;
 pub mod paths;
 pub mod protocol;
 pub mod retry;
@@ -37,5 +39,6 @@ pub mod testing;
 pub use batch::{WriteBatch, WriteOptions};
 pub use db::Db;
 pub use error::{Error, Result};
+pub use metrics::Metrics;
 pub use settings::Settings;
 pub use db::url::store_for_url;

@@ -51,6 +51,10 @@ pub struct Settings {
     pub protocol: Protocol,
     /// Attempts for a transient object-store failure before the writer gives up.
     pub max_retries: u32,
+    /// Bytes of SST data blocks kept in memory (the block cache), so that
+    /// warm reads make no store request; 0 turns the cache off. Indexes and
+    /// filters of open SSTs are held besides, outside this budget.
+    pub block_cache_bytes: u64,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
     /// Mutant `scan-without-snapshot` (issue 11's scan bug): `scan` reads the
@@ -80,6 +84,7 @@ impl Default for Settings {
             block_size: 4096,
             protocol: Protocol::Shipped,
             max_retries: 8,
+            block_cache_bytes: 64 << 20,
             recorder: None,
             #[cfg(feature = "mutants")]
             scan_without_snapshot: false,
@@ -103,6 +108,7 @@ impl std::fmt::Debug for Settings {
             .field("gc_min_age", &self.gc_min_age)
             .field("gc_interval", &self.gc_interval)
             .field("protocol", &self.protocol)
+            .field("block_cache_bytes", &self.block_cache_bytes)
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +161,10 @@ impl Settings {
     }
     pub fn with_protocol(mut self, p: Protocol) -> Self {
         self.protocol = p;
+        self
+    }
+    pub fn with_block_cache_bytes(mut self, n: u64) -> Self {
+        self.block_cache_bytes = n;
         self
     }
     pub fn with_recorder(mut self, r: Arc<dyn TraceRecorder>) -> Self {

@@ -419,7 +419,7 @@ pub(crate) async fn open_tree(inner: &DbInner, manifest: &ManifestObject) -> Res
     for r in current.l0.iter().chain(current.runs.iter().flat_map(|run| run.ssts.iter())) {
         known.insert(r.path().to_string(), r.clone());
     }
-    Ok(super::open::open_tree_with(&inner.store, &inner.layout, manifest, &known))
+    Ok(super::open::open_tree_with(&inner.store, &inner.block_cache, &inner.layout, manifest, &known))
 }
 
 /// `Close`'s manifest: `writer_closed`, so the next recovery knows no upload

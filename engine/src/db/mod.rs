@@ -63,6 +63,10 @@ pub(crate) struct DbInner {
     /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
     /// never deletes them.
     pub(crate) fences: Vec<crate::protocol::WalId>,
+    /// Data blocks of SSTs read from the store (`Settings::block_cache_bytes`).
+    pub(crate) block_cache: crate::cache::BlockCache,
+    /// Requests `store` made, by kind (counted inside its retries).
+    pub(crate) requests: StdArc<crate::metrics::RequestCounters>,
 }
 
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.
@@ -196,6 +200,24 @@ impl Db {
     /// `durable_wal_id`: every WAL of this writer up to it exists.
     pub fn durable_wal_id(&self) -> u64 {
         self.inner.commit.durable_wal_id()
+    }
+
+    /// Block cache figures, the open SSTs' resident index and filter bytes,
+    /// and the store requests made since open, by kind (see [`crate::metrics`]).
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        let tree = lock(&self.inner.tree).clone();
+        let open: Vec<u64> = tree
+            .l0
+            .iter()
+            .chain(tree.runs.iter().flat_map(|r| r.ssts.iter()))
+            .filter_map(|s| s.open_reader().map(|r| r.resident_bytes()))
+            .collect();
+        crate::metrics::Metrics {
+            block_cache: self.inner.block_cache.stats(),
+            open_ssts: open.len() as u64,
+            index_filter_bytes: open.iter().sum(),
+            requests: self.inner.requests.snapshot(),
+        }
     }
 
     /// The current manifest.

@@ -22,6 +22,8 @@ use crate::protocol::{
     RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
 };
 use crate::settings::Settings;
+use crate::cache::BlockCache;
+use crate::metrics::{CountingStore, RequestCounters};
 use crate::sst::{RunReader, SstRef};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, StdArc};
 use crate::trace::{TraceEvent, Tracer};
@@ -169,6 +171,7 @@ async fn claim(store: &dyn ObjectStore, layout: &Layout) -> Result<(ManifestObje
 /// (`SstRef`); SSTs already open in `known` (by path) are reused.
 pub(crate) fn open_tree_with(
     store: &StdArc<dyn ObjectStore>,
+    cache: &BlockCache,
     layout: &Layout,
     m: &ManifestObject,
     known: &std::collections::HashMap<String, Arc<SstRef>>,
@@ -177,12 +180,21 @@ pub(crate) fn open_tree_with(
         let path = layout.sst(h.id);
         match known.get(path.as_ref()) {
             Some(r) => r.clone(),
-            None => Arc::new(SstRef::new(h.clone(), path, store.clone())),
+            None => Arc::new(SstRef::new(h.clone(), path, store.clone(), cache.clone())),
         }
     };
     let l0 = m.l0.iter().map(sst).collect();
     let runs = m.runs.iter().map(|run| Arc::new(RunReader::new(run, run.ssts.iter().map(sst).collect()))).collect();
     OpenTree { l0, runs }
+}
+
+/// The store chain every `Db` uses: the caller's store, then the request
+/// counter (so each attempt of a retried request is counted), then the
+/// retries. Returns the chain and the counters.
+fn counted_store(store: StdArc<dyn ObjectStore>, settings: &Settings) -> (StdArc<dyn ObjectStore>, StdArc<RequestCounters>) {
+    let counting = CountingStore::new(store);
+    let requests = counting.counters();
+    (StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries)), requests)
 }
 
 fn replay(chain: &ChainContents) -> MemState {
@@ -206,7 +218,7 @@ impl Db {
     /// Opens as a new writer: claims an epoch, replays, fences older writers.
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
-        let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
+        let (store, requests) = counted_store(store, &settings);
         let layout = Layout::new(path.into());
         crate::store_check::require_create_if_absent(store.as_ref(), layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
@@ -216,13 +228,15 @@ impl Db {
         // and held across the awaits below it made this future not `Send`, so
         // a database could not be opened inside `tokio::spawn` (issue 11).
         let span = tracing::info_span!("Recover", writer_epoch = claimed.writer_epoch, version = claimed.version);
-        Self::recover(store, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
+        Self::recover(store, requests, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
     }
 
     /// `Recover` after the epoch is claimed: walk the chain, fence, replay,
     /// start the background tasks.
+    #[allow(clippy::too_many_arguments)]
     async fn recover(
         store: StdArc<dyn ObjectStore>,
+        requests: StdArc<RequestCounters>,
         layout: Layout,
         tracer: Tracer,
         claimed: ManifestObject,
@@ -282,7 +296,8 @@ impl Db {
             }
             _ => claimed,
         };
-        let tree = open_tree_with(&store, &layout, &claimed, &Default::default());
+        let block_cache = BlockCache::new(settings.block_cache_bytes);
+        let tree = open_tree_with(&store, &block_cache, &layout, &claimed, &Default::default());
         let mem = replay(&chain);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
         let inner = Arc::new(DbInner {
@@ -306,6 +321,8 @@ impl Db {
             uploads_in_flight: AtomicUsize::new(0),
             read_only: false,
             fences: plan.fences.clone(),
+            block_cache,
+            requests,
             settings,
         });
         let tasks = background::spawn(&inner);
@@ -323,11 +340,12 @@ impl Db {
     /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
-        let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
+        let (store, requests) = counted_store(store, &settings);
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
-        let tree = open_tree_with(&store, &layout, &m, &Default::default());
+        let block_cache = BlockCache::new(settings.block_cache_bytes);
+        let tree = open_tree_with(&store, &block_cache, &layout, &m, &Default::default());
         let mem = replay(&chain);
         let inner = Arc::new(DbInner {
             store,
@@ -350,6 +368,8 @@ impl Db {
             uploads_in_flight: AtomicUsize::new(0),
             read_only: true,
             fences: Vec::new(),
+            block_cache,
+            requests,
             settings,
         });
         Ok(Db { inner, tasks: Mutex::new(Vec::new()) })

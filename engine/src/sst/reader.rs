@@ -8,6 +8,7 @@ use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::block::decode_block;
+use crate::cache::BlockCache;
 use super::{bloom, unseal, BlockHandle, Entry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
 use crate::sync::StdArc;
@@ -59,6 +60,9 @@ pub struct SstReader {
     meta: Bytes,
     /// The whole object, when it was read whole.
     whole: Option<Bytes>,
+    /// Where data blocks read from the store are kept, under this SST's id.
+    cache: BlockCache,
+    sst_id: u128,
 }
 
 impl std::fmt::Debug for SstReader {
@@ -110,7 +114,12 @@ impl SstReader {
         // when a block is read, see `check_block`).
         bloom::check(filter_raw).map_err(c)?;
         let slice = |raw: &[u8]| tail.slice_ref(raw);
-        Ok(Self { store, path, index, filter: slice(filter_raw), meta: slice(meta_raw), whole: None })
+        Ok(Self { store, path, index, filter: slice(filter_raw),
+            meta: slice(meta_raw),
+            whole: None,
+            cache: BlockCache::default(),
+            sst_id: 0,
+        })
     }
 
     /// Decodes an object read whole.
@@ -161,6 +170,21 @@ impl SstReader {
         Self::from_tail(Some(store), path, size, start, &tail)
     }
 
+    /// Keeps the data blocks this reader fetches in `cache`, under `sst_id`
+    /// (the SST's ULID: unique, so no two objects share a cache key).
+    pub fn with_block_cache(mut self, cache: BlockCache, sst_id: u128) -> Self {
+        self.cache = cache;
+        self.sst_id = sst_id;
+        self
+    }
+
+    /// Bytes held in memory for as long as the reader is open: the index
+    /// and the filter (outside the block cache's budget).
+    pub fn resident_bytes(&self) -> u64 {
+        let index: usize = self.index.iter().map(|h| h.first_key.len() + h.last_key.len() + 16).sum();
+        (index + self.filter.len()) as u64
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -171,18 +195,66 @@ impl SstReader {
     }
 
     async fn block(&self, h: &BlockHandle) -> Result<Vec<Entry>> {
+        let raw = self.fetch_blocks(std::slice::from_ref(h)).await?;
+        match raw.first() {
+            Some(raw) => self.verify_block(h, raw),
+            None => Err(Self::corrupt(&self.path, "no source for block")),
+        }
+    }
+
+    /// The bytes of the consecutive data blocks `handles`: from the whole
+    /// object, else from the block cache, else with one ranged read from the
+    /// first block the cache lacks to the last (read-ahead stays one request).
+    /// Blocks read from the store whose checksum holds are cached.
+    async fn fetch_blocks(&self, handles: &[BlockHandle]) -> Result<Vec<Bytes>> {
         // The index was checked at open: offsets contiguous and below the
         // index, so this cannot overflow; checked all the same.
-        let end = h.offset.checked_add(u64::from(h.len)).ok_or_else(|| Self::corrupt(&self.path, "block offset overflows"))?;
-        let raw = match (&self.whole, &self.store) {
-            (Some(whole), _) => whole
-                .get(h.offset as usize..end as usize)
-                .map(|r| whole.slice_ref(r))
-                .ok_or_else(|| Self::corrupt(&self.path, "block beyond the object"))?,
-            (None, Some(store)) => store.get_range(&self.path, h.offset..end).await?,
+        let end_of = |h: &BlockHandle| {
+            h.offset.checked_add(u64::from(h.len)).ok_or_else(|| Self::corrupt(&self.path, "block offset overflows"))
+        };
+        let store = match (&self.whole, &self.store) {
+            (Some(whole), _) => {
+                return handles
+                    .iter()
+                    .map(|h| {
+                        let end = end_of(h)?;
+                        whole
+                            .get(h.offset as usize..end as usize)
+                            .map(|r| whole.slice_ref(r))
+                            .ok_or_else(|| Self::corrupt(&self.path, "block beyond the object"))
+                    })
+                    .collect();
+            }
+            (None, Some(store)) => store,
             (None, None) => return Err(Self::corrupt(&self.path, "no source for block")),
         };
-        self.verify_block(h, &raw)
+        let mut blocks: Vec<Option<Bytes>> = handles.iter().map(|h| self.cache.get(self.sst_id, h.offset)).collect();
+        let missing = (blocks.iter().position(Option::is_none), blocks.iter().rposition(Option::is_none));
+        let (Some(first), Some(last)) = missing else {
+            // Served from memory: no await below would yield, so a loop of
+            // warm reads (a scan loop) would hold its worker thread forever
+            // and starve the flushers. Yield when tokio's budget says so,
+            // as its own resources do.
+            tokio::task::consume_budget().await;
+            return Ok(blocks.into_iter().flatten().collect());
+        };
+        {
+            let start = handles[first].offset;
+            let end = end_of(&handles[last])?;
+            let raw = store.get_range(&self.path, start..end).await?;
+            if raw.len() as u64 != end - start {
+                return Err(Self::corrupt(&self.path, "the store returned a short range"));
+            }
+            for (slot, h) in blocks[first..=last].iter_mut().zip(&handles[first..=last]) {
+                let at = h.offset.checked_sub(start).ok_or_else(|| Self::corrupt(&self.path, "block index out of order"))?;
+                let block = raw.slice(at as usize..at as usize + h.len as usize);
+                if slot.is_none() && unseal(&block, "block").is_ok() {
+                    self.cache.insert(self.sst_id, h.offset, &block);
+                }
+                slot.get_or_insert(block);
+            }
+        }
+        Ok(blocks.into_iter().flatten().collect())
     }
 
     /// [`SstReader::check_block`] as `Corrupt` naming this SST.
@@ -219,21 +291,10 @@ impl SstReader {
     /// request per block).
     pub async fn read_blocks(&self, blocks: std::ops::Range<usize>) -> Result<Vec<Entry>> {
         let handles = self.index.get(blocks.clone()).unwrap_or_default();
-        let (Some(first), Some(last)) = (handles.first(), handles.last()) else { return Ok(Vec::new()) };
-        let start = first.offset;
-        let end = last.offset.checked_add(u64::from(last.len)).ok_or_else(|| Self::corrupt(&self.path, "block offset overflows"))?;
-        let raw = match (&self.whole, &self.store) {
-            (Some(whole), _) => whole.slice(start as usize..end as usize),
-            (None, Some(store)) => store.get_range(&self.path, start..end).await?,
-            (None, None) => return Err(Self::corrupt(&self.path, "no source for block")),
-        };
-        if raw.len() as u64 != end - start {
-            return Err(Self::corrupt(&self.path, "the store returned a short range"));
-        }
+        let raw = self.fetch_blocks(handles).await?;
         let mut out = Vec::new();
-        for h in handles {
-            let at = (h.offset - start) as usize;
-            out.extend(self.verify_block(h, &raw.slice(at..at + h.len as usize))?);
+        for (h, raw) in handles.iter().zip(&raw) {
+            out.extend(self.verify_block(h, raw)?);
         }
         Ok(out)
     }

@@ -7,6 +7,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use super::SstReader;
+use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::manifest::{SortedRun, SstHandle};
 use crate::sync::{Arc, StdArc};
@@ -18,6 +19,8 @@ pub struct SstRef {
     pub handle: SstHandle,
     path: Path,
     store: StdArc<dyn ObjectStore>,
+    /// The database's block cache, for the reader's data blocks.
+    cache: BlockCache,
     reader: tokio::sync::OnceCell<Arc<SstReader>>,
 }
 
@@ -28,8 +31,13 @@ impl std::fmt::Debug for SstRef {
 }
 
 impl SstRef {
-    pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>) -> Self {
-        Self { handle, path, store, reader: tokio::sync::OnceCell::new() }
+    pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>, cache: BlockCache) -> Self {
+        Self { handle, path, store, cache, reader: tokio::sync::OnceCell::new() }
+    }
+
+    /// The reader if the SST has been opened (metrics: resident bytes).
+    pub fn open_reader(&self) -> Option<&Arc<SstReader>> {
+        self.reader.get()
     }
 
     pub fn path(&self) -> &Path {
@@ -46,7 +54,9 @@ impl SstRef {
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
         self.reader
             .get_or_try_init(|| async {
-                let r = SstReader::open(self.store.clone(), self.path.clone(), Some(self.handle.size)).await?;
+                let r = SstReader::open(self.store.clone(), self.path.clone(), Some(self.handle.size))
+                    .await?
+                    .with_block_cache(self.cache.clone(), self.handle.id);
                 let recorded = Some((self.handle.first_key.clone(), self.handle.last_key.clone()));
                 let held = r.key_range();
                 if held != recorded {
