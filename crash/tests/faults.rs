@@ -119,7 +119,7 @@ async fn every_operation_of_recovery_survives_transient_failures() {
             let db = Db::open("db", StdArc::new(fault.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("op {k} failing {times}x: open failed: {e}"));
-            let found = db.scan_prefix("k").await.unwrap().len();
+            let found = db.scan_prefix("k").await.unwrap().collect_vec().await.unwrap().len();
             assert_eq!(found, 40, "op {k} failing {times}x: every write survives");
         }
     }

@@ -35,7 +35,8 @@ pub mod wal_object;
 pub mod testing;
 
 pub use batch::{WriteBatch, WriteOptions};
-pub use db::Db;
+pub use db::{Db, DbIterator};
+pub use iter::{Direction, ScanOptions};
 pub use error::{Error, Result};
 pub use settings::Settings;
 pub use db::url::store_for_url;

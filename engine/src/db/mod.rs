@@ -4,6 +4,7 @@ mod background;
 mod compactor;
 mod gc;
 mod open;
+mod read;
 pub mod url;
 
 use std::ops::{Bound, RangeBounds};
@@ -17,16 +18,17 @@ use crate::batch::{WriteBatch, WriteOptions};
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
-use crate::memtable::{ImmMemtable, MemState};
+use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
-use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
+use crate::iter::{KeyRange, RunSource, ScanOptions, Source, SstSource};
 use crate::sst::{Entry, RunReader, SstRef};
 use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, read_chain_with, ChainContents};
+pub use read::DbIterator;
 
 /// State shared by the handle and its background tasks.
 pub(crate) struct DbInner {
@@ -74,9 +76,9 @@ pub(crate) struct OpenTree {
 
 impl OpenTree {
     /// Sources for a merge over `range`, newest first.
-    fn sources(&self, range: &KeyRange) -> Vec<Source> {
-        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::new(r.clone(), range.clone())));
-        let runs = self.runs.iter().map(|r| Source::Run(RunSource::new(r, range.clone())));
+    fn sources(&self, range: &KeyRange, opts: ScanOptions) -> Vec<Source> {
+        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::with_options(r.clone(), range.clone(), opts)));
+        let runs = self.runs.iter().map(|r| Source::Run(RunSource::with_options(r, range.clone(), opts)));
         l0.chain(runs).collect()
     }
 }
@@ -126,42 +128,6 @@ impl DbInner {
 
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
-    }
-
-    /// What a scan of `range` reads, captured in one critical section: the
-    /// active memtable's entries in `range`, the immutable memtables and the
-    /// L0 list. `flush_l0` adds an SST to `l0` before it removes the memtable
-    /// from `mem.imm`, each under its own lock; holding `mem` and then `l0`
-    /// (always in this order) sees either both or only the SST, never neither,
-    /// so a write acknowledged before the scan began is in the view.
-    fn read_view(&self, range: &KeyRange) -> ReadView {
-        let mem = lock(&self.mem);
-        let active = mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let imm = mem.imm.clone();
-        let tree = lock(&self.tree).clone();
-        ReadView { active, imm, tree }
-    }
-}
-
-/// One consistent state for a read (see [`DbInner::read_view`]).
-struct ReadView {
-    /// The active memtable's entries in the range, newest state of each key.
-    active: Vec<Entry>,
-    /// Immutable memtables, oldest first.
-    imm: Vec<Arc<ImmMemtable>>,
-    /// The open SSTs: L0 and sorted runs.
-    tree: StdArc<OpenTree>,
-}
-
-impl ReadView {
-    /// The merge's sources over `range`, newest first.
-    fn sources(self, range: &KeyRange) -> Vec<Source> {
-        let mut sources = vec![Source::Mem(self.active.into_iter().collect())];
-        for imm in self.imm.iter().rev() {
-            sources.push(Source::Mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
-        }
-        sources.extend(self.tree.sources(range));
-        sources
     }
 }
 
@@ -342,16 +308,36 @@ impl Db {
         Ok(None)
     }
 
-    /// Live keys and values in `range`, in key order: one consistent state,
-    /// captured before any SST is read (see [`DbInner::read_view`]).
-    pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
+    /// Live keys and values in `range`, in key order, as a stream
+    /// ([`DbIterator`]): one consistent state, captured before any SST is
+    /// read (see `DbInner::read_view`), read block by block as it goes.
+    pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
+        self.scan_with(range, ScanOptions::default()).await
+    }
+
+    /// As [`Db::scan`], in descending key order.
+    pub async fn scan_rev(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
+        self.scan_with(range, ScanOptions::reverse()).await
+    }
+
+    /// Keys starting with `prefix`, in key order.
+    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<DbIterator> {
+        self.scan_with(prefix_range(prefix.into()), ScanOptions::default()).await
+    }
+
+    /// Keys starting with `prefix`, in descending key order.
+    pub async fn scan_prefix_rev(&self, prefix: impl Into<Bytes>) -> Result<DbIterator> {
+        self.scan_with(prefix_range(prefix.into()), ScanOptions::reverse()).await
+    }
+
+    /// A scan of `range` in the direction and with the read-ahead of `opts`.
+    pub async fn scan_with(&self, range: impl RangeBounds<Bytes>, opts: ScanOptions) -> Result<DbIterator> {
         let range: KeyRange = (range.start_bound().cloned(), range.end_bound().cloned());
         #[cfg(feature = "mutants")]
         if self.inner.settings.scan_without_snapshot {
-            return self.scan_without_snapshot(&range).await;
+            return self.scan_without_snapshot(&range, opts.direction).await;
         }
-        let sources = self.inner.read_view(&range).sources(&range);
-        collect_live(MergeIter::new(sources, true)).await
+        Ok(self.inner.read_view(&range).iter(&range, opts))
     }
 
     /// The scan before issue 11's fix, kept as a mutant so the crash harness
@@ -359,34 +345,29 @@ impl Db {
     /// only then reads the memtables, so an L0 flush finishing in between
     /// moves a memtable's keys into an SST this scan did not include.
     #[cfg(feature = "mutants")]
-    async fn scan_without_snapshot(&self, range: &KeyRange) -> Result<Vec<(Bytes, Bytes)>> {
+    async fn scan_without_snapshot(&self, range: &KeyRange, dir: crate::iter::Direction) -> Result<DbIterator> {
+        use crate::iter::{Direction, MergeIter};
         let tree = lock(&self.inner.tree).clone();
         let mut from_ssts = Vec::new();
-        let mut merge = MergeIter::new(tree.sources(range), false);
+        let mut merge = MergeIter::new(tree.sources(range, ScanOptions::default()), false);
         while let Some(e) = merge.next().await? {
             from_ssts.push(e);
         }
         let mut sources = Vec::new();
         {
             let mem = lock(&self.inner.mem);
-            sources.push(Source::Mem(mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
+            sources.push(Source::mem(mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())), Direction::Forward));
             for imm in mem.imm.iter().rev() {
-                sources.push(Source::Mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
+                sources.push(Source::mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())), Direction::Forward));
             }
         }
-        sources.push(Source::Mem(from_ssts.into_iter().collect()));
-        collect_live(MergeIter::new(sources, true)).await
-    }
-
-    /// Keys starting with `prefix`, in order.
-    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
-        let prefix: Bytes = prefix.into();
-        let end = prefix_end(&prefix);
-        let upper = match end {
-            Some(e) => Bound::Excluded(e),
-            None => Bound::Unbounded,
-        };
-        self.scan((Bound::Included(prefix), upper)).await
+        sources.push(Source::mem(from_ssts, Direction::Forward));
+        let mut merged = Vec::new();
+        let mut merge = MergeIter::new(sources, false);
+        while let Some(e) = merge.next().await? {
+            merged.push(e);
+        }
+        Ok(DbIterator::from_entries(merged, dir, tree))
     }
 
     /// Makes everything written so far durable.
@@ -451,15 +432,13 @@ impl Db {
     }
 }
 
-/// Drains a merge into the live (non-deleted) entries.
-async fn collect_live(mut merge: MergeIter) -> Result<Vec<(Bytes, Bytes)>> {
-    let mut out = Vec::new();
-    while let Some((k, v)) = merge.next().await? {
-        if let Some(v) = v {
-            out.push((k, v));
-        }
-    }
-    Ok(out)
+/// The keys starting with `prefix`.
+pub fn prefix_range(prefix: Bytes) -> KeyRange {
+    let upper = match prefix_end(&prefix) {
+        Some(e) => Bound::Excluded(e),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(prefix), upper)
 }
 
 /// The smallest key greater than every key with `prefix`, if any.

@@ -282,7 +282,7 @@ impl Db {
             }
             _ => claimed,
         };
-        let tree = open_tree_with(&store, &layout, &claimed, &Default::default());
+        let tree = StdArc::new(open_tree_with(&store, &layout, &claimed, &Default::default()));
         let mem = replay(&chain);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
         let inner = Arc::new(DbInner {
@@ -292,8 +292,10 @@ impl Db {
             tracer,
             commit: CommitLog::new(log),
             mem: Mutex::new(mem),
-            tree: Mutex::new(StdArc::new(tree)),
-            trees: Mutex::new(Vec::new()),
+            // The first tree is registered too: a scan begun before the
+            // first compaction keeps its SSTs from GC like any other.
+            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
+            tree: Mutex::new(tree),
             compaction: tokio::sync::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),
@@ -327,7 +329,7 @@ impl Db {
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
-        let tree = open_tree_with(&store, &layout, &m, &Default::default());
+        let tree = StdArc::new(open_tree_with(&store, &layout, &m, &Default::default()));
         let mem = replay(&chain);
         let inner = Arc::new(DbInner {
             store,
@@ -336,8 +338,10 @@ impl Db {
             tracer: Tracer::default(),
             commit: CommitLog::new(WalLog::new(Protocol::Shipped, m.writer_epoch, chain.plan.gap, 1)),
             mem: Mutex::new(mem),
-            tree: Mutex::new(StdArc::new(tree)),
-            trees: Mutex::new(Vec::new()),
+            // The first tree is registered too: a scan begun before the
+            // first compaction keeps its SSTs from GC like any other.
+            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
+            tree: Mutex::new(tree),
             compaction: tokio::sync::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),

@@ -241,6 +241,21 @@ impl SstReader {
         n.max(1)
     }
 
+    /// How many consecutive blocks ending at `last` (exclusive) and not
+    /// before `first` fit in `bytes` (at least one): read-ahead for reverse scans.
+    pub fn blocks_within_back(&self, first: usize, last: usize, bytes: u64) -> usize {
+        let mut total = 0u64;
+        let mut n = 0;
+        for h in self.index.get(first..last).unwrap_or_default().iter().rev() {
+            total += u64::from(h.len);
+            if n > 0 && total > bytes {
+                break;
+            }
+            n += 1;
+        }
+        n.max(1)
+    }
+
     /// Point read: `None` if the key is not in this SST, `Some(None)` for a
     /// tombstone. Reads at most one block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
