@@ -35,7 +35,7 @@ pub mod wal_object;
 pub mod testing;
 
 pub use batch::{WriteBatch, WriteOptions};
-pub use db::{Db, DbIterator};
+pub use db::{Db, DbIterator, Snapshot};
 pub use iter::{Direction, ScanOptions};
 pub use error::{Error, Result};
 pub use settings::Settings;

@@ -61,6 +61,13 @@ async fn handle_futures_are_send() {
     assert_send(&stream);
     drop(stream);
     assert_send(&db.scan(..).await.expect("scan").collect_vec());
+    // Snapshots: the handle and the futures of its reads.
+    let snap = db.snapshot();
+    assert_send(&snap);
+    assert_send(&snap.get("k"));
+    assert_send(&snap.scan(..));
+    assert_send(&snap.scan_rev(..));
+    assert_send(&snap.scan_prefix("k"));
     assert_send(&db.flush());
     assert_send(&db.manifest());
     assert_send(&db.close());

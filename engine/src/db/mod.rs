@@ -23,12 +23,12 @@ use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
 use crate::iter::{KeyRange, RunSource, ScanOptions, Source, SstSource};
-use crate::sst::{Entry, RunReader, SstRef};
-use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
+use crate::sst::{RunReader, SeqEntry, SstRef};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, read_chain_with, ChainContents};
-pub use read::DbIterator;
+pub use read::{DbIterator, Snapshot};
 
 /// State shared by the handle and its background tasks.
 pub(crate) struct DbInner {
@@ -37,8 +37,11 @@ pub(crate) struct DbInner {
     pub(crate) settings: Settings,
     pub(crate) epoch: Epoch,
     pub(crate) tracer: Tracer,
-    pub(crate) commit: CommitLog<Entry>,
+    pub(crate) commit: CommitLog<SeqEntry>,
     pub(crate) mem: Mutex<MemState>,
+    /// The sequence number of the next write, assigned under the commit
+    /// lock in write order (`seq_base` at open, see `open`).
+    pub(crate) next_seq: AtomicU64,
     /// The open SSTs of the current manifest (L0 and sorted runs).
     pub(crate) tree: Mutex<StdArc<OpenTree>>,
     /// Every tree this process installed that a reader may still hold: GC
@@ -170,14 +173,13 @@ impl Db {
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::InvalidArgument("keys must not be empty".into()));
-        }
-        let max = self.inner.settings.max_key_size;
-        if key.len() > max {
-            return Err(Error::InvalidArgument(format!("key of {} bytes exceeds max_key_size {max}", key.len())));
-        }
-        Ok(())
+        check_key(key, self.inner.settings.max_key_size)
+    }
+
+    /// A consistent read view as of now: it sees every write made before
+    /// this call returns and none after, however long it is held.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { view: self.inner.read_view(), max_key_size: self.inner.settings.max_key_size }
     }
 
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
@@ -228,19 +230,32 @@ impl Db {
         self.backpressure().await?;
         let bytes = batch.bytes;
         let ops = batch.ops;
+        let n = ops.len() as u64;
+        let next = inner.next_seq.load(Ordering::Acquire);
+        if next.checked_add(n).is_none_or(|end| end > crate::protocol::MAX_ID) {
+            return Err(Error::InvalidArgument(format!(
+                "sequence number {next} + {n} writes is above the bound {}; reopen to start a new writer epoch",
+                crate::protocol::MAX_ID
+            )));
+        }
+        // Both closures run under the commit lock: the items take their
+        // sequence numbers in write order, and the memtable gets the same.
+        let seqd = ops.clone().into_iter().map(|(k, v)| (k, inner.next_seq.fetch_add(1, Ordering::AcqRel), v));
         let (wal_id, active_bytes) = inner
             .commit
-            .append(ops.clone(), bytes, |wal_id| {
+            .append(seqd, bytes, |wal_id| {
                 // Recorded under the commit lock, so a trace orders every Put
                 // before the FreezeWal that takes it.
                 if inner.tracer.is_recording() {
                     inner.emit(TraceEvent::Put { wal_id });
                 }
+                let end = inner.next_seq.load(Ordering::Acquire);
                 let mut mem = lock(&inner.mem);
-                for (k, v) in ops {
-                    mem.active.insert(k, v);
+                for ((k, v), seq) in ops.into_iter().zip(end - n..end) {
+                    mem.active.insert(k, seq, v);
                 }
-                mem.active.bytes
+                mem.last_seq = end - 1;
+                mem.active.bytes()
             })
             .map_err(|e| inner.ack_error(e))?;
         let wal_full = inner.commit.buffer_bytes() >= inner.settings.wal_size_bytes;
@@ -279,33 +294,14 @@ impl Db {
         }
     }
 
-    /// The newest value of `key`: memtables, then L0 SSTs newest first, then
-    /// sorted runs newest first (at most one SST each).
-    ///
-    /// The memtables and the tree are read in one critical section (see
-    /// [`DbInner::read_view`]), so an L0 flush or a compaction cannot move
-    /// the key between two places unseen.
+    /// The newest value of `key`, read in an implicit snapshot: the
+    /// memtables and the tree are captured in one critical section (see
+    /// `DbInner::read_view`), so an L0 flush or a compaction cannot move the
+    /// key between two places unseen.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         self.check_key(key)?;
-        let tree = {
-            let mem = lock(&self.inner.mem);
-            if let Some(v) = mem.get(key) {
-                return Ok(v);
-            }
-            lock(&self.inner.tree).clone()
-        };
-        for sst in &tree.l0 {
-            if let Some(v) = sst.get(key).await? {
-                return Ok(v);
-            }
-        }
-        for run in &tree.runs {
-            if let Some(v) = run.get(key).await? {
-                return Ok(v);
-            }
-        }
-        Ok(None)
+        self.inner.read_view().get(key).await
     }
 
     /// Live keys and values in `range`, in key order, as a stream
@@ -337,7 +333,7 @@ impl Db {
         if self.inner.settings.scan_without_snapshot {
             return self.scan_without_snapshot(&range, opts.direction).await;
         }
-        Ok(self.inner.read_view(&range).iter(&range, opts))
+        Ok(self.inner.read_view().iter(&range, opts))
     }
 
     /// The scan before issue 11's fix, kept as a mutant so the crash harness
@@ -356,9 +352,9 @@ impl Db {
         let mut sources = Vec::new();
         {
             let mem = lock(&self.inner.mem);
-            sources.push(Source::mem(mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())), Direction::Forward));
+            sources.push(Source::mem(mem.active.range_at(range, mem.last_seq), Direction::Forward));
             for imm in mem.imm.iter().rev() {
-                sources.push(Source::mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())), Direction::Forward));
+                sources.push(Source::mem(imm.table.range_at(range, mem.last_seq), Direction::Forward));
             }
         }
         sources.push(Source::mem(from_ssts, Direction::Forward));
@@ -430,6 +426,27 @@ impl Db {
         }
         Ok(())
     }
+}
+
+/// Refuses an empty key or one longer than `max`.
+fn check_key(key: &[u8], max: usize) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("keys must not be empty".into()));
+    }
+    if key.len() > max {
+        return Err(Error::InvalidArgument(format!("key of {} bytes exceeds max_key_size {max}", key.len())));
+    }
+    Ok(())
+}
+
+/// The first sequence number of a writer of `epoch`: `epoch << 32`, above
+/// every sequence number of an older writer (each gets 2^32 numbers), so a
+/// write after a reopen is numbered above every write before it, whatever
+/// was replayed. An epoch too large for that leaves none (writes are refused
+/// by the [`crate::protocol::MAX_ID`] check, never wrapped).
+pub(crate) fn seq_base(epoch: Epoch, replayed: Option<u64>) -> u64 {
+    let base = epoch.checked_mul(1 << 32).filter(|b| *b <= crate::protocol::MAX_ID).unwrap_or(crate::protocol::MAX_ID + 1);
+    replayed.and_then(|s| s.checked_add(1)).map_or(base, |r| r.max(base))
 }
 
 /// The keys starting with `prefix`.

@@ -12,7 +12,7 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::sst::{Entry, RunReader, SstRef};
+use crate::sst::{RunReader, SeqEntry, SstRef};
 use crate::sync::Arc;
 
 /// Bytes of consecutive blocks a scan or compaction fetches per request:
@@ -63,7 +63,7 @@ pub struct SstSource {
     read_ahead: u64,
     /// The overlapping blocks still to read, once the SST is open.
     blocks: Option<std::ops::Range<usize>>,
-    buf: VecDeque<Entry>,
+    buf: VecDeque<SeqEntry>,
 }
 
 impl SstSource {
@@ -98,7 +98,7 @@ impl SstSource {
                 }
             };
             let range = &self.range;
-            let entries = reader.read_blocks(batch).await?.into_iter().filter(|(k, _)| range.contains(k));
+            let entries = reader.read_blocks(batch).await?.into_iter().filter(|(k, _, _)| range.contains(k));
             match self.dir {
                 Direction::Forward => self.buf.extend(entries),
                 Direction::Reverse => self.buf.extend(entries.rev()),
@@ -153,7 +153,7 @@ impl RunSource {
         }
     }
 
-    fn buf(&mut self) -> Option<&mut VecDeque<Entry>> {
+    fn buf(&mut self) -> Option<&mut VecDeque<SeqEntry>> {
         self.current.as_mut().map(|c| &mut c.buf)
     }
 }
@@ -176,15 +176,15 @@ pub fn overlaps(range: &KeyRange, first: &[u8], last: &[u8]) -> bool {
 /// One sorted source of a merge.
 pub enum Source {
     /// Entries already in memory (a memtable's range), in the merge's direction.
-    Mem(VecDeque<Entry>),
+    Mem(VecDeque<SeqEntry>),
     Sst(SstSource),
     Run(RunSource),
 }
 
 impl Source {
     /// A memory source from entries in ascending key order.
-    pub fn mem(ascending: impl IntoIterator<Item = Entry>, dir: Direction) -> Self {
-        let mut v: VecDeque<Entry> = ascending.into_iter().collect();
+    pub fn mem(ascending: impl IntoIterator<Item = SeqEntry>, dir: Direction) -> Self {
+        let mut v: VecDeque<SeqEntry> = ascending.into_iter().collect();
         if dir == Direction::Reverse {
             v.make_contiguous().reverse();
         }
@@ -199,7 +199,7 @@ impl Source {
         }
     }
 
-    fn buf(&mut self) -> Option<&mut VecDeque<Entry>> {
+    fn buf(&mut self) -> Option<&mut VecDeque<SeqEntry>> {
         match self {
             Source::Mem(v) => Some(v),
             Source::Sst(s) => Some(&mut s.buf),
@@ -208,10 +208,10 @@ impl Source {
     }
 
     fn head_key(&mut self) -> Option<Bytes> {
-        self.buf().and_then(|b| b.front()).map(|(k, _)| k.clone())
+        self.buf().and_then(|b| b.front()).map(|(k, _, _)| k.clone())
     }
 
-    fn pop(&mut self) -> Option<Entry> {
+    fn pop(&mut self) -> Option<SeqEntry> {
         self.buf().and_then(|b| b.pop_front())
     }
 }
@@ -239,8 +239,8 @@ impl MergeIter {
         Self { sources, dir, drop_tombstones }
     }
 
-    /// The next entry in the merge's direction.
-    pub async fn next(&mut self) -> Result<Option<Entry>> {
+    /// The next entry in the merge's direction, with its sequence number.
+    pub async fn next(&mut self) -> Result<Option<SeqEntry>> {
         loop {
             let mut best: Option<Bytes> = None;
             for s in self.sources.iter_mut() {
@@ -268,7 +268,7 @@ impl MergeIter {
                 }
             }
             match entry {
-                Some((_, None)) if self.drop_tombstones => continue,
+                Some((_, _, None)) if self.drop_tombstones => continue,
                 Some(e) => return Ok(Some(e)),
                 None => continue,
             }
@@ -285,17 +285,17 @@ mod tests {
     }
 
     fn mem(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::mem(entries.iter().map(|(k, v)| (b(k), v.map(b))), Direction::Forward)
+        Source::mem(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Forward)
     }
 
     fn mem_rev(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::mem(entries.iter().map(|(k, v)| (b(k), v.map(b))), Direction::Reverse)
+        Source::mem(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Reverse)
     }
 
-    async fn drain(mut m: MergeIter) -> Vec<Entry> {
+    async fn drain(mut m: MergeIter) -> Vec<crate::sst::Entry> {
         let mut out = Vec::new();
-        while let Some(e) = m.next().await.unwrap() {
-            out.push(e);
+        while let Some((k, _, v)) = m.next().await.unwrap() {
+            out.push((k, v));
         }
         out
     }
