@@ -469,3 +469,23 @@ fn prefix_end(prefix: &[u8]) -> Option<Bytes> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::seq_base;
+    use crate::protocol::MAX_ID;
+
+    #[test]
+    fn each_epoch_numbers_above_every_older_one_and_never_wraps() {
+        assert_eq!(seq_base(0, None), 0);
+        assert_eq!(seq_base(3, None), 3 << 32);
+        assert!(seq_base(3, None) > (2 << 32) + u64::from(u32::MAX), "above every seq of epoch 2");
+        assert_eq!(seq_base(3, Some(7)), 3 << 32, "replayed seqs of older epochs are below the base");
+        assert_eq!(seq_base(3, Some((3 << 32) + 9)), (3 << 32) + 10, "above what was replayed");
+        // An epoch with no room, or a replayed seq at the top: the next seq
+        // is past MAX_ID, so the write path refuses every write.
+        assert_eq!(seq_base(1 << 31, None), MAX_ID + 1);
+        assert_eq!(seq_base(u64::MAX, None), MAX_ID + 1);
+        assert_eq!(seq_base(1, Some(u64::MAX)), 1 << 32, "a replayed u64::MAX is not wrapped");
+    }
+}
