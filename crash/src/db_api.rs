@@ -101,7 +101,7 @@ pub async fn get(db: &Db, key: Bytes) -> tidemark::Result<Option<Bytes>> {
 }
 
 pub async fn scan_prefix(db: &Db, prefix: Bytes) -> tidemark::Result<BTreeMap<Bytes, Bytes>> {
-    Ok(db.scan_prefix(prefix).await?.into_iter().collect())
+    Ok(db.scan_prefix(prefix).await?.collect_vec().await?.into_iter().collect())
 }
 
 pub async fn close(db: Db) -> tidemark::Result<()> {

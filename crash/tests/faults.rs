@@ -74,7 +74,7 @@ async fn point_reads_fetch_only_the_block_they_need() {
     let (fault, _) = stores();
     let mut builder = SstBuilder::new(256);
     for i in 0..1000 {
-        builder.add(bytes::Bytes::from(format!("key{i:04}")), Some(bytes::Bytes::from(vec![b'v'; 64]))).unwrap();
+        builder.add(bytes::Bytes::from(format!("key{i:04}")), i as u64, Some(bytes::Bytes::from(vec![b'v'; 64]))).unwrap();
     }
     let object = builder.finish(&[]);
     let path = object_store::path::Path::from("db/compacted/1.sst");
@@ -119,7 +119,7 @@ async fn every_operation_of_recovery_survives_transient_failures() {
             let db = Db::open("db", StdArc::new(fault.clone()))
                 .await
                 .unwrap_or_else(|e| panic!("op {k} failing {times}x: open failed: {e}"));
-            let found = db.scan_prefix("k").await.unwrap().len();
+            let found = db.scan_prefix("k").await.unwrap().collect_vec().await.unwrap().len();
             assert_eq!(found, 40, "op {k} failing {times}x: every write survives");
         }
     }

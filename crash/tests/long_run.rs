@@ -37,5 +37,5 @@ async fn a_thousand_open_put_close_rounds_stay_small_and_fast_to_open() {
     for i in (0..1000).step_by(37) {
         assert_eq!(db.get(format!("key{i:04}")).await.unwrap().as_deref(), Some(format!("value{i}").as_bytes()));
     }
-    assert_eq!(db.scan(..).await.unwrap().len(), 1000);
+    assert_eq!(db.scan(..).await.unwrap().collect_vec().await.unwrap().len(), 1000);
 }

@@ -113,7 +113,7 @@ async fn get_row(db: &Db, name: &str, items: &[u64]) -> tidemark::Result<()> {
 
 async fn scan_row(db: &Db, name: &str, starts: &[u64]) -> tidemark::Result<()> {
     measure(db, name, starts, |i| async move {
-        let rows = db.scan(key(i)..key(i + 100)).await?;
+        let rows = db.scan(key(i)..key(i + 100)).await?.collect_vec().await?;
         assert_eq!(rows.len(), 100, "scan from {:?}", key(i));
         Ok(())
     })

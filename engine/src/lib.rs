@@ -37,7 +37,8 @@ pub mod wal_object;
 pub mod testing;
 
 pub use batch::{WriteBatch, WriteOptions};
-pub use db::Db;
+pub use db::{Db, DbIterator, Snapshot};
+pub use iter::{Direction, ScanOptions};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use settings::Settings;

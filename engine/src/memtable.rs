@@ -1,64 +1,155 @@
 //! Memtables: the sorted in-memory tables reads consult before L0.
+//!
+//! A memtable keeps every version of a key, keyed by (key, seq descending),
+//! so a snapshot that holds it reads the versions as of its sequence number
+//! while writes go on.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::ops::{Bound, RangeBounds};
+use std::ops::Bound;
 
 use bytes::Bytes;
 
 use crate::protocol::WalId;
-use crate::sync::Arc;
+use crate::sst::SeqEntry;
+use crate::sync::{lock, Arc, Mutex};
 
-/// A sorted table of the latest write per key (`None` = tombstone).
+#[derive(Debug, Default)]
+struct Table {
+    map: BTreeMap<(Bytes, Reverse<u64>), Option<Bytes>>,
+    bytes: usize,
+}
+
+/// A sorted table of writes (`None` = tombstone), every version kept.
+/// Shared (`Arc`) by the database and the snapshots and scans that read it.
 #[derive(Debug, Default)]
 pub struct Memtable {
-    pub(crate) map: BTreeMap<Bytes, Option<Bytes>>,
-    pub(crate) bytes: usize,
+    table: Mutex<Table>,
+}
+
+/// The first map key of `key`'s versions at or below `seq`.
+fn at(key: &[u8], seq: u64) -> (Bytes, Reverse<u64>) {
+    (Bytes::copy_from_slice(key), Reverse(seq))
 }
 
 impl Memtable {
-    pub fn insert(&mut self, key: Bytes, value: Option<Bytes>) {
-        self.bytes += key.len() + value.as_ref().map_or(0, Bytes::len) + 32;
-        self.map.insert(key, value);
+    /// Inserts the write of `key` with sequence number `seq`; returns the
+    /// table's size in bytes.
+    pub fn insert(&self, key: Bytes, seq: u64, value: Option<Bytes>) -> usize {
+        let mut t = lock(&self.table);
+        t.bytes += key.len() + value.as_ref().map_or(0, Bytes::len) + 40;
+        t.map.insert((key, Reverse(seq)), value);
+        t.bytes
     }
 
-    pub fn get(&self, key: &[u8]) -> Option<&Option<Bytes>> {
-        self.map.get(key)
+    /// Bytes held (keys, values and per-entry overhead).
+    pub fn bytes(&self) -> usize {
+        lock(&self.table).bytes
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        lock(&self.table).map.is_empty()
     }
 
-    pub fn range<'a>(&'a self, range: &'a (Bound<Bytes>, Bound<Bytes>)) -> impl Iterator<Item = (&'a Bytes, &'a Option<Bytes>)> {
-        self.map.range::<Bytes, _>((range.start_bound(), range.end_bound()))
+    /// The newest version of `key` with a sequence number `<= seq`.
+    pub fn get(&self, key: &[u8], seq: u64) -> Option<(u64, Option<Bytes>)> {
+        let t = lock(&self.table);
+        let ((k, Reverse(s)), v) = t.map.range(at(key, seq)..).next()?;
+        (k.as_ref() == key).then(|| (*s, v.clone()))
+    }
+
+    /// For each key in `range`, its newest version with a sequence number
+    /// `<= seq`, in key order.
+    pub fn range_at(&self, range: &(Bound<Bytes>, Bound<Bytes>), seq: u64) -> Vec<SeqEntry> {
+        let t = lock(&self.table);
+        let start = match &range.0 {
+            Bound::Included(k) => Bound::Included((k.clone(), Reverse(u64::MAX))),
+            Bound::Excluded(k) => Bound::Excluded((k.clone(), Reverse(0))),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let end = match &range.1 {
+            Bound::Included(k) => Bound::Included((k.clone(), Reverse(0))),
+            Bound::Excluded(k) => Bound::Excluded((k.clone(), Reverse(u64::MAX))),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let mut out: Vec<SeqEntry> = Vec::new();
+        for ((k, Reverse(s)), v) in t.map.range((start, end)) {
+            if *s > seq || out.last().is_some_and(|(last, _, _)| last == k) {
+                continue;
+            }
+            out.push((k.clone(), *s, v.clone()));
+        }
+        out
+    }
+
+    /// Every key's newest version (what `FlushL0` writes).
+    pub fn newest(&self) -> Vec<SeqEntry> {
+        self.range_at(&(Bound::Unbounded, Bound::Unbounded), u64::MAX)
+    }
+
+    /// The highest sequence number held, if any.
+    pub fn max_seq(&self) -> Option<u64> {
+        lock(&self.table).map.keys().map(|(_, Reverse(s))| *s).max()
     }
 }
 
 /// A frozen memtable waiting for `FlushL0`: its writes are in WALs `<= last_wal_id`.
 #[derive(Debug)]
 pub struct ImmMemtable {
-    pub table: Memtable,
+    pub table: Arc<Memtable>,
     pub last_wal_id: WalId,
 }
 
 /// The active memtable and the frozen ones, oldest first.
 #[derive(Debug, Default)]
 pub struct MemState {
-    pub active: Memtable,
+    pub active: Arc<Memtable>,
     pub imm: Vec<Arc<ImmMemtable>>,
+    /// The sequence number of the newest write in a memtable: a read view
+    /// taken under the same lock sees exactly the writes up to it.
+    pub last_seq: u64,
 }
 
 impl MemState {
     /// Bytes held in memtables not yet in L0.
     pub fn unflushed_bytes(&self) -> usize {
-        self.active.bytes + self.imm.iter().map(|m| m.table.bytes).sum::<usize>()
+        self.active.bytes() + self.imm.iter().map(|m| m.table.bytes()).sum::<usize>()
     }
 
-    /// The newest write to `key` in memory, if any.
-    pub fn get(&self, key: &[u8]) -> Option<Option<Bytes>> {
-        if let Some(v) = self.active.get(key) {
-            return Some(v.clone());
+    /// The newest write to `key` in memory at or below `seq`, if any.
+    pub fn get(&self, key: &[u8], seq: u64) -> Option<Option<Bytes>> {
+        if let Some((_, v)) = self.active.get(key, seq) {
+            return Some(v);
         }
-        self.imm.iter().rev().find_map(|m| m.table.get(key).cloned())
+        self.imm.iter().rev().find_map(|m| m.table.get(key, seq).map(|(_, v)| v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    #[test]
+    fn reads_as_of_a_seq_see_the_versions_of_that_seq() {
+        let m = Memtable::default();
+        m.insert(b("a"), 1, Some(b("a1")));
+        m.insert(b("b"), 2, Some(b("b2")));
+        m.insert(b("a"), 3, None);
+        m.insert(b("a"), 5, Some(b("a5")));
+        assert_eq!(m.get(b"a", 0), None);
+        assert_eq!(m.get(b"a", 2), Some((1, Some(b("a1")))));
+        assert_eq!(m.get(b"a", 4), Some((3, None)));
+        assert_eq!(m.get(b"a", u64::MAX), Some((5, Some(b("a5")))));
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        assert_eq!(m.range_at(&all, 2), vec![(b("a"), 1, Some(b("a1"))), (b("b"), 2, Some(b("b2")))]);
+        assert_eq!(m.range_at(&all, 3), vec![(b("a"), 3, None), (b("b"), 2, Some(b("b2")))]);
+        let from_b = (Bound::Excluded(b("a")), Bound::Included(b("b")));
+        assert_eq!(m.range_at(&from_b, 9), vec![(b("b"), 2, Some(b("b2")))]);
+        assert_eq!(m.newest()[0], (b("a"), 5, Some(b("a5"))));
+        assert_eq!(m.max_seq(), Some(5));
     }
 }

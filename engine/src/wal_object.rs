@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind, MAX_ID};
-use crate::sst::{decode_all, Entry, SstBuilder};
+use crate::sst::{decode_all, SeqEntry, SstBuilder};
 
-const WAL_META_VERSION: u16 = 1;
+/// 2: entries carry their write's sequence number (issue 11, item 3).
+const WAL_META_VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
 enum KindRepr {
@@ -31,8 +32,9 @@ struct WalMeta {
 pub struct DecodedWal {
     pub header: WalHeader,
     pub token: u64,
-    /// The WAL's writes, one per key (the last write to a key wins).
-    pub entries: Vec<Entry>,
+    /// The WAL's writes, one per key (the last write to a key wins), each
+    /// with its sequence number.
+    pub entries: Vec<SeqEntry>,
 }
 
 impl DecodedWal {
@@ -42,16 +44,17 @@ impl DecodedWal {
 }
 
 /// Encodes a WAL: `writes` in write order, possibly repeating keys; the last
-/// write to a key wins (the whole WAL applies atomically on replay).
-pub fn encode_wal(header: WalHeader, token: u64, writes: impl IntoIterator<Item = Entry>, block_size: usize) -> Bytes {
-    let mut latest: std::collections::BTreeMap<Bytes, Option<Bytes>> = std::collections::BTreeMap::new();
-    for (k, v) in writes {
-        latest.insert(k, v);
+/// write to a key wins, with its sequence number (the whole WAL applies
+/// atomically on replay, and no snapshot outlives a crash).
+pub fn encode_wal(header: WalHeader, token: u64, writes: impl IntoIterator<Item = SeqEntry>, block_size: usize) -> Bytes {
+    let mut latest: std::collections::BTreeMap<Bytes, (u64, Option<Bytes>)> = std::collections::BTreeMap::new();
+    for (k, seq, v) in writes {
+        latest.insert(k, (seq, v));
     }
     let mut b = SstBuilder::new(block_size);
-    for (k, v) in latest {
+    for (k, (seq, v)) in latest {
         // Keys come sorted and unique from the map, so `add` cannot fail.
-        let _ = b.add(k, v);
+        let _ = b.add(k, seq, v);
     }
     let kind = match header.kind {
         WalKind::Data => KindRepr::Data,
@@ -107,12 +110,12 @@ mod tests {
     #[test]
     fn round_trip_keeps_the_last_write_per_key() {
         let header = WalHeader { writer_epoch: 3, kind: WalKind::Data };
-        let writes = vec![(b("k"), Some(b("1"))), (b("a"), None), (b("k"), Some(b("2")))];
+        let writes = vec![(b("k"), 7, Some(b("1"))), (b("a"), 8, None), (b("k"), 9, Some(b("2")))];
         let obj = encode_wal(header, 99, writes, 4096);
         let d = decode_wal(&Path::from("wal/1"), obj).unwrap();
         assert_eq!(d.header, header);
         assert_eq!(d.token, 99);
-        assert_eq!(d.entries, vec![(b("a"), None), (b("k"), Some(b("2")))]);
+        assert_eq!(d.entries, vec![(b("a"), 8, None), (b("k"), 9, Some(b("2")))]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ fn read_all(dir: &std::path::Path) -> BTreeMap<String, String> {
     rt.block_on(async {
         let fs = object_store::local::LocalFileSystem::new_with_prefix(dir).expect("store");
         let db = tidemark::Db::open_read_only("", std::sync::Arc::new(fs)).await.expect("opens read-only");
-        let rows = db.scan(..).await.expect("scans");
+        let rows = db.scan(..).await.expect("scans").collect_vec().await.expect("scans");
         rows.into_iter()
             .map(|(k, v)| (String::from_utf8_lossy(&k).into_owned(), String::from_utf8_lossy(&v).into_owned()))
             .collect()

@@ -39,7 +39,7 @@ async fn count(store: &Arc<dyn ObjectStore>, dir: &str) -> usize {
 }
 
 async fn check_all(db: &Db, oracle: &BTreeMap<Bytes, Bytes>, keys: u32, what: &str) {
-    let scanned: BTreeMap<Bytes, Bytes> = db.scan(..).await.unwrap().into_iter().collect();
+    let scanned: BTreeMap<Bytes, Bytes> = db.scan(..).await.unwrap().collect_vec().await.unwrap().into_iter().collect();
     let differ: Vec<_> = oracle
         .keys()
         .chain(scanned.keys())
@@ -136,7 +136,7 @@ async fn a_tombstone_never_lets_an_older_value_reappear() {
     db.close().await.unwrap();
     let db = Db::open_with("db", store.clone(), settings).await.unwrap();
     assert_eq!(db.get("victim").await.unwrap(), None);
-    assert!(db.scan(..).await.unwrap().iter().all(|(k, _)| k.as_ref() != b"victim"));
+    assert!(db.scan(..).await.unwrap().collect_vec().await.unwrap().iter().all(|(k, _)| k.as_ref() != b"victim"));
     let m = db.manifest().await;
     assert!(m.runs.len() >= 1, "{m:?}");
     db.close().await.unwrap();
@@ -207,6 +207,6 @@ async fn a_reader_within_min_age_keeps_reading_its_version() {
     db.close().await.unwrap();
     // The writer compacted: the reader's L0/run SSTs are no longer current.
     assert_ne!(reader.manifest().await.version, db.manifest().await.version);
-    let rows = reader.scan(..).await.unwrap();
+    let rows = reader.scan(..).await.unwrap().collect_vec().await.unwrap();
     assert_eq!(rows.len(), 300, "the reader still reads its whole version");
 }

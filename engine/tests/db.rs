@@ -40,7 +40,7 @@ async fn put_get_delete_round_trip() {
     let mut batch = WriteBatch::new();
     batch.put("a", "1").put("b", "2").delete("k2");
     db.write(batch).await.unwrap();
-    let all = db.scan(..).await.unwrap();
+    let all = db.scan(..).await.unwrap().collect_vec().await.unwrap();
     assert_eq!(all, vec![(b("a"), b("1")), (b("b"), b("2"))]);
     db.close().await.unwrap();
     assert!(matches!(db.put("x", "y").await, Err(Error::Closed)));
@@ -72,7 +72,7 @@ async fn reopen_after_close_and_after_drop_keeps_acked_writes() {
     drop(db); // a crash: no close
     let db = Db::open_url(&url, small()).await.unwrap();
     assert_eq!(db.get("late").await.unwrap(), Some(b("acked")));
-    assert_eq!(db.scan(..).await.unwrap().len(), 201);
+    assert_eq!(db.scan(..).await.unwrap().collect_vec().await.unwrap().len(), 201);
 }
 
 #[tokio::test]
@@ -86,7 +86,7 @@ async fn writes_without_await_durable_are_durable_after_flush() {
     db.flush().await.unwrap();
     drop(db);
     let db = Db::open("db", store).await.unwrap();
-    assert_eq!(db.scan(..).await.unwrap().len(), 100);
+    assert_eq!(db.scan(..).await.unwrap().collect_vec().await.unwrap().len(), 100);
 }
 
 #[tokio::test]
@@ -107,13 +107,13 @@ async fn scans_merge_memtable_and_ssts_with_deletes() {
         assert!(rows.windows(2).all(|w| w[0].0 < w[1].0), "keys in order");
         assert_eq!(rows[0], (b("k001"), b("new")));
     };
-    check(db.scan(..).await.unwrap());
+    check(db.scan(..).await.unwrap().collect_vec().await.unwrap());
     db.close().await.unwrap();
     let db = Db::open_with("db", store, small()).await.unwrap();
-    check(db.scan(..).await.unwrap());
-    let some = db.scan(b("k010")..b("k020")).await.unwrap();
+    check(db.scan(..).await.unwrap().collect_vec().await.unwrap());
+    let some = db.scan(b("k010")..b("k020")).await.unwrap().collect_vec().await.unwrap();
     assert_eq!(some.len(), 7); // 10..20 minus 12, 15, 18
-    assert_eq!(db.scan_prefix("k29").await.unwrap().len(), 7);
+    assert_eq!(db.scan_prefix("k29").await.unwrap().collect_vec().await.unwrap().len(), 7);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +134,7 @@ async fn sixty_four_writers_share_wal_objects() {
     }
     let wals = list(&store, "db/wal").await.len();
     assert!(wals < 64 * 20, "group commit: {wals} WAL objects for 1280 writes");
-    assert_eq!(db.scan(..).await.unwrap().len(), 1280);
+    assert_eq!(db.scan(..).await.unwrap().collect_vec().await.unwrap().len(), 1280);
 }
 
 #[tokio::test]
@@ -198,7 +198,7 @@ async fn corrupt_objects_are_reported_by_name() {
     let sst = tidemark::paths::Layout::new(Path::from("db")).sst(m.ssts().next().unwrap().id);
     flip_byte(&store, &sst, 10).await;
     let db = Db::open_with("db", store.clone(), small()).await.unwrap();
-    let err = db.scan(..).await.unwrap_err();
+    let err = db.scan(..).await.unwrap().collect_vec().await.unwrap_err();
     assert!(matches!(&err, Error::Corrupt { path, .. } if *path == sst.to_string()), "{err}");
 }
 

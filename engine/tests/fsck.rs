@@ -124,7 +124,7 @@ async fn an_sst_whose_filter_lacks_a_key_is_a_problem() {
     let path = Layout::new(Path::from(ROOT)).sst(h.id);
     let good = store.get(&path).await.unwrap().bytes().await.unwrap();
     let mut other = SstBuilder::new(4096);
-    other.add(Bytes::from("zz"), Some(Bytes::from("v"))).unwrap();
+    other.add(Bytes::from("zz"), 1, Some(Bytes::from("v"))).unwrap();
     let other = other.finish(&[]);
     let filter_range = |sst: &[u8]| {
         let footer = &sst[sst.len() - 32..];
@@ -191,9 +191,9 @@ async fn a_missing_recorded_fence_and_an_unsorted_wal_are_problems() {
     let wal = encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [], 4096);
     let meta = tidemark::sst::decode_all(&Path::from("w"), wal).unwrap().0;
     let mut b1 = SstBuilder::new(64);
-    b1.add(Bytes::from("b"), Some(Bytes::from("1"))).unwrap();
+    b1.add(Bytes::from("b"), 1, Some(Bytes::from("1"))).unwrap();
     let mut b2 = SstBuilder::new(64);
-    b2.add(Bytes::from("a"), Some(Bytes::from("1"))).unwrap();
+    b2.add(Bytes::from("a"), 1, Some(Bytes::from("1"))).unwrap();
     // The same shape: one block each; swap the blocks, keep each index.
     let (x, y) = (b2.finish(&meta), b1.finish(&meta));
     let block_len = u64::from_le_bytes(x[x.len() - 24..x.len() - 16].try_into().unwrap()) as usize;
@@ -212,7 +212,7 @@ async fn orphans_are_informational() {
     let (store, _) = seeded(&["a"]).await;
     let layout = Layout::new(Path::from(ROOT));
     let mut b = SstBuilder::new(4096);
-    b.add(Bytes::from("x"), None).unwrap();
+    b.add(Bytes::from("x"), 1, None).unwrap();
     let orphan = layout.sst(SstHandle::new_id());
     store.put(&orphan, PutPayload::from(b.finish(&[]))).await.unwrap();
     let r = check(&store).await;
@@ -253,9 +253,9 @@ async fn a_run_handle_narrower_than_its_sst_fails_every_read_of_it() {
         other => panic!("expected Corrupt, got {other:?}"),
     };
     expect_corrupt(db.get("a").await);
-    assert!(matches!(db.scan(..).await, Err(tidemark::Error::Corrupt { .. })));
+    assert!(matches!(db.scan(..).await.unwrap().collect_vec().await, Err(tidemark::Error::Corrupt { .. })));
     let db = Db::open_read_only(ROOT, store.clone()).await.unwrap();
-    assert!(matches!(db.scan(..).await, Err(tidemark::Error::Corrupt { .. })), "a scan fails on its own");
+    assert!(matches!(db.scan(..).await.unwrap().collect_vec().await, Err(tidemark::Error::Corrupt { .. })), "a scan fails on its own");
     // (A point read of "b" alone trusts the handle's "not here", as it trusts
     // a bloom filter's "no", without opening the SST: fsck finds both.)
     assert_problem(&check(&store).await, "but the manifest records");

@@ -18,13 +18,13 @@ fn b(s: &str) -> Bytes {
 
 fn small_wal() -> Bytes {
     let header = WalHeader { writer_epoch: 7, kind: WalKind::Data };
-    encode_wal(header, 42, vec![(b("alpha"), Some(b("1"))), (b("beta"), None), (b("gamma"), Some(b("333")))], 64)
+    encode_wal(header, 42, vec![(b("alpha"), 1, Some(b("1"))), (b("beta"), 2, None), (b("gamma"), 3, Some(b("333")))], 64)
 }
 
 fn small_sst() -> Bytes {
     let mut builder = SstBuilder::new(64);
     for i in 0..12 {
-        builder.add(Bytes::from(format!("key{i:02}")), Some(Bytes::from(format!("value{i}")))).unwrap();
+        builder.add(Bytes::from(format!("key{i:02}")), i, Some(Bytes::from(format!("value{i}")))).unwrap();
     }
     builder.finish(b"meta")
 }
@@ -212,7 +212,7 @@ mod craft {
 
     impl<'a> Raw<'a> {
         pub fn new(blocks: Vec<Vec<(&'a str, &'a str)>>) -> Self {
-            Raw { blocks, index: None, filter: None, meta: Vec::new(), version: 1 }
+            Raw { blocks, index: None, filter: None, meta: Vec::new(), version: 2 }
         }
 
         pub fn build(&self) -> Bytes {
@@ -223,6 +223,7 @@ mod craft {
                 for (k, v) in block {
                     body.extend_from_slice(&(k.len() as u32).to_le_bytes());
                     body.extend_from_slice(k.as_bytes());
+                    body.extend_from_slice(&1u64.to_le_bytes()); // seq
                     body.push(1);
                     body.extend_from_slice(&(v.len() as u32).to_le_bytes());
                     body.extend_from_slice(v.as_bytes());
@@ -395,16 +396,16 @@ mod crafted {
     #[test]
     fn ssts_and_wal_headers_of_other_format_versions_are_refused_by_name() {
         let path = Path::from("s");
-        for version in [0u16, 2, u16::MAX] {
+        for version in [0u16, 1, u16::MAX] {
             let mut raw = Raw::new(blocks());
             raw.version = version;
             corrupt_with(
                 decode_all(&path, raw.build()),
                 &path,
-                &format!("unsupported SST format version {version} (this build reads 1)"),
+                &format!("unsupported SST format version {version} (this build reads 2)"),
             );
         }
-        for version in [0u16, 2, 300] {
+        for version in [0u16, 1, 300] {
             // postcard: the u16 format_version is the first field, a varint.
             let mut meta = postcard::to_stdvec(&version).unwrap();
             meta.extend_from_slice(&wal_meta()[1..]);
@@ -413,7 +414,7 @@ mod crafted {
             corrupt_with(
                 decode_wal(&path, raw.build()),
                 &path,
-                &format!("unsupported WAL header format version {version} (this build reads 1)"),
+                &format!("unsupported WAL header format version {version} (this build reads 2)"),
             );
         }
     }

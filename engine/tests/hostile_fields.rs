@@ -182,7 +182,7 @@ async fn a_wal_with_writer_epoch_at_u64_max_is_corrupt_by_name() {
     let at = top.max(m.replay_after_wal_id) + 1;
     let header = WalHeader { writer_epoch: u64::MAX, kind: WalKind::Data };
     let path = layout.wal(at);
-    let entries = [(Bytes::from("x"), Some(Bytes::from("y")))];
+    let entries = [(Bytes::from("x"), 1, Some(Bytes::from("y")))];
     store.put(&path, PutPayload::from(encode_wal(header, 1, entries, 4096))).await.unwrap();
     assert_refused(&store, path.as_ref(), "writer_epoch", "WAL epoch").await;
 }

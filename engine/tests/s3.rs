@@ -161,9 +161,9 @@ async fn round_trip_and_reopen() {
     ] {
         assert_eq!(reopened.get("key042").await.expect("get").as_deref(), Some(&b"value42"[..]));
         assert_eq!(reopened.get("key007").await.expect("get"), None);
-        let all = reopened.scan(..).await.expect("scan");
+        let all = reopened.scan(..).await.expect("scan").collect_vec().await.expect("scan");
         assert_eq!(all.len(), 199 + 2);
-        assert_eq!(reopened.scan_prefix("batch/").await.expect("scan").len(), 2);
+        assert_eq!(reopened.scan_prefix("batch/").await.expect("scan").collect_vec().await.expect("scan").len(), 2);
         reopened.close().await.expect("close");
     }
 }
@@ -195,7 +195,7 @@ async fn recovery_after_a_crash_keeps_every_acknowledged_write() {
     let db = Db::open_with("db", s3.store(), small()).await.expect("recovery");
     assert!(db.writer_epoch() > epoch);
     for w in 0..8 {
-        let rows = db.scan_prefix(format!("w{w}/")).await.expect("scan");
+        let rows = db.scan_prefix(format!("w{w}/")).await.expect("scan").collect_vec().await.expect("scan");
         assert_eq!(rows.len(), 25, "writer {w} lost acknowledged writes");
         assert_eq!(rows[24].1, b(format!("{w}-24")));
     }
@@ -308,7 +308,7 @@ async fn racing_writers_leave_exactly_one_writer() {
     let newest = *epochs.last().expect("an epoch");
     assert_eq!(survivors, vec![newest], "only the newest writer may write");
     let check = Db::open_read_only("db", s3.store()).await.expect("read-only");
-    let rows = check.scan_prefix("from-").await.expect("scan");
+    let rows = check.scan_prefix("from-").await.expect("scan").collect_vec().await.expect("scan");
     assert_eq!(rows.len(), 1, "{rows:?}");
 }
 
@@ -479,7 +479,7 @@ async fn transient_failures_are_retried_without_losing_an_acknowledged_write() {
 
     let check = Db::open_read_only("db", s3.store()).await.expect("open directly");
     assert_eq!(check.get("first").await.expect("get").as_deref(), Some(&b"1"[..]));
-    assert_eq!(check.scan_prefix("k").await.expect("scan").len(), 30);
+    assert_eq!(check.scan_prefix("k").await.expect("scan").collect_vec().await.expect("scan").len(), 30);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

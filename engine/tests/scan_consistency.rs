@@ -85,7 +85,7 @@ async fn a_scan_sees_every_write_acknowledged_before_it_began() {
             let mut short = Vec::new();
             while !done.load(Ordering::Acquire) {
                 let acked_before = acked.load(Ordering::Acquire);
-                let returned = db.scan(..).await?.len();
+                let returned = db.scan(..).await?.collect_vec().await?.len();
                 scans += 1;
                 if returned < acked_before {
                     short.push(ShortScan { acked_before, returned });
@@ -106,7 +106,7 @@ async fn a_scan_sees_every_write_acknowledged_before_it_began() {
             first.returned
         );
     }
-    assert_eq!(db.scan(..).await.expect("final scan").len(), KEYS, "every key is there at the end");
+    assert_eq!(db.scan(..).await.expect("final scan").collect_vec().await.expect("final scan").len(), KEYS, "every key is there at the end");
     for i in [0, KEYS / 2, KEYS - 1] {
         assert_eq!(db.get(key(i)).await.expect("get"), Some(Bytes::from(format!("value-{i:06}"))));
     }

@@ -111,7 +111,7 @@ async fn a_scan_sees_writes_flushed_to_l0_while_it_reads_ssts() {
     *store.slow.lock().expect("lock") = existing;
     let scanner = db.clone();
     // A full scan: it reads the blocks of every SST.
-    let scan = tokio::spawn(async move { scanner.scan(..).await });
+    let scan = tokio::spawn(async move { scanner.scan(..).await?.collect_vec().await });
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     // Meanwhile the memtable holding "mine" fills up and goes to L0.

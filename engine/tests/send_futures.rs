@@ -50,6 +50,24 @@ async fn handle_futures_are_send() {
     assert_send(&db.scan(Bytes::from_static(b"a")..Bytes::from_static(b"z")));
     assert_send(&db.scan(..));
     assert_send(&db.scan_prefix("k"));
+    assert_send(&db.scan_rev(..));
+    assert_send(&db.scan_prefix_rev("k"));
+    assert_send(&db.scan_with(.., tidemark::ScanOptions::reverse()));
+    // The iterator itself, the future of its `next`, and its stream form.
+    let mut iter = db.scan(..).await.expect("scan");
+    assert_send(&iter.next());
+    assert_send(&iter);
+    let stream = db.scan(..).await.expect("scan").into_stream();
+    assert_send(&stream);
+    drop(stream);
+    assert_send(&db.scan(..).await.expect("scan").collect_vec());
+    // Snapshots: the handle and the futures of its reads.
+    let snap = db.snapshot();
+    assert_send(&snap);
+    assert_send(&snap.get("k"));
+    assert_send(&snap.scan(..));
+    assert_send(&snap.scan_rev(..));
+    assert_send(&snap.scan_prefix("k"));
     assert_send(&db.flush());
     assert_send(&db.manifest());
     assert_send(&db.close());
@@ -65,7 +83,7 @@ async fn a_database_opens_and_works_inside_tokio_spawn() {
         let db = Db::open("db", store).await?;
         db.put("greeting", "hello").await?;
         let read = db.get("greeting").await?;
-        let scanned = db.scan_prefix("greet").await?;
+        let scanned = db.scan_prefix("greet").await?.collect_vec().await?;
         db.close().await?;
         Ok::<_, tidemark::Error>((read, scanned.len()))
     });

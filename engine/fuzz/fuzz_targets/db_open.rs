@@ -155,7 +155,10 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
 /// and, given `expected`, that every read that succeeds returns it; with
 /// `exact`, that none fails. The scan, if it succeeded.
 async fn check_view(db: &Db, base: &Base, expected: Option<&View>, exact: bool, what: &str) -> Option<View> {
-    let scan = db.scan(..).await;
+    let scan = match db.scan(..).await {
+        Ok(it) => it.collect_vec().await,
+        Err(e) => Err(e),
+    };
     assert!(!exact || scan.is_ok(), "scan failed: {scan:?}, {what}");
     let scan: Option<View> = scan.ok().map(|entries| {
         assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "scan is not sorted and unique, {what}");
@@ -181,7 +184,11 @@ async fn check_view(db: &Db, base: &Base, expected: Option<&View>, exact: bool, 
         }
     }
     for p in PREFIXES {
-        match db.scan_prefix(Bytes::from_static(p)).await {
+        let got = match db.scan_prefix(Bytes::from_static(p)).await {
+            Ok(it) => it.collect_vec().await,
+            Err(e) => Err(e),
+        };
+        match got {
             Ok(got) => {
                 assert!(got.iter().all(|(k, _)| k.starts_with(p)), "scan_prefix {p:?} returned a key outside it, {what}");
                 for view in scan.iter().chain(expected) {

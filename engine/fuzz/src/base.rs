@@ -148,7 +148,7 @@ pub async fn build() -> Base {
 
 async fn scan_read_only(store: &Arc<dyn ObjectStore>) -> BTreeMap<Bytes, Bytes> {
     let db = Db::open_read_only("", store.clone()).await.expect("base: read-only open");
-    db.scan(..).await.expect("base: scan").into_iter().collect()
+    db.scan(..).await.expect("base: scan").collect_vec().await.expect("base: scan").into_iter().collect()
 }
 
 async fn get(store: &dyn ObjectStore, p: &Path) -> Bytes {
@@ -214,7 +214,8 @@ impl Base {
         let last = self.slots.iter().filter(|s| s.kind == Kind::Wal).filter_map(|s| s.original.clone()).last();
         let last = decode_wal(&Path::from("wal"), last.expect("base: a WAL")).expect("base: WAL decodes");
         let header = WalHeader { writer_epoch: last.header.writer_epoch, kind: WalKind::Data };
-        let entry = (Bytes::from_static(b"zombie"), Some(Bytes::from_static(b"late")));
+        let seq = last.entries.iter().map(|e| e.1).max().unwrap_or(0) + 1;
+        let entry = (Bytes::from_static(b"zombie"), seq, Some(Bytes::from_static(b"late")));
         encode_wal(header, 0, [entry], settings().block_size)
     }
 }

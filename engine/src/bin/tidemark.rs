@@ -327,13 +327,18 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
             let (store, root) = open_for_reading(&cli.url).await?;
             let db = Db::open_read_only(root, store).await?;
-            let rows = match prefix {
+            let mut rows = match prefix {
                 Some(p) => db.scan_prefix(p).await?,
                 None => db.scan(..).await?,
             };
+            // Streams: each row is printed as the scan reaches it, so memory
+            // stays bounded however many rows there are.
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-            for (k, v) in rows.iter().take(limit.unwrap_or(usize::MAX)) {
-                stdout.write_all(&row(format, k, v))?;
+            let mut left = limit.unwrap_or(usize::MAX);
+            while left > 0 {
+                let Some((k, v)) = rows.next().await? else { break };
+                stdout.write_all(&row(format, &k, &v))?;
+                left -= 1;
             }
             stdout.flush()?;
         }

@@ -18,7 +18,7 @@ use crate::protocol::{
     CreatedOutcome, ManifestConflict, ObjectOwner, Role, TakenOutcome, WalHeader, WalKind, WriterEdit,
 };
 use futures::TryStreamExt;
-use crate::sst::{Entry, SstBuilder, SstReader, SstRef};
+use crate::sst::{SeqEntry, SstBuilder, SstReader, SstRef};
 use crate::sync::{lock, Arc, Ordering};
 use crate::trace::TraceEvent;
 use crate::wal_object::{decode_wal, encode_wal};
@@ -100,7 +100,7 @@ async fn wal_flusher(inner: Arc<DbInner>) {
 
 /// `FreezeMemtable` together with `FreezeWal`, under the commit lock, so the
 /// memtable's writes are exactly those in WALs `<= last_wal_id`.
-pub(super) fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<Entry>> {
+pub(super) fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<SeqEntry>> {
     let (frozen, froze_memtable) = inner.commit.freeze_with(|frozen, last| {
         // Recorded under the commit lock, FreezeWal first: the spec's
         // FreezeMemtable requires an empty WAL buffer.
@@ -129,7 +129,7 @@ fn emit_freeze_wal(inner: &DbInner, frozen: Option<crate::protocol::WalId>) {
 /// After `UploadWal` (recorded when it was started): creates `wal/<id>.sst`,
 /// resolving an `AlreadyExists` by reading the object back; then
 /// `WalDurable`, or the rejection that stops this writer.
-async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<Entry>) {
+async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<SeqEntry>) {
     let wal_id = frozen.wal_id;
     let token: u64 = rand::random();
     let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
@@ -226,9 +226,11 @@ async fn l0_flusher(inner: Arc<DbInner>) {
 /// Writes an immutable memtable as an SST (not yet recorded anywhere).
 fn build_sst(table: &Memtable, block_size: usize) -> bytes::Bytes {
     let mut b = SstBuilder::new(block_size);
-    for (k, v) in &table.map {
-        // A memtable's keys are sorted and unique, so `add` cannot fail.
-        let _ = b.add(k.clone(), v.clone());
+    // Each key's newest version, with its sequence number: snapshots that
+    // need older ones hold this memtable itself. Keys come sorted and
+    // unique, so `add` cannot fail.
+    for (k, seq, v) in table.newest() {
+        let _ = b.add(k, seq, v);
     }
     b.finish(&[])
 }

@@ -142,8 +142,8 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     let mut builder = SstBuilder::new(inner.settings.block_size);
     let target = inner.settings.compacted_sst_size_bytes;
     let mut entries = 0u64;
-    while let Some((k, v)) = merge.next().await? {
-        builder.add(k, v)?;
+    while let Some((k, seq, v)) = merge.next().await? {
+        builder.add(k, seq, v)?;
         entries += 1;
         if builder.estimated_size() >= target {
             let full = std::mem::replace(&mut builder, SstBuilder::new(inner.settings.block_size));

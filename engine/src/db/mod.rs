@@ -4,6 +4,7 @@ mod background;
 mod compactor;
 mod gc;
 mod open;
+mod read;
 pub mod url;
 
 use std::ops::{Bound, RangeBounds};
@@ -17,16 +18,17 @@ use crate::batch::{WriteBatch, WriteOptions};
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
-use crate::memtable::{ImmMemtable, MemState};
+use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::protocol::Epoch;
 use crate::settings::Settings;
-use crate::iter::{KeyRange, MergeIter, RunSource, Source, SstSource};
-use crate::sst::{Entry, RunReader, SstRef};
-use crate::sync::{lock, Arc, AtomicBool, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
+use crate::iter::{KeyRange, RunSource, ScanOptions, Source, SstSource};
+use crate::sst::{RunReader, SeqEntry, SstRef};
+use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
 pub use open::{read_chain, read_chain_with, ChainContents};
+pub use read::{DbIterator, Snapshot};
 
 /// State shared by the handle and its background tasks.
 pub(crate) struct DbInner {
@@ -35,8 +37,11 @@ pub(crate) struct DbInner {
     pub(crate) settings: Settings,
     pub(crate) epoch: Epoch,
     pub(crate) tracer: Tracer,
-    pub(crate) commit: CommitLog<Entry>,
+    pub(crate) commit: CommitLog<SeqEntry>,
     pub(crate) mem: Mutex<MemState>,
+    /// The sequence number of the next write, assigned under the commit
+    /// lock in write order (`seq_base` at open, see `open`).
+    pub(crate) next_seq: AtomicU64,
     /// The open SSTs of the current manifest (L0 and sorted runs).
     pub(crate) tree: Mutex<StdArc<OpenTree>>,
     /// Every tree this process installed that a reader may still hold: GC
@@ -78,9 +83,9 @@ pub(crate) struct OpenTree {
 
 impl OpenTree {
     /// Sources for a merge over `range`, newest first.
-    fn sources(&self, range: &KeyRange) -> Vec<Source> {
-        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::new(r.clone(), range.clone())));
-        let runs = self.runs.iter().map(|r| Source::Run(RunSource::new(r, range.clone())));
+    fn sources(&self, range: &KeyRange, opts: ScanOptions) -> Vec<Source> {
+        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::with_options(r.clone(), range.clone(), opts)));
+        let runs = self.runs.iter().map(|r| Source::Run(RunSource::with_options(r, range.clone(), opts)));
         l0.chain(runs).collect()
     }
 }
@@ -130,42 +135,6 @@ impl DbInner {
 
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
-    }
-
-    /// What a scan of `range` reads, captured in one critical section: the
-    /// active memtable's entries in `range`, the immutable memtables and the
-    /// L0 list. `flush_l0` adds an SST to `l0` before it removes the memtable
-    /// from `mem.imm`, each under its own lock; holding `mem` and then `l0`
-    /// (always in this order) sees either both or only the SST, never neither,
-    /// so a write acknowledged before the scan began is in the view.
-    fn read_view(&self, range: &KeyRange) -> ReadView {
-        let mem = lock(&self.mem);
-        let active = mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let imm = mem.imm.clone();
-        let tree = lock(&self.tree).clone();
-        ReadView { active, imm, tree }
-    }
-}
-
-/// One consistent state for a read (see [`DbInner::read_view`]).
-struct ReadView {
-    /// The active memtable's entries in the range, newest state of each key.
-    active: Vec<Entry>,
-    /// Immutable memtables, oldest first.
-    imm: Vec<Arc<ImmMemtable>>,
-    /// The open SSTs: L0 and sorted runs.
-    tree: StdArc<OpenTree>,
-}
-
-impl ReadView {
-    /// The merge's sources over `range`, newest first.
-    fn sources(self, range: &KeyRange) -> Vec<Source> {
-        let mut sources = vec![Source::Mem(self.active.into_iter().collect())];
-        for imm in self.imm.iter().rev() {
-            sources.push(Source::Mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
-        }
-        sources.extend(self.tree.sources(range));
-        sources
     }
 }
 
@@ -226,14 +195,13 @@ impl Db {
     }
 
     fn check_key(&self, key: &[u8]) -> Result<()> {
-        if key.is_empty() {
-            return Err(Error::InvalidArgument("keys must not be empty".into()));
-        }
-        let max = self.inner.settings.max_key_size;
-        if key.len() > max {
-            return Err(Error::InvalidArgument(format!("key of {} bytes exceeds max_key_size {max}", key.len())));
-        }
-        Ok(())
+        check_key(key, self.inner.settings.max_key_size)
+    }
+
+    /// A consistent read view as of now: it sees every write made before
+    /// this call returns and none after, however long it is held.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { view: self.inner.read_view(), max_key_size: self.inner.settings.max_key_size }
     }
 
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
@@ -284,19 +252,32 @@ impl Db {
         self.backpressure().await?;
         let bytes = batch.bytes;
         let ops = batch.ops;
+        let n = ops.len() as u64;
+        let next = inner.next_seq.load(Ordering::Acquire);
+        if next.checked_add(n).is_none_or(|end| end > crate::protocol::MAX_ID) {
+            return Err(Error::InvalidArgument(format!(
+                "sequence number {next} + {n} writes is above the bound {}; reopen to start a new writer epoch",
+                crate::protocol::MAX_ID
+            )));
+        }
+        // Both closures run under the commit lock: the items take their
+        // sequence numbers in write order, and the memtable gets the same.
+        let seqd = ops.clone().into_iter().map(|(k, v)| (k, inner.next_seq.fetch_add(1, Ordering::AcqRel), v));
         let (wal_id, active_bytes) = inner
             .commit
-            .append(ops.clone(), bytes, |wal_id| {
+            .append(seqd, bytes, |wal_id| {
                 // Recorded under the commit lock, so a trace orders every Put
                 // before the FreezeWal that takes it.
                 if inner.tracer.is_recording() {
                     inner.emit(TraceEvent::Put { wal_id });
                 }
+                let end = inner.next_seq.load(Ordering::Acquire);
                 let mut mem = lock(&inner.mem);
-                for (k, v) in ops {
-                    mem.active.insert(k, v);
+                for ((k, v), seq) in ops.into_iter().zip(end - n..end) {
+                    mem.active.insert(k, seq, v);
                 }
-                mem.active.bytes
+                mem.last_seq = end - 1;
+                mem.active.bytes()
             })
             .map_err(|e| inner.ack_error(e))?;
         let wal_full = inner.commit.buffer_bytes() >= inner.settings.wal_size_bytes;
@@ -335,45 +316,46 @@ impl Db {
         }
     }
 
-    /// The newest value of `key`: memtables, then L0 SSTs newest first, then
-    /// sorted runs newest first (at most one SST each).
-    ///
-    /// The memtables and the tree are read in one critical section (see
-    /// [`DbInner::read_view`]), so an L0 flush or a compaction cannot move
-    /// the key between two places unseen.
+    /// The newest value of `key`, read in an implicit snapshot: the
+    /// memtables and the tree are captured in one critical section (see
+    /// `DbInner::read_view`), so an L0 flush or a compaction cannot move the
+    /// key between two places unseen.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         self.check_key(key)?;
-        let tree = {
-            let mem = lock(&self.inner.mem);
-            if let Some(v) = mem.get(key) {
-                return Ok(v);
-            }
-            lock(&self.inner.tree).clone()
-        };
-        for sst in &tree.l0 {
-            if let Some(v) = sst.get(key).await? {
-                return Ok(v);
-            }
-        }
-        for run in &tree.runs {
-            if let Some(v) = run.get(key).await? {
-                return Ok(v);
-            }
-        }
-        Ok(None)
+        self.inner.read_view().get(key).await
     }
 
-    /// Live keys and values in `range`, in key order: one consistent state,
-    /// captured before any SST is read (see [`DbInner::read_view`]).
-    pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
+    /// Live keys and values in `range`, in key order, as a stream
+    /// ([`DbIterator`]): one consistent state, captured before any SST is
+    /// read (see `DbInner::read_view`), read block by block as it goes.
+    pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
+        self.scan_with(range, ScanOptions::default()).await
+    }
+
+    /// As [`Db::scan`], in descending key order.
+    pub async fn scan_rev(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
+        self.scan_with(range, ScanOptions::reverse()).await
+    }
+
+    /// Keys starting with `prefix`, in key order.
+    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<DbIterator> {
+        self.scan_with(prefix_range(prefix.into()), ScanOptions::default()).await
+    }
+
+    /// Keys starting with `prefix`, in descending key order.
+    pub async fn scan_prefix_rev(&self, prefix: impl Into<Bytes>) -> Result<DbIterator> {
+        self.scan_with(prefix_range(prefix.into()), ScanOptions::reverse()).await
+    }
+
+    /// A scan of `range` in the direction and with the read-ahead of `opts`.
+    pub async fn scan_with(&self, range: impl RangeBounds<Bytes>, opts: ScanOptions) -> Result<DbIterator> {
         let range: KeyRange = (range.start_bound().cloned(), range.end_bound().cloned());
         #[cfg(feature = "mutants")]
         if self.inner.settings.scan_without_snapshot {
-            return self.scan_without_snapshot(&range).await;
+            return self.scan_without_snapshot(&range, opts.direction).await;
         }
-        let sources = self.inner.read_view(&range).sources(&range);
-        collect_live(MergeIter::new(sources, true)).await
+        Ok(self.inner.read_view().iter(&range, opts))
     }
 
     /// The scan before issue 11's fix, kept as a mutant so the crash harness
@@ -381,34 +363,29 @@ impl Db {
     /// only then reads the memtables, so an L0 flush finishing in between
     /// moves a memtable's keys into an SST this scan did not include.
     #[cfg(feature = "mutants")]
-    async fn scan_without_snapshot(&self, range: &KeyRange) -> Result<Vec<(Bytes, Bytes)>> {
+    async fn scan_without_snapshot(&self, range: &KeyRange, dir: crate::iter::Direction) -> Result<DbIterator> {
+        use crate::iter::{Direction, MergeIter};
         let tree = lock(&self.inner.tree).clone();
         let mut from_ssts = Vec::new();
-        let mut merge = MergeIter::new(tree.sources(range), false);
+        let mut merge = MergeIter::new(tree.sources(range, ScanOptions::default()), false);
         while let Some(e) = merge.next().await? {
             from_ssts.push(e);
         }
         let mut sources = Vec::new();
         {
             let mem = lock(&self.inner.mem);
-            sources.push(Source::Mem(mem.active.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
+            sources.push(Source::mem(mem.active.range_at(range, mem.last_seq), Direction::Forward));
             for imm in mem.imm.iter().rev() {
-                sources.push(Source::Mem(imm.table.range(range).map(|(k, v)| (k.clone(), v.clone())).collect()));
+                sources.push(Source::mem(imm.table.range_at(range, mem.last_seq), Direction::Forward));
             }
         }
-        sources.push(Source::Mem(from_ssts.into_iter().collect()));
-        collect_live(MergeIter::new(sources, true)).await
-    }
-
-    /// Keys starting with `prefix`, in order.
-    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<Vec<(Bytes, Bytes)>> {
-        let prefix: Bytes = prefix.into();
-        let end = prefix_end(&prefix);
-        let upper = match end {
-            Some(e) => Bound::Excluded(e),
-            None => Bound::Unbounded,
-        };
-        self.scan((Bound::Included(prefix), upper)).await
+        sources.push(Source::mem(from_ssts, Direction::Forward));
+        let mut merged = Vec::new();
+        let mut merge = MergeIter::new(sources, false);
+        while let Some(e) = merge.next().await? {
+            merged.push(e);
+        }
+        Ok(DbIterator::from_entries(merged, dir, tree))
     }
 
     /// Makes everything written so far durable.
@@ -473,15 +450,34 @@ impl Db {
     }
 }
 
-/// Drains a merge into the live (non-deleted) entries.
-async fn collect_live(mut merge: MergeIter) -> Result<Vec<(Bytes, Bytes)>> {
-    let mut out = Vec::new();
-    while let Some((k, v)) = merge.next().await? {
-        if let Some(v) = v {
-            out.push((k, v));
-        }
+/// Refuses an empty key or one longer than `max`.
+fn check_key(key: &[u8], max: usize) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("keys must not be empty".into()));
     }
-    Ok(out)
+    if key.len() > max {
+        return Err(Error::InvalidArgument(format!("key of {} bytes exceeds max_key_size {max}", key.len())));
+    }
+    Ok(())
+}
+
+/// The first sequence number of a writer of `epoch`: `epoch << 32`, above
+/// every sequence number of an older writer (each gets 2^32 numbers), so a
+/// write after a reopen is numbered above every write before it, whatever
+/// was replayed. An epoch too large for that leaves none (writes are refused
+/// by the [`crate::protocol::MAX_ID`] check, never wrapped).
+pub(crate) fn seq_base(epoch: Epoch, replayed: Option<u64>) -> u64 {
+    let base = epoch.checked_mul(1 << 32).filter(|b| *b <= crate::protocol::MAX_ID).unwrap_or(crate::protocol::MAX_ID + 1);
+    replayed.and_then(|s| s.checked_add(1)).map_or(base, |r| r.max(base))
+}
+
+/// The keys starting with `prefix`.
+pub fn prefix_range(prefix: Bytes) -> KeyRange {
+    let upper = match prefix_end(&prefix) {
+        Some(e) => Bound::Excluded(e),
+        None => Bound::Unbounded,
+    };
+    (Bound::Included(prefix), upper)
 }
 
 /// The smallest key greater than every key with `prefix`, if any.
@@ -494,4 +490,24 @@ fn prefix_end(prefix: &[u8]) -> Option<Bytes> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seq_base;
+    use crate::protocol::MAX_ID;
+
+    #[test]
+    fn each_epoch_numbers_above_every_older_one_and_never_wraps() {
+        assert_eq!(seq_base(0, None), 0);
+        assert_eq!(seq_base(3, None), 3 << 32);
+        assert!(seq_base(3, None) > (2 << 32) + u64::from(u32::MAX), "above every seq of epoch 2");
+        assert_eq!(seq_base(3, Some(7)), 3 << 32, "replayed seqs of older epochs are below the base");
+        assert_eq!(seq_base(3, Some((3 << 32) + 9)), (3 << 32) + 10, "above what was replayed");
+        // An epoch with no room, or a replayed seq at the top: the next seq
+        // is past MAX_ID, so the write path refuses every write.
+        assert_eq!(seq_base(1 << 31, None), MAX_ID + 1);
+        assert_eq!(seq_base(u64::MAX, None), MAX_ID + 1);
+        assert_eq!(seq_base(1, Some(u64::MAX)), 1 << 32, "a replayed u64::MAX is not wrapped");
+    }
 }

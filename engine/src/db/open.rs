@@ -197,16 +197,20 @@ fn counted_store(store: StdArc<dyn ObjectStore>, settings: &Settings) -> (StdArc
     (StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries)), requests)
 }
 
-fn replay(chain: &ChainContents) -> MemState {
-    let mut mem = MemState::default();
+/// The memtable of the replayed WALs, and the highest sequence number in
+/// them (recovery continues numbering above it, see `seq_base`).
+fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
+    let mem = MemState::default();
+    let mut max: Option<u64> = None;
     for id in &chain.plan.replay {
         if let Some(wal) = chain.wals.get(id) {
-            for (k, v) in &wal.entries {
-                mem.active.insert(k.clone(), v.clone());
+            for (k, seq, v) in &wal.entries {
+                mem.active.insert(k.clone(), *seq, v.clone());
+                max = max.max(Some(*seq));
             }
         }
     }
-    mem
+    (mem, max)
 }
 
 impl Db {
@@ -297,8 +301,10 @@ impl Db {
             _ => claimed,
         };
         let block_cache = BlockCache::new(settings.block_cache_bytes);
-        let tree = open_tree_with(&store, &block_cache, &layout, &claimed, &Default::default());
-        let mem = replay(&chain);
+        let tree = StdArc::new(open_tree_with(&store, &block_cache, &layout, &claimed, &Default::default()));
+        let (mut mem, replayed) = replay(&chain);
+        let next_seq = super::seq_base(epoch, replayed);
+        mem.last_seq = next_seq.saturating_sub(1);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
         let inner = Arc::new(DbInner {
             store,
@@ -307,8 +313,11 @@ impl Db {
             tracer,
             commit: CommitLog::new(log),
             mem: Mutex::new(mem),
-            tree: Mutex::new(StdArc::new(tree)),
-            trees: Mutex::new(Vec::new()),
+            next_seq: crate::sync::AtomicU64::new(next_seq),
+            // The first tree is registered too: a scan begun before the
+            // first compaction keeps its SSTs from GC like any other.
+            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
+            tree: Mutex::new(tree),
             compaction: tokio::sync::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),
@@ -329,7 +338,7 @@ impl Db {
         let db = Db { inner, tasks: Mutex::new(tasks) };
         // A large replay goes to L0 before the first write is accepted, so
         // the next open does not replay it again.
-        let replayed = crate::sync::lock(&db.inner.mem).active.bytes;
+        let replayed = crate::sync::lock(&db.inner.mem).active.bytes();
         if replayed >= db.inner.settings.l0_sst_size_bytes {
             background::flush_all(&db.inner).await?;
         }
@@ -345,8 +354,10 @@ impl Db {
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
         let block_cache = BlockCache::new(settings.block_cache_bytes);
-        let tree = open_tree_with(&store, &block_cache, &layout, &m, &Default::default());
-        let mem = replay(&chain);
+        let tree = StdArc::new(open_tree_with(&store, &block_cache, &layout, &m, &Default::default()));
+        let (mut mem, replayed) = replay(&chain);
+        let next_seq = super::seq_base(m.writer_epoch, replayed);
+        mem.last_seq = next_seq.saturating_sub(1);
         let inner = Arc::new(DbInner {
             store,
             layout,
@@ -354,8 +365,11 @@ impl Db {
             tracer: Tracer::default(),
             commit: CommitLog::new(WalLog::new(Protocol::Shipped, m.writer_epoch, chain.plan.gap, 1)),
             mem: Mutex::new(mem),
-            tree: Mutex::new(StdArc::new(tree)),
-            trees: Mutex::new(Vec::new()),
+            next_seq: crate::sync::AtomicU64::new(next_seq),
+            // The first tree is registered too: a scan begun before the
+            // first compaction keeps its SSTs from GC like any other.
+            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
+            tree: Mutex::new(tree),
             compaction: tokio::sync::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),

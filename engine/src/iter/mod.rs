@@ -12,7 +12,7 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::sst::{Entry, RunReader, SstRef};
+use crate::sst::{RunReader, SeqEntry, SstRef};
 use crate::sync::Arc;
 
 /// Bytes of consecutive blocks a scan or compaction fetches per request:
@@ -23,19 +23,57 @@ pub const READ_AHEAD: u64 = 256 << 10;
 /// A key range, owned.
 pub type KeyRange = (Bound<Bytes>, Bound<Bytes>);
 
-/// An SST read block by block (opened on the first read).
+/// The order a scan yields keys in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys.
+    #[default]
+    Forward,
+    /// Descending keys.
+    Reverse,
+}
+
+/// How a scan reads: its direction, and how many bytes of consecutive
+/// blocks it fetches per request from each SST (at least one block: zero
+/// reads a block at a time, the least memory; more means fewer requests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanOptions {
+    pub direction: Direction,
+    pub read_ahead_bytes: u64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self { direction: Direction::Forward, read_ahead_bytes: READ_AHEAD }
+    }
+}
+
+impl ScanOptions {
+    pub fn reverse() -> Self {
+        Self { direction: Direction::Reverse, ..Self::default() }
+    }
+}
+
+/// An SST read block by block (opened on the first read), in either
+/// direction: at most one read-ahead batch of blocks is buffered.
 pub struct SstSource {
     sst: Arc<SstRef>,
     range: KeyRange,
+    dir: Direction,
+    read_ahead: u64,
     /// The overlapping blocks still to read, once the SST is open.
     blocks: Option<std::ops::Range<usize>>,
-    buf: VecDeque<Entry>,
+    buf: VecDeque<SeqEntry>,
 }
 
 impl SstSource {
     pub fn new(sst: Arc<SstRef>, range: KeyRange) -> Self {
+        Self::with_options(sst, range, ScanOptions::default())
+    }
+
+    pub fn with_options(sst: Arc<SstRef>, range: KeyRange, opts: ScanOptions) -> Self {
         let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
-        Self { sst, range, blocks, buf: VecDeque::new() }
+        Self { sst, range, dir: opts.direction, read_ahead: opts.read_ahead_bytes, blocks, buf: VecDeque::new() }
     }
 
     async fn fill(&mut self) -> Result<()> {
@@ -45,33 +83,52 @@ impl SstSource {
             if blocks.start >= blocks.end {
                 return Ok(());
             }
-            // Read ahead: up to READ_AHEAD bytes of blocks in one request.
-            let n = reader.blocks_within(blocks.start, blocks.end, READ_AHEAD);
-            let batch = blocks.start..blocks.start + n;
-            blocks.start += n;
+            // Read ahead: up to `read_ahead` bytes of blocks in one request,
+            // from the front or from the back.
+            let batch = match self.dir {
+                Direction::Forward => {
+                    let n = reader.blocks_within(blocks.start, blocks.end, self.read_ahead);
+                    blocks.start += n;
+                    blocks.start - n..blocks.start
+                }
+                Direction::Reverse => {
+                    let n = reader.blocks_within_back(blocks.start, blocks.end, self.read_ahead);
+                    blocks.end -= n;
+                    blocks.end..blocks.end + n
+                }
+            };
             let range = &self.range;
-            self.buf.extend(reader.read_blocks(batch).await?.into_iter().filter(|(k, _)| range.contains(k)));
+            let entries = reader.read_blocks(batch).await?.into_iter().filter(|(k, _, _)| range.contains(k));
+            match self.dir {
+                Direction::Forward => self.buf.extend(entries),
+                Direction::Reverse => self.buf.extend(entries.rev()),
+            }
         }
         Ok(())
     }
 }
 
-/// A sorted run read SST after SST.
+/// A sorted run read SST after SST (one SST open for reading at a time).
 pub struct RunSource {
     ssts: VecDeque<Arc<SstRef>>,
     range: KeyRange,
+    opts: ScanOptions,
     current: Option<SstSource>,
 }
 
 impl RunSource {
     pub fn new(run: &RunReader, range: KeyRange) -> Self {
+        Self::with_options(run, range, ScanOptions::default())
+    }
+
+    pub fn with_options(run: &RunReader, range: KeyRange, opts: ScanOptions) -> Self {
         let ssts = run
             .ssts
             .iter()
             .filter(|s| overlaps(&range, &s.handle.first_key, &s.handle.last_key))
             .cloned()
             .collect();
-        Self { ssts, range, current: None }
+        Self { ssts, range, opts, current: None }
     }
 
     async fn fill(&mut self) -> Result<()> {
@@ -82,8 +139,12 @@ impl RunSource {
                     return Ok(());
                 }
             }
-            match self.ssts.pop_front() {
-                Some(next) => self.current = Some(SstSource::new(next, self.range.clone())),
+            let next = match self.opts.direction {
+                Direction::Forward => self.ssts.pop_front(),
+                Direction::Reverse => self.ssts.pop_back(),
+            };
+            match next {
+                Some(next) => self.current = Some(SstSource::with_options(next, self.range.clone(), self.opts)),
                 None => {
                     self.current = None;
                     return Ok(());
@@ -92,7 +153,7 @@ impl RunSource {
         }
     }
 
-    fn buf(&mut self) -> Option<&mut VecDeque<Entry>> {
+    fn buf(&mut self) -> Option<&mut VecDeque<SeqEntry>> {
         self.current.as_mut().map(|c| &mut c.buf)
     }
 }
@@ -114,13 +175,22 @@ pub fn overlaps(range: &KeyRange, first: &[u8], last: &[u8]) -> bool {
 
 /// One sorted source of a merge.
 pub enum Source {
-    /// Entries already in memory (a memtable's range), sorted, unique keys.
-    Mem(VecDeque<Entry>),
+    /// Entries already in memory (a memtable's range), in the merge's direction.
+    Mem(VecDeque<SeqEntry>),
     Sst(SstSource),
     Run(RunSource),
 }
 
 impl Source {
+    /// A memory source from entries in ascending key order.
+    pub fn mem(ascending: impl IntoIterator<Item = SeqEntry>, dir: Direction) -> Self {
+        let mut v: VecDeque<SeqEntry> = ascending.into_iter().collect();
+        if dir == Direction::Reverse {
+            v.make_contiguous().reverse();
+        }
+        Source::Mem(v)
+    }
+
     async fn fill(&mut self) -> Result<()> {
         match self {
             Source::Mem(_) => Ok(()),
@@ -129,7 +199,7 @@ impl Source {
         }
     }
 
-    fn buf(&mut self) -> Option<&mut VecDeque<Entry>> {
+    fn buf(&mut self) -> Option<&mut VecDeque<SeqEntry>> {
         match self {
             Source::Mem(v) => Some(v),
             Source::Sst(s) => Some(&mut s.buf),
@@ -138,53 +208,67 @@ impl Source {
     }
 
     fn head_key(&mut self) -> Option<Bytes> {
-        self.buf().and_then(|b| b.front()).map(|(k, _)| k.clone())
+        self.buf().and_then(|b| b.front()).map(|(k, _, _)| k.clone())
     }
 
-    fn pop(&mut self) -> Option<Entry> {
+    fn pop(&mut self) -> Option<SeqEntry> {
         self.buf().and_then(|b| b.pop_front())
     }
 }
 
-/// The k-way merge: each key once, from the newest source holding it.
+/// The k-way merge: each key once, from the newest source holding it, in
+/// either direction. It pulls from a source only when that source's buffer
+/// is empty, so it holds one read-ahead batch per SST or run at a time.
 pub struct MergeIter {
     sources: Vec<Source>,
+    dir: Direction,
     drop_tombstones: bool,
 }
 
 impl MergeIter {
-    /// `sources` newest first. With `drop_tombstones`, deleted keys are
-    /// skipped (reads, and compactions into the oldest run); otherwise a
-    /// tombstone is returned as `(key, None)` (compactions that must keep
-    /// shadowing older runs).
+    /// `sources` newest first, each in `Direction::Forward` order. With
+    /// `drop_tombstones`, deleted keys are skipped (reads, and compactions
+    /// into the oldest run); otherwise a tombstone is returned as
+    /// `(key, None)` (compactions that must keep shadowing older runs).
     pub fn new(sources: Vec<Source>, drop_tombstones: bool) -> Self {
-        Self { sources, drop_tombstones }
+        Self::with_direction(sources, Direction::Forward, drop_tombstones)
     }
 
-    /// The next entry in key order.
-    pub async fn next(&mut self) -> Result<Option<Entry>> {
+    /// As [`MergeIter::new`], the sources built for `dir`.
+    pub fn with_direction(sources: Vec<Source>, dir: Direction, drop_tombstones: bool) -> Self {
+        Self { sources, dir, drop_tombstones }
+    }
+
+    /// The next entry in the merge's direction, with its sequence number.
+    pub async fn next(&mut self) -> Result<Option<SeqEntry>> {
         loop {
-            let mut best: Option<(usize, Bytes)> = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
+            let mut best: Option<Bytes> = None;
+            for s in self.sources.iter_mut() {
                 s.fill().await?;
                 if let Some(k) = s.head_key() {
-                    if best.as_ref().is_none_or(|(_, b)| k < *b) {
-                        best = Some((i, k));
+                    let better = match (&best, self.dir) {
+                        (None, _) => true,
+                        (Some(b), Direction::Forward) => k < *b,
+                        (Some(b), Direction::Reverse) => k > *b,
+                    };
+                    if better {
+                        best = Some(k);
                     }
                 }
             }
-            let Some((winner, key)) = best else { return Ok(None) };
+            let Some(key) = best else { return Ok(None) };
+            // Every source's entry for `key` leaves; the newest source's wins.
             let mut entry = None;
-            for (i, s) in self.sources.iter_mut().enumerate() {
+            for s in self.sources.iter_mut() {
                 if s.head_key().as_ref() == Some(&key) {
                     let e = s.pop();
-                    if i == winner {
+                    if entry.is_none() {
                         entry = e;
                     }
                 }
             }
             match entry {
-                Some((_, None)) if self.drop_tombstones => continue,
+                Some((_, _, None)) if self.drop_tombstones => continue,
                 Some(e) => return Ok(Some(e)),
                 None => continue,
             }
@@ -201,13 +285,17 @@ mod tests {
     }
 
     fn mem(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::Mem(entries.iter().map(|(k, v)| (b(k), v.map(b))).collect())
+        Source::mem(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Forward)
     }
 
-    async fn drain(mut m: MergeIter) -> Vec<Entry> {
+    fn mem_rev(entries: &[(&str, Option<&str>)]) -> Source {
+        Source::mem(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Reverse)
+    }
+
+    async fn drain(mut m: MergeIter) -> Vec<crate::sst::Entry> {
         let mut out = Vec::new();
-        while let Some(e) = m.next().await.unwrap() {
-            out.push(e);
+        while let Some((k, _, v)) = m.next().await.unwrap() {
+            out.push((k, v));
         }
         out
     }
@@ -222,5 +310,16 @@ mod tests {
         let oldest = mem(&[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))]);
         let live = drain(MergeIter::new(vec![newest, oldest], true)).await;
         assert_eq!(live, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b")))]);
+    }
+
+    #[tokio::test]
+    async fn reverse_merge_yields_the_same_winners_backwards() {
+        let newest = &[("a", Some("new")), ("c", None), ("d", Some("d"))];
+        let oldest = &[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))];
+        let mut fwd = drain(MergeIter::new(vec![mem(newest), mem(oldest)], true)).await;
+        let rev = drain(MergeIter::with_direction(vec![mem_rev(newest), mem_rev(oldest)], Direction::Reverse, true)).await;
+        assert_eq!(rev.first(), Some(&(b("d"), Some(b("d")))));
+        fwd.reverse();
+        assert_eq!(rev, fwd);
     }
 }

@@ -1,12 +1,15 @@
-//! Data blocks: length-prefixed entries, sealed with a crc32c.
+//! Data blocks: length-prefixed entries, each with its write's sequence
+//! number, sealed with a crc32c.
 
 use bytes::Bytes;
 
-use super::Entry;
+use super::SeqEntry;
+use crate::protocol::MAX_ID;
 
-pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], seq: u64, value: Option<&[u8]>) {
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(key);
+    out.extend_from_slice(&seq.to_le_bytes());
     match value {
         None => out.push(0),
         Some(v) => {
@@ -19,7 +22,7 @@ pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) 
 
 /// Encoded size of one entry.
 pub(crate) fn entry_len(key: &[u8], value: Option<&[u8]>) -> usize {
-    4 + key.len() + 1 + value.map_or(0, |v| 4 + v.len())
+    4 + key.len() + 8 + 1 + value.map_or(0, |v| 4 + v.len())
 }
 
 fn read_u32(body: &Bytes, pos: &mut usize) -> Result<usize, String> {
@@ -35,13 +38,19 @@ fn read_slice(body: &Bytes, pos: &mut usize, len: usize) -> Result<Bytes, String
     Ok(out)
 }
 
-/// Decodes a verified block body; keys must be strictly increasing.
-pub(crate) fn decode_block(body: &Bytes) -> Result<Vec<Entry>, String> {
-    let mut out: Vec<Entry> = Vec::new();
+/// Decodes a verified block body; keys must be strictly increasing and
+/// sequence numbers within [`MAX_ID`].
+pub(crate) fn decode_block(body: &Bytes) -> Result<Vec<SeqEntry>, String> {
+    let mut out: Vec<SeqEntry> = Vec::new();
     let mut pos = 0;
     while pos < body.len() {
         let klen = read_u32(body, &mut pos)?;
         let key = read_slice(body, &mut pos, klen)?;
+        let raw = read_slice(body, &mut pos, 8)?;
+        let seq = u64::from_le_bytes([raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]]);
+        if seq > MAX_ID {
+            return Err(format!("entry seq {seq} is above the sequence number bound {MAX_ID}"));
+        }
         let tag = *body.get(pos).ok_or("entry truncated")?;
         pos += 1;
         let value = match tag {
@@ -52,10 +61,10 @@ pub(crate) fn decode_block(body: &Bytes) -> Result<Vec<Entry>, String> {
             }
             t => return Err(format!("unknown entry tag {t}")),
         };
-        if out.last().is_some_and(|(prev, _)| *prev >= key) {
+        if out.last().is_some_and(|(prev, _, _)| *prev >= key) {
             return Err("keys out of order".into());
         }
-        out.push((key, value));
+        out.push((key, seq, value));
     }
     Ok(out)
 }

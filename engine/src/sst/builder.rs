@@ -31,15 +31,16 @@ impl SstBuilder {
         }
     }
 
-    /// Adds an entry; keys must be strictly increasing.
-    pub fn add(&mut self, key: Bytes, value: Option<Bytes>) -> Result<()> {
+    /// Adds an entry written with sequence number `seq`; keys must be
+    /// strictly increasing.
+    pub fn add(&mut self, key: Bytes, seq: u64, value: Option<Bytes>) -> Result<()> {
         if self.last_key.as_ref().is_some_and(|last| *last >= key) {
             return Err(Error::InvalidArgument("SST keys must be added in strictly increasing order".into()));
         }
         if !self.block.is_empty() && self.block.len() + entry_len(&key, value.as_deref()) > self.block_size {
             self.cut_block();
         }
-        encode_entry(&mut self.block, &key, value.as_deref());
+        encode_entry(&mut self.block, &key, seq, value.as_deref());
         if self.block_first.is_none() {
             self.block_first = Some(key.clone());
         }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! object  := block* index filter meta footer
-//! block   := entry* crc32c          entry := klen:u32 key tag:u8 [vlen:u32 value]
+//! block   := entry* crc32c          entry := klen:u32 key seq:u64 tag:u8 [vlen:u32 value]
 //! index   := postcard(Vec<BlockHandle>) crc32c
 //! filter  := k:u8 bits crc32c       (bloom filter over the keys)
 //! meta    := caller bytes crc32c    (WAL header, for WAL objects)
@@ -27,8 +27,12 @@ use serde::{Deserialize, Serialize};
 /// A key's value in an SST or memtable: `None` is a tombstone.
 pub type Entry = (bytes::Bytes, Option<bytes::Bytes>);
 
+/// An entry with the sequence number of the write that made it.
+pub type SeqEntry = (bytes::Bytes, u64, Option<bytes::Bytes>);
+
 pub(crate) const MAGIC: u32 = 0x5444_4d4b; // "TDMK"
-pub(crate) const FORMAT_VERSION: u16 = 1;
+/// 2: every entry carries its write's sequence number (issue 11, item 3).
+pub(crate) const FORMAT_VERSION: u16 = 2;
 pub(crate) const FOOTER_LEN: usize = 32;
 
 /// Where a data block lives and which keys it spans.

@@ -9,7 +9,7 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::block::decode_block;
 use crate::cache::BlockCache;
-use super::{bloom, unseal, BlockHandle, Entry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
+use super::{bloom, unseal, BlockHandle, Entry, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
 use crate::sync::StdArc;
 
@@ -194,7 +194,7 @@ impl SstReader {
         &self.meta
     }
 
-    async fn block(&self, h: &BlockHandle) -> Result<Vec<Entry>> {
+    async fn block(&self, h: &BlockHandle) -> Result<Vec<SeqEntry>> {
         let raw = self.fetch_blocks(std::slice::from_ref(h)).await?;
         match raw.first() {
             Some(raw) => self.verify_block(h, raw),
@@ -258,7 +258,7 @@ impl SstReader {
     }
 
     /// [`SstReader::check_block`] as `Corrupt` naming this SST.
-    fn verify_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<Entry>> {
+    fn verify_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<SeqEntry>> {
         self.check_block(h, raw).map_err(|r| Self::corrupt(&self.path, r))
     }
 
@@ -269,18 +269,18 @@ impl SstReader {
     /// trusts the filter's "no"; a key the filter lacks would make `get` say
     /// `None` while `scan` returns the value, so it is an error instead
     /// (issue 17, case 3).
-    fn check_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<Entry>, String> {
+    fn check_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<SeqEntry>, String> {
         if raw.len() as u64 != u64::from(h.len) {
             return Err("the store returned a short block".into());
         }
         let body = unseal(raw, "block")?;
         let entries = decode_block(&raw.slice_ref(body))?;
-        let in_bounds = entries.first().is_some_and(|(k, _)| k.as_ref() == h.first_key.as_slice())
-            && entries.last().is_some_and(|(k, _)| k.as_ref() == h.last_key.as_slice());
+        let in_bounds = entries.first().is_some_and(|(k, _, _)| k.as_ref() == h.first_key.as_slice())
+            && entries.last().is_some_and(|(k, _, _)| k.as_ref() == h.last_key.as_slice());
         if !in_bounds {
             return Err(format!("block at offset {} keys disagree with the index", h.offset));
         }
-        if let Some((k, _)) = entries.iter().find(|(k, _)| !bloom::may_contain(&self.filter, k)) {
+        if let Some((k, _, _)) = entries.iter().find(|(k, _, _)| !bloom::may_contain(&self.filter, k)) {
             return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
         }
         Ok(entries)
@@ -289,7 +289,7 @@ impl SstReader {
     /// The entries of the consecutive data blocks `blocks`, fetched with one
     /// ranged read (scans and compaction read ahead this way instead of one
     /// request per block).
-    pub async fn read_blocks(&self, blocks: std::ops::Range<usize>) -> Result<Vec<Entry>> {
+    pub async fn read_blocks(&self, blocks: std::ops::Range<usize>) -> Result<Vec<SeqEntry>> {
         let handles = self.index.get(blocks.clone()).unwrap_or_default();
         let raw = self.fetch_blocks(handles).await?;
         let mut out = Vec::new();
@@ -313,6 +313,21 @@ impl SstReader {
         n.max(1)
     }
 
+    /// How many consecutive blocks ending at `last` (exclusive) and not
+    /// before `first` fit in `bytes` (at least one): read-ahead for reverse scans.
+    pub fn blocks_within_back(&self, first: usize, last: usize, bytes: u64) -> usize {
+        let mut total = 0u64;
+        let mut n = 0;
+        for h in self.index.get(first..last).unwrap_or_default().iter().rev() {
+            total += u64::from(h.len);
+            if n > 0 && total > bytes {
+                break;
+            }
+            n += 1;
+        }
+        n.max(1)
+    }
+
     /// Point read: `None` if the key is not in this SST, `Some(None)` for a
     /// tombstone. Reads at most one block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
@@ -322,14 +337,14 @@ impl SstReader {
         let i = self.index.partition_point(|h| h.last_key.as_slice() < key);
         let Some(h) = self.index.get(i).filter(|h| h.first_key.as_slice() <= key) else { return Ok(None) };
         let entries = self.block(h).await?;
-        Ok(entries.binary_search_by(|(k, _)| k.as_ref().cmp(key)).ok().map(|j| entries[j].1.clone()))
+        Ok(entries.binary_search_by(|(k, _, _)| k.as_ref().cmp(key)).ok().map(|j| entries[j].2.clone()))
     }
 
     /// Entries whose keys fall in `range`, reading only overlapping blocks.
     pub async fn scan(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         for i in self.blocks_in(range) {
-            out.extend(self.read_block(i).await?.into_iter().filter(|(k, _)| range.contains(k)));
+            out.extend(self.read_block(i).await?.into_iter().filter(|(k, _, _)| range.contains(k)).map(|(k, _, v)| (k, v)));
         }
         Ok(out)
     }
@@ -350,7 +365,7 @@ impl SstReader {
     }
 
     /// The entries of data block `i` (verified against the index).
-    pub async fn read_block(&self, i: usize) -> Result<Vec<Entry>> {
+    pub async fn read_block(&self, i: usize) -> Result<Vec<SeqEntry>> {
         match self.index.get(i) {
             Some(h) => self.block(h).await,
             None => Err(Self::corrupt(&self.path, format!("block {i} is not in the index"))),
@@ -380,15 +395,15 @@ impl SstReader {
 /// Checks everything a read of the object relies on (`SstReader::check_block`
 /// for each block), and that the entries are strictly increasing across
 /// blocks, so the result is sorted and has each key once.
-pub fn decode_all(path: &Path, bytes: Bytes) -> Result<(Bytes, Vec<Entry>)> {
+pub fn decode_all(path: &Path, bytes: Bytes) -> Result<(Bytes, Vec<SeqEntry>)> {
     let c = |r: String| Error::corrupt(path.to_string(), r);
     let reader = SstReader::from_bytes(path.clone(), bytes.clone())?;
-    let mut entries: Vec<Entry> = Vec::new();
+    let mut entries: Vec<SeqEntry> = Vec::new();
     for h in &reader.index {
         let end = h.offset.checked_add(u64::from(h.len)).ok_or_else(|| c("block offset overflows".into()))?;
         let raw = bytes.get(h.offset as usize..end as usize).ok_or_else(|| c("block beyond the object".into()))?;
         let block = reader.check_block(h, &bytes.slice_ref(raw)).map_err(c)?;
-        if let (Some((prev, _)), Some((first, _))) = (entries.last(), block.first()) {
+        if let (Some((prev, _, _)), Some((first, _, _))) = (entries.last(), block.first()) {
             if prev >= first {
                 return Err(c(format!("keys out of order across blocks: {prev:?} then {first:?}")));
             }

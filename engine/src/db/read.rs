@@ -1,0 +1,191 @@
+//! The read path: one consistent view per read, and the streaming iterator
+//! that walks it block by block.
+
+use std::ops::RangeBounds;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use super::{DbInner, OpenTree};
+use crate::error::Result;
+use crate::iter::{KeyRange, MergeIter, ScanOptions, Source};
+use crate::memtable::{ImmMemtable, Memtable};
+#[cfg(feature = "mutants")]
+use crate::sst::SeqEntry;
+use crate::sync::{lock, Arc, StdArc};
+
+impl DbInner {
+    /// What a read sees, captured in one critical section: the newest
+    /// sequence number in memory, the memtables and the tree. `flush_l0`
+    /// adds an SST to `l0` before it removes the memtable from `mem.imm`,
+    /// each under its own lock; holding `mem` and then `tree` (always in
+    /// this order) sees either both or only the SST, never neither, so a
+    /// write acknowledged before the read began is in the view. Writes
+    /// after it have higher sequence numbers: the active memtable, which
+    /// keeps changing, is read as of `seq`.
+    pub(super) fn read_view(&self) -> ReadView {
+        let mem = lock(&self.mem);
+        let tree = lock(&self.tree).clone();
+        ReadView { seq: mem.last_seq, active: mem.active.clone(), imm: mem.imm.clone(), tree }
+    }
+}
+
+/// One consistent state for reads (see [`DbInner::read_view`]): an
+/// implicit snapshot for each plain read, held by a [`Snapshot`].
+#[derive(Clone)]
+pub(super) struct ReadView {
+    /// The newest write the view sees.
+    seq: u64,
+    /// The memtable that was active, read as of `seq`.
+    active: Arc<Memtable>,
+    /// Immutable memtables, oldest first.
+    imm: Vec<Arc<ImmMemtable>>,
+    /// The open SSTs: L0 and sorted runs. Holding it keeps this process's
+    /// GC from deleting them (`DbInner::ssts_in_use`).
+    tree: StdArc<OpenTree>,
+}
+
+impl ReadView {
+    /// The iterator over `range`; it holds the view's tree.
+    pub(super) fn iter(&self, range: &KeyRange, opts: ScanOptions) -> DbIterator {
+        let dir = opts.direction;
+        let mut sources = vec![Source::mem(self.active.range_at(range, self.seq), dir)];
+        for imm in self.imm.iter().rev() {
+            sources.push(Source::mem(imm.table.range_at(range, self.seq), dir));
+        }
+        sources.extend(self.tree.sources(range, opts));
+        DbIterator { merge: MergeIter::with_direction(sources, dir, true), _tree: self.tree.clone() }
+    }
+
+    /// The newest value of `key` in the view: memtables, then L0 SSTs
+    /// newest first, then sorted runs newest first (at most one SST each).
+    pub(super) async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        if let Some((_, v)) = self.active.get(key, self.seq) {
+            return Ok(v);
+        }
+        if let Some(v) = self.imm.iter().rev().find_map(|m| m.table.get(key, self.seq).map(|(_, v)| v)) {
+            return Ok(v);
+        }
+        for sst in &self.tree.l0 {
+            if let Some(v) = sst.get(key).await? {
+                return Ok(v);
+            }
+        }
+        for run in &self.tree.runs {
+            if let Some(v) = run.get(key).await? {
+                return Ok(v);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A consistent read view as of one sequence number (`Db::snapshot`):
+/// reads see every write up to `seq()` and none after, across memtable
+/// flushes, compactions and GC. It holds the memtables and the SST tree of
+/// its moment, so compaction never has to keep old versions for it and GC
+/// of this process never deletes what it reads; the cost is that memory
+/// and SSTs it holds live as long as it does.
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(super) view: ReadView,
+    pub(super) max_key_size: usize,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot(seq={})", self.view.seq)
+    }
+}
+
+impl Snapshot {
+    /// The sequence number of the newest write this snapshot sees.
+    pub fn seq(&self) -> u64 {
+        self.view.seq
+    }
+
+    /// The value of `key` as of the snapshot.
+    pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
+        let key = key.as_ref();
+        super::check_key(key, self.max_key_size)?;
+        self.view.get(key).await
+    }
+
+    /// Live keys and values in `range` as of the snapshot, in key order.
+    pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
+        self.scan_with(range, ScanOptions::default()).await
+    }
+
+    /// As [`Snapshot::scan`], in descending key order.
+    pub async fn scan_rev(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
+        self.scan_with(range, ScanOptions::reverse()).await
+    }
+
+    /// Keys starting with `prefix` as of the snapshot, in key order.
+    pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<DbIterator> {
+        self.scan_with(super::prefix_range(prefix.into()), ScanOptions::default()).await
+    }
+
+    /// A scan of `range` with `opts`, as of the snapshot.
+    pub async fn scan_with(&self, range: impl RangeBounds<Bytes>, opts: ScanOptions) -> Result<DbIterator> {
+        let range: KeyRange = (range.start_bound().cloned(), range.end_bound().cloned());
+        Ok(self.view.iter(&range, opts))
+    }
+}
+
+/// A scan in progress: live keys and values in key order (or reverse), read
+/// from the consistent view it was created with. SSTs are read a read-ahead
+/// batch of blocks at a time per L0 SST or sorted run, so memory stays
+/// bounded however large the range. Holding it keeps this process's GC from
+/// deleting the SSTs it reads.
+pub struct DbIterator {
+    merge: MergeIter,
+    /// The tree the sources read (see `DbInner::ssts_in_use`).
+    _tree: StdArc<OpenTree>,
+}
+
+impl std::fmt::Debug for DbIterator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbIterator")
+    }
+}
+
+impl DbIterator {
+    /// An iterator over entries already merged (the `scan-without-snapshot` mutant).
+    #[cfg(feature = "mutants")]
+    pub(super) fn from_entries(ascending: Vec<SeqEntry>, dir: crate::iter::Direction, tree: StdArc<OpenTree>) -> Self {
+        DbIterator { merge: MergeIter::with_direction(vec![Source::mem(ascending, dir)], dir, true), _tree: tree }
+    }
+
+    /// The next live key and value, `None` at the end of the range.
+    pub async fn next(&mut self) -> Result<Option<(Bytes, Bytes)>> {
+        loop {
+            match self.merge.next().await? {
+                Some((k, _, Some(v))) => return Ok(Some((k, v))),
+                Some((_, _, None)) => continue,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Every remaining entry, in memory (for small ranges and tests).
+    pub async fn collect_vec(mut self) -> Result<Vec<(Bytes, Bytes)>> {
+        let mut out = Vec::new();
+        while let Some(e) = self.next().await? {
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// The iterator as a `futures::Stream`; it ends after the first error.
+    pub fn into_stream(self) -> impl Stream<Item = Result<(Bytes, Bytes)>> + Send + 'static {
+        futures::stream::unfold(Some(self), |state| async move {
+            let mut it = state?;
+            match it.next().await {
+                Ok(Some(e)) => Some((Ok(e), Some(it))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        })
+    }
+}
