@@ -1,5 +1,7 @@
 //! Test utilities (feature `test-util`): stores that misbehave on purpose.
 
 mod fault_store;
+mod latency_store;
 
 pub use fault_store::{FaultKind, FaultStore};
+pub use latency_store::{Latency, LatencySampler, LatencyStore};
