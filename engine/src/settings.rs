@@ -51,6 +51,9 @@ pub struct Settings {
     pub protocol: Protocol,
     /// Attempts for a transient object-store failure before the writer gives up.
     pub max_retries: u32,
+    /// Hedged creates and reads: a second identical request once the first
+    /// is slower than the recent p95, within a budget (`hedge` module).
+    pub hedge: crate::hedge::HedgeSettings,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
     /// Mutant `scan-without-snapshot` (issue 11's scan bug): `scan` reads the
@@ -80,6 +83,7 @@ impl Default for Settings {
             block_size: 4096,
             protocol: Protocol::Shipped,
             max_retries: 8,
+            hedge: crate::hedge::HedgeSettings::default(),
             recorder: None,
             #[cfg(feature = "mutants")]
             scan_without_snapshot: false,
@@ -103,6 +107,7 @@ impl std::fmt::Debug for Settings {
             .field("gc_min_age", &self.gc_min_age)
             .field("gc_interval", &self.gc_interval)
             .field("protocol", &self.protocol)
+            .field("hedge", &self.hedge)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +162,11 @@ impl Settings {
         self.protocol = p;
         self
     }
+    pub fn with_hedge(mut self, h: crate::hedge::HedgeSettings) -> Self {
+        self.hedge = h;
+        self
+    }
+
     pub fn with_recorder(mut self, r: Arc<dyn TraceRecorder>) -> Self {
         self.recorder = Some(r);
         self
@@ -188,6 +198,10 @@ impl Settings {
                 "max_key_size must be at most 16 MiB, max_value_size and block_size at most 1 GiB (SST lengths are u32); got {}, {}, {}",
                 self.max_key_size, self.max_value_size, self.block_size
             ));
+        }
+        let h = &self.hedge;
+        if !(0.0..=1.0).contains(&h.budget) || h.min_delay > h.max_delay {
+            return bad(format!("hedge budget must be within 0..=1 and min_delay <= max_delay; got {h:?}"));
         }
         if self.max_unflushed_bytes < self.l0_sst_size_bytes {
             return bad("max_unflushed_bytes must be at least l0_sst_size_bytes".into());

@@ -59,6 +59,8 @@ pub(crate) struct DbInner {
     /// (its manifest says nothing of this writer can still land).
     pub(crate) uploads_in_flight: AtomicUsize,
     pub(crate) read_only: bool,
+    /// Hedged creates and reads of this handle's store (`hedge`).
+    pub(crate) hedge_stats: StdArc<crate::hedge::HedgeStats>,
     /// The fences on this writer's recovered chain and the one it placed
     /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
     /// never deletes them.
@@ -191,6 +193,11 @@ impl Db {
     /// The writer epoch this handle claimed.
     pub fn writer_epoch(&self) -> Epoch {
         self.inner.epoch
+    }
+
+    /// Hedged creates and reads so far (`Settings::hedge`).
+    pub fn hedge_counts(&self) -> crate::hedge::HedgeCounts {
+        self.inner.hedge_stats.counts()
     }
 
     /// `durable_wal_id`: every WAL of this writer up to it exists.

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::memtable::MemState;
 use crate::paths::Layout;
+use crate::hedge::{HedgeStats, HedgeStore};
 use crate::retry::RetryStore;
 use crate::protocol::{
     claim_epoch, resolve_create_conflict, ChainWalk, CreateConflict, Epoch, ManifestView, ObjectOwner, Protocol,
@@ -197,6 +198,15 @@ fn replay(chain: &ChainContents) -> MemState {
     mem
 }
 
+/// The store chain every `Db` uses: hedged requests (`hedge`) around
+/// retried ones (`retry`), so a hedge races a whole retried request.
+fn wrap_store(store: StdArc<dyn ObjectStore>, settings: &Settings) -> (StdArc<dyn ObjectStore>, StdArc<HedgeStats>) {
+    let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
+    let hedged = HedgeStore::new(retried, settings.hedge);
+    let stats = hedged.stats();
+    (StdArc::new(hedged), stats)
+}
+
 impl Db {
     /// Opens (or creates) the database under `path` with default settings.
     pub async fn open(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
@@ -206,7 +216,7 @@ impl Db {
     /// Opens as a new writer: claims an epoch, replays, fences older writers.
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
-        let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
+        let (store, hedge_stats) = wrap_store(store, &settings);
         let layout = Layout::new(path.into());
         crate::store_check::require_create_if_absent(store.as_ref(), layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
@@ -216,13 +226,14 @@ impl Db {
         // and held across the awaits below it made this future not `Send`, so
         // a database could not be opened inside `tokio::spawn` (issue 11).
         let span = tracing::info_span!("Recover", writer_epoch = claimed.writer_epoch, version = claimed.version);
-        Self::recover(store, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
+        Self::recover(store, hedge_stats, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
     }
 
     /// `Recover` after the epoch is claimed: walk the chain, fence, replay,
     /// start the background tasks.
     async fn recover(
         store: StdArc<dyn ObjectStore>,
+        hedge_stats: StdArc<HedgeStats>,
         layout: Layout,
         tracer: Tracer,
         claimed: ManifestObject,
@@ -305,6 +316,7 @@ impl Db {
             memtable_full: AtomicBool::new(false),
             uploads_in_flight: AtomicUsize::new(0),
             read_only: false,
+            hedge_stats,
             fences: plan.fences.clone(),
             settings,
         });
@@ -323,7 +335,7 @@ impl Db {
     /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
-        let store: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(store, settings.max_retries));
+        let (store, hedge_stats) = wrap_store(store, &settings);
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
@@ -349,6 +361,7 @@ impl Db {
             memtable_full: AtomicBool::new(false),
             uploads_in_flight: AtomicUsize::new(0),
             read_only: true,
+            hedge_stats,
             fences: Vec::new(),
             settings,
         });

@@ -2,6 +2,8 @@
 
 mod fault_store;
 mod latency_store;
+mod paced_store;
 
 pub use fault_store::{FaultKind, FaultStore};
 pub use latency_store::{Latency, LatencySampler, LatencyStore};
+pub use paced_store::PacedStore;
