@@ -48,6 +48,15 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         if inner.commit.failure().is_some() {
             continue;
         }
+        // The freeze policy (`WalLog::window_has_room`): gather until the
+        // frozen WAL could start uploading at once.
+        while !inner.commit.with_log(|log| log.window_has_room()) && inner.commit.failure().is_none() {
+            let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
+            while uploads.try_join_next().is_some() {}
+        }
+        if inner.commit.failure().is_some() {
+            continue;
+        }
         let frozen = if inner.memtable_full.swap(false, Ordering::AcqRel) {
             freeze_memtable(&inner)
         } else {

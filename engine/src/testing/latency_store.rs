@@ -94,13 +94,32 @@ impl LatencySampler {
     }
 }
 
+/// Requests by kind, as a bill counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// PUTs (creates, overwrites, conditional updates, copies).
+    pub puts: u64,
+    /// GETs (whole objects and ranges).
+    pub gets: u64,
+    pub lists: u64,
+    pub deletes: u64,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Put,
+    Get,
+    List,
+    Delete,
+}
+
 /// Makes every request to `inner` wait a drawn latency first.
 #[derive(Clone)]
 pub struct LatencyStore {
     inner: Arc<dyn ObjectStore>,
     sampler: Arc<Mutex<LatencySampler>>,
     stragglers: Arc<AtomicU64>,
-    requests: Arc<AtomicU64>,
+    counts: Arc<[AtomicU64; 4]>,
 }
 
 impl LatencyStore {
@@ -109,7 +128,7 @@ impl LatencyStore {
             inner,
             sampler: Arc::new(Mutex::new(LatencySampler::new(latency, seed))),
             stragglers: Arc::new(AtomicU64::new(0)),
-            requests: Arc::new(AtomicU64::new(0)),
+            counts: Arc::new(Default::default()),
         }
     }
 
@@ -118,25 +137,26 @@ impl LatencyStore {
         self.stragglers.load(Ordering::Relaxed)
     }
 
-    /// Requests so far.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+    /// Requests so far, by kind.
+    pub fn counts(&self) -> RequestCounts {
+        let get = |k: Kind| self.counts[k as usize].load(Ordering::Relaxed);
+        RequestCounts { puts: get(Kind::Put), gets: get(Kind::Get), lists: get(Kind::List), deletes: get(Kind::Delete) }
     }
 
-    fn next_delay(&self) -> Duration {
+    fn next_delay(&self, kind: Kind) -> Duration {
+        self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
         let (d, straggler) = match self.sampler.lock() {
             Ok(mut s) => s.sample(),
             Err(poisoned) => poisoned.into_inner().sample(),
         };
-        self.requests.fetch_add(1, Ordering::Relaxed);
         if straggler {
             self.stragglers.fetch_add(1, Ordering::Relaxed);
         }
         d
     }
 
-    async fn wait(&self) {
-        tokio::time::sleep(self.next_delay()).await;
+    async fn wait(&self, kind: Kind) {
+        tokio::time::sleep(self.next_delay(kind)).await;
     }
 }
 
@@ -155,22 +175,22 @@ impl fmt::Display for LatencyStore {
 #[async_trait]
 impl ObjectStore for LatencyStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        self.wait().await;
+        self.wait(Kind::Put).await;
         self.inner.put_opts(location, payload, opts).await
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.wait().await;
+        self.wait(Kind::Put).await;
         self.inner.put_multipart_opts(location, opts).await
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.wait().await;
+        self.wait(Kind::Get).await;
         self.inner.get_opts(location, options).await
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.wait().await;
+        self.wait(Kind::Get).await;
         self.inner.get_ranges(location, ranges).await
     }
 
@@ -181,7 +201,7 @@ impl ObjectStore for LatencyStore {
                 let this = this.clone();
                 async move {
                     let path = path?;
-                    this.wait().await;
+                    this.wait(Kind::Delete).await;
                     let mut out = this.inner.delete_stream(stream::iter([Ok(path.clone())]).boxed());
                     out.next().await.unwrap_or(Ok(path))
                 }
@@ -190,7 +210,7 @@ impl ObjectStore for LatencyStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let delay = self.next_delay();
+        let delay = self.next_delay(Kind::List);
         let inner = self.inner.clone();
         let prefix = prefix.cloned();
         stream::once(async move {
@@ -202,17 +222,17 @@ impl ObjectStore for LatencyStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.wait().await;
+        self.wait(Kind::List).await;
         self.inner.list_with_delimiter(prefix).await
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.wait().await;
+        self.wait(Kind::Put).await;
         self.inner.copy_opts(from, to, options).await
     }
 
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.wait().await;
+        self.wait(Kind::Put).await;
         self.inner.rename_opts(from, to, options).await
     }
 }

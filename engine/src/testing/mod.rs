@@ -5,5 +5,5 @@ mod latency_store;
 mod paced_store;
 
 pub use fault_store::{FaultKind, FaultStore};
-pub use latency_store::{Latency, LatencySampler, LatencyStore};
+pub use latency_store::{Latency, LatencySampler, LatencyStore, RequestCounts};
 pub use paced_store::PacedStore;
