@@ -89,6 +89,12 @@ struct Args {
     /// Seed of the latency draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// tidemark's `burst_gap` (ms); its default when not given.
+    #[arg(long)]
+    tidemark_gap_ms: Option<u64>,
+    /// tidemark's `upload_gather` (ms); its default when not given.
+    #[arg(long)]
+    tidemark_gather_ms: Option<u64>,
     /// Value size in bytes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     value_bytes: u64,
@@ -168,8 +174,14 @@ impl Config {
         }
     }
 
-    fn tidemark_settings(self) -> tidemark::Settings {
-        let s = tidemark::Settings::default().with_compactor(false).with_gc_interval(Duration::ZERO);
+    fn tidemark_settings(self, args: &Args) -> tidemark::Settings {
+        let mut s = tidemark::Settings::default().with_compactor(false).with_gc_interval(Duration::ZERO);
+        if let Some(ms) = args.tidemark_gap_ms {
+            s = s.with_burst_gap(Duration::from_millis(ms));
+        }
+        if let Some(ms) = args.tidemark_gather_ms {
+            s = s.with_upload_gather(Duration::from_millis(ms));
+        }
         match self {
             Config::TidemarkNoHedge => s.with_hedge(tidemark::hedge::HedgeSettings::off()),
             Config::TidemarkW1 => s.with_max_inflight_wal_uploads(1),
@@ -264,7 +276,7 @@ struct Measured {
     latency_us: Option<Histogram<u64>>,
 }
 
-async fn open(config: Config, store: Arc<dyn ObjectStore>) -> Res<Db> {
+async fn open(config: Config, store: Arc<dyn ObjectStore>, args: &Args) -> Res<Db> {
     Ok(match config {
         Config::SlateDb(ms) => {
             let settings = slatedb::config::Settings {
@@ -275,7 +287,7 @@ async fn open(config: Config, store: Arc<dyn ObjectStore>) -> Res<Db> {
             };
             Db::Slate(Arc::new(slatedb::Db::builder("bench", store).with_settings(settings).build().await?))
         }
-        _ => Db::Tidemark(Arc::new(tidemark::Db::open_with("bench", store, config.tidemark_settings()).await?)),
+        _ => Db::Tidemark(Arc::new(tidemark::Db::open_with("bench", store, config.tidemark_settings(args)).await?)),
     })
 }
 
@@ -408,7 +420,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
     reset_peak_rss();
     let run_for = Duration::from_secs(plan.seconds);
     let mut out = Vec::new();
-    let db = open(plan.config, rs.store.clone()).await?;
+    let db = open(plan.config, rs.store.clone(), args).await?;
     let before = rs.latency.counts();
     let stragglers_before = rs.latency.stragglers();
     let mut results: Vec<(&'static str, Measured, tidemark::testing::RequestCounts, u64)> = Vec::new();
@@ -427,7 +439,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
             results.push(("fire-and-forget", m, rs.latency.counts(), rs.latency.stragglers()));
             if plan.workload == Workload::Reads {
                 db.close().await?;
-                let db = open(plan.config, rs.store.clone()).await?;
+                let db = open(plan.config, rs.store.clone(), args).await?;
                 for name in ["reads-cold", "reads-warm"] {
                     let c0 = rs.latency.counts();
                     let s0 = rs.latency.stragglers();
@@ -490,7 +502,7 @@ fn plans(args: &Args) -> Vec<Plan> {
         Some(s) => vec![s],
         None => vec![StoreKind::S3Tail, StoreKind::S3Latency],
     };
-    let short = args.seconds.unwrap_or(10);
+    let short = args.seconds.unwrap_or(if args.quick { 5 } else { 10 });
     let long = args.seconds.unwrap_or(if args.quick { 60 } else { 120 });
     let wanted = |w: Workload| args.workload.is_none_or(|x| x == w);
     let mut out = Vec::new();

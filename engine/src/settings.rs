@@ -15,10 +15,17 @@ pub struct Settings {
     pub flush_interval: Duration,
     /// Freeze the WAL buffer once it holds this many bytes.
     pub wal_size_bytes: usize,
-    /// After an upload starts, the next WAL gathers writes this long before
-    /// it is frozen, so that a burst of writers rides in one WAL instead of
-    /// filling the window with tiny ones. Zero freezes at once.
+    /// When a writer wakes the WAL flusher and no upload is in flight, the
+    /// buffer gathers this long before it is frozen, so that a burst of
+    /// writers (say, all those released by one acknowledgement) rides in one
+    /// WAL. Zero freezes at once.
     pub burst_gap: Duration,
+    /// While an upload is in flight, the next WAL gathers writes this long,
+    /// or until every upload has completed, before it is frozen. This trades
+    /// latency for PUTs: under steady load the WAL PUT rate stays near the
+    /// lower of one per upload time and one per `upload_gather`, and uploads
+    /// overlap only when one is slower than this. Zero pipelines at once.
+    pub upload_gather: Duration,
     /// W: WAL uploads in flight (1 = SlateDB's sequential flusher).
     pub max_inflight_wal_uploads: u64,
     /// Freeze the memtable into an L0 SST at this size.
@@ -69,6 +76,7 @@ impl Default for Settings {
             flush_interval: Duration::from_millis(5),
             wal_size_bytes: 4 << 20,
             burst_gap: Duration::from_millis(1),
+            upload_gather: Duration::from_millis(100),
             max_inflight_wal_uploads: 4,
             l0_sst_size_bytes: 64 << 20,
             max_unflushed_bytes: 256 << 20,
@@ -97,6 +105,7 @@ impl std::fmt::Debug for Settings {
             .field("flush_interval", &self.flush_interval)
             .field("wal_size_bytes", &self.wal_size_bytes)
             .field("burst_gap", &self.burst_gap)
+            .field("upload_gather", &self.upload_gather)
             .field("max_inflight_wal_uploads", &self.max_inflight_wal_uploads)
             .field("l0_sst_size_bytes", &self.l0_sst_size_bytes)
             .field("max_unflushed_bytes", &self.max_unflushed_bytes)
@@ -119,6 +128,11 @@ impl Settings {
     }
     pub fn with_burst_gap(mut self, d: Duration) -> Self {
         self.burst_gap = d;
+        self
+    }
+
+    pub fn with_upload_gather(mut self, d: Duration) -> Self {
+        self.upload_gather = d;
         self
     }
 
