@@ -24,14 +24,16 @@ use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+mod plot;
 use tidemark::testing::{Latency, LatencySampler, LatencyStore};
 
 /// S3 Standard request prices (USD per request).
 const USD_PER_PUT: f64 = 0.005 / 1000.0;
 const USD_PER_GET: f64 = 0.0004 / 1000.0;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 enum StoreKind {
     Memory,
@@ -68,6 +70,19 @@ struct Args {
     /// Print one JSON record per line instead of tables.
     #[arg(long)]
     json: bool,
+    /// Also write every record as a JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
+    /// Sweep the cost–latency frontier on s3-tail (open loop 2,000/s):
+    /// tidemark's `upload_gather` and SlateDB's flush interval.
+    #[arg(long)]
+    frontier: bool,
+    /// Write SVG plots of the records into this directory.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<std::path::PathBuf>,
+    /// Plot the records of this JSON-lines file (from --out) and exit.
+    #[arg(long, value_name = "FILE")]
+    plot_from: Option<std::path::PathBuf>,
     /// Seconds per timed run (overrides --quick's choices).
     #[arg(long)]
     seconds: Option<u64>,
@@ -155,6 +170,8 @@ enum Config {
     TidemarkW1,
     /// SlateDB with this flush interval (ms); 100 is its default.
     SlateDb(u64),
+    /// tidemark with this `upload_gather` (ms), for the frontier.
+    TidemarkGather(u64),
 }
 
 impl Config {
@@ -164,12 +181,13 @@ impl Config {
             Config::TidemarkNoHedge => "tidemark-no-hedge",
             Config::TidemarkW1 => "tidemark-w1",
             Config::SlateDb(_) => "slatedb-0.18",
+            Config::TidemarkGather(_) => "tidemark",
         }
     }
 
     fn flush_interval_ms(self) -> u64 {
         match self {
-            Config::SlateDb(ms) => ms,
+            Config::SlateDb(ms) | Config::TidemarkGather(ms) => ms,
             _ => tidemark::Settings::default().flush_interval.as_millis() as u64,
         }
     }
@@ -185,6 +203,7 @@ impl Config {
         match self {
             Config::TidemarkNoHedge => s.with_hedge(tidemark::hedge::HedgeSettings::off()),
             Config::TidemarkW1 => s.with_max_inflight_wal_uploads(1),
+            Config::TidemarkGather(ms) => s.with_upload_gather(Duration::from_millis(ms)),
             _ => s,
         }
     }
@@ -192,10 +211,10 @@ impl Config {
 
 /// One measurement, with every field the results page reads (null where it
 /// does not apply).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Record {
-    engine: &'static str,
-    workload: &'static str,
+    engine: String,
+    workload: String,
     store: StoreKind,
     writers: Option<u64>,
     rate: Option<u64>,
@@ -213,7 +232,12 @@ struct Record {
     peak_rss_mb: Option<f64>,
     stragglers_met: u64,
     hedges: Option<u64>,
+    /// (quantile, ms) pairs of the latency distribution, for the plots.
+    percentiles: Option<Vec<[f64; 2]>>,
 }
+
+/// Quantiles kept for the latency plots.
+const QUANTILES: [f64; 14] = [0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999, 1.0];
 
 /// A store for one run and the wrapper that counts its requests.
 struct RunStore {
@@ -406,6 +430,9 @@ async fn reads(db: &Db, n: u64) -> Res<Measured> {
 }
 
 struct Plan {
+    /// The record's workload name when it is not the workload's own (the
+    /// frontier sweep).
+    label: Option<&'static str>,
     workload: Workload,
     store: StoreKind,
     config: Config,
@@ -443,7 +470,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
                 for name in ["reads-cold", "reads-warm"] {
                     let c0 = rs.latency.counts();
                     let s0 = rs.latency.stragglers();
-                    let mut m = reads(&db, 2_000).await?;
+                    let mut m = reads(&db, 200).await?;
                     let c1 = rs.latency.counts();
                     m.writes = 0;
                     let diff = tidemark::testing::RequestCounts {
@@ -473,8 +500,8 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
         let secs = m.elapsed.as_secs_f64();
         let usd = (puts as f64 * USD_PER_PUT + gets as f64 * USD_PER_GET) / m.ops.max(1) as f64 * 1e6;
         out.push(Record {
-            engine: plan.config.engine(),
-            workload: name,
+            engine: plan.config.engine().into(),
+            workload: plan.label.unwrap_or(name).into(),
             store: plan.store,
             writers: plan.writers,
             rate: plan.rate,
@@ -492,6 +519,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
             peak_rss_mb: peak,
             stragglers_met: if name.starts_with("reads") { stragglers } else { stragglers - stragglers_before },
             hedges,
+            percentiles: m.latency_us.as_ref().map(|h| QUANTILES.iter().map(|&q| [q, ms(h, q)]).collect()),
         });
     }
     Ok(out)
@@ -518,7 +546,7 @@ fn plans(args: &Args) -> Vec<Plan> {
                     configs.push(Config::TidemarkNoHedge);
                 }
                 for config in configs {
-                    out.push(Plan { workload: Workload::OpenLoop, store, config, writers: None, rate: Some(rate), seconds });
+                    out.push(Plan { label: None, workload: Workload::OpenLoop, store, config, writers: None, rate: Some(rate), seconds });
                 }
             }
         }
@@ -529,18 +557,28 @@ fn plans(args: &Args) -> Vec<Plan> {
                     configs.push(Config::TidemarkW1);
                 }
                 for config in configs {
-                    out.push(Plan { workload: Workload::ClosedLoop, store, config, writers: Some(writers), rate: None, seconds: short.min(10) });
+                    out.push(Plan { label: None, workload: Workload::ClosedLoop, store, config, writers: Some(writers), rate: None, seconds: short.min(10) });
                 }
+            }
+        }
+        if args.frontier && store == StoreKind::S3Tail {
+            let seconds = args.seconds.unwrap_or(20);
+            let configs = [0u64, 25, 50, 100, 200, 400]
+                .map(Config::TidemarkGather)
+                .into_iter()
+                .chain([5u64, 10, 25, 50, 100, 200].map(Config::SlateDb));
+            for config in configs {
+                out.push(Plan { label: Some("frontier"), workload: Workload::OpenLoop, store, config, writers: None, rate: Some(2000), seconds });
             }
         }
         if wanted(Workload::FireAndForget) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { workload: Workload::FireAndForget, store, config, writers: None, rate: None, seconds: 0 });
+                out.push(Plan { label: None, workload: Workload::FireAndForget, store, config, writers: None, rate: None, seconds: 0 });
             }
         }
         if wanted(Workload::Reads) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0 });
+                out.push(Plan { label: None, workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0 });
             }
         }
     }
@@ -632,6 +670,12 @@ fn print_ratios(records: &[Record]) {
 #[tokio::main]
 async fn main() -> Res<()> {
     let args = Args::parse();
+    if let Some(file) = &args.plot_from {
+        let text = std::fs::read_to_string(file)?;
+        let records: Vec<Record> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
+        let dir = args.plot.clone().unwrap_or_else(|| ".".into());
+        return write_plots(&records, &dir);
+    }
     if !(0.0..=1.0).contains(&args.straggler_share) || args.p99_ms < args.p50_ms || args.p50_ms == 0 {
         return Err("need 0 < --p50-ms <= --p99-ms and --straggler-share within 0..=1".into());
     }
@@ -644,6 +688,10 @@ async fn main() -> Res<()> {
         }
         println!("values {} B; {} runs", args.value_bytes, plans.len());
     }
+    let mut out = match &args.out {
+        Some(path) => Some(std::fs::File::create(path)?),
+        None => None,
+    };
     let mut records = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
         if !args.json {
@@ -663,12 +711,33 @@ async fn main() -> Res<()> {
             if args.json {
                 println!("{}", serde_json::to_string(&r)?);
             }
+            if let Some(f) = out.as_mut() {
+                use std::io::Write;
+                writeln!(f, "{}", serde_json::to_string(&r)?)?;
+            }
             records.push(r);
         }
     }
     if !args.json {
         print_table(&records);
         print_ratios(&records);
+    }
+    if let Some(dir) = &args.plot {
+        write_plots(&records, dir)?;
+    }
+    Ok(())
+}
+
+/// Every plot the records allow, as SVG files in `dir`.
+fn write_plots(records: &[Record], dir: &std::path::Path) -> Res<()> {
+    std::fs::create_dir_all(dir)?;
+    for (store, name) in [(StoreKind::S3Tail, "latency-s3-tail.svg"), (StoreKind::S3Latency, "latency-s3-latency.svg")] {
+        if plot::latency(records, store, 2000, &dir.join(name))? {
+            eprintln!("wrote {}", dir.join(name).display());
+        }
+    }
+    if plot::frontier(records, &dir.join("frontier.svg"))? {
+        eprintln!("wrote {}", dir.join("frontier.svg").display());
     }
     Ok(())
 }
