@@ -39,7 +39,12 @@ pub fn settings(protocol: Protocol) -> Settings {
 /// by seed: zero gives many small WALs (more interleavings), the default
 /// gathers bursts as in production.
 pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRecorder) -> tidemark::Result<Db> {
-    let mut s = settings(cfg.protocol).with_burst_gap(cfg.burst_gap).with_recorder(Arc::new(recorder.clone()));
+    // Odd seeds: no gathering at all (many small WALs, every upload overlapping).
+    let gather = if cfg.burst_gap.is_zero() { std::time::Duration::ZERO } else { tidemark::Settings::default().upload_gather };
+    let mut s = settings(cfg.protocol)
+        .with_burst_gap(cfg.burst_gap)
+        .with_upload_gather(gather)
+        .with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
     s.scan_without_snapshot = cfg.scan_without_snapshot;
     if cfg.compaction {

@@ -19,6 +19,7 @@ pub mod commit;
 pub mod db;
 pub mod error;
 pub mod fsck;
+pub mod hedge;
 pub mod iter;
 pub mod manifest;
 pub mod memtable;

@@ -103,6 +103,9 @@ pub struct Metrics {
     pub index_filter_bytes: u64,
     /// Requests made to the store since the database was opened.
     pub requests: StoreRequests,
+    /// Hedged creates and reads (`Settings::hedge`); their second attempts
+    /// are among `requests`.
+    pub hedges: crate::hedge::HedgeCounts,
 }
 
 impl fmt::Display for Metrics {
@@ -121,6 +124,12 @@ impl fmt::Display for Metrics {
         writeln!(f, "open SSTs")?;
         writeln!(f, "  {:<20} {:>14}", "open_ssts", self.open_ssts)?;
         writeln!(f, "  {:<20} {:>14}", "index_filter_bytes", self.index_filter_bytes)?;
+        let h = &self.hedges;
+        writeln!(f, "hedged requests")?;
+        writeln!(f, "  {:<20} {:>14}", "create_hedges", h.create_hedges)?;
+        writeln!(f, "  {:<20} {:>14}", "create_hedges_won", h.create_hedges_won)?;
+        writeln!(f, "  {:<20} {:>14}", "read_hedges", h.read_hedges)?;
+        writeln!(f, "  {:<20} {:>14}", "read_hedges_won", h.read_hedges_won)?;
         writeln!(f, "store requests")?;
         for (name, n) in self.requests.kinds() {
             writeln!(f, "  {name:<20} {n:>14}")?;
@@ -306,10 +315,11 @@ mod tests {
             open_ssts: 2,
             index_filter_bytes: 900,
             requests: StoreRequests { get_range: 5, put_create: 2, ..Default::default() },
+            hedges: crate::hedge::HedgeCounts { create_hedges: 1, ..Default::default() },
         };
         let text = m.to_string();
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
-        for row in [["hits", "3"], ["hit_ratio", "75.0%"], ["get_range", "5"], ["put_create", "2"], ["total", "7"]] {
+        for row in [["hits", "3"], ["hit_ratio", "75.0%"], ["create_hedges", "1"], ["get_range", "5"], ["put_create", "2"], ["total", "7"]] {
             assert!(rows.contains(&row.to_vec()), "no row {row:?} in\n{text}");
         }
         let json = serde_json::to_value(&m).expect("serialize");

@@ -15,10 +15,17 @@ pub struct Settings {
     pub flush_interval: Duration,
     /// Freeze the WAL buffer once it holds this many bytes.
     pub wal_size_bytes: usize,
-    /// After an upload starts, the next WAL gathers writes this long before
-    /// it is frozen, so that a burst of writers rides in one WAL instead of
-    /// filling the window with tiny ones. Zero freezes at once.
+    /// When a writer wakes the WAL flusher and no upload is in flight, the
+    /// buffer gathers this long before it is frozen, so that a burst of
+    /// writers (say, all those released by one acknowledgement) rides in one
+    /// WAL. Zero freezes at once.
     pub burst_gap: Duration,
+    /// While an upload is in flight, the next WAL gathers writes this long,
+    /// or until every upload has completed, before it is frozen. This trades
+    /// latency for PUTs: under steady load the WAL PUT rate stays near the
+    /// lower of one per upload time and one per `upload_gather`, and uploads
+    /// overlap only when one is slower than this. Zero pipelines at once.
+    pub upload_gather: Duration,
     /// W: WAL uploads in flight (1 = SlateDB's sequential flusher).
     pub max_inflight_wal_uploads: u64,
     /// Freeze the memtable into an L0 SST at this size.
@@ -55,6 +62,9 @@ pub struct Settings {
     /// warm reads make no store request; 0 turns the cache off. Indexes and
     /// filters of open SSTs are held besides, outside this budget.
     pub block_cache_bytes: u64,
+    /// Hedged creates and reads: a second identical request once the first
+    /// is slower than the recent p95, within a budget (`hedge` module).
+    pub hedge: crate::hedge::HedgeSettings,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
     /// Mutant `scan-without-snapshot` (issue 11's scan bug): `scan` reads the
@@ -70,6 +80,7 @@ impl Default for Settings {
             flush_interval: Duration::from_millis(5),
             wal_size_bytes: 4 << 20,
             burst_gap: Duration::from_millis(1),
+            upload_gather: Duration::from_millis(100),
             max_inflight_wal_uploads: 4,
             l0_sst_size_bytes: 64 << 20,
             max_unflushed_bytes: 256 << 20,
@@ -85,6 +96,7 @@ impl Default for Settings {
             protocol: Protocol::Shipped,
             max_retries: 8,
             block_cache_bytes: 64 << 20,
+            hedge: crate::hedge::HedgeSettings::default(),
             recorder: None,
             #[cfg(feature = "mutants")]
             scan_without_snapshot: false,
@@ -98,6 +110,7 @@ impl std::fmt::Debug for Settings {
             .field("flush_interval", &self.flush_interval)
             .field("wal_size_bytes", &self.wal_size_bytes)
             .field("burst_gap", &self.burst_gap)
+            .field("upload_gather", &self.upload_gather)
             .field("max_inflight_wal_uploads", &self.max_inflight_wal_uploads)
             .field("l0_sst_size_bytes", &self.l0_sst_size_bytes)
             .field("max_unflushed_bytes", &self.max_unflushed_bytes)
@@ -109,6 +122,7 @@ impl std::fmt::Debug for Settings {
             .field("gc_interval", &self.gc_interval)
             .field("protocol", &self.protocol)
             .field("block_cache_bytes", &self.block_cache_bytes)
+            .field("hedge", &self.hedge)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +134,11 @@ impl Settings {
     }
     pub fn with_burst_gap(mut self, d: Duration) -> Self {
         self.burst_gap = d;
+        self
+    }
+
+    pub fn with_upload_gather(mut self, d: Duration) -> Self {
+        self.upload_gather = d;
         self
     }
 
@@ -167,6 +186,11 @@ impl Settings {
         self.block_cache_bytes = n;
         self
     }
+    pub fn with_hedge(mut self, h: crate::hedge::HedgeSettings) -> Self {
+        self.hedge = h;
+        self
+    }
+
     pub fn with_recorder(mut self, r: Arc<dyn TraceRecorder>) -> Self {
         self.recorder = Some(r);
         self
@@ -198,6 +222,10 @@ impl Settings {
                 "max_key_size must be at most 16 MiB, max_value_size and block_size at most 1 GiB (SST lengths are u32); got {}, {}, {}",
                 self.max_key_size, self.max_value_size, self.block_size
             ));
+        }
+        let h = &self.hedge;
+        if !(0.0..=1.0).contains(&h.budget) || h.min_delay > h.max_delay {
+            return bad(format!("hedge budget must be within 0..=1 and min_delay <= max_delay; got {h:?}"));
         }
         if self.max_unflushed_bytes < self.l0_sst_size_bytes {
             return bad("max_unflushed_bytes must be at least l0_sst_size_bytes".into());

@@ -149,9 +149,16 @@ impl<T> CommitLog<T> {
     /// — used by `FreezeMemtable` so that the memtable boundary coincides with
     /// a WAL boundary: every write in the frozen memtable is in a WAL
     /// `<= last frozen id`, and every later write in a later WAL.
-    pub fn freeze_with<R>(&self, then: impl FnOnce(Option<WalId>, WalId) -> R) -> (Option<FrozenWal<T>>, R) {
+    ///
+    /// A failed writer freezes nothing and `then` is not called (`R`'s
+    /// default is returned): a stopped writer takes no action, so neither
+    /// `FreezeWal` nor a `FreezeMemtable` over an unfrozen buffer happens.
+    pub fn freeze_with<R: Default>(&self, then: impl FnOnce(Option<WalId>, WalId) -> R) -> (Option<FrozenWal<T>>, R) {
         let mut inner = lock(&self.inner);
-        let frozen = if inner.buffer.is_empty() || inner.failed.is_some() {
+        if inner.failed.is_some() {
+            return (None, R::default());
+        }
+        let frozen = if inner.buffer.is_empty() {
             None
         } else {
             let wal_id = inner.log.freeze();
@@ -430,6 +437,16 @@ mod tests {
         assert_eq!(log.into_inner(), ["durable 0", "durable 2", "ack 1", "ack 2"], "acks follow the watermark, each once");
         let _w = c.wait_durable_with(2, || events.push("ack now"));
         assert_eq!(events, ["ack now"], "a covered wait acknowledges at once");
+    }
+
+    #[test]
+    fn a_failed_writer_freezes_nothing() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        c.append([1u8], 1, |_| ()).unwrap();
+        c.fail(AckError::Fenced { by: 2 });
+        let mut called = false;
+        let (frozen, ()) = c.freeze_with(|_, _| called = true);
+        assert!(frozen.is_none() && !called, "no FreezeWal and no FreezeMemtable after the writer stopped");
     }
 
     #[test]

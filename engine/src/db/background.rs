@@ -48,6 +48,22 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         if inner.commit.failure().is_some() {
             continue;
         }
+        // The freeze policy (`WalLog::window_has_room`): gather until the
+        // frozen WAL could start uploading at once.
+        while !inner.commit.with_log(|log| log.window_has_room()) && inner.commit.failure().is_none() {
+            let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
+            while uploads.try_join_next().is_some() {}
+        }
+        if inner.commit.failure().is_some() {
+            continue;
+        }
+        // A burst of writers (all those one acknowledgement released) comes
+        // in over a moment: gather it into one WAL instead of freezing the
+        // first writer's alone.
+        let gap = inner.settings.burst_gap;
+        if !gap.is_zero() && uploads.is_empty() && inner.commit.buffer_bytes() < inner.settings.wal_size_bytes {
+            tokio::time::sleep(gap).await;
+        }
         let frozen = if inner.memtable_full.swap(false, Ordering::AcqRel) {
             freeze_memtable(&inner)
         } else {
@@ -77,17 +93,15 @@ async fn wal_flusher(inner: Arc<DbInner>) {
                 Err(_) => break,
             }
         }
-        // Writers that arrive one after another (a burst released by one
-        // ack) would otherwise each get a WAL of their own and fill the
-        // window with tiny uploads, leaving the rest of the burst to wait a
-        // whole upload longer. While an upload is in flight, let the next
-        // WAL gather for `Settings::burst_gap` (short next to a PUT), unless
-        // it is already full or every upload completes first (a fast store).
-        let gap = inner.settings.burst_gap;
-        if !gap.is_zero() && !uploads.is_empty() && inner.commit.buffer_bytes() < inner.settings.wal_size_bytes {
+        // While an upload is in flight the next WAL gathers for
+        // `upload_gather`, unless it is full or every upload completes first:
+        // uploads overlap only when one is slow, and a steady load costs
+        // about one PUT per upload time (issue 16: request cost).
+        let gather = inner.settings.upload_gather;
+        if !gather.is_zero() && !uploads.is_empty() && inner.commit.buffer_bytes() < inner.settings.wal_size_bytes {
             let drained = async { while uploads.join_next().await.is_some() {} };
             tokio::select! {
-                _ = tokio::time::sleep(gap) => {}
+                _ = tokio::time::sleep(gather) => {}
                 _ = drained => {}
             }
         }

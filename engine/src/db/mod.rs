@@ -64,6 +64,8 @@ pub(crate) struct DbInner {
     /// (its manifest says nothing of this writer can still land).
     pub(crate) uploads_in_flight: AtomicUsize,
     pub(crate) read_only: bool,
+    /// Hedged creates and reads of this handle's store (`hedge`).
+    pub(crate) hedge_stats: StdArc<crate::hedge::HedgeStats>,
     /// The fences on this writer's recovered chain and the one it placed
     /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
     /// never deletes them.
@@ -166,6 +168,11 @@ impl Db {
         self.inner.epoch
     }
 
+    /// Hedged creates and reads so far (`Settings::hedge`).
+    pub fn hedge_counts(&self) -> crate::hedge::HedgeCounts {
+        self.inner.hedge_stats.counts()
+    }
+
     /// `durable_wal_id`: every WAL of this writer up to it exists.
     pub fn durable_wal_id(&self) -> u64 {
         self.inner.commit.durable_wal_id()
@@ -186,6 +193,7 @@ impl Db {
             open_ssts: open.len() as u64,
             index_filter_bytes: open.iter().sum(),
             requests: self.inner.requests.snapshot(),
+            hedges: self.inner.hedge_stats.counts(),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::memtable::MemState;
 use crate::paths::Layout;
+use crate::hedge::{HedgeStats, HedgeStore};
 use crate::retry::RetryStore;
 use crate::protocol::{
     claim_epoch, resolve_create_conflict, ChainWalk, CreateConflict, Epoch, ManifestView, ObjectOwner, Protocol,
@@ -188,17 +189,6 @@ pub(crate) fn open_tree_with(
     OpenTree { l0, runs }
 }
 
-/// The store chain every `Db` uses: the caller's store, then the request
-/// counter (so each attempt of a retried request is counted), then the
-/// retries. Returns the chain and the counters.
-fn counted_store(store: StdArc<dyn ObjectStore>, settings: &Settings) -> (StdArc<dyn ObjectStore>, StdArc<RequestCounters>) {
-    let counting = CountingStore::new(store);
-    let requests = counting.counters();
-    (StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries)), requests)
-}
-
-/// The memtable of the replayed WALs, and the highest sequence number in
-/// them (recovery continues numbering above it, see `seq_base`).
 fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
     let mem = MemState::default();
     let mut max: Option<u64> = None;
@@ -213,6 +203,22 @@ fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
     (mem, max)
 }
 
+/// The store chain every `Db` uses: the caller's store, then the request
+/// counter (so each attempt of a retried or hedged request is counted), then
+/// the retries, then hedged creates and reads (`hedge`), so a hedge races a
+/// whole retried request. Returns the chain and its counters.
+fn store_chain(
+    store: StdArc<dyn ObjectStore>,
+    settings: &Settings,
+) -> (StdArc<dyn ObjectStore>, StdArc<RequestCounters>, StdArc<HedgeStats>) {
+    let counting = CountingStore::new(store);
+    let requests = counting.counters();
+    let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
+    let hedged = HedgeStore::new(retried, settings.hedge);
+    let hedges = hedged.stats();
+    (StdArc::new(hedged), requests, hedges)
+}
+
 impl Db {
     /// Opens (or creates) the database under `path` with default settings.
     pub async fn open(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
@@ -222,7 +228,7 @@ impl Db {
     /// Opens as a new writer: claims an epoch, replays, fences older writers.
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
-        let (store, requests) = counted_store(store, &settings);
+        let (store, requests, hedge_stats) = store_chain(store, &settings);
         let layout = Layout::new(path.into());
         crate::store_check::require_create_if_absent(store.as_ref(), layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
@@ -232,7 +238,7 @@ impl Db {
         // and held across the awaits below it made this future not `Send`, so
         // a database could not be opened inside `tokio::spawn` (issue 11).
         let span = tracing::info_span!("Recover", writer_epoch = claimed.writer_epoch, version = claimed.version);
-        Self::recover(store, requests, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
+        Self::recover(store, (requests, hedge_stats), layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
     }
 
     /// `Recover` after the epoch is claimed: walk the chain, fence, replay,
@@ -240,7 +246,7 @@ impl Db {
     #[allow(clippy::too_many_arguments)]
     async fn recover(
         store: StdArc<dyn ObjectStore>,
-        requests: StdArc<RequestCounters>,
+        (requests, hedge_stats): (StdArc<RequestCounters>, StdArc<HedgeStats>),
         layout: Layout,
         tracer: Tracer,
         claimed: ManifestObject,
@@ -329,6 +335,7 @@ impl Db {
             memtable_full: AtomicBool::new(false),
             uploads_in_flight: AtomicUsize::new(0),
             read_only: false,
+            hedge_stats,
             fences: plan.fences.clone(),
             block_cache,
             requests,
@@ -349,7 +356,7 @@ impl Db {
     /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
-        let (store, requests) = counted_store(store, &settings);
+        let (store, requests, hedge_stats) = store_chain(store, &settings);
         let layout = Layout::new(path.into());
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
@@ -381,6 +388,7 @@ impl Db {
             memtable_full: AtomicBool::new(false),
             uploads_in_flight: AtomicUsize::new(0),
             read_only: true,
+            hedge_stats,
             fences: Vec::new(),
             block_cache,
             requests,

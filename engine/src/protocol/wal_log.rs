@@ -86,6 +86,15 @@ impl WalLog {
             && wal_id <= MAX_WAL_ID
     }
 
+    /// Freeze policy: whether a WAL frozen now could start uploading at once.
+    /// While the window is full a frozen WAL only waits, and every write that
+    /// arrives meanwhile misses it and waits a whole upload more; so the
+    /// writer keeps gathering into the buffer until this holds (issue 16: at
+    /// W = 1 this is SlateDB's "flush what gathered during the last flush").
+    pub fn window_has_room(&self) -> bool {
+        self.next_wal_id <= self.durable_wal_id().saturating_add(self.max_inflight)
+    }
+
     /// `WalDurable`: the create of `wal_id` succeeded. Returns the new
     /// watermark if it advanced.
     pub fn on_wal_durable(&mut self, wal_id: WalId) -> Option<WalId> {

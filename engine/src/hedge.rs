@@ -1,0 +1,357 @@
+//! Hedged requests: when a create or a read has not answered after the
+//! recent p95 of its kind, a second identical request is sent and the first
+//! answer wins (issue 16).
+//!
+//! The durable watermark is a contiguous prefix, so one straggling WAL upload
+//! holds back every acknowledgement behind it; S3's own guidance is to retry
+//! slow requests early. A hedged create is safe because of how tidemark
+//! already settles `AlreadyExists`: both attempts carry the same bytes and
+//! owner token, so whichever lands, the other's `AlreadyExists` (or S3's 409
+//! for concurrent conditional writes) is read back and resolved as ours by
+//! `protocol::resolve_create_conflict` (spec §4, "Hedged creates"). Only
+//! creates (`PutMode::Create`) and reads are hedged: overwrites and
+//! conditional updates are not idempotent. Hedges are bounded by a budget
+//! (a fraction of the requests of the kind), counted, and can be switched
+//! off (`Settings::hedge_budget = 0`).
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::future::{select, Either};
+use futures::stream::BoxStream;
+use futures::FutureExt;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+};
+use serde::Serialize;
+
+use crate::sync::{lock, AtomicU64, Mutex, Ordering, StdArc};
+
+/// Latencies remembered per kind of request.
+const WINDOW: usize = 256;
+/// Below this many samples the hedge delay is the cap (no distribution yet).
+const MIN_SAMPLES: usize = 16;
+/// Hedges that may be sent back to back before the budget refills.
+const MAX_TOKENS: f64 = 8.0;
+
+/// When and how often to hedge.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HedgeSettings {
+    /// Extra requests allowed, as a fraction of the requests of each kind
+    /// (0.1 = at most about 10 % more). Zero switches hedging off.
+    pub budget: f64,
+    /// The hedge delay is the recent p95 of the kind, but at least this ...
+    pub min_delay: Duration,
+    /// ... and at most this.
+    pub max_delay: Duration,
+}
+
+impl Default for HedgeSettings {
+    fn default() -> Self {
+        Self { budget: 0.1, min_delay: Duration::from_millis(20), max_delay: Duration::from_millis(500) }
+    }
+}
+
+impl HedgeSettings {
+    /// No hedging.
+    pub fn off() -> Self {
+        Self { budget: 0.0, ..Self::default() }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.budget > 0.0
+    }
+}
+
+/// Hedges sent and won, per kind.
+#[derive(Debug, Default)]
+pub struct HedgeStats {
+    creates: AtomicU64,
+    create_hedges: AtomicU64,
+    create_hedges_won: AtomicU64,
+    reads: AtomicU64,
+    read_hedges: AtomicU64,
+    read_hedges_won: AtomicU64,
+}
+
+/// A copy of [`HedgeStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct HedgeCounts {
+    /// Creates asked for (not counting hedges).
+    pub creates: u64,
+    /// Second attempts sent for slow creates.
+    pub create_hedges: u64,
+    /// Of those, the ones that answered first.
+    pub create_hedges_won: u64,
+    pub reads: u64,
+    pub read_hedges: u64,
+    pub read_hedges_won: u64,
+}
+
+impl HedgeStats {
+    pub fn counts(&self) -> HedgeCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        HedgeCounts {
+            creates: get(&self.creates),
+            create_hedges: get(&self.create_hedges),
+            create_hedges_won: get(&self.create_hedges_won),
+            reads: get(&self.reads),
+            read_hedges: get(&self.read_hedges),
+            read_hedges_won: get(&self.read_hedges_won),
+        }
+    }
+}
+
+/// The recent latencies of one kind of request and its hedge budget.
+#[derive(Debug)]
+struct Tracker {
+    recent: VecDeque<Duration>,
+    tokens: f64,
+}
+
+impl Tracker {
+    fn new() -> Self {
+        Self { recent: VecDeque::with_capacity(WINDOW), tokens: 1.0 }
+    }
+
+    fn observe(&mut self, d: Duration) {
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(d);
+    }
+
+    /// How long to wait before hedging: the recent p95, clamped.
+    fn delay(&self, s: &HedgeSettings) -> Duration {
+        if self.recent.len() < MIN_SAMPLES {
+            return s.max_delay;
+        }
+        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let p95 = sorted[(sorted.len() - 1) * 95 / 100];
+        p95.clamp(s.min_delay, s.max_delay)
+    }
+
+    /// Every request earns `budget` of a hedge; a hedge spends a whole one.
+    fn earn(&mut self, s: &HedgeSettings) {
+        self.tokens = (self.tokens + s.budget).min(MAX_TOKENS);
+    }
+
+    fn try_spend(&mut self) -> bool {
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Which tracker a request belongs to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Create,
+    Read,
+}
+
+/// An `ObjectStore` that hedges slow creates and reads (see the module doc).
+/// Everything else passes through.
+pub struct HedgeStore {
+    inner: StdArc<dyn ObjectStore>,
+    settings: HedgeSettings,
+    creates: Mutex<Tracker>,
+    reads: Mutex<Tracker>,
+    stats: StdArc<HedgeStats>,
+}
+
+impl HedgeStore {
+    pub fn new(inner: StdArc<dyn ObjectStore>, settings: HedgeSettings) -> Self {
+        Self {
+            inner,
+            settings,
+            creates: Mutex::new(Tracker::new()),
+            reads: Mutex::new(Tracker::new()),
+            stats: StdArc::new(HedgeStats::default()),
+        }
+    }
+
+    /// The counters, shared: they outlive the store for `Db::metrics()`.
+    pub fn stats(&self) -> StdArc<HedgeStats> {
+        self.stats.clone()
+    }
+
+    fn tracker(&self, kind: Kind) -> &Mutex<Tracker> {
+        match kind {
+            Kind::Create => &self.creates,
+            Kind::Read => &self.reads,
+        }
+    }
+
+    fn counters(&self, kind: Kind) -> (&AtomicU64, &AtomicU64, &AtomicU64) {
+        let s = &self.stats;
+        match kind {
+            Kind::Create => (&s.creates, &s.create_hedges, &s.create_hedges_won),
+            Kind::Read => (&s.reads, &s.read_hedges, &s.read_hedges_won),
+        }
+    }
+
+    /// Runs `attempt` once; if it has not answered after the hedge delay and
+    /// the budget allows, runs it a second time and returns the first
+    /// success. An error is returned only once no attempt can succeed, except
+    /// `AlreadyExists`, returned at once: it means the object exists now
+    /// (possibly from the other attempt), and the caller reads it back.
+    async fn hedged<T, F, Fut>(&self, kind: Kind, attempt: F) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send,
+    {
+        let (asked, hedges, won) = self.counters(kind);
+        asked.fetch_add(1, Ordering::Relaxed);
+        if !self.settings.is_on() {
+            return attempt().await;
+        }
+        let delay = {
+            let mut t = lock(self.tracker(kind));
+            t.earn(&self.settings);
+            t.delay(&self.settings)
+        };
+        let started = Instant::now();
+        let mut first = Box::pin(attempt().map(move |r| (r, started.elapsed())));
+        let timer = Box::pin(tokio::time::sleep(delay));
+        let first = match select(first.as_mut(), timer).await {
+            Either::Left(((r, took), _)) => return self.settled(kind, r, took),
+            Either::Right(((), _)) => first,
+        };
+        if !lock(self.tracker(kind)).try_spend() {
+            let (r, took) = first.await;
+            return self.settled(kind, r, took);
+        }
+        hedges.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?delay, "hedging a slow request");
+        let hedge_started = Instant::now();
+        let second = Box::pin(attempt().map(move |r| (r, hedge_started.elapsed())));
+        match select(first, second).await {
+            Either::Left(((r, took), second)) => match r {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => self.settled(kind, r, took),
+                Err(_) => {
+                    let (r2, took2) = second.await;
+                    if r2.is_ok() {
+                        won.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.settled(kind, r2, took2)
+                }
+            },
+            Either::Right(((r, took), first)) => match r {
+                Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => {
+                    won.fetch_add(1, Ordering::Relaxed);
+                    self.settled(kind, r, took)
+                }
+                Err(_) => {
+                    let (r1, took1) = first.await;
+                    self.settled(kind, r1, took1)
+                }
+            },
+        }
+    }
+
+    /// Records the latency of an answer (successes only: an error says
+    /// nothing about how long a request takes).
+    fn settled<T>(&self, kind: Kind, r: Result<T>, took: Duration) -> Result<T> {
+        if r.is_ok() {
+            lock(self.tracker(kind)).observe(took);
+        }
+        r
+    }
+}
+
+impl fmt::Debug for HedgeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HedgeStore({}, {:?})", self.inner, self.settings)
+    }
+}
+
+impl fmt::Display for HedgeStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HedgeStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for HedgeStore {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
+        if !matches!(opts.mode, PutMode::Create) {
+            return self.inner.put_opts(location, payload, opts).await;
+        }
+        self.hedged(Kind::Create, || self.inner.put_opts(location, payload.clone(), opts.clone())).await
+    }
+
+    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        self.hedged(Kind::Read, || self.inner.get_opts(location, options.clone())).await
+    }
+
+    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
+        self.hedged(Kind::Read, || self.inner.get_ranges(location, ranges)).await
+    }
+
+    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+
+    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
+        self.inner.rename_opts(from, to, options).await
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_is_the_recent_p95_clamped() {
+        let s = HedgeSettings { budget: 0.1, min_delay: Duration::from_millis(20), max_delay: Duration::from_millis(500) };
+        let mut t = Tracker::new();
+        assert_eq!(t.delay(&s), s.max_delay, "no distribution yet");
+        for ms in 1..=100 {
+            t.observe(Duration::from_millis(ms));
+        }
+        assert_eq!(t.delay(&s), Duration::from_millis(95));
+        for _ in 0..WINDOW {
+            t.observe(Duration::from_millis(1));
+        }
+        assert_eq!(t.delay(&s), s.min_delay);
+    }
+
+    #[test]
+    fn the_budget_earns_a_fraction_per_request() {
+        let s = HedgeSettings::default();
+        let mut t = Tracker::new();
+        assert!(t.try_spend(), "one hedge to start with");
+        assert!(!t.try_spend());
+        for _ in 0..10 {
+            t.earn(&s);
+        }
+        assert!(t.try_spend(), "ten requests earn one hedge at 10 %");
+    }
+}
