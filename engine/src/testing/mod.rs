@@ -2,4 +2,4 @@
 
 mod fault_store;
 
-pub use fault_store::{FaultKind, FaultStore};
+pub use fault_store::{FaultKind, FaultStore, InjectedFaults, RandomFaults};
