@@ -289,6 +289,14 @@ impl Checker {
             // `Layout::sst`) and no manifest can list it, since its next
             // manifest write must be `Fenced` (checked below).
             TraceEvent::FlushL0 { .. } if !self.state.is_alive(epoch) => Ok(()),
+            // A flush whose SST or manifest write failed for good (a store
+            // error after retries) is tried again: the engine records
+            // `FlushL0` again for the memtable the model already flushed.
+            TraceEvent::FlushL0 { last_wal_id, .. }
+                if self.writer(epoch)?.flushed.last().is_some_and(|f| f.last_wal_id == *last_wal_id) =>
+            {
+                Ok(())
+            }
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
             TraceEvent::WriteManifest { version, .. } if self.pre_applied.remove(&(epoch, *version)) => Ok(()),
             TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id } => {
