@@ -547,6 +547,12 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
         if let Some((invariant, anomaly)) = lock(histories).anomalies.first() {
             return Err(fail(invariant, anomaly.clone()));
         }
+        // Shared keys first: where both checks would fail, the shared-key
+        // oracle is the one shown to catch it.
+        let observed = api::scan_prefix(&db, Bytes::from_static(crate::shared::PREFIX.as_bytes()))
+            .await
+            .map_err(|e| fail("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}")))?;
+        lock(histories).shared.check_and_rebase(&observed).map_err(|v| fail(v.invariant, v.detail))?;
         let writer_count = lock(histories).histories.len();
         for w in 0..writer_count {
             let observed: BTreeMap<Bytes, Bytes> = api::scan_prefix(&db, workload::key_prefix(w))
@@ -554,10 +560,6 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
                 .map_err(|e| fail("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}")))?;
             lock(histories).histories[w].check_and_rebase(w, &observed).map_err(|v| fail(v.invariant(), v.to_string()))?;
         }
-        let observed = api::scan_prefix(&db, Bytes::from_static(crate::shared::PREFIX.as_bytes()))
-            .await
-            .map_err(|e| fail("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}")))?;
-        lock(histories).shared.check_and_rebase(&observed).map_err(|v| fail(v.invariant, v.detail))?;
         let s = api::settings(cfg.protocol);
         liveness::progress(&db, s.max_inflight_wal_uploads as usize, s.l0_sst_size_bytes)
             .await

@@ -54,3 +54,22 @@ fn sst_names_without_epoch_are_caught() {
     let found = failures(0, 100, |c| Config { sst_names_without_epoch: true, ..c });
     assert!(!found.is_empty(), "sst-names-without-epoch: no violation in 100 faulty seeds");
 }
+
+#[test]
+fn the_shared_key_oracle_catches_lost_overwrites() {
+    // Schedules where writers of a process, and a zombie and its successor,
+    // overwrite each other's keys: shipped passes, and mutants that lose
+    // acknowledged writes are caught on the shared keys themselves.
+    let shared = |c: Config| Config { shared_keys: true, ..c };
+    for seed in 0..100 {
+        let report = run(&shared(Config::new(seed)));
+        assert!(report.failure.is_none(), "seed {seed}: {:?}", report.failure);
+    }
+    for (mutant, zombies) in [(Protocol::ExistsIsOurs, true), (Protocol::MaxCompleted, false)] {
+        let found: Vec<Failure> = (0..100)
+            .filter_map(|seed| run(&Config { protocol: mutant, zombies, ..shared(Config::new(seed)) }).failure)
+            .filter(|f| f.detail.starts_with("shared key"))
+            .collect();
+        assert!(!found.is_empty(), "{mutant}: the shared-key oracle caught nothing in 100 seeds");
+    }
+}
