@@ -74,8 +74,8 @@ pub struct Config {
     /// the writers of a process, and a zombie and its successor, overwrite
     /// each other: seeds 1 mod 3.
     pub shared_keys: bool,
-    /// After the recovery check, this many processes open the store at once
-    /// and race (0: none): seeds 7 mod 10 race 2 to 16 openers.
+    /// After the last recovery check, this many processes open the store at
+    /// once and race (0: none): seeds 7 mod 10 race 2 to 16 openers.
     pub racing_openers: usize,
     /// Engine mutant `sst-names-without-epoch` (see `Settings`).
     pub sst_names_without_epoch: bool,
@@ -275,7 +275,7 @@ pub fn run(cfg: &Config) -> Report {
         if round == 0 {
             round0_ops = ops;
         }
-        if let Err(mut failure) = recovery_phase(cfg, &inner, &histories) {
+        if let Err(mut failure) = recovery_phase(cfg, &inner, &histories, round + 1 == cfg.rounds) {
             failure.round = round;
             failure.crash_op = crash_op;
             let conformance = Conformance::Skipped("the oracle found a violation first");
@@ -529,7 +529,8 @@ async fn run_writer(db: Arc<api::Db>, process: usize, writer: usize, plan: Vec<O
 }
 
 /// A new process opens the store with no faults and checks every writer.
-fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histories) -> Result<(), Failure> {
+/// `last`: the schedule's last recovery, after which openers race (if any).
+fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histories, last: bool) -> Result<(), Failure> {
     let fail = |invariant: &str, detail: String| Failure {
         seed: cfg.seed,
         round: 0,
@@ -565,7 +566,7 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
             .await
             .map_err(|e| fail("liveness: RecoveredWriterProgresses", e))?;
         api::close(db).await.map_err(|e| fail("I2 RecoveryNeverFails", format!("close after recovery failed: {e}")))?;
-        if cfg.racing_openers > 0 {
+        if cfg.racing_openers > 0 && last {
             let outcome = liveness::race(inner, cfg, &recorder, cfg.racing_openers)
                 .await
                 .map_err(|e| fail("liveness: RacingOpenersFinish", e))?;

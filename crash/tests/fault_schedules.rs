@@ -22,7 +22,7 @@ fn shipped_survives_faulty_schedules_and_their_races() {
     assert!(injected.transient > 100, "transient errors were injected: {injected:?}");
     assert!(injected.ambiguous_wals > 100, "ambiguous WAL and fence creates were injected: {injected:?}");
     assert!(injected.ambiguous_creates > injected.ambiguous_wals, "ambiguous manifest/SST creates too: {injected:?}");
-    assert!(injected.racers > 0 && injected.racers_fenced == injected.racers - 2 * 30, "30 seeds race (2 rounds), one winner each: {injected:?}");
+    assert!(injected.racers > 0 && injected.racers_fenced == injected.racers - 30, "30 seeds race (after the last round), one winner each: {injected:?}");
 }
 
 #[test]
