@@ -12,7 +12,8 @@ pub enum Op {
     Write { writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool },
     /// Scan this writer's keys and compare with its own history.
     Scan,
-    /// Read one of this writer's keys and compare with its own history.
+    /// Read one of this writer's keys and compare with its own history, or
+    /// a shared key (checked by `shared::SharedKeys::check_read`).
     Get { key: Bytes },
     /// `flush()`: everything written so far becomes durable.
     Flush,

@@ -9,7 +9,9 @@
 //! also delay reads by seeded amounts (on tokio's clock, so a paused clock
 //! keeps a seed exact), which makes a read span other tasks' store calls, as
 //! on a real object store: issue 11's scan bug needed an L0 flush to finish
-//! while a scan awaited its SST reads.
+//! while a scan awaited its SST reads. With [`RandomFaults`] it fails seeded
+//! calls transiently and makes seeded conditional puts ambiguous, recording
+//! what it injected ([`FaultStore::injected`]) for trace conformance.
 
 use std::fmt;
 use std::ops::Range;
