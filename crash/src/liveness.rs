@@ -28,13 +28,13 @@ fn probe_key(i: usize) -> Bytes {
     Bytes::from(format!("live/{i:03}"))
 }
 
-/// The recovered writer makes `2W + 1` durable puts one after another (its
+/// The recovered writer makes `W + 1` durable puts one after another (its
 /// window of W uploads must free as uploads complete), then one put larger
 /// than a memtable, whose `FlushL0` and `WriteManifest` must follow: the
 /// manifest's `replay_after_wal_id` must reach the put's WAL.
 pub async fn progress(db: &api::Db, max_inflight: usize, l0_sst_size: usize) -> Result<(), String> {
     let work = async {
-        for i in 0..2 * max_inflight + 1 {
+        for i in 0..max_inflight + 1 {
             api::write(db, vec![(probe_key(i), Some(Bytes::from_static(b"p")))], true)
                 .await
                 .map_err(|e| format!("durable put {i} of the recovered writer failed: {e}"))?;
@@ -56,7 +56,7 @@ pub async fn progress(db: &api::Db, max_inflight: usize, l0_sst_size: usize) -> 
         Err(_) => Err(format!(
             "the recovered writer (epoch {}) did not make {} durable puts, flush its memtable to L0 and write a manifest within {PROGRESS_BOUND:?} (durable_wal_id {}, manifest replay_after_wal_id {})",
             db.writer_epoch(),
-            2 * max_inflight + 2,
+            max_inflight + 2,
             db.durable_wal_id(),
             db.manifest().await.replay_after_wal_id,
         )),
