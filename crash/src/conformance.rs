@@ -67,8 +67,9 @@ struct Checker {
     /// WAL ids whose create landed and reported `AlreadyExists` (the fault
     /// store's record): their `WalDurable` is the model's ambiguous one.
     ambiguous: std::collections::BTreeSet<WalId>,
-    /// Manifest versions whose create landed and reported `AlreadyExists`.
-    ambiguous_manifests: std::collections::BTreeSet<u64>,
+    /// Manifest versions whose create landed and reported `AlreadyExists`,
+    /// with the writer epoch of the object that landed.
+    ambiguous_manifests: BTreeMap<u64, Epoch>,
     /// `WriteManifest`s replayed before their writer recorded them (an
     /// ambiguous create another process saw first): skipped when recorded.
     pre_applied: std::collections::BTreeSet<(Epoch, u64)>,
@@ -79,7 +80,8 @@ struct Checker {
 #[derive(Clone, Debug, Default)]
 pub struct Ambiguous {
     pub wals: std::collections::BTreeSet<WalId>,
-    pub manifests: std::collections::BTreeSet<u64>,
+    /// Version -> the writer epoch of the manifest object that landed.
+    pub manifests: BTreeMap<u64, Epoch>,
 }
 
 impl Checker {
@@ -131,10 +133,8 @@ impl Checker {
     /// the `WriteManifest` of the first of `epochs` the model allows it for.
     fn land_ambiguous_manifest(&mut self, epochs: &[Epoch]) -> bool {
         let next = self.state.store.latest_manifest().0 + 1;
-        if !self.ambiguous_manifests.contains(&next) {
-            return false;
-        }
-        for &epoch in epochs.iter().rev() {
+        let Some(&owner) = self.ambiguous_manifests.get(&next) else { return false };
+        for &epoch in epochs.iter().rev().filter(|&&e| e == owner) {
             let before = self.state.clone();
             if self.state.is_alive(epoch) && self.apply(Action::WriteManifest { epoch }).is_ok() {
                 if self.state.store.latest_manifest().0 == next && self.state.is_alive(epoch) {
@@ -341,13 +341,16 @@ impl Checker {
                 // the model claims and crashes in its place.
                 for _ in 0..8 {
                     let (v, _) = self.state.store.latest_manifest();
-                    if v + 1 >= *version || !self.ambiguous_manifests.contains(&(v + 1)) {
+                    let Some(&owner) = self.ambiguous_manifests.get(&(v + 1)) else { break };
+                    if v + 1 >= *version {
                         break;
                     }
                     // A live writer's manifest write (it records it later, or crashed first)...
-                    let live: Vec<Epoch> = self.state.writers.iter().map(|w| w.epoch).collect();
-                    if self.land_ambiguous_manifest(&live) {
-                        continue;
+                    if self.state.writer(owner).is_some() {
+                        if self.land_ambiguous_manifest(&[owner]) {
+                            continue;
+                        }
+                        break;
                     }
                     // ...or a claim of a process that crashed before recording it.
                     self.apply(Action::Recover)?;

@@ -79,6 +79,13 @@ pub fn parse_manifest(path: &object_store::path::Path) -> Option<u64> {
     tidemark::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_manifest(path)
 }
 
+/// The writer epoch recorded in the manifest object at `path`, if readable.
+pub async fn manifest_writer_epoch(store: &Arc<dyn ObjectStore>, path: &object_store::path::Path) -> Option<u64> {
+    use object_store::ObjectStoreExt;
+    let bytes = store.get(path).await.ok()?.bytes().await.ok()?;
+    tidemark::manifest::ManifestObject::decode(path.as_ref(), &bytes).ok().map(|m| m.writer_epoch)
+}
+
 /// Whether a failed write promises it was not written: every error but
 /// `OutcomeUnknown` (`Db::write_with`).
 pub fn not_written(e: &tidemark::Error) -> bool {

@@ -407,6 +407,18 @@ fn live_phase(
     drop(rt); // The process is gone: every task and buffer with it.
     let listed = runtime(cfg).block_on(api::list_wals(inner));
     api::record_crashes(&recorder, since, listed);
+    // Who wrote each manifest that landed ambiguously (conformance tells a
+    // claim from a manifest write by it).
+    let manifests: Vec<(u64, u64)> = runtime(cfg).block_on(async {
+        let mut out = Vec::new();
+        for path in injected.iter().flat_map(|i| i.ambiguous.iter()) {
+            let Some(version) = api::parse_manifest(path) else { continue };
+            if let Some(epoch) = api::manifest_writer_epoch(inner, path).await {
+                out.push((version, epoch));
+            }
+        }
+        out
+    });
     let mut h = lock(histories);
     for i in &injected {
         h.injected.transient += i.transient;
@@ -414,8 +426,7 @@ fn live_phase(
         let wals: Vec<u64> = i.ambiguous.iter().filter_map(api::parse_wal).collect();
         h.injected.ambiguous_wals += wals.len() as u64;
         h.ambiguous.wals.extend(wals);
-        let manifests: Vec<u64> = i.ambiguous.iter().filter_map(api::parse_manifest).collect();
-        h.ambiguous.manifests.extend(manifests);
+        h.ambiguous.manifests.extend(manifests.iter().copied());
     }
     ops
 }
