@@ -35,6 +35,10 @@ cargo run --release --bin crash-check -- --seeds 100000
 cargo run --release --bin crash-check -- --seeds 200 --seed-start 5000 --every-op
 cargo run --release --bin crash-check -- --seeds 20000 --seed-start 1000000 --zombies
 
+step "crash schedules with store faults (issue 14): transient errors, ambiguous creates, delayed reads, zombies on even seeds; liveness checks and racing openers"
+cargo run --release --bin crash-check -- --faults --seeds 20000 --seed-start 2000000
+cargo run --release --bin crash-check -- --faults --seeds 20 --seed-start 6000 --every-op
+
 step "crash schedules on the wall clock (timing varies run to run)"
 cargo run --release --bin crash-check -- --seeds 500 --seed-start 200000 --wall-clock
 cargo run --release --bin crash-check -- --seeds 100 --seed-start 300000 --zombies --wall-clock

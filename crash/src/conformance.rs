@@ -20,7 +20,17 @@ pub struct Nonconformance {
     pub index: usize,
     pub step: TraceStep,
     pub reason: String,
+    /// Set when the step is one the replay cannot judge yet (not a
+    /// nonconformance): the trace is then counted as skipped, for this reason.
+    pub unreplayable: Option<&'static str>,
 }
+
+/// Why a trace with ambiguous manifest creates may not replay: the engine
+/// records no `WriteManifest` for a manifest create that reported
+/// `AlreadyExists` and read back as its own (`TakenOutcome::Ours`), so a
+/// later `Fenced` can find the model with no manifest write to lose.
+pub const UNREPLAYABLE_AMBIGUOUS_MANIFEST: &str =
+    "a Fenced step after an ambiguous manifest create the engine does not record";
 
 impl fmt::Display for Nonconformance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -36,7 +46,7 @@ const BOUNDS: Bounds = Bounds {
     inflight: 4,
     crashes: 250,
     zombies: 250,
-    ambiguous: 0,
+    ambiguous: 250,
     hedges: 0,
     manifests: 250,
     compactors: 0,
@@ -55,6 +65,24 @@ struct Checker {
     landed_early: std::collections::BTreeSet<Epoch>,
     /// Steps already replayed ahead of their place (see `pull_forward`).
     done: std::collections::BTreeSet<usize>,
+    /// WAL ids whose create landed and reported `AlreadyExists` (the fault
+    /// store's record): their `WalDurable` is the model's ambiguous one.
+    ambiguous: std::collections::BTreeSet<WalId>,
+    /// Manifest versions whose create landed and reported `AlreadyExists`,
+    /// with the writer epoch of the object that landed.
+    ambiguous_manifests: BTreeMap<u64, Epoch>,
+    /// `WriteManifest`s replayed before their writer recorded them (an
+    /// ambiguous create another process saw first): skipped when recorded.
+    pre_applied: std::collections::BTreeSet<(Epoch, u64)>,
+}
+
+/// What the fault stores report as ambiguous: creates that landed and
+/// reported `AlreadyExists` (the trace does not say; the store knows).
+#[derive(Clone, Debug, Default)]
+pub struct Ambiguous {
+    pub wals: std::collections::BTreeSet<WalId>,
+    /// Version -> the writer epoch of the manifest object that landed.
+    pub manifests: BTreeMap<u64, Epoch>,
 }
 
 impl Checker {
@@ -70,7 +98,7 @@ impl Checker {
             0,
             ManifestVersion::new(ManifestView::default(), 0),
         )]);
-        Checker { model, state, landed_early: Default::default(), done: Default::default() }
+        Checker { model, state, landed_early: Default::default(), done: Default::default(), ambiguous: Default::default(), ambiguous_manifests: Default::default(), pre_applied: Default::default() }
     }
 
     fn apply(&mut self, action: Action) -> Result<(), String> {
@@ -100,6 +128,24 @@ impl Checker {
             }
             None => Err(format!("{action} changes nothing in the model")),
         }
+    }
+
+    /// The model's next manifest version landed ambiguously: replays it as
+    /// the `WriteManifest` of the first of `epochs` the model allows it for.
+    fn land_ambiguous_manifest(&mut self, epochs: &[Epoch]) -> bool {
+        let next = self.state.store.latest_manifest().0 + 1;
+        let Some(&owner) = self.ambiguous_manifests.get(&next) else { return false };
+        for &epoch in epochs.iter().rev().filter(|&&e| e == owner) {
+            let before = self.state.clone();
+            if self.state.is_alive(epoch) && self.apply(Action::WriteManifest { epoch }).is_ok() {
+                if self.state.store.latest_manifest().0 == next && self.state.is_alive(epoch) {
+                    self.pre_applied.insert((epoch, next));
+                    return true;
+                }
+                self.state = before;
+            }
+        }
+        false
     }
 
     fn writer(&self, epoch: Epoch) -> Result<&Writer, String> {
@@ -139,6 +185,23 @@ impl Checker {
         Ok(())
     }
 
+    /// `Fenced { by }` of `epoch` at step `i`: its manifest write lost to `by`.
+    fn fenced(&mut self, steps: &[TraceStep], i: usize, epoch: Epoch, by: Epoch) -> Result<(), String> {
+        let by = &by;
+        let next_version = self.writer(epoch)?.manifest_version + 1;
+        if !self.state.store.manifests.contains_key(&next_version) {
+            // The version that fenced us was created by `by`, which
+            // records it (its claim or its manifest write) afterwards.
+            let creates_manifest = |e: &TraceEvent| matches!(e, TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. });
+            self.pull_forward(steps, i, *by, creates_manifest)?;
+        }
+        self.apply(Action::WriteManifest { epoch })?;
+        match self.state.is_alive(epoch) {
+            true => Err("the model's manifest write succeeded where the engine's was fenced".into()),
+            false => Ok(()),
+        }
+    }
+
     fn step(&mut self, steps: &[TraceStep], i: usize) -> Result<(), String> {
         let epoch = steps[i].writer_epoch;
         match &steps[i].event {
@@ -173,7 +236,8 @@ impl Checker {
                     return Err(format!("wal {wal_id} was never uploaded by epoch {epoch} in the model"));
                 }
                 if in_flight {
-                    self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })?;
+                    let ambiguous = self.ambiguous.contains(wal_id);
+                    self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous })?;
                 }
                 let model = self.writer(epoch)?.log.durable_wal_id();
                 // Equal, unless the model already landed uploads this writer
@@ -194,8 +258,11 @@ impl Checker {
                     self.pull_forward(steps, i, *held_by, |e| matches!(e, TraceEvent::Fence { .. }))?;
                 }
                 // Stopped or not, the model lands this upload where the
-                // holder's object already is: it must be rejected.
-                self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous: false })?;
+                // holder's object already is: it must be rejected. An
+                // ambiguous create of our own that landed is rejected only
+                // by a mutant (`exists-is-fenced`); the model decides.
+                let ambiguous = *held_by == epoch && self.ambiguous.contains(wal_id) && !self.state.store.wals.contains_key(wal_id);
+                self.apply(Action::WalDurable { epoch, wal_id: *wal_id, ambiguous })?;
                 match self.state.store.wals.get(wal_id).map(|o| o.header.writer_epoch) {
                     Some(owner) if owner == *held_by => Ok(()),
                     owner => Err(format!("the engine found wal {wal_id} held by epoch {held_by}, the model by {owner:?}")),
@@ -223,7 +290,16 @@ impl Checker {
             // `Layout::sst`) and no manifest can list it, since its next
             // manifest write must be `Fenced` (checked below).
             TraceEvent::FlushL0 { .. } if !self.state.is_alive(epoch) => Ok(()),
+            // A flush whose SST or manifest write failed for good (a store
+            // error after retries) is tried again: the engine records
+            // `FlushL0` again for the memtable the model already flushed.
+            TraceEvent::FlushL0 { last_wal_id, .. }
+                if self.writer(epoch)?.flushed.last().is_some_and(|f| f.last_wal_id == *last_wal_id) =>
+            {
+                Ok(())
+            }
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
+            TraceEvent::WriteManifest { version, .. } if self.pre_applied.remove(&(epoch, *version)) => Ok(()),
             TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id } => {
                 self.apply(Action::WriteManifest { epoch })?;
                 let (v, m) = self.state.store.latest_manifest();
@@ -245,17 +321,10 @@ impl Checker {
             }
             TraceEvent::Fenced { .. } if !self.state.is_alive(epoch) => Ok(()),
             TraceEvent::Fenced { by } => {
-                let next_version = self.writer(epoch)?.manifest_version + 1;
-                if !self.state.store.manifests.contains_key(&next_version) {
-                    // The version that fenced us was created by `by`, which
-                    // records it (its claim or its manifest write) afterwards.
-                    let creates_manifest = |e: &TraceEvent| matches!(e, TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. });
-                    self.pull_forward(steps, i, *by, creates_manifest)?;
-                }
-                self.apply(Action::WriteManifest { epoch })?;
-                match self.state.is_alive(epoch) {
-                    true => Err("the model's manifest write succeeded where the engine's was fenced".into()),
-                    false => Ok(()),
+                let judged = self.fenced(steps, i, epoch, *by);
+                match judged {
+                    Err(_) if !self.ambiguous_manifests.is_empty() => Err(UNREPLAYABLE_AMBIGUOUS_MANIFEST.to_string()),
+                    judged => judged,
                 }
             }
             TraceEvent::Close => self.apply(Action::Close { epoch }),
@@ -267,6 +336,27 @@ impl Checker {
                 });
                 if let Some(listed) = &listed {
                     self.land_listed(listed)?;
+                }
+                // A claim whose create landed ambiguously and whose process
+                // crashed while reading it back never recorded `Recover`:
+                // the model claims and crashes in its place.
+                for _ in 0..8 {
+                    let (v, _) = self.state.store.latest_manifest();
+                    let Some(&owner) = self.ambiguous_manifests.get(&(v + 1)) else { break };
+                    if v + 1 >= *version {
+                        break;
+                    }
+                    // A live writer's manifest write (it records it later, or crashed first)...
+                    if self.state.writer(owner).is_some() {
+                        if self.land_ambiguous_manifest(&[owner]) {
+                            continue;
+                        }
+                        break;
+                    }
+                    // ...or a claim of a process that crashed before recording it.
+                    self.apply(Action::Recover)?;
+                    let phantom = self.state.store.latest_manifest().1.view.writer_epoch;
+                    self.apply(Action::Crash { epoch: phantom })?;
                 }
                 self.apply(Action::Recover)?;
                 let (v, m) = self.state.store.latest_manifest();
@@ -291,6 +381,9 @@ impl Checker {
             }
             TraceEvent::Crash { listed } => {
                 self.land_listed(listed)?;
+                // A manifest write whose create landed ambiguously, and whose
+                // writer crashed while reading it back, was never recorded.
+                self.land_ambiguous_manifest(&[epoch]);
                 // A recovery that died after its fence create landed (the
                 // engine never heard back) still left the fence in the store.
                 let fence_landed = match self.state.writer(epoch).map(|w| &w.phase) {
@@ -318,14 +411,25 @@ impl Checker {
 /// Replays `steps` (a schedule starting from an empty store) through the
 /// model of `protocol`. `Ok(None)` when the trace conforms; `Ok(Some(..))`
 /// names the first nonconforming step.
-pub fn check(protocol: Protocol, max_inflight: u64, steps: &[TraceStep]) -> Option<Nonconformance> {
+/// `ambiguous` holds the WAL ids and manifest versions whose create landed
+/// and reported `AlreadyExists` (a WAL's is replayed as the model's
+/// ambiguous `WalDurable`).
+pub fn check(
+    protocol: Protocol,
+    max_inflight: u64,
+    steps: &[TraceStep],
+    ambiguous: &Ambiguous,
+) -> Option<Nonconformance> {
     let mut checker = Checker::new(protocol, max_inflight);
+    checker.ambiguous = ambiguous.wals.clone();
+    checker.ambiguous_manifests = ambiguous.manifests.clone();
     for i in 0..steps.len() {
         if checker.done.contains(&i) {
             continue;
         }
         if let Err(reason) = checker.step(steps, i) {
-            return Some(Nonconformance { index: i, step: steps[i].clone(), reason });
+            let unreplayable = (reason == UNREPLAYABLE_AMBIGUOUS_MANIFEST).then_some(UNREPLAYABLE_AMBIGUOUS_MANIFEST);
+            return Some(Nonconformance { index: i, step: steps[i].clone(), reason, unreplayable });
         }
     }
     None

@@ -47,6 +47,8 @@ pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRe
         .with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
     s.scan_without_snapshot = cfg.scan_without_snapshot;
+    s.sst_names_without_epoch = cfg.sst_names_without_epoch;
+    s.window_never_freed = cfg.window_never_freed;
     if cfg.compaction {
         // Compact at two L0 SSTs into tiny run SSTs; collect every few
         // milliseconds. A zero minimum age is safe with one process at a
@@ -70,6 +72,29 @@ pub async fn list_wals(store: &Arc<dyn ObjectStore>) -> Vec<u64> {
     let mut ids: Vec<u64> = listed.iter().filter_map(|m| layout.parse_wal(&m.location)).collect();
     ids.sort_unstable();
     ids
+}
+
+/// The WAL id of `path`, if it is a WAL of the harness's database.
+pub fn parse_wal(path: &object_store::path::Path) -> Option<u64> {
+    tidemark::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_wal(path)
+}
+
+/// The version of `path`, if it is a manifest of the harness's database.
+pub fn parse_manifest(path: &object_store::path::Path) -> Option<u64> {
+    tidemark::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_manifest(path)
+}
+
+/// The writer epoch recorded in the manifest object at `path`, if readable.
+pub async fn manifest_writer_epoch(store: &Arc<dyn ObjectStore>, path: &object_store::path::Path) -> Option<u64> {
+    use object_store::ObjectStoreExt;
+    let bytes = store.get(path).await.ok()?.bytes().await.ok()?;
+    tidemark::manifest::ManifestObject::decode(path.as_ref(), &bytes).ok().map(|m| m.writer_epoch)
+}
+
+/// Whether a failed write promises it was not written: every error but
+/// `OutcomeUnknown` (`Db::write_with`).
+pub fn not_written(e: &tidemark::Error) -> bool {
+    !matches!(e, tidemark::Error::OutcomeUnknown { .. })
 }
 
 /// Records that every process that started since step `since` is gone.
@@ -110,5 +135,9 @@ pub async fn scan_prefix(db: &Db, prefix: Bytes) -> tidemark::Result<BTreeMap<By
 }
 
 pub async fn close(db: Db) -> tidemark::Result<()> {
+    db.close().await
+}
+
+pub async fn close_ref(db: &Db) -> tidemark::Result<()> {
     db.close().await
 }

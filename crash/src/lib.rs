@@ -8,7 +8,9 @@
 
 pub mod conformance;
 pub mod db_api;
+pub mod liveness;
 pub mod oracle;
 pub mod s3;
 pub mod schedule;
+pub mod shared;
 pub mod workload;

@@ -4,7 +4,9 @@
 //! Writers own disjoint keys, so each writer's history is sequential: the
 //! state of its keys after recovery must be its base state plus a prefix of
 //! its steps (I4) that includes every acknowledged step (I3, and I5 for a
-//! zombie's acknowledgements).
+//! zombie's acknowledgements). A step whose call failed with an error other
+//! than `OutcomeUnknown` was not written (`Db::write_with`'s contract) and
+//! must not survive. Keys writers share are checked by [`crate::shared`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +20,9 @@ pub struct Step {
     /// Acknowledged durable: its call returned with `await_durable`, or a
     /// later `flush()` returned.
     pub acked: bool,
+    /// Its call failed with an error that promises the write was not
+    /// written (anything but `OutcomeUnknown`, e.g. `Fenced`).
+    pub not_written: bool,
 }
 
 /// What one writer did since the last recovery.
@@ -35,6 +40,8 @@ pub enum Violation {
     AckedWriteLost { writer: usize, step: usize, surviving_prefix: usize },
     /// I4: the surviving state is no prefix of the writer's history.
     NotAPrefix { writer: usize, key: Bytes, observed: Option<Bytes> },
+    /// A step whose call reported it was not written (e.g. `Fenced`) survived.
+    NotWrittenSurvived { writer: usize, step: usize },
 }
 
 impl Violation {
@@ -43,6 +50,7 @@ impl Violation {
         match self {
             Violation::AckedWriteLost { .. } => "I3 NoAckedWriteLost",
             Violation::NotAPrefix { .. } => "I4 PrefixConsistent",
+            Violation::NotWrittenSurvived { .. } => "NotWrittenStaysAbsent",
         }
     }
 }
@@ -59,6 +67,10 @@ impl fmt::Display for Violation {
                 "I4 violated: writer {writer} key {} = {:?} matches no prefix of its history",
                 String::from_utf8_lossy(key),
                 observed.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+            ),
+            Violation::NotWrittenSurvived { writer, step } => write!(
+                f,
+                "NotWrittenStaysAbsent violated: writer {writer} step {step} failed with an error that promises it was not written, but it survived"
             ),
         }
     }
@@ -113,13 +125,20 @@ impl ReadCheck {
 impl WriterHistory {
     /// Records a step; returns its index for a later [`WriterHistory::ack`].
     pub fn issue(&mut self, writes: Vec<(Bytes, Option<Bytes>)>) -> usize {
-        self.steps.push(Step { writes, acked: false });
+        self.steps.push(Step { writes, acked: false, not_written: false });
         self.steps.len() - 1
     }
 
     pub fn ack(&mut self, step: usize) {
         if let Some(s) = self.steps.get_mut(step) {
             s.acked = true;
+        }
+    }
+
+    /// The step's call failed with an error promising it was not written.
+    pub fn not_written(&mut self, step: usize) {
+        if let Some(s) = self.steps.get_mut(step) {
+            s.not_written = true;
         }
     }
 
@@ -171,10 +190,15 @@ impl WriterHistory {
     /// surviving prefix length and makes the observed state the new base.
     pub fn check_and_rebase(&mut self, writer: usize, observed: &BTreeMap<Bytes, Bytes>) -> Result<usize, Violation> {
         let required = self.steps.iter().rposition(|s| s.acked).map_or(0, |i| i + 1);
+        // No prefix may include a step that was not written.
+        let limit = self.steps.iter().position(|s| s.not_written).unwrap_or(self.steps.len());
         let matching: Vec<usize> = (0..=self.steps.len()).filter(|&p| &self.state_after(p) == observed).collect();
-        let result = match matching.iter().rev().find(|&&p| p >= required) {
+        let result = match matching.iter().rev().find(|&&p| p >= required && p <= limit) {
             Some(&p) => Ok(p),
-            None => match matching.last() {
+            None if matching.iter().any(|&p| p > limit && p >= required) => {
+                Err(Violation::NotWrittenSurvived { writer, step: limit })
+            }
+            None => match matching.iter().rev().find(|&&p| p <= limit).or(matching.last()) {
                 Some(&p) => Err(Violation::AckedWriteLost { writer, step: required - 1, surviving_prefix: p }),
                 None => {
                     // Name the first key that differs from every prefix's state.
@@ -253,6 +277,17 @@ mod tests {
         assert_eq!(check.get(&b("k1"), None), Ok(()), "k1 was deleted by step 1");
         assert!(check.get(&b("k3"), None).is_err(), "a get missing step 2 is caught");
         assert!(check.get(&b("k1"), Some(&b("v1"))).is_err(), "a get seeing a deleted value is caught");
+    }
+
+    #[test]
+    fn a_step_reported_not_written_must_not_survive() {
+        let mut h = history();
+        h.not_written(2);
+        let mut ok = h.clone();
+        assert_eq!(ok.check_and_rebase(0, &h.state_after(2)), Ok(2), "everything before it may survive");
+        let v = h.check_and_rebase(0, &h.state_after(3)).unwrap_err();
+        assert_eq!(v, Violation::NotWrittenSurvived { writer: 0, step: 2 });
+        assert_eq!(v.invariant(), "NotWrittenStaysAbsent");
     }
 
     #[test]

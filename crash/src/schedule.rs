@@ -13,12 +13,14 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use tidemark::protocol::Protocol;
 use tidemark::sync::{lock, Arc, Mutex};
-use tidemark::testing::FaultStore;
+use tidemark::testing::{FaultStore, RandomFaults};
 use tidemark::trace::{MemoryRecorder, TraceStep};
 
 use crate::conformance;
 use crate::db_api as api;
+use crate::liveness;
 use crate::oracle::WriterHistory;
+use crate::shared::SharedKeys;
 use crate::workload::{self, Op};
 
 /// What one schedule does.
@@ -61,6 +63,24 @@ pub struct Config {
     /// Trace conformance does not replay those steps yet, so these
     /// schedules are checked by the oracle only.
     pub compaction: bool,
+    /// Seeded store faults in every live process ([`FAULTS`]): transient
+    /// errors on any call (retried by the engine's `RetryStore`), creates
+    /// that land and report `AlreadyExists`, conditional updates that land
+    /// and report `Precondition`, and reads and listings delayed up to
+    /// [`MAX_READ_DELAY`]. On for seeds 3 mod 5 (half of them with zombies),
+    /// or for every seed with `crash-check --faults`.
+    pub faults: Option<RandomFaults>,
+    /// Writers also write and read keys they share (`shared::PREFIX`), so
+    /// the writers of a process, and a zombie and its successor, overwrite
+    /// each other: seeds 1 mod 3.
+    pub shared_keys: bool,
+    /// After the last recovery check, this many processes open the store at
+    /// once and race (0: none): seeds 7 mod 10 race 2 to 16 openers.
+    pub racing_openers: usize,
+    /// Engine mutant `sst-names-without-epoch` (see `Settings`).
+    pub sst_names_without_epoch: bool,
+    /// Engine mutant `window-never-freed` (see `Settings`).
+    pub window_never_freed: bool,
     /// The shared store schedules run in (each under a prefix of its own,
     /// see `s3::schedule_store`); `None` gives each schedule a fresh
     /// `InMemory`. A real store needs `wall_clock`: on a paused clock its
@@ -74,13 +94,14 @@ impl Config {
         // Independent of `burst_gap`'s parity: both combinations occur.
         let read_delay = if seed % 16 >= 14 { MAX_READ_DELAY } else { Duration::ZERO };
         let crash_ticks_per_op = if read_delay.is_zero() { 3 } else { LATE_CRASH_TICKS_PER_OP };
+        let faults = (seed % 5 == 3).then_some(FAULTS);
         Self {
             seed,
             writers: 6,
             ops: 12,
             rounds: 2,
             crash_op: None,
-            zombies: false,
+            zombies: faults.is_some() && seed % 2 == 0,
             protocol: Protocol::Shipped,
             wall_clock: false,
             burst_gap,
@@ -88,10 +109,29 @@ impl Config {
             scan_without_snapshot: false,
             crash_ticks_per_op,
             compaction: seed % 5 == 2,
+            faults,
+            shared_keys: seed % 3 == 1,
+            racing_openers: if seed % 10 == 7 { 2 + (seed / 10 % 15) as usize } else { 0 },
+            sst_names_without_epoch: false,
+            window_never_freed: false,
             store: None,
         }
     }
+
+    /// Turns faults on (`crash-check --faults`): every seed, zombies on even ones.
+    pub fn with_faults(mut self) -> Self {
+        if self.faults.is_none() {
+            self.faults = Some(FAULTS);
+            self.zombies |= self.seed % 2 == 0;
+        }
+        self
+    }
 }
+
+/// The faults of a faulty schedule: one call in twenty fails transiently
+/// (with `max_retries` 2, about one in 8,000 fails for good), one
+/// conditional put in five lands and reports a conflict.
+pub const FAULTS: RandomFaults = RandomFaults { transient: 0.05, ambiguous: 0.2 };
 
 /// The first invariant violation of a schedule.
 #[derive(Clone, Debug, Serialize)]
@@ -117,6 +157,32 @@ pub struct Report {
     /// for the same seed).
     #[serde(skip)]
     pub trace: Vec<TraceStep>,
+    /// Faults injected in the live processes.
+    pub injected: Injected,
+}
+
+impl Injected {
+    /// Adds another schedule's counts.
+    pub fn add(&mut self, o: &Injected) {
+        self.transient += o.transient;
+        self.ambiguous_creates += o.ambiguous_creates;
+        self.ambiguous_wals += o.ambiguous_wals;
+        self.racers += o.racers;
+        self.racers_fenced += o.racers_fenced;
+    }
+}
+
+/// What a schedule's fault stores injected, summed over its processes.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Injected {
+    pub transient: u64,
+    /// Creates (WAL, fence, manifest, SST) that landed and reported `AlreadyExists`.
+    pub ambiguous_creates: u64,
+    /// Of them, WAL and fence creates.
+    pub ambiguous_wals: u64,
+    /// Racing openers run, and how many were fenced.
+    pub racers: u64,
+    pub racers_fenced: u64,
 }
 
 /// Whether a schedule's trace was replayed through the model.
@@ -133,8 +199,17 @@ struct Shared {
     histories: Vec<WriterHistory>,
     /// Every protocol action of every process, in order (trace conformance).
     recorder: MemoryRecorder,
-    /// Live-read anomalies (a writer not seeing its own writes).
-    anomalies: Vec<String>,
+    /// Live-read anomalies (a writer not seeing its own writes, a shared
+    /// key read no order allows): the invariant and what was seen.
+    anomalies: Vec<(&'static str, String)>,
+    /// Writes to and reads of the keys writers share.
+    shared: SharedKeys,
+    /// WAL ids whose create landed and reported `AlreadyExists` (trace
+    /// conformance replays them as ambiguous `WalDurable`s).
+    ambiguous: conformance::Ambiguous,
+    injected: Injected,
+    /// Processes started so far (live reads of shared keys know their own).
+    processes: usize,
 }
 
 type Histories = Arc<Mutex<Shared>>;
@@ -165,6 +240,10 @@ pub fn run(cfg: &Config) -> Report {
         histories: vec![WriterHistory::default(); writer_slots],
         recorder: MemoryRecorder::new(),
         anomalies: Vec::new(),
+        shared: SharedKeys::default(),
+        ambiguous: Default::default(),
+        injected: Injected::default(),
+        processes: 0,
     }));
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut round0_ops = 0;
@@ -196,17 +275,22 @@ pub fn run(cfg: &Config) -> Report {
         if round == 0 {
             round0_ops = ops;
         }
-        if let Err(mut failure) = recovery_phase(cfg, &inner, &histories) {
+        if let Err(mut failure) = recovery_phase(cfg, &inner, &histories, round + 1 == cfg.rounds) {
             failure.round = round;
             failure.crash_op = crash_op;
             let conformance = Conformance::Skipped("the oracle found a violation first");
             let trace = lock(&histories).recorder.steps();
-            return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace };
+            let injected = lock(&histories).injected;
+            return Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace, injected };
         }
     }
     let trace = lock(&histories).recorder.steps();
-    let (conformance, failure) = conformance_failure(cfg, &trace);
-    Report { seed: cfg.seed, round0_ops, failure, conformance, trace }
+    let (ambiguous, injected) = {
+        let h = lock(&histories);
+        (h.ambiguous.clone(), h.injected)
+    };
+    let (conformance, failure) = conformance_failure(cfg, &trace, &ambiguous);
+    Report { seed: cfg.seed, round0_ops, failure, conformance, trace, injected }
 }
 
 /// One process: a single-threaded runtime, by default on a paused clock.
@@ -235,37 +319,60 @@ fn live_phase(
     fault.hold_prefix(api::SST_PREFIX);
     fault.crash_at(crash_op);
     let read_delay_seed: u64 = rng.random();
-    if !cfg.read_delay.is_zero() {
-        fault.delay_reads(cfg.read_delay, read_delay_seed);
+    // Faulty seeds delay every read; other seeds as `read_delay` says.
+    let read_delay = match cfg.faults {
+        Some(_) if cfg.read_delay.is_zero() => MAX_READ_DELAY,
+        _ => cfg.read_delay,
+    };
+    if !read_delay.is_zero() {
+        fault.delay_reads(read_delay, read_delay_seed);
     }
-    let plans: Vec<Vec<Op>> = (0..cfg.writers).map(|w| workload::generate(rng, w, round, cfg.ops)).collect();
+    // Drawn only for faulty seeds: other seeds replay as they did.
+    let fault_seed: Option<u64> = cfg.faults.map(|_| rng.random());
+    if let (Some(faults), Some(seed)) = (cfg.faults, fault_seed) {
+        fault.random_faults(faults, seed);
+    }
+    let plans: Vec<Vec<Op>> = (0..cfg.writers).map(|w| workload::generate(rng, w, round, cfg.ops, cfg.shared_keys)).collect();
     let successor_plans: Vec<Vec<Op>> =
-        (0..cfg.writers).map(|w| workload::generate(rng, cfg.writers + w, round, cfg.ops)).collect();
+        (0..cfg.writers).map(|w| workload::generate(rng, cfg.writers + w, round, cfg.ops, cfg.shared_keys)).collect();
+    let process = {
+        let mut h = lock(histories);
+        h.processes += 2;
+        h.processes - 2
+    };
     let chaos_seed: u64 = rng.random();
     let takeover_after = rng.random_range(0..=cfg.ops);
     let recorder = lock(histories).recorder.clone();
     let since = recorder.len();
     let rt = runtime(cfg);
-    rt.block_on(async {
+    let zombie_successor = rt.block_on(async {
         let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash_tick));
-        let Ok(db) = api::open(Arc::new(fault.clone()), cfg, &recorder).await else {
+        let opened = api::open(Arc::new(fault.clone()), cfg, &recorder).await;
+        if let (Err(e), true) = (&opened, std::env::var_os("CRASH_DEBUG").is_some()) {
+            eprintln!("seed {} round {round}: open failed: {e}", cfg.seed);
+        }
+        let Ok(db) = opened else {
             chaos_task.abort();
-            return; // Crashed during open: recovery must still succeed later.
+            return None; // Crashed during open: recovery must still succeed later.
         };
         let db = Arc::new(db);
         let mut tasks = Vec::new();
         for (w, plan) in plans.into_iter().enumerate() {
-            tasks.push(tokio::spawn(run_writer(db.clone(), w, plan, histories.clone())));
+            tasks.push(tokio::spawn(run_writer(db.clone(), process, w, plan, histories.clone())));
         }
         let mut successor = None;
+        let mut zombie_successor = None;
         if cfg.zombies {
             // The old process keeps running; a new one recovers beside it.
             for _ in 0..takeover_after {
                 tokio::task::yield_now().await;
             }
             let fresh = FaultStore::new(inner.clone(), chaos_seed ^ 1);
-            if !cfg.read_delay.is_zero() {
-                fresh.delay_reads(cfg.read_delay, read_delay_seed ^ 1);
+            if !read_delay.is_zero() {
+                fresh.delay_reads(read_delay, read_delay_seed ^ 1);
+            }
+            if let (Some(faults), Some(seed)) = (cfg.faults, fault_seed) {
+                fresh.random_faults(faults, seed ^ 1);
             }
             fresh.hold_prefix(api::WAL_PREFIX);
             fresh.hold_prefix(api::SST_PREFIX);
@@ -273,10 +380,11 @@ fn live_phase(
             if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg, &recorder).await {
                 let next = Arc::new(next);
                 for (w, plan) in successor_plans.into_iter().enumerate() {
-                    tasks.push(tokio::spawn(run_writer(next.clone(), cfg.writers + w, plan, histories.clone())));
+                    tasks.push(tokio::spawn(run_writer(next.clone(), process + 1, cfg.writers + w, plan, histories.clone())));
                 }
-                successor = Some((next, fresh));
+                successor = Some((next, fresh.clone()));
             }
+            zombie_successor = Some(fresh);
         }
         let all = futures_join(tasks);
         if tokio::time::timeout(ROUND_LIMIT, all).await.is_err() {
@@ -291,11 +399,35 @@ fn live_phase(
         }
         tokio::time::sleep(CRASH_GRACE.min(Duration::from_millis(5))).await;
         chaos_task.abort();
+        zombie_successor
     });
     let ops = fault.ops();
+    let mut injected = vec![fault.injected()];
+    injected.extend(zombie_successor.map(|f| f.injected()));
     drop(rt); // The process is gone: every task and buffer with it.
     let listed = runtime(cfg).block_on(api::list_wals(inner));
     api::record_crashes(&recorder, since, listed);
+    // Who wrote each manifest that landed ambiguously (conformance tells a
+    // claim from a manifest write by it).
+    let manifests: Vec<(u64, u64)> = runtime(cfg).block_on(async {
+        let mut out = Vec::new();
+        for path in injected.iter().flat_map(|i| i.ambiguous.iter()) {
+            let Some(version) = api::parse_manifest(path) else { continue };
+            if let Some(epoch) = api::manifest_writer_epoch(inner, path).await {
+                out.push((version, epoch));
+            }
+        }
+        out
+    });
+    let mut h = lock(histories);
+    for i in &injected {
+        h.injected.transient += i.transient;
+        h.injected.ambiguous_creates += i.ambiguous.len() as u64;
+        let wals: Vec<u64> = i.ambiguous.iter().filter_map(api::parse_wal).collect();
+        h.injected.ambiguous_wals += wals.len() as u64;
+        h.ambiguous.wals.extend(wals);
+        h.ambiguous.manifests.extend(manifests.iter().copied());
+    }
     ops
 }
 
@@ -335,24 +467,44 @@ async fn chaos(fault: FaultStore, seed: u64, crash_tick: Option<u32>) {
     }
 }
 
-/// One writer: performs its operations in order, recording each step before
-/// it is issued and its acknowledgement after the call returns.
-async fn run_writer(db: Arc<api::Db>, writer: usize, plan: Vec<Op>, histories: Histories) {
+/// One writer of process `process`: performs its operations in order,
+/// recording each step before it is issued and its outcome after the call
+/// returns (writes to shared keys with the logical time of both).
+async fn run_writer(db: Arc<api::Db>, process: usize, writer: usize, plan: Vec<Op>, histories: Histories) {
     for op in plan {
         // The application does other work between calls: the flusher may
         // freeze between two fire-and-forget writes of one writer.
         tokio::task::yield_now().await;
         match op {
             Op::Write { writes, await_durable } => {
-                let step = lock(&histories).histories[writer].issue(writes.clone());
-                match api::write(&db, writes, await_durable).await {
-                    Ok(()) if await_durable => lock(&histories).histories[writer].ack(step),
+                let step = {
+                    let mut h = lock(&histories);
+                    let own = writes.iter().filter(|(k, _)| !crate::shared::is_shared(k)).cloned().collect();
+                    let step = h.histories[writer].issue(own);
+                    h.shared.issue(writer, step, process, &writes);
+                    step
+                };
+                let result = api::write(&db, writes, await_durable).await;
+                let mut h = lock(&histories);
+                let not_written = result.as_ref().is_err_and(api::not_written);
+                h.shared.returned(writer, step, result.is_ok() && await_durable, not_written);
+                match result {
+                    Ok(()) if await_durable => h.histories[writer].ack(step),
                     Ok(()) => {}
-                    Err(_) => return,
+                    Err(_) => {
+                        if not_written {
+                            h.histories[writer].not_written(step);
+                        }
+                        return;
+                    }
                 }
             }
             Op::Flush => match api::flush(&db).await {
-                Ok(()) => lock(&histories).histories[writer].ack_all(),
+                Ok(()) => {
+                    let mut h = lock(&histories);
+                    h.histories[writer].ack_all();
+                    h.shared.ack_all(writer);
+                }
                 Err(_) => return,
             },
             Op::Scan => {
@@ -361,7 +513,17 @@ async fn run_writer(db: Arc<api::Db>, writer: usize, plan: Vec<Op>, histories: H
                 let check = lock(&histories).histories[writer].read_check(writer);
                 let Ok(seen) = api::scan_prefix(&db, workload::key_prefix(writer)).await else { return };
                 if let Err(anomaly) = check.scan(&seen) {
-                    lock(&histories).anomalies.push(anomaly);
+                    lock(&histories).anomalies.push(("read-your-writes", anomaly));
+                    return;
+                }
+            }
+            Op::Get { key } if crate::shared::is_shared(&key) => {
+                let began = lock(&histories).shared.tick();
+                let Ok(seen) = api::get(&db, key.clone()).await else { return };
+                let mut h = lock(&histories);
+                h.shared.tick();
+                if let Err(anomaly) = h.shared.check_read(&key, process, began, seen.as_ref()) {
+                    h.anomalies.push((anomaly.invariant, anomaly.detail));
                     return;
                 }
             }
@@ -369,7 +531,7 @@ async fn run_writer(db: Arc<api::Db>, writer: usize, plan: Vec<Op>, histories: H
                 let check = lock(&histories).histories[writer].read_check(writer);
                 let Ok(seen) = api::get(&db, key.clone()).await else { return };
                 if let Err(anomaly) = check.get(&key, seen.as_ref()) {
-                    lock(&histories).anomalies.push(anomaly);
+                    lock(&histories).anomalies.push(("read-your-writes", anomaly));
                     return;
                 }
             }
@@ -378,7 +540,8 @@ async fn run_writer(db: Arc<api::Db>, writer: usize, plan: Vec<Op>, histories: H
 }
 
 /// A new process opens the store with no faults and checks every writer.
-fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histories) -> Result<(), Failure> {
+/// `last`: the schedule's last recovery, after which openers race (if any).
+fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histories, last: bool) -> Result<(), Failure> {
     let fail = |invariant: &str, detail: String| Failure {
         seed: cfg.seed,
         round: 0,
@@ -393,9 +556,15 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
         let db = api::open(inner.clone(), cfg, &recorder)
             .await
             .map_err(|e| fail("I2 RecoveryNeverFails", format!("open after crash failed: {e}")))?;
-        if let Some(anomaly) = lock(histories).anomalies.first() {
-            return Err(fail("read-your-writes", anomaly.clone()));
+        if let Some((invariant, anomaly)) = lock(histories).anomalies.first() {
+            return Err(fail(invariant, anomaly.clone()));
         }
+        // Shared keys first: where both checks would fail, the shared-key
+        // oracle is the one shown to catch it.
+        let observed = api::scan_prefix(&db, Bytes::from_static(crate::shared::PREFIX.as_bytes()))
+            .await
+            .map_err(|e| fail("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}")))?;
+        lock(histories).shared.check_and_rebase(&observed).map_err(|v| fail(v.invariant, v.detail))?;
         let writer_count = lock(histories).histories.len();
         for w in 0..writer_count {
             let observed: BTreeMap<Bytes, Bytes> = api::scan_prefix(&db, workload::key_prefix(w))
@@ -403,7 +572,20 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
                 .map_err(|e| fail("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}")))?;
             lock(histories).histories[w].check_and_rebase(w, &observed).map_err(|v| fail(v.invariant(), v.to_string()))?;
         }
-        api::close(db).await.map_err(|e| fail("I2 RecoveryNeverFails", format!("close after recovery failed: {e}")))
+        let s = api::settings(cfg.protocol);
+        liveness::progress(&db, s.max_inflight_wal_uploads as usize, s.l0_sst_size_bytes)
+            .await
+            .map_err(|e| fail("liveness: RecoveredWriterProgresses", e))?;
+        api::close(db).await.map_err(|e| fail("I2 RecoveryNeverFails", format!("close after recovery failed: {e}")))?;
+        if cfg.racing_openers > 0 && last {
+            let outcome = liveness::race(inner, cfg, &recorder, cfg.racing_openers)
+                .await
+                .map_err(|e| fail("liveness: RacingOpenersFinish", e))?;
+            let mut h = lock(histories);
+            h.injected.racers += outcome.openers as u64;
+            h.injected.racers_fenced += outcome.fenced as u64;
+        }
+        Ok(())
     });
     let listed = rt.block_on(api::list_wals(inner));
     api::record_crashes(&recorder, since, listed);
@@ -412,16 +594,19 @@ fn recovery_phase(cfg: &Config, inner: &Arc<dyn ObjectStore>, histories: &Histor
 
 /// Replays the schedule's recorded trace through the model (trace
 /// conformance) and reports the first step the model does not allow.
-fn conformance_failure(cfg: &Config, steps: &[TraceStep]) -> (Conformance, Option<Failure>) {
+fn conformance_failure(cfg: &Config, steps: &[TraceStep], ambiguous: &conformance::Ambiguous) -> (Conformance, Option<Failure>) {
     if cfg.compaction {
         return (Conformance::Skipped("compaction and GC steps are not replayed yet"), None);
     }
     if !conformance::fits(steps) {
         return (Conformance::Skipped("more writes than the model's ids"), None);
     }
-    let Some(bad) = conformance::check(cfg.protocol, api::settings(cfg.protocol).max_inflight_wal_uploads, steps) else {
+    let Some(bad) = conformance::check(cfg.protocol, api::settings(cfg.protocol).max_inflight_wal_uploads, steps, ambiguous) else {
         return (Conformance::Replayed, None);
     };
+    if let Some(why) = bad.unreplayable {
+        return (Conformance::Skipped(why), None);
+    }
     if std::env::var_os("CRASH_DEBUG").is_some() {
         for (i, s) in steps.iter().enumerate().take(bad.index + 1) {
             eprintln!("{i:4} epoch {} {:?}", s.writer_epoch, s.event);

@@ -12,7 +12,8 @@ pub enum Op {
     Write { writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool },
     /// Scan this writer's keys and compare with its own history.
     Scan,
-    /// Read one of this writer's keys and compare with its own history.
+    /// Read one of this writer's keys and compare with its own history, or
+    /// a shared key (checked by `shared::SharedKeys::check_read`).
     Get { key: Bytes },
     /// `flush()`: everything written so far becomes durable.
     Flush,
@@ -21,7 +22,8 @@ pub enum Op {
 /// Keys per writer: small, so overwrites and deletes hit live keys.
 const KEYS_PER_WRITER: u32 = 6;
 
-/// The key `k` of writer `w`. Writers own disjoint key ranges.
+/// The key `k` of writer `w`. Writers own disjoint key ranges (and may
+/// share the keys of [`shared_key`]).
 pub fn key(writer: usize, k: u32) -> Bytes {
     Bytes::from(format!("w{writer:02}/k{k}"))
 }
@@ -31,25 +33,46 @@ pub fn key_prefix(writer: usize) -> Bytes {
     Bytes::from(format!("w{writer:02}/"))
 }
 
-/// A seeded sequence of `n` operations for `writer`.
-pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize) -> Vec<Op> {
+/// Keys all writers share (`shared::PREFIX`): few, so writers overwrite
+/// each other's values.
+const SHARED_KEYS: u32 = 4;
+
+/// Shared key `k`.
+pub fn shared_key(k: u32) -> Bytes {
+    Bytes::from(format!("{}k{k}", crate::shared::PREFIX))
+}
+
+/// A key for `writer`: its own key `k`, or with `shared` a shared key one
+/// time in three (drawing nothing more when not `shared`, so schedules
+/// without shared keys stay as they were).
+fn pick(rng: &mut StdRng, writer: usize, k: u32, shared: bool) -> Bytes {
+    if shared && rng.random_bool(0.35) {
+        return shared_key(k % SHARED_KEYS);
+    }
+    key(writer, k)
+}
+
+/// A seeded sequence of `n` operations for `writer`; with `shared`, some
+/// writes and reads go to the keys all writers share.
+pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize, shared: bool) -> Vec<Op> {
     (0..n)
         .map(|i| {
             let value = |j: usize| Some(Bytes::from(format!("w{writer}-r{round}-op{i}-{j}")));
             match rng.random_range(0..100) {
-                0..=47 => Op::Write {
-                    writes: vec![(key(writer, rng.random_range(0..KEYS_PER_WRITER)), value(0))],
-                    await_durable: rng.random_bool(0.4),
-                },
-                48..=61 => Op::Write {
-                    writes: vec![(key(writer, rng.random_range(0..KEYS_PER_WRITER)), None)],
-                    await_durable: rng.random_bool(0.4),
-                },
+                0..=47 => {
+                    let k = rng.random_range(0..KEYS_PER_WRITER);
+                    Op::Write { writes: vec![(pick(rng, writer, k, shared), value(0))], await_durable: rng.random_bool(0.4) }
+                }
+                48..=61 => {
+                    let k = rng.random_range(0..KEYS_PER_WRITER);
+                    Op::Write { writes: vec![(pick(rng, writer, k, shared), None)], await_durable: rng.random_bool(0.4) }
+                }
                 62..=79 => {
                     let len = rng.random_range(2..=3);
                     let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::with_capacity(len);
                     for j in 0..len {
-                        let k = key(writer, rng.random_range(0..KEYS_PER_WRITER));
+                        let k = rng.random_range(0..KEYS_PER_WRITER);
+                        let k = pick(rng, writer, k, shared);
                         if writes.iter().all(|(existing, _)| existing != &k) {
                             let v = if rng.random_bool(0.8) { value(j) } else { None };
                             writes.push((k, v));
@@ -58,7 +81,10 @@ pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize) -> Vec<
                     Op::Write { writes, await_durable: rng.random_bool(0.4) }
                 }
                 80..=87 => Op::Scan,
-                88..=92 => Op::Get { key: key(writer, rng.random_range(0..KEYS_PER_WRITER)) },
+                88..=92 => {
+                    let k = rng.random_range(0..KEYS_PER_WRITER);
+                    Op::Get { key: pick(rng, writer, k, shared) }
+                }
                 _ => Op::Flush,
             }
         })

@@ -45,7 +45,7 @@ async fn a_recorded_engine_trace_conforms_and_an_altered_one_does_not() {
     let mut trace = steps.clone();
     let second = trace.iter().rposition(|s| matches!(s.event, TraceEvent::Recover { .. })).unwrap();
     trace.insert(second, TraceStep { writer_epoch: 1, event: TraceEvent::Crash { listed: vec![] } });
-    if let Some(bad) = conformance::check(Protocol::Shipped, 4, &trace) {
+    if let Some(bad) = conformance::check(Protocol::Shipped, 4, &trace, &Default::default()) {
         panic!("the engine's own trace must conform: {bad}");
     }
 
@@ -55,14 +55,14 @@ async fn a_recorded_engine_trace_conforms_and_an_altered_one_does_not() {
     if let TraceEvent::Put { wal_id } = &mut wrong_wal[i].event {
         *wal_id += 1;
     }
-    let bad = conformance::check(Protocol::Shipped, 4, &wrong_wal).expect("caught");
+    let bad = conformance::check(Protocol::Shipped, 4, &wrong_wal, &Default::default()).expect("caught");
     assert_eq!(bad.index, i);
 
     // An upload with no FreezeWal before it.
     let mut no_freeze = trace.clone();
     let j = no_freeze.iter().position(|s| matches!(s.event, TraceEvent::FreezeWal { .. })).unwrap();
     no_freeze.remove(j);
-    assert!(conformance::check(Protocol::Shipped, 4, &no_freeze).is_some());
+    assert!(conformance::check(Protocol::Shipped, 4, &no_freeze, &Default::default()).is_some());
 
     // A watermark the engine claims but the protocol never reached (the
     // `max-completed` kind of mistake).
@@ -71,7 +71,7 @@ async fn a_recorded_engine_trace_conforms_and_an_altered_one_does_not() {
     if let TraceEvent::WalDurable { durable_wal_id, .. } = &mut ahead[k].event {
         *durable_wal_id += 5;
     }
-    assert!(conformance::check(Protocol::Shipped, 4, &ahead).is_some());
+    assert!(conformance::check(Protocol::Shipped, 4, &ahead, &Default::default()).is_some());
 
     // A manifest claiming a WAL the watermark does not cover (the SlateDB bug).
     let mut early = trace.clone();
@@ -79,7 +79,7 @@ async fn a_recorded_engine_trace_conforms_and_an_altered_one_does_not() {
     if let TraceEvent::WriteManifest { wal_id_last_seen, .. } = &mut early[m].event {
         *wal_id_last_seen += 1;
     }
-    assert!(conformance::check(Protocol::Shipped, 4, &early).is_some());
+    assert!(conformance::check(Protocol::Shipped, 4, &early, &Default::default()).is_some());
 }
 
 /// A session on the engine running `protocol` in which uploads complete out
@@ -137,13 +137,13 @@ async fn out_of_order_session(protocol: Protocol) -> Vec<TraceStep> {
 async fn engine_mutants_conform_to_their_own_model_but_not_to_the_shipped_one() {
     for mutant in [Protocol::AtFreeze, Protocol::MaxCompleted] {
         let trace = out_of_order_session(mutant).await;
-        if let Some(bad) = conformance::check(mutant, 4, &trace) {
+        if let Some(bad) = conformance::check(mutant, 4, &trace, &Default::default()) {
             for (i, s) in trace.iter().enumerate().take(bad.index + 1) {
                 eprintln!("{i:4} epoch {} {:?}", s.writer_epoch, s.event);
             }
             panic!("{mutant:?}'s trace conforms to the {mutant:?} model: {bad}");
         }
-        let bad = conformance::check(Protocol::Shipped, 4, &trace).unwrap_or_else(|| panic!("{mutant:?} is caught"));
+        let bad = conformance::check(Protocol::Shipped, 4, &trace, &Default::default()).unwrap_or_else(|| panic!("{mutant:?} is caught"));
         let expected = match mutant {
             Protocol::AtFreeze => "WriteManifest",
             _ => "WalDurable",
@@ -151,5 +151,5 @@ async fn engine_mutants_conform_to_their_own_model_but_not_to_the_shipped_one() 
         assert_eq!(bad.step.event.action(), expected, "{mutant:?} caught at {bad}");
     }
     let shipped = out_of_order_session(Protocol::Shipped).await;
-    assert!(conformance::check(Protocol::Shipped, 4, &shipped).is_none(), "the shipped engine conforms");
+    assert!(conformance::check(Protocol::Shipped, 4, &shipped, &Default::default()).is_none(), "the shipped engine conforms");
 }

@@ -17,7 +17,10 @@ fn violations(protocol: Protocol, seeds: u64, zombies: bool) -> usize {
                     false => Conformance::Replayed,
                     true => Conformance::Skipped("compaction and GC steps are not replayed yet"),
                 };
-                assert_eq!(report.conformance, expected, "seed {seed}");
+                // Faulty seeds may hold a step the replay cannot judge yet (counted, named).
+                let unreplayable = Conformance::Skipped(tidemark_crash::conformance::UNREPLAYABLE_AMBIGUOUS_MANIFEST);
+                let allowed = report.conformance == expected || cfg.faults.is_some() && report.conformance == unreplayable;
+                assert!(allowed, "seed {seed}: {:?}", report.conformance);
             }
             report.failure.is_some()
         })

@@ -38,7 +38,10 @@ const WINDOW: usize = 256;
 /// Below this many samples the hedge delay is the cap (no distribution yet).
 const MIN_SAMPLES: usize = 16;
 /// Hedges that may be sent back to back before the budget refills.
-const MAX_TOKENS: f64 = 8.0;
+const MAX_TOKENS: u64 = 8;
+/// The budget is kept in thousandths of a hedge, so that ten requests at
+/// 10 % earn exactly one (no floating-point drift).
+const MILLI: u64 = 1000;
 
 /// When and how often to hedge.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -112,12 +115,13 @@ impl HedgeStats {
 #[derive(Debug)]
 struct Tracker {
     recent: VecDeque<Duration>,
-    tokens: f64,
+    /// Thousandths of a hedge.
+    tokens: u64,
 }
 
 impl Tracker {
     fn new() -> Self {
-        Self { recent: VecDeque::with_capacity(WINDOW), tokens: 1.0 }
+        Self { recent: VecDeque::with_capacity(WINDOW), tokens: MILLI }
     }
 
     fn observe(&mut self, d: Duration) {
@@ -140,12 +144,13 @@ impl Tracker {
 
     /// Every request earns `budget` of a hedge; a hedge spends a whole one.
     fn earn(&mut self, s: &HedgeSettings) {
-        self.tokens = (self.tokens + s.budget).min(MAX_TOKENS);
+        let earned = (s.budget.clamp(0.0, 1.0) * MILLI as f64).round() as u64;
+        self.tokens = (self.tokens + earned).min(MAX_TOKENS * MILLI);
     }
 
     fn try_spend(&mut self) -> bool {
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        if self.tokens >= MILLI {
+            self.tokens -= MILLI;
             true
         } else {
             false

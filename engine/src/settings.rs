@@ -72,6 +72,18 @@ pub struct Settings {
     /// hide acknowledged writes. Kept so the crash harness shows it catches it.
     #[cfg(feature = "mutants")]
     pub scan_without_snapshot: bool,
+    /// Mutant `sst-names-without-epoch` (the zombie SST bug, see
+    /// `crash/tests/zombie_sst.rs`): an L0 SST is named from the manifest
+    /// (the largest SST id it lists, plus one) instead of a fresh ULID, so a
+    /// fenced or crashed writer's orphan takes the name its successor needs
+    /// and the successor can never flush. Kept for the harness's liveness check.
+    #[cfg(feature = "mutants")]
+    pub sst_names_without_epoch: bool,
+    /// Mutant `window-never-freed`: a completed WAL upload never frees its
+    /// slot in the upload window, so after W uploads the writer stalls and
+    /// its durable writes never return. Kept for the harness's liveness check.
+    #[cfg(feature = "mutants")]
+    pub window_never_freed: bool,
 }
 
 impl Default for Settings {
@@ -100,6 +112,10 @@ impl Default for Settings {
             recorder: None,
             #[cfg(feature = "mutants")]
             scan_without_snapshot: false,
+            #[cfg(feature = "mutants")]
+            sst_names_without_epoch: false,
+            #[cfg(feature = "mutants")]
+            window_never_freed: false,
         }
     }
 }

@@ -46,9 +46,18 @@ struct Args {
     /// a prefix per schedule) instead of in memory; implies --wall-clock.
     #[arg(long)]
     s3: bool,
-    /// Run a mutant protocol instead of the shipped one, or the engine
-    /// mutant `scan-without-snapshot` (issue 11's scan bug: a scan reads L0
-    /// before the memtables, so a concurrent L0 flush hides writes).
+    /// Seeded store faults in every schedule (transient errors on any call,
+    /// creates and conditional updates that land and report a conflict,
+    /// delayed reads), zombies on even seeds; without it, seeds 3 mod 5 have
+    /// them.
+    #[arg(long)]
+    faults: bool,
+    /// Run a mutant protocol instead of the shipped one, or an engine
+    /// mutant: `scan-without-snapshot` (issue 11's scan bug: a scan reads L0
+    /// before the memtables, so a concurrent L0 flush hides writes),
+    /// `sst-names-without-epoch` (the zombie SST bug: L0 SSTs named from the
+    /// manifest), `window-never-freed` (a completed upload never frees its
+    /// window slot).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
     /// Delay every read of the seeds that delay reads (half of them) by up to
@@ -60,13 +69,17 @@ struct Args {
     json: bool,
 }
 
-/// The engine mutant `--mutant` accepts besides the protocol mutants.
+/// The engine mutants `--mutant` accepts besides the protocol mutants.
 const SCAN_WITHOUT_SNAPSHOT: &str = "scan-without-snapshot";
+const SST_NAMES_WITHOUT_EPOCH: &str = "sst-names-without-epoch";
+const WINDOW_NEVER_FREED: &str = "window-never-freed";
+const ENGINE_MUTANTS: [&str; 3] = [SCAN_WITHOUT_SNAPSHOT, SST_NAMES_WITHOUT_EPOCH, WINDOW_NEVER_FREED];
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let scan_without_snapshot = args.mutant.as_deref() == Some(SCAN_WITHOUT_SNAPSHOT);
-    let protocol_mutant = args.mutant.as_deref().filter(|_| !scan_without_snapshot);
+    let engine_mutant = args.mutant.as_deref().filter(|m| ENGINE_MUTANTS.contains(m));
+    let scan_without_snapshot = engine_mutant == Some(SCAN_WITHOUT_SNAPSHOT);
+    let protocol_mutant = args.mutant.as_deref().filter(|_| engine_mutant.is_none());
     let protocol = match protocol_mutant.map(str::parse::<Protocol>).transpose() {
         Ok(p) => p.unwrap_or_default(),
         Err(e) => {
@@ -88,14 +101,20 @@ fn main() -> ExitCode {
     let mut schedules = 0u64;
     let mut failures: Vec<Failure> = Vec::new();
     let mut conformance = ConformanceTally::default();
+    let mut injected = schedule::Injected::default();
     for seed in args.seed_start..args.seed_start + args.seeds {
         let mut cfg = Config::new(seed);
+        if args.faults {
+            cfg = cfg.with_faults();
+        }
         cfg.ops = args.ops as usize;
         cfg.writers = args.writers as usize;
         cfg.rounds = args.rounds as usize;
-        cfg.zombies = args.zombies;
+        cfg.zombies |= args.zombies;
         cfg.protocol = protocol;
         cfg.scan_without_snapshot = scan_without_snapshot;
+        cfg.sst_names_without_epoch = engine_mutant == Some(SST_NAMES_WITHOUT_EPOCH);
+        cfg.window_never_freed = engine_mutant == Some(WINDOW_NEVER_FREED);
         if let (Some(us), false) = (args.read_delay_us, cfg.read_delay.is_zero()) {
             cfg.read_delay = std::time::Duration::from_micros(us);
         }
@@ -107,18 +126,21 @@ fn main() -> ExitCode {
             let probe = schedule::run(&Config { rounds: 1, ..cfg.clone() });
             schedules += 1;
             conformance.add(probe.conformance);
+            injected.add(&probe.injected);
             failures.extend(probe.failure);
             for k in 1..=probe.round0_ops {
                 cfg.crash_op = Some(k);
                 schedules += 1;
                 let report = schedule::run(&cfg);
                 conformance.add(report.conformance);
+                injected.add(&report.injected);
                 failures.extend(report.failure);
             }
         } else {
             schedules += 1;
             let report = schedule::run(&cfg);
             conformance.add(report.conformance);
+            injected.add(&report.injected);
             failures.extend(report.failure);
         }
         if !args.json && std::io::stderr().is_terminal() && start.elapsed().as_secs() >= 2 {
@@ -129,7 +151,9 @@ fn main() -> ExitCode {
     if args.json {
         let doc = serde_json::json!({
             "protocol": protocol.name(),
-            "scan_without_snapshot": scan_without_snapshot,
+            "engine_mutant": engine_mutant,
+            "faults": args.faults,
+            "injected": injected,
             "schedules": schedules,
             "violations": failures.len(),
             "seconds": seconds,
@@ -142,6 +166,14 @@ fn main() -> ExitCode {
         if std::io::stderr().is_terminal() {
             eprintln!();
         }
+        let mut by_invariant: std::collections::BTreeMap<&str, u64> = Default::default();
+        for f in &failures {
+            *by_invariant.entry(f.invariant.as_str()).or_default() += 1;
+        }
+        if !by_invariant.is_empty() {
+            let parts: Vec<String> = by_invariant.iter().map(|(i, n)| format!("{i}: {n}")).collect();
+            println!("violations by invariant: {}", parts.join(", "));
+        }
         if let Some(f) = failures.first() {
             println!(
                 "first violation: seed {} round {} crash at store op {}: {}: {}",
@@ -150,9 +182,13 @@ fn main() -> ExitCode {
             println!("reproduce: crash-check --seeds 1 --seed-start {} {}", f.seed, reproduce_flags(&args));
         }
         println!("protocol: {}", protocol.name());
-        if scan_without_snapshot {
-            println!("engine mutant: {SCAN_WITHOUT_SNAPSHOT}");
+        if let Some(m) = engine_mutant {
+            println!("engine mutant: {m}");
         }
+        println!(
+            "faults injected: {} transient errors, {} ambiguous creates ({} of WALs and fences); racing openers: {} ({} fenced)",
+            injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
+        );
         if let Some(store) = &store {
             println!("store: {store} (a prefix per schedule, wall clock)");
         }
@@ -173,6 +209,9 @@ fn reproduce_flags(args: &Args) -> String {
     }
     if args.zombies {
         flags.push_str(" --zombies");
+    }
+    if args.faults {
+        flags.push_str(" --faults");
     }
     if args.s3 {
         flags.push_str(" --s3");

@@ -76,13 +76,21 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         // a fenced writer has nothing left to make durable.
         let wal_id = frozen.wal_id;
         loop {
+            if window_never_freed(&inner)
+                && inner.uploads_in_flight.load(Ordering::Acquire) >= inner.settings.max_inflight_wal_uploads as usize
+            {
+                let _ = tokio::time::timeout(Duration::from_millis(2), inner.durable_changed.notified()).await;
+                continue;
+            }
             match inner.commit.start_upload_with(wal_id, || inner.emit(TraceEvent::UploadWal { wal_id })) {
                 Ok(true) => {
                     inner.uploads_in_flight.fetch_add(1, Ordering::AcqRel);
                     let task = inner.clone();
                     uploads.spawn(async move {
                         upload_wal(task.clone(), frozen).await;
-                        task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        if !window_never_freed(&task) {
+                            task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        }
                         task.durable_changed.notify_waiters();
                     });
                     break;
@@ -110,6 +118,29 @@ async fn wal_flusher(inner: Arc<DbInner>) {
             inner.wake_flusher.notify_one();
         }
     }
+}
+
+/// Mutant `window-never-freed` (`Settings::window_never_freed`).
+fn window_never_freed(inner: &DbInner) -> bool {
+    #[cfg(feature = "mutants")]
+    return inner.settings.window_never_freed;
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = inner;
+        false
+    }
+}
+
+/// Mutant `sst-names-without-epoch` (`Settings::sst_names_without_epoch`):
+/// the id an L0 flush from `manifest` takes, named from the manifest alone.
+fn sst_id_from_manifest(inner: &DbInner, manifest: &ManifestObject) -> Option<u128> {
+    #[cfg(feature = "mutants")]
+    if inner.settings.sst_names_without_epoch {
+        let listed = manifest.l0.iter().chain(manifest.runs.iter().flat_map(|r| r.ssts.iter()));
+        return Some(listed.map(|h| h.id).max().map_or(ulid::Ulid::from_parts(1, 1).0, |id| id + 1));
+    }
+    let _ = (inner, manifest);
+    None
 }
 
 /// `FreezeMemtable` together with `FreezeWal`, under the commit lock, so the
@@ -253,9 +284,14 @@ fn build_sst(table: &Memtable, block_size: usize) -> bytes::Bytes {
 /// id stays pinned (GC of this process leaves it alone) until the caller
 /// records it in a manifest or gives up.
 pub(super) async fn upload_sst(inner: &DbInner, bytes: bytes::Bytes, epoch: u64) -> Result<Option<SstHandle>> {
+    upload_sst_named(inner, bytes, epoch, None).await
+}
+
+/// `upload_sst` under `id` if given (mutant `sst-names-without-epoch`).
+async fn upload_sst_named(inner: &DbInner, bytes: bytes::Bytes, epoch: u64, id: Option<u128>) -> Result<Option<SstHandle>> {
     let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
     let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
-    let id = SstHandle::new_id();
+    let id = id.unwrap_or_else(SstHandle::new_id);
     lock(&inner.pinned).insert(id);
     let path = inner.layout.sst(id);
     // A fresh ULID is unique: AlreadyExists can only be our own retried create.
@@ -276,7 +312,8 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let mut manifest = inner.manifest.lock().await;
     let Some(imm) = lock(&inner.mem).imm.first().cloned() else { return Ok(false) };
     let bytes = build_sst(&imm.table, inner.settings.block_size);
-    let handle = upload_sst(inner, bytes, inner.epoch).await?;
+    let named = sst_id_from_manifest(inner, &manifest);
+    let handle = upload_sst_named(inner, bytes, inner.epoch, named).await?;
     inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
     // While closing, the manifest that records the last memtable is the
     // close manifest (`writer_closed`), as the spec's `Close` has it.

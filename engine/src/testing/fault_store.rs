@@ -9,7 +9,9 @@
 //! also delay reads by seeded amounts (on tokio's clock, so a paused clock
 //! keeps a seed exact), which makes a read span other tasks' store calls, as
 //! on a real object store: issue 11's scan bug needed an L0 flush to finish
-//! while a scan awaited its SST reads.
+//! while a scan awaited its SST reads. With [`RandomFaults`] it fails seeded
+//! calls transiently and makes seeded conditional puts ambiguous, recording
+//! what it injected ([`FaultStore::injected`]) for trace conformance.
 
 use std::fmt;
 use std::ops::Range;
@@ -49,7 +51,31 @@ struct HeldPut {
     path: Path,
     payload: PutPayload,
     opts: PutOptions,
+    /// Decided when the put was issued: it lands and reports a conflict.
+    ambiguous: bool,
     reply: oneshot::Sender<Result<PutResult>>,
+}
+
+/// Seeded faults on every call, drawn by their own generator (crash
+/// schedules with faults, issue 14): each call may fail transiently before
+/// it reaches the store (the engine's `RetryStore` retries it), and each
+/// conditional put may land and then report what a retried request whose
+/// first attempt landed sees (`AlreadyExists` for a create, `Precondition`
+/// for an update conditional on the old version).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RandomFaults {
+    /// Chance that a call fails with a transient (`Generic`) error.
+    pub transient: f64,
+    /// Chance that a conditional put lands and reports a conflict.
+    pub ambiguous: f64,
+}
+
+/// What [`RandomFaults`] injected so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InjectedFaults {
+    pub transient: u64,
+    /// Paths whose conditional put landed and reported a conflict, in order.
+    pub ambiguous: Vec<Path>,
 }
 
 struct State {
@@ -65,6 +91,9 @@ struct State {
     /// Reads wait a duration drawn from `0..=max` by this generator (its
     /// own, so turning delays on leaves the crash's choices as they were).
     read_delay: Option<(Duration, StdRng)>,
+    /// Seeded faults on every call, with their own generator.
+    random: Option<(RandomFaults, StdRng)>,
+    injected: InjectedFaults,
 }
 
 /// The fault-injecting wrapper. Cheap to clone: clones share state.
@@ -99,6 +128,8 @@ impl FaultStore {
             crashed: false,
             rng: StdRng::seed_from_u64(seed),
             read_delay: None,
+            random: None,
+            injected: InjectedFaults::default(),
         };
         Self { inner, state: Arc::new(Mutex::new(state)) }
     }
@@ -139,6 +170,18 @@ impl FaultStore {
     /// (`PutMode::Update`) gets `Precondition`.
     pub fn ambiguous_creates(&self, prefix: &str, times: u32) {
         lock(&self.state).ambiguous.push((prefix.to_string(), times));
+    }
+
+    /// Injects [`RandomFaults`] on every later call, drawn by `seed` (a
+    /// generator of their own, so the crash's choices stay as they were).
+    pub fn random_faults(&self, faults: RandomFaults, seed: u64) {
+        lock(&self.state).random = Some((faults, StdRng::seed_from_u64(seed)));
+    }
+
+    /// What [`FaultStore::random_faults`] and [`FaultStore::ambiguous_creates`]
+    /// injected so far.
+    pub fn injected(&self) -> InjectedFaults {
+        lock(&self.state).injected.clone()
     }
 
     /// Delays every read (`get_opts`, and so `get`, `get_range` and `head`;
@@ -256,8 +299,25 @@ impl FaultStore {
     }
 
     async fn land(&self, held: HeldPut) {
+        let is_update = matches!(held.opts.mode, PutMode::Update(_));
         let result = self.inner.put_opts(&held.path, held.payload, held.opts).await;
-        let _ = held.reply.send(result);
+        let _ = held.reply.send(self.answer(&held.path, is_update, held.ambiguous, result));
+    }
+
+    /// The answer the caller of a landed (or refused) put sees: for an
+    /// ambiguous one that landed, the conflict a retry would have reported.
+    fn answer(&self, path: &Path, is_update: bool, ambiguous: bool, result: Result<PutResult>) -> Result<PutResult> {
+        if !(ambiguous && result.is_ok()) {
+            return result;
+        }
+        lock(&self.state).injected.ambiguous.push(path.clone());
+        // The first attempt landed; the retry finds the object (a create)
+        // or its new version (an update conditional on the old one).
+        let source = "injected: a retried request found its own earlier attempt".into();
+        Err(match is_update {
+            true => object_store::Error::Precondition { path: path.to_string(), source },
+            false => object_store::Error::AlreadyExists { path: path.to_string(), source },
+        })
     }
 
     /// Counts the operation and decides whether it fails.
@@ -284,6 +344,12 @@ impl FaultStore {
                     }
                     return Verdict::Fail("transient fault");
                 }
+            }
+        }
+        if let Some((faults, rng)) = state.random.as_mut() {
+            if faults.transient > 0.0 && rng.random_bool(faults.transient.min(1.0)) {
+                state.injected.transient += 1;
+                return Verdict::Fail("transient fault");
             }
         }
         for fault in state.prefix_faults.iter_mut().filter(|f| path.starts_with(&f.prefix)) {
@@ -332,7 +398,7 @@ impl ObjectStore for FaultStore {
             let mut state = lock(&self.state);
             let hold = state.hold_prefixes.iter().any(|p| path.starts_with(p.as_str()));
             let conditional = matches!(opts.mode, PutMode::Create | PutMode::Update(_));
-            let ambiguous = conditional
+            let counted = conditional
                 && match state.ambiguous.iter_mut().find(|(p, n)| *n > 0 && path.starts_with(p.as_str())) {
                     Some((_, n)) => {
                         *n -= 1;
@@ -340,11 +406,17 @@ impl ObjectStore for FaultStore {
                     }
                     None => false,
                 };
-            (hold, ambiguous)
+            let random = conditional
+                && !counted
+                && match state.random.as_mut() {
+                    Some((faults, rng)) => faults.ambiguous > 0.0 && rng.random_bool(faults.ambiguous.min(1.0)),
+                    None => false,
+                };
+            (hold, counted || random)
         };
         if hold {
             let (reply, answer) = oneshot::channel();
-            lock(&self.state).held.push(HeldPut { path: location.clone(), payload, opts, reply });
+            lock(&self.state).held.push(HeldPut { path: location.clone(), payload, opts, ambiguous, reply });
             return match answer.await {
                 Ok(result) => result,
                 Err(_) => Err(injected("upload abandoned", path)),
@@ -352,16 +424,7 @@ impl ObjectStore for FaultStore {
         }
         let is_update = matches!(opts.mode, PutMode::Update(_));
         let result = self.inner.put_opts(location, payload, opts).await;
-        if ambiguous && result.is_ok() {
-            // The first attempt landed; the retry finds the object (a create)
-            // or its new version (an update conditional on the old one).
-            let source = "injected: a retried request found its own earlier attempt".into();
-            return Err(match is_update {
-                true => object_store::Error::Precondition { path: path.to_string(), source },
-                false => object_store::Error::AlreadyExists { path: path.to_string(), source },
-            });
-        }
-        result
+        self.answer(location, is_update, ambiguous, result)
     }
 
     async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
@@ -534,6 +597,40 @@ mod tests {
         let err = fs.put_opts(&p, Bytes::from_static(b"v2").into(), update).await.unwrap_err();
         assert!(matches!(err, object_store::Error::Precondition { .. }), "{err:?}");
         assert_eq!(inner.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"v2"), "the update landed");
+    }
+
+    #[tokio::test]
+    async fn random_faults_fail_calls_transiently_and_make_held_creates_ambiguous() {
+        let (fs, inner) = store(1);
+        fs.random_faults(RandomFaults { transient: 0.3, ambiguous: 1.0 }, 5);
+        let p = Path::from("x");
+        let mut failures = 0;
+        for _ in 0..40 {
+            if fs.get(&p).await.is_err_and(|e| matches!(e, object_store::Error::Generic { .. })) {
+                failures += 1;
+            }
+        }
+        assert!(failures > 0 && failures < 40, "some calls fail transiently: {failures} of 40");
+        assert_eq!(fs.injected().transient, failures);
+
+        // A held create decided ambiguous lands when released and reports AlreadyExists.
+        fs.random_faults(RandomFaults { transient: 0.0, ambiguous: 1.0 }, 5);
+        fs.hold_prefix("wal/");
+        let w = Path::from("wal/1");
+        let put = tokio::spawn({
+            let fs = fs.clone();
+            let w = w.clone();
+            async move { fs.put_opts(&w, Bytes::from_static(b"1").into(), create()).await }
+        });
+        while fs.held().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        assert!(fs.release(&w).await);
+        assert!(matches!(put.await.unwrap(), Err(object_store::Error::AlreadyExists { .. })));
+        assert!(inner.head(&w).await.is_ok(), "the create landed");
+        assert_eq!(fs.injected().ambiguous, vec![w]);
+        // An unconditional put is never ambiguous.
+        assert!(fs.put(&Path::from("y"), Bytes::new().into()).await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,8 +12,6 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,6 +25,8 @@ use object_store::{
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
+
+use crate::sync::{lock, AtomicU64, Mutex, Ordering, StdArc as Arc};
 
 /// The z-score of the 99th percentile of a standard normal distribution.
 const Z_P99: f64 = 2.326_347_874;
@@ -145,10 +145,7 @@ impl LatencyStore {
 
     fn next_delay(&self, kind: Kind) -> Duration {
         self.counts[kind as usize].fetch_add(1, Ordering::Relaxed);
-        let (d, straggler) = match self.sampler.lock() {
-            Ok(mut s) => s.sample(),
-            Err(poisoned) => poisoned.into_inner().sample(),
-        };
+        let (d, straggler) = lock(&self.sampler).sample();
         if straggler {
             self.stragglers.fetch_add(1, Ordering::Relaxed);
         }
