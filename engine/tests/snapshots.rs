@@ -4,6 +4,8 @@
 //! growing across reopens, clean or after a crash.
 #![cfg(not(loom))]
 
+mod common;
+use common::wait_for;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -36,15 +38,6 @@ fn key(i: usize) -> Bytes {
     Bytes::from(format!("k{:02}/{i:04}", i % 5))
 }
 
-async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 async fn scan_all(it: tidemark::Result<tidemark::DbIterator>) -> Vec<(Bytes, Bytes)> {
     it.unwrap().collect_vec().await.unwrap()

@@ -4,6 +4,8 @@
 //! prefix; a live iterator keeps GC from deleting the SSTs it still reads.
 #![cfg(not(loom))]
 
+mod common;
+use common::wait_for;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::time::Duration;
@@ -40,15 +42,6 @@ fn key(i: usize) -> Bytes {
     Bytes::from(format!("k{:02}/{i:04}", i % 7))
 }
 
-async fn wait_for<F: std::future::Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..500 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
 
 /// Runs (written by compactions at close), L0 SSTs (flushed after reopen,
 /// no compactor) and the memtable each hold some of the newest versions.
