@@ -47,7 +47,9 @@ async fn write(url: &str, keys: u64) -> tidemark::Result<()> {
 }
 
 async fn scan(url: &str, keys: u64, read_ahead_bytes: u64) -> tidemark::Result<()> {
-    let s = settings();
+    // No block cache: the figure is the scan's own memory (the cache is a
+    // separate budget, `block_cache_bytes`, that a scan would fill).
+    let s = settings().with_block_cache_bytes(0);
     let block = s.block_size as u64;
     let db = Db::open_url(url, s).await?;
     let m = db.manifest().await;
@@ -67,6 +69,7 @@ async fn scan(url: &str, keys: u64, read_ahead_bytes: u64) -> tidemark::Result<(
     }
     drop(it);
     let after = status_kib("VmHWM:");
+    let metrics = db.metrics();
     assert_eq!(n, keys, "the scan returns every key");
     println!(
         "scanned {n} keys in {:.2} s from {} L0 SSTs + {} sorted runs ({ssts} SSTs)",
@@ -87,6 +90,12 @@ async fn scan(url: &str, keys: u64, read_ahead_bytes: u64) -> tidemark::Result<(
         "read-ahead {read_ahead_bytes} B: block size {block} B x {sources} sources = {} KiB; read-ahead x sources = {} KiB",
         block * sources >> 10,
         read_ahead_bytes.max(block) * sources >> 10
+    );
+    println!(
+        "indexes and bloom filters of the {} open SSTs, resident by design: {} KiB; block cache {} KiB",
+        metrics.open_ssts,
+        metrics.index_filter_bytes >> 10,
+        metrics.block_cache.bytes >> 10
     );
     db.close().await
 }
