@@ -349,7 +349,10 @@ impl Db {
     }
     fn hedges(&self) -> Option<u64> {
         match self {
-            Db::Tidemark(d) => Some(d.hedge_counts().create_hedges + d.hedge_counts().read_hedges),
+            Db::Tidemark(d) => {
+                let h = d.hedge_counts();
+                Some(h.create_hedges + h.read_hedges)
+            }
             Db::Slate(_) => None,
         }
     }
