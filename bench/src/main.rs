@@ -52,6 +52,9 @@ enum Workload {
     FireAndForget,
     /// Point reads of written keys (from SSTs after a reopen) and of missing keys.
     Reads,
+    /// Open of an empty store, and open after a crash that left 100 and
+    /// 1,000 WALs to replay.
+    Recovery,
 }
 
 #[derive(Parser, Debug)]
@@ -444,7 +447,64 @@ struct Plan {
     seconds: u64,
 }
 
+/// Opens the engine over a store that already holds `wals` WALs written by
+/// a process that crashed (dropped without close): the time to open, the
+/// requests it made.
+async fn recovery(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
+    let mut out = Vec::new();
+    for (name, wals) in [("open-empty", 0u64), ("recover-100-wals", 100), ("recover-1000-wals", 1000)] {
+        let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        if wals > 0 {
+            // Written without latency: each durable put from one task is a WAL of its own.
+            let fast: Arc<dyn ObjectStore> = Arc::new(LatencyStore::new(inner.clone(), Latency::Constant(Duration::ZERO), seed));
+            let db = open(plan.config, fast, args).await?;
+            for i in 0..wals {
+                db.put(key("wal-", i), Bytes::from_static(b"value"), true).await?;
+            }
+            // The crash: dropped without close, so every WAL is left to replay.
+            drop(db);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let latency = LatencyStore::new(inner, latency_of(plan.store, args), seed);
+        let start = Instant::now();
+        let db = open(plan.config, Arc::new(latency.clone()), args).await?;
+        let took = start.elapsed();
+        if wals > 0 && db.get(key("wal-", wals - 1)).await?.is_none() {
+            return Err(format!("{}: the last acknowledged write is missing after recovery", plan.config.engine()).into());
+        }
+        let c = latency.counts();
+        let ms = took.as_secs_f64() * 1e3;
+        out.push(Record {
+            engine: plan.config.engine().into(),
+            workload: name.into(),
+            store: plan.store,
+            writers: None,
+            rate: None,
+            flush_interval_ms: plan.config.flush_interval_ms(),
+            ops: 1,
+            seconds: took.as_secs_f64(),
+            ops_per_sec: 1.0 / took.as_secs_f64(),
+            p50_ms: Some(ms),
+            p99_ms: Some(ms),
+            p999_ms: Some(ms),
+            puts_per_sec: c.puts as f64 / took.as_secs_f64(),
+            gets_per_sec: (c.gets + c.lists) as f64 / took.as_secs_f64(),
+            requests_per_op: (c.puts + c.gets + c.lists + c.deletes) as f64,
+            usd_per_million_writes: None,
+            peak_rss_mb: peak_rss_mb(),
+            stragglers_met: latency.stragglers(),
+            hedges: db.hedges(),
+            percentiles: None,
+        });
+        db.close().await?;
+    }
+    Ok(out)
+}
+
 async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
+    if plan.workload == Workload::Recovery {
+        return recovery(plan, args, seed).await;
+    }
     let value = Bytes::from(vec![b'v'; args.value_bytes as usize]);
     let rs = run_store(plan.store, args, seed)?;
     reset_peak_rss();
@@ -463,6 +523,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
             let m = open_loop(&db, plan.rate.unwrap_or(200), run_for, value).await?;
             results.push(("open-loop", m, rs.latency.counts(), rs.latency.stragglers()));
         }
+        Workload::Recovery => unreachable!("measured by `recovery`"),
         Workload::FireAndForget | Workload::Reads => {
             let n = 20_000;
             let m = fire_and_forget(&db, n, value).await?;
@@ -582,6 +643,11 @@ fn plans(args: &Args) -> Vec<Plan> {
         if wanted(Workload::Reads) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
                 out.push(Plan { label: None, workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0 });
+            }
+        }
+        if wanted(Workload::Recovery) {
+            for config in [Config::Tidemark, Config::SlateDb(10)] {
+                out.push(Plan { label: None, workload: Workload::Recovery, store, config, writers: None, rate: None, seconds: 0 });
             }
         }
     }
