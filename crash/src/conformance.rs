@@ -26,11 +26,12 @@ pub struct Nonconformance {
 }
 
 /// Why a trace with ambiguous manifest creates may not replay: the engine
-/// records no `WriteManifest` for a manifest create that reported
-/// `AlreadyExists` and read back as its own (`TakenOutcome::Ours`), so a
-/// later `Fenced` can find the model with no manifest write to lose.
+/// records no `WriteManifest` for a manifest create that landed but whose
+/// outcome it never learnt (the create or its read-back failed, and the
+/// flush was retried), so a later `Fenced`, or the retry's `WriteManifest`
+/// one version higher, finds the model without that manifest.
 pub const UNREPLAYABLE_AMBIGUOUS_MANIFEST: &str =
-    "a Fenced step after an ambiguous manifest create the engine does not record";
+    "a step after an ambiguous manifest create the engine does not record";
 
 impl fmt::Display for Nonconformance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -300,6 +301,11 @@ impl Checker {
             }
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
             TraceEvent::WriteManifest { version, .. } if self.pre_applied.remove(&(epoch, *version)) => Ok(()),
+            TraceEvent::WriteManifest { version, .. }
+                if !self.ambiguous_manifests.is_empty() && *version > self.state.store.latest_manifest().0 + 1 =>
+            {
+                Err(UNREPLAYABLE_AMBIGUOUS_MANIFEST.to_string())
+            }
             TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id } => {
                 self.apply(Action::WriteManifest { epoch })?;
                 let (v, m) = self.state.store.latest_manifest();

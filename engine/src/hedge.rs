@@ -170,6 +170,10 @@ enum Kind {
 pub struct HedgeStore {
     inner: StdArc<dyn ObjectStore>,
     settings: HedgeSettings,
+    /// Creates are hedged only under this prefix (the WAL directory: WAL
+    /// uploads hold back acknowledgements; manifest and fence creates do
+    /// not, and their ambiguous outcomes are settled by other paths).
+    creates_under: Option<Path>,
     creates: Mutex<Tracker>,
     reads: Mutex<Tracker>,
     stats: StdArc<HedgeStats>,
@@ -180,10 +184,17 @@ impl HedgeStore {
         Self {
             inner,
             settings,
+            creates_under: None,
             creates: Mutex::new(Tracker::new()),
             reads: Mutex::new(Tracker::new()),
             stats: StdArc::new(HedgeStats::default()),
         }
+    }
+
+    /// Hedges only the creates under `prefix` (all creates without it).
+    pub fn creates_under(mut self, prefix: Path) -> Self {
+        self.creates_under = Some(prefix);
+        self
     }
 
     /// The counters, shared: they outlive the store for `Db::metrics()`.
@@ -290,7 +301,8 @@ impl fmt::Display for HedgeStore {
 #[async_trait]
 impl ObjectStore for HedgeStore {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        if !matches!(opts.mode, PutMode::Create) {
+        let under = self.creates_under.as_ref().is_none_or(|p| location.prefix_matches(p));
+        if !matches!(opts.mode, PutMode::Create) || !under {
             return self.inner.put_opts(location, payload, opts).await;
         }
         self.hedged(Kind::Create, || self.inner.put_opts(location, payload.clone(), opts.clone())).await

@@ -377,10 +377,24 @@ pub(crate) async fn commit_writer_edit(
         };
         let mut next = content.successor(&inner.layout, view, tree)?;
         next.version = ManifestObject::version_after(&inner.layout, slot)?;
-        let latest = match try_create_manifest(inner, &next).await? {
-            Created::Ours => {
-                // Recorded as soon as the create returns (no await between),
-                // so a crash cannot fall between the object and its step.
+        // A create that reported `AlreadyExists` and reads back as ours (an
+        // S3 retry or a hedge whose other attempt landed) is our manifest
+        // write like any other: recorded, and checked for a reopened slot.
+        let landed = match try_create_manifest(inner, &next).await? {
+            Created::Ours => Ok(()),
+            Created::Taken(existing) => {
+                match on_manifest_taken(Role::Writer, inner.epoch, next.token, &existing.view(), existing.token) {
+                    TakenOutcome::Ours => Ok(()),
+                    TakenOutcome::Fenced { by } => return Err(fenced(inner, by)),
+                    TakenOutcome::Reapply => Err(existing),
+                }
+            }
+        };
+        let latest = match landed {
+            Ok(()) => {
+                // Recorded as soon as the create is known to be ours (no
+                // await between), so a crash cannot fall between the object
+                // and its step.
                 inner.emit(TraceEvent::WriteManifest {
                     version: next.version,
                     wal_id_last_seen: next.wal_id_last_seen,
@@ -394,16 +408,7 @@ pub(crate) async fn commit_writer_edit(
                     CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
                 }
             }
-            Created::Taken(existing) => {
-                match on_manifest_taken(Role::Writer, inner.epoch, next.token, &existing.view(), existing.token) {
-                    TakenOutcome::Ours => {
-                        *manifest = next;
-                        return Ok(());
-                    }
-                    TakenOutcome::Fenced { by } => return Err(fenced(inner, by)),
-                    TakenOutcome::Reapply => reread(inner, existing).await?,
-                }
-            }
+            Err(existing) => reread(inner, existing).await?,
         };
         content = reapply_base(protocol, &content, &latest).clone();
         slot = latest.version;

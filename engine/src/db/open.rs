@@ -210,11 +210,12 @@ fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
 fn store_chain(
     store: StdArc<dyn ObjectStore>,
     settings: &Settings,
+    layout: &Layout,
 ) -> (StdArc<dyn ObjectStore>, StdArc<RequestCounters>, StdArc<HedgeStats>) {
     let counting = CountingStore::new(store);
     let requests = counting.counters();
     let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
-    let hedged = HedgeStore::new(retried, settings.hedge);
+    let hedged = HedgeStore::new(retried, settings.hedge).creates_under(layout.wal_dir());
     let hedges = hedged.stats();
     (StdArc::new(hedged), requests, hedges)
 }
@@ -228,8 +229,8 @@ impl Db {
     /// Opens as a new writer: claims an epoch, replays, fences older writers.
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
-        let (store, requests, hedge_stats) = store_chain(store, &settings);
         let layout = Layout::new(path.into());
+        let (store, requests, hedge_stats) = store_chain(store, &settings, &layout);
         crate::store_check::require_create_if_absent(store.as_ref(), layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
         let (claimed, claimed_from_closed) = claim(store.as_ref(), &layout).await?;
@@ -356,8 +357,8 @@ impl Db {
     /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
-        let (store, requests, hedge_stats) = store_chain(store, &settings);
         let layout = Layout::new(path.into());
+        let (store, requests, hedge_stats) = store_chain(store, &settings, &layout);
         let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
         let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
         let block_cache = BlockCache::new(settings.block_cache_bytes);
