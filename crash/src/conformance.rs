@@ -33,6 +33,13 @@ pub struct Nonconformance {
 pub const UNREPLAYABLE_AMBIGUOUS_MANIFEST: &str =
     "a step after an ambiguous manifest create the engine does not record";
 
+/// Why a trace may not replay: a recovery crashed after its fence create
+/// landed but before it recorded `Fence`, and a listing later showed that
+/// WAL id. A listing does not say whose object it is, so the model cannot
+/// tell the dead recovery's fence from an upload in flight of the same id.
+pub const UNREPLAYABLE_UNRECORDED_FENCE: &str =
+    "a fence after a recovery that crashed before recording its own fence";
+
 impl fmt::Display for Nonconformance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "step {} (epoch {} {:?}): {}", self.index, self.step.writer_epoch, self.step.event, self.reason)
@@ -381,6 +388,9 @@ impl Checker {
                 }
                 let w = self.writer(epoch)?;
                 if w.log.next_wal_id() != *next_wal_id {
+                    if recovery_died_unrecorded(steps, i) {
+                        return Err(UNREPLAYABLE_UNRECORDED_FENCE.to_string());
+                    }
                     return Err(format!("fence at {wal_id}: engine continues at wal {next_wal_id}, model at {}", w.log.next_wal_id()));
                 }
                 Ok(())
@@ -434,7 +444,7 @@ pub fn check(
             continue;
         }
         if let Err(reason) = checker.step(steps, i) {
-            let unreplayable = (reason == UNREPLAYABLE_AMBIGUOUS_MANIFEST).then_some(UNREPLAYABLE_AMBIGUOUS_MANIFEST);
+            let unreplayable = [UNREPLAYABLE_AMBIGUOUS_MANIFEST, UNREPLAYABLE_UNRECORDED_FENCE].into_iter().find(|r| reason == *r);
             return Some(Nonconformance { index: i, step: steps[i].clone(), reason, unreplayable });
         }
     }
@@ -444,4 +454,23 @@ pub fn check(
 /// Whether the model's bounds can hold this trace (its writes are `u16` ids).
 pub fn fits(steps: &[TraceStep]) -> bool {
     steps.iter().filter(|s| matches!(s.event, TraceEvent::Put { .. })).count() < usize::from(BOUNDS.writes)
+}
+
+/// Whether, before step `before`, some epoch recorded `Recover` and then
+/// `Crash` with no `Fence` of its own in between.
+fn recovery_died_unrecorded(steps: &[TraceStep], before: usize) -> bool {
+    let mut recovering: std::collections::BTreeSet<Epoch> = Default::default();
+    for s in &steps[..before] {
+        match &s.event {
+            TraceEvent::Recover { .. } => {
+                recovering.insert(s.writer_epoch);
+            }
+            TraceEvent::Fence { .. } => {
+                recovering.remove(&s.writer_epoch);
+            }
+            TraceEvent::Crash { .. } if recovering.contains(&s.writer_epoch) => return true,
+            _ => {}
+        }
+    }
+    false
 }
