@@ -207,17 +207,81 @@ fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
 /// counter (so each attempt of a retried or hedged request is counted), then
 /// the retries, then hedged creates and reads (`hedge`), so a hedge races a
 /// whole retried request. Returns the chain and its counters.
-fn store_chain(
-    store: StdArc<dyn ObjectStore>,
-    settings: &Settings,
-    layout: &Layout,
-) -> (StdArc<dyn ObjectStore>, StdArc<RequestCounters>, StdArc<HedgeStats>) {
+fn store_chain(store: StdArc<dyn ObjectStore>, settings: &Settings, layout: &Layout) -> Stores {
     let counting = CountingStore::new(store);
     let requests = counting.counters();
     let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
     let hedged = HedgeStore::new(retried, settings.hedge).creates_under(layout.wal_dir());
-    let hedges = hedged.stats();
-    (StdArc::new(hedged), requests, hedges)
+    let hedge_stats = hedged.stats();
+    Stores { store: StdArc::new(hedged), requests, hedge_stats }
+}
+
+/// The store chain of one `Db` and the counters its layers keep.
+struct Stores {
+    store: StdArc<dyn ObjectStore>,
+    requests: StdArc<RequestCounters>,
+    hedge_stats: StdArc<HedgeStats>,
+}
+
+/// What a writer's open and a read-only open decide differently; everything
+/// else of `DbInner` is built in one place, `DbInner::new`, so a new field
+/// cannot be forgotten in one of the two opens.
+struct Opened<'a> {
+    stores: Stores,
+    layout: Layout,
+    settings: Settings,
+    tracer: Tracer,
+    epoch: Epoch,
+    log: WalLog,
+    /// The manifest whose SSTs are opened and which the handle starts from.
+    manifest: ManifestObject,
+    /// The WALs replayed into the memtable (`RecoveryPlan::replay`).
+    chain: &'a ChainContents,
+    fences: Vec<WalId>,
+    read_only: bool,
+}
+
+impl DbInner {
+    /// Opens the manifest's SSTs and replays the chain's WALs into a fresh
+    /// memtable, with sequence numbers from `seq_base`.
+    fn new(o: Opened<'_>) -> Arc<DbInner> {
+        let Opened { stores, layout, settings, tracer, epoch, log, manifest, chain, fences, read_only } = o;
+        let Stores { store, requests, hedge_stats } = stores;
+        let block_cache = BlockCache::new(settings.block_cache_bytes);
+        let tree = StdArc::new(open_tree_with(&store, &block_cache, &layout, &manifest, &Default::default()));
+        let (mut mem, replayed) = replay(chain);
+        let next_seq = super::seq_base(epoch, replayed);
+        mem.last_seq = next_seq.saturating_sub(1);
+        Arc::new(DbInner {
+            store,
+            layout,
+            epoch,
+            tracer,
+            commit: CommitLog::new(log),
+            mem: Mutex::new(mem),
+            next_seq: crate::sync::AtomicU64::new(next_seq),
+            // The first tree is registered too: a scan begun before the
+            // first compaction keeps its SSTs from GC like any other.
+            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
+            tree: Mutex::new(tree),
+            compaction: tokio::sync::Mutex::new(Default::default()),
+            pinned: Mutex::new(Default::default()),
+            wake_compactor: Notify::new(),
+            manifest: tokio::sync::Mutex::new(manifest),
+            wake_flusher: Notify::new(),
+            wake_l0: Notify::new(),
+            durable_changed: Notify::new(),
+            space_freed: Notify::new(),
+            memtable_full: AtomicBool::new(false),
+            uploads_in_flight: AtomicUsize::new(0),
+            read_only,
+            hedge_stats,
+            fences,
+            block_cache,
+            requests,
+            settings,
+        })
+    }
 }
 
 impl Db {
@@ -230,24 +294,23 @@ impl Db {
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
         let layout = Layout::new(path.into());
-        let (store, requests, hedge_stats) = store_chain(store, &settings, &layout);
-        crate::store_check::require_create_if_absent(store.as_ref(), layout.root(), settings.max_retries).await?;
+        let stores = store_chain(store, &settings, &layout);
+        let store = stores.store.as_ref();
+        crate::store_check::require_create_if_absent(store, layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
-        let (claimed, claimed_from_closed) = claim(store.as_ref(), &layout).await?;
+        let (claimed, claimed_from_closed) = claim(store, &layout).await?;
         // The span covers the rest of recovery. It is attached with
         // `Instrument`, not held as an entered guard: a guard is not `Send`,
         // and held across the awaits below it made this future not `Send`, so
         // a database could not be opened inside `tokio::spawn` (issue 11).
         let span = tracing::info_span!("Recover", writer_epoch = claimed.writer_epoch, version = claimed.version);
-        Self::recover(store, (requests, hedge_stats), layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
+        Self::recover(stores, layout, tracer, claimed, claimed_from_closed, settings).instrument(span).await
     }
 
     /// `Recover` after the epoch is claimed: walk the chain, fence, replay,
     /// start the background tasks.
-    #[allow(clippy::too_many_arguments)]
     async fn recover(
-        store: StdArc<dyn ObjectStore>,
-        (requests, hedge_stats): (StdArc<RequestCounters>, StdArc<HedgeStats>),
+        stores: Stores,
         layout: Layout,
         tracer: Tracer,
         claimed: ManifestObject,
@@ -256,6 +319,7 @@ impl Db {
     ) -> Result<Db> {
         let protocol = settings.protocol;
         let epoch = claimed.writer_epoch;
+        let store = &stores.store;
         tracer.emit(epoch, TraceEvent::Recover { version: claimed.version });
         let mut chain = None;
         for _ in 0..RACE_ATTEMPTS {
@@ -307,40 +371,19 @@ impl Db {
             }
             _ => claimed,
         };
-        let block_cache = BlockCache::new(settings.block_cache_bytes);
-        let tree = StdArc::new(open_tree_with(&store, &block_cache, &layout, &claimed, &Default::default()));
-        let (mut mem, replayed) = replay(&chain);
-        let next_seq = super::seq_base(epoch, replayed);
-        mem.last_seq = next_seq.saturating_sub(1);
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
-        let inner = Arc::new(DbInner {
-            store,
+        let fences = plan.fences.clone();
+        let inner = DbInner::new(Opened {
+            stores,
             layout,
-            epoch,
-            tracer,
-            commit: CommitLog::new(log),
-            mem: Mutex::new(mem),
-            next_seq: crate::sync::AtomicU64::new(next_seq),
-            // The first tree is registered too: a scan begun before the
-            // first compaction keeps its SSTs from GC like any other.
-            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
-            tree: Mutex::new(tree),
-            compaction: tokio::sync::Mutex::new(Default::default()),
-            pinned: Mutex::new(Default::default()),
-            wake_compactor: Notify::new(),
-            manifest: tokio::sync::Mutex::new(claimed),
-            wake_flusher: Notify::new(),
-            wake_l0: Notify::new(),
-            durable_changed: Notify::new(),
-            space_freed: Notify::new(),
-            memtable_full: AtomicBool::new(false),
-            uploads_in_flight: AtomicUsize::new(0),
-            read_only: false,
-            hedge_stats,
-            fences: plan.fences.clone(),
-            block_cache,
-            requests,
             settings,
+            tracer,
+            epoch,
+            log,
+            manifest: claimed,
+            chain: &chain,
+            fences,
+            read_only: false,
         });
         let tasks = background::spawn(&inner);
         let db = Db { inner, tasks: Mutex::new(tasks) };
@@ -358,42 +401,21 @@ impl Db {
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
         let layout = Layout::new(path.into());
-        let (store, requests, hedge_stats) = store_chain(store, &settings, &layout);
-        let m = latest_manifest(store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
-        let chain = read_chain(store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
-        let block_cache = BlockCache::new(settings.block_cache_bytes);
-        let tree = StdArc::new(open_tree_with(&store, &block_cache, &layout, &m, &Default::default()));
-        let (mut mem, replayed) = replay(&chain);
-        let next_seq = super::seq_base(m.writer_epoch, replayed);
-        mem.last_seq = next_seq.saturating_sub(1);
-        let inner = Arc::new(DbInner {
-            store,
+        let stores = store_chain(store, &settings, &layout);
+        let m = latest_manifest(stores.store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
+        let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
+        let epoch = m.writer_epoch;
+        let inner = DbInner::new(Opened {
+            stores,
             layout,
-            epoch: m.writer_epoch,
-            tracer: Tracer::default(),
-            commit: CommitLog::new(WalLog::new(Protocol::Shipped, m.writer_epoch, chain.plan.gap, 1)),
-            mem: Mutex::new(mem),
-            next_seq: crate::sync::AtomicU64::new(next_seq),
-            // The first tree is registered too: a scan begun before the
-            // first compaction keeps its SSTs from GC like any other.
-            trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
-            tree: Mutex::new(tree),
-            compaction: tokio::sync::Mutex::new(Default::default()),
-            pinned: Mutex::new(Default::default()),
-            wake_compactor: Notify::new(),
-            manifest: tokio::sync::Mutex::new(m),
-            wake_flusher: Notify::new(),
-            wake_l0: Notify::new(),
-            durable_changed: Notify::new(),
-            space_freed: Notify::new(),
-            memtable_full: AtomicBool::new(false),
-            uploads_in_flight: AtomicUsize::new(0),
-            read_only: true,
-            hedge_stats,
-            fences: Vec::new(),
-            block_cache,
-            requests,
             settings,
+            tracer: Tracer::default(),
+            epoch,
+            log: WalLog::new(Protocol::Shipped, epoch, chain.plan.gap, 1),
+            manifest: m,
+            chain: &chain,
+            fences: Vec::new(),
+            read_only: true,
         });
         Ok(Db { inner, tasks: Mutex::new(Vec::new()) })
     }
