@@ -22,12 +22,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::future::{select, Either};
-use futures::stream::BoxStream;
 use futures::FutureExt;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
+    GetOptions, GetResult, ObjectStore, PutMode, PutOptions, PutPayload, PutResult, Result,
 };
 use serde::Serialize;
 
@@ -308,10 +306,6 @@ impl ObjectStore for HedgeStore {
         self.hedged(Kind::Create, || self.inner.put_opts(location, payload.clone(), opts.clone())).await
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.hedged(Kind::Read, || self.inner.get_opts(location, options.clone())).await
     }
@@ -320,25 +314,8 @@ impl ObjectStore for HedgeStore {
         self.hedged(Kind::Read, || self.inner.get_ranges(location, ranges)).await
     }
 
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
+    crate::delegate_object_store!(inner =>
+        put_multipart_opts, delete_stream, list, list_with_delimiter, copy_opts, rename_opts);
 }
 
 #[cfg(all(test, not(loom)))]

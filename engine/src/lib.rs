@@ -30,6 +30,7 @@ pub mod retry;
 pub mod settings;
 pub mod sst;
 pub mod store_check;
+pub mod store_wrap;
 pub mod sync;
 pub mod trace;
 pub mod wal_object;

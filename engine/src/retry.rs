@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, ObjectMeta, ObjectStore,
     PutOptions, PutPayload, PutResult, RenameOptions, Result,
 };
 
@@ -123,11 +123,6 @@ impl ObjectStore for RetryStore {
         with_retries(self.max_retries, || self.inner.put_opts(location, payload.clone(), opts.clone())).await
     }
 
-    /// Not retried: a multipart upload's parts are the caller's to retry.
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
     /// The request and its body are retried together: the body is read in
     /// full before returning. tidemark reads whole objects or single SST
     /// blocks, so a failure part-way through a body is retried as well.
@@ -145,10 +140,6 @@ impl ObjectStore for RetryStore {
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
         with_retries(self.max_retries, || self.inner.get_ranges(location, ranges)).await
-    }
-
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
     }
 
     /// The whole listing is retried: it is collected before the first item
@@ -176,6 +167,10 @@ impl ObjectStore for RetryStore {
     async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
         with_retries(self.max_retries, || self.inner.rename_opts(from, to, options.clone())).await
     }
+
+    // Not retried: a multipart upload's parts are the caller's to retry, and
+    // a delete stream is the caller's to restart.
+    crate::delegate_object_store!(inner => put_multipart_opts, delete_stream);
 }
 
 #[cfg(all(test, not(loom)))]

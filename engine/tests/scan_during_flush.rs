@@ -12,12 +12,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::BoxStream;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult, RenameOptions, Result,
+    GetOptions, GetResult, ObjectStore, Result,
 };
 use tidemark::paths::Layout;
 use tidemark::{Db, Settings};
@@ -46,12 +44,6 @@ impl fmt::Display for SlowReads {
 
 #[async_trait]
 impl ObjectStore for SlowReads {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         self.maybe_wait(location).await;
         self.inner.get_opts(location, options).await
@@ -60,21 +52,8 @@ impl ObjectStore for SlowReads {
         self.maybe_wait(location).await;
         self.inner.get_ranges(location, ranges).await
     }
-    fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.inner.copy_opts(from, to, options).await
-    }
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.inner.rename_opts(from, to, options).await
-    }
+    tidemark::delegate_object_store!(inner =>
+        put_opts, put_multipart_opts, delete_stream, list, list_with_delimiter, copy_opts, rename_opts);
 }
 
 async fn wait_for_l0(db: &Db, n: usize) {
