@@ -33,7 +33,10 @@ use crate::sync::{lock, AtomicU64, Mutex, Ordering, StdArc};
 
 /// Latencies remembered per kind of request.
 const WINDOW: usize = 256;
-/// Below this many samples the hedge delay is the cap (no distribution yet).
+/// Below this many samples the hedge delay is the cap: the p95 of fewer
+/// samples is about their maximum, so one cold-start outlier (a new
+/// connection, a TLS handshake) would set it, while the cap hedges only
+/// requests that are slow by any measure.
 const MIN_SAMPLES: usize = 16;
 /// Hedges that may be sent back to back before the budget refills.
 const MAX_TOKENS: u64 = 8;
@@ -113,13 +116,17 @@ impl HedgeStats {
 #[derive(Debug)]
 struct Tracker {
     recent: VecDeque<Duration>,
+    /// The p95 of `recent`, until the next sample (`delay`).
+    p95: Option<Duration>,
+    /// `recent` copied for selecting the p95, kept to reuse its allocation.
+    scratch: Vec<Duration>,
     /// Thousandths of a hedge.
     tokens: u64,
 }
 
 impl Tracker {
     fn new() -> Self {
-        Self { recent: VecDeque::with_capacity(WINDOW), tokens: MILLI }
+        Self { recent: VecDeque::with_capacity(WINDOW), p95: None, scratch: Vec::with_capacity(WINDOW), tokens: MILLI }
     }
 
     fn observe(&mut self, d: Duration) {
@@ -127,16 +134,27 @@ impl Tracker {
             self.recent.pop_front();
         }
         self.recent.push_back(d);
+        self.p95 = None;
     }
 
-    /// How long to wait before hedging: the recent p95, clamped.
-    fn delay(&self, s: &HedgeSettings) -> Duration {
+    /// How long to wait before hedging: the recent p95, clamped. Every
+    /// hedged request asks, so the p95 is selected in linear time (not
+    /// sorted) and kept until the next sample.
+    fn delay(&mut self, s: &HedgeSettings) -> Duration {
         if self.recent.len() < MIN_SAMPLES {
             return s.max_delay;
         }
-        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
-        sorted.sort_unstable();
-        let p95 = sorted[(sorted.len() - 1) * 95 / 100];
+        let p95 = match self.p95 {
+            Some(p95) => p95,
+            None => {
+                self.scratch.clear();
+                self.scratch.extend(self.recent.iter().copied());
+                let rank = (self.scratch.len() - 1) * 95 / 100;
+                let p95 = *self.scratch.select_nth_unstable(rank).1;
+                self.p95 = Some(p95);
+                p95
+            }
+        };
         p95.clamp(s.min_delay, s.max_delay)
     }
 
@@ -335,6 +353,26 @@ mod tests {
             t.observe(Duration::from_millis(1));
         }
         assert_eq!(t.delay(&s), s.min_delay);
+    }
+
+    /// The selected p95 is the sorted one's, after every sample, as the
+    /// window fills and slides (a wrong rank or a stale cached value fails).
+    #[test]
+    fn the_delay_is_the_p95_of_the_sorted_window() {
+        let s = HedgeSettings { budget: 0.1, min_delay: Duration::ZERO, max_delay: Duration::MAX };
+        let mut t = Tracker::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..3 * WINDOW {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t.observe(Duration::from_micros(x % 10_000));
+            let mut sorted: Vec<Duration> = t.recent.iter().copied().collect();
+            sorted.sort_unstable();
+            let want = if sorted.len() < MIN_SAMPLES { s.max_delay } else { sorted[(sorted.len() - 1) * 95 / 100] };
+            assert_eq!(t.delay(&s), want, "after sample {i}");
+            assert_eq!(t.delay(&s), want, "asked again after sample {i}");
+        }
     }
 
     #[test]

@@ -8,10 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    ObjectStore, PutOptions,
-    PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result};
 use tidemark::{Db, Error, Settings};
 
 /// Counts creates and can fail them the way a real store would.

@@ -5,6 +5,8 @@
 //! SST reads were in neither.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -14,9 +16,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    GetOptions, GetResult, ObjectStore, Result,
-};
+use object_store::{GetOptions, GetResult, ObjectStore, Result};
+use common::wait_for;
 use tidemark::paths::Layout;
 use tidemark::{Db, Settings};
 
@@ -57,13 +58,7 @@ impl ObjectStore for SlowReads {
 }
 
 async fn wait_for_l0(db: &Db, n: usize) {
-    for _ in 0..500 {
-        if db.manifest().await.l0.len() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("no L0 flush number {n} within 2.5 s");
+    wait_for(&format!("L0 flush number {n}"), || async { db.manifest().await.l0.len() >= n }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,10 +10,7 @@ use async_trait::async_trait;
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    ObjectStore, PutMode,
-    PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, PutResult, Result};
 use tidemark::{Db, Error};
 
 /// Turns every create into an overwrite, as an S3-compatible server without

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use object_store::path::Path;
-use object_store::{
-    ObjectStore,
-    PutOptions, PutPayload, PutResult, Result,
-};
+use object_store::{ObjectStore, PutOptions, PutPayload, PutResult, Result};
 
 use crate::sync::{lock, Mutex, StdArc};
 
