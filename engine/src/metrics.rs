@@ -9,19 +9,15 @@
 //! and GC) goes through `DbInner::store`, so through the counter.
 
 use std::fmt;
-use std::ops::Range;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, RenameOptions, Result,
-};
+use object_store::{ObjectMeta, ObjectStore, PutMode, Result};
 use serde::Serialize;
 
 use crate::cache::BlockCacheStats;
+use crate::store_wrap::Request;
 use crate::sync::{AtomicU64, Ordering, StdArc};
 
 /// Store requests by kind. A multi-range read (`get_ranges`) counts once
@@ -201,35 +197,23 @@ impl fmt::Display for CountingStore {
 
 #[async_trait]
 impl ObjectStore for CountingStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        bump(match opts.mode {
-            PutMode::Overwrite => &self.counts.put,
-            PutMode::Create => &self.counts.put_create,
-            PutMode::Update(_) => &self.counts.conditional_update,
+    crate::delegate_object_store!(inner, before |this, request| {
+        let c = &this.counts;
+        bump(match request {
+            Request::Put { opts, .. } => match opts.mode {
+                PutMode::Overwrite => &c.put,
+                PutMode::Create => &c.put_create,
+                PutMode::Update(_) => &c.conditional_update,
+            },
+            Request::PutMultipart { .. } => &c.multipart,
+            Request::Get { options, .. } if options.head => &c.head,
+            Request::Get { options, .. } if options.range.is_some() => &c.get_range,
+            Request::Get { .. } => &c.get,
+            Request::GetRanges { .. } => &c.get_range,
+            Request::ListWithDelimiter { .. } => &c.list,
+            Request::Copy { .. } | Request::Rename { .. } => &c.copy,
         });
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        bump(&self.counts.multipart);
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        bump(if options.head {
-            &self.counts.head
-        } else if options.range.is_some() {
-            &self.counts.get_range
-        } else {
-            &self.counts.get
-        });
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        bump(&self.counts.get_range);
-        self.inner.get_ranges(location, ranges).await
-    }
+    } => put_opts, put_multipart_opts, get_opts, get_ranges, list_with_delimiter, copy_opts, rename_opts);
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         let counts = self.counts.clone();
@@ -252,21 +236,6 @@ impl ObjectStore for CountingStore {
         bump(&self.counts.list);
         self.inner.list_with_offset(prefix, offset)
     }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        bump(&self.counts.list);
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        bump(&self.counts.copy);
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        bump(&self.counts.copy);
-        self.inner.rename_opts(from, to, options).await
-    }
 }
 
 #[cfg(all(test, not(loom)))]
@@ -274,7 +243,8 @@ mod tests {
     use super::*;
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
-    use object_store::{ObjectStoreExt, UpdateVersion};
+    use bytes::Bytes;
+    use object_store::{ObjectStoreExt, PutOptions, UpdateVersion};
 
     #[tokio::test]
     async fn counts_each_request_by_kind() {

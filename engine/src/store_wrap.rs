@@ -5,10 +5,18 @@
 //! store it wraps. [`delegate_object_store!`](crate::delegate_object_store)
 //! writes the forwarding methods, so a wrapper keeps only what it changes.
 //!
+//! A wrapper that does the same before every request (a delay, a count, an
+//! injected fault) says it once, in a `before` block.
+//!
 //! A method that is neither written nor named keeps `ObjectStore`'s default,
 //! which goes through the wrapper's own methods (`get_ranges` through
 //! `get_opts`, `list_with_offset` through `list`): name such a method only if
 //! the wrapper should bypass itself for it.
+
+use std::ops::Range;
+
+use object_store::path::Path;
+use object_store::{GetOptions, PutOptions};
 
 #[doc(hidden)]
 pub use object_store as __object_store;
@@ -37,23 +45,34 @@ pub type __Fut<'a, T> =
 ///
 /// #[async_trait::async_trait]
 /// impl ObjectStore for Logged {
-///     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-///         println!("put {location}");
-///         self.inner.put_opts(location, payload, opts).await
+///     fn list(&self, prefix: Option<&Path>) -> futures::stream::BoxStream<'static, Result<object_store::ObjectMeta>> {
+///         println!("list {prefix:?}");
+///         self.inner.list(prefix)
 ///     }
-///     tidemark::delegate_object_store!(inner =>
-///         put_multipart_opts, get_opts, delete_stream, list, list_with_delimiter, copy_opts, rename_opts);
+///     // Each request below is logged, then forwarded.
+///     tidemark::delegate_object_store!(inner, before |_this, request| { println!("{request:?}"); } =>
+///         put_opts, put_multipart_opts, get_opts, list_with_delimiter, copy_opts, rename_opts);
+///     // Forwarded as they are.
+///     tidemark::delegate_object_store!(inner => delete_stream);
 /// }
 /// ```
+///
+/// With `before |this, request| { ... }` the block runs first, with `this`
+/// the wrapper and `request` a [`Request`] (it may `.await` and return an
+/// error with `?`); only the async methods take it, as `list` and
+/// `delete_stream` return a stream at once.
 ///
 /// The methods are written in the form `#[async_trait]` gives the trait's
 /// (a boxed future), since the attribute does not see into macro calls.
 #[macro_export]
 macro_rules! delegate_object_store {
     ($inner:tt => $($method:ident),+ $(,)?) => {
-        $( $crate::delegate_object_store!(@method $inner $method); )+
+        $( $crate::delegate_object_store!(@method $inner [] $method); )+
     };
-    (@method $inner:tt put_opts) => {
+    ($inner:tt, before |$this:ident, $request:ident| $hook:block => $($method:ident),+ $(,)?) => {
+        $( $crate::delegate_object_store!(@method $inner [$this $request $hook] $method); )+
+    };
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] put_opts) => {
         fn put_opts<'s, 'l, 'async_trait>(
             &'s self,
             location: &'l $crate::store_wrap::__object_store::path::Path,
@@ -65,10 +84,17 @@ macro_rules! delegate_object_store {
             'l: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.put_opts(location, payload, opts)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::Put { location, opts: &opts };
+                    $hook
+                )?
+                self.$inner.put_opts(location, payload, opts).await
+            })
         }
     };
-    (@method $inner:tt put_multipart_opts) => {
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] put_multipart_opts) => {
         fn put_multipart_opts<'s, 'l, 'async_trait>(
             &'s self,
             location: &'l $crate::store_wrap::__object_store::path::Path,
@@ -79,10 +105,17 @@ macro_rules! delegate_object_store {
             'l: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.put_multipart_opts(location, opts)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::PutMultipart { location };
+                    $hook
+                )?
+                self.$inner.put_multipart_opts(location, opts).await
+            })
         }
     };
-    (@method $inner:tt get_opts) => {
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] get_opts) => {
         fn get_opts<'s, 'l, 'async_trait>(
             &'s self,
             location: &'l $crate::store_wrap::__object_store::path::Path,
@@ -93,10 +126,17 @@ macro_rules! delegate_object_store {
             'l: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.get_opts(location, options)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::Get { location, options: &options };
+                    $hook
+                )?
+                self.$inner.get_opts(location, options).await
+            })
         }
     };
-    (@method $inner:tt get_ranges) => {
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] get_ranges) => {
         fn get_ranges<'s, 'l, 'r, 'async_trait>(
             &'s self,
             location: &'l $crate::store_wrap::__object_store::path::Path,
@@ -108,10 +148,17 @@ macro_rules! delegate_object_store {
             'r: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.get_ranges(location, ranges)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::GetRanges { location, ranges };
+                    $hook
+                )?
+                self.$inner.get_ranges(location, ranges).await
+            })
         }
     };
-    (@method $inner:tt delete_stream) => {
+    (@method $inner:tt [] delete_stream) => {
         fn delete_stream(
             &self,
             locations: $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::path::Path>,
@@ -119,15 +166,12 @@ macro_rules! delegate_object_store {
             self.$inner.delete_stream(locations)
         }
     };
-    (@method $inner:tt list) => {
-        fn list(
-            &self,
-            prefix: Option<&$crate::store_wrap::__object_store::path::Path>,
-        ) -> $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::ObjectMeta> {
+    (@method $inner:tt [] list) => {
+        fn list(&self, prefix: Option<&$crate::store_wrap::__object_store::path::Path>) -> $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::ObjectMeta> {
             self.$inner.list(prefix)
         }
     };
-    (@method $inner:tt list_with_offset) => {
+    (@method $inner:tt [] list_with_offset) => {
         fn list_with_offset(
             &self,
             prefix: Option<&$crate::store_wrap::__object_store::path::Path>,
@@ -136,7 +180,7 @@ macro_rules! delegate_object_store {
             self.$inner.list_with_offset(prefix, offset)
         }
     };
-    (@method $inner:tt list_with_delimiter) => {
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] list_with_delimiter) => {
         fn list_with_delimiter<'s, 'p, 'async_trait>(
             &'s self,
             prefix: Option<&'p $crate::store_wrap::__object_store::path::Path>,
@@ -146,10 +190,17 @@ macro_rules! delegate_object_store {
             'p: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.list_with_delimiter(prefix)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::ListWithDelimiter { prefix };
+                    $hook
+                )?
+                self.$inner.list_with_delimiter(prefix).await
+            })
         }
     };
-    (@method $inner:tt copy_opts) => {
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] copy_opts) => {
         fn copy_opts<'s, 'f, 't, 'async_trait>(
             &'s self,
             from: &'f $crate::store_wrap::__object_store::path::Path,
@@ -162,10 +213,17 @@ macro_rules! delegate_object_store {
             't: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.copy_opts(from, to, options)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::Copy { from, to };
+                    $hook
+                )?
+                self.$inner.copy_opts(from, to, options).await
+            })
         }
     };
-    (@method $inner:tt rename_opts) => {
+    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] rename_opts) => {
         fn rename_opts<'s, 'f, 't, 'async_trait>(
             &'s self,
             from: &'f $crate::store_wrap::__object_store::path::Path,
@@ -178,9 +236,49 @@ macro_rules! delegate_object_store {
             't: 'async_trait,
             Self: 'async_trait,
         {
-            self.$inner.rename_opts(from, to, options)
+            Box::pin(async move {
+                $(
+                    let $this = self;
+                    let $request = $crate::store_wrap::Request::Rename { from, to };
+                    $hook
+                )?
+                self.$inner.rename_opts(from, to, options).await
+            })
         }
     };
+}
+
+/// The request a `before` block of
+/// [`delegate_object_store!`](crate::delegate_object_store) runs ahead of.
+#[derive(Clone, Copy, Debug)]
+pub enum Request<'a> {
+    Put { location: &'a Path, opts: &'a PutOptions },
+    PutMultipart { location: &'a Path },
+    Get { location: &'a Path, options: &'a GetOptions },
+    GetRanges { location: &'a Path, ranges: &'a [Range<u64>] },
+    ListWithDelimiter { prefix: Option<&'a Path> },
+    Copy { from: &'a Path, to: &'a Path },
+    Rename { from: &'a Path, to: &'a Path },
+}
+
+impl Request<'_> {
+    /// The object the request reads or writes: the destination of a copy or
+    /// rename, the prefix of a listing ("" for all).
+    pub fn path(&self) -> &str {
+        match self {
+            Request::Put { location, .. }
+            | Request::PutMultipart { location }
+            | Request::Get { location, .. }
+            | Request::GetRanges { location, .. } => location.as_ref(),
+            Request::ListWithDelimiter { prefix } => prefix.map_or("", |p| p.as_ref()),
+            Request::Copy { to, .. } | Request::Rename { to, .. } => to.as_ref(),
+        }
+    }
+
+    /// Whether the request only reads (a get or a listing).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Request::Get { .. } | Request::GetRanges { .. } | Request::ListWithDelimiter { .. })
+    }
 }
 
 /// The stream `ObjectStore`'s listing and delete methods return.
@@ -189,47 +287,49 @@ pub type __BoxStream<T> = futures::stream::BoxStream<'static, object_store::Resu
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
     use futures::TryStreamExt;
     use object_store::memory::InMemory;
     use object_store::path::Path;
-    use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload, PutResult, Result};
+    use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-    /// Counts puts and forwards everything else: each forwarded method must
-    /// reach the inner store (a forward to the wrong method or store fails).
+    use super::Request;
+
+    /// Records each async request (path, read or not) before forwarding it
+    /// and refuses paths under `deny/`; `list` and `delete_stream` are
+    /// forwarded as they are. A forward to the wrong method or store, or a
+    /// request the hook does not see, fails the test below.
     #[derive(Debug)]
-    struct CountPuts {
+    struct Recorded {
         inner: Arc<dyn ObjectStore>,
-        puts: AtomicUsize,
+        seen: Mutex<Vec<(String, bool)>>,
     }
 
-    impl std::fmt::Display for CountPuts {
+    impl std::fmt::Display for Recorded {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "CountPuts({})", self.inner)
+            write!(f, "Recorded({})", self.inner)
         }
     }
 
     #[async_trait]
-    impl ObjectStore for CountPuts {
-        async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-            self.puts.fetch_add(1, Ordering::SeqCst);
-            self.inner.put_opts(location, payload, opts).await
-        }
-        crate::delegate_object_store!(inner =>
-            put_multipart_opts, get_opts, get_ranges, delete_stream, list, list_with_offset,
-            list_with_delimiter, copy_opts, rename_opts);
+    impl ObjectStore for Recorded {
+        crate::delegate_object_store!(inner, before |this, request| {
+            this.seen.lock().unwrap().push((request.path().to_string(), request.is_read()));
+            if request.path().starts_with("deny/") {
+                return Err(object_store::Error::PermissionDenied { path: request.path().into(), source: "denied".into() });
+            }
+        } => put_opts, put_multipart_opts, get_opts, get_ranges, list_with_delimiter, copy_opts, rename_opts);
+        crate::delegate_object_store!(inner => delete_stream, list, list_with_offset);
     }
 
     #[tokio::test]
-    async fn forwarded_methods_reach_the_inner_store() {
+    async fn forwarded_methods_reach_the_inner_store_after_the_hook() {
         let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
-        let store = CountPuts { inner: inner.clone(), puts: AtomicUsize::new(0) };
+        let store = Recorded { inner: inner.clone(), seen: Mutex::new(Vec::new()) };
         let (a, b, c) = (Path::from("d/a"), Path::from("d/b"), Path::from("d/c"));
         store.put(&a, PutPayload::from_static(b"hello")).await.unwrap();
-        assert_eq!(store.puts.load(Ordering::SeqCst), 1);
         assert_eq!(&inner.get(&a).await.unwrap().bytes().await.unwrap()[..], b"hello");
         assert_eq!(&store.get(&a).await.unwrap().bytes().await.unwrap()[..], b"hello");
         assert_eq!(&store.get_ranges(&a, &[1..3]).await.unwrap()[0][..], b"el");
@@ -245,6 +345,31 @@ mod tests {
         upload.put_part(PutPayload::from_static(b"part")).await.unwrap();
         upload.complete().await.unwrap();
         assert_eq!(&inner.get(&b).await.unwrap().bytes().await.unwrap()[..], b"part");
-        assert_eq!(store.puts.load(Ordering::SeqCst), 1, "copy, rename and multipart are forwarded, not puts");
+        let denied = Path::from("deny/x");
+        assert!(matches!(store.put(&denied, PutPayload::from_static(b"no")).await, Err(object_store::Error::PermissionDenied { .. })));
+        assert!(inner.head(&denied).await.is_err(), "a hook's error stops the request");
+        let seen = store.seen.lock().unwrap().clone();
+        let want: Vec<(String, bool)> = [
+            ("d/a", false),
+            ("d/a", true),
+            ("d/a", true),
+            ("d/b", false),
+            ("d/c", false),
+            ("", true),
+            ("d/b", false),
+            ("deny/x", false),
+        ]
+        .into_iter()
+        .map(|(p, r)| (p.to_string(), r))
+        .collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn a_request_names_the_object_it_writes() {
+        let (from, to) = (Path::from("a"), Path::from("b"));
+        assert_eq!(Request::Copy { from: &from, to: &to }.path(), "b");
+        assert_eq!(Request::ListWithDelimiter { prefix: None }.path(), "");
+        assert!(!Request::Rename { from: &from, to: &to }.is_read());
     }
 }

@@ -14,17 +14,12 @@
 //! what it injected ([`FaultStore::injected`]) for trace conformance.
 
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMode,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, RenameOptions, Result,
-};
+use object_store::{ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, PutResult, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -427,22 +422,14 @@ impl ObjectStore for FaultStore {
         self.answer(location, is_update, ambiguous, result)
     }
 
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.gate(location.as_ref()).await?;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.delay_read().await;
-        self.gate(location.as_ref()).await?;
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.delay_read().await;
-        self.gate(location.as_ref()).await?;
-        self.inner.get_ranges(location, ranges).await
-    }
+    // Reads may be delayed first (`delay_reads`); then every request meets
+    // the schedule's verdict for the object it reads or writes.
+    crate::delegate_object_store!(inner, before |this, request| {
+        if request.is_read() {
+            this.delay_read().await;
+        }
+        this.gate(request.path()).await?;
+    } => put_multipart_opts, get_opts, get_ranges, list_with_delimiter, copy_opts, rename_opts);
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         let this = self.clone();
@@ -496,27 +483,12 @@ impl ObjectStore for FaultStore {
             }
         }
     }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.delay_read().await;
-        self.gate(prefix.map(|p| p.as_ref()).unwrap_or("")).await?;
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.gate(to.as_ref()).await?;
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.gate(to.as_ref()).await?;
-        self.inner.rename_opts(from, to, options).await
-    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use object_store::memory::InMemory;
     use object_store::ObjectStoreExt;
 

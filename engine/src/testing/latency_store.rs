@@ -11,21 +11,17 @@
 //! late, as it would on S3.
 
 use std::fmt;
-use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path;
-use object_store::{
-    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
-    PutOptions, PutPayload, PutResult, RenameOptions, Result,
-};
+use object_store::{ObjectMeta, ObjectStore, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 
+use crate::store_wrap::Request;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering, StdArc as Arc};
 
 /// The z-score of the 99th percentile of a standard normal distribution.
@@ -171,25 +167,14 @@ impl fmt::Display for LatencyStore {
 
 #[async_trait]
 impl ObjectStore for LatencyStore {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> Result<PutResult> {
-        self.wait(Kind::Put).await;
-        self.inner.put_opts(location, payload, opts).await
-    }
-
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> Result<Box<dyn MultipartUpload>> {
-        self.wait(Kind::Put).await;
-        self.inner.put_multipart_opts(location, opts).await
-    }
-
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.wait(Kind::Get).await;
-        self.inner.get_opts(location, options).await
-    }
-
-    async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.wait(Kind::Get).await;
-        self.inner.get_ranges(location, ranges).await
-    }
+    crate::delegate_object_store!(inner, before |this, request| {
+        this.wait(match request {
+            Request::Get { .. } | Request::GetRanges { .. } => Kind::Get,
+            Request::ListWithDelimiter { .. } => Kind::List,
+            Request::Put { .. } | Request::PutMultipart { .. } | Request::Copy { .. } | Request::Rename { .. } => Kind::Put,
+        })
+        .await;
+    } => put_opts, put_multipart_opts, get_opts, get_ranges, list_with_delimiter, copy_opts, rename_opts);
 
     fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
         let this = self.clone();
@@ -216,21 +201,6 @@ impl ObjectStore for LatencyStore {
         })
         .flatten()
         .boxed()
-    }
-
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.wait(Kind::List).await;
-        self.inner.list_with_delimiter(prefix).await
-    }
-
-    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
-        self.wait(Kind::Put).await;
-        self.inner.copy_opts(from, to, options).await
-    }
-
-    async fn rename_opts(&self, from: &Path, to: &Path, options: RenameOptions) -> Result<()> {
-        self.wait(Kind::Put).await;
-        self.inner.rename_opts(from, to, options).await
     }
 }
 
