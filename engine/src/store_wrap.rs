@@ -72,92 +72,69 @@ macro_rules! delegate_object_store {
     ($inner:tt, before |$this:ident, $request:ident| $hook:block => $($method:ident),+ $(,)?) => {
         $( $crate::delegate_object_store!(@method $inner [$this $request $hook] $method); )+
     };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] put_opts) => {
-        fn put_opts<'s, 'l, 'async_trait>(
-            &'s self,
-            location: &'l $crate::store_wrap::__object_store::path::Path,
-            payload: $crate::store_wrap::__object_store::PutPayload,
-            opts: $crate::store_wrap::__object_store::PutOptions,
-        ) -> $crate::store_wrap::__Fut<'async_trait, $crate::store_wrap::__object_store::PutResult>
+    // One async method: its lifetimes, arguments and answer, the `Request`
+    // it is and the forwarded call (`$s` is the `self` both are written with).
+    (@async $s:tt [$($this:ident $request:ident $hook:block)?] $name:ident [$($lt:lifetime),*]
+        ($($arg:ident: $ty:ty),*) -> $ret:ty, $req:expr, $call:expr) => {
+        fn $name<'s, $($lt,)* 'async_trait>(&'s $s, $($arg: $ty),*) -> $crate::store_wrap::__Fut<'async_trait, $ret>
         where
             's: 'async_trait,
-            'l: 'async_trait,
+            $($lt: 'async_trait,)*
             Self: 'async_trait,
         {
             Box::pin(async move {
                 $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::Put { location, opts: &opts };
+                    let $this = $s;
+                    let $request = $req;
                     $hook
                 )?
-                self.$inner.put_opts(location, payload, opts).await
+                $call.await
             })
         }
     };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] put_multipart_opts) => {
-        fn put_multipart_opts<'s, 'l, 'async_trait>(
-            &'s self,
-            location: &'l $crate::store_wrap::__object_store::path::Path,
-            opts: $crate::store_wrap::__object_store::PutMultipartOptions,
-        ) -> $crate::store_wrap::__Fut<'async_trait, Box<dyn $crate::store_wrap::__object_store::MultipartUpload>>
-        where
-            's: 'async_trait,
-            'l: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::PutMultipart { location };
-                    $hook
-                )?
-                self.$inner.put_multipart_opts(location, opts).await
-            })
-        }
+    (@method $inner:tt $hook:tt put_opts) => {
+        $crate::delegate_object_store!(@async self $hook put_opts ['l]
+            (location: &'l $crate::store_wrap::__object_store::path::Path, payload: $crate::store_wrap::__object_store::PutPayload, opts: $crate::store_wrap::__object_store::PutOptions) -> $crate::store_wrap::__object_store::PutResult,
+            $crate::store_wrap::Request::Put { location, opts: &opts },
+            self.$inner.put_opts(location, payload, opts));
     };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] get_opts) => {
-        fn get_opts<'s, 'l, 'async_trait>(
-            &'s self,
-            location: &'l $crate::store_wrap::__object_store::path::Path,
-            options: $crate::store_wrap::__object_store::GetOptions,
-        ) -> $crate::store_wrap::__Fut<'async_trait, $crate::store_wrap::__object_store::GetResult>
-        where
-            's: 'async_trait,
-            'l: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::Get { location, options: &options };
-                    $hook
-                )?
-                self.$inner.get_opts(location, options).await
-            })
-        }
+    (@method $inner:tt $hook:tt put_multipart_opts) => {
+        $crate::delegate_object_store!(@async self $hook put_multipart_opts ['l]
+            (location: &'l $crate::store_wrap::__object_store::path::Path, opts: $crate::store_wrap::__object_store::PutMultipartOptions) -> Box<dyn $crate::store_wrap::__object_store::MultipartUpload>,
+            $crate::store_wrap::Request::PutMultipart { location },
+            self.$inner.put_multipart_opts(location, opts));
     };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] get_ranges) => {
-        fn get_ranges<'s, 'l, 'r, 'async_trait>(
-            &'s self,
-            location: &'l $crate::store_wrap::__object_store::path::Path,
-            ranges: &'r [::std::ops::Range<u64>],
-        ) -> $crate::store_wrap::__Fut<'async_trait, Vec<$crate::store_wrap::__Bytes>>
-        where
-            's: 'async_trait,
-            'l: 'async_trait,
-            'r: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::GetRanges { location, ranges };
-                    $hook
-                )?
-                self.$inner.get_ranges(location, ranges).await
-            })
-        }
+    (@method $inner:tt $hook:tt get_opts) => {
+        $crate::delegate_object_store!(@async self $hook get_opts ['l]
+            (location: &'l $crate::store_wrap::__object_store::path::Path, options: $crate::store_wrap::__object_store::GetOptions) -> $crate::store_wrap::__object_store::GetResult,
+            $crate::store_wrap::Request::Get { location, options: &options },
+            self.$inner.get_opts(location, options));
     };
+    (@method $inner:tt $hook:tt get_ranges) => {
+        $crate::delegate_object_store!(@async self $hook get_ranges ['l, 'r]
+            (location: &'l $crate::store_wrap::__object_store::path::Path, ranges: &'r [::std::ops::Range<u64>]) -> Vec<$crate::store_wrap::__Bytes>,
+            $crate::store_wrap::Request::GetRanges { location, ranges },
+            self.$inner.get_ranges(location, ranges));
+    };
+    (@method $inner:tt $hook:tt list_with_delimiter) => {
+        $crate::delegate_object_store!(@async self $hook list_with_delimiter ['p]
+            (prefix: Option<&'p $crate::store_wrap::__object_store::path::Path>) -> $crate::store_wrap::__object_store::ListResult,
+            $crate::store_wrap::Request::ListWithDelimiter { prefix },
+            self.$inner.list_with_delimiter(prefix));
+    };
+    (@method $inner:tt $hook:tt copy_opts) => {
+        $crate::delegate_object_store!(@async self $hook copy_opts ['f, 't]
+            (from: &'f $crate::store_wrap::__object_store::path::Path, to: &'t $crate::store_wrap::__object_store::path::Path, options: $crate::store_wrap::__object_store::CopyOptions) -> (),
+            $crate::store_wrap::Request::Copy { from, to },
+            self.$inner.copy_opts(from, to, options));
+    };
+    (@method $inner:tt $hook:tt rename_opts) => {
+        $crate::delegate_object_store!(@async self $hook rename_opts ['f, 't]
+            (from: &'f $crate::store_wrap::__object_store::path::Path, to: &'t $crate::store_wrap::__object_store::path::Path, options: $crate::store_wrap::__object_store::RenameOptions) -> (),
+            $crate::store_wrap::Request::Rename { from, to },
+            self.$inner.rename_opts(from, to, options));
+    };
+    // The stream methods answer at once: no `before` block.
     (@method $inner:tt [] delete_stream) => {
         fn delete_stream(
             &self,
@@ -178,72 +155,6 @@ macro_rules! delegate_object_store {
             offset: &$crate::store_wrap::__object_store::path::Path,
         ) -> $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::ObjectMeta> {
             self.$inner.list_with_offset(prefix, offset)
-        }
-    };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] list_with_delimiter) => {
-        fn list_with_delimiter<'s, 'p, 'async_trait>(
-            &'s self,
-            prefix: Option<&'p $crate::store_wrap::__object_store::path::Path>,
-        ) -> $crate::store_wrap::__Fut<'async_trait, $crate::store_wrap::__object_store::ListResult>
-        where
-            's: 'async_trait,
-            'p: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::ListWithDelimiter { prefix };
-                    $hook
-                )?
-                self.$inner.list_with_delimiter(prefix).await
-            })
-        }
-    };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] copy_opts) => {
-        fn copy_opts<'s, 'f, 't, 'async_trait>(
-            &'s self,
-            from: &'f $crate::store_wrap::__object_store::path::Path,
-            to: &'t $crate::store_wrap::__object_store::path::Path,
-            options: $crate::store_wrap::__object_store::CopyOptions,
-        ) -> $crate::store_wrap::__Fut<'async_trait, ()>
-        where
-            's: 'async_trait,
-            'f: 'async_trait,
-            't: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::Copy { from, to };
-                    $hook
-                )?
-                self.$inner.copy_opts(from, to, options).await
-            })
-        }
-    };
-    (@method $inner:tt [$($this:ident $request:ident $hook:block)?] rename_opts) => {
-        fn rename_opts<'s, 'f, 't, 'async_trait>(
-            &'s self,
-            from: &'f $crate::store_wrap::__object_store::path::Path,
-            to: &'t $crate::store_wrap::__object_store::path::Path,
-            options: $crate::store_wrap::__object_store::RenameOptions,
-        ) -> $crate::store_wrap::__Fut<'async_trait, ()>
-        where
-            's: 'async_trait,
-            'f: 'async_trait,
-            't: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                $(
-                    let $this = self;
-                    let $request = $crate::store_wrap::Request::Rename { from, to };
-                    $hook
-                )?
-                self.$inner.rename_opts(from, to, options).await
-            })
         }
     };
 }
