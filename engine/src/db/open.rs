@@ -402,7 +402,7 @@ impl Db {
         let settings = Settings::default();
         let layout = Layout::new(path.into());
         let stores = store_chain(store, &settings, &layout);
-        let m = latest_manifest(stores.store.as_ref(), &layout).await?.unwrap_or_else(|| ManifestObject::empty());
+        let m = latest_manifest(stores.store.as_ref(), &layout).await?.unwrap_or_else(ManifestObject::empty);
         let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
         let epoch = m.writer_epoch;
         let inner = DbInner::new(Opened {
