@@ -16,9 +16,10 @@ pub struct Settings {
     /// Freeze the WAL buffer once it holds this many bytes.
     pub wal_size_bytes: usize,
     /// When a writer wakes the WAL flusher and no upload is in flight, the
-    /// buffer gathers this long before it is frozen, so that a burst of
-    /// writers (say, all those released by one acknowledgement) rides in one
-    /// WAL. Zero freezes at once.
+    /// buffer gathers at most this long before it is frozen, so that a burst
+    /// of writers (those released by one acknowledgement) rides in one WAL;
+    /// it stops as soon as as many writes came in as that acknowledgement
+    /// released, so a lone writer waits for nothing. Zero freezes at once.
     pub burst_gap: Duration,
     /// While an upload is in flight, the next WAL gathers writes this long,
     /// or until every upload has completed, before it is frozen. This trades
