@@ -281,11 +281,10 @@ impl<T> CommitLog<T> {
     }
 
     /// `Ack`: waits until the WAL holding a write is covered by the durable
-    /// watermark, or the writer fails (fenced, closed).
+    /// watermark, or the writer fails (fenced, closed). Always decided under
+    /// the lock by `WalLog::may_ack` (no lock-free shortcut), so the loom
+    /// suite, the harness (which records) and users take one path.
     pub fn wait_durable(&self, wal_id: WalId) -> AckWait {
-        if wal_id <= self.durable_wal_id() {
-            return AckWait::ready(Ok(()));
-        }
         self.wait_durable_with(wal_id, || ())
     }
 

@@ -222,15 +222,10 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<SeqEntry>) {
         CreateConflict::Ours => {
             // `WalDurable`, then the `Ack`s it releases, recorded under the
             // commit lock (before any later `Fenced` of this writer).
-            let recording = inner.tracer.is_recording();
             inner.commit.wal_durable_with(
                 wal_id,
                 |durable_wal_id| inner.emit(TraceEvent::WalDurable { wal_id, durable_wal_id }),
-                |acked| {
-                    if recording {
-                        inner.emit(TraceEvent::Ack { wal_id: acked });
-                    }
-                },
+                |acked| inner.record(TraceEvent::Ack { wal_id: acked }),
             );
         }
         CreateConflict::Fenced { by } => {
