@@ -434,6 +434,10 @@ struct Plan {
     writers: Option<u64>,
     rate: Option<u64>,
     seconds: u64,
+    /// Recovery only: the WALs left to replay (0 is the open of an empty
+    /// store), one case per plan so each has its own peak memory.
+    #[serde(default)]
+    wals: Option<u64>,
 }
 
 /// Opens the engine over a store that already holds `wals` WALs written by
@@ -441,7 +445,8 @@ struct Plan {
 /// requests it made.
 async fn recovery(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
     let mut out = Vec::new();
-    for (name, wals) in [("open-empty", 0u64), ("recover-100-wals", 100), ("recover-1000-wals", 1000)] {
+    let cases = [("open-empty", 0u64), ("recover-100-wals", 100), ("recover-1000-wals", 1000)];
+    for (name, wals) in cases.into_iter().filter(|c| plan.wals.is_none_or(|w| w == c.1)) {
         let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         if wals > 0 {
             // Written without latency: each durable put from one task is a WAL of its own.
@@ -597,7 +602,7 @@ fn plans(args: &Args) -> Vec<Plan> {
                     configs.push(Config::TidemarkNoHedge);
                 }
                 for config in configs {
-                    out.push(Plan { label: None, workload: Workload::OpenLoop, store, config, writers: None, rate: Some(rate), seconds });
+                    out.push(Plan { label: None, workload: Workload::OpenLoop, store, config, writers: None, rate: Some(rate), seconds, wals: None });
                 }
             }
         }
@@ -608,7 +613,7 @@ fn plans(args: &Args) -> Vec<Plan> {
                     configs.push(Config::TidemarkW1);
                 }
                 for config in configs {
-                    out.push(Plan { label: None, workload: Workload::ClosedLoop, store, config, writers: Some(writers), rate: None, seconds: short.min(10) });
+                    out.push(Plan { label: None, workload: Workload::ClosedLoop, store, config, writers: Some(writers), rate: None, seconds: short.min(10), wals: None });
                 }
             }
         }
@@ -619,22 +624,24 @@ fn plans(args: &Args) -> Vec<Plan> {
                 .into_iter()
                 .chain([5u64, 10, 25, 50, 100, 200].map(Config::SlateDb));
             for config in configs {
-                out.push(Plan { label: Some("frontier".into()), workload: Workload::OpenLoop, store, config, writers: None, rate: Some(2000), seconds });
+                out.push(Plan { label: Some("frontier".into()), workload: Workload::OpenLoop, store, config, writers: None, rate: Some(2000), seconds, wals: None });
             }
         }
         if wanted(Workload::FireAndForget) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { label: None, workload: Workload::FireAndForget, store, config, writers: None, rate: None, seconds: 0 });
+                out.push(Plan { label: None, workload: Workload::FireAndForget, store, config, writers: None, rate: None, seconds: 0, wals: None });
             }
         }
         if wanted(Workload::Reads) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { label: None, workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0 });
+                out.push(Plan { label: None, workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0, wals: None });
             }
         }
         if wanted(Workload::Recovery) {
-            for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { label: None, workload: Workload::Recovery, store, config, writers: None, rate: None, seconds: 0 });
+            for wals in [0u64, 100, 1000] {
+                for config in [Config::Tidemark, Config::SlateDb(10)] {
+                    out.push(Plan { label: None, workload: Workload::Recovery, store, config, writers: None, rate: None, seconds: 0, wals: Some(wals) });
+                }
             }
         }
     }
