@@ -150,7 +150,7 @@ impl Settings {
     /// W = 32 uploads may be in flight, and nothing waits for a burst.
     ///
     /// On a store that answers every request in 50 ms, open loop at 2,000
-    /// durable writes/s, p99 was 58–62 ms against about 106 ms at the
+    /// durable writes/s, p99 was 57–62 ms against about 106 ms at the
     /// defaults, for 430–470 WAL PUTs/s instead of about 19 (about $8 an hour
     /// at S3 Standard prices); at 200 writes/s, every write is a WAL of its
     /// own, about 200 PUTs/s (`bench/compare --engine tidemark-latency`,
