@@ -14,13 +14,19 @@
 //! does; latency counts from each write's scheduled arrival, so a stall
 //! shows as the queue it builds). SlateDB's compactor and GC are off, as
 //! are tidemark's, so both do the same work.
+//!
+//! Each plan (engine settings x workload x store) runs in a child process of
+//! its own (this binary, re-run with a hidden `--child PLAN`), which prints
+//! its records as JSON lines: the peak resident memory of a record is then
+//! that plan's own high-water mark (`VmHWM`), not the whole run's.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use std::io::Write;
+use std::process::{Command, Stdio};
 use hdrhistogram::Histogram;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
@@ -42,7 +48,7 @@ enum StoreKind {
     S3Tail,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 enum Workload {
     /// Durable writes, N writers each awaiting its write.
     ClosedLoop,
@@ -66,6 +72,10 @@ struct Args {
     /// Run only on this store (s3-tail and s3-latency when not given).
     #[arg(long)]
     store: Option<StoreKind>,
+    /// Run only the plans of this engine setting (as records name it:
+    /// tidemark, tidemark-latency, tidemark-w1, slatedb-0.18, ...).
+    #[arg(long)]
+    engine: Option<String>,
     /// The short run: 60 s per engine for the s3-tail open loop at 2,000/s,
     /// 10 s for the other timed runs.
     #[arg(long)]
@@ -113,6 +123,12 @@ struct Args {
     /// tidemark's `upload_gather` (ms); its default when not given.
     #[arg(long)]
     tidemark_gather_ms: Option<u64>,
+    /// tidemark's W (`max_inflight_wal_uploads`); each setting's own when not given.
+    #[arg(long)]
+    tidemark_w: Option<u64>,
+    /// Internal: run this one plan (JSON) and print its records as JSON lines.
+    #[arg(long, hide = true, value_name = "PLAN")]
+    child: Option<String>,
     /// Value size in bytes.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     value_bytes: u64,
@@ -120,53 +136,13 @@ struct Args {
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// The operations a workload needs, for either engine.
-trait Engine: Send + Sync + 'static {
-    fn put(&self, key: Bytes, value: Bytes, durable: bool) -> impl Future<Output = Res<()>> + Send;
-    fn get(&self, key: Bytes) -> impl Future<Output = Res<Option<Bytes>>> + Send;
-    fn flush(&self) -> impl Future<Output = Res<()>> + Send;
-    fn close(&self) -> impl Future<Output = Res<()>> + Send;
-}
-
-impl Engine for tidemark::Db {
-    async fn put(&self, key: Bytes, value: Bytes, durable: bool) -> Res<()> {
-        Ok(self.put_with(key, value, &tidemark::WriteOptions { await_durable: durable }).await?)
-    }
-    async fn get(&self, key: Bytes) -> Res<Option<Bytes>> {
-        Ok(tidemark::Db::get(self, key).await?)
-    }
-    async fn flush(&self) -> Res<()> {
-        Ok(tidemark::Db::flush(self).await?)
-    }
-    async fn close(&self) -> Res<()> {
-        Ok(tidemark::Db::close(self).await?)
-    }
-}
-
-impl Engine for slatedb::Db {
-    async fn put(&self, key: Bytes, value: Bytes, durable: bool) -> Res<()> {
-        let handle = slatedb::Db::put(self, key, value).await?;
-        if durable {
-            handle.await_durable().await?;
-        }
-        Ok(())
-    }
-    async fn get(&self, key: Bytes) -> Res<Option<Bytes>> {
-        Ok(slatedb::Db::get(self, key).await?)
-    }
-    async fn flush(&self) -> Res<()> {
-        Ok(slatedb::Db::flush(self).await?)
-    }
-    async fn close(&self) -> Res<()> {
-        Ok(slatedb::Db::close(self).await?)
-    }
-}
-
 /// An engine and its settings, as a record names it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 enum Config {
     /// tidemark at its defaults (W = 4, 5 ms, hedged creates and reads).
     Tidemark,
+    /// tidemark's `Settings::low_latency()` preset (more PUTs, less waiting).
+    TidemarkLatency,
     /// tidemark with hedging off.
     TidemarkNoHedge,
     /// tidemark with one WAL upload at a time (SlateDB's shape).
@@ -181,6 +157,7 @@ impl Config {
     fn engine(self) -> &'static str {
         match self {
             Config::Tidemark => "tidemark",
+            Config::TidemarkLatency => "tidemark-latency",
             Config::TidemarkNoHedge => "tidemark-no-hedge",
             Config::TidemarkW1 => "tidemark-w1",
             Config::SlateDb(_) => "slatedb-0.18",
@@ -191,12 +168,20 @@ impl Config {
     fn flush_interval_ms(self) -> u64 {
         match self {
             Config::SlateDb(ms) | Config::TidemarkGather(ms) => ms,
+            Config::TidemarkLatency => tidemark::Settings::low_latency().flush_interval.as_millis() as u64,
             _ => tidemark::Settings::default().flush_interval.as_millis() as u64,
         }
     }
 
     fn tidemark_settings(self, args: &Args) -> tidemark::Settings {
-        let mut s = tidemark::Settings::default().with_compactor(false).with_gc_interval(Duration::ZERO);
+        let base = match self {
+            Config::TidemarkLatency => tidemark::Settings::low_latency(),
+            _ => tidemark::Settings::default(),
+        };
+        let mut s = base.with_compactor(false).with_gc_interval(Duration::ZERO);
+        if let Some(w) = args.tidemark_w {
+            s = s.with_max_inflight_wal_uploads(w);
+        }
         if let Some(ms) = args.tidemark_gap_ms {
             s = s.with_burst_gap(Duration::from_millis(ms));
         }
@@ -274,12 +259,8 @@ fn run_store(kind: StoreKind, args: &Args, seed: u64) -> Res<RunStore> {
     Ok(RunStore { store: Arc::new(latency.clone()), latency, _dir: dir })
 }
 
-/// Resets the peak resident set size of this process (Linux), so the next
-/// reading of `VmHWM` is this workload's peak.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
+/// The peak resident set size of this process (Linux `VmHWM`): in a child
+/// that ran one plan, that plan's peak.
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -318,7 +299,8 @@ async fn open(config: Config, store: Arc<dyn ObjectStore>, args: &Args) -> Res<D
     })
 }
 
-/// Either engine, so a workload is written once.
+/// Either engine, so a workload is written once: the operations a workload
+/// needs, each mapped onto the engine's own API.
 #[derive(Clone)]
 enum Db {
     Tidemark(Arc<tidemark::Db>),
@@ -328,26 +310,32 @@ enum Db {
 impl Db {
     async fn put(&self, key: Bytes, value: Bytes, durable: bool) -> Res<()> {
         match self {
-            Db::Tidemark(d) => Engine::put(d.as_ref(), key, value, durable).await,
-            Db::Slate(d) => Engine::put(d.as_ref(), key, value, durable).await,
+            Db::Tidemark(d) => Ok(d.put_with(key, value, &tidemark::WriteOptions { await_durable: durable }).await?),
+            Db::Slate(d) => {
+                let handle = d.put(key, value).await?;
+                if durable {
+                    handle.await_durable().await?;
+                }
+                Ok(())
+            }
         }
     }
     async fn get(&self, key: Bytes) -> Res<Option<Bytes>> {
         match self {
-            Db::Tidemark(d) => Engine::get(d.as_ref(), key).await,
-            Db::Slate(d) => Engine::get(d.as_ref(), key).await,
+            Db::Tidemark(d) => Ok(d.get(key).await?),
+            Db::Slate(d) => Ok(d.get(key).await?),
         }
     }
     async fn flush(&self) -> Res<()> {
         match self {
-            Db::Tidemark(d) => Engine::flush(d.as_ref()).await,
-            Db::Slate(d) => Engine::flush(d.as_ref()).await,
+            Db::Tidemark(d) => Ok(d.flush().await?),
+            Db::Slate(d) => Ok(d.flush().await?),
         }
     }
     async fn close(&self) -> Res<()> {
         match self {
-            Db::Tidemark(d) => Engine::close(d.as_ref()).await,
-            Db::Slate(d) => Engine::close(d.as_ref()).await,
+            Db::Tidemark(d) => Ok(d.close().await?),
+            Db::Slate(d) => Ok(d.close().await?),
         }
     }
     fn hedges(&self) -> Option<u64> {
@@ -435,16 +423,21 @@ async fn reads(db: &Db, n: u64) -> Res<Measured> {
     Ok(Measured { ops: n, writes: 0, elapsed: start.elapsed(), latency_us: Some(h) })
 }
 
+#[derive(Debug, Serialize, Deserialize)]
 struct Plan {
     /// The record's workload name when it is not the workload's own (the
     /// frontier sweep).
-    label: Option<&'static str>,
+    label: Option<String>,
     workload: Workload,
     store: StoreKind,
     config: Config,
     writers: Option<u64>,
     rate: Option<u64>,
     seconds: u64,
+    /// Recovery only: the WALs left to replay (0 is the open of an empty
+    /// store), one case per plan so each has its own peak memory.
+    #[serde(default)]
+    wals: Option<u64>,
 }
 
 /// Opens the engine over a store that already holds `wals` WALs written by
@@ -452,7 +445,8 @@ struct Plan {
 /// requests it made.
 async fn recovery(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
     let mut out = Vec::new();
-    for (name, wals) in [("open-empty", 0u64), ("recover-100-wals", 100), ("recover-1000-wals", 1000)] {
+    let cases = [("open-empty", 0u64), ("recover-100-wals", 100), ("recover-1000-wals", 1000)];
+    for (name, wals) in cases.into_iter().filter(|c| plan.wals.is_none_or(|w| w == c.1)) {
         let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         if wals > 0 {
             // Written without latency: each durable put from one task is a WAL of its own.
@@ -491,7 +485,7 @@ async fn recovery(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
             gets_per_sec: (c.gets + c.lists) as f64 / took.as_secs_f64(),
             requests_per_op: (c.puts + c.gets + c.lists + c.deletes) as f64,
             usd_per_million_writes: None,
-            peak_rss_mb: peak_rss_mb(),
+            peak_rss_mb: None,
             stragglers_met: latency.stragglers(),
             hedges: db.hedges(),
             percentiles: None,
@@ -507,7 +501,6 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
     }
     let value = Bytes::from(vec![b'v'; args.value_bytes as usize]);
     let rs = run_store(plan.store, args, seed)?;
-    reset_peak_rss();
     let run_for = Duration::from_secs(plan.seconds);
     let mut out = Vec::new();
     let db = open(plan.config, rs.store.clone(), args).await?;
@@ -554,7 +547,6 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
     if plan.workload != Workload::Reads {
         db.close().await?;
     }
-    let peak = peak_rss_mb();
     for (name, m, counts, stragglers) in results {
         let (puts, gets) = if name.starts_with("reads") {
             (counts.puts, counts.gets + counts.lists)
@@ -565,7 +557,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
         let usd = (puts as f64 * USD_PER_PUT + gets as f64 * USD_PER_GET) / m.ops.max(1) as f64 * 1e6;
         out.push(Record {
             engine: plan.config.engine().into(),
-            workload: plan.label.unwrap_or(name).into(),
+            workload: plan.label.clone().unwrap_or_else(|| name.into()),
             store: plan.store,
             writers: plan.writers,
             rate: plan.rate,
@@ -580,7 +572,7 @@ async fn measure(plan: &Plan, args: &Args, seed: u64) -> Res<Vec<Record>> {
             gets_per_sec: gets as f64 / secs,
             requests_per_op: (puts + gets + counts.deletes) as f64 / m.ops.max(1) as f64,
             usd_per_million_writes: (m.writes > 0).then_some(usd),
-            peak_rss_mb: peak,
+            peak_rss_mb: None,
             stragglers_met: if name.starts_with("reads") { stragglers } else { stragglers - stragglers_before },
             hedges,
             percentiles: m.latency_us.as_ref().map(|h| QUANTILES.iter().map(|&q| [q, ms(h, q)]).collect()),
@@ -602,7 +594,7 @@ fn plans(args: &Args) -> Vec<Plan> {
         if wanted(Workload::OpenLoop) {
             for rate in [200u64, 2000] {
                 let seconds = if store == StoreKind::S3Tail && rate == 2000 { long } else { short };
-                let mut configs = vec![Config::Tidemark, Config::SlateDb(10)];
+                let mut configs = vec![Config::Tidemark, Config::TidemarkLatency, Config::SlateDb(10)];
                 if !args.quick {
                     configs.extend([Config::TidemarkNoHedge, Config::SlateDb(100)]);
                 }
@@ -610,7 +602,7 @@ fn plans(args: &Args) -> Vec<Plan> {
                     configs.push(Config::TidemarkNoHedge);
                 }
                 for config in configs {
-                    out.push(Plan { label: None, workload: Workload::OpenLoop, store, config, writers: None, rate: Some(rate), seconds });
+                    out.push(Plan { label: None, workload: Workload::OpenLoop, store, config, writers: None, rate: Some(rate), seconds, wals: None });
                 }
             }
         }
@@ -621,7 +613,7 @@ fn plans(args: &Args) -> Vec<Plan> {
                     configs.push(Config::TidemarkW1);
                 }
                 for config in configs {
-                    out.push(Plan { label: None, workload: Workload::ClosedLoop, store, config, writers: Some(writers), rate: None, seconds: short.min(10) });
+                    out.push(Plan { label: None, workload: Workload::ClosedLoop, store, config, writers: Some(writers), rate: None, seconds: short.min(10), wals: None });
                 }
             }
         }
@@ -632,24 +624,29 @@ fn plans(args: &Args) -> Vec<Plan> {
                 .into_iter()
                 .chain([5u64, 10, 25, 50, 100, 200].map(Config::SlateDb));
             for config in configs {
-                out.push(Plan { label: Some("frontier"), workload: Workload::OpenLoop, store, config, writers: None, rate: Some(2000), seconds });
+                out.push(Plan { label: Some("frontier".into()), workload: Workload::OpenLoop, store, config, writers: None, rate: Some(2000), seconds, wals: None });
             }
         }
         if wanted(Workload::FireAndForget) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { label: None, workload: Workload::FireAndForget, store, config, writers: None, rate: None, seconds: 0 });
+                out.push(Plan { label: None, workload: Workload::FireAndForget, store, config, writers: None, rate: None, seconds: 0, wals: None });
             }
         }
         if wanted(Workload::Reads) {
             for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { label: None, workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0 });
+                out.push(Plan { label: None, workload: Workload::Reads, store, config, writers: None, rate: None, seconds: 0, wals: None });
             }
         }
         if wanted(Workload::Recovery) {
-            for config in [Config::Tidemark, Config::SlateDb(10)] {
-                out.push(Plan { label: None, workload: Workload::Recovery, store, config, writers: None, rate: None, seconds: 0 });
+            for wals in [0u64, 100, 1000] {
+                for config in [Config::Tidemark, Config::SlateDb(10)] {
+                    out.push(Plan { label: None, workload: Workload::Recovery, store, config, writers: None, rate: None, seconds: 0, wals: Some(wals) });
+                }
             }
         }
+    }
+    if let Some(engine) = &args.engine {
+        out.retain(|p| p.config.engine() == engine);
     }
     out
 }
@@ -700,13 +697,14 @@ fn print_table(records: &[Record]) {
     }
 }
 
-/// tidemark / SlateDB at 10 ms for each pair of records of one workload,
-/// store, writers and rate.
+/// tidemark (each of its settings: defaults, `tidemark-latency`, W = 1, ...)
+/// / SlateDB at 10 ms for each pair of records of one workload, store,
+/// writers and rate.
 fn print_ratios(records: &[Record]) {
     println!();
-    println!("| workload | store | writers | rate | p50 ratio | p99 ratio | p999 ratio | PUT/s ratio |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for t in records.iter().filter(|r| r.engine == "tidemark") {
+    println!("| workload | store | tidemark setting | writers | rate | p50 ratio | p99 ratio | p999 ratio | PUT/s ratio |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for t in records.iter().filter(|r| r.engine.starts_with("tidemark") && r.workload != "frontier") {
         let Some(s) = records.iter().find(|s| {
             s.engine == "slatedb-0.18"
                 && s.flush_interval_ms == 10
@@ -722,9 +720,10 @@ fn print_ratios(records: &[Record]) {
             _ => "-".into(),
         };
         println!(
-            "| {} | {:?} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {:?} | {} | {} | {} | {} | {} | {} | {:.2} |",
             t.workload,
             t.store,
+            t.engine,
             t.writers.map_or("-".into(), |w| w.to_string()),
             t.rate.map_or("-".into(), |w| w.to_string()),
             ratio(t.p50_ms, s.p50_ms),
@@ -736,9 +735,11 @@ fn print_ratios(records: &[Record]) {
     println!("ratio = tidemark / SlateDB 0.18 at a 10 ms flush interval: below 1 is better for tidemark.");
 }
 
-#[tokio::main]
-async fn main() -> Res<()> {
+fn main() -> Res<()> {
     let args = Args::parse();
+    if let Some(plan) = &args.child {
+        return run_child(serde_json::from_str(plan)?, &args);
+    }
     if let Some(file) = &args.plot_from {
         let text = std::fs::read_to_string(file)?;
         let records: Vec<Record> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
@@ -755,7 +756,7 @@ async fn main() -> Res<()> {
                 print_store_distribution(kind, &args);
             }
         }
-        println!("values {} B; {} runs", args.value_bytes, plans.len());
+        println!("values {} B; {} runs, each in a process of its own", args.value_bytes, plans.len());
     }
     let mut out = match &args.out {
         Some(path) => Some(std::fs::File::create(path)?),
@@ -776,12 +777,11 @@ async fn main() -> Res<()> {
                 plan.seconds
             );
         }
-        for r in measure(plan, &args, args.seed).await? {
+        for r in run_in_child(plan)? {
             if args.json {
                 println!("{}", serde_json::to_string(&r)?);
             }
             if let Some(f) = out.as_mut() {
-                use std::io::Write;
                 writeln!(f, "{}", serde_json::to_string(&r)?)?;
             }
             records.push(r);
@@ -794,6 +794,45 @@ async fn main() -> Res<()> {
     if let Some(dir) = &args.plot {
         write_plots(&records, dir)?;
     }
+    Ok(())
+}
+
+/// Runs `plan` in a child process (this binary with the same arguments and
+/// `--child PLAN`) and reads back its records, so that each record's peak
+/// resident memory is its own plan's.
+fn run_in_child(plan: &Plan) -> Res<Vec<Record>> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(std::env::args_os().skip(1))
+        .arg("--child")
+        .arg(serde_json::to_string(plan)?)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("the child running {plan:?} failed: {}", output.status).into());
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let records: Vec<Record> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
+    if records.is_empty() {
+        return Err(format!("the child running {plan:?} printed no records").into());
+    }
+    Ok(records)
+}
+
+/// The child's side: measure the one plan, then stamp every record with
+/// this process's peak resident memory and print them as JSON lines.
+fn run_child(plan: Plan, args: &Args) -> Res<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut records = runtime.block_on(measure(&plan, args, args.seed))?;
+    // Background tasks the engines left are not waited for.
+    runtime.shutdown_background();
+    let peak = peak_rss_mb();
+    let mut stdout = std::io::stdout().lock();
+    for r in &mut records {
+        r.peak_rss_mb = peak;
+        writeln!(stdout, "{}", serde_json::to_string(r)?)?;
+    }
+    stdout.flush()?;
     Ok(())
 }
 

@@ -149,7 +149,14 @@ impl Tracer {
         }
     }
 
-    /// Whether steps are being recorded (lets hot paths skip building events).
+    /// `emit` without the log line, for steps taken once per write.
+    pub fn record(&self, writer_epoch: Epoch, event: TraceEvent) {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(TraceStep { writer_epoch, event });
+        }
+    }
+
+    /// Whether steps are being recorded.
     pub fn is_recording(&self) -> bool {
         self.recorder.is_some()
     }

@@ -59,10 +59,17 @@ async fn wal_flusher(inner: Arc<DbInner>) {
         }
         // A burst of writers (all those one acknowledgement released) comes
         // in over a moment: gather it into one WAL instead of freezing the
-        // first writer's alone.
+        // first writer's alone — until as many have written as were
+        // released (`CommitLog::burst_gathered`), at most `burst_gap`. A
+        // lone writer's next write is frozen at once.
         let gap = inner.settings.burst_gap;
         if !gap.is_zero() && uploads.is_empty() && inner.commit.buffer_bytes() < inner.settings.wal_size_bytes {
-            tokio::time::sleep(gap).await;
+            let gathered = async {
+                while !inner.commit.burst_gathered() {
+                    inner.wake_flusher.notified().await;
+                }
+            };
+            let _ = tokio::time::timeout(gap, gathered).await;
         }
         let frozen = if inner.memtable_full.swap(false, Ordering::AcqRel) {
             freeze_memtable(&inner)
@@ -215,15 +222,10 @@ async fn upload_wal(inner: Arc<DbInner>, frozen: FrozenWal<SeqEntry>) {
         CreateConflict::Ours => {
             // `WalDurable`, then the `Ack`s it releases, recorded under the
             // commit lock (before any later `Fenced` of this writer).
-            let recording = inner.tracer.is_recording();
             inner.commit.wal_durable_with(
                 wal_id,
                 |durable_wal_id| inner.emit(TraceEvent::WalDurable { wal_id, durable_wal_id }),
-                |acked| {
-                    if recording {
-                        inner.emit(TraceEvent::Ack { wal_id: acked });
-                    }
-                },
+                |acked| inner.record(TraceEvent::Ack { wal_id: acked }),
             );
         }
         CreateConflict::Fenced { by } => {

@@ -138,6 +138,13 @@ impl DbInner {
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
     }
+
+    /// A step of the hot path (`Put`, `Ack`) for the trace recorder only:
+    /// no log line per write. Without a recorder it is a no-op sink; the
+    /// code around it is the same either way.
+    pub(crate) fn record(&self, event: TraceEvent) {
+        self.tracer.record(self.epoch, event);
+    }
 }
 
 /// An open tidemark database. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -276,9 +283,7 @@ impl Db {
             .append(seqd, bytes, |wal_id| {
                 // Recorded under the commit lock, so a trace orders every Put
                 // before the FreezeWal that takes it.
-                if inner.tracer.is_recording() {
-                    inner.emit(TraceEvent::Put { wal_id });
-                }
+                inner.record(TraceEvent::Put { wal_id });
                 let end = inner.next_seq.load(Ordering::Acquire);
                 let mut mem = lock(&inner.mem);
                 for ((k, v), seq) in ops.into_iter().zip(end - n..end) {
@@ -298,10 +303,7 @@ impl Db {
         if opts.await_durable {
             // `Ack` is recorded where it is decided, under the commit lock:
             // here if already covered, else when `WalDurable` releases us.
-            let wait = match inner.tracer.is_recording() {
-                true => inner.commit.wait_durable_with(wal_id, || inner.emit(TraceEvent::Ack { wal_id })),
-                false => inner.commit.wait_durable(wal_id),
-            };
+            let wait = inner.commit.wait_durable_with(wal_id, || inner.record(TraceEvent::Ack { wal_id }));
             wait.await.map_err(|e| inner.unacked_error(wal_id, e))?;
         }
         Ok(())
