@@ -40,7 +40,9 @@ const WINDOW: usize = 256;
 /// straggler among the first requests is hedged like any other instead of
 /// holding every acknowledgement for the cap (a 544 ms p99 on `s3-tail`).
 const MIN_SAMPLES: usize = 16;
-/// Hedges that may be sent back to back before the budget refills.
+/// Hedges that may be sent back to back before the budget refills; the
+/// bucket starts full, so the first slow requests of a process can be
+/// hedged before many requests have earned a hedge.
 const MAX_TOKENS: u64 = 8;
 /// The budget is kept in thousandths of a hedge, so that ten requests at
 /// 10 % earn exactly one (no floating-point drift).
@@ -128,7 +130,7 @@ struct Tracker {
 
 impl Tracker {
     fn new() -> Self {
-        Self { recent: VecDeque::with_capacity(WINDOW), p95: None, scratch: Vec::with_capacity(WINDOW), tokens: MILLI }
+        Self { recent: VecDeque::with_capacity(WINDOW), p95: None, scratch: Vec::with_capacity(WINDOW), tokens: MAX_TOKENS * MILLI }
     }
 
     fn observe(&mut self, d: Duration) {
@@ -405,7 +407,9 @@ mod tests {
     fn the_budget_earns_a_fraction_per_request() {
         let s = HedgeSettings::default();
         let mut t = Tracker::new();
-        assert!(t.try_spend(), "one hedge to start with");
+        for i in 0..MAX_TOKENS {
+            assert!(t.try_spend(), "the bucket starts full: hedge {i}");
+        }
         assert!(!t.try_spend());
         for _ in 0..10 {
             t.earn(&s);
