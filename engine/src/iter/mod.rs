@@ -96,12 +96,13 @@ impl SstSource {
         while self.buf.is_empty() {
             let reader = self.sst.scan_reader().await?;
             if let Some((i, raw)) = self.raw.pop_front() {
-                let range = &self.range;
-                let entries = reader.decode_block(i, &raw)?.into_iter().filter(|(k, _, _)| range.contains(k));
-                match self.opts.direction {
-                    Direction::Forward => self.buf.extend(entries),
-                    Direction::Reverse => self.buf.extend(entries.rev()),
+                // The decoded block becomes the buffer in place (no copy).
+                let mut entries = reader.decode_block(i, &raw)?;
+                entries.retain(|(k, _, _)| self.range.contains(k));
+                if self.opts.direction == Direction::Reverse {
+                    entries.reverse();
                 }
+                self.buf = VecDeque::from(entries);
                 continue;
             }
             let blocks = self.blocks.get_or_insert_with(|| reader.blocks_in(&self.range));
