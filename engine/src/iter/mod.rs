@@ -96,7 +96,9 @@ impl SstSource {
         while self.buf.is_empty() {
             let reader = self.sst.scan_reader().await?;
             if let Some((i, raw)) = self.raw.pop_front() {
-                // The decoded block becomes the buffer in place (no copy).
+                // The decoded block becomes the buffer in place (no copy);
+                // the spent buffer is freed first.
+                self.buf = VecDeque::new();
                 let mut entries = reader.decode_block(i, &raw)?;
                 entries.retain(|(k, _, _)| self.range.contains(k));
                 if self.opts.direction == Direction::Reverse {
