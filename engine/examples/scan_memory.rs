@@ -151,7 +151,7 @@ async fn scan(url: &str, keys: u64, read_ahead_bytes: u64) -> tidemark::Result<(
         read_ahead_bytes.max(block) * sources >> 10
     );
     println!(
-        "  VmHWM before {hwm_before} KiB, after the first scan {hwm_after} KiB (+{} KiB); resident index+filter bytes {} KiB (bloom filters loaded: none by scans); block cache {} KiB",
+        "  VmHWM before {hwm_before} KiB, after the first scan {hwm_after} KiB (+{} KiB); resident index and filter bytes of open SSTs {} KiB (scans load no filter: tests/scan_memory_bound.rs); block cache {} KiB",
         hwm_after.saturating_sub(hwm_before),
         metrics.index_filter_bytes >> 10,
         metrics.block_cache.bytes >> 10
