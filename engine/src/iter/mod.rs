@@ -383,6 +383,47 @@ mod tests {
         assert_eq!(live, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b")))]);
     }
 
+    /// A memtable read in batches of `MEM_BATCH` keys, in both directions
+    /// and as of a sequence number, yields what one `range_at` copy does.
+    #[tokio::test]
+    async fn a_memtable_source_in_batches_equals_the_whole_range() {
+        let table = Arc::new(Memtable::default());
+        let mut seq = 0;
+        for round in 0..3u64 {
+            for i in (0..1000u64).filter(|i| i % (round + 2) == 0) {
+                seq += 1;
+                let value = (i % 11 != 0).then(|| b(&format!("v{round}-{i}")));
+                table.insert(b(&format!("k{i:05}")), seq, value);
+            }
+        }
+        let ranges: [KeyRange; 3] = [
+            (Bound::Unbounded, Bound::Unbounded),
+            (Bound::Included(b("k00100")), Bound::Excluded(b("k00800"))),
+            (Bound::Excluded(b("k00300")), Bound::Included(b("k00301"))),
+        ];
+        for at in [seq / 3, seq / 2, seq] {
+            for range in &ranges {
+                let whole = table.range_at(range, at);
+                async fn read(table: &Arc<Memtable>, range: &KeyRange, at: u64, dir: Direction) -> Vec<SeqEntry> {
+                    let src = Source::Table(MemSource::new(table.clone(), range.clone(), at, dir));
+                    let mut m = MergeIter::with_direction(vec![src], dir, false);
+                    let mut out = Vec::new();
+                    while let Some(e) = m.next().await.unwrap() {
+                        out.push(e);
+                    }
+                    out
+                }
+                assert!(whole.len() > 2 * MEM_BATCH || range.0 != Bound::Unbounded, "several batches");
+                assert_eq!(read(&table, range, at, Direction::Forward).await, whole, "forward at {at}, {range:?}");
+                let mut rev = read(&table, range, at, Direction::Reverse).await;
+                rev.reverse();
+                assert_eq!(rev, whole, "reverse at {at}, {range:?}");
+            }
+        }
+        let backwards: KeyRange = (Bound::Included(b("k2")), Bound::Excluded(b("k1")));
+        assert!(table.range_at_batch(&backwards, seq, false, 8).is_empty() && table.range_at_batch(&backwards, seq, true, 8).is_empty());
+    }
+
     #[tokio::test]
     async fn reverse_merge_yields_the_same_winners_backwards() {
         let newest = &[("a", Some("new")), ("c", None), ("d", Some("d"))];
