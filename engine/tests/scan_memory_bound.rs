@@ -15,7 +15,7 @@ use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use tidemark::sync::StdArc;
-use tidemark::{Db, ScanOptions, Settings, WriteBatch};
+use tidemark::{Db, Direction, ScanOptions, Settings, WriteBatch};
 
 struct Counting;
 
@@ -77,7 +77,8 @@ async fn scan(db: &Db, opts: ScanOptions) -> (u64, i64) {
     // it came from alive, as any caller holding a key does.
     let mut prev: Vec<u8> = Vec::with_capacity(64);
     while let Some((k, _)) = it.next().await.expect("next") {
-        assert!(n == 0 || prev.as_slice() < k.as_ref(), "keys ascend");
+        let ascending = opts.direction == Direction::Forward;
+        assert!(n == 0 || (prev.as_slice() < k.as_ref()) == ascending, "keys in the scan's order");
         prev.clear();
         prev.extend_from_slice(&k);
         n += 1;
@@ -128,6 +129,11 @@ async fn a_scan_holds_a_read_ahead_and_a_block_per_source_never_whole_ssts() {
     println!("read-ahead 0: peak {peak} B over {sources} sources; bound {bound} B (block {BLOCK} B x {sources} = {} B)", BLOCK * sources);
     assert!(peak <= bound, "a block-at-a-time scan peaked at {peak} B, over {bound} B");
     assert!(kept.unsigned_abs() < 4096, "the scan left {kept} B behind");
+
+    // Backwards the same.
+    let (peak, _) = scan(&db, ScanOptions { read_ahead_bytes: 0, direction: Direction::Reverse, ..cold }).await;
+    println!("reverse, read-ahead 0: peak {peak} B");
+    assert!(peak <= bound, "a reverse block-at-a-time scan peaked at {peak} B, over {bound} B");
 
     // With read-ahead: its bytes plus a few blocks per source (a decoded
     // batch would be about twice the raw bytes: entries are 72 B in memory).
