@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use crate::error::Result;
 use crate::memtable::Memtable;
-use crate::sst::{RunReader, SeqEntry, SstRef};
+use crate::sst::{BlockCursor, RunReader, SeqEntry, SstRef};
 use crate::sync::Arc;
 
 /// Bytes of consecutive blocks a scan or compaction fetches per request:
@@ -69,7 +69,7 @@ impl ScanOptions {
 
 /// An SST read block by block (opened on the first read), in either
 /// direction: it holds one read-ahead batch of raw blocks and decodes one
-/// block at a time.
+/// entry at a time (a [`BlockCursor`]).
 pub struct SstSource {
     sst: Arc<SstRef>,
     range: KeyRange,
@@ -78,7 +78,9 @@ pub struct SstSource {
     blocks: Option<std::ops::Range<usize>>,
     /// Fetched blocks not yet decoded (index, bytes), next first.
     raw: VecDeque<(usize, Bytes)>,
-    /// The decoded entries of one block, next first.
+    /// The block being read.
+    cursor: Option<BlockCursor>,
+    /// The next entry in range, at most one.
     buf: VecDeque<SeqEntry>,
 }
 
@@ -89,22 +91,26 @@ impl SstSource {
 
     pub fn with_options(sst: Arc<SstRef>, range: KeyRange, opts: ScanOptions) -> Self {
         let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
-        Self { sst, range, opts, blocks, raw: VecDeque::new(), buf: VecDeque::new() }
+        Self { sst, range, opts, blocks, raw: VecDeque::new(), cursor: None, buf: VecDeque::new() }
     }
 
     async fn fill(&mut self) -> Result<()> {
         while self.buf.is_empty() {
+            if let Some(cursor) = &mut self.cursor {
+                let next = match self.opts.direction {
+                    Direction::Forward => cursor.next_front(),
+                    Direction::Reverse => cursor.next_back(),
+                };
+                match next {
+                    Some(e) if self.range.contains(&e.0) => self.buf.push_back(e),
+                    Some(_) => {}
+                    None => self.cursor = None,
+                }
+                continue;
+            }
             let reader = self.sst.scan_reader().await?;
             if let Some((i, raw)) = self.raw.pop_front() {
-                // The decoded block becomes the buffer in place (no copy);
-                // the spent buffer is freed first.
-                self.buf = VecDeque::new();
-                let mut entries = reader.decode_block(i, &raw)?;
-                entries.retain(|(k, _, _)| self.range.contains(k));
-                if self.opts.direction == Direction::Reverse {
-                    entries.reverse();
-                }
-                self.buf = VecDeque::from(entries);
+                self.cursor = Some(reader.block_cursor(i, &raw)?);
                 continue;
             }
             let blocks = self.blocks.get_or_insert_with(|| reader.blocks_in(&self.range));

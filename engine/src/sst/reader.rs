@@ -7,7 +7,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use super::block::decode_block;
+use super::block::{decode_block, BlockCursor};
 use crate::cache::BlockCache;
 use super::{bloom, unseal, BlockHandle, Entry, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
@@ -392,6 +392,29 @@ impl SstReader {
     pub async fn fetch_raw_blocks(&self, blocks: std::ops::Range<usize>, fill_cache: bool) -> Result<Vec<Bytes>> {
         let handles = self.index.get(blocks).ok_or_else(|| Self::corrupt(&self.path, "blocks beyond the index"))?;
         self.fetch_blocks(handles, fill_cache).await
+    }
+
+    /// Checks data block `i` from its bytes `raw` as [`SstReader::decode_block`]
+    /// does, and returns it to be read an entry at a time (scans).
+    pub fn block_cursor(&self, i: usize, raw: &Bytes) -> Result<BlockCursor> {
+        let c = |r: String| Self::corrupt(&self.path, r);
+        let h = self.index.get(i).ok_or_else(|| c(format!("block {i} is not in the index")))?;
+        if raw.len() as u64 != u64::from(h.len) {
+            return Err(c("the store returned a short block".into()));
+        }
+        let body = unseal(raw, "block").map_err(c)?;
+        let cursor = BlockCursor::new(raw.slice_ref(body)).map_err(c)?;
+        let in_bounds = cursor.first().is_some_and(|(k, _, _)| k.as_ref() == h.first_key.as_slice())
+            && cursor.last().is_some_and(|(k, _, _)| k.as_ref() == h.last_key.as_slice());
+        if !in_bounds {
+            return Err(c(format!("block at offset {} keys disagree with the index", h.offset)));
+        }
+        if let Some(filter) = self.filter.get() {
+            if let Some((k, _, _)) = cursor.all().find(|(k, _, _)| !bloom::may_contain(filter, k)) {
+                return Err(c(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset)));
+            }
+        }
+        Ok(cursor)
     }
 
     /// Checks and decodes data block `i` from its bytes `raw`.
