@@ -6,8 +6,10 @@
 //! is no invalidation, and blocks of SSTs that compaction replaced and GC
 //! deleted simply age out. Eviction and admission are moka's (TinyLFU), which
 //! also keeps one-off reads such as compaction's from pushing hot blocks out.
-//! Index and filter are not cached here: every open `SstReader` holds its own
-//! for as long as the SST is in the tree.
+//! Index and filter are not cached here: every open `SstReader` holds its
+//! index for as long as the SST is in the tree, and its bloom filter from the
+//! first point read on (a scan never loads one). A scan can keep its blocks
+//! out of the cache with `ScanOptions::fill_cache: false`.
 
 use bytes::Bytes;
 

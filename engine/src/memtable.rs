@@ -27,6 +27,32 @@ pub struct Memtable {
     table: Mutex<Table>,
 }
 
+/// The map range holding every version of the keys in `range`.
+type MapBound = Bound<(Bytes, Reverse<u64>)>;
+fn map_bounds(range: &(Bound<Bytes>, Bound<Bytes>)) -> (MapBound, MapBound) {
+    let start = match &range.0 {
+        Bound::Included(k) => Bound::Included((k.clone(), Reverse(u64::MAX))),
+        Bound::Excluded(k) => Bound::Excluded((k.clone(), Reverse(0))),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let end = match &range.1 {
+        Bound::Included(k) => Bound::Included((k.clone(), Reverse(0))),
+        Bound::Excluded(k) => Bound::Excluded((k.clone(), Reverse(u64::MAX))),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    (start, end)
+}
+
+/// Whether `BTreeMap::range` accepts the bounds (it panics on a start past
+/// the end, which a user's range such as `"b".."a"` would give).
+fn valid((start, end): &(MapBound, MapBound)) -> bool {
+    match (start, end) {
+        (Bound::Excluded(a), Bound::Excluded(b)) => a < b,
+        (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) => a <= b,
+        _ => true,
+    }
+}
+
 /// The first map key of `key`'s versions at or below `seq`.
 fn at(key: &[u8], seq: u64) -> (Bytes, Reverse<u64>) {
     (Bytes::copy_from_slice(key), Reverse(seq))
@@ -76,6 +102,56 @@ impl Memtable {
         for ((k, Reverse(s)), v) in t.map.range((start, end)) {
             if *s > seq || out.last().is_some_and(|(last, _, _)| last == k) {
                 continue;
+            }
+            out.push((k.clone(), *s, v.clone()));
+        }
+        out
+    }
+
+    /// At most `max` keys of `range` as [`Memtable::range_at`] gives them,
+    /// from the front (`reverse` false) or from the back, in that order: a
+    /// scan reads a memtable a batch at a time, not its whole range at once.
+    pub fn range_at_batch(&self, range: &(Bound<Bytes>, Bound<Bytes>), seq: u64, reverse: bool, max: usize) -> Vec<SeqEntry> {
+        if !reverse {
+            return self.range_at_limit(range, seq, max);
+        }
+        let bounds = map_bounds(range);
+        if !valid(&bounds) {
+            return Vec::new();
+        }
+        let t = lock(&self.table);
+        let mut out: Vec<SeqEntry> = Vec::new();
+        // Backwards, a key's versions come oldest first: the last one at or
+        // below `seq` before the key changes is its version as of `seq`.
+        let mut cand: Option<SeqEntry> = None;
+        for ((k, Reverse(s)), v) in t.map.range(bounds).rev() {
+            if cand.as_ref().is_some_and(|(ck, _, _)| ck != k) {
+                out.extend(cand.take());
+                if out.len() >= max {
+                    return out;
+                }
+            }
+            if *s <= seq {
+                cand = Some((k.clone(), *s, v.clone()));
+            }
+        }
+        out.extend(cand);
+        out
+    }
+
+    fn range_at_limit(&self, range: &(Bound<Bytes>, Bound<Bytes>), seq: u64, max: usize) -> Vec<SeqEntry> {
+        let bounds = map_bounds(range);
+        if !valid(&bounds) {
+            return Vec::new();
+        }
+        let t = lock(&self.table);
+        let mut out: Vec<SeqEntry> = Vec::new();
+        for ((k, Reverse(s)), v) in t.map.range(bounds) {
+            if *s > seq || out.last().is_some_and(|(last, _, _)| last == k) {
+                continue;
+            }
+            if out.len() >= max {
+                break;
             }
             out.push((k.clone(), *s, v.clone()));
         }

@@ -8,7 +8,7 @@ use futures::Stream;
 
 use super::{DbInner, OpenTree};
 use crate::error::Result;
-use crate::iter::{KeyRange, MergeIter, ScanOptions, Source};
+use crate::iter::{KeyRange, MemSource, MergeIter, ScanOptions, Source};
 use crate::memtable::{ImmMemtable, Memtable};
 #[cfg(feature = "mutants")]
 use crate::sst::SeqEntry;
@@ -49,9 +49,10 @@ impl ReadView {
     /// The iterator over `range`; it holds the view's tree.
     pub(super) fn iter(&self, range: &KeyRange, opts: ScanOptions) -> DbIterator {
         let dir = opts.direction;
-        let mut sources = vec![Source::mem(self.active.range_at(range, self.seq), dir)];
+        let table = |t: &Arc<Memtable>| Source::Table(MemSource::new(t.clone(), range.clone(), self.seq, dir));
+        let mut sources = vec![table(&self.active)];
         for imm in self.imm.iter().rev() {
-            sources.push(Source::mem(imm.table.range_at(range, self.seq), dir));
+            sources.push(table(&imm.table));
         }
         sources.extend(self.tree.sources(range, opts));
         DbIterator { merge: MergeIter::with_direction(sources, dir, true), _tree: self.tree.clone() }
@@ -134,9 +135,9 @@ impl Snapshot {
 }
 
 /// A scan in progress: live keys and values in key order (or reverse), read
-/// from the consistent view it was created with. SSTs are read a read-ahead
-/// batch of blocks at a time per L0 SST or sorted run, so memory stays
-/// bounded however large the range. Holding it keeps this process's GC from
+/// from the consistent view it was created with. Each L0 SST or sorted run
+/// holds one raw read-ahead batch and one decoded block, each memtable one
+/// batch of keys, so memory stays bounded however large the range. Holding it keeps this process's GC from
 /// deleting the SSTs it reads.
 pub struct DbIterator {
     merge: MergeIter,

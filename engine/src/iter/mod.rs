@@ -3,8 +3,9 @@
 //! never disagree about which version of a key is the newest.
 //!
 //! Sources are given newest first; for a key held by several sources the
-//! newest source's entry wins. SSTs are read a block at a time, so memory
-//! stays bounded by a block per source however large the range.
+//! newest source's entry wins. Each source holds at most one decoded block
+//! (or one batch of memtable entries) and, for SSTs, its raw read-ahead, so
+//! memory stays bounded per source however large the range.
 
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
@@ -12,7 +13,8 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 
 use crate::error::Result;
-use crate::sst::{RunReader, SeqEntry, SstRef};
+use crate::memtable::Memtable;
+use crate::sst::{BlockCursor, RunReader, SeqEntry, SstRef};
 use crate::sync::Arc;
 
 /// Bytes of consecutive blocks a scan or compaction fetches per request:
@@ -33,18 +35,29 @@ pub enum Direction {
     Reverse,
 }
 
-/// How a scan reads: its direction, and how many bytes of consecutive
-/// blocks it fetches per request from each SST (at least one block: zero
-/// reads a block at a time, the least memory; more means fewer requests).
+/// Keys a memtable source copies out per batch (under the memtable's lock).
+const MEM_BATCH: usize = 128;
+
+/// How a scan reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanOptions {
+    /// The order of keys.
     pub direction: Direction,
+    /// Bytes of consecutive blocks fetched per request from each SST (at
+    /// least one block: zero reads a block at a time, the least memory; more
+    /// means fewer requests). A source holds this many raw bytes and one
+    /// decoded block.
     pub read_ahead_bytes: u64,
+    /// Whether blocks read from the store enter the block cache (default
+    /// true, as RocksDB's `ReadOptions::fill_cache`): a scan of cold data
+    /// sets it false so it does not evict the hot set. Cached blocks are
+    /// used either way.
+    pub fill_cache: bool,
 }
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { direction: Direction::Forward, read_ahead_bytes: READ_AHEAD }
+        Self { direction: Direction::Forward, read_ahead_bytes: READ_AHEAD, fill_cache: true }
     }
 }
 
@@ -55,14 +68,19 @@ impl ScanOptions {
 }
 
 /// An SST read block by block (opened on the first read), in either
-/// direction: at most one read-ahead batch of blocks is buffered.
+/// direction: it holds one read-ahead batch of raw blocks and decodes one
+/// entry at a time (a [`BlockCursor`]).
 pub struct SstSource {
     sst: Arc<SstRef>,
     range: KeyRange,
-    dir: Direction,
-    read_ahead: u64,
-    /// The overlapping blocks still to read, once the SST is open.
+    opts: ScanOptions,
+    /// The overlapping blocks still to fetch, once the SST is open.
     blocks: Option<std::ops::Range<usize>>,
+    /// Fetched blocks not yet decoded (index, bytes), next first.
+    raw: VecDeque<(usize, Bytes)>,
+    /// The block being read.
+    cursor: Option<BlockCursor>,
+    /// The next entry in range, at most one.
     buf: VecDeque<SeqEntry>,
 }
 
@@ -73,38 +91,89 @@ impl SstSource {
 
     pub fn with_options(sst: Arc<SstRef>, range: KeyRange, opts: ScanOptions) -> Self {
         let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
-        Self { sst, range, dir: opts.direction, read_ahead: opts.read_ahead_bytes, blocks, buf: VecDeque::new() }
+        Self { sst, range, opts, blocks, raw: VecDeque::new(), cursor: None, buf: VecDeque::new() }
     }
 
     async fn fill(&mut self) -> Result<()> {
         while self.buf.is_empty() {
-            let reader = self.sst.reader().await?;
+            if let Some(cursor) = &mut self.cursor {
+                let next = match self.opts.direction {
+                    Direction::Forward => cursor.next_front(),
+                    Direction::Reverse => cursor.next_back(),
+                };
+                match next {
+                    Some(e) if self.range.contains(&e.0) => self.buf.push_back(e),
+                    Some(_) => {}
+                    None => self.cursor = None,
+                }
+                continue;
+            }
+            let reader = self.sst.scan_reader().await?;
+            if let Some((i, raw)) = self.raw.pop_front() {
+                self.cursor = Some(reader.block_cursor(i, &raw)?);
+                continue;
+            }
             let blocks = self.blocks.get_or_insert_with(|| reader.blocks_in(&self.range));
             if blocks.start >= blocks.end {
                 return Ok(());
             }
-            // Read ahead: up to `read_ahead` bytes of blocks in one request,
+            // Read ahead: up to `read_ahead_bytes` of blocks in one request,
             // from the front or from the back.
-            let batch = match self.dir {
+            let read_ahead = self.opts.read_ahead_bytes;
+            let batch = match self.opts.direction {
                 Direction::Forward => {
-                    let n = reader.blocks_within(blocks.start, blocks.end, self.read_ahead);
+                    let n = reader.blocks_within(blocks.start, blocks.end, read_ahead);
                     blocks.start += n;
                     blocks.start - n..blocks.start
                 }
                 Direction::Reverse => {
-                    let n = reader.blocks_within_back(blocks.start, blocks.end, self.read_ahead);
+                    let n = reader.blocks_within_back(blocks.start, blocks.end, read_ahead);
                     blocks.end -= n;
                     blocks.end..blocks.end + n
                 }
             };
-            let range = &self.range;
-            let entries = reader.read_blocks(batch).await?.into_iter().filter(|(k, _, _)| range.contains(k));
-            match self.dir {
-                Direction::Forward => self.buf.extend(entries),
-                Direction::Reverse => self.buf.extend(entries.rev()),
+            let fetched = batch.clone().zip(reader.fetch_raw_blocks(batch, self.opts.fill_cache).await?);
+            match self.opts.direction {
+                Direction::Forward => self.raw.extend(fetched),
+                Direction::Reverse => self.raw.extend(fetched.rev()),
             }
         }
         Ok(())
+    }
+}
+
+/// A memtable's range as of a sequence number, copied out a batch of
+/// [`MEM_BATCH`] keys at a time (the memtable may be large; a scan holds
+/// one batch of it).
+pub struct MemSource {
+    table: Arc<Memtable>,
+    /// What is left to read: the bound behind the last key read moves.
+    range: KeyRange,
+    seq: u64,
+    dir: Direction,
+    done: bool,
+    buf: VecDeque<SeqEntry>,
+}
+
+impl MemSource {
+    pub fn new(table: Arc<Memtable>, range: KeyRange, seq: u64, dir: Direction) -> Self {
+        Self { table, range, seq, dir, done: false, buf: VecDeque::new() }
+    }
+
+    fn fill(&mut self) {
+        if !self.buf.is_empty() || self.done {
+            return;
+        }
+        let reverse = self.dir == Direction::Reverse;
+        let batch = self.table.range_at_batch(&self.range, self.seq, reverse, MEM_BATCH);
+        self.done = batch.len() < MEM_BATCH;
+        if let Some((last, _, _)) = batch.last() {
+            match self.dir {
+                Direction::Forward => self.range.0 = Bound::Excluded(last.clone()),
+                Direction::Reverse => self.range.1 = Bound::Excluded(last.clone()),
+            }
+        }
+        self.buf.extend(batch);
     }
 }
 
@@ -175,8 +244,10 @@ pub fn overlaps(range: &KeyRange, first: &[u8], last: &[u8]) -> bool {
 
 /// One sorted source of a merge.
 pub enum Source {
-    /// Entries already in memory (a memtable's range), in the merge's direction.
+    /// Entries already in memory, in the merge's direction.
     Mem(VecDeque<SeqEntry>),
+    /// A memtable read a batch at a time.
+    Table(MemSource),
     Sst(SstSource),
     Run(RunSource),
 }
@@ -194,6 +265,10 @@ impl Source {
     async fn fill(&mut self) -> Result<()> {
         match self {
             Source::Mem(_) => Ok(()),
+            Source::Table(t) => {
+                t.fill();
+                Ok(())
+            }
             Source::Sst(s) => s.fill().await,
             Source::Run(r) => r.fill().await,
         }
@@ -202,6 +277,7 @@ impl Source {
     fn buf(&mut self) -> Option<&mut VecDeque<SeqEntry>> {
         match self {
             Source::Mem(v) => Some(v),
+            Source::Table(t) => Some(&mut t.buf),
             Source::Sst(s) => Some(&mut s.buf),
             Source::Run(r) => r.buf(),
         }
@@ -218,7 +294,8 @@ impl Source {
 
 /// The k-way merge: each key once, from the newest source holding it, in
 /// either direction. It pulls from a source only when that source's buffer
-/// is empty, so it holds one read-ahead batch per SST or run at a time.
+/// is empty, so it holds per source one decoded block (or memtable batch)
+/// and, for SSTs and runs, one raw read-ahead batch.
 pub struct MergeIter {
     sources: Vec<Source>,
     dir: Direction,
@@ -310,6 +387,47 @@ mod tests {
         let oldest = mem(&[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))]);
         let live = drain(MergeIter::new(vec![newest, oldest], true)).await;
         assert_eq!(live, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b")))]);
+    }
+
+    /// A memtable read in batches of `MEM_BATCH` keys, in both directions
+    /// and as of a sequence number, yields what one `range_at` copy does.
+    #[tokio::test]
+    async fn a_memtable_source_in_batches_equals_the_whole_range() {
+        let table = Arc::new(Memtable::default());
+        let mut seq = 0;
+        for round in 0..3u64 {
+            for i in (0..1000u64).filter(|i| i % (round + 2) == 0) {
+                seq += 1;
+                let value = (i % 11 != 0).then(|| b(&format!("v{round}-{i}")));
+                table.insert(b(&format!("k{i:05}")), seq, value);
+            }
+        }
+        let ranges: [KeyRange; 3] = [
+            (Bound::Unbounded, Bound::Unbounded),
+            (Bound::Included(b("k00100")), Bound::Excluded(b("k00800"))),
+            (Bound::Excluded(b("k00300")), Bound::Included(b("k00301"))),
+        ];
+        for at in [seq / 3, seq / 2, seq] {
+            for range in &ranges {
+                let whole = table.range_at(range, at);
+                async fn read(table: &Arc<Memtable>, range: &KeyRange, at: u64, dir: Direction) -> Vec<SeqEntry> {
+                    let src = Source::Table(MemSource::new(table.clone(), range.clone(), at, dir));
+                    let mut m = MergeIter::with_direction(vec![src], dir, false);
+                    let mut out = Vec::new();
+                    while let Some(e) = m.next().await.unwrap() {
+                        out.push(e);
+                    }
+                    out
+                }
+                assert!(whole.len() > 2 * MEM_BATCH || range.0 != Bound::Unbounded, "several batches");
+                assert_eq!(read(&table, range, at, Direction::Forward).await, whole, "forward at {at}, {range:?}");
+                let mut rev = read(&table, range, at, Direction::Reverse).await;
+                rev.reverse();
+                assert_eq!(rev, whole, "reverse at {at}, {range:?}");
+            }
+        }
+        let backwards: KeyRange = (Bound::Included(b("k2")), Bound::Excluded(b("k1")));
+        assert!(table.range_at_batch(&backwards, seq, false, 8).is_empty() && table.range_at_batch(&backwards, seq, true, 8).is_empty());
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ mod builder;
 mod reader;
 mod run;
 
+pub use block::BlockCursor;
 pub use builder::SstBuilder;
 pub use reader::{decode_all, SstReader};
 pub use run::{RunReader, SstRef};

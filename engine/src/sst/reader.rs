@@ -7,7 +7,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use super::block::decode_block;
+use super::block::{decode_block, BlockCursor};
 use crate::cache::BlockCache;
 use super::{bloom, unseal, BlockHandle, Entry, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
@@ -51,12 +51,17 @@ fn parse_footer(raw: &[u8], size: u64) -> Result<Footer, String> {
     Ok(f)
 }
 
-/// An open SST: footer, index, filter and meta in memory; blocks on demand.
+/// An open SST: footer, index and meta in memory; blocks on demand. The
+/// bloom filter is loaded with the index when a point read opens the SST,
+/// else on the first point read that needs it: a scan never holds one.
 pub struct SstReader {
     store: Option<StdArc<dyn ObjectStore>>,
     path: Path,
     index: Vec<BlockHandle>,
-    filter: Bytes,
+    /// Loaded by point reads only (see [`SstReader::open_for_scan`]).
+    filter: tokio::sync::OnceCell<Bytes>,
+    /// Where the filter section lives in the object, to load it later.
+    filter_at: std::ops::Range<u64>,
     meta: Bytes,
     /// The whole object, when it was read whole.
     whole: Option<Bytes>,
@@ -76,20 +81,39 @@ impl SstReader {
         Error::corrupt(path.to_string(), reason)
     }
 
-    /// Parses the tail sections given the bytes from `tail_start` to the end.
-    fn from_tail(store: Option<StdArc<dyn ObjectStore>>, path: Path, size: u64, tail_start: u64, tail: &Bytes) -> Result<Self> {
+    /// Parses the sections given the bytes from `tail_start` on: the
+    /// index always; filter and meta when `tail` reaches the footer (`footer`
+    /// is then `None`, parsed from `tail`), else `footer` is the footer read
+    /// before and filter and meta are left for later (a scan's open).
+    fn from_tail(
+        store: Option<StdArc<dyn ObjectStore>>,
+        path: Path,
+        size: u64,
+        tail_start: u64,
+        tail: &Bytes,
+        footer: Option<Footer>,
+    ) -> Result<Self> {
         let c = |r: String| Self::corrupt(&path, r);
         if size < FOOTER_LEN as u64 {
             return Err(c(format!("object of {size} bytes is shorter than a footer")));
         }
-        let footer_at = (size - FOOTER_LEN as u64 - tail_start) as usize;
-        let footer = parse_footer(&tail[footer_at..], size).map_err(c)?;
+        let whole_tail = footer.is_none();
+        let footer = match footer {
+            Some(f) => f,
+            None => {
+                let footer_at = size - FOOTER_LEN as u64 - tail_start;
+                let raw = usize::try_from(footer_at).ok().and_then(|at| tail.get(at..));
+                parse_footer(raw.ok_or_else(|| c("footer outside the tail read".into()))?, size).map_err(c)?
+            }
+        };
         let idx = footer.index_off.checked_sub(tail_start).ok_or_else(|| c("index outside the tail read".into()))? as usize;
         let filter_at = idx + footer.index_len as usize;
         let meta_at = filter_at + footer.filter_len as usize;
-        let index_raw = unseal(&tail[idx..filter_at], "index").map_err(c)?;
-        let filter_raw = unseal(&tail[filter_at..meta_at], "filter").map_err(c)?;
-        let meta_raw = unseal(&tail[meta_at..footer_at], "meta").map_err(c)?;
+        let footer_at = meta_at + footer.meta_len as usize;
+        let section = |r: std::ops::Range<usize>, what: &str| {
+            tail.get(r).ok_or_else(|| c(format!("{what} outside the tail read")))
+        };
+        let index_raw = unseal(section(idx..filter_at, "index")?, "index").map_err(c)?;
         let index: Vec<BlockHandle> =
             postcard::from_bytes(index_raw).map_err(|e| c(format!("index does not decode: {e}")))?;
         let mut expected = 0u64;
@@ -109,13 +133,26 @@ impl SstReader {
         if expected != footer.index_off {
             return Err(c("blocks do not end where the index begins".into()));
         }
-        // Point reads trust a negative answer of the filter: it must at least
-        // be one this build could have written (the keys it lacks are found
-        // when a block is read, see `check_block`).
-        bloom::check(filter_raw).map_err(c)?;
-        let slice = |raw: &[u8]| tail.slice_ref(raw);
-        Ok(Self { store, path, index, filter: slice(filter_raw),
-            meta: slice(meta_raw),
+        let filter = tokio::sync::OnceCell::new();
+        let mut meta = Bytes::new();
+        if whole_tail {
+            let filter_raw = unseal(section(filter_at..meta_at, "filter")?, "filter").map_err(c)?;
+            // Point reads trust a negative answer of the filter: it must at
+            // least be one this build could have written (the keys it lacks
+            // are found when a block is read, see `check_block`).
+            bloom::check(filter_raw).map_err(c)?;
+            // Copies, so the tail buffer (raw index included) is freed.
+            let _ = filter.set(Bytes::copy_from_slice(filter_raw));
+            meta = Bytes::copy_from_slice(unseal(section(meta_at..footer_at, "meta")?, "meta").map_err(c)?);
+        }
+        let filter_start = footer.index_off + footer.index_len;
+        Ok(Self {
+            store,
+            path,
+            index,
+            filter,
+            filter_at: filter_start..filter_start + footer.filter_len,
+            meta,
             whole: None,
             cache: BlockCache::default(),
             sst_id: 0,
@@ -125,13 +162,26 @@ impl SstReader {
     /// Decodes an object read whole.
     pub fn from_bytes(path: Path, bytes: Bytes) -> Result<Self> {
         let size = bytes.len() as u64;
-        let mut r = Self::from_tail(None, path, size, 0, &bytes)?;
+        let mut r = Self::from_tail(None, path, size, 0, &bytes, None)?;
         r.whole = Some(bytes);
         Ok(r)
     }
 
     /// Opens an SST by reading its tail only (footer, index, filter, meta).
     pub async fn open(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
+        Self::open_tail(store, path, size, true).await
+    }
+
+    /// Opens an SST for a scan: footer and index, and the filter and meta
+    /// only if they came in the same request. Of an SST whose index does not
+    /// fit the first read, the second read fetches the index alone, so a
+    /// scan never holds a bloom filter it does not use; the first point read
+    /// loads it ([`SstReader::get`]).
+    pub async fn open_for_scan(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
+        Self::open_tail(store, path, size, false).await
+    }
+
+    async fn open_tail(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>, with_filter: bool) -> Result<Self> {
         let size = match size {
             Some(s) => s,
             None => store.head(&path).await?.size,
@@ -158,16 +208,41 @@ impl SstReader {
         }
         let footer_raw = tail.slice(tail.len() - FOOTER_LEN..);
         let footer = parse_footer(&footer_raw, size).map_err(|r| Self::corrupt(&path, r))?;
-        let (start, tail) = if footer.index_off >= size - guess {
-            (size - guess, tail)
-        } else {
-            let tail = store.get_range(&path, footer.index_off..size).await?;
-            if tail.len() as u64 != size - footer.index_off {
-                return Err(Self::corrupt(&path, "the store returned a short range"));
+        if footer.index_off >= size - guess {
+            // Filter and meta came with the index: kept only for point reads
+            // (a scan's reader frees them with the tail buffer).
+            let mut r = Self::from_tail(Some(store), path, size, size - guess, &tail, None)?;
+            if !with_filter {
+                r.filter = tokio::sync::OnceCell::new();
             }
-            (footer.index_off, tail)
-        };
-        Self::from_tail(Some(store), path, size, start, &tail)
+            return Ok(r);
+        }
+        drop(tail);
+        let end = if with_filter { size } else { footer.index_off + footer.index_len };
+        let tail = store.get_range(&path, footer.index_off..end).await?;
+        if tail.len() as u64 != end - footer.index_off {
+            return Err(Self::corrupt(&path, "the store returned a short range"));
+        }
+        let footer = (!with_filter).then_some(footer);
+        Self::from_tail(Some(store), path, size, end - tail.len() as u64, &tail, footer)
+    }
+
+    /// The bloom filter, read from the store on first use (a reader opened
+    /// for a scan has none until a point read needs it).
+    async fn filter(&self) -> Result<&Bytes> {
+        self.filter
+            .get_or_try_init(|| async {
+                let c = |r: String| Self::corrupt(&self.path, r);
+                let store = self.store.as_ref().ok_or_else(|| c("no source for the bloom filter".into()))?;
+                let raw = store.get_range(&self.path, self.filter_at.clone()).await?;
+                if raw.len() as u64 != self.filter_at.end - self.filter_at.start {
+                    return Err(c("the store returned a short range".into()));
+                }
+                let body = unseal(&raw, "filter").map_err(c)?;
+                bloom::check(body).map_err(c)?;
+                Ok(raw.slice_ref(body))
+            })
+            .await
     }
 
     /// Keeps the data blocks this reader fetches in `cache`, under `sst_id`
@@ -179,10 +254,17 @@ impl SstReader {
     }
 
     /// Bytes held in memory for as long as the reader is open: the index
-    /// and the filter (outside the block cache's budget).
+    /// (its handles and their keys' heap) and the filter once loaded
+    /// (outside the block cache's budget).
     pub fn resident_bytes(&self) -> u64 {
-        let index: usize = self.index.iter().map(|h| h.first_key.len() + h.last_key.len() + 16).sum();
-        (index + self.filter.len()) as u64
+        let handle = std::mem::size_of::<BlockHandle>();
+        let index: usize = self.index.iter().map(|h| h.first_key.capacity() + h.last_key.capacity() + handle).sum();
+        (index + self.filter.get().map_or(0, Bytes::len) + self.meta.len()) as u64
+    }
+
+    /// Whether the bloom filter is in memory (scans never load it).
+    pub fn filter_loaded(&self) -> bool {
+        self.filter.get().is_some()
     }
 
     pub fn path(&self) -> &Path {
@@ -195,7 +277,7 @@ impl SstReader {
     }
 
     async fn block(&self, h: &BlockHandle) -> Result<Vec<SeqEntry>> {
-        let raw = self.fetch_blocks(std::slice::from_ref(h)).await?;
+        let raw = self.fetch_blocks(std::slice::from_ref(h), true).await?;
         match raw.first() {
             Some(raw) => self.verify_block(h, raw),
             None => Err(Self::corrupt(&self.path, "no source for block")),
@@ -205,8 +287,9 @@ impl SstReader {
     /// The bytes of the consecutive data blocks `handles`: from the whole
     /// object, else from the block cache, else with one ranged read from the
     /// first block the cache lacks to the last (read-ahead stays one request).
-    /// Blocks read from the store whose checksum holds are cached.
-    async fn fetch_blocks(&self, handles: &[BlockHandle]) -> Result<Vec<Bytes>> {
+    /// Blocks read from the store whose checksum holds are cached if
+    /// `fill_cache` (a scan of cold data may choose not to evict the hot set).
+    async fn fetch_blocks(&self, handles: &[BlockHandle], fill_cache: bool) -> Result<Vec<Bytes>> {
         // The index was checked at open: offsets contiguous and below the
         // index, so this cannot overflow; checked all the same.
         let end_of = |h: &BlockHandle| {
@@ -248,7 +331,7 @@ impl SstReader {
             for (slot, h) in blocks[first..=last].iter_mut().zip(&handles[first..=last]) {
                 let at = h.offset.checked_sub(start).ok_or_else(|| Self::corrupt(&self.path, "block index out of order"))?;
                 let block = raw.slice(at as usize..at as usize + h.len as usize);
-                if slot.is_none() && unseal(&block, "block").is_ok() {
+                if fill_cache && slot.is_none() && unseal(&block, "block").is_ok() {
                     self.cache.insert(self.sst_id, h.offset, &block);
                 }
                 slot.get_or_insert(block);
@@ -280,8 +363,12 @@ impl SstReader {
         if !in_bounds {
             return Err(format!("block at offset {} keys disagree with the index", h.offset));
         }
-        if let Some((k, _, _)) = entries.iter().find(|(k, _, _)| !bloom::may_contain(&self.filter, k)) {
-            return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
+        // A reader opened by a scan has no filter yet: its blocks are checked
+        // once a point read loads it (and by fsck, which reads every block).
+        if let Some(filter) = self.filter.get() {
+            if let Some((k, _, _)) = entries.iter().find(|(k, _, _)| !bloom::may_contain(filter, k)) {
+                return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
+            }
         }
         Ok(entries)
     }
@@ -290,13 +377,52 @@ impl SstReader {
     /// ranged read (scans and compaction read ahead this way instead of one
     /// request per block).
     pub async fn read_blocks(&self, blocks: std::ops::Range<usize>) -> Result<Vec<SeqEntry>> {
-        let handles = self.index.get(blocks.clone()).unwrap_or_default();
-        let raw = self.fetch_blocks(handles).await?;
+        let raw = self.fetch_raw_blocks(blocks.clone(), true).await?;
         let mut out = Vec::new();
-        for (h, raw) in handles.iter().zip(&raw) {
-            out.extend(self.verify_block(h, raw)?);
+        for (i, raw) in blocks.zip(&raw) {
+            out.extend(self.decode_block(i, raw)?);
         }
         Ok(out)
+    }
+
+    /// The undecoded bytes of the consecutive data blocks `blocks`, fetched
+    /// with one ranged read for those the cache lacks; each is checked when
+    /// decoded ([`SstReader::decode_block`]), so a scan holds the raw
+    /// read-ahead and one decoded block, not a decoded batch.
+    pub async fn fetch_raw_blocks(&self, blocks: std::ops::Range<usize>, fill_cache: bool) -> Result<Vec<Bytes>> {
+        let handles = self.index.get(blocks).ok_or_else(|| Self::corrupt(&self.path, "blocks beyond the index"))?;
+        self.fetch_blocks(handles, fill_cache).await
+    }
+
+    /// Checks data block `i` from its bytes `raw` as [`SstReader::decode_block`]
+    /// does, and returns it to be read an entry at a time (scans).
+    pub fn block_cursor(&self, i: usize, raw: &Bytes) -> Result<BlockCursor> {
+        let c = |r: String| Self::corrupt(&self.path, r);
+        let h = self.index.get(i).ok_or_else(|| c(format!("block {i} is not in the index")))?;
+        if raw.len() as u64 != u64::from(h.len) {
+            return Err(c("the store returned a short block".into()));
+        }
+        let body = unseal(raw, "block").map_err(c)?;
+        let cursor = BlockCursor::new(raw.slice_ref(body)).map_err(c)?;
+        let in_bounds = cursor.first().is_some_and(|(k, _, _)| k.as_ref() == h.first_key.as_slice())
+            && cursor.last().is_some_and(|(k, _, _)| k.as_ref() == h.last_key.as_slice());
+        if !in_bounds {
+            return Err(c(format!("block at offset {} keys disagree with the index", h.offset)));
+        }
+        if let Some(filter) = self.filter.get() {
+            if let Some((k, _, _)) = cursor.all().find(|(k, _, _)| !bloom::may_contain(filter, k)) {
+                return Err(c(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset)));
+            }
+        }
+        Ok(cursor)
+    }
+
+    /// Checks and decodes data block `i` from its bytes `raw`.
+    pub fn decode_block(&self, i: usize, raw: &Bytes) -> Result<Vec<SeqEntry>> {
+        match self.index.get(i) {
+            Some(h) => self.verify_block(h, raw),
+            None => Err(Self::corrupt(&self.path, format!("block {i} is not in the index"))),
+        }
     }
 
     /// How many consecutive blocks from `first` fit in `bytes` (at least one).
@@ -331,7 +457,7 @@ impl SstReader {
     /// Point read: `None` if the key is not in this SST, `Some(None)` for a
     /// tombstone. Reads at most one block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
-        if !bloom::may_contain(&self.filter, key) {
+        if !bloom::may_contain(self.filter().await?, key) {
             return Ok(None);
         }
         let i = self.index.partition_point(|h| h.last_key.as_slice() < key);

@@ -52,11 +52,24 @@ impl SstRef {
     /// narrower range would hide keys from reads silently (issue 17, case 3).
     /// A mismatch is `Corrupt` naming the SST.
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
+        self.open(false).await
+    }
+
+    /// As [`SstRef::reader`] for a scan: if this opens the SST, the bloom
+    /// filter is left in the store until a point read needs it.
+    pub async fn scan_reader(&self) -> Result<&Arc<SstReader>> {
+        self.open(true).await
+    }
+
+    async fn open(&self, for_scan: bool) -> Result<&Arc<SstReader>> {
         self.reader
             .get_or_try_init(|| async {
-                let r = SstReader::open(self.store.clone(), self.path.clone(), Some(self.handle.size))
-                    .await?
-                    .with_block_cache(self.cache.clone(), self.handle.id);
+                let (store, path, size) = (self.store.clone(), self.path.clone(), Some(self.handle.size));
+                let r = match for_scan {
+                    true => SstReader::open_for_scan(store, path, size).await?,
+                    false => SstReader::open(store, path, size).await?,
+                };
+                let r = r.with_block_cache(self.cache.clone(), self.handle.id);
                 let recorded = Some((self.handle.first_key.clone(), self.handle.last_key.clone()));
                 let held = r.key_range();
                 if held != recorded {
