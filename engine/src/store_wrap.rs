@@ -198,7 +198,7 @@ pub type __BoxStream<T> = futures::stream::BoxStream<'static, object_store::Resu
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use crate::sync::{Mutex, StdArc as Arc};
 
     use async_trait::async_trait;
     use futures::TryStreamExt;

@@ -25,6 +25,13 @@ pub use std::sync::Arc as StdArc;
 /// trees readers still hold).
 pub use std::sync::Weak as StdWeak;
 
+/// Async primitives for tasks (the manifest and compaction locks, flusher
+/// wake-ups, SST readers opened once). They are tokio's under loom too: the
+/// loom suite permutes the commit path, which uses none of them.
+pub mod task {
+    pub use tokio::sync::{oneshot, Mutex, Notify, OnceCell};
+}
+
 /// Threads, for code that spawns them (loom's under `--cfg loom`).
 pub mod thread {
     #[cfg(loom)]

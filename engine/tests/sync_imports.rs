@@ -1,4 +1,5 @@
-//! Keeps `engine/src/sync.rs` the one place that names `std::sync` or `loom`,
+//! Keeps `engine/src/sync.rs` the one place that names `std::sync`,
+//! `tokio::sync` or `loom`,
 //! so the loom suite always permutes the engine's real synchronisation.
 #![cfg(not(loom))]
 
@@ -11,7 +12,7 @@ fn offending_lines(source: &str) -> Vec<(usize, String)> {
         .enumerate()
         .filter(|(_, line)| {
             let code = line.split("//").next().unwrap_or("");
-            code.contains("std::sync") || names_loom(code)
+            code.contains("std::sync") || code.contains("tokio::sync") || names_loom(code)
         })
         .map(|(i, line)| (i + 1, line.trim().to_string()))
         .collect()
@@ -58,6 +59,7 @@ fn the_scanner_catches_direct_imports() {
     assert_eq!(offending_lines("use std::sync::Mutex;").len(), 1);
     assert_eq!(offending_lines("let a = std::sync::Arc::new(1);").len(), 1);
     assert_eq!(offending_lines("use loom::sync::Arc;").len(), 1);
+    assert_eq!(offending_lines("use tokio::sync::Notify;").len(), 1);
     assert!(offending_lines("use crate::sync::Arc; // not std::sync").is_empty());
     assert!(offending_lines("bloom::build(&keys)").is_empty());
 }

@@ -11,7 +11,7 @@ use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use tokio::sync::Notify;
+use crate::sync::task::Notify;
 use tokio::task::JoinHandle;
 
 use crate::batch::{WriteBatch, WriteOptions};
@@ -48,9 +48,9 @@ pub(crate) struct DbInner {
     /// in this process never deletes their SSTs (with a zero `gc_min_age`
     /// nothing else protects a scan that outlives a compaction).
     pub(crate) trees: Mutex<Vec<StdWeak<OpenTree>>>,
-    pub(crate) manifest: tokio::sync::Mutex<ManifestObject>,
+    pub(crate) manifest: crate::sync::task::Mutex<ManifestObject>,
     /// Serialises compactions in this process (background task and `close`).
-    pub(crate) compaction: tokio::sync::Mutex<compactor::CompactorState>,
+    pub(crate) compaction: crate::sync::task::Mutex<compactor::CompactorState>,
     /// SSTs this process has written but not yet recorded in a manifest:
     /// this process's GC never deletes them.
     pub(crate) pinned: Mutex<std::collections::BTreeSet<u128>>,

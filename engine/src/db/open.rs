@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use tokio::sync::Notify;
+use crate::sync::task::Notify;
 use tracing::Instrument;
 
 use super::{background, Db, DbInner, OpenTree};
@@ -281,10 +281,10 @@ impl DbInner {
             // first compaction keeps its SSTs from GC like any other.
             trees: Mutex::new(vec![StdArc::downgrade(&tree)]),
             tree: Mutex::new(tree),
-            compaction: tokio::sync::Mutex::new(Default::default()),
+            compaction: crate::sync::task::Mutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
             wake_compactor: Notify::new(),
-            manifest: tokio::sync::Mutex::new(manifest),
+            manifest: crate::sync::task::Mutex::new(manifest),
             wake_flusher: Notify::new(),
             wake_l0: Notify::new(),
             durable_changed: Notify::new(),

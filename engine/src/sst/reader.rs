@@ -59,7 +59,7 @@ pub struct SstReader {
     path: Path,
     index: Vec<BlockHandle>,
     /// Loaded by point reads only (see [`SstReader::open_for_scan`]).
-    filter: tokio::sync::OnceCell<Bytes>,
+    filter: crate::sync::task::OnceCell<Bytes>,
     /// Where the filter section lives in the object, to load it later.
     filter_at: std::ops::Range<u64>,
     meta: Bytes,
@@ -133,7 +133,7 @@ impl SstReader {
         if expected != footer.index_off {
             return Err(c("blocks do not end where the index begins".into()));
         }
-        let filter = tokio::sync::OnceCell::new();
+        let filter = crate::sync::task::OnceCell::new();
         let mut meta = Bytes::new();
         if whole_tail {
             let filter_raw = unseal(section(filter_at..meta_at, "filter")?, "filter").map_err(c)?;
@@ -213,7 +213,7 @@ impl SstReader {
             // (a scan's reader frees them with the tail buffer).
             let mut r = Self::from_tail(Some(store), path, size, size - guess, &tail, None)?;
             if !with_filter {
-                r.filter = tokio::sync::OnceCell::new();
+                r.filter = crate::sync::task::OnceCell::new();
             }
             return Ok(r);
         }

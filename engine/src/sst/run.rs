@@ -21,7 +21,7 @@ pub struct SstRef {
     store: StdArc<dyn ObjectStore>,
     /// The database's block cache, for the reader's data blocks.
     cache: BlockCache,
-    reader: tokio::sync::OnceCell<Arc<SstReader>>,
+    reader: crate::sync::task::OnceCell<Arc<SstReader>>,
 }
 
 impl std::fmt::Debug for SstRef {
@@ -32,7 +32,7 @@ impl std::fmt::Debug for SstRef {
 
 impl SstRef {
     pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>, cache: BlockCache) -> Self {
-        Self { handle, path, store, cache, reader: tokio::sync::OnceCell::new() }
+        Self { handle, path, store, cache, reader: crate::sync::task::OnceCell::new() }
     }
 
     /// The reader if the SST has been opened (metrics: resident bytes).

@@ -23,7 +23,7 @@ use object_store::{ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload, Put
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use tokio::sync::oneshot;
+use crate::sync::task::oneshot;
 
 use crate::sync::{lock, Arc, Mutex, StdArc};
 
