@@ -128,8 +128,8 @@ pub enum Search {
     /// frontier in memory (fast on small bounds, memory-bound on large ones).
     Bfs,
     /// Stateright's depth-first checker: keeps only fingerprints and the
-    /// current paths, and identifies states by `State::representative`
-    /// (which forgets the path facts that only the `sometimes` examples read).
+    /// current paths, and identifies states without the path facts that
+    /// only the `sometimes` examples read (`TidemarkModel::forget_path_facts`).
     Dfs,
 }
 
@@ -147,10 +147,12 @@ pub fn check_with(
     progress: impl FnMut(usize, usize, Duration),
 ) -> Run {
     let start = Instant::now();
+    let mut model = model;
+    model.forget_path_facts = search == Search::Dfs;
     let builder = model.clone().checker().threads(threads.max(1));
     match search {
         Search::Bfs => finish(model, builder.spawn_bfs(), search, start, progress),
-        Search::Dfs => finish(model, builder.symmetry_fn(State::representative).spawn_dfs(), search, start, progress),
+        Search::Dfs => finish(model, builder.spawn_dfs(), search, start, progress),
     }
 }
 

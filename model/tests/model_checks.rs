@@ -266,3 +266,42 @@ fn shipped_protocol_settles_every_write_with_hedges_and_ambiguous_creates() {
     let any = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
     assert!(shortest_path(&model, any, 20_000_000).is_none());
 }
+
+fn hash_of(s: &State) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// The depth-first search leaves the path facts (`State::seen`) out of a
+/// state's identity, and only them; the breadth-first search keeps them.
+#[test]
+fn depth_first_identity_forgets_only_the_path_facts() {
+    let mut model = TidemarkModel::new(Protocol::Shipped, WAL2);
+    let a = model.initial_state();
+    let mut b = a.clone();
+    b.seen.zombie_upload_rejected = true;
+    assert_ne!(hash_of(&a), hash_of(&b), "breadth-first: path facts identify");
+    model.forget_path_facts = true;
+    let a = model.initial_state();
+    let mut b = a.clone();
+    b.seen.zombie_upload_rejected = true;
+    assert_eq!(hash_of(&a), hash_of(&b), "depth-first: path facts do not identify");
+    b.next_write += 1;
+    assert_ne!(hash_of(&a), hash_of(&b), "depth-first: everything else does");
+}
+
+/// At two writes of the WAL bound set, the depth-first search reaches the
+/// same verdict on every property as the breadth-first one, in fewer states.
+#[test]
+fn depth_first_search_checks_what_breadth_first_checks() {
+    let bfs = report::check_with(TidemarkModel::new(Protocol::Shipped, WAL2), 2, report::Search::Bfs, |_, _, _| {});
+    let dfs = report::check_with(TidemarkModel::new(Protocol::Shipped, WAL2), 2, report::Search::Dfs, |_, _, _| {});
+    assert_eq!(bfs.properties.len(), dfs.properties.len());
+    for (b, d) in bfs.properties.iter().zip(&dfs.properties) {
+        assert_eq!(b.name, d.name);
+        assert!(b.holds && d.holds, "{} {}: bfs {} dfs {}", b.kind, b.name, b.holds, d.holds);
+    }
+    assert!(dfs.unique_states < bfs.unique_states, "dfs {} bfs {}", dfs.unique_states, bfs.unique_states);
+}
