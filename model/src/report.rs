@@ -78,6 +78,9 @@ pub fn mutant_bounds(protocol: Protocol, base: Bounds) -> Bounds {
         "exists-is-fenced" => {
             Bounds { ambiguous: base.ambiguous.max(1), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
         }
+        // The story is a zombie's late upload landing at the fence id: no
+        // compaction, GC, readers or closes take part.
+        "fence-race-gives-up" => Bounds { compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base },
         _ => base,
     }
 }
@@ -404,6 +407,9 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
             },
             (Some(RecoveryOutcome::Failed { error, .. }), None) => format!("epoch={epoch} listed again -> failed: {error}"),
             (Some(RecoveryOutcome::MissingSst { sst, .. }), None) => format!("epoch={epoch} replays the manifest's SSTs -> {sst:?} does not exist"),
+            (Some(RecoveryOutcome::GaveUp { wal_id, owner, .. }), None) => {
+                format!("epoch={epoch} fence create hit AlreadyExists: wal {wal_id} is epoch {owner}'s -> gave up")
+            }
             _ => String::new(),
         },
     }

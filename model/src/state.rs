@@ -249,6 +249,9 @@ pub enum RecoveryOutcome {
     Failed { epoch: Epoch, error: RecoveryError },
     /// Recovery of `epoch` found an SST its manifest references missing (I2, I6).
     MissingSst { epoch: Epoch, sst: SstId },
+    /// Recovery of `epoch` stopped without completing: its fence create found
+    /// `wal_id` taken by `owner`'s object and it gave up (a mutant; I11).
+    GaveUp { epoch: Epoch, wal_id: WalId, owner: Epoch },
 }
 
 /// Facts about the path so far, for the `sometimes` properties.

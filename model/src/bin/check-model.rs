@@ -24,7 +24,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     /// Protocol to check: shipped, or a mutant (at-freeze, max-completed, replay-across-gap, no-fence,
     /// gc-before-manifest, blind-manifest-write, gc-deletes-fences, gc-ignores-readers, trust-reopened-slot,
-    /// exists-is-ours, exists-is-fenced).
+    /// exists-is-ours, exists-is-fenced, fence-race-gives-up).
     #[arg(long, default_value = "shipped", global = true)]
     protocol: String,
     /// Check the shipped protocol and every mutant, and print a table.
