@@ -6,8 +6,8 @@ use std::fmt;
 
 use stateright::{Model, Property};
 use tidemark::protocol::{
-    apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_epoch, on_manifest_created, on_manifest_taken,
-    reapply_base, resolve_create_conflict, ChainWalk, Compaction, CreateConflict, CreatedOutcome, Epoch, GcPolicy,
+    apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_epoch, on_fence_conflict, on_manifest_created, on_manifest_taken,
+    reapply_base, resolve_create_conflict, ChainWalk, Compaction, CreateConflict, CreatedOutcome, FenceConflict, Epoch, GcPolicy,
     KeptManifest, Listed, ManifestConflict, ManifestView, ObjectOwner, Protocol, RecoveryError, RecoveryPlan, Role,
     RunId, SortedRun, TakenOutcome, Tree, WalHeader, WalId, WalKind, WalLog, WriterEdit,
 };
@@ -109,6 +109,11 @@ pub struct TidemarkModel {
     /// where the eager one is checked by I3 or I5, and a writer stopped
     /// before a delayed `Ack` acknowledges less, never more.
     pub eager_ack: bool,
+    /// States that differ only in `State::seen` (the path facts that only
+    /// `sometimes` examples read) are one state (`State::seen_identifies`
+    /// off): the depth-first search's identification, as sound for `always`
+    /// properties as before, at no cost per state.
+    pub forget_path_facts: bool,
 }
 
 /// One step, named as in the spec. Ids and epochs identify the step.
@@ -246,7 +251,7 @@ enum Attempt {
 
 impl TidemarkModel {
     pub fn new(protocol: Protocol, bounds: Bounds) -> Self {
-        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight), eager_ack: false }
+        Self { protocol, bounds, fence_jump: u64::from(bounds.inflight), eager_ack: false, forget_path_facts: false }
     }
 
     fn w(&self) -> u64 {
@@ -288,6 +293,7 @@ impl TidemarkModel {
             readers_opened: 0,
             gc_runs: 0,
             seen: Seen::default(),
+            seen_identifies: !self.forget_path_facts,
         }
     }
 
@@ -804,16 +810,18 @@ impl Model for TidemarkModel {
                 let plan = plan.clone();
                 let view = w.base_view;
                 let base_tree = w.base_tree.clone();
-                let placed = match plan.fence.map(|f| (f, s.store.wals.get(&f.wal_id))) {
-                    None => false,
-                    Some((_, None)) => false,
-                    // AlreadyExists: read it back. Ours (an earlier attempt of
-                    // this create landed): the fence is placed.
-                    Some((_, Some(existing))) => {
-                        let existing = existing.header.writer_epoch;
-                        resolve_create_conflict(self.protocol, owner(epoch), owner(existing)) == CreateConflict::Ours
-                    }
-                };
+                // AlreadyExists: read it back. Ours (an earlier attempt of
+                // this create landed): the fence is placed; another's: walk again.
+                let conflict = plan.fence.and_then(|f| s.store.wals.get(&f.wal_id).map(|o| (f.wal_id, o.header.writer_epoch)));
+                let decided = conflict.map(|(wal_id, existing)| {
+                    (wal_id, existing, on_fence_conflict(self.protocol, resolve_create_conflict(self.protocol, owner(epoch), owner(existing))))
+                });
+                if let Some((wal_id, existing, FenceConflict::GiveUp)) = decided {
+                    s.recovery = Some(RecoveryOutcome::GaveUp { epoch, wal_id, owner: existing });
+                    Self::stop(&mut s, epoch);
+                    return Some(s);
+                }
+                let placed = matches!(decided, Some((_, _, FenceConflict::Placed)));
                 if let Some(fence) = plan.fence.filter(|_| !placed) {
                     if s.store.wals.contains_key(&fence.wal_id) {
                         // AlreadyExists, not ours: an older upload landed since the listing.

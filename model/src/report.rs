@@ -78,6 +78,9 @@ pub fn mutant_bounds(protocol: Protocol, base: Bounds) -> Bounds {
         "exists-is-fenced" => {
             Bounds { ambiguous: base.ambiguous.max(1), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
         }
+        // The story is a zombie's late upload landing at the fence id: no
+        // compaction, GC, readers or closes take part.
+        "fence-race-gives-up" => Bounds { compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base },
         _ => base,
     }
 }
@@ -128,8 +131,8 @@ pub enum Search {
     /// frontier in memory (fast on small bounds, memory-bound on large ones).
     Bfs,
     /// Stateright's depth-first checker: keeps only fingerprints and the
-    /// current paths, and identifies states by `State::representative`
-    /// (which forgets the path facts that only the `sometimes` examples read).
+    /// current paths, and identifies states without the path facts that
+    /// only the `sometimes` examples read (`TidemarkModel::forget_path_facts`).
     Dfs,
 }
 
@@ -147,10 +150,12 @@ pub fn check_with(
     progress: impl FnMut(usize, usize, Duration),
 ) -> Run {
     let start = Instant::now();
+    let mut model = model;
+    model.forget_path_facts = search == Search::Dfs;
     let builder = model.clone().checker().threads(threads.max(1));
     match search {
         Search::Bfs => finish(model, builder.spawn_bfs(), search, start, progress),
-        Search::Dfs => finish(model, builder.symmetry_fn(State::representative).spawn_dfs(), search, start, progress),
+        Search::Dfs => finish(model, builder.spawn_dfs(), search, start, progress),
     }
 }
 
@@ -402,6 +407,9 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
             },
             (Some(RecoveryOutcome::Failed { error, .. }), None) => format!("epoch={epoch} listed again -> failed: {error}"),
             (Some(RecoveryOutcome::MissingSst { sst, .. }), None) => format!("epoch={epoch} replays the manifest's SSTs -> {sst:?} does not exist"),
+            (Some(RecoveryOutcome::GaveUp { wal_id, owner, .. }), None) => {
+                format!("epoch={epoch} fence create hit AlreadyExists: wal {wal_id} is epoch {owner}'s -> gave up")
+            }
             _ => String::new(),
         },
     }

@@ -249,6 +249,9 @@ pub enum RecoveryOutcome {
     Failed { epoch: Epoch, error: RecoveryError },
     /// Recovery of `epoch` found an SST its manifest references missing (I2, I6).
     MissingSst { epoch: Epoch, sst: SstId },
+    /// Recovery of `epoch` stopped without completing: its fence create found
+    /// `wal_id` taken by `owner`'s object and it gave up (a mutant; I11).
+    GaveUp { epoch: Epoch, wal_id: WalId, owner: Epoch },
 }
 
 /// Facts about the path so far, for the `sometimes` properties.
@@ -266,7 +269,7 @@ pub struct Seen {
 }
 
 /// The whole model state.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
     pub store: Store,
     pub uploads: BTreeSet<Upload>,
@@ -303,16 +306,69 @@ pub struct State {
     pub readers_opened: u8,
     pub gc_runs: u8,
     pub seen: Seen,
+    /// Whether `seen` is part of the state's identity (its hash, which the
+    /// checkers fingerprint). The depth-first search turns it off
+    /// (`TidemarkModel::forget_path_facts`): two states that differ only in
+    /// the path facts have the same futures and the same `always` verdicts,
+    /// and leaving them out of the hash costs nothing per state, where a
+    /// `symmetry_fn` representative cost a clone and a second hash.
+    pub seen_identifies: bool,
+}
+
+impl std::hash::Hash for State {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Destructured so that a new field fails to compile until it is hashed.
+        let State {
+            store,
+            uploads,
+            writers,
+            issued,
+            acked,
+            next_write,
+            recovery,
+            compactors,
+            readers,
+            leases,
+            gc_broke_lease,
+            committed,
+            now,
+            crashes,
+            recoveries,
+            zombies,
+            ambiguous,
+            hedges,
+            rejected,
+            stopped_without_successor,
+            closes,
+            compactor_claims,
+            readers_opened,
+            gc_runs,
+            seen,
+            seen_identifies,
+        } = self;
+        store.hash(h);
+        uploads.hash(h);
+        writers.hash(h);
+        issued.hash(h);
+        acked.hash(h);
+        next_write.hash(h);
+        recovery.hash(h);
+        compactors.hash(h);
+        readers.hash(h);
+        leases.hash(h);
+        gc_broke_lease.hash(h);
+        committed.hash(h);
+        (now, crashes, recoveries, zombies, ambiguous, hedges).hash(h);
+        rejected.hash(h);
+        stopped_without_successor.hash(h);
+        (closes, compactor_claims, readers_opened, gc_runs).hash(h);
+        if *seen_identifies {
+            seen.hash(h);
+        }
+    }
 }
 
 impl State {
-    /// The state as the depth-first checker identifies it: without `seen`,
-    /// the path facts only `sometimes` examples read. Two states that differ
-    /// only there have the same futures and the same `always` verdicts.
-    pub fn representative(&self) -> State {
-        State { seen: Seen::default(), ..self.clone() }
-    }
-
     pub fn writer(&self, epoch: Epoch) -> Option<&Writer> {
         self.writers.iter().find(|w| w.epoch == epoch)
     }

@@ -266,3 +266,73 @@ fn shipped_protocol_settles_every_write_with_hedges_and_ambiguous_creates() {
     let any = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
     assert!(shortest_path(&model, any, 20_000_000).is_none());
 }
+
+/// fence-race-gives-up: a recovery whose fence create finds a zombie's late
+/// upload at the fence id gives up instead of listing again. It reports no
+/// error (I2 holds) and acknowledges nothing wrongly; only the progress
+/// property sees it: the path ends with the latest recovery not completed (I11).
+#[test]
+fn fence_race_gives_up_leaves_recovery_incomplete() {
+    let bounds = report::mutant_bounds(Protocol::FenceRaceGivesUp, Bounds::DEFAULT);
+    let model = TidemarkModel::new(Protocol::FenceRaceGivesUp, bounds);
+    let trace = shortest_path(&model, violation_of(&model, I11), 5_000_000).expect("I11 violated");
+    let last = trace.steps.last().map(|(_, s)| s).expect("steps");
+    assert!(properties::is_terminal(&model, last), "judged only where no action is enabled");
+    let why = properties::explain(&model, I11, last).expect("I11");
+    assert!(why.contains("GaveUp"), "{why}");
+    let path: Vec<&Action> = trace.steps.iter().map(|(a, _)| a).collect();
+    let recover = path.iter().position(|a| matches!(a, Action::Recover)).expect("a recovery");
+    let landed = path.iter().position(|a| matches!(a, Action::WalDurable { epoch: 1, .. })).expect("the zombie's upload lands");
+    let fence = path.iter().position(|a| matches!(a, Action::Fence { epoch: 2 })).expect("the fence");
+    assert!(recover < landed && landed < fence, "the upload lands between the listing and the fence: {path:?}");
+    // No other property fails on the way, nor anywhere at these bounds.
+    for state in std::iter::once(&trace.init).chain(trace.steps.iter().map(|(_, s)| s)) {
+        for p in properties::ALWAYS.iter().filter(|p| **p != I11) {
+            assert!(properties::explain(&model, p, state).is_none(), "{p} on the path: {path:?}");
+        }
+    }
+    for p in [I2, I3, I5, I10] {
+        assert!(shortest(Protocol::FenceRaceGivesUp, bounds, p).is_none(), "{p}");
+    }
+    // The shipped protocol walks again and fences above the late upload.
+    assert!(shortest(Protocol::Shipped, bounds, I11).is_none());
+}
+
+fn hash_of(s: &State) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
+}
+
+/// The depth-first search leaves the path facts (`State::seen`) out of a
+/// state's identity, and only them; the breadth-first search keeps them.
+#[test]
+fn depth_first_identity_forgets_only_the_path_facts() {
+    let mut model = TidemarkModel::new(Protocol::Shipped, WAL2);
+    let a = model.initial_state();
+    let mut b = a.clone();
+    b.seen.zombie_upload_rejected = true;
+    assert_ne!(hash_of(&a), hash_of(&b), "breadth-first: path facts identify");
+    model.forget_path_facts = true;
+    let a = model.initial_state();
+    let mut b = a.clone();
+    b.seen.zombie_upload_rejected = true;
+    assert_eq!(hash_of(&a), hash_of(&b), "depth-first: path facts do not identify");
+    b.next_write += 1;
+    assert_ne!(hash_of(&a), hash_of(&b), "depth-first: everything else does");
+}
+
+/// At two writes of the WAL bound set, the depth-first search reaches the
+/// same verdict on every property as the breadth-first one, in fewer states.
+#[test]
+fn depth_first_search_checks_what_breadth_first_checks() {
+    let bfs = report::check_with(TidemarkModel::new(Protocol::Shipped, WAL2), 2, report::Search::Bfs, |_, _, _| {});
+    let dfs = report::check_with(TidemarkModel::new(Protocol::Shipped, WAL2), 2, report::Search::Dfs, |_, _, _| {});
+    assert_eq!(bfs.properties.len(), dfs.properties.len());
+    for (b, d) in bfs.properties.iter().zip(&dfs.properties) {
+        assert_eq!(b.name, d.name);
+        assert!(b.holds && d.holds, "{} {}: bfs {} dfs {}", b.kind, b.name, b.holds, d.holds);
+    }
+    assert!(dfs.unique_states < bfs.unique_states, "dfs {} bfs {}", dfs.unique_states, bfs.unique_states);
+}

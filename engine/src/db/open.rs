@@ -19,7 +19,7 @@ use crate::paths::Layout;
 use crate::hedge::{HedgeStats, HedgeStore};
 use crate::retry::RetryStore;
 use crate::protocol::{
-    claim_epoch, resolve_create_conflict, ChainWalk, CreateConflict, Epoch, ManifestView, ObjectOwner, Protocol,
+    claim_epoch, on_fence_conflict, resolve_create_conflict, ChainWalk, FenceConflict, Epoch, ManifestView, ObjectOwner, Protocol,
     RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
 };
 use crate::settings::Settings;
@@ -353,8 +353,14 @@ impl Db {
             if !fenced {
                 // AlreadyExists: ours after a retry, or an old upload landed: walk again.
                 let existing = decode_wal(&path, read(store.as_ref(), &path).await?)?;
-                fenced = resolve_create_conflict(protocol, ObjectOwner { writer_epoch: epoch, token }, existing.owner())
-                    == CreateConflict::Ours;
+                let conflict = resolve_create_conflict(protocol, ObjectOwner { writer_epoch: epoch, token }, existing.owner());
+                match on_fence_conflict(protocol, conflict) {
+                    FenceConflict::Placed => fenced = true,
+                    FenceConflict::WalkAgain => {}
+                    FenceConflict::GiveUp => {
+                        return Err(Error::WalIdTaken { id: fence.wal_id, owner_epoch: existing.owner().writer_epoch })
+                    }
+                }
             }
             if fenced {
                 chain = Some(contents);

@@ -45,9 +45,52 @@ pub fn resolve_create_conflict(protocol: Protocol, mine: ObjectOwner, existing: 
     }
 }
 
+/// What `Fence` does when the create of its fence WAL reported
+/// `AlreadyExists` and the object was read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FenceConflict {
+    /// Our own earlier attempt landed: the fence is placed.
+    Placed,
+    /// Another writer's object holds the id (an older writer's late upload,
+    /// or a newer epoch's): list and walk the chain again, which fences
+    /// above it or finds this recovery fenced.
+    WalkAgain,
+    /// Recovery stops without completing (the open fails): only a mutant.
+    GiveUp,
+}
+
+/// Decides what recovery does after its fence create hit `AlreadyExists`;
+/// `conflict` is [`resolve_create_conflict`] of the object read back.
+pub fn on_fence_conflict(protocol: Protocol, conflict: CreateConflict) -> FenceConflict {
+    match conflict {
+        CreateConflict::Ours => FenceConflict::Placed,
+        #[cfg(feature = "mutants")]
+        CreateConflict::TakenByOther { .. } if protocol == Protocol::FenceRaceGivesUp => FenceConflict::GiveUp,
+        CreateConflict::Fenced { .. } | CreateConflict::TakenByOther { .. } => {
+            let _ = protocol;
+            FenceConflict::WalkAgain
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fence_conflict_walks_again_unless_ours() {
+        assert_eq!(on_fence_conflict(Protocol::Shipped, CreateConflict::Ours), FenceConflict::Placed);
+        assert_eq!(on_fence_conflict(Protocol::Shipped, CreateConflict::Fenced { by: 4 }), FenceConflict::WalkAgain);
+        assert_eq!(on_fence_conflict(Protocol::Shipped, CreateConflict::TakenByOther { owner: 2 }), FenceConflict::WalkAgain);
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn fence_race_gives_up_gives_up_on_an_older_upload() {
+        let p = Protocol::FenceRaceGivesUp;
+        assert_eq!(on_fence_conflict(p, CreateConflict::TakenByOther { owner: 2 }), FenceConflict::GiveUp);
+        assert_eq!(on_fence_conflict(p, CreateConflict::Ours), FenceConflict::Placed);
+    }
 
     #[test]
     fn conflicts_resolve_by_epoch_and_token() {

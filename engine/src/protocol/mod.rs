@@ -16,7 +16,7 @@ mod variant;
 mod wal_log;
 mod watermark;
 
-pub use conflict::{resolve_create_conflict, CreateConflict, ObjectOwner};
+pub use conflict::{on_fence_conflict, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
 pub use compaction::{
     apply_compaction, apply_writer_edit, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
     CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,

@@ -52,6 +52,11 @@ pub enum Protocol {
     /// reading the object back (it may be our own earlier attempt that landed).
     #[cfg(feature = "mutants")]
     ExistsIsFenced,
+    /// Recovery whose fence create finds an older writer's late upload at the
+    /// fence id gives up (the open fails, "retry later") instead of listing
+    /// again and fencing above it: recovery need not complete (I11).
+    #[cfg(feature = "mutants")]
+    FenceRaceGivesUp,
 }
 
 /// A protocol name that is neither `shipped` nor a compiled mutant.
@@ -93,6 +98,8 @@ impl Protocol {
         Protocol::ExistsIsOurs,
         #[cfg(feature = "mutants")]
         Protocol::ExistsIsFenced,
+        #[cfg(feature = "mutants")]
+        Protocol::FenceRaceGivesUp,
     ];
 
     /// The name used on command lines, in traces and in reports.
@@ -121,6 +128,8 @@ impl Protocol {
             Protocol::ExistsIsOurs => "exists-is-ours",
             #[cfg(feature = "mutants")]
             Protocol::ExistsIsFenced => "exists-is-fenced",
+            #[cfg(feature = "mutants")]
+            Protocol::FenceRaceGivesUp => "fence-race-gives-up",
         }
     }
 
