@@ -13,57 +13,12 @@
 //!
 //! `cargo run --release --example scan_memory [keys]`
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tidemark::{Db, Settings, WriteBatch, WriteOptions};
 
-/// The system allocator, counting live bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let live = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed) + new_size - layout.size();
-                PEAK.fetch_max(live, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Live heap bytes now, after resetting the peak to them.
-fn reset_peak() -> usize {
-    let live = LIVE.load(Ordering::Relaxed);
-    PEAK.store(live, Ordering::Relaxed);
-    live
-}
+#[path = "../tests/common/counting_alloc.rs"]
+mod counting_alloc;
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -102,7 +57,7 @@ async fn write(url: &str, keys: u64) -> tidemark::Result<()> {
 /// One scan of every key; returns (keys, seconds, peak heap above the
 /// live bytes before it, live bytes after it above those before it).
 async fn scan_once(db: &Db, opts: tidemark::ScanOptions) -> tidemark::Result<(u64, f64, usize, isize)> {
-    let before = reset_peak();
+    let before = counting_alloc::reset_peak();
     let start = Instant::now();
     let mut it = db.scan_with(.., opts).await?;
     let mut n = 0u64;
@@ -111,8 +66,8 @@ async fn scan_once(db: &Db, opts: tidemark::ScanOptions) -> tidemark::Result<(u6
     }
     drop(it);
     let secs = start.elapsed().as_secs_f64();
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
-    let kept = LIVE.load(Ordering::Relaxed) as isize - before as isize;
+    let peak = counting_alloc::peak().saturating_sub(before);
+    let kept = counting_alloc::live() as isize - before as isize;
     Ok((n, secs, peak, kept))
 }
 

@@ -87,25 +87,7 @@ impl Memtable {
     /// For each key in `range`, its newest version with a sequence number
     /// `<= seq`, in key order.
     pub fn range_at(&self, range: &(Bound<Bytes>, Bound<Bytes>), seq: u64) -> Vec<SeqEntry> {
-        let t = lock(&self.table);
-        let start = match &range.0 {
-            Bound::Included(k) => Bound::Included((k.clone(), Reverse(u64::MAX))),
-            Bound::Excluded(k) => Bound::Excluded((k.clone(), Reverse(0))),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let end = match &range.1 {
-            Bound::Included(k) => Bound::Included((k.clone(), Reverse(0))),
-            Bound::Excluded(k) => Bound::Excluded((k.clone(), Reverse(u64::MAX))),
-            Bound::Unbounded => Bound::Unbounded,
-        };
-        let mut out: Vec<SeqEntry> = Vec::new();
-        for ((k, Reverse(s)), v) in t.map.range((start, end)) {
-            if *s > seq || out.last().is_some_and(|(last, _, _)| last == k) {
-                continue;
-            }
-            out.push((k.clone(), *s, v.clone()));
-        }
-        out
+        self.range_at_limit(range, seq, usize::MAX)
     }
 
     /// At most `max` keys of `range` as [`Memtable::range_at`] gives them,

@@ -9,8 +9,6 @@
 //! without their bloom filters; the first point read loads one.
 #![cfg(not(loom))]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
@@ -18,42 +16,8 @@ use object_store::ObjectStore;
 use tidemark::sync::StdArc;
 use tidemark::{Db, Direction, ScanOptions, Settings, WriteBatch};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded to `System` unchanged; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            PEAK.fetch_max(LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            if new_size >= layout.size() {
-                let grown = new_size - layout.size();
-                PEAK.fetch_max(LIVE.fetch_add(grown, Ordering::Relaxed) + grown, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 const KEYS: usize = 60_000;
 const BLOCK: u64 = 4096;
@@ -70,8 +34,7 @@ fn key(i: usize) -> String {
 /// Peak heap above the live bytes before, and live bytes after above
 /// those before, of one scan of every key.
 async fn scan(db: &Db, opts: ScanOptions) -> (u64, i64) {
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
+    let before = counting_alloc::reset_peak();
     let mut it = db.scan_with(.., opts).await.expect("scan");
     let mut n = 0;
     // The previous key is copied: holding its `Bytes` would keep the block
@@ -86,8 +49,8 @@ async fn scan(db: &Db, opts: ScanOptions) -> (u64, i64) {
     }
     drop((it, prev));
     assert_eq!(n, KEYS, "the scan returns every key");
-    let peak = PEAK.load(Ordering::SeqCst) - before;
-    (peak as u64, LIVE.load(Ordering::SeqCst) as i64 - before as i64)
+    let peak = counting_alloc::peak() - before;
+    (peak as u64, counting_alloc::live() as i64 - before as i64)
 }
 
 #[tokio::test]
