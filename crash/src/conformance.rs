@@ -203,11 +203,33 @@ impl Checker {
             let creates_manifest = |e: &TraceEvent| matches!(e, TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. });
             self.pull_forward(steps, i, *by, creates_manifest)?;
         }
+        if self.fenced_after_own_create(steps, i, epoch, *by)? {
+            return Ok(());
+        }
         self.apply(Action::WriteManifest { epoch })?;
         match self.state.is_alive(epoch) {
             true => Err("the model's manifest write succeeded where the engine's was fenced".into()),
             false => Ok(()),
         }
+    }
+
+    /// `on_manifest_created`: after its own manifest create landed (its
+    /// `WriteManifest` is the writer's previous step), the writer listed a
+    /// newer version, claimed by `by`, and re-applying its edit on it found
+    /// itself fenced (I5). The model's `WriteManifest` folds the create and
+    /// that check into one step, so when the writer has nothing left to
+    /// record the model has no step to take: the newer claim is in the
+    /// model's store, and the engine's writer stops, acknowledging nothing.
+    fn fenced_after_own_create(&self, steps: &[TraceStep], i: usize, epoch: Epoch, by: Epoch) -> Result<bool, String> {
+        let previous = steps[..i].iter().rev().find(|s| s.writer_epoch == epoch).map(|s| &s.event);
+        if !matches!(previous, Some(TraceEvent::WriteManifest { .. })) {
+            return Ok(false);
+        }
+        let own = self.writer(epoch)?.manifest_version;
+        let (latest, m) = self.state.store.latest_manifest();
+        let mut enabled = Vec::new();
+        self.model.actions(&self.state, &mut enabled);
+        Ok(latest > own && m.view.writer_epoch == by && !enabled.contains(&Action::WriteManifest { epoch }))
     }
 
     fn step(&mut self, steps: &[TraceStep], i: usize) -> Result<(), String> {
