@@ -58,7 +58,8 @@ pub struct SstReader {
     store: Option<StdArc<dyn ObjectStore>>,
     path: Path,
     index: Vec<BlockHandle>,
-    /// Loaded by point reads only (see [`SstReader::open_for_scan`]).
+    /// Loaded at open ([`SstReader::open`]), or on the first point read of
+    /// a reader opened without it ([`SstReader::open_for_scan`]).
     filter: crate::sync::task::OnceCell<Bytes>,
     /// Where the filter section lives in the object, to load it later.
     filter_at: std::ops::Range<u64>,

@@ -52,7 +52,7 @@ impl SstRef {
     /// narrower range would hide keys from reads silently (issue 17, case 3).
     /// A mismatch is `Corrupt` naming the SST.
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
-        self.open(false).await
+        self.open().await
     }
 
     /// As [`SstRef::reader`] for a scan. The SST is opened with its bloom
@@ -62,17 +62,14 @@ impl SstRef {
     /// would miss (found by the `db_open` fuzz target: get and scan
     /// disagreed when scans opened SSTs without filters).
     pub async fn scan_reader(&self) -> Result<&Arc<SstReader>> {
-        self.open(false).await
+        self.open().await
     }
 
-    async fn open(&self, for_scan: bool) -> Result<&Arc<SstReader>> {
+    async fn open(&self) -> Result<&Arc<SstReader>> {
         self.reader
             .get_or_try_init(|| async {
                 let (store, path, size) = (self.store.clone(), self.path.clone(), Some(self.handle.size));
-                let r = match for_scan {
-                    true => SstReader::open_for_scan(store, path, size).await?,
-                    false => SstReader::open(store, path, size).await?,
-                };
+                let r = SstReader::open(store, path, size).await?;
                 let r = r.with_block_cache(self.cache.clone(), self.handle.id);
                 let recorded = Some((self.handle.first_key.clone(), self.handle.last_key.clone()));
                 let held = r.key_range();
