@@ -189,7 +189,7 @@ impl Config {
             s = s.with_upload_gather(Duration::from_millis(ms));
         }
         match self {
-            Config::TidemarkNoHedge => s.with_hedge(tidemark::hedge::HedgeSettings::off()),
+            Config::TidemarkNoHedge => s.with_hedge(tidemark::HedgeSettings::off()),
             Config::TidemarkW1 => s.with_max_inflight_wal_uploads(1),
             Config::TidemarkGather(ms) => s.with_upload_gather(Duration::from_millis(ms)),
             _ => s,

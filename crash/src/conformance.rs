@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use stateright::Model;
-use tidemark::protocol::{Epoch, ManifestView, Protocol, WalId, MAX_INFLIGHT_WAL_UPLOADS};
-use tidemark::trace::{TraceEvent, TraceStep};
+use tidemark::internals::protocol::{Epoch, ManifestView, Protocol, WalId, MAX_INFLIGHT_WAL_UPLOADS};
+use tidemark::internals::trace::{TraceEvent, TraceStep};
 use tidemark_model::state::{ManifestVersion, Phase, State, Writer};
 use tidemark_model::{Action, Bounds, TidemarkModel};
 

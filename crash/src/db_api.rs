@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use tidemark::protocol::Protocol;
-use tidemark::sync::StdArc as Arc;
-use tidemark::trace::{MemoryRecorder, TraceEvent, TraceRecorder, TraceStep};
+use tidemark::internals::protocol::Protocol;
+use tidemark::internals::sync::StdArc as Arc;
+use tidemark::internals::trace::{MemoryRecorder, TraceEvent, TraceRecorder, TraceStep};
 use tidemark::{Settings, WriteBatch, WriteOptions};
 
 pub use tidemark::Db;
@@ -67,7 +67,7 @@ pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRe
 /// The WAL ids in the store now.
 pub async fn list_wals(store: &Arc<dyn ObjectStore>) -> Vec<u64> {
     use futures::TryStreamExt;
-    let layout = tidemark::paths::Layout::new(object_store::path::Path::from(ROOT));
+    let layout = tidemark::internals::paths::Layout::new(object_store::path::Path::from(ROOT));
     let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await.unwrap_or_default();
     let mut ids: Vec<u64> = listed.iter().filter_map(|m| layout.parse_wal(&m.location)).collect();
     ids.sort_unstable();
@@ -76,19 +76,19 @@ pub async fn list_wals(store: &Arc<dyn ObjectStore>) -> Vec<u64> {
 
 /// The WAL id of `path`, if it is a WAL of the harness's database.
 pub fn parse_wal(path: &object_store::path::Path) -> Option<u64> {
-    tidemark::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_wal(path)
+    tidemark::internals::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_wal(path)
 }
 
 /// The version of `path`, if it is a manifest of the harness's database.
 pub fn parse_manifest(path: &object_store::path::Path) -> Option<u64> {
-    tidemark::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_manifest(path)
+    tidemark::internals::paths::Layout::new(object_store::path::Path::from(ROOT)).parse_manifest(path)
 }
 
 /// The writer epoch recorded in the manifest object at `path`, if readable.
 pub async fn manifest_writer_epoch(store: &Arc<dyn ObjectStore>, path: &object_store::path::Path) -> Option<u64> {
     use object_store::ObjectStoreExt;
     let bytes = store.get(path).await.ok()?.bytes().await.ok()?;
-    tidemark::manifest::ManifestObject::decode(path.as_ref(), &bytes).ok().map(|m| m.writer_epoch)
+    tidemark::internals::manifest::ManifestObject::decode(path.as_ref(), &bytes).ok().map(|m| m.writer_epoch)
 }
 
 /// Whether a failed write promises it was not written: every error but

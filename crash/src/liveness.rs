@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::ObjectStore;
-use tidemark::sync::Arc;
-use tidemark::trace::MemoryRecorder;
+use tidemark::internals::sync::Arc;
+use tidemark::internals::trace::MemoryRecorder;
 use tidemark::Error;
 
 use crate::db_api as api;

@@ -10,7 +10,7 @@ use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, ObjectStore};
-use tidemark::sync::StdArc as Arc;
+use tidemark::internals::sync::StdArc as Arc;
 
 /// The variable that names the server, `http://127.0.0.1:PORT`.
 pub const ENDPOINT_VAR: &str = "TIDEMARK_S3_ENDPOINT";

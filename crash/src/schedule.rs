@@ -11,10 +11,10 @@ use object_store::ObjectStore;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tidemark::protocol::Protocol;
-use tidemark::sync::{lock, Arc, Mutex};
+use tidemark::internals::protocol::Protocol;
+use tidemark::internals::sync::{lock, Arc, Mutex};
 use tidemark::testing::{FaultStore, RandomFaults};
-use tidemark::trace::{MemoryRecorder, TraceStep};
+use tidemark::internals::trace::{MemoryRecorder, TraceStep};
 
 use crate::conformance;
 use crate::db_api as api;

@@ -2,9 +2,9 @@
 //! and the same trace with one step altered does not.
 
 use object_store::memory::InMemory;
-use tidemark::protocol::Protocol;
-use tidemark::sync::StdArc;
-use tidemark::trace::{MemoryRecorder, TraceEvent, TraceStep};
+use tidemark::internals::protocol::Protocol;
+use tidemark::internals::sync::StdArc;
+use tidemark::internals::trace::{MemoryRecorder, TraceEvent, TraceStep};
 use tidemark::{Db, Settings, WriteOptions};
 use tidemark_crash::conformance;
 

@@ -3,7 +3,7 @@
 //! liveness checks after every recovery and of racing openers; shared keys.
 //! Each check is shown to fail on a named mutant.
 
-use tidemark::protocol::Protocol;
+use tidemark::internals::protocol::Protocol;
 use tidemark_crash::schedule::{run, Config, Failure};
 
 /// The failures of `seeds` faulty schedules from `start` built by `tweak`.

@@ -3,7 +3,7 @@
 
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::testing::{FaultKind, FaultStore};
 use tidemark::{Db, Error};
 
@@ -70,7 +70,7 @@ async fn an_ambiguous_epoch_claim_is_recognised_as_ours() {
 #[tokio::test]
 async fn point_reads_fetch_only_the_block_they_need() {
     use object_store::ObjectStoreExt;
-    use tidemark::sst::{SstBuilder, SstReader};
+    use tidemark::internals::sst::{SstBuilder, SstReader};
     let (fault, _) = stores();
     let mut builder = SstBuilder::new(256);
     for i in 0..1000 {

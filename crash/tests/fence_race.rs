@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use tidemark::hedge::HedgeSettings;
-use tidemark::protocol::Protocol;
-use tidemark::sync::StdArc;
+use tidemark::HedgeSettings;
+use tidemark::internals::protocol::Protocol;
+use tidemark::internals::sync::StdArc;
 use tidemark::testing::FaultStore;
 use tidemark::{Db, Error, Settings, WriteOptions};
 

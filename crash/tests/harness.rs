@@ -1,7 +1,7 @@
 //! The crash harness: the shipped protocol survives crash schedules; every
 //! mutant is caught within a bounded number of seeds.
 
-use tidemark::protocol::Protocol;
+use tidemark::internals::protocol::Protocol;
 use tidemark_crash::schedule::{run, Conformance, Config};
 
 fn violations(protocol: Protocol, seeds: u64, zombies: bool) -> usize {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use tidemark::hedge::{HedgeSettings, HedgeStore};
-use tidemark::protocol::Protocol;
-use tidemark::sync::StdArc;
+use tidemark::{HedgeSettings, internals::store::HedgeStore};
+use tidemark::internals::protocol::Protocol;
+use tidemark::internals::sync::StdArc;
 use tidemark::testing::PacedStore;
 use tidemark::{Db, Error, Settings};
 

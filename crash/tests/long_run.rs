@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::testing::FaultStore;
 use tidemark::{Db, Settings};
 

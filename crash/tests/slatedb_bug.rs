@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use tidemark::protocol::Protocol;
-use tidemark::sync::StdArc;
+use tidemark::internals::protocol::Protocol;
+use tidemark::internals::sync::StdArc;
 use tidemark::testing::FaultStore;
 use tidemark::{Db, Error, Settings, WriteOptions};
 

@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::testing::FaultStore;
 use tidemark::{Db, Settings, WriteOptions};
 

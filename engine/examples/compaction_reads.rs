@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use object_store::memory::InMemory;
 use object_store::throttle::{ThrottleConfig, ThrottledStore};
 use rand::{Rng, SeedableRng};
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::{Db, Settings, WriteOptions};
 
 const VALUE: usize = 1024;

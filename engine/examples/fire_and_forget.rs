@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use object_store::memory::InMemory;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::{Db, WriteOptions};
 
 #[tokio::main]

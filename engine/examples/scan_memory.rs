@@ -130,7 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // and hide what the scan adds.
     // Once a block per request, once with the default read-ahead.
     let exe = std::env::current_exe()?;
-    for read_ahead in [0, tidemark::iter::READ_AHEAD] {
+    for read_ahead in [0, tidemark::internals::iter::READ_AHEAD] {
         let args = ["--scan-only".to_string(), url.clone(), keys.to_string(), read_ahead.to_string()];
         let status = std::process::Command::new(&exe).args(args).status()?;
         if !status.success() {

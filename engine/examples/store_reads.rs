@@ -13,7 +13,7 @@ use clap::Parser;
 use object_store::memory::InMemory;
 use object_store::throttle::{ThrottleConfig, ThrottledStore};
 use object_store::ObjectStore;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::{Db, Settings, WriteOptions};
 
 #[derive(Parser)]

@@ -1,47 +1,124 @@
-//! tidemark: an embedded key-value store on object storage.
+//! tidemark: an embedded key-value store on object storage whose
+//! write-ordering protocol is model-checked.
 //!
-//! Every decision about write ordering lives in [`protocol`], a sans-IO core
-//! that the Stateright model in `tidemark-model` executes exhaustively and the
-//! runtime executes for real.
+//! Writes go to a WAL object first and return once it exists in the store;
+//! memtables are flushed to SSTs; numbered manifests, each created by
+//! compare-and-set, record the state; an open replays the WALs the manifest
+//! points at. Every decision about ordering, recording and deletion is made in
+//! one sans-IO core that a Stateright model explores exhaustively (see
+//! `spec/protocol.md` in the repository).
 //!
-//! ```no_run
-//! # async fn demo() -> tidemark::Result<()> {
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> tidemark::Result<()> {
 //! let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
-//! db.put("hello", "world").await?;
+//! db.put("hello", "world").await?; // returns once the write is durable
 //! assert_eq!(db.get("hello").await?.as_deref(), Some(&b"world"[..]));
 //! db.close().await
 //! # }
 //! ```
+//!
+//! The public API is this page: [`Db`] and its reads ([`Snapshot`],
+//! [`DbIterator`]), [`WriteBatch`] and the option types, [`Settings`],
+//! [`Error`], [`Metrics`], [`store_for_url`] and [`fsck()`]. Everything else
+//! is internal; tidemark's own checkers reach it through the `internals`
+//! module (feature `internals`), which carries no stability promise.
 
-pub mod batch;
-pub mod cache;
-pub mod commit;
-pub mod db;
-pub mod error;
-pub mod fsck;
-pub mod hedge;
-pub mod iter;
-pub mod manifest;
-pub mod memtable;
-pub mod metrics;
-pub mod paths;
-pub mod protocol;
-pub mod retry;
-pub mod settings;
-pub mod sst;
-pub mod store_check;
-pub mod store_wrap;
-pub mod sync;
-pub mod trace;
-pub mod wal_object;
+// With `internals` off, items that only the checkers use look unused.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 
-#[cfg(feature = "test-util")]
-pub mod testing;
+mod batch;
+mod cache;
+mod commit;
+mod db;
+mod error;
+mod fsck;
+mod iter;
+mod manifest;
+mod memtable;
+mod metrics;
+mod paths;
+mod protocol;
+mod settings;
+mod sst;
+mod store;
+mod sync;
+mod trace;
+mod wal_object;
 
 pub use batch::{WriteBatch, WriteOptions};
-pub use db::{Db, DbIterator, Snapshot};
-pub use iter::{Direction, ScanOptions};
+pub use cache::BlockCacheStats;
+pub use db::{database_exists, Db, DbIterator, Snapshot};
 pub use error::{Error, Result};
-pub use metrics::Metrics;
+pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};
+pub use iter::{Direction, ScanOptions};
+pub use manifest::{ManifestObject as Manifest, SortedRun, SstHandle};
+pub use metrics::{Metrics, StoreRequests};
 pub use settings::Settings;
-pub use db::url::store_for_url;
+pub use store::url::{store_for_url, store_for_url_read_only};
+pub use store::{HedgeCounts, HedgeSettings};
+
+/// A shared object store, as [`Db::open`] takes it and [`store_for_url`]
+/// returns it (any `object_store` store behind an `Arc`).
+pub type StoreRef = sync::StdArc<dyn object_store::ObjectStore>;
+
+/// tidemark's internals, for its own checkers (the model, the loom suite,
+/// the crash harness, the fuzz targets and the benchmark): the protocol core,
+/// object formats, the sync shim, trace recording and test stores. Nothing
+/// here is a stable API.
+#[cfg(feature = "internals")]
+pub mod internals {
+    /// The sans-IO protocol core: every ordering, recording and deletion decision.
+    pub mod protocol {
+        pub use crate::protocol::*;
+    }
+    /// The group-commit state (WAL buffer, watermark, ack waiters) loom permutes.
+    pub mod commit {
+        pub use crate::commit::*;
+    }
+    /// The sync shim: loom's types under `--cfg loom`, std's otherwise.
+    pub mod sync {
+        pub use crate::sync::*;
+    }
+    /// Protocol traces and recorders (trace conformance).
+    pub mod trace {
+        pub use crate::trace::*;
+    }
+    /// Object layout under a database root.
+    pub mod paths {
+        pub use crate::paths::*;
+    }
+    /// Manifest objects and their encoding.
+    pub mod manifest {
+        pub use crate::manifest::*;
+    }
+    /// WAL objects and their encoding.
+    pub mod wal_object {
+        pub use crate::wal_object::*;
+    }
+    /// SST format: builder, reader, decoding.
+    pub mod sst {
+        pub use crate::sst::*;
+    }
+    /// Iterators shared by reads and compaction.
+    pub mod iter {
+        pub use crate::iter::*;
+    }
+    /// The object-store decorators and, with `test-util`, stores that
+    /// misbehave on purpose.
+    pub mod store {
+        pub use crate::store::*;
+    }
+    /// Reading a WAL chain as recovery does.
+    pub use crate::db::{read_chain, read_chain_with, ChainContents};
+}
+
+/// Stores that misbehave on purpose (fault, latency, pacing), for tests.
+#[cfg(feature = "test-util")]
+pub use store::testing;
+
+/// What `delegate_object_store!` expands to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::store::wrap::{Request, __BoxStream, __Bytes, __Fut, __object_store};
+}

@@ -173,14 +173,6 @@ impl MemState {
     pub fn unflushed_bytes(&self) -> usize {
         self.active.bytes() + self.imm.iter().map(|m| m.table.bytes()).sum::<usize>()
     }
-
-    /// The newest write to `key` in memory at or below `seq`, if any.
-    pub fn get(&self, key: &[u8], seq: u64) -> Option<Option<Bytes>> {
-        if let Some((_, v)) = self.active.get(key, seq) {
-            return Some(v);
-        }
-        self.imm.iter().rev().find_map(|m| m.table.get(key, seq).map(|(_, v)| v))
-    }
 }
 
 #[cfg(test)]

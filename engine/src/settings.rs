@@ -65,7 +65,7 @@ pub struct Settings {
     pub block_cache_bytes: u64,
     /// Hedged creates and reads: a second identical request once the first
     /// is slower than the recent p95, within a budget (`hedge` module).
-    pub hedge: crate::hedge::HedgeSettings,
+    pub hedge: crate::store::HedgeSettings,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
     /// Mutant `scan-without-snapshot` (issue 11's scan bug): `scan` reads the
@@ -109,7 +109,7 @@ impl Default for Settings {
             protocol: Protocol::Shipped,
             max_retries: 8,
             block_cache_bytes: 64 << 20,
-            hedge: crate::hedge::HedgeSettings::default(),
+            hedge: crate::store::HedgeSettings::default(),
             recorder: None,
             #[cfg(feature = "mutants")]
             scan_without_snapshot: false,
@@ -243,7 +243,7 @@ impl Settings {
         self.block_cache_bytes = n;
         self
     }
-    pub fn with_hedge(mut self, h: crate::hedge::HedgeSettings) -> Self {
+    pub fn with_hedge(mut self, h: crate::store::HedgeSettings) -> Self {
         self.hedge = h;
         self
     }

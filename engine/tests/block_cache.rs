@@ -15,7 +15,7 @@ use futures::stream::{BoxStream, StreamExt};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore};
-use tidemark::sync::{AtomicU64, Ordering, StdArc};
+use tidemark::internals::sync::{AtomicU64, Ordering, StdArc};
 use tidemark::{Db, Settings, WriteOptions};
 
 const KEYS: u64 = 20_000;

@@ -14,7 +14,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tidemark::sync::StdArc as Arc;
+use tidemark::internals::sync::StdArc as Arc;
 use tidemark::{Db, Settings, WriteBatch};
 
 fn mem() -> Arc<dyn ObjectStore> {

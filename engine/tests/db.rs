@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tidemark::sync::Arc;
+use tidemark::internals::sync::Arc;
 use tidemark::{Db, Error, Settings, WriteBatch, WriteOptions};
 
 fn mem() -> Arc<dyn ObjectStore> {
@@ -195,7 +195,7 @@ async fn corrupt_objects_are_reported_by_name() {
     // An SST the manifest references (compaction leaves its inputs behind
     // until GC's minimum age has passed).
     let m = Db::open_read_only("db", store.clone()).await.unwrap().manifest().await;
-    let sst = tidemark::paths::Layout::new(Path::from("db")).sst(m.ssts().next().unwrap().id);
+    let sst = tidemark::internals::paths::Layout::new(Path::from("db")).sst(m.ssts().next().unwrap().id);
     flip_byte(&store, &sst, 10).await;
     let db = Db::open_with("db", store.clone(), small()).await.unwrap();
     let err = db.scan(..).await.unwrap().collect_vec().await.unwrap_err();
@@ -245,7 +245,7 @@ async fn a_missing_referenced_wal_is_missing_wal() {
 
 #[tokio::test]
 async fn protocol_actions_are_recorded_in_the_spec_names_and_order() {
-    use tidemark::trace::{MemoryRecorder, TraceEvent};
+    use tidemark::internals::trace::{MemoryRecorder, TraceEvent};
     let recorder = MemoryRecorder::new();
     let settings = small().with_recorder(Arc::new(recorder.clone()));
     let db = Db::open_with("db", mem(), settings).await.unwrap();

@@ -10,13 +10,13 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tidemark::fsck::{fsck, Finding, Report};
-use tidemark::manifest::{ManifestObject, SortedRun, SstHandle};
-use tidemark::paths::Layout;
-use tidemark::protocol::{WalHeader, WalKind};
-use tidemark::sst::SstBuilder;
-use tidemark::sync::Arc;
-use tidemark::wal_object::encode_wal;
+use tidemark::{fsck, FsckFinding as Finding, FsckReport as Report};
+use tidemark::internals::manifest::{ManifestObject, SortedRun, SstHandle};
+use tidemark::internals::paths::Layout;
+use tidemark::internals::protocol::{WalHeader, WalKind};
+use tidemark::internals::sst::SstBuilder;
+use tidemark::internals::sync::Arc;
+use tidemark::internals::wal_object::encode_wal;
 use tidemark::Db;
 
 fn seal(mut body: Vec<u8>) -> Vec<u8> {
@@ -189,7 +189,7 @@ async fn a_missing_recorded_fence_and_an_unsorted_wal_are_problems() {
     // A WAL at the chain's next position whose blocks hold "b" then "a",
     // while its index claims "a" then "b".
     let wal = encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [], 4096);
-    let meta = tidemark::sst::decode_all(&Path::from("w"), wal).unwrap().0;
+    let meta = tidemark::internals::sst::decode_all(&Path::from("w"), wal).unwrap().0;
     let mut b1 = SstBuilder::new(64);
     b1.add(Bytes::from("b"), 1, Some(Bytes::from("1"))).unwrap();
     let mut b2 = SstBuilder::new(64);

@@ -6,10 +6,10 @@
 use bytes::Bytes;
 use object_store::path::Path;
 use proptest::prelude::*;
-use tidemark::manifest::{ManifestObject, SstHandle, MANIFEST_FORMAT_VERSION};
-use tidemark::protocol::{WalHeader, WalKind};
-use tidemark::sst::{decode_all, SstBuilder};
-use tidemark::wal_object::{decode_wal, encode_wal};
+use tidemark::internals::manifest::{ManifestObject, SstHandle, MANIFEST_FORMAT_VERSION};
+use tidemark::internals::protocol::{WalHeader, WalKind};
+use tidemark::internals::sst::{decode_all, SstBuilder};
+use tidemark::internals::wal_object::{decode_wal, encode_wal};
 use tidemark::Error;
 
 fn b(s: &str) -> Bytes {
@@ -41,7 +41,7 @@ fn small_manifest() -> ManifestObject {
         writer_closed: false,
         fences: vec![12],
         l0: vec![sst(3, 2), sst(2, 1)],
-        runs: vec![tidemark::manifest::SortedRun { id: 1, ssts: vec![sst(1, 1)] }],
+        runs: vec![tidemark::internals::manifest::SortedRun { id: 1, ssts: vec![sst(1, 1)] }],
     }
 }
 
@@ -265,10 +265,10 @@ mod crafted {
     use object_store::memory::InMemory;
     use object_store::path::Path;
     use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-    use tidemark::protocol::{WalHeader, WalKind};
-    use tidemark::sst::{decode_all, SstReader};
-    use tidemark::sync::StdArc;
-    use tidemark::wal_object::{decode_wal, encode_wal};
+    use tidemark::internals::protocol::{WalHeader, WalKind};
+    use tidemark::internals::sst::{decode_all, SstReader};
+    use tidemark::internals::sync::StdArc;
+    use tidemark::internals::wal_object::{decode_wal, encode_wal};
     use tidemark::Error;
 
     use super::craft::{bloom, may_contain, Raw};

@@ -10,11 +10,11 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tidemark::manifest::ManifestObject;
-use tidemark::paths::Layout;
-use tidemark::protocol::{WalHeader, WalKind, MAX_ID};
-use tidemark::sync::Arc;
-use tidemark::wal_object::encode_wal;
+use tidemark::internals::manifest::ManifestObject;
+use tidemark::internals::paths::Layout;
+use tidemark::internals::protocol::{WalHeader, WalKind, MAX_ID};
+use tidemark::internals::sync::Arc;
+use tidemark::internals::wal_object::encode_wal;
 use tidemark::{Db, Error};
 
 const ROOT: &str = "db";

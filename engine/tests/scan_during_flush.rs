@@ -18,7 +18,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{GetOptions, GetResult, ObjectStore, Result};
 use common::wait_for;
-use tidemark::paths::Layout;
+use tidemark::internals::paths::Layout;
 use tidemark::{Db, Settings};
 
 /// Delays reads of the chosen paths.

@@ -6,7 +6,7 @@
 
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::{Db, Settings, WriteBatch};
 
 fn key(i: usize) -> String {

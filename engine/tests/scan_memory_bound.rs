@@ -13,7 +13,7 @@
 use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
-use tidemark::sync::StdArc;
+use tidemark::internals::sync::StdArc;
 use tidemark::{Db, Direction, ScanOptions, Settings, WriteBatch};
 
 #[path = "common/counting_alloc.rs"]

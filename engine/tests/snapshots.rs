@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
-use tidemark::sync::StdArc as Arc;
+use tidemark::internals::sync::StdArc as Arc;
 use tidemark::{Db, Settings};
 
 fn mem() -> Arc<dyn ObjectStore> {
@@ -93,7 +93,7 @@ async fn a_snapshot_keeps_its_values_across_flushes_compactions_and_gc() {
     new.insert(key(9999), Bytes::from("added"));
     // Every SST of the snapshot's moment is replaced (flushes, then
     // compactions into one run), and GC has run several times since.
-    let gone = |m: &tidemark::manifest::ManifestObject| {
+    let gone = |m: &tidemark::internals::manifest::ManifestObject| {
         let now: Vec<u128> = m.ssts().map(|h| h.id).collect();
         before.ssts().all(|h| !now.contains(&h.id))
     };

@@ -17,8 +17,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tidemark::paths::Layout;
-use tidemark::sync::StdArc as Arc;
+use tidemark::internals::paths::Layout;
+use tidemark::internals::sync::StdArc as Arc;
 use tidemark::{Db, ScanOptions, Settings};
 
 fn mem() -> Arc<dyn ObjectStore> {
@@ -165,7 +165,7 @@ async fn a_live_iterator_keeps_gc_from_deleting_its_ssts() {
     for i in 0..400 {
         db.put(key(i), format!("new-{i}")).await.unwrap();
     }
-    let gone = |m: &tidemark::manifest::ManifestObject| {
+    let gone = |m: &tidemark::internals::manifest::ManifestObject| {
         let now: Vec<u128> = m.ssts().map(|h| h.id).collect();
         before.ssts().all(|h| !now.contains(&h.id))
     };

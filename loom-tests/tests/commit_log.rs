@@ -1,5 +1,5 @@
 //! Loom permutations of the engine's real group-commit path
-//! (`tidemark::commit::CommitLog`) around `FreezeWal`, `WalDurable`, the
+//! (`tidemark::internals::commit::CommitLog`) around `FreezeWal`, `WalDurable`, the
 //! manifest's `wal_id_last_seen` snapshot and acknowledgement waiters.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p loom-tests --release`.
@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use tidemark::commit::{AckError, CommitLog};
-use tidemark::protocol::{ManifestView, Protocol, WalLog};
+use tidemark::internals::commit::{AckError, CommitLog};
+use tidemark::internals::protocol::{ManifestView, Protocol, WalLog};
 
 /// The preemption bound of every model here (see the design guide's loom facts).
 const PREEMPTION_BOUND: usize = 3;

@@ -2,7 +2,7 @@
 //! manifest write, crash, recovery, fencing and zombie writers.
 //!
 //! The model holds no copy of the protocol's decisions: every transition
-//! that orders anything calls `tidemark::protocol`, the same code the engine
+//! that orders anything calls `tidemark::internals::protocol`, the same code the engine
 //! runs. See `spec/protocol.md` for the actions and the invariants I1–I12.
 
 pub mod model;

@@ -1,11 +1,11 @@
 //! The protocol model: actions with the spec's names, whose every ordering,
-//! recording and deletion decision is made by `tidemark::protocol`.
+//! recording and deletion decision is made by `tidemark::internals::protocol`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use stateright::{Model, Property};
-use tidemark::protocol::{
+use tidemark::internals::protocol::{
     apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_epoch, on_fence_conflict, on_manifest_created, on_manifest_taken,
     reapply_base, resolve_create_conflict, ChainWalk, Compaction, CreateConflict, CreatedOutcome, FenceConflict, Epoch, GcPolicy,
     KeptManifest, Listed, ManifestConflict, ManifestView, ObjectOwner, Protocol, RecoveryError, RecoveryPlan, Role,

@@ -7,7 +7,7 @@
 //! and every write settled" is what `eventually` means at these bounds.
 
 use stateright::{Model, Property};
-use tidemark::protocol::{ChainWalk, Protocol, RecoveryError, WalId};
+use tidemark::internals::protocol::{ChainWalk, Protocol, RecoveryError, WalId};
 
 use crate::model::{Bounds, TidemarkModel};
 use crate::state::{Phase, RecoveryOutcome, State, WriteId};

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
-use tidemark::protocol::Protocol;
+use tidemark::internals::protocol::Protocol;
 
 use crate::model::{Action, Bounds, TidemarkModel};
 use crate::properties;
@@ -266,9 +266,9 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
                 String::new()
             } else {
                 let existing = holder.unwrap_or(*epoch);
-                let ours = tidemark::protocol::ObjectOwner { writer_epoch: *epoch, token: 0 };
-                let theirs = tidemark::protocol::ObjectOwner { writer_epoch: existing, token: 0 };
-                let decision = tidemark::protocol::resolve_create_conflict(model.protocol, ours, theirs);
+                let ours = tidemark::internals::protocol::ObjectOwner { writer_epoch: *epoch, token: 0 };
+                let theirs = tidemark::internals::protocol::ObjectOwner { writer_epoch: existing, token: 0 };
+                let decision = tidemark::internals::protocol::resolve_create_conflict(model.protocol, ours, theirs);
                 format!("; read back (its object is epoch {existing}'s): {decision:?}")
             };
             match (after.is_alive(*epoch), durable(after, *epoch)) {

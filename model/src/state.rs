@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tidemark::protocol::{Compaction, Epoch, ManifestView, RecoveryError, RecoveryPlan, RunId, Tree, WalHeader, WalId, WalKind, WalLog};
+use tidemark::internals::protocol::{Compaction, Epoch, ManifestView, RecoveryError, RecoveryPlan, RunId, Tree, WalHeader, WalId, WalKind, WalLog};
 
 /// An abstract write: one `Put`, identified by issue order.
 pub type WriteId = u16;

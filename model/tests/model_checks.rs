@@ -2,7 +2,7 @@
 //! the property it breaks, and counterexamples are shortest.
 
 use stateright::Model;
-use tidemark::protocol::Protocol;
+use tidemark::internals::protocol::Protocol;
 use tidemark_model::properties::{self, I1, I10, I11, I12, I2, I3, I4, I5, I6, I7, I8, I9};
 use tidemark_model::report;
 use tidemark_model::shortest::shortest_path;

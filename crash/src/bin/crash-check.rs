@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use tidemark::protocol::Protocol;
+use tidemark::internals::protocol::Protocol;
 use tidemark_crash::schedule::{self, Config, Conformance, Failure};
 
 #[derive(Parser, Debug)]

@@ -3,8 +3,8 @@
 //! bounds (every id, epoch and version at most `MAX_ID`, runs in key order)
 //! and round-trips through `encode`.
 use libfuzzer_sys::fuzz_target;
-use tidemark::manifest::ManifestObject;
-use tidemark::protocol::MAX_ID;
+use tidemark::internals::manifest::ManifestObject;
+use tidemark::internals::protocol::MAX_ID;
 use tidemark_fuzz::{prepare, reseal_manifest};
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tidemark::sst::{decode_all, SstReader};
+use tidemark::internals::sst::{decode_all, SstReader};
 use tidemark_fuzz::{prepare, reseal_sst};
 
 fuzz_target!(|data: &[u8]| {

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use object_store::path::Path;
-use tidemark::protocol::{WalKind, MAX_ID};
-use tidemark::wal_object::decode_wal;
+use tidemark::internals::protocol::{WalKind, MAX_ID};
+use tidemark::internals::wal_object::decode_wal;
 use tidemark_fuzz::{prepare, reseal_sst};
 
 fuzz_target!(|data: &[u8]| {

@@ -17,10 +17,10 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tidemark::manifest::ManifestObject;
-use tidemark::paths::Layout;
-use tidemark::protocol::{WalHeader, WalKind};
-use tidemark::wal_object::{decode_wal, encode_wal};
+use tidemark::internals::manifest::ManifestObject;
+use tidemark::internals::paths::Layout;
+use tidemark::internals::protocol::{WalHeader, WalKind};
+use tidemark::internals::wal_object::{decode_wal, encode_wal};
 use tidemark::{Db, Settings, WriteBatch};
 
 use crate::{reseal_manifest, reseal_sst};

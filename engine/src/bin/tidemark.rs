@@ -16,13 +16,9 @@ use std::process::ExitCode;
 use base64::Engine as _;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
-use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::ObjectStore;
-use tidemark::fsck::Finding;
-use tidemark::db::url::store_for_url_read_only;
-use tidemark::paths::Layout;
-use tidemark::sync::StdArc;
+use tidemark::FsckFinding as Finding;
+use tidemark::store_for_url_read_only;
 use tidemark::{Db, Error, Settings};
 
 /// Success; for `put`/`delete`, the write is acknowledged durable.
@@ -221,11 +217,9 @@ fn read_value_file(path: &std::path::Path) -> Result<Bytes, Failure> {
 
 /// The store behind `url` for a read-only command: nothing is created, and
 /// a location without a manifest is `NoDatabase`.
-async fn open_for_reading(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path), Error> {
+async fn open_for_reading(url: &str) -> Result<(tidemark::StoreRef, Path), Error> {
     let (store, root) = store_for_url_read_only(url)?;
-    let layout = Layout::new(root.clone());
-    let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
-    if !listed.iter().any(|m| layout.parse_manifest(&m.location).is_some()) {
+    if !tidemark::database_exists(store.as_ref(), &root).await? {
         return Err(Error::NoDatabase { location: url.to_string() });
     }
     Ok((store, root))
@@ -362,8 +356,8 @@ async fn run(cli: Cli) -> Result<ExitCode, Failure> {
 /// per check, `FAIL` for each problem and `info` for each orphan (an object
 /// no kept manifest references: informational, it does not fail fsck).
 /// Exit 1 if there is any problem.
-async fn fsck(store: StdArc<dyn ObjectStore>, root: Path) -> ExitCode {
-    let report = tidemark::fsck::fsck(store.as_ref(), root).await;
+async fn fsck(store: tidemark::StoreRef, root: Path) -> ExitCode {
+    let report = tidemark::fsck(store.as_ref(), root).await;
     for f in &report.findings {
         match f {
             Finding::Ok(s) => println!("ok   {s}"),

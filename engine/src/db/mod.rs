@@ -5,7 +5,6 @@ mod compactor;
 mod gc;
 mod open;
 mod read;
-pub mod url;
 
 use std::ops::{Bound, RangeBounds};
 
@@ -27,7 +26,7 @@ use crate::sst::{RunReader, SeqEntry, SstRef};
 use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
 
-pub use open::{read_chain, read_chain_with, ChainContents};
+pub use open::{database_exists, read_chain, read_chain_with, ChainContents};
 pub use read::{DbIterator, Snapshot};
 
 /// State shared by the handle and its background tasks.
@@ -65,7 +64,7 @@ pub(crate) struct DbInner {
     pub(crate) uploads_in_flight: AtomicUsize,
     pub(crate) read_only: bool,
     /// Hedged creates and reads of this handle's store (`hedge`).
-    pub(crate) hedge_stats: StdArc<crate::hedge::HedgeStats>,
+    pub(crate) hedge_stats: StdArc<crate::store::HedgeStats>,
     /// The fences on this writer's recovered chain and the one it placed
     /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
     /// never deletes them.
@@ -73,7 +72,7 @@ pub(crate) struct DbInner {
     /// Data blocks of SSTs read from the store (`Settings::block_cache_bytes`).
     pub(crate) block_cache: crate::cache::BlockCache,
     /// Requests `store` made, by kind (counted inside its retries).
-    pub(crate) requests: StdArc<crate::metrics::RequestCounters>,
+    pub(crate) requests: StdArc<crate::store::RequestCounters>,
 }
 
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.
@@ -176,7 +175,7 @@ impl Db {
     }
 
     /// Hedged creates and reads so far (`Settings::hedge`).
-    pub fn hedge_counts(&self) -> crate::hedge::HedgeCounts {
+    pub fn hedge_counts(&self) -> crate::store::HedgeCounts {
         self.inner.hedge_stats.counts()
     }
 

@@ -16,15 +16,13 @@ use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::memtable::MemState;
 use crate::paths::Layout;
-use crate::hedge::{HedgeStats, HedgeStore};
-use crate::retry::RetryStore;
+use crate::store::Stores;
 use crate::protocol::{
     claim_epoch, on_fence_conflict, resolve_create_conflict, ChainWalk, FenceConflict, Epoch, ManifestView, ObjectOwner, Protocol,
     RecoveryError, RecoveryPlan, WalId, WalLog, MAX_INFLIGHT_WAL_UPLOADS,
 };
 use crate::settings::Settings;
 use crate::cache::BlockCache;
-use crate::metrics::{CountingStore, RequestCounters};
 use crate::sst::{RunReader, SstRef};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, StdArc};
 use crate::trace::{TraceEvent, Tracer};
@@ -78,6 +76,13 @@ pub(crate) async fn latest_manifest(store: &dyn ObjectStore, layout: &Layout) ->
         return Err(Error::corrupt(path.to_string(), format!("holds version {} under the name of {version}", m.version)));
     }
     Ok(Some(m))
+}
+
+/// Whether a tidemark database lives under `root`: a manifest is listed there.
+pub async fn database_exists(store: &dyn ObjectStore, root: &Path) -> Result<bool> {
+    let layout = Layout::new(root.clone());
+    let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
+    Ok(listed.iter().any(|m| layout.parse_manifest(&m.location).is_some()))
 }
 
 /// The WAL chain as a walk found it.
@@ -220,26 +225,6 @@ fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
     (mem, max)
 }
 
-/// The store chain every `Db` uses: the caller's store, then the request
-/// counter (so each attempt of a retried or hedged request is counted), then
-/// the retries, then hedged creates and reads (`hedge`), so a hedge races a
-/// whole retried request. Returns the chain and its counters.
-fn store_chain(store: StdArc<dyn ObjectStore>, settings: &Settings, layout: &Layout) -> Stores {
-    let counting = CountingStore::new(store);
-    let requests = counting.counters();
-    let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
-    let hedged = HedgeStore::new(retried, settings.hedge).creates_under(layout.wal_dir());
-    let hedge_stats = hedged.stats();
-    Stores { store: StdArc::new(hedged), requests, hedge_stats }
-}
-
-/// The store chain of one `Db` and the counters its layers keep.
-struct Stores {
-    store: StdArc<dyn ObjectStore>,
-    requests: StdArc<RequestCounters>,
-    hedge_stats: StdArc<HedgeStats>,
-}
-
 /// What a writer's open and a read-only open decide differently; everything
 /// else of `DbInner` is built in one place, `DbInner::new`, so a new field
 /// cannot be forgotten in one of the two opens.
@@ -302,6 +287,12 @@ impl DbInner {
 }
 
 impl Db {
+    /// Opens the database a URL names: `file:///dir`, `memory://`, `s3://bucket/prefix`.
+    pub async fn open_url(url: &str, settings: Settings) -> Result<Db> {
+        let (store, root) = crate::store::url::store_for_url(url)?;
+        Db::open_with(root, store, settings).await
+    }
+
     /// Opens (or creates) the database under `path` with default settings.
     pub async fn open(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         Self::open_with(path, store, Settings::default()).await
@@ -311,9 +302,9 @@ impl Db {
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
         let layout = Layout::new(path.into());
-        let stores = store_chain(store, &settings, &layout);
+        let stores = Stores::new(store, &settings, &layout);
         let store = stores.store.as_ref();
-        crate::store_check::require_create_if_absent(store, layout.root(), settings.max_retries).await?;
+        crate::store::probe::require_create_if_absent(store, layout.root(), settings.max_retries).await?;
         let tracer = Tracer::new(settings.recorder.clone());
         let (claimed, claimed_from_closed) = claim(store, &layout).await?;
         // The span covers the rest of recovery. It is attached with
@@ -424,7 +415,7 @@ impl Db {
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
         let layout = Layout::new(path.into());
-        let stores = store_chain(store, &settings, &layout);
+        let stores = Stores::new(store, &settings, &layout);
         let m = latest_manifest(stores.store.as_ref(), &layout).await?.unwrap_or_else(ManifestObject::empty);
         let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
         let epoch = m.writer_epoch;

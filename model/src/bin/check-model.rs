@@ -10,7 +10,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tidemark::protocol::Protocol;
+use tidemark::internals::protocol::Protocol;
 use tidemark_model::report::{self, render_counterexample, Run};
 use tidemark_model::{Bounds, TidemarkModel};
 

@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 
-use crate::store_wrap::Request;
+use crate::store::wrap::Request;
 use crate::sync::{lock, AtomicU64, Mutex, Ordering, StdArc as Arc};
 
 /// The z-score of the 99th percentile of a standard normal distribution.

@@ -15,7 +15,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::error::{Error, Result};
-use crate::retry::with_retries;
+use super::retry::with_retries;
 
 /// Where the probe's scratch objects live, under the database root. Nothing
 /// else uses this directory, and recovery never lists it.

@@ -64,6 +64,7 @@ pub type __Fut<'a, T> =
 ///
 /// The methods are written in the form `#[async_trait]` gives the trait's
 /// (a boxed future), since the attribute does not see into macro calls.
+#[doc(hidden)]
 #[macro_export]
 macro_rules! delegate_object_store {
     ($inner:tt => $($method:ident),+ $(,)?) => {
@@ -76,7 +77,7 @@ macro_rules! delegate_object_store {
     // it is and the forwarded call (`$s` is the `self` both are written with).
     (@async $s:tt [$($this:ident $request:ident $hook:block)?] $name:ident [$($lt:lifetime),*]
         ($($arg:ident: $ty:ty),*) -> $ret:ty, $req:expr, $call:expr) => {
-        fn $name<'s, $($lt,)* 'async_trait>(&'s $s, $($arg: $ty),*) -> $crate::store_wrap::__Fut<'async_trait, $ret>
+        fn $name<'s, $($lt,)* 'async_trait>(&'s $s, $($arg: $ty),*) -> $crate::__private::__Fut<'async_trait, $ret>
         where
             's: 'async_trait,
             $($lt: 'async_trait,)*
@@ -94,66 +95,66 @@ macro_rules! delegate_object_store {
     };
     (@method $inner:tt $hook:tt put_opts) => {
         $crate::delegate_object_store!(@async self $hook put_opts ['l]
-            (location: &'l $crate::store_wrap::__object_store::path::Path, payload: $crate::store_wrap::__object_store::PutPayload, opts: $crate::store_wrap::__object_store::PutOptions) -> $crate::store_wrap::__object_store::PutResult,
-            $crate::store_wrap::Request::Put { location, opts: &opts },
+            (location: &'l $crate::__private::__object_store::path::Path, payload: $crate::__private::__object_store::PutPayload, opts: $crate::__private::__object_store::PutOptions) -> $crate::__private::__object_store::PutResult,
+            $crate::__private::Request::Put { location, opts: &opts },
             self.$inner.put_opts(location, payload, opts));
     };
     (@method $inner:tt $hook:tt put_multipart_opts) => {
         $crate::delegate_object_store!(@async self $hook put_multipart_opts ['l]
-            (location: &'l $crate::store_wrap::__object_store::path::Path, opts: $crate::store_wrap::__object_store::PutMultipartOptions) -> Box<dyn $crate::store_wrap::__object_store::MultipartUpload>,
-            $crate::store_wrap::Request::PutMultipart { location },
+            (location: &'l $crate::__private::__object_store::path::Path, opts: $crate::__private::__object_store::PutMultipartOptions) -> Box<dyn $crate::__private::__object_store::MultipartUpload>,
+            $crate::__private::Request::PutMultipart { location },
             self.$inner.put_multipart_opts(location, opts));
     };
     (@method $inner:tt $hook:tt get_opts) => {
         $crate::delegate_object_store!(@async self $hook get_opts ['l]
-            (location: &'l $crate::store_wrap::__object_store::path::Path, options: $crate::store_wrap::__object_store::GetOptions) -> $crate::store_wrap::__object_store::GetResult,
-            $crate::store_wrap::Request::Get { location, options: &options },
+            (location: &'l $crate::__private::__object_store::path::Path, options: $crate::__private::__object_store::GetOptions) -> $crate::__private::__object_store::GetResult,
+            $crate::__private::Request::Get { location, options: &options },
             self.$inner.get_opts(location, options));
     };
     (@method $inner:tt $hook:tt get_ranges) => {
         $crate::delegate_object_store!(@async self $hook get_ranges ['l, 'r]
-            (location: &'l $crate::store_wrap::__object_store::path::Path, ranges: &'r [::std::ops::Range<u64>]) -> Vec<$crate::store_wrap::__Bytes>,
-            $crate::store_wrap::Request::GetRanges { location, ranges },
+            (location: &'l $crate::__private::__object_store::path::Path, ranges: &'r [::std::ops::Range<u64>]) -> Vec<$crate::__private::__Bytes>,
+            $crate::__private::Request::GetRanges { location, ranges },
             self.$inner.get_ranges(location, ranges));
     };
     (@method $inner:tt $hook:tt list_with_delimiter) => {
         $crate::delegate_object_store!(@async self $hook list_with_delimiter ['p]
-            (prefix: Option<&'p $crate::store_wrap::__object_store::path::Path>) -> $crate::store_wrap::__object_store::ListResult,
-            $crate::store_wrap::Request::ListWithDelimiter { prefix },
+            (prefix: Option<&'p $crate::__private::__object_store::path::Path>) -> $crate::__private::__object_store::ListResult,
+            $crate::__private::Request::ListWithDelimiter { prefix },
             self.$inner.list_with_delimiter(prefix));
     };
     (@method $inner:tt $hook:tt copy_opts) => {
         $crate::delegate_object_store!(@async self $hook copy_opts ['f, 't]
-            (from: &'f $crate::store_wrap::__object_store::path::Path, to: &'t $crate::store_wrap::__object_store::path::Path, options: $crate::store_wrap::__object_store::CopyOptions) -> (),
-            $crate::store_wrap::Request::Copy { from, to },
+            (from: &'f $crate::__private::__object_store::path::Path, to: &'t $crate::__private::__object_store::path::Path, options: $crate::__private::__object_store::CopyOptions) -> (),
+            $crate::__private::Request::Copy { from, to },
             self.$inner.copy_opts(from, to, options));
     };
     (@method $inner:tt $hook:tt rename_opts) => {
         $crate::delegate_object_store!(@async self $hook rename_opts ['f, 't]
-            (from: &'f $crate::store_wrap::__object_store::path::Path, to: &'t $crate::store_wrap::__object_store::path::Path, options: $crate::store_wrap::__object_store::RenameOptions) -> (),
-            $crate::store_wrap::Request::Rename { from, to },
+            (from: &'f $crate::__private::__object_store::path::Path, to: &'t $crate::__private::__object_store::path::Path, options: $crate::__private::__object_store::RenameOptions) -> (),
+            $crate::__private::Request::Rename { from, to },
             self.$inner.rename_opts(from, to, options));
     };
     // The stream methods answer at once: no `before` block.
     (@method $inner:tt [] delete_stream) => {
         fn delete_stream(
             &self,
-            locations: $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::path::Path>,
-        ) -> $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::path::Path> {
+            locations: $crate::__private::__BoxStream<$crate::__private::__object_store::path::Path>,
+        ) -> $crate::__private::__BoxStream<$crate::__private::__object_store::path::Path> {
             self.$inner.delete_stream(locations)
         }
     };
     (@method $inner:tt [] list) => {
-        fn list(&self, prefix: Option<&$crate::store_wrap::__object_store::path::Path>) -> $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::ObjectMeta> {
+        fn list(&self, prefix: Option<&$crate::__private::__object_store::path::Path>) -> $crate::__private::__BoxStream<$crate::__private::__object_store::ObjectMeta> {
             self.$inner.list(prefix)
         }
     };
     (@method $inner:tt [] list_with_offset) => {
         fn list_with_offset(
             &self,
-            prefix: Option<&$crate::store_wrap::__object_store::path::Path>,
-            offset: &$crate::store_wrap::__object_store::path::Path,
-        ) -> $crate::store_wrap::__BoxStream<$crate::store_wrap::__object_store::ObjectMeta> {
+            prefix: Option<&$crate::__private::__object_store::path::Path>,
+            offset: &$crate::__private::__object_store::path::Path,
+        ) -> $crate::__private::__BoxStream<$crate::__private::__object_store::ObjectMeta> {
             self.$inner.list_with_offset(prefix, offset)
         }
     };

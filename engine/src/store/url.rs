@@ -4,9 +4,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::ObjectStore;
 
-use super::Db;
 use crate::error::{Error, Result};
-use crate::settings::Settings;
 use crate::sync::StdArc;
 
 /// The store and root path a URL names, for a writer: a `file://` directory
@@ -83,12 +81,4 @@ fn s3(_: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     Err(Error::InvalidArgument(
         "s3:// URLs need tidemark's `aws` feature (on by default; this build has default-features = false)".into(),
     ))
-}
-
-impl Db {
-    /// Opens the database a URL names: `file:///dir`, `memory://`, `s3://bucket/prefix`.
-    pub async fn open_url(url: &str, settings: Settings) -> Result<Db> {
-        let (store, root) = store_for_url(url)?;
-        Db::open_with(root, store, settings).await
-    }
 }

@@ -1,0 +1,45 @@
+//! The object-store decorators every `Db` stacks on the store it is given,
+//! in the style of object_store's own wrappers (`ThrottledStore`,
+//! `LimitStore`): each changes a few methods and forwards the rest
+//! ([`wrap`]). Also the URL-to-store mapping and the compare-and-set probe.
+
+mod counting;
+mod hedge;
+pub(crate) mod probe;
+pub(crate) mod retry;
+pub(crate) mod url;
+pub(crate) mod wrap;
+
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use counting::{CountingStore, RequestCounters};
+pub use hedge::{HedgeCounts, HedgeSettings, HedgeStats, HedgeStore};
+pub use retry::RetryStore;
+
+use object_store::ObjectStore;
+
+use crate::paths::Layout;
+use crate::settings::Settings;
+use crate::sync::StdArc;
+
+/// The store chain of one `Db` and the counters its layers keep.
+pub(crate) struct Stores {
+    pub(crate) store: StdArc<dyn ObjectStore>,
+    pub(crate) requests: StdArc<RequestCounters>,
+    pub(crate) hedge_stats: StdArc<HedgeStats>,
+}
+
+impl Stores {
+    /// The caller's store, then the request counter (so each attempt of a
+    /// retried or hedged request is counted), then the retries, then hedged
+    /// creates and reads, so that a hedge races a whole retried request.
+    pub(crate) fn new(store: StdArc<dyn ObjectStore>, settings: &Settings, layout: &Layout) -> Stores {
+        let counting = CountingStore::new(store);
+        let requests = counting.counters();
+        let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
+        let hedged = HedgeStore::new(retried, settings.hedge).creates_under(layout.wal_dir());
+        let hedge_stats = hedged.stats();
+        Stores { store: StdArc::new(hedged), requests, hedge_stats }
+    }
+}
