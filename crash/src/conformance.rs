@@ -221,7 +221,12 @@ impl Checker {
     /// record the model has no step to take: the newer claim is in the
     /// model's store, and the engine's writer stops, acknowledging nothing.
     fn fenced_after_own_create(&self, steps: &[TraceStep], i: usize, epoch: Epoch, by: Epoch) -> Result<bool, String> {
-        let previous = steps[..i].iter().rev().find(|s| s.writer_epoch == epoch).map(|s| &s.event);
+        // The WAL path runs beside the manifest path: its steps in between
+        // (a `WalDurable` that landed meanwhile, `Put`s) do not count.
+        let wal_path = |e: &TraceEvent| {
+            matches!(e, TraceEvent::Put { .. } | TraceEvent::FreezeWal { .. } | TraceEvent::UploadWal { .. } | TraceEvent::WalDurable { .. } | TraceEvent::Ack { .. })
+        };
+        let previous = steps[..i].iter().rev().find(|s| s.writer_epoch == epoch && !wal_path(&s.event)).map(|s| &s.event);
         if !matches!(previous, Some(TraceEvent::WriteManifest { .. })) {
             return Ok(false);
         }

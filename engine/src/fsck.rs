@@ -1,7 +1,7 @@
 //! `fsck`: checks everything a read path relies on, object by object, and
 //! reports every problem it finds (not only the first).
 //!
-//! What is checked (issue 17, case 2):
+//! What is checked:
 //! - every listed manifest version decodes (checksum, format version, the
 //!   bounds on ids and epochs) and holds the version its name says;
 //! - the latest manifest's invariants: I1 (the WAL chain from

@@ -26,6 +26,7 @@
 
 // With `internals` off, items that only the checkers use look unused.
 #![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
+#![cfg_attr(not(feature = "internals"), warn(missing_docs))]
 
 mod batch;
 mod cache;

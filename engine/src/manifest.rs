@@ -125,7 +125,7 @@ impl ManifestObject {
     /// fresh token. Every manifest tidemark creates is built here, so this is
     /// where a value derived from a stored one (the next version, a claimed
     /// epoch, which the protocol core saturates) is checked against
-    /// [`MAX_ID`] before it is written: a version the next open would refuse
+    /// `MAX_ID` before it is written: a version the next open would refuse
     /// is never created. The error names this version's object and the field.
     pub fn successor(&self, layout: &Layout, view: ManifestView, tree: Tree<SstHandle>) -> Result<ManifestObject> {
         let c = |r: String| Error::corrupt(layout.manifest(self.version).to_string(), r);
@@ -156,7 +156,7 @@ impl ManifestObject {
     }
 
     /// The version a create after `version` takes: `version + 1`, checked
-    /// against [`MAX_ID`] (a version above it would be refused by the next
+    /// against `MAX_ID` (a version above it would be refused by the next
     /// open). The error names the manifest `version`.
     pub fn version_after(layout: &Layout, version: u64) -> Result<u64> {
         version.checked_add(1).filter(|v| *v <= MAX_ID).ok_or_else(|| {
@@ -215,7 +215,7 @@ impl ManifestObject {
 
     /// Refuses ids, epochs and versions above [`MAX_ID`] at decode time, so
     /// no arithmetic on them can overflow and nothing is written on top of
-    /// them (issue 17, case 1), and SST handles whose key ranges reads could
+    /// them, and SST handles whose key ranges reads could
     /// not trust. Names the field.
     fn check_bounds(&self) -> std::result::Result<(), String> {
         let epochs = [("writer_epoch", self.writer_epoch), ("compactor_epoch", self.compactor_epoch)];

@@ -68,7 +68,7 @@ pub struct Settings {
     pub hedge: crate::store::HedgeSettings,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
-    /// Mutant `scan-without-snapshot` (issue 11's scan bug): `scan` reads the
+    /// Mutant `scan-without-snapshot`: `scan` reads the
     /// L0 SSTs before it looks at the memtables, so a concurrent L0 flush can
     /// hide acknowledged writes. Kept so the crash harness shows it catches it.
     #[cfg(feature = "mutants")]
@@ -272,7 +272,7 @@ impl Settings {
             return bad("l0_max_ssts must be at least 2, max_sorted_runs at least 1, compacted_sst_size_bytes positive".into());
         }
         // The SST format records key, value and block lengths as u32: bound
-        // them well inside it, so no length is ever truncated (issue 17).
+        // them well inside it, so no length is ever truncated.
         const MAX_LEN: usize = 1 << 30;
         if self.max_key_size > 16 << 20 || self.max_value_size > MAX_LEN || self.block_size > MAX_LEN {
             return bad(format!(

@@ -155,11 +155,6 @@ impl Tracer {
             recorder.record(TraceStep { writer_epoch, event });
         }
     }
-
-    /// Whether steps are being recorded.
-    pub fn is_recording(&self) -> bool {
-        self.recorder.is_some()
-    }
 }
 
 impl fmt::Debug for Tracer {

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind, MAX_ID};
 use crate::sst::{decode_all, SeqEntry, SstBuilder};
 
-/// 2: entries carry their write's sequence number (issue 11, item 3).
+/// 2: entries carry their write's sequence number.
 const WAL_META_VERSION: u16 = 2;
 
 #[derive(Serialize, Deserialize)]
@@ -75,7 +75,7 @@ pub fn decode_wal(path: &Path, bytes: Bytes) -> Result<DecodedWal> {
             format!("unsupported WAL header format version {} (this build reads {WAL_META_VERSION})", meta.format_version),
         ));
     }
-    // Bounds at decode time (issue 17, case 1): recovery derives the next
+    // Bounds at decode time: recovery derives the next
     // chain position from these, and the writer's epoch is compared with
     // every later one.
     if meta.writer_epoch > MAX_ID {

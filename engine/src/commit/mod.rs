@@ -5,7 +5,10 @@
 //! written over [`crate::sync`] so that the loom suite permutes this very code,
 //! and every ordering decision it makes is delegated to
 //! [`crate::protocol::WalLog`] under one lock, so each decision sees a
-//! consistent snapshot of the log.
+//! consistent snapshot of the log. Each step is reported to the tracer under
+//! that lock too, where it is decided: a recorded trace orders a writer's
+//! steps as they happened (a `Put` before the `FreezeWal` that takes it, an
+//! `Ack` before any later `Fenced`).
 
 mod ack;
 
@@ -13,8 +16,9 @@ pub use ack::{AckError, AckWait};
 
 use std::collections::BTreeMap;
 
-use crate::protocol::{next_manifest, ManifestView, WalId, WalLog};
+use crate::protocol::{next_manifest, Epoch, ManifestView, WalId, WalLog};
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
+use crate::trace::{TraceEvent, Tracer};
 
 use ack::AckSlot;
 
@@ -46,6 +50,9 @@ struct Inner<T> {
     /// about as many have written again (`CommitLog::burst_gathered`).
     released_last: usize,
     appended_since_release: usize,
+    /// WALs reported durable above the watermark: the runtime's own record,
+    /// against which each advance of the protocol's watermark is checked.
+    reported: std::collections::BTreeSet<WalId>,
 }
 
 impl<T> Inner<T> {
@@ -67,12 +74,21 @@ pub struct CommitLog<T> {
     /// Mirror of `durable_wal_id` for lock-free fast-path reads. Written only
     /// under `inner`'s lock, after the log's watermark moved; never backward.
     durable: AtomicU64,
+    /// Where steps go (a log line, and a recorded trace if a recorder is set).
+    tracer: Tracer,
+    epoch: Epoch,
 }
 
 impl<T> CommitLog<T> {
-    /// A commit log continuing `log` (fresh or recovered).
+    /// A commit log continuing `log` (fresh or recovered), reporting nowhere.
     pub fn new(log: WalLog) -> Self {
+        Self::with_tracer(log, Tracer::default())
+    }
+
+    /// A commit log continuing `log` that reports its steps to `tracer`.
+    pub fn with_tracer(log: WalLog, tracer: Tracer) -> Self {
         let durable = AtomicU64::new(log.durable_wal_id());
+        let epoch = log.writer_epoch();
         Self {
             inner: Mutex::new(Inner {
                 log,
@@ -84,9 +100,21 @@ impl<T> CommitLog<T> {
                 rejected_from: None,
                 released_last: 0,
                 appended_since_release: 0,
+                reported: Default::default(),
             }),
             durable,
+            tracer,
+            epoch,
         }
+    }
+
+    fn emit(&self, event: TraceEvent) {
+        self.tracer.emit(self.epoch, event);
+    }
+
+    /// `emit` for steps taken once per write (`Put`, `Ack`): no log line.
+    fn record(&self, event: TraceEvent) {
+        self.tracer.record(self.epoch, event);
     }
 
     /// `Put`: appends `items` to the current WAL buffer and returns the id of
@@ -110,6 +138,7 @@ impl<T> CommitLog<T> {
         inner.buffer.extend(items);
         inner.buffer_bytes += bytes;
         inner.appended_since_release += 1;
+        self.record(TraceEvent::Put { wal_id });
         Ok((wal_id, apply(wal_id)))
     }
 
@@ -117,15 +146,9 @@ impl<T> CommitLog<T> {
     /// already appended is still made durable and acknowledged. Returns the
     /// WAL holding the last write (what close must wait for).
     pub fn stop_appends(&self) -> WalId {
-        self.stop_appends_with(|| ())
-    }
-
-    /// `stop_appends`, running `then` (which records `Close`) under the
-    /// commit lock, so no `Put` is recorded after it.
-    pub fn stop_appends_with(&self, then: impl FnOnce()) -> WalId {
         let mut inner = lock(&self.inner);
         inner.closing = true;
-        then();
+        self.emit(TraceEvent::Close);
         inner.last_written()
     }
 
@@ -181,6 +204,7 @@ impl<T> CommitLog<T> {
             let wal_id = inner.log.freeze();
             let items = std::mem::take(&mut inner.buffer);
             let bytes = std::mem::replace(&mut inner.buffer_bytes, 0);
+            self.emit(TraceEvent::FreezeWal { wal_id });
             Some(FrozenWal { wal_id, items, bytes })
         };
         let last_frozen = inner.log.next_wal_id() - 1;
@@ -188,13 +212,13 @@ impl<T> CommitLog<T> {
         (frozen, r)
     }
 
-    /// `UploadWal`'s guard, decided under the commit lock: `Ok(true)` (and
-    /// `then()`) when `wal_id` is inside the window
+    /// `UploadWal`'s guard, decided under the commit lock: `Ok(true)` (the
+    /// step is reported) when `wal_id` is inside the window
     /// (`WalLog::may_start_upload`) and the writer has not failed,
     /// `Ok(false)` while the window is closed, the failure once it failed.
     /// One lock for both checks: no upload starts after a fence was seen
     /// (a fenced writer stops, as in the model).
-    pub fn start_upload_with(&self, wal_id: WalId, then: impl FnOnce()) -> Result<bool, AckError> {
+    pub fn start_upload(&self, wal_id: WalId) -> Result<bool, AckError> {
         let inner = lock(&self.inner);
         if let Some(err) = &inner.failed {
             return Err(err.clone());
@@ -202,40 +226,40 @@ impl<T> CommitLog<T> {
         if !inner.log.may_start_upload(wal_id) {
             return Ok(false);
         }
-        then();
+        self.emit(TraceEvent::UploadWal { wal_id });
         Ok(true)
     }
 
     /// `WalDurable`: the create of `wal_id` succeeded. Advances the watermark
     /// through the protocol core and releases every waiter it now covers
-    /// (`Ack`). Returns the new `durable_wal_id` if it moved.
+    /// (`Ack`), reporting both under the lock. Returns the new
+    /// `durable_wal_id` if it moved.
     pub fn wal_durable(&self, wal_id: WalId) -> Option<WalId> {
-        self.wal_durable_with(wal_id, |_| (), |_| ())
-    }
-
-    /// `wal_durable`, running `on_durable(durable_wal_id)` and then
-    /// `on_ack(wal_id)` for each waiter it releases under the commit lock,
-    /// so that a recorded trace orders them as they were decided (before
-    /// any later failure of this writer).
-    pub fn wal_durable_with(
-        &self,
-        wal_id: WalId,
-        on_durable: impl FnOnce(WalId),
-        mut on_ack: impl FnMut(WalId),
-    ) -> Option<WalId> {
         let released = {
             let mut inner = lock(&self.inner);
+            let before = inner.log.durable_wal_id();
             let advanced = inner.log.on_wal_durable(wal_id);
-            on_durable(inner.log.durable_wal_id());
+            let durable_wal_id = inner.log.durable_wal_id();
+            if wal_id > before {
+                inner.reported.insert(wal_id);
+            }
+            // I1, I3 where they must hold: the watermark moves only forward,
+            // and only over WALs whose creates were reported (a contiguous
+            // durable prefix). A mutant may break this; its checkers must see it.
+            assert!(durable_wal_id >= before, "durable_wal_id moved backward: {before} -> {durable_wal_id}");
+            if inner.log.protocol() == crate::protocol::Protocol::Shipped {
+                let covered = (before + 1..=durable_wal_id).all(|id| inner.reported.contains(&id));
+                assert!(covered, "durable_wal_id {durable_wal_id} covers a WAL in {}..={durable_wal_id} never reported durable", before + 1);
+            }
+            inner.reported = inner.reported.split_off(&durable_wal_id.saturating_add(1));
+            self.emit(TraceEvent::WalDurable { wal_id, durable_wal_id });
             let durable = advanced?;
-            // I1/I3: the mirror is published only after the log moved, and
-            // only forward.
             debug_assert!(self.durable.load(Ordering::Relaxed) <= durable, "durable_wal_id moved backward");
             self.durable.store(durable, Ordering::Release);
             let still_waiting = inner.waiters.split_off(&durable.saturating_add(1));
             let released = std::mem::replace(&mut inner.waiters, still_waiting);
             for (id, slots) in &released {
-                slots.iter().for_each(|_| on_ack(*id));
+                slots.iter().for_each(|_| self.record(TraceEvent::Ack { wal_id: *id }));
             }
             let count: usize = released.values().map(Vec::len).sum();
             if count > 0 {
@@ -275,26 +299,15 @@ impl<T> CommitLog<T> {
         f(&lock(&self.inner).log)
     }
 
-    /// The `wal_id_last_seen` a manifest written now would record.
-    pub fn wal_id_last_seen(&self) -> WalId {
-        lock(&self.inner).log.wal_id_last_seen()
-    }
-
     /// `Ack`: waits until the WAL holding a write is covered by the durable
     /// watermark, or the writer fails (fenced, closed). Always decided under
     /// the lock by `WalLog::may_ack` (no lock-free shortcut), so the loom
-    /// suite, the harness (which records) and users take one path.
+    /// suite, the harness and users take one path; an `Ack` decided here is
+    /// reported here, a later one by `wal_durable`.
     pub fn wait_durable(&self, wal_id: WalId) -> AckWait {
-        self.wait_durable_with(wal_id, || ())
-    }
-
-    /// `wait_durable` deciding under the commit lock, running `on_ack()`
-    /// there when `wal_id` is already covered (a later release runs
-    /// `wal_durable_with`'s `on_ack` instead).
-    pub fn wait_durable_with(&self, wal_id: WalId, on_ack: impl FnOnce()) -> AckWait {
         let mut inner = lock(&self.inner);
         if inner.log.may_ack(wal_id) {
-            on_ack();
+            self.record(TraceEvent::Ack { wal_id });
             return AckWait::ready(Ok(()));
         }
         if let Some(err) = &inner.failed {
@@ -305,29 +318,32 @@ impl<T> CommitLog<T> {
         AckWait::pending(slot)
     }
 
-    /// Whether a write in `wal_id` may be acknowledged now.
-    pub fn is_durable(&self, wal_id: WalId) -> bool {
-        wal_id <= self.durable_wal_id()
-    }
-
     /// Stops the writer: later appends fail with `err`, and every waiter not
-    /// yet covered is released with `err` — a fenced writer acknowledges
-    /// nothing more (I5).
+    /// yet covered is released with `err` — a stopped writer acknowledges
+    /// nothing more.
     pub fn fail(&self, err: AckError) {
-        self.fail_with(err, || ());
+        self.stop(err, None, None);
     }
 
-    /// `fail`, running `then` (which records why) under the commit lock, so
-    /// no action of this writer is recorded between the failure and its cause.
-    pub fn fail_with(&self, err: AckError, then: impl FnOnce()) {
-        self.stop(err, None, then);
+    /// `Fenced`: a manifest create found a newer writer epoch. The writer
+    /// acknowledges nothing more (I5).
+    pub fn fenced(&self, by: Epoch) {
+        self.stop(AckError::Fenced { by }, None, Some(TraceEvent::Fenced { by }));
     }
 
-    /// `fail_with` for WAL `wal_id`, whose create found a newer epoch's
-    /// object: besides stopping the writer, records that none of its WALs
-    /// from `wal_id` on can become durable ([`CommitLog::never_durable`]).
-    pub fn reject_with(&self, wal_id: WalId, err: AckError, then: impl FnOnce()) {
-        self.stop(err, Some(wal_id), then);
+    /// `WalRejected` by a newer epoch: the create of `wal_id` found the
+    /// object of epoch `by`, so none of this writer's WALs from `wal_id` on
+    /// can become durable ([`CommitLog::never_durable`]): the newer writer's
+    /// fence lies at or before it (I5, I10). The writer stops.
+    pub fn reject_fenced(&self, wal_id: WalId, by: Epoch) {
+        self.stop(AckError::Fenced { by }, Some(wal_id), Some(TraceEvent::WalRejected { wal_id, held_by: by }));
+    }
+
+    /// `WalRejected` by an older or equal epoch's other object (a crashed or
+    /// fenced writer's late upload): the id is unusable, and the writer stops.
+    pub fn reject_taken(&self, wal_id: WalId, owner: Epoch) {
+        let err = AckError::Failed(format!("wal {wal_id} holds an object of epoch {owner}"));
+        self.stop(err, None, Some(TraceEvent::WalRejected { wal_id, held_by: owner }));
     }
 
     /// Whether a write in `wal_id` is known never to become durable: a WAL
@@ -337,13 +353,15 @@ impl<T> CommitLog<T> {
         lock(&self.inner).rejected_from.is_some_and(|r| wal_id >= r)
     }
 
-    fn stop(&self, err: AckError, rejected: Option<WalId>, then: impl FnOnce()) {
+    fn stop(&self, err: AckError, rejected: Option<WalId>, step: Option<TraceEvent>) {
         let released = {
             let mut inner = lock(&self.inner);
             if let Some(r) = rejected {
                 inner.rejected_from = Some(inner.rejected_from.map_or(r, |old| old.min(r)));
             }
-            then();
+            if let Some(step) = step {
+                self.emit(step);
+            }
             if inner.failed.is_none() {
                 inner.failed = Some(err.clone());
             }
@@ -358,17 +376,13 @@ impl<T> CommitLog<T> {
     pub fn failure(&self) -> Option<AckError> {
         lock(&self.inner).failed.clone()
     }
-
-    /// A copy of the protocol log, for diagnostics and tests.
-    pub fn log_snapshot(&self) -> WalLog {
-        lock(&self.inner).log.clone()
-    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use crate::protocol::Protocol;
+    use crate::trace::MemoryRecorder;
     use std::future::Future;
     use std::pin::pin;
     use std::task::{Context, Poll, Waker};
@@ -401,7 +415,7 @@ mod tests {
         assert!(poll_once(&mut w2).is_pending());
         assert_eq!(c.wal_durable(2), None);
         assert!(poll_once(&mut w2).is_pending(), "WAL 1 is not durable yet");
-        assert_eq!(c.wal_id_last_seen(), 0);
+        assert_eq!(c.with_log(|l| l.wal_id_last_seen()), 0);
         assert_eq!(c.wal_durable(1), Some(2));
         assert_eq!(poll_once(&mut w2), Poll::Ready(Ok(())));
         assert_eq!(c.durable_wal_id(), 2);
@@ -421,43 +435,80 @@ mod tests {
         assert_eq!(poll_once(&mut late), Poll::Ready(Err(AckError::Fenced { by: 2 })));
     }
 
+    /// A commit log whose reported steps land in a recorder, and those steps.
+    fn recorded(w: u64) -> (CommitLog<u8>, MemoryRecorder) {
+        let rec = MemoryRecorder::new();
+        let tracer = Tracer::new(Some(Arc::new(rec.clone())));
+        (CommitLog::with_tracer(WalLog::new(Protocol::Shipped, 1, 1, w), tracer), rec)
+    }
+
+    fn steps(rec: &MemoryRecorder) -> Vec<TraceEvent> {
+        rec.steps().into_iter().map(|s| s.event).filter(|e| !matches!(e, TraceEvent::Put { .. } | TraceEvent::FreezeWal { .. })).collect()
+    }
+
     #[test]
     fn uploads_start_inside_the_window_and_never_after_a_failure() {
-        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 2));
+        let (c, rec) = recorded(2);
         for _ in 0..3 {
             c.append([1u8], 1, |_| ()).unwrap();
             c.freeze();
         }
-        let mut started = Vec::new();
         for id in 1..=3 {
-            assert_eq!(c.start_upload_with(id, || started.push(id)), Ok(id <= 2), "window W=2 at wal {id}");
+            assert_eq!(c.start_upload(id), Ok(id <= 2), "window W=2 at wal {id}");
         }
-        assert_eq!(started, vec![1, 2], "`then` runs only for an upload that starts");
-        let mut recorded = false;
-        c.fail_with(AckError::Fenced { by: 2 }, || recorded = true);
-        assert!(recorded);
+        c.fenced(2);
         c.wal_durable(1);
-        assert_eq!(c.start_upload_with(3, || started.push(3)), Err(AckError::Fenced { by: 2 }), "a fenced writer starts nothing");
-        assert_eq!(started, vec![1, 2]);
+        assert_eq!(c.start_upload(3), Err(AckError::Fenced { by: 2 }), "a fenced writer starts nothing");
+        assert_eq!(
+            steps(&rec),
+            [
+                TraceEvent::UploadWal { wal_id: 1 },
+                TraceEvent::UploadWal { wal_id: 2 },
+                TraceEvent::Fenced { by: 2 },
+                TraceEvent::WalDurable { wal_id: 1, durable_wal_id: 1 },
+            ],
+            "only started uploads are reported, and nothing is started after the fence"
+        );
     }
 
     #[test]
     fn durability_and_acks_are_reported_as_decided() {
-        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        let (c, rec) = recorded(4);
         for _ in 0..2 {
             c.append([1u8], 1, |_| ()).unwrap();
             c.freeze();
         }
-        let mut events = Vec::new();
-        let _w1 = c.wait_durable_with(1, || events.push("ack now"));
-        let _w2 = c.wait_durable_with(2, || events.push("ack now"));
-        assert!(events.is_empty(), "nothing is covered yet");
-        let log = std::cell::RefCell::new(Vec::new());
-        c.wal_durable_with(2, |d| log.borrow_mut().push(format!("durable {d}")), |id| log.borrow_mut().push(format!("ack {id}")));
-        c.wal_durable_with(1, |d| log.borrow_mut().push(format!("durable {d}")), |id| log.borrow_mut().push(format!("ack {id}")));
-        assert_eq!(log.into_inner(), ["durable 0", "durable 2", "ack 1", "ack 2"], "acks follow the watermark, each once");
-        let _w = c.wait_durable_with(2, || events.push("ack now"));
-        assert_eq!(events, ["ack now"], "a covered wait acknowledges at once");
+        let _w1 = c.wait_durable(1);
+        let _w2 = c.wait_durable(2);
+        assert!(steps(&rec).is_empty(), "nothing is covered yet");
+        c.wal_durable(2);
+        c.wal_durable(1);
+        let _w = c.wait_durable(2);
+        assert_eq!(
+            steps(&rec),
+            [
+                TraceEvent::WalDurable { wal_id: 2, durable_wal_id: 0 },
+                TraceEvent::WalDurable { wal_id: 1, durable_wal_id: 2 },
+                TraceEvent::Ack { wal_id: 1 },
+                TraceEvent::Ack { wal_id: 2 },
+                TraceEvent::Ack { wal_id: 2 },
+            ],
+            "acks follow the watermark, each once; a covered wait acknowledges at once"
+        );
+    }
+
+    #[test]
+    fn a_rejected_wal_stops_the_writer_and_says_whether_it_was_written() {
+        let (c, rec) = recorded(4);
+        c.append([1u8], 1, |_| ()).unwrap();
+        c.freeze();
+        c.reject_fenced(1, 3);
+        assert!(c.never_durable(1), "a newer epoch's object at our id: never durable");
+        assert_eq!(steps(&rec), [TraceEvent::WalRejected { wal_id: 1, held_by: 3 }]);
+        let (old, _) = recorded(4);
+        old.reject_taken(1, 0);
+        assert!(!old.never_durable(1), "an older writer's late upload proves nothing about ours");
+        assert!(matches!(old.failure(), Some(AckError::Failed(_))));
     }
 
     #[test]

@@ -8,15 +8,12 @@
 
 use std::time::Duration;
 
-use super::background::{created_outcome, open_tree, read_manifest, reread, try_create_manifest, upload_sst, Created};
-use super::DbInner;
+use super::inner::DbInner;
+use super::manifest_store::{Claim, CompactionCommit, Committed};
 use crate::error::{Error, Result};
-use crate::iter::{MergeIter, RunSource, Source, SstSource};
+use crate::iter::{MergeIter, RunSource, Source, SstSource, Tombstones};
 use crate::manifest::{ManifestObject, SstHandle};
-use crate::protocol::{
-    apply_compaction, claim_compactor_epoch, on_manifest_taken, reapply_base, Compaction, CreatedOutcome, Epoch,
-    GcPolicy, ManifestConflict, Role, SortedRun, TakenOutcome,
-};
+use crate::protocol::{fenced_by, Compaction, Epoch, GcPolicy, Role, SortedRun};
 use crate::sst::SstBuilder;
 use crate::sync::{lock, Arc};
 
@@ -137,7 +134,8 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     // Decided before any output is written: an epoch too large for a run id
     // fails the compaction cleanly instead of colliding with another run.
     let run_id = run_id(inner, epoch, state.runs)?;
-    let mut merge = MergeIter::new(sources, job.bottom);
+    let tombstones = if job.bottom { Tombstones::Drop } else { Tombstones::Keep };
+    let mut merge = MergeIter::new(sources, tombstones);
     let mut outputs: Vec<SstHandle> = Vec::new();
     let mut builder = SstBuilder::new(inner.settings.block_size);
     let target = inner.settings.compacted_sst_size_bytes;
@@ -147,17 +145,15 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         entries += 1;
         if builder.estimated_size() >= target {
             let full = std::mem::replace(&mut builder, SstBuilder::new(inner.settings.block_size));
-            outputs.extend(upload_sst(inner, full.finish(&[]), epoch).await?);
+            outputs.extend(inner.upload_sst(full.finish(&[]), epoch, None).await?);
         }
     }
     if !builder.is_empty() {
-        outputs.extend(upload_sst(inner, builder.finish(&[]), epoch).await?);
+        outputs.extend(inner.upload_sst(builder.finish(&[]), epoch, None).await?);
     }
     state.runs += 1;
     let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
-    for h in &outputs {
-        lock(&inner.pinned).remove(&h.id);
-    }
+    inner.unpin(&outputs);
     let version = result?;
     tracing::info!(
         action = "Compact",
@@ -177,7 +173,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
 /// in the store's history only while both fit their 32 bits. A
 /// `compactor_epoch` read from the store that does not fit is `Corrupt`
 /// (it takes 2^32 compactor claims to get there honestly); never a shift
-/// that silently drops bits or a wrap (issue 17, case 1).
+/// that silently drops bits or a wrap.
 fn run_id(inner: &DbInner, epoch: Epoch, runs: u64) -> Result<u64> {
     let n = runs.checked_add(1).filter(|n| *n < 1 << 32);
     match (n, epoch < 1 << 32) {
@@ -191,41 +187,35 @@ fn run_id(inner: &DbInner, epoch: Epoch, runs: u64) -> Result<u64> {
 }
 
 /// `ClaimCompactor`: the first compaction of this process claims
-/// `compactor_epoch + 1` with a manifest version of its own; a writer's
-/// version in between is re-read and the claim re-applied.
+/// `compactor_epoch + 1` through the one commit loop (a version created
+/// meanwhile is re-read and the claim made above it). A compactor in a
+/// writer's process stops with its writer.
 async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch> {
     if let Some(e) = state.epoch {
         return Ok(e);
     }
     let mut manifest = inner.manifest.lock().await;
-    for _ in 0..super::open::RACE_ATTEMPTS {
-        let next = manifest.successor(&inner.layout, claim_compactor_epoch(&manifest.view()), manifest.tree())?;
-        let latest = match try_create_manifest(inner, &next).await? {
-            Created::Ours => match created_outcome(inner, next.version).await? {
-                CreatedOutcome::Applied => {
-                    tracing::info!(action = "ClaimCompactor", compactor_epoch = next.compactor_epoch, version = next.version, "ClaimCompactor");
-                    state.epoch = Some(next.compactor_epoch);
-                    *manifest = next;
-                    return Ok(manifest.compactor_epoch);
-                }
-                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
-            },
-            Created::Taken(existing) => {
-                if existing.writer_epoch > inner.epoch {
-                    return Err(Error::Fenced { writer_epoch: inner.epoch, by: existing.writer_epoch });
-                }
-                reread(inner, existing).await?
-            }
-        };
-        *manifest = latest;
+    let latest = inner.manifests.reread(manifest.clone()).await?;
+    if let Some(by) = fenced_by(Role::Writer, inner.epoch, &latest.view()) {
+        return Err(Error::Fenced { writer_epoch: inner.epoch, by });
     }
-    Err(Error::InvalidArgument("could not claim a compactor epoch".into()))
+    match inner.manifests.commit(&latest, &Claim::Compactor, |_| ()).await? {
+        Committed::Applied { version, .. } => {
+            tracing::info!(action = "ClaimCompactor", compactor_epoch = version.compactor_epoch, version = version.version, "ClaimCompactor");
+            state.epoch = Some(version.compactor_epoch);
+            let epoch = version.compactor_epoch;
+            *manifest = version;
+            Ok(epoch)
+        }
+        Committed::Fenced { by } => Err(Error::Fenced { writer_epoch: inner.epoch, by }),
+        Committed::Refused(c) => Err(Error::InvalidArgument(format!("compactor claim refused: {c:?}"))),
+    }
 }
 
 /// `CompactCommit`: records the compaction with the protocol's
 /// `apply_compaction` (exactly its inputs removed, the output where they
-/// were) by compare-and-set; a writer's version in between is re-read and
-/// the compaction re-applied on top of it (`on_manifest_taken`).
+/// were) through the one commit loop; a writer's version in between is
+/// re-read and the compaction re-applied on top of it.
 async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
     let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
     let now = super::gc::now_ms() + COMMIT_TIMEOUT_MS;
@@ -237,43 +227,17 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
     }
     let compaction = Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output };
     let mut manifest = inner.manifest.lock().await;
-    let mut content = manifest.clone();
-    let mut slot = manifest.version;
-    for _ in 0..super::open::RACE_ATTEMPTS {
-        let (view, tree) = match apply_compaction(&content.view(), &content.tree(), &compaction) {
-            Ok(next) => next,
-            Err(ManifestConflict::Fenced { by }) => return Err(Error::Fenced { writer_epoch: epoch, by }),
-            Err(other) => return Err(Error::InvalidArgument(format!("compaction not recorded: {other:?}"))),
-        };
-        let mut next = content.successor(&inner.layout, view, tree)?;
-        next.version = ManifestObject::version_after(&inner.layout, slot)?;
-        let latest = match try_create_manifest(inner, &next).await? {
-            Created::Ours => match created_outcome(inner, next.version).await? {
-                CreatedOutcome::Applied => {
-                    let tree = open_tree(inner, &next).await?;
-                    *manifest = next;
-                    let _mem = lock(&inner.mem);
-                    inner.set_tree(tree);
-                    return Ok(manifest.version);
-                }
-                CreatedOutcome::SlotReopened { latest } => read_manifest(inner, latest).await?,
-            },
-            Created::Taken(existing) => {
-                match on_manifest_taken(Role::Compactor, epoch, next.token, &existing.view(), existing.token) {
-                    TakenOutcome::Ours => {
-                        *manifest = next;
-                        return Ok(manifest.version);
-                    }
-                    TakenOutcome::Fenced { by } => return Err(Error::Fenced { writer_epoch: epoch, by }),
-                    TakenOutcome::Reapply => reread(inner, existing).await?,
-                }
-            }
-        };
-        content = reapply_base(inner.settings.protocol, &content, &latest).clone();
-        slot = latest.version;
-        *manifest = latest;
+    match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), |_| ()).await? {
+        Committed::Applied { version, .. } => {
+            let tree = inner.open_tree(&version);
+            *manifest = version;
+            let _mem = lock(&inner.mem);
+            inner.set_tree(tree);
+            Ok(manifest.version)
+        }
+        Committed::Fenced { by } => Err(Error::Fenced { writer_epoch: epoch, by }),
+        Committed::Refused(conflict) => Err(Error::InvalidArgument(format!("compaction not recorded: {conflict:?}"))),
     }
-    Err(Error::InvalidArgument("compaction lost the manifest race too many times".into()))
 }
 
 /// Time allowed for a manifest create to complete, added to `now` when

@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use super::open::read;
-use super::DbInner;
+use crate::store::read;
+use super::inner::DbInner;
 use crate::error::Result;
 use crate::manifest::ManifestObject;
 use crate::protocol::{GcPolicy, KeptManifest, Listed, SortedRun, Tree, WalId};

@@ -1,150 +1,38 @@
-//! The database: the write path, the read path, and the handle's lifecycle.
+//! The database handle and its tasks, one job per module: `open` (claim,
+//! fence, replay), `wal_writer` (freeze and upload WALs), `l0_flush`
+//! (memtables to L0 and the writer's manifest edits), `compactor`, `gc`,
+//! `read` (views and iterators), all over `inner` (the shared state),
+//! `tree` (open SSTs), `chain` (reading the WAL chain) and `manifest_store`
+//! (the one manifest commit path).
 
-mod background;
+mod chain;
 mod compactor;
 mod gc;
+mod inner;
+mod l0_flush;
+mod manifest_store;
 mod open;
 mod read;
+mod tree;
+mod wal_writer;
 
 use std::ops::{Bound, RangeBounds};
 
 use bytes::Bytes;
-use object_store::ObjectStore;
-use crate::sync::task::Notify;
 use tokio::task::JoinHandle;
 
 use crate::batch::{WriteBatch, WriteOptions};
-use crate::commit::{AckError, CommitLog};
+use crate::commit::AckError;
 use crate::error::{Error, Result};
+use crate::iter::{KeyRange, ScanOptions};
 use crate::manifest::ManifestObject;
-use crate::memtable::MemState;
-use crate::paths::Layout;
 use crate::protocol::Epoch;
-use crate::settings::Settings;
-use crate::iter::{KeyRange, RunSource, ScanOptions, Source, SstSource};
-use crate::sst::{RunReader, SeqEntry, SstRef};
-use crate::sync::{lock, Arc, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
-use crate::trace::{TraceEvent, Tracer};
+use crate::sync::{lock, Arc, Mutex, Ordering};
 
-pub use open::{database_exists, read_chain, read_chain_with, ChainContents};
+pub use chain::{database_exists, read_chain, read_chain_with, ChainContents};
 pub use read::{DbIterator, Snapshot};
 
-/// State shared by the handle and its background tasks.
-pub(crate) struct DbInner {
-    pub(crate) store: StdArc<dyn ObjectStore>,
-    pub(crate) layout: Layout,
-    pub(crate) settings: Settings,
-    pub(crate) epoch: Epoch,
-    pub(crate) tracer: Tracer,
-    pub(crate) commit: CommitLog<SeqEntry>,
-    pub(crate) mem: Mutex<MemState>,
-    /// The sequence number of the next write, assigned under the commit
-    /// lock in write order (`seq_base` at open, see `open`).
-    pub(crate) next_seq: AtomicU64,
-    /// The open SSTs of the current manifest (L0 and sorted runs).
-    pub(crate) tree: Mutex<StdArc<OpenTree>>,
-    /// Every tree this process installed that a reader may still hold: GC
-    /// in this process never deletes their SSTs (with a zero `gc_min_age`
-    /// nothing else protects a scan that outlives a compaction).
-    pub(crate) trees: Mutex<Vec<StdWeak<OpenTree>>>,
-    pub(crate) manifest: crate::sync::task::Mutex<ManifestObject>,
-    /// Serialises compactions in this process (background task and `close`).
-    pub(crate) compaction: crate::sync::task::Mutex<compactor::CompactorState>,
-    /// SSTs this process has written but not yet recorded in a manifest:
-    /// this process's GC never deletes them.
-    pub(crate) pinned: Mutex<std::collections::BTreeSet<u128>>,
-    pub(crate) wake_compactor: Notify,
-    pub(crate) wake_flusher: Notify,
-    pub(crate) wake_l0: Notify,
-    pub(crate) durable_changed: Notify,
-    pub(crate) space_freed: Notify,
-    pub(crate) memtable_full: AtomicBool,
-    /// WAL uploads started and not yet finished: `Close` waits for none
-    /// (its manifest says nothing of this writer can still land).
-    pub(crate) uploads_in_flight: AtomicUsize,
-    pub(crate) read_only: bool,
-    /// Hedged creates and reads of this handle's store (`hedge`).
-    pub(crate) hedge_stats: StdArc<crate::store::HedgeStats>,
-    /// The fences on this writer's recovered chain and the one it placed
-    /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
-    /// never deletes them.
-    pub(crate) fences: Vec<crate::protocol::WalId>,
-    /// Data blocks of SSTs read from the store (`Settings::block_cache_bytes`).
-    pub(crate) block_cache: crate::cache::BlockCache,
-    /// Requests `store` made, by kind (counted inside its retries).
-    pub(crate) requests: StdArc<crate::store::RequestCounters>,
-}
-
-/// The SSTs of one manifest version, open: L0 newest first, runs newest first.
-#[derive(Debug, Default)]
-pub(crate) struct OpenTree {
-    pub(crate) l0: Vec<Arc<SstRef>>,
-    pub(crate) runs: Vec<Arc<RunReader>>,
-}
-
-impl OpenTree {
-    /// Sources for a merge over `range`, newest first.
-    fn sources(&self, range: &KeyRange, opts: ScanOptions) -> Vec<Source> {
-        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::with_options(r.clone(), range.clone(), opts)));
-        let runs = self.runs.iter().map(|r| Source::Run(RunSource::with_options(r, range.clone(), opts)));
-        l0.chain(runs).collect()
-    }
-}
-
-impl DbInner {
-    /// Installs `tree` as the current one (callers hold `mem` too, see
-    /// `read_view`) and remembers it for GC while any reader holds it.
-    pub(crate) fn set_tree(&self, tree: OpenTree) {
-        let tree = StdArc::new(tree);
-        let mut trees = lock(&self.trees);
-        trees.retain(|t| t.strong_count() > 0);
-        trees.push(StdArc::downgrade(&tree));
-        *lock(&self.tree) = tree;
-    }
-
-    /// SST ids of every tree a reader of this process may still hold.
-    pub(crate) fn ssts_in_use(&self) -> Vec<u128> {
-        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
-        let current = lock(&self.tree).clone();
-        trees
-            .iter()
-            .chain(std::iter::once(&current))
-            .flat_map(|t| t.l0.iter().chain(t.runs.iter().flat_map(|r| r.ssts.iter())).map(|s| s.handle.id).collect::<Vec<_>>())
-            .collect()
-    }
-
-    pub(crate) fn ack_error(&self, e: AckError) -> Error {
-        match e {
-            AckError::Fenced { by } => Error::Fenced { writer_epoch: self.epoch, by },
-            AckError::Closed => Error::Closed,
-            AckError::Failed(reason) => {
-                Error::ObjectStore(object_store::Error::Generic { store: "tidemark", source: reason.into() })
-            }
-        }
-    }
-
-    /// Why an appended write in `wal_id` was not acknowledged: its cause
-    /// when the write is known not to be durable (its WAL, or an earlier one
-    /// of this writer, was rejected by a newer epoch), else `OutcomeUnknown`:
-    /// its WAL may have been uploaded before the writer stopped.
-    fn unacked_error(&self, wal_id: crate::protocol::WalId, e: AckError) -> Error {
-        match e {
-            AckError::Fenced { .. } if self.commit.never_durable(wal_id) => self.ack_error(e),
-            e => Error::OutcomeUnknown { cause: Box::new(self.ack_error(e)) },
-        }
-    }
-
-    pub(crate) fn emit(&self, event: TraceEvent) {
-        self.tracer.emit(self.epoch, event);
-    }
-
-    /// A step of the hot path (`Put`, `Ack`) for the trace recorder only:
-    /// no log line per write. Without a recorder it is a no-op sink; the
-    /// code around it is the same either way.
-    pub(crate) fn record(&self, event: TraceEvent) {
-        self.tracer.record(self.epoch, event);
-    }
-}
+use inner::DbInner;
 
 /// An open tidemark database. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Db {
@@ -185,7 +73,7 @@ impl Db {
     }
 
     /// Block cache figures, the open SSTs' resident index and filter bytes,
-    /// and the store requests made since open, by kind (see [`crate::metrics`]).
+    /// and the store requests made since open, by kind (see [`Metrics`](crate::Metrics)).
     pub fn metrics(&self) -> crate::metrics::Metrics {
         let tree = lock(&self.inner.tree).clone();
         let open: Vec<u64> = tree
@@ -279,10 +167,7 @@ impl Db {
         let seqd = ops.clone().into_iter().map(|(k, v)| (k, inner.next_seq.fetch_add(1, Ordering::AcqRel), v));
         let (wal_id, active_bytes) = inner
             .commit
-            .append(seqd, bytes, |wal_id| {
-                // Recorded under the commit lock, so a trace orders every Put
-                // before the FreezeWal that takes it.
-                inner.record(TraceEvent::Put { wal_id });
+            .append(seqd, bytes, |_| {
                 let end = inner.next_seq.load(Ordering::Acquire);
                 let mut mem = lock(&inner.mem);
                 for ((k, v), seq) in ops.into_iter().zip(end - n..end) {
@@ -296,13 +181,16 @@ impl Db {
         if active_bytes >= inner.settings.l0_sst_size_bytes {
             inner.memtable_full.store(true, Ordering::Release);
         }
+        if opts.await_durable {
+            inner.flush_wanted.store(true, Ordering::Release);
+        }
         if opts.await_durable || wal_full || active_bytes >= inner.settings.l0_sst_size_bytes {
             inner.wake_flusher.notify_one();
         }
         if opts.await_durable {
-            // `Ack` is recorded where it is decided, under the commit lock:
-            // here if already covered, else when `WalDurable` releases us.
-            let wait = inner.commit.wait_durable_with(wal_id, || inner.record(TraceEvent::Ack { wal_id }));
+            // `Ack` is decided (and recorded) under the commit lock: here if
+            // already covered, else when `WalDurable` releases us.
+            let wait = inner.commit.wait_durable(wal_id);
             wait.await.map_err(|e| inner.unacked_error(wal_id, e))?;
         }
         Ok(())
@@ -367,30 +255,30 @@ impl Db {
         Ok(self.inner.read_view().iter(&range, opts))
     }
 
-    /// The scan before issue 11's fix, kept as a mutant so the crash harness
+    /// A scan that is not one consistent view, kept as a mutant so the crash harness
     /// can show it catches it: it copies the tree, awaits the SST reads, and
     /// only then reads the memtables, so an L0 flush finishing in between
     /// moves a memtable's keys into an SST this scan did not include.
     #[cfg(feature = "mutants")]
     async fn scan_without_snapshot(&self, range: &KeyRange, dir: crate::iter::Direction) -> Result<DbIterator> {
-        use crate::iter::{Direction, MergeIter};
+        use crate::iter::{Direction, MergeIter, Source, Tombstones};
         let tree = lock(&self.inner.tree).clone();
         let mut from_ssts = Vec::new();
-        let mut merge = MergeIter::new(tree.sources(range, ScanOptions::default()), false);
+        let mut merge = MergeIter::new(tree.sources(range, ScanOptions::default()), Tombstones::Keep);
         while let Some(e) = merge.next().await? {
             from_ssts.push(e);
         }
         let mut sources = Vec::new();
         {
             let mem = lock(&self.inner.mem);
-            sources.push(Source::mem(mem.active.range_at(range, mem.last_seq), Direction::Forward));
+            sources.push(Source::entries(mem.active.range_at(range, mem.last_seq), Direction::Forward));
             for imm in mem.imm.iter().rev() {
-                sources.push(Source::mem(imm.table.range_at(range, mem.last_seq), Direction::Forward));
+                sources.push(Source::entries(imm.table.range_at(range, mem.last_seq), Direction::Forward));
             }
         }
-        sources.push(Source::mem(from_ssts, Direction::Forward));
+        sources.push(Source::entries(from_ssts, Direction::Forward));
         let mut merged = Vec::new();
-        let mut merge = MergeIter::new(sources, false);
+        let mut merge = MergeIter::new(sources, Tombstones::Keep);
         while let Some(e) = merge.next().await? {
             merged.push(e);
         }
@@ -404,6 +292,7 @@ impl Db {
             return Ok(());
         }
         let target = inner.commit.last_written_wal_id();
+        inner.flush_wanted.store(true, Ordering::Release);
         inner.wake_flusher.notify_one();
         inner.commit.wait_durable(target).await.map_err(|e| inner.ack_error(e))
     }
@@ -435,7 +324,8 @@ impl Db {
         if let Some(e) = inner.commit.failure() {
             return Err(inner.ack_error(e));
         }
-        let last = inner.commit.stop_appends_with(|| inner.emit(TraceEvent::Close));
+        let last = inner.commit.stop_appends();
+        inner.flush_wanted.store(true, Ordering::Release);
         inner.wake_flusher.notify_one();
         inner.commit.wait_durable(last).await.map_err(|e| inner.ack_error(e))?;
         // Nothing of this writer may land after its close manifest.
@@ -445,8 +335,8 @@ impl Db {
             }
             let _ = tokio::time::timeout(std::time::Duration::from_millis(5), inner.durable_changed.notified()).await;
         }
-        background::flush_all(inner).await?;
-        background::record_close(inner).await?;
+        l0_flush::flush_all(inner).await?;
+        l0_flush::record_close(inner).await?;
         if inner.settings.compactor {
             compactor::compact_while_needed(inner).await?;
         }

@@ -6,9 +6,10 @@ use std::ops::RangeBounds;
 use bytes::Bytes;
 use futures::Stream;
 
-use super::{DbInner, OpenTree};
+use super::inner::DbInner;
+use super::tree::OpenTree;
 use crate::error::Result;
-use crate::iter::{KeyRange, MemSource, MergeIter, ScanOptions, Source};
+use crate::iter::{KeyRange, MemSource, MergeIter, ScanOptions, Source, Tombstones};
 use crate::memtable::{ImmMemtable, Memtable};
 #[cfg(feature = "mutants")]
 use crate::sst::SeqEntry;
@@ -49,13 +50,13 @@ impl ReadView {
     /// The iterator over `range`; it holds the view's tree.
     pub(super) fn iter(&self, range: &KeyRange, opts: ScanOptions) -> DbIterator {
         let dir = opts.direction;
-        let table = |t: &Arc<Memtable>| Source::Table(MemSource::new(t.clone(), range.clone(), self.seq, dir));
+        let table = |t: &Arc<Memtable>| Source::Memtable(MemSource::new(t.clone(), range.clone(), self.seq, dir));
         let mut sources = vec![table(&self.active)];
         for imm in self.imm.iter().rev() {
             sources.push(table(&imm.table));
         }
         sources.extend(self.tree.sources(range, opts));
-        DbIterator { merge: MergeIter::with_direction(sources, dir, true), _tree: self.tree.clone() }
+        DbIterator { merge: MergeIter::with_direction(sources, dir, Tombstones::Drop), _tree: self.tree.clone() }
     }
 
     /// The newest value of `key` in the view: memtables, then L0 SSTs
@@ -155,7 +156,7 @@ impl DbIterator {
     /// An iterator over entries already merged (the `scan-without-snapshot` mutant).
     #[cfg(feature = "mutants")]
     pub(super) fn from_entries(ascending: Vec<SeqEntry>, dir: crate::iter::Direction, tree: StdArc<OpenTree>) -> Self {
-        DbIterator { merge: MergeIter::with_direction(vec![Source::mem(ascending, dir)], dir, true), _tree: tree }
+        DbIterator { merge: MergeIter::with_direction(vec![Source::entries(ascending, dir)], dir, Tombstones::Drop), _tree: tree }
     }
 
     /// The next live key and value, `None` at the end of the range.

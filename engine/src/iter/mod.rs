@@ -245,27 +245,27 @@ pub fn overlaps(range: &KeyRange, first: &[u8], last: &[u8]) -> bool {
 /// One sorted source of a merge.
 pub enum Source {
     /// Entries already in memory, in the merge's direction.
-    Mem(VecDeque<SeqEntry>),
+    Entries(VecDeque<SeqEntry>),
     /// A memtable read a batch at a time.
-    Table(MemSource),
+    Memtable(MemSource),
     Sst(SstSource),
     Run(RunSource),
 }
 
 impl Source {
-    /// A memory source from entries in ascending key order.
-    pub fn mem(ascending: impl IntoIterator<Item = SeqEntry>, dir: Direction) -> Self {
+    /// A source of entries held in memory, given in ascending key order.
+    pub fn entries(ascending: impl IntoIterator<Item = SeqEntry>, dir: Direction) -> Self {
         let mut v: VecDeque<SeqEntry> = ascending.into_iter().collect();
         if dir == Direction::Reverse {
             v.make_contiguous().reverse();
         }
-        Source::Mem(v)
+        Source::Entries(v)
     }
 
     async fn fill(&mut self) -> Result<()> {
         match self {
-            Source::Mem(_) => Ok(()),
-            Source::Table(t) => {
+            Source::Entries(_) => Ok(()),
+            Source::Memtable(t) => {
                 t.fill();
                 Ok(())
             }
@@ -276,8 +276,8 @@ impl Source {
 
     fn buf(&mut self) -> Option<&mut VecDeque<SeqEntry>> {
         match self {
-            Source::Mem(v) => Some(v),
-            Source::Table(t) => Some(&mut t.buf),
+            Source::Entries(v) => Some(v),
+            Source::Memtable(t) => Some(&mut t.buf),
             Source::Sst(s) => Some(&mut s.buf),
             Source::Run(r) => r.buf(),
         }
@@ -299,21 +299,29 @@ impl Source {
 pub struct MergeIter {
     sources: Vec<Source>,
     dir: Direction,
-    drop_tombstones: bool,
+    tombstones: Tombstones,
+}
+
+/// What a merge does with a deleted key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tombstones {
+    /// Skip it: reads, and a compaction into the oldest run (no older run
+    /// can hold a value it shadows).
+    Drop,
+    /// Return it as `(key, seq, None)`: a compaction above older runs, whose
+    /// values it must keep shadowing.
+    Keep,
 }
 
 impl MergeIter {
-    /// `sources` newest first, each in `Direction::Forward` order. With
-    /// `drop_tombstones`, deleted keys are skipped (reads, and compactions
-    /// into the oldest run); otherwise a tombstone is returned as
-    /// `(key, None)` (compactions that must keep shadowing older runs).
-    pub fn new(sources: Vec<Source>, drop_tombstones: bool) -> Self {
-        Self::with_direction(sources, Direction::Forward, drop_tombstones)
+    /// `sources` newest first, each in `Direction::Forward` order.
+    pub fn new(sources: Vec<Source>, tombstones: Tombstones) -> Self {
+        Self::with_direction(sources, Direction::Forward, tombstones)
     }
 
     /// As [`MergeIter::new`], the sources built for `dir`.
-    pub fn with_direction(sources: Vec<Source>, dir: Direction, drop_tombstones: bool) -> Self {
-        Self { sources, dir, drop_tombstones }
+    pub fn with_direction(sources: Vec<Source>, dir: Direction, tombstones: Tombstones) -> Self {
+        Self { sources, dir, tombstones }
     }
 
     /// The next entry in the merge's direction, with its sequence number.
@@ -345,7 +353,7 @@ impl MergeIter {
                 }
             }
             match entry {
-                Some((_, _, None)) if self.drop_tombstones => continue,
+                Some((_, _, None)) if self.tombstones == Tombstones::Drop => continue,
                 Some(e) => return Ok(Some(e)),
                 None => continue,
             }
@@ -362,11 +370,11 @@ mod tests {
     }
 
     fn mem(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::mem(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Forward)
+        Source::entries(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Forward)
     }
 
     fn mem_rev(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::mem(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Reverse)
+        Source::entries(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Reverse)
     }
 
     async fn drain(mut m: MergeIter) -> Vec<crate::sst::Entry> {
@@ -381,11 +389,11 @@ mod tests {
     async fn the_newest_source_wins_and_tombstones_shadow_older_values() {
         let newest = mem(&[("a", Some("new")), ("c", None)]);
         let oldest = mem(&[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))]);
-        let kept = drain(MergeIter::new(vec![newest, oldest], false)).await;
+        let kept = drain(MergeIter::new(vec![newest, oldest], Tombstones::Keep)).await;
         assert_eq!(kept, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b"))), (b("c"), None)]);
         let newest = mem(&[("a", Some("new")), ("c", None)]);
         let oldest = mem(&[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))]);
-        let live = drain(MergeIter::new(vec![newest, oldest], true)).await;
+        let live = drain(MergeIter::new(vec![newest, oldest], Tombstones::Drop)).await;
         assert_eq!(live, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b")))]);
     }
 
@@ -411,8 +419,8 @@ mod tests {
             for range in &ranges {
                 let whole = table.range_at(range, at);
                 async fn read(table: &Arc<Memtable>, range: &KeyRange, at: u64, dir: Direction) -> Vec<SeqEntry> {
-                    let src = Source::Table(MemSource::new(table.clone(), range.clone(), at, dir));
-                    let mut m = MergeIter::with_direction(vec![src], dir, false);
+                    let src = Source::Memtable(MemSource::new(table.clone(), range.clone(), at, dir));
+                    let mut m = MergeIter::with_direction(vec![src], dir, Tombstones::Keep);
                     let mut out = Vec::new();
                     while let Some(e) = m.next().await.unwrap() {
                         out.push(e);
@@ -434,8 +442,8 @@ mod tests {
     async fn reverse_merge_yields_the_same_winners_backwards() {
         let newest = &[("a", Some("new")), ("c", None), ("d", Some("d"))];
         let oldest = &[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))];
-        let mut fwd = drain(MergeIter::new(vec![mem(newest), mem(oldest)], true)).await;
-        let rev = drain(MergeIter::with_direction(vec![mem_rev(newest), mem_rev(oldest)], Direction::Reverse, true)).await;
+        let mut fwd = drain(MergeIter::new(vec![mem(newest), mem(oldest)], Tombstones::Drop)).await;
+        let rev = drain(MergeIter::with_direction(vec![mem_rev(newest), mem_rev(oldest)], Direction::Reverse, Tombstones::Drop)).await;
         assert_eq!(rev.first(), Some(&(b("d"), Some(b("d")))));
         fwd.reverse();
         assert_eq!(rev, fwd);

@@ -7,8 +7,10 @@
 //!
 //! Vocabulary and invariant numbers (I1–I9) follow `spec/protocol.md`.
 
+mod claim;
 mod compaction;
 mod conflict;
+mod freeze;
 pub mod gc;
 mod manifest;
 mod recovery;
@@ -16,11 +18,13 @@ mod variant;
 mod wal_log;
 mod watermark;
 
+pub use claim::{fenced_by, on_claim_taken, ClaimTaken};
 pub use conflict::{on_fence_conflict, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
 pub use compaction::{
     apply_compaction, apply_writer_edit, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
     CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,
 };
+pub use freeze::{FreezeInputs, FreezePolicy, FreezeStep, GatherReason};
 pub use gc::{GcPolicy, KeptManifest, Listed, ManifestGc, Time};
 pub use manifest::{claim_compactor_epoch, claim_epoch, next_manifest, ManifestView};
 pub use recovery::{ChainWalk, RecoveryError, RecoveryPlan, WalHeader, WalKind, WAL_ID_HEADROOM};

@@ -402,7 +402,7 @@ mod tests {
         assert_eq!(walk(Protocol::Shipped, manifest(0, 0), 3, &store), Err(RecoveryError::Fenced { by: 5 }));
     }
 
-    /// Issue 17, case 1: stored ids near `u64::MAX` end the walk with
+    /// Stored ids near `u64::MAX` end the walk with
     /// `OutOfRange` naming the object and field; never a wrap or a panic
     /// (these run in debug builds, where overflow panics).
     #[test]

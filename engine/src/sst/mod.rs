@@ -32,7 +32,7 @@ pub type Entry = (bytes::Bytes, Option<bytes::Bytes>);
 pub type SeqEntry = (bytes::Bytes, u64, Option<bytes::Bytes>);
 
 pub(crate) const MAGIC: u32 = 0x5444_4d4b; // "TDMK"
-/// 2: every entry carries its write's sequence number (issue 11, item 3).
+/// 2: every entry carries its write's sequence number.
 pub(crate) const FORMAT_VERSION: u16 = 2;
 pub(crate) const FOOTER_LEN: usize = 32;
 

@@ -51,18 +51,14 @@ fn parse_footer(raw: &[u8], size: u64) -> Result<Footer, String> {
     Ok(f)
 }
 
-/// An open SST: footer, index and meta in memory; blocks on demand. The
-/// bloom filter is loaded with the index when a point read opens the SST,
-/// else on the first point read that needs it: a scan never holds one.
+/// An open SST: footer, index, bloom filter and meta in memory; blocks on
+/// demand. Scans check every block they read against the filter, point
+/// reads trust its negative answers, so both see one answer.
 pub struct SstReader {
     store: Option<StdArc<dyn ObjectStore>>,
     path: Path,
     index: Vec<BlockHandle>,
-    /// Loaded at open ([`SstReader::open`]), or on the first point read of
-    /// a reader opened without it ([`SstReader::open_for_scan`]).
-    filter: crate::sync::task::OnceCell<Bytes>,
-    /// Where the filter section lives in the object, to load it later.
-    filter_at: std::ops::Range<u64>,
+    filter: Bytes,
     meta: Bytes,
     /// The whole object, when it was read whole.
     whole: Option<Bytes>,
@@ -82,30 +78,17 @@ impl SstReader {
         Error::corrupt(path.to_string(), reason)
     }
 
-    /// Parses the sections given the bytes from `tail_start` on: the
-    /// index always; filter and meta when `tail` reaches the footer (`footer`
-    /// is then `None`, parsed from `tail`), else `footer` is the footer read
-    /// before and filter and meta are left for later (a scan's open).
-    fn from_tail(
-        store: Option<StdArc<dyn ObjectStore>>,
-        path: Path,
-        size: u64,
-        tail_start: u64,
-        tail: &Bytes,
-        footer: Option<Footer>,
-    ) -> Result<Self> {
+    /// Parses the sections (index, filter, meta, footer) from `tail`, the
+    /// object's bytes from `tail_start` to its end.
+    fn from_tail(store: Option<StdArc<dyn ObjectStore>>, path: Path, size: u64, tail_start: u64, tail: &Bytes) -> Result<Self> {
         let c = |r: String| Self::corrupt(&path, r);
         if size < FOOTER_LEN as u64 {
             return Err(c(format!("object of {size} bytes is shorter than a footer")));
         }
-        let whole_tail = footer.is_none();
-        let footer = match footer {
-            Some(f) => f,
-            None => {
-                let footer_at = size - FOOTER_LEN as u64 - tail_start;
-                let raw = usize::try_from(footer_at).ok().and_then(|at| tail.get(at..));
-                parse_footer(raw.ok_or_else(|| c("footer outside the tail read".into()))?, size).map_err(c)?
-            }
+        let footer = {
+            let footer_at = size - FOOTER_LEN as u64 - tail_start;
+            let raw = usize::try_from(footer_at).ok().and_then(|at| tail.get(at..));
+            parse_footer(raw.ok_or_else(|| c("footer outside the tail read".into()))?, size).map_err(c)?
         };
         let idx = footer.index_off.checked_sub(tail_start).ok_or_else(|| c("index outside the tail read".into()))? as usize;
         let filter_at = idx + footer.index_len as usize;
@@ -134,25 +117,19 @@ impl SstReader {
         if expected != footer.index_off {
             return Err(c("blocks do not end where the index begins".into()));
         }
-        let filter = crate::sync::task::OnceCell::new();
-        let mut meta = Bytes::new();
-        if whole_tail {
-            let filter_raw = unseal(section(filter_at..meta_at, "filter")?, "filter").map_err(c)?;
-            // Point reads trust a negative answer of the filter: it must at
-            // least be one this build could have written (the keys it lacks
-            // are found when a block is read, see `check_block`).
-            bloom::check(filter_raw).map_err(c)?;
-            // Copies, so the tail buffer (raw index included) is freed.
-            let _ = filter.set(Bytes::copy_from_slice(filter_raw));
-            meta = Bytes::copy_from_slice(unseal(section(meta_at..footer_at, "meta")?, "meta").map_err(c)?);
-        }
-        let filter_start = footer.index_off + footer.index_len;
+        let filter_raw = unseal(section(filter_at..meta_at, "filter")?, "filter").map_err(c)?;
+        // Point reads trust a negative answer of the filter: it must at
+        // least be one this build could have written (the keys it lacks
+        // are found when a block is read, see `check_block`).
+        bloom::check(filter_raw).map_err(c)?;
+        // Copies, so the tail buffer (raw index included) is freed.
+        let filter = Bytes::copy_from_slice(filter_raw);
+        let meta = Bytes::copy_from_slice(unseal(section(meta_at..footer_at, "meta")?, "meta").map_err(c)?);
         Ok(Self {
             store,
             path,
             index,
             filter,
-            filter_at: filter_start..filter_start + footer.filter_len,
             meta,
             whole: None,
             cache: BlockCache::default(),
@@ -163,26 +140,13 @@ impl SstReader {
     /// Decodes an object read whole.
     pub fn from_bytes(path: Path, bytes: Bytes) -> Result<Self> {
         let size = bytes.len() as u64;
-        let mut r = Self::from_tail(None, path, size, 0, &bytes, None)?;
+        let mut r = Self::from_tail(None, path, size, 0, &bytes)?;
         r.whole = Some(bytes);
         Ok(r)
     }
 
     /// Opens an SST by reading its tail only (footer, index, filter, meta).
     pub async fn open(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
-        Self::open_tail(store, path, size, true).await
-    }
-
-    /// Opens an SST for a scan: footer and index, and the filter and meta
-    /// only if they came in the same request. Of an SST whose index does not
-    /// fit the first read, the second read fetches the index alone, so a
-    /// scan never holds a bloom filter it does not use; the first point read
-    /// loads it ([`SstReader::get`]).
-    pub async fn open_for_scan(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
-        Self::open_tail(store, path, size, false).await
-    }
-
-    async fn open_tail(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>, with_filter: bool) -> Result<Self> {
         let size = match size {
             Some(s) => s,
             None => store.head(&path).await?.size,
@@ -195,7 +159,7 @@ impl SstReader {
         // answer carries the object's real size, so a handle that misstates
         // it is `Corrupt` at once. A range starting past the end of a shorter
         // object is an error the store reports as `Generic` (S3: 416), which
-        // was retried as transient on every read (issue 17, found by fuzzing).
+        // was retried as transient on every read (found by fuzzing).
         let guess = size.min(16 * 1024);
         let opts = GetOptions { range: Some(GetRange::Suffix(guess)), ..Default::default() };
         let got = store.get_opts(&path, opts).await?;
@@ -210,40 +174,14 @@ impl SstReader {
         let footer_raw = tail.slice(tail.len() - FOOTER_LEN..);
         let footer = parse_footer(&footer_raw, size).map_err(|r| Self::corrupt(&path, r))?;
         if footer.index_off >= size - guess {
-            // Filter and meta came with the index: kept only for point reads
-            // (a scan's reader frees them with the tail buffer).
-            let mut r = Self::from_tail(Some(store), path, size, size - guess, &tail, None)?;
-            if !with_filter {
-                r.filter = crate::sync::task::OnceCell::new();
-            }
-            return Ok(r);
+            return Self::from_tail(Some(store), path, size, size - guess, &tail);
         }
         drop(tail);
-        let end = if with_filter { size } else { footer.index_off + footer.index_len };
-        let tail = store.get_range(&path, footer.index_off..end).await?;
-        if tail.len() as u64 != end - footer.index_off {
+        let tail = store.get_range(&path, footer.index_off..size).await?;
+        if tail.len() as u64 != size - footer.index_off {
             return Err(Self::corrupt(&path, "the store returned a short range"));
         }
-        let footer = (!with_filter).then_some(footer);
-        Self::from_tail(Some(store), path, size, end - tail.len() as u64, &tail, footer)
-    }
-
-    /// The bloom filter, read from the store on first use (a reader opened
-    /// for a scan has none until a point read needs it).
-    async fn filter(&self) -> Result<&Bytes> {
-        self.filter
-            .get_or_try_init(|| async {
-                let c = |r: String| Self::corrupt(&self.path, r);
-                let store = self.store.as_ref().ok_or_else(|| c("no source for the bloom filter".into()))?;
-                let raw = store.get_range(&self.path, self.filter_at.clone()).await?;
-                if raw.len() as u64 != self.filter_at.end - self.filter_at.start {
-                    return Err(c("the store returned a short range".into()));
-                }
-                let body = unseal(&raw, "filter").map_err(c)?;
-                bloom::check(body).map_err(c)?;
-                Ok(raw.slice_ref(body))
-            })
-            .await
+        Self::from_tail(Some(store), path, size, footer.index_off, &tail)
     }
 
     /// Keeps the data blocks this reader fetches in `cache`, under `sst_id`
@@ -255,17 +193,12 @@ impl SstReader {
     }
 
     /// Bytes held in memory for as long as the reader is open: the index
-    /// (its handles and their keys' heap) and the filter once loaded
-    /// (outside the block cache's budget).
+    /// (its handles and their keys' heap), the filter and the meta (outside
+    /// the block cache's budget).
     pub fn resident_bytes(&self) -> u64 {
         let handle = std::mem::size_of::<BlockHandle>();
         let index: usize = self.index.iter().map(|h| h.first_key.capacity() + h.last_key.capacity() + handle).sum();
-        (index + self.filter.get().map_or(0, Bytes::len) + self.meta.len()) as u64
-    }
-
-    /// Whether the bloom filter is in memory (scans never load it).
-    pub fn filter_loaded(&self) -> bool {
-        self.filter.get().is_some()
+        (index + self.filter.len() + self.meta.len()) as u64
     }
 
     pub fn path(&self) -> &Path {
@@ -352,7 +285,7 @@ impl SstReader {
     /// binary-search), and every key passing the bloom filter. A point read
     /// trusts the filter's "no"; a key the filter lacks would make `get` say
     /// `None` while `scan` returns the value, so it is an error instead
-    /// (issue 17, case 3).
+    ///.
     fn check_block(&self, h: &BlockHandle, raw: &Bytes) -> Result<Vec<SeqEntry>, String> {
         if raw.len() as u64 != u64::from(h.len) {
             return Err("the store returned a short block".into());
@@ -364,12 +297,8 @@ impl SstReader {
         if !in_bounds {
             return Err(format!("block at offset {} keys disagree with the index", h.offset));
         }
-        // A reader opened by a scan has no filter yet: its blocks are checked
-        // once a point read loads it (and by fsck, which reads every block).
-        if let Some(filter) = self.filter.get() {
-            if let Some((k, _, _)) = entries.iter().find(|(k, _, _)| !bloom::may_contain(filter, k)) {
-                return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
-            }
+        if let Some((k, _, _)) = entries.iter().find(|(k, _, _)| !bloom::may_contain(&self.filter, k)) {
+            return Err(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset));
         }
         Ok(entries)
     }
@@ -410,10 +339,8 @@ impl SstReader {
         if !in_bounds {
             return Err(c(format!("block at offset {} keys disagree with the index", h.offset)));
         }
-        if let Some(filter) = self.filter.get() {
-            if let Some((k, _, _)) = cursor.all().find(|(k, _, _)| !bloom::may_contain(filter, k)) {
-                return Err(c(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset)));
-            }
+        if let Some((k, _, _)) = cursor.all().find(|(k, _, _)| !bloom::may_contain(&self.filter, k)) {
+            return Err(c(format!("the bloom filter lacks key {:?} of the block at offset {}", k, h.offset)));
         }
         Ok(cursor)
     }
@@ -458,7 +385,7 @@ impl SstReader {
     /// Point read: `None` if the key is not in this SST, `Some(None)` for a
     /// tombstone. Reads at most one block.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
-        if !bloom::may_contain(self.filter().await?, key) {
+        if !bloom::may_contain(&self.filter, key) {
             return Ok(None);
         }
         let i = self.index.partition_point(|h| h.last_key.as_slice() < key);

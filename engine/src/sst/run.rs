@@ -49,7 +49,7 @@ impl SstRef {
     /// Reads pick and skip SSTs by the handle's key range (`get` here, a
     /// run's `sst_for`, scans' overlap test), so the handle must record
     /// exactly the SST's first and last key, which its index holds: a
-    /// narrower range would hide keys from reads silently (issue 17, case 3).
+    /// narrower range would hide keys from reads silently.
     /// A mismatch is `Corrupt` naming the SST.
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
         self.open().await

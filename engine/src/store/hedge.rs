@@ -1,6 +1,6 @@
 //! Hedged requests: when a create or a read has not answered after the
 //! recent p95 of its kind, a second identical request is sent and the first
-//! answer wins (issue 16).
+//! answer wins.
 //!
 //! The durable watermark is a contiguous prefix, so one straggling WAL upload
 //! holds back every acknowledgement behind it; S3's own guidance is to retry
@@ -88,7 +88,7 @@ pub struct HedgeStats {
     read_hedges_won: AtomicU64,
 }
 
-/// A copy of [`HedgeStats`] at one moment.
+/// Hedged requests so far, at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HedgeCounts {
     /// Creates asked for (not counting hedges).

@@ -43,3 +43,25 @@ impl Stores {
         Stores { store: StdArc::new(hedged), requests, hedge_stats }
     }
 }
+
+/// Creates `path` with `bytes` (`PutMode::Create`): `Ok(true)` if created,
+/// `Ok(false)` if an object already held the name. The caller decides what
+/// an existing object means (read it back: `protocol::resolve_create_conflict`).
+pub(crate) async fn create(
+    store: &dyn ObjectStore,
+    path: &object_store::path::Path,
+    bytes: bytes::Bytes,
+) -> crate::Result<bool> {
+    let opts = object_store::PutOptions { mode: object_store::PutMode::Create, ..Default::default() };
+    match store.put_opts(path, object_store::PutPayload::from(bytes), opts).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads a whole object.
+pub(crate) async fn read(store: &dyn ObjectStore, path: &object_store::path::Path) -> crate::Result<bytes::Bytes> {
+    use object_store::ObjectStoreExt;
+    Ok(store.get(path).await?.bytes().await?)
+}

@@ -8,8 +8,8 @@
 //! each held upload either lands or never does, decided by the seed. It can
 //! also delay reads by seeded amounts (on tokio's clock, so a paused clock
 //! keeps a seed exact), which makes a read span other tasks' store calls, as
-//! on a real object store: issue 11's scan bug needed an L0 flush to finish
-//! while a scan awaited its SST reads. With [`RandomFaults`] it fails seeded
+//! on a real object store (a scan that is not one consistent view is caught
+//! only when an L0 flush finishes while it awaits its SST reads). With [`RandomFaults`] it fails seeded
 //! calls transiently and makes seeded conditional puts ambiguous, recording
 //! what it injected ([`FaultStore::injected`]) for trace conformance.
 
@@ -52,7 +52,7 @@ struct HeldPut {
 }
 
 /// Seeded faults on every call, drawn by their own generator (crash
-/// schedules with faults, issue 14): each call may fail transiently before
+/// schedules with faults): each call may fail transiently before
 /// it reaches the store (the engine's `RetryStore` retries it), and each
 /// conditional put may land and then report what a retried request whose
 /// first attempt landed sees (`AlreadyExists` for a create, `Precondition`

@@ -1,5 +1,5 @@
 //! An [`ObjectStore`] wrapper that makes every request take time drawn from a
-//! distribution, as a remote object store does (issue 16).
+//! distribution, as a remote object store does.
 //!
 //! A constant latency flatters pipelining: every upload started together
 //! completes together. Real stores have a lognormal-looking body and rare

@@ -1,7 +1,7 @@
 //! An [`ObjectStore`] wrapper that slows chosen creates, before they reach
 //! the store or after they landed, on tokio's clock (so a paused clock keeps
 //! tests exact). A slow request lands late; a slow reply has already landed.
-//! Hedged creates (issue 16) are tested with it: a hedge of a slow reply
+//! Hedged creates are tested with it: a hedge of a slow reply
 //! finds its own first attempt and reports `AlreadyExists`.
 
 use std::fmt;

@@ -1,0 +1,162 @@
+//! The state a `Db` handle shares with its background tasks, and the small
+//! operations every task uses on it.
+
+use std::collections::BTreeSet;
+
+use object_store::ObjectStore;
+
+use super::manifest_store::ManifestStore;
+use super::tree::OpenTree;
+use crate::cache::BlockCache;
+use crate::commit::{AckError, CommitLog};
+use crate::error::{Error, Result};
+use crate::manifest::{ManifestObject, SstHandle};
+use crate::memtable::MemState;
+use crate::paths::Layout;
+use crate::protocol::{Epoch, WalId};
+use crate::settings::Settings;
+use crate::sst::{SeqEntry, SstReader};
+use crate::store::{create, read, HedgeStats, RequestCounters};
+use crate::sync::task::{Mutex as TaskMutex, Notify};
+use crate::sync::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, StdArc, StdWeak};
+use crate::trace::{TraceEvent, Tracer};
+
+/// State shared by the handle and its background tasks.
+pub(crate) struct DbInner {
+    pub(crate) store: StdArc<dyn ObjectStore>,
+    pub(crate) layout: Layout,
+    pub(crate) settings: Settings,
+    pub(crate) epoch: Epoch,
+    pub(crate) tracer: Tracer,
+    pub(crate) commit: CommitLog<SeqEntry>,
+    pub(crate) mem: Mutex<MemState>,
+    /// The sequence number of the next write, assigned under the commit
+    /// lock in write order (`seq_base` at open).
+    pub(crate) next_seq: AtomicU64,
+    /// The open SSTs of the current manifest (L0 and sorted runs).
+    pub(crate) tree: Mutex<StdArc<OpenTree>>,
+    /// Every tree this process installed that a reader may still hold: GC
+    /// in this process never deletes their SSTs (with a zero `gc_min_age`
+    /// nothing else protects a scan that outlives a compaction).
+    pub(crate) trees: Mutex<Vec<StdWeak<OpenTree>>>,
+    /// Manifest reads and the one commit loop.
+    pub(crate) manifests: ManifestStore,
+    /// The manifest version this process holds; its lock serialises this
+    /// process's manifest updates (flushes, close, compactions).
+    pub(crate) manifest: TaskMutex<ManifestObject>,
+    /// Serialises compactions in this process (background task and `close`).
+    pub(crate) compaction: TaskMutex<super::compactor::CompactorState>,
+    /// SSTs this process has written but not yet recorded in a manifest:
+    /// this process's GC never deletes them.
+    pub(crate) pinned: Mutex<BTreeSet<u128>>,
+    pub(crate) wake_compactor: Notify,
+    pub(crate) wake_flusher: Notify,
+    pub(crate) wake_l0: Notify,
+    pub(crate) durable_changed: Notify,
+    pub(crate) space_freed: Notify,
+    pub(crate) memtable_full: AtomicBool,
+    /// A caller waits for durability (a durable write, `flush`, `close`):
+    /// the freeze policy stops gathering for the interval.
+    pub(crate) flush_wanted: AtomicBool,
+    /// WAL uploads started and not yet finished: `Close` waits for none
+    /// (its manifest says nothing of this writer can still land).
+    pub(crate) uploads_in_flight: AtomicUsize,
+    pub(crate) read_only: bool,
+    /// Hedged creates and reads of this handle's store.
+    pub(crate) hedge_stats: StdArc<HedgeStats>,
+    /// The fences on this writer's recovered chain and the one it placed
+    /// (`RecoveryPlan::fences`), recorded in every manifest it writes so GC
+    /// never deletes them (I9).
+    pub(crate) fences: Vec<WalId>,
+    /// Data blocks of SSTs read from the store (`Settings::block_cache_bytes`).
+    pub(crate) block_cache: BlockCache,
+    /// Requests `store` made, by kind (counted inside its retries).
+    pub(crate) requests: StdArc<RequestCounters>,
+}
+
+impl DbInner {
+    /// Installs `tree` as the current one (callers hold `mem` too, see
+    /// `read_view`) and remembers it for GC while any reader holds it.
+    pub(crate) fn set_tree(&self, tree: OpenTree) {
+        let tree = StdArc::new(tree);
+        let mut trees = lock(&self.trees);
+        trees.retain(|t| t.strong_count() > 0);
+        trees.push(StdArc::downgrade(&tree));
+        *lock(&self.tree) = tree;
+    }
+
+    /// SST ids of every tree a reader of this process may still hold.
+    pub(crate) fn ssts_in_use(&self) -> Vec<u128> {
+        let mut trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        trees.push(lock(&self.tree).clone());
+        trees.iter().flat_map(|t| t.ssts().map(|s| s.handle.id).collect::<Vec<_>>()).collect()
+    }
+
+    /// The open tree of `manifest`: SSTs the current tree has open are
+    /// reused, the others are opened lazily.
+    pub(crate) fn open_tree(&self, manifest: &ManifestObject) -> OpenTree {
+        let known = lock(&self.tree).by_path();
+        OpenTree::of(&self.store, &self.block_cache, &self.layout, manifest, &known)
+    }
+
+    /// Creates a new SST object under a fresh name (`id` if given: a
+    /// mutant's) and returns its handle, `None` for an empty SST. The id
+    /// stays pinned (this process's GC leaves it alone) until the caller
+    /// records it in a manifest or gives up.
+    pub(crate) async fn upload_sst(&self, bytes: bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
+        let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
+        let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
+        let id = id.unwrap_or_else(SstHandle::new_id);
+        lock(&self.pinned).insert(id);
+        let path = self.layout.sst(id);
+        // A fresh ULID is unique: AlreadyExists can only be our own retried create.
+        if !create(self.store.as_ref(), &path, bytes.clone()).await? {
+            let existing = read(self.store.as_ref(), &path).await?;
+            if existing != bytes {
+                lock(&self.pinned).remove(&id);
+                return Err(Error::corrupt(path.to_string(), "a fresh SST name holds other bytes"));
+            }
+        }
+        Ok(Some(SstHandle { id, writer_epoch: epoch, size: bytes.len() as u64, first_key, last_key }))
+    }
+
+    /// Forgets the pins of SSTs that are now recorded, or given up.
+    pub(crate) fn unpin(&self, ssts: &[SstHandle]) {
+        let mut pinned = lock(&self.pinned);
+        for h in ssts {
+            pinned.remove(&h.id);
+        }
+    }
+
+    /// This writer learnt it is fenced by a newer epoch: it acknowledges
+    /// nothing more (I5).
+    pub(crate) fn fenced(&self, by: Epoch) -> Error {
+        self.commit.fenced(by);
+        Error::Fenced { writer_epoch: self.epoch, by }
+    }
+
+    pub(crate) fn ack_error(&self, e: AckError) -> Error {
+        match e {
+            AckError::Fenced { by } => Error::Fenced { writer_epoch: self.epoch, by },
+            AckError::Closed => Error::Closed,
+            AckError::Failed(reason) => {
+                Error::ObjectStore(object_store::Error::Generic { store: "tidemark", source: reason.into() })
+            }
+        }
+    }
+
+    /// Why an appended write in `wal_id` was not acknowledged: its cause
+    /// when the write is known not to be durable (its WAL, or an earlier one
+    /// of this writer, was rejected by a newer epoch), else `OutcomeUnknown`:
+    /// its WAL may have been uploaded before the writer stopped.
+    pub(crate) fn unacked_error(&self, wal_id: WalId, e: AckError) -> Error {
+        match e {
+            AckError::Fenced { .. } if self.commit.never_durable(wal_id) => self.ack_error(e),
+            e => Error::OutcomeUnknown { cause: Box::new(self.ack_error(e)) },
+        }
+    }
+
+    pub(crate) fn emit(&self, event: TraceEvent) {
+        self.tracer.emit(self.epoch, event);
+    }
+}

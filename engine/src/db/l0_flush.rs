@@ -1,0 +1,162 @@
+//! `FlushL0` and the writer's `WriteManifest`: immutable memtables become L0
+//! SSTs, oldest first, each recorded by the writer's manifest edit through
+//! the one commit loop; `Close` records the last one with `writer_closed`.
+
+use std::time::Duration;
+
+use super::inner::DbInner;
+use super::manifest_store::{Committed, WriterCommit};
+use super::wal_writer::freeze_memtable;
+use crate::error::{Error, Result};
+use crate::manifest::ManifestObject;
+use crate::memtable::Memtable;
+use crate::protocol::{Protocol, WriterEdit};
+use crate::sst::SstBuilder;
+use crate::sync::{lock, Arc, Ordering};
+use crate::trace::TraceEvent;
+
+/// Writes immutable memtables to L0 until aborted.
+pub(super) async fn run(inner: Arc<DbInner>) {
+    loop {
+        tokio::select! {
+            _ = inner.wake_l0.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        loop {
+            if inner.commit.failure().is_some() || lock(&inner.mem).imm.is_empty() {
+                break;
+            }
+            // Compaction is behind: hold memtables (writers then wait on
+            // `max_unflushed_bytes`) until L0 is back under its limit.
+            if inner.settings.compactor && lock(&inner.tree).l0.len() >= inner.settings.l0_max_ssts {
+                inner.wake_compactor.notify_one();
+                let _ = tokio::time::timeout(Duration::from_millis(50), inner.space_freed.notified()).await;
+                continue;
+            }
+            match flush_oldest(&inner).await {
+                Ok(_) => inner.space_freed.notify_waiters(),
+                Err(e) => {
+                    tracing::error!(error = %e, "FlushL0 failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// An immutable memtable as SST bytes: each key's newest version, with its
+/// sequence number (snapshots that need older ones hold the memtable itself).
+fn build_sst(table: &Memtable, block_size: usize) -> bytes::Bytes {
+    let mut b = SstBuilder::new(block_size);
+    // Keys come sorted and unique, so `add` cannot fail.
+    for (k, seq, v) in table.newest() {
+        let _ = b.add(k, seq, v);
+    }
+    b.finish(&[])
+}
+
+/// Mutant `sst-names-without-epoch` (`Settings::sst_names_without_epoch`):
+/// the id an L0 flush from `manifest` takes, named from the manifest alone.
+fn sst_id_from_manifest(inner: &DbInner, manifest: &ManifestObject) -> Option<u128> {
+    #[cfg(feature = "mutants")]
+    if inner.settings.sst_names_without_epoch {
+        return Some(manifest.ssts().map(|h| h.id).max().map_or(ulid::Ulid::from_parts(1, 1).0, |id| id + 1));
+    }
+    let _ = (inner, manifest);
+    None
+}
+
+/// `FlushL0` then `WriteManifest` for the oldest immutable memtable, if any.
+/// Returns whether one was flushed. Holds the manifest lock throughout, so
+/// the background flusher and `close()` never flush the same memtable twice.
+pub(super) async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
+    let mut manifest = inner.manifest.lock().await;
+    let Some(imm) = lock(&inner.mem).imm.first().cloned() else { return Ok(false) };
+    let bytes = build_sst(&imm.table, inner.settings.block_size);
+    let named = sst_id_from_manifest(inner, &manifest);
+    let handle = inner.upload_sst(bytes, inner.epoch, named).await?;
+    inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
+    // While closing, the manifest that records the last memtable is the
+    // close manifest (`writer_closed`), as the spec's `Close` has it.
+    let last = {
+        let mem = lock(&inner.mem);
+        mem.imm.len() == 1 && mem.active.is_empty()
+    };
+    let edit = WriterEdit {
+        flushed: handle.iter().cloned().collect(),
+        flushed_through: Some(imm.last_wal_id),
+        close: last && inner.commit.closed_and_durable() && inner.uploads_in_flight.load(Ordering::Acquire) == 0,
+        fences: inner.fences.clone(),
+    };
+    // On an error the SST stays pinned: the create may have landed.
+    commit_writer_edit(inner, &mut manifest, &edit).await?;
+    inner.unpin(&edit.flushed);
+    // The SST joins the tree and the memtable leaves memory in one critical
+    // section under both locks, the order readers take them in: a reader
+    // sees the writes in one place or the other, never in neither.
+    let tree = inner.open_tree(&manifest);
+    let l0 = tree.l0.len();
+    {
+        let mut mem = lock(&inner.mem);
+        inner.set_tree(tree);
+        mem.imm.retain(|m| !Arc::ptr_eq(m, &imm));
+    }
+    if l0 >= super::compactor::l0_trigger(inner.settings.l0_max_ssts) {
+        inner.wake_compactor.notify_one();
+    }
+    Ok(true)
+}
+
+/// Flushes every immutable memtable and the active one (`close()`, a large replay).
+pub(super) async fn flush_all(inner: &Arc<DbInner>) -> Result<()> {
+    freeze_memtable(inner);
+    while flush_oldest(inner).await? {}
+    Ok(())
+}
+
+/// `Close`'s manifest: `writer_closed`, so the next recovery knows no upload
+/// of this writer can still land and needs no fence.
+pub(super) async fn record_close(inner: &DbInner) -> Result<()> {
+    let mut manifest = inner.manifest.lock().await;
+    if manifest.writer_closed && manifest.writer_epoch == inner.epoch {
+        return Ok(()); // The last flush already recorded it.
+    }
+    let edit = WriterEdit { close: true, fences: inner.fences.clone(), ..WriterEdit::default() };
+    commit_writer_edit(inner, &mut manifest, &edit).await
+}
+
+/// The writer's `WriteManifest` (and `Close`) through the one commit loop:
+/// a lost race is decided by `on_manifest_taken` (the compactor's update is
+/// re-read and the edit re-applied on top of it, I8; a newer writer epoch
+/// fences this writer, I5).
+async fn commit_writer_edit(inner: &DbInner, manifest: &mut ManifestObject, edit: &WriterEdit<crate::manifest::SstHandle>) -> Result<()> {
+    let change = WriterCommit { epoch: inner.epoch, log: &inner.commit, edit };
+    let committed = inner
+        .manifests
+        .commit(manifest, &change, |next| {
+            // I1 at the point it must hold: the version records only WALs the
+            // watermark covers (a mutant may not: the checkers must catch it).
+            assert!(
+                inner.settings.protocol != Protocol::Shipped || next.wal_id_last_seen <= inner.commit.durable_wal_id(),
+                "I1: manifest {} records wal_id_last_seen {} above durable_wal_id {}",
+                next.version,
+                next.wal_id_last_seen,
+                inner.commit.durable_wal_id()
+            );
+            inner.emit(TraceEvent::WriteManifest {
+                version: next.version,
+                wal_id_last_seen: next.wal_id_last_seen,
+                replay_after_wal_id: next.replay_after_wal_id,
+            })
+        })
+        .await?;
+    match committed {
+        Committed::Applied { version, .. } => {
+            *manifest = version;
+            Ok(())
+        }
+        Committed::Fenced { by } => Err(inner.fenced(by)),
+        Committed::Refused(conflict) => Err(Error::InvalidArgument(format!("writer manifest update refused: {conflict:?}"))),
+    }
+}

@@ -1,0 +1,243 @@
+//! The one manifest commit path. Every process that writes the manifest (the
+//! writer's `WriteManifest` and `Close`, a recovery's epoch claim, the
+//! compactor's claim and `CompactCommit`) goes through [`ManifestStore::commit`]:
+//! build the next version from the one held, create it by compare-and-set,
+//! and let `protocol` decide every outcome — ours, fenced, claim again,
+//! re-apply on the latest, or a slot GC had reopened.
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+
+use crate::error::{Error, Result};
+use crate::manifest::{ManifestObject, SstHandle};
+use crate::paths::Layout;
+use crate::protocol::{
+    apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_epoch, on_claim_taken, on_manifest_created,
+    on_manifest_taken, reapply_base, ClaimTaken, Compaction, CreatedOutcome, Epoch, ManifestConflict, ManifestView, Protocol,
+    Role, TakenOutcome, Tree, WriterEdit,
+};
+use crate::commit::CommitLog;
+use crate::sst::SeqEntry;
+use crate::store::{create, read};
+use crate::sync::StdArc;
+
+/// Attempts at a create race (epoch claim, fence, manifest update) before giving up.
+pub(crate) const RACE_ATTEMPTS: usize = 32;
+
+/// Listings tried after a create landed, to learn whether it is the latest.
+const LISTING_ATTEMPTS: usize = 4;
+
+/// A change to the manifest, applied by the protocol to whatever version is
+/// the base of an attempt.
+pub(crate) trait ManifestEdit {
+    /// The role and epoch a lost race is judged as (`on_manifest_taken`);
+    /// `None` for a claim, which holds no epoch yet (`on_claim_taken`).
+    fn holder(&self) -> Option<(Role, Epoch)>;
+
+    /// The next version's fields and tree on top of `base`.
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict>;
+}
+
+/// The writer's `WriteManifest` (or `Close`): `wal_id_last_seen` comes from
+/// the durable watermark read under the commit lock at each attempt (I1).
+pub(crate) struct WriterCommit<'a> {
+    pub(crate) epoch: Epoch,
+    pub(crate) log: &'a CommitLog<SeqEntry>,
+    pub(crate) edit: &'a WriterEdit<SstHandle>,
+}
+
+impl ManifestEdit for WriterCommit<'_> {
+    fn holder(&self) -> Option<(Role, Epoch)> {
+        Some((Role::Writer, self.epoch))
+    }
+
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict> {
+        self.log.with_log(|log| apply_writer_edit(&base.view(), &base.tree(), log, self.edit))
+    }
+}
+
+/// `CompactCommit`: exactly the inputs replaced by the output run.
+pub(crate) struct CompactionCommit<'a>(pub(crate) &'a Compaction<SstHandle>);
+
+impl ManifestEdit for CompactionCommit<'_> {
+    fn holder(&self) -> Option<(Role, Epoch)> {
+        Some((Role::Compactor, self.0.compactor_epoch))
+    }
+
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict> {
+        apply_compaction(&base.view(), &base.tree(), self.0)
+    }
+}
+
+/// `Recover`'s claim of the next writer epoch, or `ClaimCompactor`.
+pub(crate) enum Claim {
+    Writer,
+    Compactor,
+}
+
+impl ManifestEdit for Claim {
+    fn holder(&self) -> Option<(Role, Epoch)> {
+        None
+    }
+
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict> {
+        let view = match self {
+            Claim::Writer => claim_epoch(&base.view()),
+            Claim::Compactor => claim_compactor_epoch(&base.view()),
+        };
+        Ok((view, base.tree()))
+    }
+}
+
+/// How a commit ended, short of a store error.
+#[derive(Debug)]
+pub(crate) enum Committed {
+    /// The version is created and was the latest when listed after it;
+    /// `base` is the version it was applied on.
+    Applied { version: ManifestObject, base: ManifestObject },
+    /// A newer epoch of the holder's role holds the store: stop for good.
+    Fenced { by: Epoch },
+    /// The protocol refused the edit on the latest version (`InputsGone`, ...).
+    Refused(ManifestConflict),
+}
+
+/// Manifest versions of one database: reads and the commit loop.
+#[derive(Clone)]
+pub(crate) struct ManifestStore {
+    store: StdArc<dyn ObjectStore>,
+    layout: Layout,
+    protocol: Protocol,
+}
+
+impl ManifestStore {
+    pub(crate) fn new(store: StdArc<dyn ObjectStore>, layout: Layout, protocol: Protocol) -> Self {
+        Self { store, layout, protocol }
+    }
+
+    /// The newest listed version, or `None` for a new database. A version
+    /// GC deleted between the listing and the read was not the latest: list again.
+    pub(crate) async fn latest(&self) -> Result<Option<ManifestObject>> {
+        let mut attempts = 0;
+        loop {
+            let Some(version) = self.latest_listed().await? else { return Ok(None) };
+            match self.read(version).await {
+                Err(Error::ObjectStore(object_store::Error::NotFound { .. })) if attempts < RACE_ATTEMPTS => attempts += 1,
+                other => return other.map(Some),
+            }
+        }
+    }
+
+    /// The highest version a listing shows.
+    async fn latest_listed(&self) -> Result<Option<u64>> {
+        let listed: Vec<_> = self.store.list(Some(&self.layout.manifest_dir())).try_collect().await?;
+        Ok(listed.iter().filter_map(|m| self.layout.parse_manifest(&m.location)).max())
+    }
+
+    /// Manifest `version`, read and checked against its name.
+    pub(crate) async fn read(&self, version: u64) -> Result<ManifestObject> {
+        let path = self.layout.manifest(version);
+        let m = ManifestObject::decode(path.as_ref(), &read(self.store.as_ref(), &path).await?)?;
+        if m.version != version {
+            return Err(Error::corrupt(path.to_string(), format!("holds version {} under the name of {version}", m.version)));
+        }
+        Ok(m)
+    }
+
+    /// The newest version, at least as new as `seen`.
+    pub(crate) async fn reread(&self, seen: ManifestObject) -> Result<ManifestObject> {
+        Ok(match self.latest().await? {
+            Some(latest) if latest.version > seen.version => latest,
+            _ => seen,
+        })
+    }
+
+    /// Applies `edit` and creates the next version by compare-and-set,
+    /// starting from `held` (a claim starts from the latest). `on_landed`
+    /// runs as soon as a create is known to be ours, before anything else is
+    /// awaited, so a recorded trace cannot lose the step to a crash.
+    pub(crate) async fn commit(
+        &self,
+        held: &ManifestObject,
+        edit: &impl ManifestEdit,
+        mut on_landed: impl FnMut(&ManifestObject),
+    ) -> Result<Committed> {
+        let mut base = held.clone();
+        // The version to create follows the newest one seen, even when the
+        // content is applied on another base (a mutant's stale view).
+        let mut slot = held.version;
+        for _ in 0..RACE_ATTEMPTS {
+            let (view, tree) = match edit.apply(&base) {
+                Ok(next) => next,
+                Err(ManifestConflict::Fenced { by }) => return Ok(Committed::Fenced { by }),
+                Err(other) => return Ok(Committed::Refused(other)),
+            };
+            let mut next = base.successor(&self.layout, view, tree)?;
+            next.version = ManifestObject::version_after(&self.layout, slot)?;
+            let latest = match self.create(&next, edit).await? {
+                Created::Ours => {
+                    on_landed(&next);
+                    match self.created_outcome(next.version).await? {
+                        CreatedOutcome::Applied => return Ok(Committed::Applied { version: next, base }),
+                        CreatedOutcome::SlotReopened { latest } => self.read(latest).await?,
+                    }
+                }
+                Created::Fenced { by } => return Ok(Committed::Fenced { by }),
+                Created::Taken(existing) => self.reread(existing).await?,
+            };
+            // A claim always claims from the latest; a role's update is
+            // applied again on it (`reapply_base`), never on its stale view.
+            slot = latest.version;
+            base = match edit.holder() {
+                None => latest,
+                Some(_) => reapply_base(self.protocol, &base, &latest).clone(),
+            };
+        }
+        Err(Error::InvalidArgument(format!("manifest update lost the race {RACE_ATTEMPTS} times in a row")))
+    }
+
+    /// Creates `next`; on `AlreadyExists` reads the object back and lets the
+    /// protocol decide whose it is.
+    async fn create(&self, next: &ManifestObject, edit: &impl ManifestEdit) -> Result<Created> {
+        let path = self.layout.manifest(next.version);
+        if create(self.store.as_ref(), &path, next.encode()).await? {
+            return Ok(Created::Ours);
+        }
+        let existing = ManifestObject::decode(path.as_ref(), &read(self.store.as_ref(), &path).await?)?;
+        let ours = match edit.holder() {
+            None => match on_claim_taken(next.token, existing.token) {
+                ClaimTaken::Ours => true,
+                ClaimTaken::ClaimAgain => false,
+            },
+            Some((role, epoch)) => match on_manifest_taken(role, epoch, next.token, &existing.view(), existing.token) {
+                TakenOutcome::Ours => true,
+                TakenOutcome::Fenced { by } => return Ok(Created::Fenced { by }),
+                TakenOutcome::Reapply => false,
+            },
+        };
+        Ok(if ours { Created::Ours } else { Created::Taken(existing) })
+    }
+
+    /// `on_manifest_created`: whether the version just created is the latest.
+    /// The create has landed, so giving up here would leave the caller not
+    /// knowing its own state: a failed listing is tried again (the store
+    /// layer has already retried it) before the error is returned.
+    async fn created_outcome(&self, created: u64) -> Result<CreatedOutcome> {
+        let mut attempt = 0;
+        let latest = loop {
+            match self.latest_listed().await {
+                Ok(latest) => break latest.unwrap_or(created),
+                Err(e) if attempt + 1 >= LISTING_ATTEMPTS => return Err(e),
+                Err(_) => attempt += 1,
+            }
+        };
+        Ok(on_manifest_created(self.protocol, created, latest))
+    }
+}
+
+/// The outcome of one manifest create.
+enum Created {
+    Ours,
+    Fenced { by: Epoch },
+    /// Another object holds the version: re-read and go again.
+    Taken(ManifestObject),
+}

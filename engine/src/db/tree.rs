@@ -1,0 +1,60 @@
+//! The open SSTs of one manifest version (L0 and sorted runs), as reads and
+//! compaction use them.
+
+use std::collections::HashMap;
+
+use object_store::ObjectStore;
+
+use crate::cache::BlockCache;
+use crate::iter::{KeyRange, RunSource, ScanOptions, Source, SstSource};
+use crate::manifest::{ManifestObject, SstHandle};
+use crate::paths::Layout;
+use crate::sst::{RunReader, SstRef};
+use crate::sync::{Arc, StdArc};
+
+/// The SSTs of one manifest version, open: L0 newest first, runs newest first.
+#[derive(Debug, Default)]
+pub(crate) struct OpenTree {
+    pub(crate) l0: Vec<Arc<SstRef>>,
+    pub(crate) runs: Vec<Arc<RunReader>>,
+}
+
+impl OpenTree {
+    /// The tree of manifest `m`, every SST opened lazily; SSTs already open
+    /// in `known` (by path) are reused with what they have read.
+    pub(crate) fn of(
+        store: &StdArc<dyn ObjectStore>,
+        cache: &BlockCache,
+        layout: &Layout,
+        m: &ManifestObject,
+        known: &HashMap<String, Arc<SstRef>>,
+    ) -> OpenTree {
+        let sst = |h: &SstHandle| {
+            let path = layout.sst(h.id);
+            match known.get(path.as_ref()) {
+                Some(r) => r.clone(),
+                None => Arc::new(SstRef::new(h.clone(), path, store.clone(), cache.clone())),
+            }
+        };
+        let l0 = m.l0.iter().map(sst).collect();
+        let runs = m.runs.iter().map(|run| Arc::new(RunReader::new(run, run.ssts.iter().map(sst).collect()))).collect();
+        OpenTree { l0, runs }
+    }
+
+    /// Every open SST by path, to carry into the next tree.
+    pub(crate) fn by_path(&self) -> HashMap<String, Arc<SstRef>> {
+        self.ssts().map(|r| (r.path().to_string(), r.clone())).collect()
+    }
+
+    /// Every SST, L0 first, then the runs.
+    pub(crate) fn ssts(&self) -> impl Iterator<Item = &Arc<SstRef>> {
+        self.l0.iter().chain(self.runs.iter().flat_map(|r| r.ssts.iter()))
+    }
+
+    /// Sources for a merge over `range`, newest first.
+    pub(crate) fn sources(&self, range: &KeyRange, opts: ScanOptions) -> Vec<Source> {
+        let l0 = self.l0.iter().map(|r| Source::Sst(SstSource::with_options(r.clone(), range.clone(), opts)));
+        let runs = self.runs.iter().map(|r| Source::Run(RunSource::with_options(r, range.clone(), opts)));
+        l0.chain(runs).collect()
+    }
+}

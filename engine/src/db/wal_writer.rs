@@ -1,0 +1,232 @@
+//! The WAL writer: a loop around the freeze policy (`protocol::FreezePolicy`)
+//! that freezes the buffer (`FreezeWal`, with `FreezeMemtable` when the
+//! memtable is full), starts uploads inside the protocol's window
+//! (`UploadWal`), and settles each create (`WalDurable`, or the rejection
+//! that stops the writer).
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::inner::DbInner;
+use crate::commit::{AckError, FrozenWal};
+use crate::memtable::ImmMemtable;
+use crate::protocol::{resolve_create_conflict, CreateConflict, FreezeInputs, FreezePolicy, FreezeStep, ObjectOwner, WalHeader, WalKind};
+use crate::sst::SeqEntry;
+use crate::store::{create, read};
+use crate::sync::{lock, Arc, Ordering};
+use crate::trace::TraceEvent;
+use crate::wal_object::{decode_wal, encode_wal};
+
+/// How long the writer waits for a completed upload before looking again.
+const WINDOW_POLL: Duration = Duration::from_millis(2);
+
+/// The freeze policy of these settings.
+fn policy(inner: &DbInner) -> FreezePolicy {
+    let s = &inner.settings;
+    FreezePolicy {
+        wal_size_bytes: s.wal_size_bytes,
+        flush_interval: s.flush_interval,
+        burst_gap: s.burst_gap,
+        upload_gather: s.upload_gather,
+    }
+}
+
+/// The anchors the policy measures gathers from, kept by the loop.
+#[derive(Default)]
+struct Anchors {
+    buffered_since: Option<Duration>,
+    urgent_since: Option<Duration>,
+    last_freeze: Option<Duration>,
+    idle_since: Option<Duration>,
+}
+
+/// Freezes and uploads until aborted. Upload tasks live in a `JoinSet`, so
+/// they stop when this task is aborted (a dropped `Db`).
+pub(super) async fn run(inner: Arc<DbInner>) {
+    let policy = policy(&inner);
+    let origin = Instant::now();
+    let mut uploads = JoinSet::new();
+    let mut at = Anchors::default();
+    loop {
+        while uploads.try_join_next().is_some() {}
+        let now = origin.elapsed();
+        let buffered_bytes = inner.commit.buffer_bytes();
+        if buffered_bytes == 0 {
+            at.buffered_since = None;
+        } else if at.buffered_since.is_none() {
+            // Written while the loop slept: no later than when it went idle.
+            at.buffered_since = Some(at.idle_since.unwrap_or(now));
+        }
+        if inner.flush_wanted.load(Ordering::Acquire) {
+            at.urgent_since.get_or_insert(now);
+        }
+        let inputs = FreezeInputs {
+            now,
+            stopped: inner.commit.failure().is_some(),
+            buffered_bytes,
+            buffered_since: at.buffered_since,
+            memtable_full: inner.memtable_full.load(Ordering::Acquire),
+            window_has_room: inner.commit.with_log(|log| log.window_has_room()),
+            uploads_in_flight: uploads.len(),
+            urgent_since: at.urgent_since,
+            burst_gathered: inner.commit.burst_gathered(),
+            last_freeze: at.last_freeze,
+        };
+        match policy.decide(&inputs) {
+            FreezeStep::Idle => {
+                at.idle_since = Some(now);
+                tokio::select! {
+                    _ = inner.wake_flusher.notified() => {}
+                    _ = tokio::time::sleep(inner.settings.flush_interval) => {}
+                }
+            }
+            FreezeStep::AwaitWindow => {
+                let _ = tokio::time::timeout(WINDOW_POLL, inner.durable_changed.notified()).await;
+            }
+            FreezeStep::Gather { until, .. } => {
+                let deadline = origin + until;
+                tokio::select! {
+                    _ = inner.wake_flusher.notified() => {}
+                    _ = tokio::time::sleep_until(deadline) => {}
+                    // A completed upload can end an upload gather early.
+                    Some(_) = uploads.join_next(), if !uploads.is_empty() => {}
+                }
+            }
+            FreezeStep::Freeze { memtable } => {
+                at.idle_since = None;
+                // Cleared before the freeze: a caller that asks after it is
+                // in the next buffer and asks again.
+                inner.flush_wanted.store(false, Ordering::Release);
+                at.urgent_since = None;
+                at.buffered_since = None;
+                at.last_freeze = Some(now);
+                let frozen = if memtable {
+                    inner.memtable_full.store(false, Ordering::Release);
+                    freeze_memtable(&inner)
+                } else {
+                    inner.commit.freeze()
+                };
+                if let Some(frozen) = frozen {
+                    start_upload(&inner, frozen, &mut uploads).await;
+                }
+            }
+        }
+    }
+}
+
+/// `UploadWal` once the protocol's window allows: WAL `i` starts only while
+/// `i <= durable + W`. A failed writer starts nothing: outside the window a
+/// late upload could land where a newer writer's fence jump does not reach,
+/// and a fenced writer has nothing left to make durable.
+async fn start_upload(inner: &Arc<DbInner>, frozen: FrozenWal<SeqEntry>, uploads: &mut JoinSet<()>) {
+    let w = inner.settings.max_inflight_wal_uploads as usize;
+    loop {
+        if window_never_freed(inner) && inner.uploads_in_flight.load(Ordering::Acquire) >= w {
+            let _ = tokio::time::timeout(WINDOW_POLL, inner.durable_changed.notified()).await;
+            continue;
+        }
+        match inner.commit.start_upload(frozen.wal_id) {
+            Ok(true) => {
+                let in_flight = inner.uploads_in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+                // The window bounds uploads in flight (`may_start_upload`).
+                assert!(in_flight <= w, "{in_flight} WAL uploads in flight with a window of {w}");
+                let task = inner.clone();
+                uploads.spawn(async move {
+                    upload_wal(&task, frozen).await;
+                    if !window_never_freed(&task) {
+                        task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    task.durable_changed.notify_waiters();
+                });
+                return;
+            }
+            Ok(false) => {
+                let _ = tokio::time::timeout(WINDOW_POLL, inner.durable_changed.notified()).await;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Mutant `window-never-freed` (`Settings::window_never_freed`): a completed
+/// upload never frees its slot, so after W uploads the writer stalls.
+fn window_never_freed(inner: &DbInner) -> bool {
+    #[cfg(feature = "mutants")]
+    return inner.settings.window_never_freed;
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = inner;
+        false
+    }
+}
+
+/// `FreezeMemtable` together with `FreezeWal`, under the commit lock, so the
+/// memtable's writes are exactly those in WALs `<= last_wal_id`.
+pub(super) fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<SeqEntry>> {
+    let (frozen, froze_memtable) = inner.commit.freeze_with(|_, last| {
+        let mut mem = lock(&inner.mem);
+        if mem.active.is_empty() {
+            return false;
+        }
+        let table = std::mem::take(&mut mem.active);
+        mem.imm.push(Arc::new(ImmMemtable { table, last_wal_id: last }));
+        // Recorded under the commit lock, after `FreezeWal`: the spec's
+        // `FreezeMemtable` requires an empty WAL buffer.
+        inner.emit(TraceEvent::FreezeMemtable { last_wal_id: last });
+        true
+    });
+    if froze_memtable {
+        inner.wake_l0.notify_one();
+    }
+    frozen
+}
+
+/// After `UploadWal`: creates `wal/<id>.sst`, resolving an `AlreadyExists`
+/// by reading the object back; then `WalDurable`, or the rejection that
+/// stops this writer.
+async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>) {
+    let wal_id = frozen.wal_id;
+    let token: u64 = rand::random();
+    let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
+    let bytes = encode_wal(header, token, frozen.items, inner.settings.block_size);
+    let path = inner.layout.wal(wal_id);
+    // The store retries transient failures (`RetryStore`).
+    let outcome = match create(inner.store.as_ref(), &path, bytes).await {
+        Ok(true) => CreateConflict::Ours,
+        Ok(false) => {
+            let existing = match read(inner.store.as_ref(), &path).await {
+                Ok(b) => decode_wal(&path, b),
+                Err(e) => Err(e),
+            };
+            match existing {
+                Ok(existing) => resolve_create_conflict(
+                    inner.settings.protocol,
+                    ObjectOwner { writer_epoch: inner.epoch, token },
+                    existing.owner(),
+                ),
+                Err(e) => {
+                    inner.commit.fail(AckError::Failed(format!("wal {wal_id}: cannot read back after AlreadyExists: {e}")));
+                    return;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(wal_id, error = %e, "UploadWal failed for good");
+            inner.commit.fail(AckError::Failed(format!("upload of wal {wal_id} failed: {e}")));
+            return;
+        }
+    };
+    match outcome {
+        // `WalDurable` and the `Ack`s it releases, reported under the commit lock.
+        CreateConflict::Ours => {
+            inner.commit.wal_durable(wal_id);
+        }
+        CreateConflict::Fenced { by } => {
+            tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");
+            inner.commit.reject_fenced(wal_id, by);
+        }
+        CreateConflict::TakenByOther { owner } => inner.commit.reject_taken(wal_id, owner),
+    }
+}
