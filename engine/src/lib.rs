@@ -30,6 +30,7 @@
 
 mod batch;
 mod cache;
+mod clock;
 mod commit;
 mod db;
 mod error;
@@ -49,6 +50,7 @@ mod wal_object;
 
 pub use batch::{WriteBatch, WriteOptions};
 pub use cache::BlockCacheStats;
+pub use clock::{Clock, SystemClock, TokioClock};
 pub use db::{database_exists, Db, DbIterator, Snapshot};
 pub use error::{Error, Result};
 pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};

@@ -42,9 +42,9 @@ impl SstHandle {
         ulid::Ulid(self.id).timestamp_ms()
     }
 
-    /// A new, unique SST id, timestamped now.
-    pub fn new_id() -> u128 {
-        ulid::Ulid::new().0
+    /// A new, unique SST id, timestamped `now_ms` (the engine's clock).
+    pub fn new_id(now_ms: u64) -> u128 {
+        ulid::Ulid::from_parts(now_ms, rand::random()).0
     }
 }
 

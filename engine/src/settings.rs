@@ -68,6 +68,9 @@ pub struct Settings {
     pub hedge: crate::store::HedgeSettings,
     /// Receives every protocol action (trace conformance, tests).
     pub recorder: Option<Arc<dyn TraceRecorder>>,
+    /// The clock every age decision reads (GC, SST creation times,
+    /// checkpoint expiry): the wall clock unless a harness gives another.
+    pub clock: crate::sync::StdArc<dyn crate::clock::Clock>,
     /// Mutant `scan-without-snapshot`: `scan` reads the
     /// L0 SSTs before it looks at the memtables, so a concurrent L0 flush can
     /// hide acknowledged writes. Kept so the crash harness shows it catches it.
@@ -111,6 +114,7 @@ impl Default for Settings {
             block_cache_bytes: 64 << 20,
             hedge: crate::store::HedgeSettings::default(),
             recorder: None,
+            clock: crate::sync::StdArc::new(crate::clock::SystemClock),
             #[cfg(feature = "mutants")]
             scan_without_snapshot: false,
             #[cfg(feature = "mutants")]
@@ -243,6 +247,12 @@ impl Settings {
         self.block_cache_bytes = n;
         self
     }
+    /// Reads time from `clock` instead of the wall clock.
+    pub fn with_clock(mut self, clock: crate::sync::StdArc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn with_hedge(mut self, h: crate::store::HedgeSettings) -> Self {
         self.hedge = h;
         self

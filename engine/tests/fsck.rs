@@ -213,7 +213,7 @@ async fn orphans_are_informational() {
     let layout = Layout::new(Path::from(ROOT));
     let mut b = SstBuilder::new(4096);
     b.add(Bytes::from("x"), 1, None).unwrap();
-    let orphan = layout.sst(SstHandle::new_id());
+    let orphan = layout.sst(SstHandle::new_id(0));
     store.put(&orphan, PutPayload::from(b.finish(&[]))).await.unwrap();
     let r = check(&store).await;
     assert_eq!(r.problems(), 0, "{:#?}", problems(&r));

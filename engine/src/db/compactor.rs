@@ -218,7 +218,7 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
 /// re-read and the compaction re-applied on top of it.
 async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
     let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
-    let now = super::gc::now_ms() + COMMIT_TIMEOUT_MS;
+    let now = inner.settings.clock.now_ms() + COMMIT_TIMEOUT_MS;
     if let Some(old) = output.ssts.iter().find(|h| !policy.may_record_sst(h.created_at_ms(), now)) {
         return Err(Error::InvalidArgument(format!(
             "compaction output {} is older than gc_min_age before its manifest was written; raise gc_min_age",

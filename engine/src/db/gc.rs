@@ -7,8 +7,6 @@
 //! must be at least `gc_min_age` old (a flush or compaction in another
 //! process may be about to record them); fences are never deleted.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
@@ -40,10 +38,6 @@ pub(super) async fn periodic(inner: Arc<DbInner>) {
     }
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 fn modified_ms(m: &object_store::ObjectMeta) -> u64 {
     m.last_modified.timestamp_millis().max(0) as u64
 }
@@ -54,7 +48,7 @@ pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
     let store = inner.store.as_ref();
     let layout = &inner.layout;
     let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
-    let now = now_ms();
+    let now = inner.settings.clock.now_ms();
 
     // Order matters with a zero `gc_min_age`: SSTs and WALs are listed and
     // this process's pins read *before* the manifests. An SST in the

@@ -106,7 +106,7 @@ impl DbInner {
     pub(crate) async fn upload_sst(&self, bytes: bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
         let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
         let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
-        let id = id.unwrap_or_else(SstHandle::new_id);
+        let id = id.unwrap_or_else(|| SstHandle::new_id(self.settings.clock.now_ms()));
         lock(&self.pinned).insert(id);
         let path = self.layout.sst(id);
         // A fresh ULID is unique: AlreadyExists can only be our own retried create.
