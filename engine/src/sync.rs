@@ -21,7 +21,7 @@ pub use std::sync::{
 /// a trait object. Never use it for state the loom suite must permute.
 pub use std::sync::Arc as StdArc;
 
-/// `Weak` of [`StdArc`], for registries of shared values (the open SST
+/// `Weak` of `StdArc`, for registries of shared values (the open SST
 /// trees readers still hold).
 pub use std::sync::Weak as StdWeak;
 

@@ -85,10 +85,6 @@ impl S3 {
         Arc::new(self.builder(&format!("http://{}", proxy.addr)).with_client_options(options).build().expect("S3 store"))
     }
 
-    fn url(&self, prefix: &str) -> String {
-        format!("s3://{}/{prefix}", self.bucket)
-    }
-
     fn host_port(&self) -> String {
         host_port(&self.endpoint)
     }

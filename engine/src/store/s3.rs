@@ -66,11 +66,11 @@ mod client {
     use crate::sync::StdArc;
 
     /// How long object_store's S3 client retries one request (backoff between
-    /// attempts, at most [`MAX_RETRIES`] of them). The AWS SDKs make three
+    /// attempts, at most `MAX_RETRIES` of them). The AWS SDKs make three
     /// attempts by default; this is more patient than that, and short enough
     /// that a wrong endpoint is reported while the user still waits for it.
     pub(crate) const RETRY_TIMEOUT: Duration = Duration::from_secs(10);
-    /// The most retries of one request within [`RETRY_TIMEOUT`].
+    /// The most retries of one request within `RETRY_TIMEOUT`.
     pub(crate) const MAX_RETRIES: usize = 10;
     /// The longest pause between two attempts.
     pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -78,7 +78,7 @@ mod client {
     /// `AWS_CONNECT_TIMEOUT` overrides.
     pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
     /// The longest a request to an endpoint that does not answer takes to fail:
-    /// retries start until [`RETRY_TIMEOUT`], then one last pause and one last
+    /// retries start until `RETRY_TIMEOUT`, then one last pause and one last
     /// connection attempt.
     pub(crate) const UNREACHABLE_BOUND: Duration =
         Duration::from_secs(RETRY_TIMEOUT.as_secs() + MAX_BACKOFF.as_secs() + CONNECT_TIMEOUT.as_secs());
@@ -291,7 +291,7 @@ mod client {
         }
 
         /// A failure the client gave up on: diagnosed where its fix is
-        /// known, and in every case marked [`AlreadyRetried`] (or left as the
+        /// known, and in every case marked `AlreadyRetried` (or left as the
         /// answer it is: not found, already exists, precondition failed).
         fn failure(&self, e: object_store::Error) -> object_store::Error {
             use object_store::Error as E;
@@ -309,7 +309,7 @@ mod client {
         }
     }
 
-    /// The S3 client with its failures passed through [`Context::failure`].
+    /// The S3 client with its failures passed through `Context::failure`.
     /// Only a request's own outcome is mapped: a body that fails part-way
     /// is left to the `RetryStore` above, which reads bodies whole.
     #[derive(Debug)]

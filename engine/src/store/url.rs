@@ -12,11 +12,11 @@ use crate::sync::StdArc;
 ///
 /// `s3://bucket/prefix` (feature `aws`) is configured from the standard
 /// `AWS_*` environment variables. Its client retries each request for at
-/// most 10 s, and a request to an endpoint that does not answer fails within
-/// about 17 s (10 s of retries, one last pause of up to 2 s and a 5 s
-/// connection attempt), with an [`Error::StoreAccess`] that names the fix, as do a bucket that does not
-/// exist, refused credentials and a plain-HTTP endpoint without
-/// `AWS_ALLOW_HTTP=true`.
+/// most 10 s, so a request to an endpoint that does not answer fails within
+/// about 17 s (10 s of retries, a last pause of up to 2 s, a last 5 s
+/// connection attempt). That failure, a bucket that does not exist, refused
+/// credentials and a plain-HTTP endpoint without `AWS_ALLOW_HTTP=true` are
+/// each an [`Error::StoreAccess`] that names the fix.
 pub fn store_for_url(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     store_for(url, true)
 }
