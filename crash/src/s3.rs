@@ -1,15 +1,21 @@
 //! Crash schedules over a real S3 protocol (`crash-check --s3`): the inner
 //! store is a bucket on the local server named by `TIDEMARK_S3_ENDPOINT`
 //! (./test.sh starts moto; by hand: `scripts/with-s3.sh`), and each schedule
-//! works under a prefix of its own.
+//! works under a prefix of its own. The S3 client is the crate's `s3`
+//! feature (`cargo run --release -p tidemark-crash --features s3 --bin
+//! crash-check -- --s3`).
 
+#[cfg(feature = "s3")]
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "s3")]
 use object_store::aws::{AmazonS3Builder, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientOptions, ObjectStore};
+#[cfg(feature = "s3")]
+use object_store::ClientOptions;
+use object_store::ObjectStore;
 use tidemark::internals::sync::StdArc as Arc;
 
 /// The variable that names the server, `http://127.0.0.1:PORT`.
@@ -19,6 +25,7 @@ pub const ENDPOINT_VAR: &str = "TIDEMARK_S3_ENDPOINT";
 /// store. The client keeps no idle connections: every schedule phase runs
 /// on a runtime of its own, and a pooled connection must not outlive the
 /// runtime that opened it.
+#[cfg(feature = "s3")]
 pub fn bucket_from_env() -> Result<Arc<dyn ObjectStore>, String> {
     let endpoint = std::env::var(ENDPOINT_VAR)
         .ok()
@@ -41,6 +48,14 @@ pub fn bucket_from_env() -> Result<Arc<dyn ObjectStore>, String> {
     Ok(Arc::new(store))
 }
 
+/// Without the `s3` feature there is no S3 client: `--s3` says how to build one.
+#[cfg(not(feature = "s3"))]
+pub fn bucket_from_env() -> Result<Arc<dyn ObjectStore>, String> {
+    Err("--s3 needs the S3 client: build with `--features s3` \
+         (cargo run --release -p tidemark-crash --features s3 --bin crash-check -- --s3 ...)"
+        .into())
+}
+
 /// `base` under a prefix no other schedule of this process uses.
 pub fn schedule_store(base: &Arc<dyn ObjectStore>, seed: u64) -> Arc<dyn ObjectStore> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -50,6 +65,7 @@ pub fn schedule_store(base: &Arc<dyn ObjectStore>, seed: u64) -> Arc<dyn ObjectS
 
 /// Creates `bucket` with one plain HTTP request (a local moto server needs
 /// no signature for it).
+#[cfg(feature = "s3")]
 fn create_bucket(endpoint: &str, bucket: &str) -> Result<(), String> {
     let addr = endpoint.trim_start_matches("http://");
     let mut conn = std::net::TcpStream::connect(addr).map_err(|e| format!("cannot reach the S3 server at {addr}: {e}"))?;

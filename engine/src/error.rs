@@ -19,7 +19,13 @@ pub enum Error {
     WalIdTaken { id: WalId, owner_epoch: Epoch },
     /// The object store failed (after retries, where they apply).
     #[error("ObjectStore: {0}")]
-    ObjectStore(#[from] object_store::Error),
+    ObjectStore(#[source] object_store::Error),
+    /// The store cannot be used as it is configured, and retrying will not
+    /// help: an S3 bucket that does not exist, credentials the store
+    /// refuses, an endpoint that does not answer or that is plain HTTP
+    /// without `AWS_ALLOW_HTTP`. `fix` says what to change.
+    #[error("{problem}: {fix}")]
+    StoreAccess { problem: String, fix: String },
     /// The store does not honour create-if-absent (`PutMode::Create`), which
     /// every fence and epoch claim rests on: refused at writable open.
     #[error("NoCompareAndSet: {store}: {detail}")]
@@ -40,6 +46,18 @@ pub enum Error {
     /// and was not written.
     #[error("outcome unknown: the write may or may not be durable ({cause})")]
     OutcomeUnknown { cause: Box<Error> },
+}
+
+impl From<object_store::Error> for Error {
+    /// A store failure whose cause the store layer diagnosed (see
+    /// `store::s3`) becomes [`Error::StoreAccess`]; any other stays
+    /// [`Error::ObjectStore`].
+    fn from(e: object_store::Error) -> Self {
+        match crate::store::s3::diagnosis(&e) {
+            Some(d) => Error::StoreAccess { problem: d.problem.clone(), fix: d.fix.clone() },
+            None => Error::ObjectStore(e),
+        }
+    }
 }
 
 impl Error {

@@ -20,7 +20,8 @@
 //!
 //! The public API is this page: [`Db`] and its reads ([`Snapshot`],
 //! [`DbIterator`]), [`WriteBatch`] and the option types, [`Settings`],
-//! [`Error`], [`Metrics`], [`store_for_url`] and [`fsck()`]. Everything else
+//! [`Error`], [`Metrics`], [`store_for_url`], [`fsck()`], and the names ids
+//! have in the store ([`sst_name`], [`wal_name`]). Everything else
 //! is internal; tidemark's own checkers reach it through the `internals`
 //! module (feature `internals`), which carries no stability promise.
 
@@ -57,6 +58,7 @@ pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};
 pub use manifest::{ManifestObject as Manifest, SortedRun, SstHandle};
 pub use metrics::{Metrics, StoreRequests};
+pub use paths::{sst_name, wal_name};
 pub use settings::Settings;
 pub use store::url::{store_for_url, store_for_url_read_only};
 pub use store::{HedgeCounts, HedgeSettings};

@@ -6,6 +6,18 @@ use object_store::path::Path;
 
 use crate::protocol::WalId;
 
+/// SST `id` as its object is named, `compacted/<ULID>.sst`: its ULID, the
+/// form in which a user finds it in the store (and `tidemark manifest` prints it).
+pub fn sst_name(id: u128) -> String {
+    ulid::Ulid(id).to_string()
+}
+
+/// WAL `id` as its object is named, `wal/<id>.sst`: 20 digits, zero-padded
+/// so that listing order is id order.
+pub fn wal_name(id: WalId) -> String {
+    format!("{id:020}")
+}
+
 /// Paths of one database's objects.
 #[derive(Clone, Debug)]
 pub struct Layout {
@@ -42,13 +54,13 @@ impl Layout {
     }
 
     pub fn wal(&self, id: WalId) -> Path {
-        self.wal_dir().join(format!("{id:020}.sst"))
+        self.wal_dir().join(format!("{}.sst", wal_name(id)))
     }
 
     /// SST `id` (a ULID): unique without coordination, so two writers (one
     /// of them fenced) or two compactors never create the same object.
     pub fn sst(&self, id: u128) -> Path {
-        self.sst_dir().join(format!("{}.sst", ulid::Ulid(id)))
+        self.sst_dir().join(format!("{}.sst", sst_name(id)))
     }
 
     /// The SST id of a listed path, `None` for anything else.

@@ -1,15 +1,15 @@
-//! The engine and the CLI over a real S3 protocol: a local moto server that
+//! The engine over a real S3 protocol (the CLI's S3 tests are in
+//! cli/tests/cli_s3.rs): a local moto server that
 //! `./test.sh` starts (scripts/s3-server.sh) and names in
 //! `TIDEMARK_S3_ENDPOINT`. Each test makes its own bucket.
 //!
 //! Without the variable the tests say they were skipped and how to run them
-//! (`scripts/with-s3.sh cargo test -p tidemark --test s3`); with `CI=true`
+//! (`scripts/with-s3.sh cargo test -p tidemark --features aws --test s3`); with `CI=true`
 //! they fail instead, so CI never skips them.
 #![cfg(all(not(loom), feature = "aws"))]
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 const ENDPOINT_VAR: &str = "TIDEMARK_S3_ENDPOINT";
-const HOW_TO_RUN: &str = "scripts/with-s3.sh cargo test -p tidemark --test s3";
+const HOW_TO_RUN: &str = "scripts/with-s3.sh cargo test -p tidemark --features aws --test s3";
 
 /// A bucket of its own on the local server.
 struct S3 {
@@ -83,10 +83,6 @@ impl S3 {
     fn store_via(&self, proxy: &Proxy) -> Arc<dyn ObjectStore> {
         let options = ClientOptions::new().with_allow_http(true).with_timeout(Duration::from_secs(10));
         Arc::new(self.builder(&format!("http://{}", proxy.addr)).with_client_options(options).build().expect("S3 store"))
-    }
-
-    fn url(&self, prefix: &str) -> String {
-        format!("s3://{}/{prefix}", self.bucket)
     }
 
     fn host_port(&self) -> String {
@@ -506,77 +502,4 @@ async fn a_create_that_landed_but_reported_failure_is_read_back_as_ours() {
     let check = Db::open_with("db", store, small()).await.expect("reopen");
     assert_eq!(check.get("k").await.expect("get").as_deref(), Some(&b"v"[..]));
     check.close().await.expect("close");
-}
-
-// ---------------------------------------------------------------------------
-// The CLI over s3://, configured from the standard AWS environment.
-
-fn tidemark(s3: &S3, url: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
-    for (k, _) in std::env::vars_os() {
-        if k.to_str().is_some_and(|k| k.starts_with("AWS_")) {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("AWS_ENDPOINT_URL", &s3.endpoint)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ALLOW_HTTP", "true")
-        .arg("--url")
-        .arg(url)
-        .args(args)
-        .output()
-        .expect("runs the tidemark binary")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[tokio::test]
-async fn every_cli_command_and_fsck_over_s3() {
-    let s3 = s3_or_skip!("every_cli_command_and_fsck_over_s3");
-    let url = s3.url("cli/db");
-    for i in 0..10 {
-        let put = tidemark(&s3, &url, &["put", &format!("key{i}"), &format!("value{i}")]);
-        assert!(put.status.success(), "put: {}", stderr(&put));
-    }
-    let got = tidemark(&s3, &url, &["get", "key3"]);
-    assert!(got.status.success(), "get: {}", stderr(&got));
-    assert_eq!(stdout(&got), "value3\n");
-    let missing = tidemark(&s3, &url, &["get", "nope"]);
-    assert_eq!(missing.status.code(), Some(1));
-    assert_eq!(stderr(&missing).trim(), "not found");
-    assert!(tidemark(&s3, &url, &["delete", "key0"]).status.success());
-    let scan = tidemark(&s3, &url, &["scan", "--prefix", "key", "--limit", "3"]);
-    assert_eq!(stdout(&scan), "key1\tvalue1\nkey2\tvalue2\nkey3\tvalue3\n");
-    assert_eq!(stdout(&tidemark(&s3, &url, &["scan"])).lines().count(), 9);
-    let manifest = tidemark(&s3, &url, &["manifest"]);
-    let json: serde_json::Value = serde_json::from_str(&stdout(&manifest)).expect("manifest is JSON");
-    assert_eq!(json["writer_epoch"].as_u64(), Some(11), "ten puts and a delete, one writer each");
-    let fsck = tidemark(&s3, &url, &["fsck"]);
-    assert!(fsck.status.success(), "{}", stdout(&fsck));
-    assert!(stdout(&fsck).contains("fsck: no problems"), "{}", stdout(&fsck));
-
-    // The objects are where the URL says, and fsck finds damage there: the
-    // last close flushed everything to SSTs the manifest requires.
-    let store = s3.store();
-    let referenced = stdout(&fsck)
-        .lines()
-        .find_map(|l| l.strip_prefix("ok   sst ").and_then(|rest| rest.split(' ').next()).map(str::to_string))
-        .expect("fsck lists the SSTs it checked");
-    assert!(referenced.starts_with("cli/db/compacted/"), "{referenced}");
-    store.delete(&Path::from(referenced.as_str())).await.expect("delete");
-    let damaged = tidemark(&s3, &url, &["fsck"]);
-    assert_eq!(damaged.status.code(), Some(1), "{}", stdout(&damaged));
-    assert!(stdout(&damaged).contains("FAIL"), "{}", stdout(&damaged));
-
-    let no_bucket = tidemark(&s3, "s3:///db", &["get", "k"]);
-    assert_eq!(no_bucket.status.code(), Some(1));
-    assert!(stderr(&no_bucket).contains("names no bucket"), "{}", stderr(&no_bucket));
 }

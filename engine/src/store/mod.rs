@@ -1,12 +1,14 @@
 //! The object-store decorators every `Db` stacks on the store it is given,
 //! in the style of object_store's own wrappers (`ThrottledStore`,
 //! `LimitStore`): each changes a few methods and forwards the rest
-//! ([`wrap`]). Also the URL-to-store mapping and the compare-and-set probe.
+//! ([`wrap`]). Also the URL-to-store mapping (with the S3 client's
+//! configuration and first-contact errors) and the compare-and-set probe.
 
 mod counting;
 mod hedge;
 pub(crate) mod probe;
 pub(crate) mod retry;
+pub(crate) mod s3;
 pub(crate) mod url;
 pub(crate) mod wrap;
 

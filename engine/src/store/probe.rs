@@ -35,6 +35,25 @@ fn refuse(store: &dyn ObjectStore, detail: String) -> Error {
     Error::NoCompareAndSet { store: store.to_string(), detail: format!("{detail}. {HOW_TO_ENABLE}") }
 }
 
+/// A create is "not found" only when what holds the object is missing (an
+/// S3 bucket, a container) or when the endpoint is not the store meant. It
+/// is the first request a writer makes, so this is where a user meets it;
+/// `store_for_url` names a missing S3 bucket itself, this covers stores
+/// built by hand.
+fn not_found_on_create(path: &Path, e: &object_store::Error) -> Error {
+    let detail = e.to_string();
+    let detail = detail.lines().next().unwrap_or_default();
+    Error::StoreAccess {
+        problem: format!(
+            "creating {path} was answered \"not found\" ({detail}): the bucket (or container) does not exist, \
+             or the endpoint is not the store meant"
+        ),
+        fix: "create the bucket first (tidemark creates objects under its prefix, never the bucket), and check the \
+              endpoint (AWS_ENDPOINT_URL)"
+            .into(),
+    }
+}
+
 /// Checks that `store` honours `PutMode::Create` under `root`; removes the
 /// scratch object afterwards. `store` should already retry transient
 /// failures (a `RetryStore`): a retried first create that had landed reports
@@ -48,6 +67,7 @@ pub async fn require_create_if_absent(store: &dyn ObjectStore, root: &Path, max_
         Err(e @ (object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. })) => {
             return Err(refuse(store, format!("creating {path} with PutMode::Create is not supported: {e}")));
         }
+        Err(e @ object_store::Error::NotFound { .. }) => return Err(not_found_on_create(&path, &e)),
         Err(e) => return Err(e.into()),
     }
     let verdict = match store.put_opts(&path, PutPayload::from(second), create_opts()).await {
@@ -68,4 +88,44 @@ pub async fn require_create_if_absent(store: &dyn ObjectStore, root: &Path, max_
         Err(e) => tracing::warn!(%path, error = %e, "could not delete the compare-and-set probe object"),
     }
     verdict
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use async_trait::async_trait;
+    use object_store::memory::InMemory;
+    use object_store::{PutOptions, PutPayload, PutResult};
+
+    use super::*;
+    use crate::sync::StdArc;
+
+    /// Answers every put as a server whose bucket is gone answers it.
+    #[derive(Debug)]
+    struct NoBucket {
+        inner: InMemory,
+    }
+
+    impl std::fmt::Display for NoBucket {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "NoBucket")
+        }
+    }
+
+    #[async_trait]
+    impl ObjectStore for NoBucket {
+        async fn put_opts(&self, location: &Path, _: PutPayload, _: PutOptions) -> object_store::Result<PutResult> {
+            Err(object_store::Error::NotFound { path: location.to_string(), source: "404 NoSuchBucket".into() })
+        }
+        crate::delegate_object_store!(inner =>
+            put_multipart_opts, get_opts, get_ranges, delete_stream, list, list_with_delimiter, copy_opts, rename_opts);
+    }
+
+    #[tokio::test]
+    async fn a_create_answered_not_found_names_the_missing_bucket() {
+        let store: StdArc<dyn ObjectStore> = StdArc::new(NoBucket { inner: InMemory::new() });
+        let err = require_create_if_absent(store.as_ref(), &Path::from("db"), 0).await.expect_err("no bucket");
+        assert!(matches!(err, Error::StoreAccess { .. }), "{err:?}");
+        let line = err.to_string();
+        assert!(line.contains("create the bucket first") && !line.contains('\n'), "{line}");
+    }
 }

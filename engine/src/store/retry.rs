@@ -41,15 +41,19 @@ pub fn is_transient(e: &object_store::Error) -> bool {
 }
 
 /// Whether a failure is one that retrying cannot fix: a missing permission
-/// or credential, a read-only or misconfigured location. object_store's
-/// local store reports these as `Generic` around an `io::Error`, so the whole
-/// chain of causes is inspected (an `object_store::Error` nested inside a
-/// `Generic` counts too).
+/// or credential, a read-only or misconfigured location, or one the store
+/// below has already retried to its own bound ([`AlreadyRetried`]).
+/// object_store's local store reports these as `Generic` around an
+/// `io::Error`, so the whole chain of causes is inspected (an
+/// `object_store::Error` nested inside a `Generic` counts too).
 pub fn is_permanent(e: &object_store::Error) -> bool {
     use object_store::Error as E;
     use std::io::ErrorKind as K;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
+        if c.is::<AlreadyRetried>() {
+            return true;
+        }
         if let Some(os) = c.downcast_ref::<object_store::Error>() {
             if matches!(
                 os,
@@ -74,6 +78,25 @@ pub fn is_permanent(e: &object_store::Error) -> bool {
         cause = c.source();
     }
     false
+}
+
+/// Marks a failure that the store below already retried to its own bound
+/// (the S3 client `store_for_url` configures, whose retries are limited in
+/// time): retrying it again here would multiply that bound by
+/// `max_retries`. It reads as the failure it wraps, which is its source.
+#[derive(Debug)]
+pub struct AlreadyRetried(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Display for AlreadyRetried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AlreadyRetried {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
 }
 
 /// Runs `op` until it succeeds, fails for good, or has been retried
@@ -216,6 +239,16 @@ mod tests {
             .await,
             1
         );
+    }
+
+    #[tokio::test]
+    async fn failures_the_store_below_already_retried_are_tried_once() {
+        let retried = || object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(AlreadyRetried("connection refused after 10 retries".into())),
+        };
+        assert_eq!(attempts(retried).await, 1);
+        assert_eq!(retried().to_string(), "Generic S3 error: connection refused after 10 retries");
     }
 
     #[tokio::test]

@@ -9,6 +9,14 @@ use crate::sync::StdArc;
 
 /// The store and root path a URL names, for a writer: a `file://` directory
 /// that does not exist yet is created.
+///
+/// `s3://bucket/prefix` (feature `aws`) is configured from the standard
+/// `AWS_*` environment variables. Its client retries each request for at
+/// most 10 s, so a request to an endpoint that does not answer fails within
+/// about 17 s (10 s of retries, a last pause of up to 2 s, a last 5 s
+/// connection attempt). That failure, a bucket that does not exist, refused
+/// credentials and a plain-HTTP endpoint without `AWS_ALLOW_HTTP=true` are
+/// each an [`Error::StoreAccess`] that names the fix.
 pub fn store_for_url(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     store_for(url, true)
 }
@@ -55,30 +63,14 @@ fn store_for(url: &str, create: bool) -> Result<(StdArc<dyn ObjectStore>, Path)>
     }
 }
 
-/// `s3://bucket/prefix`, configured from the standard environment
-/// (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`, `AWS_REGION`, `AWS_ALLOW_HTTP`, web identity and
-/// container credentials, instance metadata: whatever object_store's
-/// `AmazonS3Builder::from_env` reads). Conditional put is always ETag-based
-/// (`If-None-Match: *` on creates): tidemark cannot run without it, and
-/// `Db::open_with` refuses a store that ignores it.
 #[cfg(feature = "aws")]
 fn s3(url: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
-    let bucket = url
-        .host_str()
-        .filter(|b| !b.is_empty())
-        .ok_or_else(|| Error::InvalidArgument(format!("`{url}` names no bucket: use s3://bucket/prefix")))?;
-    let store = object_store::aws::AmazonS3Builder::from_env()
-        .with_bucket_name(bucket)
-        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
-        .build()
-        .map_err(|e| Error::InvalidArgument(format!("S3 configuration for `{url}`: {e}")))?;
-    Ok((StdArc::new(store), Path::from(url.path().trim_matches('/'))))
+    super::s3::open(url)
 }
 
 #[cfg(not(feature = "aws"))]
 fn s3(_: &url::Url) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     Err(Error::InvalidArgument(
-        "s3:// URLs need tidemark's `aws` feature (on by default; this build has default-features = false)".into(),
+        "s3:// URLs need tidemark's `aws` feature, which this build lacks (the `tidemark` CLI turns it on)".into(),
     ))
 }

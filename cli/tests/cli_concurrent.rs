@@ -1,4 +1,4 @@
-//! Issue 17, item 6: the exit code of `tidemark put` tells whether the write
+//! The exit code of `tidemark put` tells whether the write
 //! is durable, even when many processes write one database at once (each
 //! `put` opens a writer and fences the others).
 #![cfg(not(loom))]
@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 const PROCESSES: usize = 8;
 const ROUNDS: usize = 20;
 
-/// Exit codes documented in the README's CLI section.
+/// Exit codes (cli/README.md).
 const OK: i32 = 0;
 const NOT_WRITTEN: i32 = 1;
 const OUTCOME_UNKNOWN: i32 = 3;

@@ -1,5 +1,4 @@
-//! A store that stays small however long it runs (issue 10's acceptance):
-//! 300 rounds of `tidemark --gc-min-age 0s put` on `file://`, each an open,
+//! A store that stays small however long it runs: 300 rounds of `tidemark --gc-min-age 0s put` on `file://`, each an open,
 //! a put and a close, leave at most 60 objects; every key is readable and
 //! fsck is clean.
 #![cfg(not(loom))]

@@ -1,7 +1,14 @@
-//! The `tidemark` command line: round trips, fsck, and errors.
+//! The `tidemark` command line: round trips, fsck, exit codes, the
+//! manifest's ids, and errors.
 #![cfg(not(loom))]
 
 use std::process::{Command, Output};
+
+/// Exit codes (cli/README.md).
+const ERROR: i32 = 1;
+const USAGE: i32 = 2;
+const NOT_FOUND: i32 = 4;
+const PROBLEMS: i32 = 5;
 
 fn tidemark(url: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tidemark")).arg("--url").arg(url).args(args).output().expect("runs")
@@ -26,7 +33,7 @@ fn put_get_scan_manifest_fsck_round_trip() {
     assert!(got.status.success());
     assert_eq!(stdout(&got), "green\n");
     let missing = tidemark(&url, &["get", "cherry"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(NOT_FOUND));
     assert_eq!(stderr(&missing).trim(), "not found");
     assert!(tidemark(&url, &["delete", "apple"]).status.success());
     let scan = tidemark(&url, &["scan", "--prefix", "a"]);
@@ -62,30 +69,30 @@ fn fsck_reports_a_corrupt_or_missing_sst() {
     bytes[2] ^= 0xff;
     std::fs::write(&victim, &bytes).unwrap();
     let fsck = tidemark(&url, &["fsck"]);
-    assert_eq!(fsck.status.code(), Some(1));
+    assert_eq!(fsck.status.code(), Some(PROBLEMS));
     assert!(stdout(&fsck).contains("Corrupt"), "{}", stdout(&fsck));
     // Remove it: the manifest requires it.
     std::fs::remove_file(&victim).unwrap();
     let fsck = tidemark(&url, &["fsck"]);
-    assert_eq!(fsck.status.code(), Some(1));
+    assert_eq!(fsck.status.code(), Some(PROBLEMS));
     assert!(stdout(&fsck).contains("not found"), "{}", stdout(&fsck));
     // SSTs open on first use: the read that needs the missing one fails
     // with one clear line, the other still succeeds.
     let gets: Vec<Output> = ["k", "k2"].iter().map(|k| tidemark(&url, &["get", k])).collect();
     let failed: Vec<&Output> = gets.iter().filter(|g| !g.status.success()).collect();
     assert_eq!(failed.len(), 1, "exactly the read of the missing SST fails");
-    assert_eq!(failed[0].status.code(), Some(1));
+    assert_eq!(failed[0].status.code(), Some(ERROR), "an error, not \"not found\"");
     assert_eq!(stderr(failed[0]).lines().count(), 1, "one clear line: {}", stderr(failed[0]));
 }
 
 #[test]
 fn bad_arguments_exit_2() {
     let out = Command::new(env!("CARGO_BIN_EXE_tidemark")).args(["get", "k"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "missing --url");
+    assert_eq!(out.status.code(), Some(USAGE), "missing --url");
     let out = tidemark("memory://", &["frobnicate"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(USAGE));
     let out = tidemark("gopher://x", &["get", "k"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(ERROR));
     assert!(stderr(&out).contains("unsupported URL scheme"), "{}", stderr(&out));
 }
 
@@ -109,7 +116,7 @@ fn tidemark_stdin(url: &str, args: &[&str], input: &[u8]) -> Output {
     child.wait_with_output().expect("runs")
 }
 
-/// Issue 17, item 7: read-only commands create nothing and say clearly that
+/// Read-only commands create nothing and say clearly that
 /// there is no database.
 #[test]
 fn read_only_commands_create_nothing() {
@@ -118,7 +125,7 @@ fn read_only_commands_create_nothing() {
     let url = format!("file://{}", missing.display());
     for args in [&["get", "k"][..], &["scan"], &["manifest"], &["fsck"]] {
         let out = tidemark(&url, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(ERROR), "{args:?}");
         assert!(stderr(&out).contains("no tidemark database at"), "{args:?}: {}", stderr(&out));
         assert!(!missing.exists(), "{args:?} created {}", missing.display());
     }
@@ -128,7 +135,7 @@ fn read_only_commands_create_nothing() {
     let url = format!("file://{}", empty.display());
     for args in [&["get", "k"][..], &["scan"], &["manifest"], &["fsck"]] {
         let out = tidemark(&url, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(ERROR), "{args:?}");
         assert!(stderr(&out).contains("no tidemark database at"), "{args:?}: {}", stderr(&out));
         assert_eq!(std::fs::read_dir(&empty).unwrap().count(), 0, "{args:?} wrote into {}", empty.display());
     }
@@ -140,7 +147,7 @@ fn read_only_commands_create_nothing() {
     assert_eq!(stdout(&tidemark(&url, &["get", "k"])), "v\n");
 }
 
-/// Issue 17, item 7: `file:rel/dir` is relative to the working directory
+/// `file:rel/dir` is relative to the working directory
 /// (the `url` crate alone reads it as `/rel/dir`).
 #[test]
 fn relative_file_urls_resolve_against_the_working_directory() {
@@ -160,12 +167,12 @@ fn relative_file_urls_resolve_against_the_working_directory() {
     assert_eq!(stdout(&got), "v\n", "{}", stderr(&got));
     // Read-only and relative: still nothing created.
     let other = tidemark_in(dir.path(), "file:nothing/here", &["scan"]);
-    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(other.status.code(), Some(ERROR));
     assert!(stderr(&other).contains("no tidemark database at"), "{}", stderr(&other));
     assert!(!dir.path().join("nothing").exists());
 }
 
-/// Issue 17, item 8: large and binary values through `--value-file` (and
+/// Large and binary values through `--value-file` (and
 /// stdin), keys that are not UTF-8, and every output format.
 #[cfg(unix)]
 #[test]
@@ -226,11 +233,11 @@ fn binary_and_large_values() {
     assert_eq!(stdout(&scan), "ff00fe\t80c3\n");
     // Bad input is a usage error and writes nothing.
     let bad = tidemark(&url, &["--input", "hex", "put", "zz", "00"]);
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(USAGE));
     assert!(stderr(&bad).contains("not hex"), "{}", stderr(&bad));
-    assert_eq!(tidemark(&url, &["scan", "--format", "raw"]).status.code(), Some(2), "raw is for get");
+    assert_eq!(tidemark(&url, &["scan", "--format", "raw"]).status.code(), Some(USAGE), "raw is for get");
     let both = tidemark(&url, &["put", "k", "v", "--value-file", file.to_str().unwrap()]);
-    assert_eq!(both.status.code(), Some(2), "VALUE and --value-file conflict");
+    assert_eq!(both.status.code(), Some(USAGE), "VALUE and --value-file conflict");
 }
 
 fn wal_objects(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -251,7 +258,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
-/// Issue 17, item 6: a write that was sent but not acknowledged, and whose
+/// A write that was sent but not acknowledged, and whose
 /// outcome the writer cannot learn, exits 3 and says so. The WAL id the
 /// next writer will use (learnt from a dry run on a copy) is taken in
 /// advance by a directory, so its create meets `AlreadyExists` and the
@@ -274,6 +281,67 @@ fn a_write_with_an_unknown_outcome_exits_3() {
     assert!(stderr(&put).contains("outcome unknown: the write may or may not be durable"), "{}", stderr(&put));
     // A write rejected before it is sent is "not written" (exit 1).
     let empty_key = tidemark(&url, &["put", "", "v"]);
-    assert_eq!(empty_key.status.code(), Some(1));
+    assert_eq!(empty_key.status.code(), Some(ERROR));
     assert!(stderr(&empty_key).contains("not written"), "{}", stderr(&empty_key));
+}
+
+fn names_in(dir: &std::path::Path, suffix: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(suffix)).map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `manifest` prints every SST id as its object is named
+/// (`compacted/<ULID>.sst`) and every WAL id as in `wal/<20 digits>.sst`,
+/// so that each can be found in the store by the name printed.
+#[test]
+fn manifest_ids_are_the_names_of_the_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        assert!(tidemark(&url, &["put", k, v]).status.success());
+    }
+    let out = tidemark(&url, &["manifest"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("manifest is JSON");
+    let ssts = names_in(&dir.path().join("compacted"), ".sst");
+    let l0: Vec<&serde_json::Value> = json["l0"].as_array().expect("l0").iter().collect();
+    assert!(!l0.is_empty(), "each close flushed an L0 SST: {json}");
+    for sst in l0 {
+        let id = sst["id"].as_str().unwrap_or_else(|| panic!("an SST id is a string: {sst}"));
+        assert!(ssts.iter().any(|n| n == id), "compacted/{id}.sst is not among {ssts:?}");
+    }
+    let wals = names_in(&dir.path().join("wal"), ".sst");
+    let last_seen = json["wal_id_last_seen"].as_str().expect("a WAL id is a string");
+    assert_eq!(last_seen.len(), 20, "{last_seen}");
+    assert!(wals.iter().any(|n| n == last_seen), "wal/{last_seen}.sst is not among {wals:?}");
+    assert_eq!(json["writer_epoch"].as_u64(), Some(3), "epochs stay numbers: {json}");
+}
+
+/// A script tells "no such key" (exit 4, stderr `not found`) from a failed
+/// read (exit 1, one line naming the cause), and fsck's "problem found"
+/// (exit 5) from fsck failing to run (exit 1).
+#[test]
+fn not_found_and_errors_have_different_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    assert!(tidemark(&url, &["put", "k", "v"]).status.success());
+    let absent = tidemark(&url, &["get", "other"]);
+    assert_eq!((absent.status.code(), stderr(&absent).trim()), (Some(NOT_FOUND), "not found"));
+    // Every manifest unreadable: the read fails, it does not answer "absent".
+    for m in std::fs::read_dir(dir.path().join("manifest")).unwrap().flatten() {
+        std::fs::write(m.path(), b"not a manifest").unwrap();
+    }
+    let broken = tidemark(&url, &["get", "other"]);
+    assert_eq!(broken.status.code(), Some(ERROR), "{}", stderr(&broken));
+    assert_eq!(stderr(&broken).lines().count(), 1, "{}", stderr(&broken));
+    assert!(stderr(&broken).contains("Corrupt"), "{}", stderr(&broken));
+    let fsck = tidemark(&url, &["fsck"]);
+    assert_eq!(fsck.status.code(), Some(PROBLEMS), "{}", stdout(&fsck));
+    let nothing = tidemark(&format!("file://{}", dir.path().join("none").display()), &["fsck"]);
+    assert_eq!(nothing.status.code(), Some(ERROR), "no database: fsck could not run");
 }

@@ -1,5 +1,5 @@
-//! The errors the CLI's exit codes rest on: a write's outcome (issue 17,
-//! item 6) and permanent store errors that are not retried (item 9).
+//! The errors the CLI's exit codes rest on: a write's outcome (not written,
+//! or unknown) and permanent store errors that are not retried.
 #![cfg(not(loom))]
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -61,8 +61,8 @@ impl ObjectStore for Wrapper {
         put_multipart_opts, get_opts, get_ranges, delete_stream, list, list_with_delimiter, copy_opts, rename_opts);
 }
 
-/// Item 9: a permission error is reported after one attempt, not after
-/// `max_retries` backoffs (the issue saw 1.34 s).
+/// A permission error is reported after one attempt, not after
+/// `max_retries` backoffs.
 #[tokio::test]
 async fn permission_denied_is_not_retried() {
     let store = Wrapper::new(Arc::new(InMemory::new()), true);
@@ -73,7 +73,7 @@ async fn permission_denied_is_not_retried() {
     assert!(err.to_string().contains("Permission denied"), "a clear error: {err}");
 }
 
-/// Item 9, on a real directory: a put into a read-only directory fails at
+/// On a real directory: a put into a read-only directory fails at
 /// once. Skipped where the permission is not enforced (root).
 #[cfg(unix)]
 #[tokio::test]
@@ -92,7 +92,7 @@ async fn put_into_a_read_only_directory_fails_at_once() {
     assert_eq!(store.puts.load(Ordering::SeqCst), 1, "one attempt, no retries: {err}");
 }
 
-/// Item 6: a write whose WAL upload failed with a store error may have
+/// A write whose WAL upload failed with a store error may have
 /// landed: it is `OutcomeUnknown`, never reported as not written. Here it
 /// did land, and a reader sees it.
 #[tokio::test]
@@ -115,7 +115,7 @@ async fn a_write_whose_upload_failed_has_an_unknown_outcome() {
     assert_eq!(reader.get("later").await.unwrap(), None);
 }
 
-/// Item 6: a write whose WAL was rejected by a newer writer's fence is
+/// A write whose WAL was rejected by a newer writer's fence is
 /// `Fenced` (not written), and it is indeed absent.
 #[tokio::test]
 async fn a_write_whose_wal_was_rejected_is_fenced_and_absent() {

@@ -1,0 +1,96 @@
+//! The command line, as clap parses it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tidemark",
+    version,
+    about = "Read and write a tidemark database",
+    after_help = "Exit codes: 0 success (put/delete: the write is durable); 1 error (put/delete: not written); \
+                  2 usage error (nothing done); 3 put/delete: outcome unknown, the write may or may not be durable; \
+                  4 get: key not found; 5 fsck: a problem found. See cli/README.md."
+)]
+pub struct Cli {
+    /// Where the database lives: file:///abs/dir, file:rel/dir (relative to
+    /// the working directory), memory://, or s3://bucket/prefix (configured
+    /// from the AWS_* environment variables).
+    #[arg(long)]
+    pub url: String,
+    /// How KEY, VALUE and --prefix arguments are given: their bytes as they
+    /// are (text, which may be any bytes, not only UTF-8), hex or base64.
+    #[arg(long, global = true, value_enum, default_value_t = Input::Text)]
+    pub input: Input,
+    /// The minimum age before garbage collection may delete an object
+    /// (human-readable: `0s`, `90s`, `5m`, `1h`). Readers and other
+    /// processes may use what they read for this long; `0s` is safe only
+    /// when one process at a time uses the database.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub gc_min_age: std::time::Duration,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Input {
+    Text,
+    Hex,
+    Base64,
+}
+
+/// How `get` and `scan` print keys and values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The bytes as they are, one line per value (`scan`: KEY<TAB>VALUE).
+    #[default]
+    Text,
+    /// `get` only: exactly the value's bytes, nothing added (for binary values).
+    Raw,
+    /// Lowercase hex (`scan`: KEY<TAB>VALUE).
+    Hex,
+    /// Standard base64 with padding (`scan`: KEY<TAB>VALUE).
+    Base64,
+    /// One JSON object per line: {"key":..,"value":..}; a key or value that
+    /// is not UTF-8 is given as "key_base64"/"value_base64" instead.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write KEY = VALUE and wait until it is durable.
+    Put {
+        key: OsString,
+        #[arg(required_unless_present = "value_file")]
+        value: Option<OsString>,
+        /// Read the value's bytes from this file (`-` for stdin) instead of VALUE.
+        #[arg(long, conflicts_with = "value")]
+        value_file: Option<PathBuf>,
+    },
+    /// Print the value of KEY (exit 4 if there is none).
+    Get {
+        key: OsString,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Delete KEY and wait until the delete is durable.
+    Delete { key: OsString },
+    /// Print keys and values in order.
+    Scan {
+        #[arg(long)]
+        prefix: Option<OsString>,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value_t)]
+        format: Format,
+    },
+    /// Print the current manifest as JSON, with SST and WAL ids as their
+    /// objects are named (compacted/<ULID>.sst, wal/<20 digits>.sst).
+    Manifest,
+    /// Check everything reads rely on: I1, every manifest, WAL and SST the
+    /// latest manifest requires (blocks against the index, key order, bloom
+    /// filter, sizes, key ranges, sorted runs); list orphans. Exit 5 on a problem.
+    Fsck,
+}

@@ -1,0 +1,142 @@
+//! What each command does, through tidemark's public API only.
+//!
+//! Reads (`get`, `scan`, `manifest`, `fsck`) never claim an epoch, so they
+//! do not fence a running writer, and they never create anything; `put` and
+//! `delete` open a writer.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use tidemark::{Db, Error, FsckFinding, Settings, StoreRef};
+
+use crate::args::{Cli, Command, Format};
+use crate::codec::{self, decode};
+use crate::exit::{Failure, Outcome};
+
+pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
+    let settings = Settings::default().with_gc_min_age(cli.gc_min_age);
+    let input = cli.input;
+    match cli.command {
+        Command::Put { key, value, value_file } => {
+            let key = decode(input, "KEY", key)?;
+            let value = match (value, value_file) {
+                (_, Some(path)) => codec::read_value_file(&path)?,
+                (Some(v), None) => decode(input, "VALUE", v)?,
+                (None, None) => return Err(Failure::Usage("put needs VALUE or --value-file".into())),
+            };
+            write(&cli.url, settings, key, Some(value)).await
+        }
+        Command::Delete { key } => {
+            let key = decode(input, "KEY", key)?;
+            write(&cli.url, settings, key, None).await
+        }
+        Command::Get { key, format } => {
+            let key = decode(input, "KEY", key)?;
+            let db = open_for_reading(&cli.url).await?;
+            let Some(v) = db.get(&key).await? else { return Ok(Outcome::NotFound) };
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&codec::value(format, &key, &v))?;
+            stdout.flush()?;
+            Ok(Outcome::Done)
+        }
+        Command::Scan { prefix, limit, format } => {
+            if format == Format::Raw {
+                return Err(Failure::Usage(
+                    "--format raw prints one value exactly and is for get; scan takes text, hex, base64 or json".into(),
+                ));
+            }
+            let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
+            let db = open_for_reading(&cli.url).await?;
+            let mut rows = match prefix {
+                Some(p) => db.scan_prefix(p).await?,
+                None => db.scan(..).await?,
+            };
+            // Streams: each row is printed as the scan reaches it, so memory
+            // stays bounded however many rows there are.
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut left = limit.unwrap_or(usize::MAX);
+            while left > 0 {
+                let Some((k, v)) = rows.next().await? else { break };
+                stdout.write_all(&codec::row(format, &k, &v))?;
+                left -= 1;
+            }
+            stdout.flush()?;
+            Ok(Outcome::Done)
+        }
+        Command::Manifest => {
+            let db = open_for_reading(&cli.url).await?;
+            let json = crate::manifest::to_json(&db.manifest().await).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{json}")?;
+            Ok(Outcome::Done)
+        }
+        Command::Fsck => {
+            let (store, root) = existing_store(&cli.url).await?;
+            fsck(store, root).await
+        }
+    }
+}
+
+/// The store behind `url` for a read-only command: nothing is created, and
+/// a location without a manifest is `NoDatabase`.
+async fn existing_store(url: &str) -> Result<(StoreRef, Path), Error> {
+    let (store, root) = tidemark::store_for_url_read_only(url)?;
+    if !tidemark::database_exists(store.as_ref(), &root).await? {
+        return Err(Error::NoDatabase { location: url.to_string() });
+    }
+    Ok((store, root))
+}
+
+async fn open_for_reading(url: &str) -> Result<Db, Error> {
+    let (store, root) = existing_store(url).await?;
+    Db::open_read_only(root, store).await
+}
+
+/// Runs a write and closes: the write's outcome decides the exit code; a
+/// failing close after an acknowledged write is only a warning.
+async fn write(url: &str, settings: Settings, key: Bytes, value: Option<Bytes>) -> Result<Outcome, Failure> {
+    let (store, root) = tidemark::store_for_url(url)?;
+    let db = Db::open_with(root, store, settings).await?;
+    let written = match value {
+        Some(v) => db.put(key, v).await,
+        None => db.delete(key).await,
+    };
+    let closed = db.close().await;
+    written?;
+    if let Err(e) = closed {
+        eprintln!("tidemark: warning: the write is durable, but closing failed: {e}");
+    }
+    Ok(Outcome::Done)
+}
+
+/// Checks everything a read relies on (`tidemark::fsck`): prints one line
+/// per check, `FAIL` for each problem and `info` for each orphan (an object
+/// no kept manifest references: informational, it does not fail fsck).
+async fn fsck(store: StoreRef, root: Path) -> Result<Outcome, Failure> {
+    let report = tidemark::fsck(store.as_ref(), root).await;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for f in &report.findings {
+        match f {
+            FsckFinding::Ok(s) => writeln!(out, "ok   {s}")?,
+            FsckFinding::Problem(s) => writeln!(out, "FAIL {s}")?,
+            FsckFinding::Orphan(s) => writeln!(out, "info orphan {s}")?,
+        }
+    }
+    let orphans = report.orphans();
+    if orphans > 0 {
+        writeln!(out, "fsck: {orphans} orphan(s) (informational)")?;
+    }
+    let outcome = match report.problems() {
+        0 => {
+            writeln!(out, "fsck: no problems")?;
+            Outcome::Done
+        }
+        n => {
+            writeln!(out, "fsck: {n} problem(s)")?;
+            Outcome::Problems
+        }
+    };
+    out.flush()?;
+    Ok(outcome)
+}
