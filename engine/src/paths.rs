@@ -8,12 +8,21 @@ use crate::protocol::WalId;
 
 /// SST `id` as its object is named, `compacted/<ULID>.sst`: its ULID, the
 /// form in which a user finds it in the store (and `tidemark manifest` prints it).
+///
+/// ```
+/// assert_eq!(tidemark::sst_name(0), "00000000000000000000000000");
+/// assert_eq!(tidemark::sst_name(u128::MAX), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+/// ```
 pub fn sst_name(id: u128) -> String {
     ulid::Ulid(id).to_string()
 }
 
 /// WAL `id` as its object is named, `wal/<id>.sst`: 20 digits, zero-padded
 /// so that listing order is id order.
+///
+/// ```
+/// assert_eq!(tidemark::wal_name(42), "00000000000000000042");
+/// ```
 pub fn wal_name(id: WalId) -> String {
     format!("{id:020}")
 }

@@ -38,7 +38,7 @@ pub enum Direction {
 /// Keys a memtable source copies out per batch (under the memtable's lock).
 const MEM_BATCH: usize = 128;
 
-/// How a scan reads.
+/// How a scan reads ([`Db::scan_with`](crate::Db::scan_with) has an example).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanOptions {
     /// The order of keys.
@@ -62,6 +62,7 @@ impl Default for ScanOptions {
 }
 
 impl ScanOptions {
+    /// The default options in descending key order (as [`Db::scan_rev`](crate::Db::scan_rev) uses).
     pub fn reverse() -> Self {
         Self { direction: Direction::Reverse, ..Self::default() }
     }
@@ -143,7 +144,7 @@ impl SstSource {
 }
 
 /// A memtable's range as of a sequence number, copied out a batch of
-/// [`MEM_BATCH`] keys at a time (the memtable may be large; a scan holds
+/// `MEM_BATCH` keys at a time (the memtable may be large; a scan holds
 /// one batch of it).
 pub struct MemSource {
     table: Arc<Memtable>,
