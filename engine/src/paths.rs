@@ -42,26 +42,32 @@ fn parse_id(name: &str, suffix: &str) -> Option<u64> {
 }
 
 impl Layout {
+    /// The layout of the database under `root`.
     pub fn new(root: Path) -> Self {
         Self { root }
     }
 
+    /// The database's root.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// `wal/`: WAL objects and fences.
     pub fn wal_dir(&self) -> Path {
         self.root.clone().join("wal")
     }
 
+    /// `compacted/`: SSTs, L0 and sorted runs alike.
     pub fn sst_dir(&self) -> Path {
         self.root.clone().join("compacted")
     }
 
+    /// `manifest/`: the numbered manifest versions.
     pub fn manifest_dir(&self) -> Path {
         self.root.clone().join("manifest")
     }
 
+    /// WAL `id`, `wal/<20 digits>.sst` (a fence is a WAL with no entries).
     pub fn wal(&self, id: WalId) -> Path {
         self.wal_dir().join(format!("{}.sst", wal_name(id)))
     }
@@ -78,6 +84,7 @@ impl Layout {
         ulid::Ulid::from_string(name).ok().map(|u| u.0)
     }
 
+    /// Manifest `version`, `manifest/<20 digits>.manifest`.
     pub fn manifest(&self, version: u64) -> Path {
         self.manifest_dir().join(format!("{version:020}.manifest"))
     }

@@ -44,6 +44,8 @@ pub async fn database_exists(store: &dyn ObjectStore, root: &Path) -> Result<boo
 
 /// The WAL chain as a walk found it.
 pub struct ChainContents {
+    /// What the walk decided: the WALs to replay, the fence to place, the
+    /// next WAL id.
     pub plan: RecoveryPlan,
     /// The WAL ids the listing found.
     pub listed: Vec<WalId>,

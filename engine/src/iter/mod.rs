@@ -86,10 +86,12 @@ pub struct SstSource {
 }
 
 impl SstSource {
+    /// `range` of `sst`, forward, with the default read-ahead.
     pub fn new(sst: Arc<SstRef>, range: KeyRange) -> Self {
         Self::with_options(sst, range, ScanOptions::default())
     }
 
+    /// `range` of `sst`, read as `opts` says.
     pub fn with_options(sst: Arc<SstRef>, range: KeyRange, opts: ScanOptions) -> Self {
         let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
         Self { sst, range, opts, blocks, raw: VecDeque::new(), cursor: None, buf: VecDeque::new() }
@@ -157,6 +159,7 @@ pub struct MemSource {
 }
 
 impl MemSource {
+    /// `range` of `table` as of sequence number `seq`, in direction `dir`.
     pub fn new(table: Arc<Memtable>, range: KeyRange, seq: u64, dir: Direction) -> Self {
         Self { table, range, seq, dir, done: false, buf: VecDeque::new() }
     }
@@ -187,10 +190,12 @@ pub struct RunSource {
 }
 
 impl RunSource {
+    /// `range` of `run`, forward, with the default read-ahead.
     pub fn new(run: &RunReader, range: KeyRange) -> Self {
         Self::with_options(run, range, ScanOptions::default())
     }
 
+    /// `range` of `run`, read as `opts` says.
     pub fn with_options(run: &RunReader, range: KeyRange, opts: ScanOptions) -> Self {
         let ssts = run
             .ssts
@@ -249,7 +254,9 @@ pub enum Source {
     Entries(VecDeque<SeqEntry>),
     /// A memtable read a batch at a time.
     Memtable(MemSource),
+    /// An L0 SST, block by block.
     Sst(SstSource),
+    /// A sorted run, SST after SST.
     Run(RunSource),
 }
 

@@ -214,6 +214,8 @@ pub struct HedgeStore {
 }
 
 impl HedgeStore {
+    /// Hedges the reads and creates of `inner` as `settings` say (creates
+    /// under one prefix only, with [`HedgeStore::creates_under`]).
     pub fn new(inner: StdArc<dyn ObjectStore>, settings: HedgeSettings) -> Self {
         Self {
             inner,
