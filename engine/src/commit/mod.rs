@@ -25,8 +25,11 @@ use ack::AckSlot;
 /// An immutable WAL produced by `FreezeWal`, ready for `UploadWal`.
 #[derive(Debug)]
 pub struct FrozenWal<T> {
+    /// The WAL's id.
     pub wal_id: WalId,
+    /// The writes it holds, in append order.
     pub items: Vec<T>,
+    /// Their size as the buffer counted it.
     pub bytes: usize,
 }
 

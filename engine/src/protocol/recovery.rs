@@ -33,7 +33,9 @@ pub enum WalKind {
 /// The header every WAL object carries: its writer's epoch and its kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WalHeader {
+    /// The epoch of the writer (or recovering writer, for a fence) that created it.
     pub writer_epoch: Epoch,
+    /// Data WAL or fence.
     pub kind: WalKind,
 }
 
@@ -83,6 +85,7 @@ pub struct Fence {
 /// The outcome of a walk: what to replay and how the new writer continues.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RecoveryPlan {
+    /// The epoch of the recovering writer.
     pub writer_epoch: Epoch,
     /// Data WALs to replay, in chain order.
     pub replay: Vec<WalId>,

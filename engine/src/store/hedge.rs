@@ -48,7 +48,11 @@ const MAX_TOKENS: u64 = 8;
 /// 10 % earn exactly one (no floating-point drift).
 const MILLI: u64 = 1000;
 
-/// When and how often to hedge.
+/// When and how often to hedge creates and reads
+/// ([`Settings::with_hedge`](crate::Settings::with_hedge)): a second
+/// identical request once the first is slower than the recent p95 of its
+/// kind, within a budget, so one slow WAL upload does not hold back every
+/// acknowledgement behind it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HedgeSettings {
     /// Extra requests allowed, as a fraction of the requests of each kind
@@ -72,6 +76,7 @@ impl HedgeSettings {
         Self { budget: 0.0, ..Self::default() }
     }
 
+    /// Whether any hedge may be sent (a budget above zero).
     pub fn is_on(&self) -> bool {
         self.budget > 0.0
     }
@@ -88,7 +93,7 @@ pub struct HedgeStats {
     read_hedges_won: AtomicU64,
 }
 
-/// Hedged requests so far, at one moment.
+/// Hedged requests so far, at one moment ([`Metrics::hedges`](crate::Metrics::hedges)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HedgeCounts {
     /// Creates asked for (not counting hedges).
@@ -97,12 +102,16 @@ pub struct HedgeCounts {
     pub create_hedges: u64,
     /// Of those, the ones that answered first.
     pub create_hedges_won: u64,
+    /// Reads asked for (not counting hedges).
     pub reads: u64,
+    /// Second attempts sent for slow reads.
     pub read_hedges: u64,
+    /// Of those, the ones that answered first.
     pub read_hedges_won: u64,
 }
 
 impl HedgeStats {
+    /// The counts now.
     pub fn counts(&self) -> HedgeCounts {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         HedgeCounts {
@@ -205,6 +214,8 @@ pub struct HedgeStore {
 }
 
 impl HedgeStore {
+    /// Hedges the reads and creates of `inner` as `settings` say (creates
+    /// under one prefix only, with [`HedgeStore::creates_under`]).
     pub fn new(inner: StdArc<dyn ObjectStore>, settings: HedgeSettings) -> Self {
         Self {
             inner,

@@ -68,6 +68,7 @@ pub struct RandomFaults {
 /// What [`RandomFaults`] injected so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InjectedFaults {
+    /// Calls failed with a transient error.
     pub transient: u64,
     /// Paths whose conditional put landed and reported a conflict, in order.
     pub ambiguous: Vec<Path>,
