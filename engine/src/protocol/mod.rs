@@ -7,6 +7,7 @@
 //!
 //! Vocabulary and invariant numbers (I1–I9) follow `spec/protocol.md`.
 
+mod action;
 mod compaction;
 mod conflict;
 pub mod gc;
@@ -16,6 +17,7 @@ mod variant;
 mod wal_log;
 mod watermark;
 
+pub use action::{ActionName, UnknownAction};
 pub use conflict::{on_fence_conflict, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
 pub use compaction::{
     apply_compaction, apply_writer_edit, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
