@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::protocol::{Epoch, WalId};
+use crate::protocol::{ActionName, Epoch, WalId};
 use crate::sync::{lock, Arc, Mutex};
 
 /// One protocol action, with the ids and epochs it concerns.
@@ -106,24 +106,29 @@ pub enum TraceEvent {
 }
 
 impl TraceEvent {
-    /// The spec's action name.
-    pub fn action(&self) -> &'static str {
+    /// The spec's action this step records.
+    pub fn name(&self) -> ActionName {
         match self {
-            TraceEvent::Put { .. } => "Put",
-            TraceEvent::FreezeWal { .. } => "FreezeWal",
-            TraceEvent::UploadWal { .. } => "UploadWal",
-            TraceEvent::WalDurable { .. } => "WalDurable",
-            TraceEvent::Ack { .. } => "Ack",
-            TraceEvent::FreezeMemtable { .. } => "FreezeMemtable",
-            TraceEvent::FlushL0 { .. } => "FlushL0",
-            TraceEvent::WriteManifest { .. } => "WriteManifest",
-            TraceEvent::Close { .. } => "Close",
-            TraceEvent::Recover { .. } => "Recover",
-            TraceEvent::Fence { .. } => "Fence",
-            TraceEvent::WalRejected { .. } => "WalRejected",
-            TraceEvent::Fenced { .. } => "Fenced",
-            TraceEvent::Crash { .. } => "Crash",
+            TraceEvent::Put { .. } => ActionName::Put,
+            TraceEvent::FreezeWal { .. } => ActionName::FreezeWal,
+            TraceEvent::UploadWal { .. } => ActionName::UploadWal,
+            TraceEvent::WalDurable { .. } => ActionName::WalDurable,
+            TraceEvent::Ack { .. } => ActionName::Ack,
+            TraceEvent::FreezeMemtable { .. } => ActionName::FreezeMemtable,
+            TraceEvent::FlushL0 { .. } => ActionName::FlushL0,
+            TraceEvent::WriteManifest { .. } => ActionName::WriteManifest,
+            TraceEvent::Close => ActionName::Close,
+            TraceEvent::Recover { .. } => ActionName::Recover,
+            TraceEvent::Fence { .. } => ActionName::Fence,
+            TraceEvent::WalRejected { .. } => ActionName::WalRejected,
+            TraceEvent::Fenced { .. } => ActionName::Fenced,
+            TraceEvent::Crash { .. } => ActionName::Crash,
         }
+    }
+
+    /// The spec's action name, as logs and reports spell it.
+    pub fn action(&self) -> &'static str {
+        self.name().as_str()
     }
 }
 

@@ -283,7 +283,7 @@ impl ChainWalk {
             // Name the stored value the gap came from: the last fence on the
             // chain, else the last WAL, else the manifest.
             let (wal_id, field, value) = match (self.fences.last(), self.replay.last().max(self.skipped.last())) {
-                (Some(&f), last) if last.map_or(true, |l| *l < f) => (Some(f), "next_wal_id", gap),
+                (Some(&f), last) if last.is_none_or(|l| *l < f) => (Some(f), "next_wal_id", gap),
                 (_, Some(&l)) => (Some(l), "wal id", l),
                 _ => (None, "replay_after_wal_id", self.manifest.replay_after_wal_id),
             };
