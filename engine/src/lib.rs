@@ -56,7 +56,7 @@ pub use db::{database_exists, Db, DbIterator, Snapshot};
 pub use error::{Error, Result};
 pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};
-pub use manifest::{ManifestObject as Manifest, SortedRun, SstHandle};
+pub use manifest::{Checkpoint, CheckpointHolder, ManifestObject as Manifest, RetiredSst, SortedRun, SstHandle, SstOwner};
 pub use metrics::{Metrics, StoreRequests};
 pub use paths::{sst_name, wal_name};
 pub use settings::Settings;

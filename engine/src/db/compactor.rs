@@ -12,8 +12,9 @@ use super::inner::DbInner;
 use super::manifest_store::{Claim, CompactionCommit, Committed};
 use crate::error::{Error, Result};
 use crate::iter::{MergeIter, RunSource, Source, SstSource, Tombstones};
-use crate::manifest::{ManifestObject, SstHandle};
-use crate::protocol::{fenced_by, Compaction, Epoch, GcPolicy, Role, SortedRun};
+use crate::manifest::{ManifestObject, SstHandle, SstOwner};
+use crate::protocol::{fenced_by, Compaction, Epoch, Role, SortedRun};
+use crate::trace::TraceEvent;
 use crate::sst::SstBuilder;
 use crate::sync::{lock, Arc};
 
@@ -117,7 +118,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     let range = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
     let mut sources = Vec::new();
     for h in &job.l0 {
-        let path = inner.layout.sst(h.id);
+        let path = inner.layout.sst(h);
         let reader = tree.l0.iter().find(|r| r.path() == &path).cloned();
         let Some(reader) = reader else {
             return Err(Error::corrupt(path.to_string(), "an L0 input of the compaction is not open"));
@@ -145,14 +146,24 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         entries += 1;
         if builder.estimated_size() >= target {
             let full = std::mem::replace(&mut builder, SstBuilder::new(inner.settings.block_size));
-            outputs.extend(inner.upload_sst(full.finish(&[]), epoch, None).await?);
+            outputs.extend(inner.upload_sst(full.finish(&[]), SstOwner::Compactor, epoch, None).await?);
         }
     }
     if !builder.is_empty() {
-        outputs.extend(inner.upload_sst(builder.finish(&[]), epoch, None).await?);
+        outputs.extend(inner.upload_sst(builder.finish(&[]), SstOwner::Compactor, epoch, None).await?);
     }
     state.runs += 1;
+    inner.tracer.emit(
+        epoch,
+        TraceEvent::Compact {
+            l0_inputs: job.l0.iter().map(|h| h.id).collect(),
+            run_inputs: job.runs.clone(),
+            outputs: outputs.iter().map(|h| h.id).collect(),
+        },
+    );
     let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
+    // Recorded, or given up on: either way the compactor's next floor passes
+    // them, and GC collects what no manifest records.
     inner.unpin(&outputs);
     let version = result?;
     tracing::info!(
@@ -196,12 +207,12 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
     }
     let mut manifest = inner.manifest.lock().await;
     let latest = inner.manifests.reread(manifest.clone()).await?;
-    if let Some(by) = fenced_by(Role::Writer, inner.epoch, &latest.view()) {
+    if let Some(by) = fenced_by(Role::Writer, inner.epoch, &latest.view()).filter(|_| !inner.read_only) {
         return Err(Error::Fenced { writer_epoch: inner.epoch, by });
     }
-    match inner.manifests.commit(&latest, &Claim::Compactor, |_| ()).await? {
+    let recorded = |next: &ManifestObject| inner.tracer.emit(next.compactor_epoch, TraceEvent::ClaimCompactor { version: next.version });
+    match inner.manifests.commit(&latest, &Claim::Compactor, recorded).await? {
         Committed::Applied { version, .. } => {
-            tracing::info!(action = "ClaimCompactor", compactor_epoch = version.compactor_epoch, version = version.version, "ClaimCompactor");
             state.epoch = Some(version.compactor_epoch);
             let epoch = version.compactor_epoch;
             *manifest = version;
@@ -213,21 +224,17 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
 }
 
 /// `CompactCommit`: records the compaction with the protocol's
-/// `apply_compaction` (exactly its inputs removed, the output where they
-/// were) through the one commit loop; a writer's version in between is
-/// re-read and the compaction re-applied on top of it.
+/// `apply_compaction` (exactly its inputs removed and retired, the output
+/// where they were, the compactor's SST floor past its outputs) through the
+/// one commit loop; a writer's version in between is re-read and the
+/// compaction re-applied on top of it.
 async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
-    let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
-    let now = inner.settings.clock.now_ms() + COMMIT_TIMEOUT_MS;
-    if let Some(old) = output.ssts.iter().find(|h| !policy.may_record_sst(h.created_at_ms(), now)) {
-        return Err(Error::InvalidArgument(format!(
-            "compaction output {} is older than gc_min_age before its manifest was written; raise gc_min_age",
-            ulid::Ulid(old.id)
-        )));
-    }
-    let compaction = Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output };
+    let sst_floor = inner.sst_floor(SstOwner::Compactor, &output.ssts);
+    let compaction =
+        Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output, sst_floor };
     let mut manifest = inner.manifest.lock().await;
-    match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), |_| ()).await? {
+    let recorded = |next: &ManifestObject| inner.tracer.emit(epoch, TraceEvent::CompactCommit { version: next.version });
+    match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), recorded).await? {
         Committed::Applied { version, .. } => {
             let tree = inner.open_tree(&version);
             *manifest = version;
@@ -239,7 +246,3 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
         Committed::Refused(conflict) => Err(Error::InvalidArgument(format!("compaction not recorded: {conflict:?}"))),
     }
 }
-
-/// Time allowed for a manifest create to complete, added to `now` when
-/// checking that an SST may still be recorded (`GcPolicy::may_record_sst`).
-pub(crate) const COMMIT_TIMEOUT_MS: u64 = 30_000;

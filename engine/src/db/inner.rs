@@ -1,7 +1,7 @@
 //! The state a `Db` handle shares with its background tasks, and the small
 //! operations every task uses on it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use object_store::ObjectStore;
 
@@ -10,10 +10,10 @@ use super::tree::OpenTree;
 use crate::cache::BlockCache;
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
-use crate::manifest::{ManifestObject, SstHandle};
+use crate::manifest::{ManifestObject, SstHandle, SstOwner};
 use crate::memtable::MemState;
 use crate::paths::Layout;
-use crate::protocol::{Epoch, WalId};
+use crate::protocol::{Epoch, Pin, WalId};
 use crate::settings::Settings;
 use crate::sst::{SeqEntry, SstReader};
 use crate::store::{create, read, HedgeStats, RequestCounters};
@@ -46,9 +46,13 @@ pub(crate) struct DbInner {
     pub(crate) manifest: TaskMutex<ManifestObject>,
     /// Serialises compactions in this process (background task and `close`).
     pub(crate) compaction: TaskMutex<super::compactor::CompactorState>,
-    /// SSTs this process has written but not yet recorded in a manifest:
-    /// this process's GC never deletes them.
-    pub(crate) pinned: Mutex<BTreeSet<u128>>,
+    /// SSTs this process has written but not yet recorded in a manifest,
+    /// by owner: the SST floors it records stay at or below them, so no GC
+    /// deletes them while they may still be recorded.
+    pub(crate) pinned: Mutex<BTreeMap<u128, SstOwner>>,
+    /// The last SST id this process handed out: ids are monotonic, so an SST
+    /// floor (the next id) is above every SST already recorded.
+    pub(crate) last_sst_id: Mutex<u128>,
     pub(crate) wake_compactor: Notify,
     pub(crate) wake_flusher: Notify,
     pub(crate) wake_l0: Notify,
@@ -85,11 +89,13 @@ impl DbInner {
         *lock(&self.tree) = tree;
     }
 
-    /// SST ids of every tree a reader of this process may still hold.
-    pub(crate) fn ssts_in_use(&self) -> Vec<u128> {
-        let mut trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
-        trees.push(lock(&self.tree).clone());
-        trees.iter().flat_map(|t| t.ssts().map(|s| s.handle.id).collect::<Vec<_>>()).collect()
+    /// The oldest version a tree of this process still in use (by a
+    /// snapshot, an iterator, or as the current tree) derives from, with its
+    /// replay point: what the writer's pin must protect.
+    pub(crate) fn oldest_live_tree(&self) -> Pin {
+        let current = lock(&self.tree).clone();
+        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        trees.iter().chain(std::iter::once(&current)).map(|t| t.pin).min_by_key(|p| p.version).unwrap_or(current.pin)
     }
 
     /// The open tree of `manifest`: SSTs the current tree has open are
@@ -99,16 +105,43 @@ impl DbInner {
         OpenTree::of(&self.store, &self.block_cache, &self.layout, manifest, &known)
     }
 
-    /// Creates a new SST object under a fresh name (`id` if given: a
-    /// mutant's) and returns its handle, `None` for an empty SST. The id
-    /// stays pinned (this process's GC leaves it alone) until the caller
-    /// records it in a manifest or gives up.
-    pub(crate) async fn upload_sst(&self, bytes: bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
+    /// A fresh SST id: a ULID of the engine's clock, above every id this
+    /// process handed out before.
+    fn next_sst_id(&self) -> u128 {
+        let mut last = lock(&self.last_sst_id);
+        let fresh = SstHandle::new_id(self.settings.clock.now_ms());
+        *last = fresh.max(last.saturating_add(1));
+        *last
+    }
+
+    /// `owner`'s SST floor to record now: the smallest id it may still
+    /// record after the SSTs in `recording` are recorded (an SST written and
+    /// not yet recorded), else the next id it will hand out.
+    pub(crate) fn sst_floor(&self, owner: SstOwner, recording: &[SstHandle]) -> u128 {
+        let next = lock(&self.last_sst_id).saturating_add(1);
+        let pinned = lock(&self.pinned);
+        let unrecorded = pinned.iter().filter(|(id, o)| **o == owner && !recording.iter().any(|h| h.id == **id));
+        unrecorded.map(|(id, _)| *id).min().map_or(next, |id| id.min(next))
+    }
+
+    /// Creates a new SST object of `owner` at `epoch` under a fresh name
+    /// (`name`, an id and epoch, if given: a mutant's) and returns its
+    /// handle, `None` for an empty SST. It stays pinned (below every SST
+    /// floor this process records) until the caller records it in a
+    /// manifest or gives up.
+    pub(crate) async fn upload_sst(
+        &self,
+        bytes: bytes::Bytes,
+        owner: SstOwner,
+        epoch: Epoch,
+        name: Option<(u128, Epoch)>,
+    ) -> Result<Option<SstHandle>> {
         let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
         let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
-        let id = id.unwrap_or_else(|| SstHandle::new_id(self.settings.clock.now_ms()));
-        lock(&self.pinned).insert(id);
-        let path = self.layout.sst(id);
+        let (id, epoch) = name.unwrap_or_else(|| (self.next_sst_id(), epoch));
+        lock(&self.pinned).insert(id, owner);
+        let h = SstHandle { id, owner, epoch, size: bytes.len() as u64, first_key, last_key };
+        let path = self.layout.sst(&h);
         // A fresh ULID is unique: AlreadyExists can only be our own retried create.
         if !create(self.store.as_ref(), &path, bytes.clone()).await? {
             let existing = read(self.store.as_ref(), &path).await?;
@@ -117,7 +150,7 @@ impl DbInner {
                 return Err(Error::corrupt(path.to_string(), "a fresh SST name holds other bytes"));
             }
         }
-        Ok(Some(SstHandle { id, writer_epoch: epoch, size: bytes.len() as u64, first_key, last_key }))
+        Ok(Some(h))
     }
 
     /// Forgets the pins of SSTs that are now recorded, or given up.

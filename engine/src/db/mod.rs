@@ -524,7 +524,7 @@ impl Db {
             compactor::compact_while_needed(inner).await?;
         }
         if !inner.settings.gc_interval.is_zero() {
-            if let Err(e) = gc::run(inner).await {
+            if let Err(e) = gc::run(inner, crate::protocol::GcCaller::Writer(inner.epoch)).await {
                 tracing::warn!(error = %e, "GcManifest/GcSst/GcWal pass at close failed; the next pass retries");
             }
         }

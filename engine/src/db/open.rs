@@ -5,7 +5,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use tracing::Instrument;
 
-use super::chain::{read_chain, read_chain_with, replay, ChainContents};
+use super::chain::{read_chain, read_chain_with, replay};
 use super::inner::DbInner;
 use super::manifest_store::{Claim, Committed, ManifestStore, RACE_ATTEMPTS};
 use super::tree::OpenTree;
@@ -14,6 +14,7 @@ use crate::cache::BlockCache;
 use crate::commit::CommitLog;
 use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
+use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::protocol::{
     fenced_by, on_fence_conflict, resolve_create_conflict, Epoch, FenceConflict, ObjectOwner, Protocol, Role, WalId, WalLog,
@@ -44,7 +45,7 @@ async fn claim(manifests: &ManifestStore, tracer: &Tracer) -> Result<(ManifestOb
 /// What a writer's open and a read-only open decide differently; everything
 /// else of `DbInner` is built in one place, `DbInner::new`, so a new field
 /// cannot be forgotten in one of the two opens.
-struct Opened<'a> {
+pub(super) struct Opened {
     stores: Stores,
     layout: Layout,
     settings: Settings,
@@ -53,8 +54,10 @@ struct Opened<'a> {
     log: WalLog,
     /// The manifest whose SSTs are opened and which the handle starts from.
     manifest: ManifestObject,
-    /// The WALs replayed into the memtable (`RecoveryPlan::replay`).
-    chain: &'a ChainContents,
+    /// The memtable the WALs were replayed into, and the highest sequence
+    /// number replayed.
+    mem: MemState,
+    replayed: Option<u64>,
     fences: Vec<WalId>,
     read_only: bool,
 }
@@ -62,13 +65,12 @@ struct Opened<'a> {
 impl DbInner {
     /// Opens the manifest's SSTs and replays the chain's WALs into a fresh
     /// memtable, with sequence numbers from `seq_base`.
-    fn new(o: Opened<'_>) -> Arc<DbInner> {
-        let Opened { stores, layout, settings, tracer, epoch, log, manifest, chain, fences, read_only } = o;
+    pub(super) fn new(o: Opened) -> Arc<DbInner> {
+        let Opened { stores, layout, settings, tracer, epoch, log, manifest, mut mem, replayed, fences, read_only } = o;
         let Stores { store, requests, hedge_stats } = stores;
         let block_cache = BlockCache::new(settings.block_cache_bytes);
         let tree = StdArc::new(OpenTree::of(&store, &block_cache, &layout, &manifest, &Default::default()));
         let manifests = ManifestStore::new(store.clone(), layout.clone(), settings.protocol);
-        let (mut mem, replayed) = replay(chain);
         let next_seq = super::seq_base(epoch, replayed);
         mem.last_seq = next_seq.saturating_sub(1);
         Arc::new(DbInner {
@@ -85,6 +87,7 @@ impl DbInner {
             tree: Mutex::new(tree),
             compaction: TaskMutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
+            last_sst_id: Mutex::new(0),
             wake_compactor: Notify::new(),
             manifests,
             manifest: TaskMutex::new(manifest),
@@ -273,6 +276,7 @@ impl Db {
             return Err(Error::Fenced { writer_epoch: epoch, by });
         }
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
+        let (mem, replayed) = replay(&chain);
         let fences = plan.fences.clone();
         let inner = DbInner::new(Opened {
             stores,
@@ -282,7 +286,8 @@ impl Db {
             epoch,
             log,
             manifest: claimed,
-            chain: &chain,
+            mem,
+            replayed,
             fences,
             read_only: false,
         });
@@ -328,6 +333,7 @@ impl Db {
         let m = manifests.latest().await?.unwrap_or_else(ManifestObject::empty);
         let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
         let epoch = m.writer_epoch;
+        let (mem, replayed) = replay(&chain);
         let inner = DbInner::new(Opened {
             stores,
             layout,
@@ -336,7 +342,8 @@ impl Db {
             epoch,
             log: WalLog::new(Protocol::Shipped, epoch, chain.plan.gap, 1),
             manifest: m,
-            chain: &chain,
+            mem,
+            replayed,
             fences: Vec::new(),
             read_only: true,
         });
