@@ -64,6 +64,8 @@ struct State {
     random: Option<(RandomFaults, StdRng)>,
     injected: InjectedFaults,
     stamper: Option<Stamper>,
+    /// Requests held so far, by kind: uploads, listings, reads.
+    held_total: [u64; 3],
 }
 
 /// The fault-injecting wrapper. Cheap to clone: clones share state.
@@ -91,6 +93,7 @@ impl FaultStore {
             random: None,
             injected: InjectedFaults::default(),
             stamper: None,
+            held_total: [0; 3],
         };
         Self { inner, state: Arc::new(Mutex::new(state)) }
     }
@@ -205,6 +208,11 @@ impl FaultStore {
     pub fn held(&self) -> Vec<Path> {
         let state = lock(&self.state);
         state.held.iter().filter_map(|h| matches!(h.waiting, Waiting::Put(_)).then(|| h.request().path)).collect()
+    }
+
+    /// How many uploads, listings and reads were held so far.
+    pub fn held_total(&self) -> [u64; 3] {
+        lock(&self.state).held_total
     }
 
     /// Every request held in flight (uploads, listings, reads), oldest first.
@@ -333,6 +341,12 @@ impl FaultStore {
         let mut state = lock(&self.state);
         let id = state.next_held;
         state.next_held += 1;
+        let kind = match waiting {
+            Waiting::Put(_) => 0,
+            Waiting::List { .. } => 1,
+            Waiting::Read { .. } => 2,
+        };
+        state.held_total[kind] += 1;
         state.held.push(Held { id, waiting });
         id
     }
@@ -514,10 +528,14 @@ impl ObjectStore for FaultStore {
                     let path = path?;
                     this.gate(path.as_ref()).await?;
                     let mut out = this.inner.delete_stream(stream::iter([Ok(path)]).boxed());
-                    match out.next().await {
+                    let result = match out.next().await {
                         Some(result) => result,
                         None => Err(injected("delete returned nothing", "")),
+                    };
+                    if let (Ok(p), Some(s)) = (&result, this.stamper()) {
+                        s.deleted(p);
                     }
+                    result
                 }
             })
             .boxed()

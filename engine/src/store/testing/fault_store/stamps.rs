@@ -21,6 +21,8 @@ use crate::sync::{lock, Arc, Mutex, StdArc};
 #[derive(Clone, Default)]
 pub struct CreationTimes {
     times: Arc<Mutex<HashMap<String, u64>>>,
+    /// Objects deleted through a stamping store, in order.
+    deleted: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for CreationTimes {
@@ -47,6 +49,11 @@ impl CreationTimes {
         out
     }
 
+    /// How many objects under `prefix` were deleted so far.
+    pub fn deletions_under(&self, prefix: &str) -> u64 {
+        lock(&self.deleted).iter().filter(|p| p.starts_with(prefix)).count() as u64
+    }
+
     fn record(&self, path: &Path, ms: u64) {
         lock(&self.times).insert(path.to_string(), ms);
     }
@@ -63,6 +70,11 @@ impl Stamper {
     /// `path` landed now.
     pub(super) fn landed(&self, path: &Path) {
         self.times.record(path, self.clock.now_ms());
+    }
+
+    /// `path` was deleted.
+    pub(super) fn deleted(&self, path: &Path) {
+        lock(&self.times.deleted).push(path.to_string());
     }
 
     /// Shows the recorded creation time of `meta`'s object, if any.
