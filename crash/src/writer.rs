@@ -337,14 +337,15 @@ impl WriterTask {
         match s.it.next().await {
             Ok(Some(entry)) => {
                 if s.expected.get(s.seen) != Some(&entry) {
+                    let show = |(k, v): &(Bytes, Bytes)| format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v));
                     self.anomaly(
                         "ScanStable",
                         format!(
                             "writer {}'s held scan yielded {} as entry {}, but its history when the scan began has {:?}",
                             self.writer,
-                            String::from_utf8_lossy(&entry.0),
+                            show(&entry),
                             s.seen,
-                            s.expected.get(s.seen).map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                            s.expected.get(s.seen).map(show)
                         ),
                     );
                     return None;
