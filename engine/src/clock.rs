@@ -53,7 +53,15 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock starting at the wall clock's now. Needs a tokio runtime.
     pub fn new() -> Self {
-        Self { origin_ms: SystemClock.now_ms(), start: tokio::time::Instant::now() }
+        Self::starting_at(SystemClock.now_ms())
+    }
+
+    /// A clock that reads `origin_ms` now and moves with tokio's time from
+    /// here: a harness that runs several processes one after another, each
+    /// on a fresh paused runtime, continues one schedule's time across them
+    /// (and a seed replays exactly, whatever the wall clock says).
+    pub fn starting_at(origin_ms: u64) -> Self {
+        Self { origin_ms, start: tokio::time::Instant::now() }
     }
 }
 

@@ -122,6 +122,23 @@ pub struct Settings {
     /// its durable writes never return. Kept for the harness's liveness check.
     #[cfg(feature = "mutants")]
     pub window_never_freed: bool,
+    /// Mutant `compact-before-upload`: the compactor records its output run
+    /// while the output SSTs are still being uploaded, so the manifest can
+    /// name an SST that does not exist yet (or never will, after a crash).
+    /// Kept so the crash harness shows it catches it.
+    #[cfg(feature = "mutants")]
+    pub compact_before_upload: bool,
+    /// Mutant `tombstones-above-bottom`: every compaction drops tombstones,
+    /// not only one into the bottom run, so an older run's value of a
+    /// deleted key comes back. Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub tombstones_above_bottom: bool,
+    /// Mutant `hedge-exists-is-ours`: a hedged WAL create answered
+    /// `AlreadyExists` is taken as its own other attempt having landed,
+    /// without reading the object back (it may be a successor's fence).
+    /// Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub hedge_exists_is_ours: bool,
 }
 
 impl Default for Settings {
@@ -155,6 +172,12 @@ impl Default for Settings {
             sst_names_without_epoch: false,
             #[cfg(feature = "mutants")]
             window_never_freed: false,
+            #[cfg(feature = "mutants")]
+            compact_before_upload: false,
+            #[cfg(feature = "mutants")]
+            tombstones_above_bottom: false,
+            #[cfg(feature = "mutants")]
+            hedge_exists_is_ours: false,
         }
     }
 }

@@ -136,21 +136,39 @@ impl DbInner {
         epoch: Epoch,
         name: Option<(u128, Epoch)>,
     ) -> Result<Option<SstHandle>> {
+        let Some(handle) = self.sst_handle(&bytes, owner, epoch, name)? else { return Ok(None) };
+        self.create_sst(&handle, bytes).await?;
+        Ok(Some(handle))
+    }
+
+    /// The handle SST `bytes` will have under a fresh name (`name` if
+    /// given), `None` for an empty SST; the id is pinned from here on.
+    pub(crate) fn sst_handle(
+        &self,
+        bytes: &bytes::Bytes,
+        owner: SstOwner,
+        epoch: Epoch,
+        name: Option<(u128, Epoch)>,
+    ) -> Result<Option<SstHandle>> {
         let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
         let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
         let (id, epoch) = name.unwrap_or_else(|| (self.next_sst_id(), epoch));
         lock(&self.pinned).insert(id, owner);
-        let h = SstHandle { id, owner, epoch, size: bytes.len() as u64, first_key, last_key };
-        let path = self.layout.sst(&h);
+        Ok(Some(SstHandle { id, owner, epoch, size: bytes.len() as u64, first_key, last_key }))
+    }
+
+    /// Creates the object of `handle` (from [`DbInner::sst_handle`]).
+    pub(crate) async fn create_sst(&self, handle: &SstHandle, bytes: bytes::Bytes) -> Result<()> {
+        let path = self.layout.sst(handle);
         // A fresh ULID is unique: AlreadyExists can only be our own retried create.
         if !create(self.store.as_ref(), &path, bytes.clone()).await? {
             let existing = read(self.store.as_ref(), &path).await?;
             if existing != bytes {
-                lock(&self.pinned).remove(&id);
+                lock(&self.pinned).remove(&handle.id);
                 return Err(Error::corrupt(path.to_string(), "a fresh SST name holds other bytes"));
             }
         }
-        Ok(Some(h))
+        Ok(())
     }
 
     /// Forgets the pins of SSTs that are now recorded, or given up.

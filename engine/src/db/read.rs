@@ -121,6 +121,14 @@ impl Snapshot {
         self.view.seq
     }
 
+    /// The manifest version whose SSTs this snapshot reads: what GC in
+    /// another process keeps for it only while that version's successor is
+    /// younger than `gc_min_age` (this process's GC keeps them while the
+    /// snapshot lives).
+    pub fn manifest_version(&self) -> u64 {
+        self.view.tree.pin.version
+    }
+
     /// The value of `key` as of the snapshot.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();

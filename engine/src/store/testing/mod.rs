@@ -10,6 +10,6 @@ mod fault_store;
 mod latency_store;
 mod paced_store;
 
-pub use fault_store::{FaultKind, FaultStore, InjectedFaults, RandomFaults};
+pub use fault_store::{CreationTimes, FaultKind, FaultStore, HeldKind, HeldRequest, InjectedFaults, RandomFaults};
 pub use latency_store::{Latency, LatencySampler, LatencyStore, RequestCounts};
 pub use paced_store::PacedStore;
