@@ -52,7 +52,10 @@ mod wal_object;
 pub use batch::{WriteBatch, WriteOptions};
 pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use db::{database_exists, Db, DbIterator, Snapshot};
+pub use db::{
+    collect_garbage, compact, create_checkpoint, database_exists, delete_checkpoint, list_checkpoints, CheckpointOptions, Db,
+    DbIterator, DbReader, GcStats, ReaderOptions, Snapshot,
+};
 pub use error::{Error, Result};
 pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};

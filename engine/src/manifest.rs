@@ -115,7 +115,7 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn to_protocol(self) -> ProtocolCheckpoint {
+    pub(crate) fn to_protocol(self) -> ProtocolCheckpoint {
         ProtocolCheckpoint {
             id: self.id,
             version: self.version,

@@ -25,7 +25,7 @@ pub(crate) struct CompactorState {
     epoch: Option<Epoch>,
     /// Runs written under that epoch: a run's id is `epoch << 32 | count`,
     /// unique in the store's history.
-    runs: u64,
+    pub(super) runs: u64,
 }
 
 /// One compaction: L0 SSTs (newest first) and a contiguous slice of runs

@@ -6,13 +6,16 @@
 //! (the one manifest commit path).
 
 mod chain;
+mod checkpoint;
 mod compactor;
 mod gc;
 mod inner;
 mod l0_flush;
 mod manifest_store;
+mod follower;
 mod open;
 mod read;
+mod standalone;
 mod tree;
 mod wal_writer;
 
@@ -30,7 +33,11 @@ use crate::protocol::Epoch;
 use crate::sync::{lock, Arc, Mutex, Ordering};
 
 pub use chain::{database_exists, read_chain, read_chain_with, ChainContents};
+pub use checkpoint::{create_checkpoint, delete_checkpoint, list_checkpoints, CheckpointOptions};
+pub use follower::{DbReader, ReaderOptions};
+pub use gc::GcStats;
 pub use read::{DbIterator, Snapshot};
+pub use standalone::{collect_garbage, compact};
 
 use inner::DbInner;
 
@@ -175,6 +182,25 @@ impl Db {
     /// ```
     pub fn snapshot(&self) -> Snapshot {
         Snapshot { view: self.inner.read_view(), max_key_size: self.inner.settings.max_key_size }
+    }
+
+    /// A durable checkpoint of this database: a consistent backup holding
+    /// every write acknowledged before the call, kept by GC in any process
+    /// until it is deleted ([`delete_checkpoint`]) or, with a lifetime,
+    /// expires. Open it elsewhere with [`DbReader::open_checkpoint`]. One
+    /// manifest write; the writer goes on undisturbed.
+    pub async fn checkpoint(&self, opts: CheckpointOptions) -> Result<crate::manifest::Checkpoint> {
+        let inner = &self.inner;
+        let client = checkpoint::Client {
+            store: &inner.store,
+            layout: &inner.layout,
+            manifests: &inner.manifests,
+            protocol: inner.settings.protocol,
+            clock: inner.settings.clock.as_ref(),
+            tracer: &inner.tracer,
+        };
+        let latest = inner.manifests.reread(inner.manifest.lock().await.clone()).await?;
+        Ok(client.create(&latest, opts, true).await?.0)
     }
 
     /// Writes `value` at `key` and returns once it is durable (its WAL is

@@ -46,20 +46,20 @@ async fn claim(manifests: &ManifestStore, tracer: &Tracer) -> Result<(ManifestOb
 /// else of `DbInner` is built in one place, `DbInner::new`, so a new field
 /// cannot be forgotten in one of the two opens.
 pub(super) struct Opened {
-    stores: Stores,
-    layout: Layout,
-    settings: Settings,
-    tracer: Tracer,
-    epoch: Epoch,
-    log: WalLog,
+    pub(super) stores: Stores,
+    pub(super) layout: Layout,
+    pub(super) settings: Settings,
+    pub(super) tracer: Tracer,
+    pub(super) epoch: Epoch,
+    pub(super) log: WalLog,
     /// The manifest whose SSTs are opened and which the handle starts from.
-    manifest: ManifestObject,
+    pub(super) manifest: ManifestObject,
     /// The memtable the WALs were replayed into, and the highest sequence
     /// number replayed.
-    mem: MemState,
-    replayed: Option<u64>,
-    fences: Vec<WalId>,
-    read_only: bool,
+    pub(super) mem: MemState,
+    pub(super) replayed: Option<u64>,
+    pub(super) fences: Vec<WalId>,
+    pub(super) read_only: bool,
 }
 
 impl DbInner {
