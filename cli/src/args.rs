@@ -74,6 +74,10 @@ pub enum Command {
         key: OsString,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        /// Read durable checkpoint ID (hex, as `checkpoint list` prints it)
+        /// instead of the latest state.
+        #[arg(long, value_name = "ID")]
+        checkpoint: Option<String>,
     },
     /// Delete KEY and wait until the delete is durable.
     Delete { key: OsString },
@@ -85,6 +89,9 @@ pub enum Command {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        /// Read durable checkpoint ID instead of the latest state.
+        #[arg(long, value_name = "ID")]
+        checkpoint: Option<String>,
     },
     /// Print the current manifest as JSON, with SST and WAL ids as their
     /// objects are named (compacted/<ULID>.sst, wal/<20 digits>.sst).
@@ -93,4 +100,29 @@ pub enum Command {
     /// latest manifest requires (blocks against the index, key order, bloom
     /// filter, sizes, key ranges, sorted runs); list orphans. Exit 5 on a problem.
     Fsck,
+    /// Durable checkpoints: consistent backups that GC keeps until they are
+    /// deleted or expire.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+    /// Compact until L0 and the sorted runs are within the default limits,
+    /// as a compactor of its own (a writer's own compactor, if on, is fenced).
+    Compact,
+    /// One garbage-collection pass as a process of its own: deletes what no
+    /// live checkpoint, SST floor or the latest manifest keeps and is older
+    /// than --gc-min-age, then drops expired checkpoints.
+    Gc,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCommand {
+    /// Create a durable checkpoint of every write acknowledged so far; prints its id.
+    Create {
+        /// Expire this long after creation (`1h`, `7d`); default: until deleted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        lifetime: Option<std::time::Duration>,
+    },
+    /// List the checkpoints the latest manifest records.
+    List,
+    /// Delete checkpoint ID (hex): GC may then collect what only it kept.
+    Delete { id: String },
 }

@@ -54,7 +54,7 @@ pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use db::{
     collect_garbage, compact, create_checkpoint, database_exists, delete_checkpoint, list_checkpoints, CheckpointOptions, Db,
-    DbIterator, DbReader, GcStats, ReaderOptions, Snapshot,
+    prefix_range, DbIterator, DbReader, GcStats, ReaderOptions, Snapshot,
 };
 pub use error::{Error, Result};
 pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};

@@ -200,7 +200,7 @@ async fn a_run_handle_narrower_than_its_sst_fails_every_read_of_it() {
     let db = Db::open_read_only(ROOT, store.clone()).await.unwrap();
     let expect_corrupt = |r: tidemark::Result<Option<Bytes>>| match r {
         Err(tidemark::Error::Corrupt { path, reason }) => {
-            assert!(path.ends_with(&format!("{}.sst", ulid::Ulid(h.id))), "{path}");
+            assert!(path.contains(&ulid::Ulid(h.id).to_string()), "{path}");
             assert!(reason.contains("the manifest records its keys as"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),

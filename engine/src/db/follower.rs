@@ -260,6 +260,11 @@ impl DbReader {
         (st.follower.version(), st.follower.applied().to_vec())
     }
 
+    /// Requests this reader made to the store, by kind: what following costs.
+    pub fn requests(&self) -> crate::metrics::StoreRequests {
+        self.shared.inner.requests.snapshot()
+    }
+
     /// The checkpoint the reader holds.
     pub async fn checkpoint_id(&self) -> CheckpointId {
         match self.shared.state.lock().await.holding {
