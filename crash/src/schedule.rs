@@ -209,6 +209,11 @@ pub fn run(cfg: &Config) -> Report {
 fn failed(cfg: &Config, round0_ops: u64, failure: Failure, histories: &Histories) -> Report {
     let conformance = Conformance::Skipped("the oracle found a violation first");
     let h = lock(histories);
+    if std::env::var_os("CRASH_DEBUG").is_some() {
+        for (i, s) in h.recorder.steps().iter().enumerate() {
+            eprintln!("{i:4} epoch {} {:?}", s.writer_epoch, s.event);
+        }
+    }
     Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace: h.recorder.steps(), injected: h.injected }
 }
 
