@@ -174,7 +174,8 @@ pub async fn fsck_with(store: &dyn ObjectStore, root: Path, settings: &Settings)
     if m.fences.windows(2).any(|w| w[0] >= w[1]) {
         r.problem(format!("{}: fences are not ascending and unique: {:?}", layout.manifest(m.version), m.fences));
     }
-    for f in &m.fences {
+    let recorded: BTreeSet<WalId> = m.fences.iter().copied().collect();
+    for f in &recorded {
         let path = layout.wal(*f);
         match read(store, &path, ObjectKind::Wal, limits.wal_bytes).await.and_then(|b| decode_wal(&path, b)) {
             Ok(w) if matches!(w.header.kind, WalKind::Fence { .. }) => r.ok(format!("fence {path}")),

@@ -62,6 +62,12 @@ pub(crate) async fn create(
     }
 }
 
+/// The most bytes of a GET's body a layer may read ahead of the caller
+/// (`RetryStore` reads bodies whole): a larger object is handed back unread,
+/// for the caller to refuse by its size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit(pub(crate) u64);
+
 /// Reads a whole object of at most `limit` bytes. A larger one is `Corrupt`
 /// naming it, from the size the store reports before the body is read
 /// (`kind` says what the object should be and what to do about it); the
@@ -73,9 +79,10 @@ pub(crate) async fn read(
     limit: u64,
 ) -> crate::Result<bytes::Bytes> {
     use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
     let too_large = |size: u64| crate::Error::corrupt(path.to_string(), kind.too_large(size, limit));
-    let got = store.get(path).await?;
+    let mut options = object_store::GetOptions::default();
+    options.extensions.insert(BodyLimit(limit));
+    let got = store.get_opts(path, options).await?;
     let size = got.meta.size;
     if size > limit {
         return Err(too_large(size));
