@@ -41,7 +41,7 @@ pub fn seq_range(epoch: Epoch) -> Option<std::ops::RangeInclusive<u64>> {
 /// The id of run `n` (counting from 1) of compactor epoch `epoch`: unique
 /// in the store's history; `None` when either leaves its bits.
 pub fn run_id(epoch: Epoch, n: u64) -> Option<u64> {
-    (epoch <= MAX_EPOCH && (1..=u64::from(u32::MAX)).contains(&n)).then(|| (epoch << SEQ_BITS) | n)
+    (epoch <= MAX_EPOCH && (1..=u64::from(u32::MAX)).contains(&n)).then_some((epoch << SEQ_BITS) | n)
 }
 
 /// The compactor epoch that wrote run `id`.

@@ -35,14 +35,17 @@ async fn seeded() -> Arc<dyn ObjectStore> {
     store
 }
 
+type SetField = Box<dyn Fn(&mut ManifestObject, u64)>;
+type MakeWal = Box<dyn Fn(&ManifestObject, u64) -> Bytes>;
+
 /// How a case writes its hostile field into the database.
 enum Craft {
     /// A manifest field (written as the next version).
-    Manifest(Box<dyn Fn(&mut ManifestObject, u64)>),
+    Manifest(SetField),
     /// The version itself (written under its own name).
     Version,
     /// A WAL at the chain's next position, from the latest manifest and the value.
-    Wal(Box<dyn Fn(&ManifestObject, u64) -> Bytes>),
+    Wal(MakeWal),
     /// A valid WAL named by the value.
     WalName,
     /// An L0 SST with one entry of the value as its sequence number.

@@ -160,13 +160,29 @@ async fn two_l0_ssts() -> (std::sync::Arc<dyn object_store::ObjectStore>, Path) 
 
 /// What every crafted SST case must give: `get` of each key the newer SST
 /// decides is an error naming it (never the stale value, the deleted one
-/// brought back, or nothing), the scan fails, fsck reports it.
-async fn assert_reads_refuse(store: &std::sync::Arc<dyn object_store::ObjectStore>, sst: &Path, keys: &[&str], what: &str) {
+/// brought back, or nothing), and so is a scan of just that key if
+/// `range_scans` (a scan trusts the index entries of blocks it does not
+/// read), the whole scan fails, fsck reports it.
+async fn assert_reads_refuse(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    sst: &Path,
+    keys: &[&str],
+    range_scans: bool,
+    what: &str,
+) {
     let db = Db::open_read_only(ROOT, store.clone()).await.unwrap();
     for key in keys {
         match db.get(key).await {
             Err(Error::Corrupt { path, .. }) => assert_eq!(path, sst.to_string(), "{what}: get {key}"),
             other => panic!("{what}: get {key} gave {other:?}, not an error naming {sst}"),
+        }
+        if range_scans {
+            let k = Bytes::copy_from_slice(key.as_bytes());
+            let scanned = match db.scan(k.clone()..=k).await {
+                Ok(it) => it.collect_vec().await,
+                Err(e) => Err(e),
+            };
+            assert!(matches!(&scanned, Err(Error::Corrupt { path, .. }) if *path == sst.to_string()), "{what}: scan of {key}: {scanned:?}");
         }
     }
     let scanned = match db.scan(..).await {
@@ -190,7 +206,7 @@ async fn a_narrowed_l0_handle_is_an_error_not_a_stale_read() {
         h.last_key = Bytes::from(last);
         put_next_manifest(&store, &mut m).await;
         let keys: Vec<&str> = ["a1", "m5", "q7"].into_iter().filter(|k| *k < first || *k > last).collect();
-        assert_reads_refuse(&store, &sst, &keys, &format!("handle narrowed to {first}..={last}")).await;
+        assert_reads_refuse(&store, &sst, &keys, true, &format!("handle narrowed to {first}..={last}")).await;
     }
 }
 
@@ -213,7 +229,7 @@ async fn a_narrowed_index_entry_is_an_error_not_a_missed_key() {
     put(&store, &sst, bytes).await;
     put_next_manifest(&store, &mut m).await;
     let key = String::from_utf8(last).unwrap();
-    assert_reads_refuse(&store, &sst, &[key.as_str()], "an index entry narrowed").await;
+    assert_reads_refuse(&store, &sst, &[key.as_str()], false, "an index entry narrowed").await;
 }
 
 /// A bloom filter lacking the key a read looks for (here the SST's first,
@@ -233,8 +249,32 @@ async fn a_bloom_filter_lacking_a_key_or_over_no_keys_is_an_error_not_a_stale_re
         m.l0[0].size = bytes.len() as u64;
         put(&store, &sst, bytes).await;
         put_next_manifest(&store, &mut m).await;
-        assert_reads_refuse(&store, &sst, &reads, &format!("a filter lacking {lacking}")).await;
+        assert_reads_refuse(&store, &sst, &reads, true, &format!("a filter lacking {lacking}")).await;
     }
+}
+
+/// A sorted run's SST handle narrowed: a key between the narrowed handle
+/// and its neighbour's fell in a gap no SST claimed; the read opens the
+/// SSTs on either side of the gap, and the narrowed one fails its check.
+#[tokio::test]
+async fn a_narrowed_run_handle_is_an_error_not_a_missed_key() {
+    let store = store();
+    let s = settings().with_compacted_sst_size_bytes(200);
+    let pairs: Vec<(String, Option<&str>)> = (0..40).map(|i| (format!("r{i:02}"), Some("run"))).collect();
+    let pairs: Vec<(&str, Option<&str>)> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    write_closed(&store, s.clone(), &pairs[..20]).await;
+    write_closed(&store, s.clone(), &pairs[20..]).await;
+    let mut m = latest(&store).await;
+    assert!(m.l0.is_empty() && m.runs.len() == 1 && m.runs[0].ssts.len() >= 3, "a run of several SSTs: {m:?}");
+    let h = &mut m.runs[0].ssts[1];
+    let sst = layout().sst(h.id);
+    let hidden = String::from_utf8(h.last_key.to_vec()).unwrap();
+    let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+    let before = keys[keys.iter().position(|k| *k == hidden).unwrap() - 1];
+    assert!(before.as_bytes() >= h.first_key.as_ref(), "the SST holds two keys");
+    h.last_key = Bytes::from(before.to_string());
+    put_next_manifest(&store, &mut m).await;
+    assert_reads_refuse(&store, &sst, &[hidden.as_str()], true, "a run handle narrowed").await;
 }
 
 /// A manifest with more L0 entries than a read should ever consult (the

@@ -228,9 +228,9 @@ async fn check_epochs(
         // has written none yet.
         let own = claimed == Some(by) && wal.header.kind == WalKind::Data;
         if own {
-            return Err(epoch_never_claimed(&layout.wal(*id).to_string(), by, view.writer_epoch));
+            return Err(epoch_never_claimed(layout.wal(*id).as_ref(), by, view.writer_epoch));
         }
-        check_claimed(store, layout, view, by, &layout.wal(*id).to_string()).await?;
+        check_claimed(store, layout, view, by, layout.wal(*id).as_ref()).await?;
     }
     Ok(())
 }

@@ -51,11 +51,11 @@ impl SstRef {
 
     /// The open reader, reading the SST's tail the first time.
     ///
-    /// Reads pick and skip SSTs by the handle's key range (`get` here, a
-    /// run's `sst_for`, scans' overlap test), so the handle must record
-    /// exactly the SST's first and last key, which its index holds: a
-    /// narrower range would hide keys from reads silently.
-    /// A mismatch is `Corrupt` naming the SST.
+    /// Reads pick SSTs of a run by the handles' key ranges, so the handle
+    /// must record exactly the SST's first and last key, which its index
+    /// holds: a narrower range would hide keys from reads silently. A
+    /// mismatch is `Corrupt` naming the SST, and reads open an SST (an L0
+    /// SST, a run's SSTs around a key) before they trust its handle's "no".
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
         self.open().await
     }
