@@ -186,6 +186,7 @@ impl Db {
                 Ok(Appended::Done(wal_id, active_bytes)) => break (wal_id, active_bytes),
                 // The WAL buffer is at its limit: wait for the WAL writer to freeze it.
                 Ok(Appended::BufferFull) => {
+                    inner.flush_wanted.store(true, Ordering::Release);
                     inner.wake_flusher.notify_one();
                     let _ = tokio::time::timeout(std::time::Duration::from_millis(1), inner.durable_changed.notified()).await;
                 }
