@@ -41,7 +41,7 @@ use crate::sst::SstReader;
 use crate::store::read;
 use crate::wal_object::decode_wal;
 
-/// One line of the report.
+/// One line of an fsck [`Report`](crate::FsckReport).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
     /// A check that passed.
@@ -55,6 +55,7 @@ pub enum Finding {
 /// Everything fsck found, in the order it checked.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
+    /// Each check that passed, each problem and each orphan, one per line.
     pub findings: Vec<Finding>,
 }
 
@@ -82,8 +83,30 @@ impl Report {
     }
 }
 
-/// Checks the database under `root` with the default settings' object-size
-/// bounds. Reads only; never writes.
+/// Checks the database under `root`: every manifest version, the latest
+/// one's invariants (I1 among them), the WAL chain and every SST, object by
+/// object, reporting every problem rather than the first. Reads only; never
+/// writes, so it is safe beside a running writer (which may show orphans:
+/// objects it is still flushing). Objects are accepted up to the default
+/// settings' sizes; [`fsck_with`] takes the settings the database was written with.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use std::sync::Arc;
+/// use object_store::memory::InMemory;
+///
+/// let store = Arc::new(InMemory::new());
+/// let db = tidemark::Db::open("db", store.clone()).await?;
+/// db.put("k", "v").await?;
+/// db.close().await?;
+///
+/// let report = tidemark::fsck(store.as_ref(), "db".into()).await;
+/// assert_eq!(report.problems(), 0, "{:?}", report.findings);
+/// assert!(report.findings.iter().any(|f| matches!(f, tidemark::FsckFinding::Ok(_))));
+/// # Ok(())
+/// # }
+/// ```
 pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
     fsck_with(store, root, &Settings::default()).await
 }

@@ -36,7 +36,10 @@ fn may_read_ahead(reads: usize, bytes: u64, size: u64) -> bool {
     reads == 0 || (reads < RECOVERY_READS_MAX && bytes.saturating_add(size) <= RECOVERY_READ_AHEAD_BYTES)
 }
 
-/// Whether a tidemark database lives under `root`: a manifest is listed there.
+/// Whether a tidemark database lives under `root`: a manifest is listed
+/// there. A writer's open creates one, so this tells "open" from "create"
+/// without creating anything. See [`store_for_url`](crate::store_for_url)
+/// for an example.
 pub async fn database_exists(store: &dyn ObjectStore, root: &Path) -> Result<bool> {
     let layout = Layout::new(root.clone());
     let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
@@ -45,6 +48,8 @@ pub async fn database_exists(store: &dyn ObjectStore, root: &Path) -> Result<boo
 
 /// The WAL chain as a walk found it.
 pub struct ChainContents {
+    /// What the walk decided: the WALs to replay, the fence to place, the
+    /// next WAL id.
     pub plan: RecoveryPlan,
     /// The WAL ids the listing found.
     pub listed: Vec<WalId>,

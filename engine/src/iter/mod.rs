@@ -38,7 +38,7 @@ pub enum Direction {
 /// Keys a memtable source copies out per batch (under the memtable's lock).
 const MEM_BATCH: usize = 128;
 
-/// How a scan reads.
+/// How a scan reads ([`Db::scan_with`](crate::Db::scan_with) has an example).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanOptions {
     /// The order of keys.
@@ -62,6 +62,7 @@ impl Default for ScanOptions {
 }
 
 impl ScanOptions {
+    /// The default options in descending key order (as [`Db::scan_rev`](crate::Db::scan_rev) uses).
     pub fn reverse() -> Self {
         Self { direction: Direction::Reverse, ..Self::default() }
     }
@@ -85,10 +86,13 @@ pub struct SstSource {
 }
 
 impl SstSource {
+    /// `range` of `sst`, forward, with the default read-ahead.
     pub fn new(sst: Arc<SstRef>, range: KeyRange) -> Self {
         Self::with_options(sst, range, ScanOptions::default())
     }
 
+    /// `range` of `sst`, read as `opts` says.
+    ///
     /// The SST is opened even if its handle's range misses `range`: the
     /// handle is trusted only once opening has checked it against the SST's
     /// own first and last key (once per SST); the blocks read are then
@@ -146,7 +150,7 @@ impl SstSource {
 }
 
 /// A memtable's range as of a sequence number, copied out a batch of
-/// [`MEM_BATCH`] keys at a time (the memtable may be large; a scan holds
+/// `MEM_BATCH` keys at a time (the memtable may be large; a scan holds
 /// one batch of it).
 pub struct MemSource {
     table: Arc<Memtable>,
@@ -159,6 +163,7 @@ pub struct MemSource {
 }
 
 impl MemSource {
+    /// `range` of `table` as of sequence number `seq`, in direction `dir`.
     pub fn new(table: Arc<Memtable>, range: KeyRange, seq: u64, dir: Direction) -> Self {
         Self { table, range, seq, dir, done: false, buf: VecDeque::new() }
     }
@@ -189,10 +194,13 @@ pub struct RunSource {
 }
 
 impl RunSource {
+    /// `range` of `run`, forward, with the default read-ahead.
     pub fn new(run: &RunReader, range: KeyRange) -> Self {
         Self::with_options(run, range, ScanOptions::default())
     }
 
+    /// `range` of `run`, read as `opts` says.
+    ///
     /// The SSTs whose handles overlap `range`, and the one on either side:
     /// the handles' "not here" rests on those neighbours, which opening
     /// checks (a point read does the same, `RunReader::get`).
@@ -262,7 +270,9 @@ pub enum Source {
     Entries(VecDeque<SeqEntry>),
     /// A memtable read a batch at a time.
     Memtable(MemSource),
+    /// An L0 SST, block by block.
     Sst(SstSource),
+    /// A sorted run, SST after SST.
     Run(RunSource),
 }
 

@@ -17,6 +17,7 @@ use crate::sync::{Arc, StdArc};
 /// first use, not at open, so opening a database costs the same however
 /// many SSTs it has.
 pub struct SstRef {
+    /// The manifest's handle: id, size and key range.
     pub handle: SstHandle,
     path: Path,
     /// The largest SST a reader with these settings accepts
@@ -36,6 +37,8 @@ impl std::fmt::Debug for SstRef {
 }
 
 impl SstRef {
+    /// An SST not yet opened; its first read opens it, reading `path` from
+    /// `store` (no more than `size_limit` bytes) and its blocks through `cache`.
     pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>, cache: BlockCache, size_limit: u64) -> Self {
         Self { handle, path, size_limit, store, cache, reader: crate::sync::task::OnceCell::new() }
     }
@@ -45,6 +48,7 @@ impl SstRef {
         self.reader.get()
     }
 
+    /// The SST's object.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -107,7 +111,9 @@ impl SstRef {
 /// An open sorted run: its SSTs in key order.
 #[derive(Debug)]
 pub struct RunReader {
+    /// The run's id in the manifest.
     pub id: u64,
+    /// Its SSTs, in key order with disjoint ranges.
     pub ssts: Vec<Arc<SstRef>>,
 }
 

@@ -41,6 +41,8 @@ impl Stores {
         let requests = counting.counters();
         let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
         let hedged = HedgeStore::new(retried, settings.hedge).creates_under(layout.wal_dir());
+        #[cfg(feature = "mutants")]
+        let hedged = hedged.exists_is_ours(settings.hedge_exists_is_ours);
         let hedge_stats = hedged.stats();
         Stores { store: StdArc::new(hedged), requests, hedge_stats }
     }
