@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
+use tidemark::internals::bounds::MAX_EPOCH;
 use tidemark::internals::manifest::SstHandle;
 use tidemark::internals::protocol::{WalHeader, WalKind, MAX_ID};
 use tidemark::internals::wal_object::encode_wal;
@@ -72,8 +73,9 @@ async fn epochs_the_arithmetic_cannot_take_are_refused_by_name() {
 
 /// A writer that keeps writing while compaction cannot run stops with an
 /// error naming the cause once L0 is full, instead of waiting forever.
-/// Here an L0 SST a compaction must read is corrupt; and a
-/// `compactor_epoch` of 2^32 - 1 (no next compactor epoch) is refused.
+/// Here an L0 SST a compaction must read is corrupt, and a
+/// `compactor_epoch` at `MAX_EPOCH` leaves none to claim; one of 2^32 - 1
+/// is refused at open.
 #[tokio::test]
 async fn a_compaction_that_can_never_succeed_fails_the_writes_that_wait_for_it() {
     let s = Settings::default()
@@ -92,15 +94,7 @@ async fn a_compaction_that_can_never_succeed_fails_the_writes_that_wait_for_it()
     assert_reported(&fsck_problems(&store).await, sst.as_ref(), "checksum", "the corrupt SST");
 
     let db = Db::open_with(ROOT, store.clone(), s.clone()).await.unwrap();
-    let writes = async {
-        for i in 0..10_000 {
-            if let Err(e) = db.put(format!("key{i:05}"), "x".repeat(200)).await {
-                return (i, e);
-            }
-        }
-        panic!("10,000 puts succeeded with compaction failing");
-    };
-    let (i, e) = tokio::time::timeout(Duration::from_secs(60), writes).await.expect("the writer stalls at the L0 limit");
+    let (i, e) = tokio::time::timeout(Duration::from_secs(60), writes_until_refused(&db)).await.expect("the writer stalls at the L0 limit");
     match e {
         Error::Corrupt { path, reason } => {
             assert_eq!(path, sst.to_string(), "put {i}: names the object compaction cannot read");
@@ -114,8 +108,36 @@ async fn a_compaction_that_can_never_succeed_fails_the_writes_that_wait_for_it()
     let mut m = latest(&store).await;
     m.compactor_epoch = (1 << 32) - 1;
     let path = put_next_manifest(&store, &mut m).await;
-    let opened = tokio::time::timeout(Duration::from_secs(60), Db::open_with(ROOT, store.clone(), s)).await;
+    let opened = tokio::time::timeout(Duration::from_secs(60), Db::open_with(ROOT, store.clone(), s.clone())).await;
     assert_corrupt_naming(opened.expect("the open returns"), path.as_ref(), "compactor_epoch", "compactor_epoch 2^32 - 1");
+
+    // At `MAX_EPOCH` the manifest decodes (its data stays readable) and
+    // fsck reports it; a writer opens, and once L0 is full its writes fail
+    // naming the field, since no compactor epoch is left to claim.
+    let store = seeded().await;
+    let mut m = latest(&store).await;
+    m.compactor_epoch = MAX_EPOCH;
+    let path = put_next_manifest(&store, &mut m).await;
+    assert_reported(&fsck_problems(&store).await, path.as_ref(), "compactor_epoch", "compactor_epoch MAX_EPOCH");
+    let db = Db::open_with(ROOT, store.clone(), s).await.expect("a manifest at the bound opens");
+    assert_eq!(db.get("k").await.unwrap().as_deref(), Some(&b"v"[..]), "its data stays readable");
+    let (i, e) = tokio::time::timeout(Duration::from_secs(60), writes_until_refused(&db)).await.expect("the writer stalls at the L0 limit");
+    match e {
+        Error::Corrupt { reason, .. } => {
+            assert!(reason.contains("compactor_epoch") && reason.contains("compaction cannot run"), "put {i}: {reason}")
+        }
+        other => panic!("put {i}: want Corrupt naming compactor_epoch, got {other:?}"),
+    }
+}
+
+/// Puts until one is refused: the index of that put and its error.
+async fn writes_until_refused(db: &Db) -> (usize, Error) {
+    for i in 0..10_000 {
+        if let Err(e) = db.put(format!("key{i:05}"), "x".repeat(200)).await {
+            return (i, e);
+        }
+    }
+    panic!("10,000 puts succeeded with compaction failing");
 }
 
 /// A data WAL on the chain whose epoch is above every manifest's: its data
