@@ -30,6 +30,7 @@
 #![cfg_attr(not(feature = "internals"), warn(missing_docs))]
 
 mod batch;
+mod bounds;
 mod cache;
 mod clock;
 mod commit;
@@ -54,7 +55,7 @@ pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use db::{database_exists, Db, DbIterator, Snapshot};
 pub use error::{Error, Result};
-pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};
+pub use fsck::{fsck, fsck_with, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};
 pub use manifest::{ManifestObject as Manifest, SortedRun, SstHandle};
 pub use metrics::{Metrics, StoreRequests};
@@ -92,6 +93,10 @@ pub mod internals {
     /// Object layout under a database root.
     pub mod paths {
         pub use crate::paths::*;
+    }
+    /// Every bound on a stored value (epochs, ids, entries, object sizes).
+    pub mod bounds {
+        pub use crate::bounds::*;
     }
     /// Manifest objects and their encoding.
     pub mod manifest {

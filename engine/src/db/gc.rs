@@ -10,6 +10,7 @@
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
+use crate::bounds::{ObjectKind, MAX_MANIFEST_BYTES};
 use crate::store::read;
 use super::inner::DbInner;
 use crate::error::Result;
@@ -80,7 +81,7 @@ pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
     let mut manifests = Vec::new();
     for v in &plan.keep {
         let path = layout.manifest(*v);
-        match read(store, &path).await {
+        match read(store, &path, ObjectKind::Manifest, MAX_MANIFEST_BYTES).await {
             Ok(bytes) => manifests.push(ManifestObject::decode(path.as_ref(), &bytes)?),
             // Deleted by another GC since the listing: it keeps nothing.
             Err(crate::Error::ObjectStore(object_store::Error::NotFound { .. })) => {}
