@@ -2,18 +2,24 @@
 //! reports every problem it finds (not only the first).
 //!
 //! What is checked:
-//! - every listed manifest version decodes (checksum, format version, the
-//!   bounds on ids and epochs) and holds the version its name says;
+//! - every listed manifest version decodes (size, checksum, format version,
+//!   the bounds of `crate::bounds` on ids, epochs and entries) and holds the
+//!   version its name says;
+//! - the latest manifest is not at a bound the next open, compaction or
+//!   recovery cannot move past (its writer or compactor epoch the last one,
+//!   its version the last one, its fences the most it may record);
 //! - the latest manifest's invariants: I1 (the WAL chain from
-//!   `replay_after_wal_id + 1` reaches `wal_id_last_seen`), its recorded
-//!   fences exist and are fences, every L0 and sorted-run SST exists, has the
-//!   size its handle records and decodes, its first and last keys are the
-//!   handle's, each run's SSTs are in key order with disjoint ranges, and no
-//!   SST or run id is listed twice;
-//! - every WAL on the chain decodes with its entries sorted and unique;
+//!   `replay_after_wal_id + 1` reaches `wal_id_last_seen`, and leaves the
+//!   next writer its WAL ids), its recorded fences exist and are fences,
+//!   every L0 and sorted-run SST exists, has the size its handle records and
+//!   decodes, its first and last keys are the handle's, each run's SSTs are
+//!   in key order with disjoint ranges, and no SST or run id is listed twice;
+//! - every WAL on the chain is within the size bound, decodes with its
+//!   entries sorted, unique and of its epoch's sequence numbers, and is of
+//!   an epoch a manifest records;
 //! - every SST decodes with each block matching its index entry (offset,
 //!   first and last key), keys strictly increasing within and across blocks,
-//!   and the bloom filter holding every key (`sst::decode_all`).
+//!   and the bloom filter holding every key (read block by block, as reads do).
 //!
 //! Objects that no kept manifest references (orphans) are reported as
 //! information, not as problems: an SST being flushed or compacted, a fenced
@@ -23,13 +29,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::bounds::{self, ObjectKind, ReadLimits, MAX_MANIFEST_BYTES};
 use crate::db::read_chain;
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::paths::Layout;
 use crate::protocol::{Protocol, WalId, WalKind};
-use crate::sst::decode_all;
+use crate::settings::Settings;
+use crate::sst::SstReader;
+use crate::store::read;
 use crate::wal_object::decode_wal;
 
 /// One line of an fsck [`Report`](crate::FsckReport).
@@ -74,15 +83,12 @@ impl Report {
     }
 }
 
-async fn read(store: &dyn ObjectStore, path: &Path) -> crate::Result<bytes::Bytes> {
-    Ok(store.get(path).await?.bytes().await?)
-}
-
 /// Checks the database under `root`: every manifest version, the latest
 /// one's invariants (I1 among them), the WAL chain and every SST, object by
 /// object, reporting every problem rather than the first. Reads only; never
 /// writes, so it is safe beside a running writer (which may show orphans:
-/// objects it is still flushing).
+/// objects it is still flushing). Objects are accepted up to the default
+/// settings' sizes; [`fsck_with`] takes the settings the database was written with.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -102,15 +108,24 @@ async fn read(store: &dyn ObjectStore, path: &Path) -> crate::Result<bytes::Byte
 /// # }
 /// ```
 pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
+    fsck_with(store, root, &Settings::default()).await
+}
+
+/// Checks the database under `root`, accepting objects as large as a writer
+/// with `settings` writes them (`bounds::ReadLimits`). Reads only; never writes.
+pub async fn fsck_with(store: &dyn ObjectStore, root: Path, settings: &Settings) -> Report {
+    let limits = ReadLimits::of(settings);
     let layout = Layout::new(root);
     let mut r = Report::default();
-    let listed: Vec<Path> = match store.list(Some(layout.root())).map_ok(|m| m.location).try_collect().await {
+    let listed: Vec<ObjectMeta> = match store.list(Some(layout.root())).try_collect().await {
         Ok(v) => v,
         Err(e) => {
             r.problem(format!("cannot list the database: {e}"));
             return r;
         }
     };
+    let sizes: BTreeMap<&Path, u64> = listed.iter().map(|m| (&m.location, m.size)).collect();
+    let listed: Vec<Path> = listed.iter().map(|m| m.location.clone()).collect();
     let mut versions: Vec<u64> = listed.iter().filter_map(|p| layout.parse_manifest(p)).collect();
     versions.sort_unstable();
     let wal_ids: BTreeSet<WalId> = listed.iter().filter_map(|p| layout.parse_wal(p)).collect();
@@ -120,11 +135,17 @@ pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
         .filter_map(|p| Some((layout.parse_sst(p)?.id, p.clone())))
         .collect();
 
-    // Every kept manifest version.
+    // Every kept manifest version, refused by its listed size if too large.
     let mut kept: BTreeMap<u64, ManifestObject> = BTreeMap::new();
     for v in &versions {
         let path = layout.manifest(*v);
-        match read(store, &path).await.and_then(|b| ManifestObject::decode(path.as_ref(), &b)) {
+        let size = sizes.get(&path).copied().unwrap_or(0);
+        let bytes = if size > MAX_MANIFEST_BYTES {
+            Err(crate::Error::corrupt(path.to_string(), ObjectKind::Manifest.too_large(size, MAX_MANIFEST_BYTES)))
+        } else {
+            read(store, &path, ObjectKind::Manifest, MAX_MANIFEST_BYTES).await
+        };
+        match bytes.and_then(|b| ManifestObject::decode(path.as_ref(), &b)) {
             Ok(m) if m.version == *v => {
                 kept.insert(*v, m);
             }
@@ -152,9 +173,15 @@ pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
         kept.len()
     ));
 
-    // I1 and the WAL chain (each WAL decoded: blocks, order, uniqueness).
+    // What decodes at a bound the next open or compaction cannot move past.
+    for problem in stuck_at_a_bound(&m) {
+        r.problem(format!("{}: {problem}", layout.manifest(m.version)));
+    }
+
+    // I1 and the WAL chain (each WAL decoded: blocks, order, uniqueness,
+    // and of an epoch a manifest records).
     let mut on_chain: BTreeSet<WalId> = BTreeSet::new();
-    match read_chain(store, &layout, Protocol::Shipped, &m.view(), u64::MAX).await {
+    match read_chain(store, &layout, Protocol::Shipped, &m.view(), limits.wal_bytes).await {
         Ok(chain) => {
             for (id, wal) in &chain.wals {
                 on_chain.insert(*id);
@@ -173,9 +200,10 @@ pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
     if m.fences.windows(2).any(|w| w[0] >= w[1]) {
         r.problem(format!("{}: fences are not ascending and unique: {:?}", layout.manifest(m.version), m.fences));
     }
-    for f in &m.fences {
+    let recorded: BTreeSet<WalId> = m.fences.iter().copied().collect();
+    for f in &recorded {
         let path = layout.wal(*f);
-        match read(store, &path).await.and_then(|b| decode_wal(&path, b)) {
+        match read(store, &path, ObjectKind::Wal, limits.wal_bytes).await.and_then(|b| decode_wal(&path, b)) {
             Ok(w) if matches!(w.header.kind, WalKind::Fence { .. }) => r.ok(format!("fence {path}")),
             Ok(_) => r.problem(format!("{path}: recorded as a fence in the manifest, but holds data")),
             Err(e) => r.problem(format!("fence {f} recorded in the manifest: {e}")),
@@ -185,7 +213,7 @@ pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
     // Every SST the latest version references, and the tree's shape.
     let mut seen_ssts: BTreeSet<u128> = BTreeSet::new();
     for h in &m.l0 {
-        check_sst(store, &layout, h, &mut seen_ssts, &mut r).await;
+        check_sst(store, &layout, h, limits.sst_bytes, &mut seen_ssts, &mut r).await;
     }
     let mut run_ids = BTreeSet::new();
     for run in &m.runs {
@@ -210,7 +238,7 @@ pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
             }
         }
         for h in &run.ssts {
-            check_sst(store, &layout, h, &mut seen_ssts, &mut r).await;
+            check_sst(store, &layout, h, limits.sst_bytes, &mut seen_ssts, &mut r).await;
         }
     }
 
@@ -239,36 +267,116 @@ pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
     r
 }
 
+/// Fields of the latest manifest at a bound the next step cannot move past:
+/// they decode and reads work, but the next open, compaction or recovery
+/// would be refused. Each names the field and what stops.
+fn stuck_at_a_bound(m: &ManifestObject) -> Vec<String> {
+    let mut out = Vec::new();
+    if m.writer_epoch >= bounds::MAX_EPOCH {
+        out.push(format!(
+            "writer_epoch {} is the last epoch ({}): no writer can claim the next one, so the database opens read-only only",
+            m.writer_epoch,
+            bounds::MAX_EPOCH
+        ));
+    }
+    if m.compactor_epoch >= bounds::MAX_EPOCH {
+        out.push(format!(
+            "compactor_epoch {} is the last epoch ({}): no compactor can claim the next one, so writes stop once L0 is full",
+            m.compactor_epoch,
+            bounds::MAX_EPOCH
+        ));
+    }
+    if m.version >= bounds::MAX_ID {
+        out.push(format!("version {} is the last version: no manifest can follow it", m.version));
+    }
+    if m.fences.len() >= bounds::MAX_FENCES {
+        out.push(format!(
+            "fences holds {} WAL ids, the most a manifest records ({}): a recovery that fences cannot record its fence",
+            m.fences.len(),
+            bounds::MAX_FENCES
+        ));
+    }
+    out
+}
+
 /// Checks one SST the manifest lists: it exists, its size and key range are
-/// the handle's, and it decodes with every check reads rely on.
-async fn check_sst(store: &dyn ObjectStore, layout: &Layout, h: &SstHandle, seen: &mut BTreeSet<u128>, r: &mut Report) {
+/// the handle's, and it decodes with every check reads rely on. The SST is
+/// read as reads do, its tail and then its blocks a few at a time, so its
+/// size costs no memory.
+async fn check_sst(store: &dyn ObjectStore, layout: &Layout, h: &SstHandle, limit: u64, seen: &mut BTreeSet<u128>, r: &mut Report) {
     let path = layout.sst(h);
     if !seen.insert(h.id) {
         r.problem(format!("{path}: listed twice in the manifest"));
         return;
     }
-    let bytes = match read(store, &path).await {
-        Ok(b) => b,
-        Err(e) => {
+    if h.size > limit {
+        r.problem(format!("{path}: {}", ObjectKind::Sst.too_large(h.size, limit)));
+        return;
+    }
+    let reader = match SstReader::open_detached(store, path.clone(), Some(h.size)).await {
+        Ok(reader) => reader,
+        Err(crate::Error::ObjectStore(e)) => {
             r.problem(format!("{path}: required by the manifest but cannot be read: {e}"));
             return;
         }
+        Err(e) => {
+            r.problem(format!("{e}"));
+            return;
+        }
     };
-    if bytes.len() as u64 != h.size {
-        r.problem(format!("{path}: {} bytes, but the manifest records {}", bytes.len(), h.size));
-    }
-    match decode_all(&path, bytes) {
-        Ok((_, entries)) => {
-            let (first, last) = (entries.first().map(|e| &e.0), entries.last().map(|e| &e.0));
-            if first != Some(&h.first_key) || last != Some(&h.last_key) {
+    match check_blocks(store, &reader).await {
+        Ok(entries) => {
+            let recorded = Some((h.first_key.clone(), h.last_key.clone()));
+            let held = reader.key_range();
+            if held != recorded {
+                let (first, last) = held.map_or((None, None), |(f, l)| (Some(f), Some(l)));
                 r.problem(format!(
                     "{path}: keys span {first:?}..={last:?}, but the manifest records {:?}..={:?}",
                     h.first_key, h.last_key
                 ));
             } else {
-                r.ok(format!("sst {path} ({} entries)", entries.len()));
+                r.ok(format!("sst {path} ({entries} entries)"));
             }
         }
         Err(e) => r.problem(format!("{e}")),
     }
+}
+
+/// Bytes of data blocks fsck reads at once.
+const FSCK_READ_BYTES: u64 = 4 << 20;
+
+/// Reads every data block of `reader`'s SST, checking each against its index
+/// entry and the filter (`SstReader::decode_block`) and the keys strictly
+/// increasing across blocks; the number of entries.
+async fn check_blocks(store: &dyn ObjectStore, reader: &SstReader) -> crate::Result<u64> {
+    let blocks = reader.block_count();
+    let mut entries = 0u64;
+    let mut last: Option<bytes::Bytes> = None;
+    let mut i = 0;
+    while i < blocks {
+        let n = reader.blocks_within(i, blocks, FSCK_READ_BYTES);
+        let span = reader.block_span(i..i + n).ok_or_else(|| crate::Error::corrupt(reader.path().to_string(), "block index out of range"))?;
+        let raw = store.get_range(reader.path(), span.clone()).await?;
+        if raw.len() as u64 != span.end - span.start {
+            return Err(crate::Error::corrupt(reader.path().to_string(), "the store returned a short range"));
+        }
+        let mut at = 0usize;
+        for b in i..i + n {
+            let len = reader.block_span(b..b + 1).map_or(0, |s| (s.end - s.start) as usize);
+            let block = reader.decode_block(b, &raw.slice(at..at + len))?;
+            at += len;
+            if let (Some(prev), Some((first, _, _))) = (&last, block.first()) {
+                if prev >= first {
+                    return Err(crate::Error::corrupt(
+                        reader.path().to_string(),
+                        format!("keys out of order across blocks: {prev:?} then {first:?}"),
+                    ));
+                }
+            }
+            entries += block.len() as u64;
+            last = block.last().map(|e| e.0.clone()).or(last);
+        }
+        i += n;
+    }
+    Ok(entries)
 }

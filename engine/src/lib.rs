@@ -30,6 +30,7 @@
 #![cfg_attr(not(feature = "internals"), warn(missing_docs))]
 
 mod batch;
+mod bounds;
 mod cache;
 mod clock;
 mod commit;
@@ -57,7 +58,7 @@ pub use db::{
     prefix_range, DbIterator, DbReader, GcStats, ReaderOptions, Snapshot,
 };
 pub use error::{Error, Result};
-pub use fsck::{fsck, Finding as FsckFinding, Report as FsckReport};
+pub use fsck::{fsck, fsck_with, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};
 pub use manifest::{Checkpoint, CheckpointHolder, ManifestObject as Manifest, RetiredSst, SortedRun, SstHandle, SstOwner};
 pub use metrics::{Metrics, StoreRequests};
@@ -95,6 +96,10 @@ pub mod internals {
     /// Object layout under a database root.
     pub mod paths {
         pub use crate::paths::*;
+    }
+    /// Every bound on a stored value (epochs, ids, entries, object sizes).
+    pub mod bounds {
+        pub use crate::bounds::*;
     }
     /// Manifest objects and their encoding.
     pub mod manifest {

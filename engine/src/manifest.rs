@@ -8,6 +8,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::bounds;
 use crate::error::{Error, Result};
 use crate::paths::Layout;
 use crate::protocol::{
@@ -260,24 +261,21 @@ impl ManifestObject {
     /// The next version, as the protocol decided its fields and tree, with a
     /// fresh token. Every manifest tidemark creates is built here, so this is
     /// where a value derived from a stored one (the next version, a claimed
-    /// epoch, which the protocol core saturates) is checked against
-    /// `MAX_ID` before it is written: a version the next open would refuse
-    /// is never created. The error names this version's object and the field.
+    /// epoch, which the protocol core saturates) and the whole version are
+    /// checked against their bounds ([`crate::bounds`]) before it is written:
+    /// a version the next open would refuse is never created. The error
+    /// names this version's object and the field.
     pub(crate) fn successor(&self, layout: &Layout, view: ManifestView, tree: Tree<SstHandle>) -> Result<ManifestObject> {
         let c = |r: String| Error::corrupt(layout.manifest(self.version).to_string(), r);
         let version = Self::version_after(layout, self.version)?;
-        if view.writer_epoch > MAX_ID {
+        // The stored epoch is named: the claimed one is one above it.
+        if view.writer_epoch > bounds::MAX_EPOCH {
             return Err(c(format!("writer_epoch {} leaves no room for the next epoch", self.writer_epoch)));
         }
-        if view.compactor_epoch > MAX_ID {
+        if view.compactor_epoch > bounds::MAX_EPOCH {
             return Err(c(format!("compactor_epoch {} leaves no room for the next epoch", self.compactor_epoch)));
         }
-        for (field, value) in [("wal_id_last_seen", view.wal_id_last_seen), ("replay_after_wal_id", view.replay_after_wal_id)] {
-            if value > MAX_ID {
-                return Err(c(format!("{field} {value} is above the WAL id bound {MAX_ID}")));
-            }
-        }
-        Ok(ManifestObject {
+        ManifestObject {
             version,
             writer_epoch: view.writer_epoch,
             compactor_epoch: view.compactor_epoch,
@@ -292,7 +290,14 @@ impl ManifestObject {
             compactor_sst_floor: view.compactor_sst_floor,
             checkpoints: tree.checkpoints.into_iter().map(Checkpoint::from_protocol).collect(),
             retired: tree.retired.into_iter().map(|r| RetiredSst { sst: r.sst, version: r.version }).collect(),
-        })
+        }
+        .checked()
+        .map_err(c)
+    }
+
+    /// This version if the next open would decode it ([`Self::check_bounds`]).
+    fn checked(self) -> std::result::Result<Self, String> {
+        self.check_bounds().map(|()| self)
     }
 
     /// The version a create after `version` takes: `version + 1`, checked
@@ -333,6 +338,9 @@ impl ManifestObject {
         if bytes.len() < HEADER_LEN + 4 {
             return Err(c(format!("{} bytes is too short for a manifest", bytes.len())));
         }
+        if bytes.len() as u64 > bounds::MAX_MANIFEST_BYTES {
+            return Err(c(bounds::ObjectKind::Manifest.too_large(bytes.len() as u64, bounds::MAX_MANIFEST_BYTES)));
+        }
         let (framed, crc) = bytes.split_at(bytes.len() - 4);
         if crc32c::crc32c(framed).to_le_bytes() != crc {
             return Err(c("manifest checksum mismatch".into()));
@@ -356,28 +364,59 @@ impl ManifestObject {
         Ok(m)
     }
 
-    /// Refuses ids, epochs and versions above [`MAX_ID`] at decode time, so
-    /// no arithmetic on them can overflow and nothing is written on top of
-    /// them, and SST handles whose key ranges reads could
-    /// not trust. Names the field.
-    fn check_bounds(&self) -> std::result::Result<(), String> {
+    /// Refuses at decode time what the arithmetic on a field cannot take or
+    /// what reads and compaction could not trust, naming the field: ids,
+    /// versions and epochs above their bounds ([`crate::bounds`]: an epoch
+    /// must leave room for its sequence numbers and run ids), more entries
+    /// than a manifest may hold, SST handles whose key ranges reads could not
+    /// trust, a run or SST listed twice, and a run id of a compactor epoch
+    /// newer than `compactor_epoch` (the next compactor would take its id).
+    /// The same checks run on every version before it is created.
+    pub(crate) fn check_bounds(&self) -> std::result::Result<(), String> {
         let epochs = [("writer_epoch", self.writer_epoch), ("compactor_epoch", self.compactor_epoch)];
         for (field, value) in epochs {
-            if value > MAX_ID {
-                return Err(format!("{field} {value} leaves no room for the next epoch"));
+            if value > bounds::MAX_EPOCH {
+                return Err(format!(
+                    "{field} {value} leaves no room for the next epoch (epochs are at most {}: epoch << 32 numbers its writes or runs)",
+                    bounds::MAX_EPOCH
+                ));
             }
         }
         if self.version > MAX_ID {
             return Err(format!("version {} leaves no room for the next version", self.version));
         }
-        // Reads trust the handles' key ranges: a run is binary-searched by
-        // them (`RunReader::sst_for`) and scanned in their order.
+        let runs: Vec<usize> = self.runs.iter().map(|r| r.ssts.len()).collect();
+        bounds::check_manifest_entries(self.l0.len(), &runs, self.fences.len())?;
+        bounds::check_lifecycle_entries(self.checkpoints.len(), self.retired.len())?;
+        let mut ids = std::collections::BTreeSet::new();
         for h in self.ssts() {
+            // Reads trust the handles' key ranges: a run is binary-searched by
+            // them (`RunReader::sst_for`) and scanned in their order.
             if h.first_key > h.last_key {
                 return Err(format!("SST {} has first_key {:?} after last_key {:?}", ulid::Ulid(h.id), h.first_key, h.last_key));
             }
+            if h.epoch > bounds::MAX_EPOCH {
+                return Err(format!("SST {} has epoch {} above the epoch bound {}", ulid::Ulid(h.id), h.epoch, bounds::MAX_EPOCH));
+            }
+            // A compaction removes its inputs by id: an SST listed twice
+            // would be dropped twice.
+            if !ids.insert(h.id) {
+                return Err(format!("SST {} is listed twice", ulid::Ulid(h.id)));
+            }
         }
+        let mut run_ids = std::collections::BTreeSet::new();
         for run in &self.runs {
+            if run.id > MAX_ID || bounds::run_epoch(run.id) > self.compactor_epoch {
+                return Err(format!(
+                    "sorted run id {} belongs to compactor epoch {}, above compactor_epoch {} (a run id is epoch << 32 | n)",
+                    run.id,
+                    bounds::run_epoch(run.id),
+                    self.compactor_epoch
+                ));
+            }
+            if !run_ids.insert(run.id) {
+                return Err(format!("sorted run {} is listed twice", run.id));
+            }
             if let Some(pair) = run.ssts.windows(2).find(|p| p[0].last_key >= p[1].first_key) {
                 return Err(format!(
                     "sorted run {}: SSTs {} and {} are not in key order with disjoint ranges",

@@ -356,6 +356,16 @@ impl Settings {
         if self.l0_max_ssts < 2 || self.max_sorted_runs < 1 || self.compacted_sst_size_bytes == 0 {
             return bad("l0_max_ssts must be at least 2, max_sorted_runs at least 1, compacted_sst_size_bytes positive".into());
         }
+        // What a manifest may hold (`bounds`): the writer stays below it.
+        if self.l0_max_ssts > crate::bounds::MAX_L0_SSTS || self.max_sorted_runs >= crate::bounds::MAX_RUNS {
+            return bad(format!(
+                "l0_max_ssts must be at most {} and max_sorted_runs below {} (the entries a manifest may hold); got {} and {}",
+                crate::bounds::MAX_L0_SSTS,
+                crate::bounds::MAX_RUNS,
+                self.l0_max_ssts,
+                self.max_sorted_runs
+            ));
+        }
         // The SST format records key, value and block lengths as u32: bound
         // them well inside it, so no length is ever truncated.
         const MAX_LEN: usize = 1 << 30;

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
+use crate::bounds;
 use crate::error::{Error, Result};
 use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind, MAX_ID};
 use crate::sst::{decode_all, SeqEntry, SstBuilder};
@@ -79,13 +80,29 @@ pub fn decode_wal(path: &Path, bytes: Bytes) -> Result<DecodedWal> {
             format!("unsupported WAL header format version {} (this build reads {WAL_META_VERSION})", meta.format_version),
         ));
     }
-    // Bounds at decode time: recovery derives the next
-    // chain position from these, and the writer's epoch is compared with
-    // every later one.
-    if meta.writer_epoch > MAX_ID {
+    // Bounds at decode time (`crate::bounds`): recovery derives the next
+    // chain position from these, the writer's epoch is compared with every
+    // later one, and a writer numbers its writes from `epoch << 32` up, above
+    // every write it replays, so each entry must be one of its epoch's.
+    let Some(seqs) = bounds::seq_range(meta.writer_epoch) else {
         return Err(Error::corrupt(
             path.to_string(),
-            format!("writer_epoch {} leaves no room for the next epoch", meta.writer_epoch),
+            format!(
+                "writer_epoch {} leaves no room for the next epoch (epochs are at most {})",
+                meta.writer_epoch,
+                bounds::MAX_EPOCH
+            ),
+        ));
+    };
+    if let Some((k, seq, _)) = entries.iter().find(|(_, seq, _)| !seqs.contains(seq)) {
+        return Err(Error::corrupt(
+            path.to_string(),
+            format!(
+                "entry {k:?} has seq {seq}, not one of writer_epoch {}'s sequence numbers {}..={}",
+                meta.writer_epoch,
+                seqs.start(),
+                seqs.end()
+            ),
         ));
     }
     if let KindRepr::Fence { next_wal_id } = meta.kind {
@@ -114,12 +131,27 @@ mod tests {
     #[test]
     fn round_trip_keeps_the_last_write_per_key() {
         let header = WalHeader { writer_epoch: 3, kind: WalKind::Data };
-        let writes = vec![(b("k"), 7, Some(b("1"))), (b("a"), 8, None), (b("k"), 9, Some(b("2")))];
+        let s = 3 << 32;
+        let writes = vec![(b("k"), s + 7, Some(b("1"))), (b("a"), s + 8, None), (b("k"), s + 9, Some(b("2")))];
         let obj = encode_wal(header, 99, writes, 4096);
         let d = decode_wal(&Path::from("wal/1"), obj).unwrap();
         assert_eq!(d.header, header);
         assert_eq!(d.token, 99);
-        assert_eq!(d.entries, vec![(b("a"), 8, None), (b("k"), 9, Some(b("2")))]);
+        assert_eq!(d.entries, vec![(b("a"), s + 8, None), (b("k"), s + 9, Some(b("2")))]);
+    }
+
+    #[test]
+    fn an_entry_outside_its_epochs_sequence_numbers_is_corrupt() {
+        let header = WalHeader { writer_epoch: 3, kind: WalKind::Data };
+        for seq in [(3 << 32) - 1, 4 << 32, MAX_ID] {
+            let obj = encode_wal(header, 1, vec![(b("k"), seq, None)], 4096);
+            match decode_wal(&Path::from("wal/1"), obj) {
+                Err(Error::Corrupt { reason, .. }) => assert!(reason.contains(&format!("seq {seq}")), "{reason}"),
+                other => panic!("seq {seq}: {other:?}"),
+            }
+        }
+        let obj = encode_wal(header, 1, vec![(b("k"), (4 << 32) - 1, None)], 4096);
+        assert!(decode_wal(&Path::from("wal/1"), obj).is_ok(), "the last of epoch 3's numbers");
     }
 
     #[test]

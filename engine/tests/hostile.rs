@@ -18,7 +18,8 @@ fn b(s: &str) -> Bytes {
 
 fn small_wal() -> Bytes {
     let header = WalHeader { writer_epoch: 7, kind: WalKind::Data };
-    encode_wal(header, 42, vec![(b("alpha"), 1, Some(b("1"))), (b("beta"), 2, None), (b("gamma"), 3, Some(b("333")))], 64)
+    let s = 7 << 32; // epoch 7's sequence numbers
+    encode_wal(header, 42, vec![(b("alpha"), s + 1, Some(b("1"))), (b("beta"), s + 2, None), (b("gamma"), s + 3, Some(b("333")))], 64)
 }
 
 fn small_sst() -> Bytes {
@@ -307,23 +308,41 @@ mod crafted {
         assert_eq!(r.scan(&ALL).await.unwrap().len(), 4);
     }
 
-    /// Issue 17, case 3: a filter that lacks a key. `get` trusts the
-    /// filter's "no" (it reads no block), while `scan` used to return the
-    /// value: the reader now checks every key of every block it reads
-    /// against the filter, so the scan is an error instead of disagreeing.
+    /// A filter that lacks a key inside a block (neither its first nor its
+    /// last, which the open checks): `get` trusts the filter's "no" (it
+    /// reads no block), while `scan` used to return the value: the reader
+    /// checks every key of every block it reads against the filter, so the
+    /// scan is an error instead of disagreeing, and fsck finds it.
     #[tokio::test]
     async fn a_bloom_filter_lacking_a_key_fails_the_read_that_would_disagree() {
-        let filter = bloom(&["a", "c", "d"], 7);
+        let filter = bloom(&["a", "c", "d", "e"], 7);
         assert!(!may_contain(&filter, "b"), "pick another key: the filter holds b by chance");
-        let mut raw = Raw::new(blocks());
+        let mut raw = Raw::new(vec![vec![("a", "1"), ("b", "2"), ("c", "3")], vec![("d", "4"), ("e", "5")]]);
         raw.filter = Some(filter);
         let bytes = raw.build();
         let (path, r) = open(bytes.clone()).await;
         let r = r.unwrap();
         corrupt_with(r.scan(&ALL).await, &path, "bloom filter lacks key");
         corrupt_with(r.get(b"a").await, &path, "bloom filter lacks key");
-        assert_eq!(r.get(b"c").await.unwrap(), Some(Some(Bytes::from("3"))), "the other block is sound");
+        assert_eq!(r.get(b"b").await.unwrap(), None, "the stated limit: a point read trusts the filter's no");
+        assert_eq!(r.get(b"d").await.unwrap(), Some(Some(Bytes::from("4"))), "the other block is sound");
         corrupt_with(decode_all(&path, bytes), &path, "bloom filter lacks key");
+    }
+
+    /// A filter that lacks a key the index names (a block's first or last),
+    /// or that was built over no keys at all, is refused when the SST is
+    /// opened: no point read trusts its "no".
+    #[tokio::test]
+    async fn a_bloom_filter_lacking_a_key_the_index_names_is_refused_at_open() {
+        let cases: [(&[&str], &str); 4] = [(&["a", "c", "d"], "b"), (&["b", "c", "d"], "a"), (&["a", "b", "c"], "d"), (&[], "a")];
+        for (keys, lacking) in cases {
+            let filter = bloom(keys, 7);
+            assert!(!may_contain(&filter, lacking), "the filter holds {lacking} by chance");
+            let mut raw = Raw::new(blocks());
+            raw.filter = Some(filter);
+            let (path, r) = open(raw.build()).await;
+            corrupt_with(r, &path, "bloom filter lacks key");
+        }
     }
 
     /// A filter this build could not have written (k = 0 passes every key:
@@ -359,8 +378,10 @@ mod crafted {
         corrupt_with(decode_all(&path, bytes), &path, "disagree with the index");
     }
 
+    /// The header of a WAL of epoch 0, whose sequence numbers include the
+    /// crafted entries' (1).
     fn wal_meta() -> Vec<u8> {
-        let wal = encode_wal(WalHeader { writer_epoch: 7, kind: WalKind::Data }, 42, [], 4096);
+        let wal = encode_wal(WalHeader { writer_epoch: 0, kind: WalKind::Data }, 42, [], 4096);
         decode_all(&Path::from("w"), wal).unwrap().0.to_vec()
     }
 

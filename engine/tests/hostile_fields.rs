@@ -12,6 +12,7 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tidemark::internals::manifest::ManifestObject;
 use tidemark::internals::paths::Layout;
+use tidemark::internals::bounds::MAX_EPOCH;
 use tidemark::internals::protocol::{WalHeader, WalKind, MAX_ID};
 use tidemark::internals::sync::Arc;
 use tidemark::internals::wal_object::encode_wal;
@@ -109,7 +110,9 @@ async fn the_message_names_the_field_and_why() {
     match Db::open(ROOT, store.clone()).await {
         Err(e @ Error::Corrupt { .. }) => assert_eq!(
             e.to_string(),
-            format!("Corrupt: {path}: writer_epoch 18446744073709551615 leaves no room for the next epoch")
+            format!(
+                "Corrupt: {path}: writer_epoch 18446744073709551615 leaves no room for the next epoch (epochs are at most {MAX_EPOCH}: epoch << 32 numbers its writes or runs)"
+            )
         ),
         other => panic!("{other:?}"),
     }
@@ -122,7 +125,7 @@ async fn the_message_names_the_field_and_why() {
 async fn values_at_the_bound_are_refused_before_anything_is_written_on_top() {
     let (store, mut m) = seeded().await;
     m.version += 1;
-    m.writer_epoch = MAX_ID;
+    m.writer_epoch = MAX_EPOCH;
     let path = put_manifest(&store, &m).await;
     let before = objects(&store).await;
     assert_corrupt(Db::open(ROOT, store.clone()).await, path.as_ref(), "writer_epoch", "epoch at the bound");

@@ -1,7 +1,8 @@
 //! Builds the seed corpora from a real database: WAL, SST and manifest
 //! objects written by the engine, each twice (mode byte 0: as is; 1:
 //! re-sealed); for `db_open`, every object of its base database (see
-//! `tidemark_fuzz::base`) behind the byte that chooses it. Usage:
+//! `tidemark_fuzz::base`) behind the byte that chooses it, and crafted-field
+//! mutations of them (`tidemark_fuzz::crafted`). Usage:
 //! `cargo run --example seeds -- CORPUS_DIR`.
 use std::sync::Arc;
 
@@ -59,6 +60,13 @@ async fn main() {
             std::fs::write(target_dir.join(format!("slot{i}-{mode}")), seed).unwrap();
             n += 1;
         }
+    }
+    // Crafted-field mutations: one hostile field each, checksums valid.
+    for c in tidemark_fuzz::crafted::seeds(&base) {
+        let mut seed = vec![0u8, c.slot as u8];
+        seed.extend_from_slice(&c.object);
+        std::fs::write(target_dir.join(format!("crafted-{}", c.name)), seed).unwrap();
+        n += 1;
     }
     println!("db_open base: {} objects, digest {:016x}", base.slots.len(), tidemark_fuzz::base::digest(&base.slots));
     println!("{n} seeds in {}", out.display());

@@ -8,6 +8,8 @@
 //! reopen.
 //!
 //! Oracles, besides no panic, OOM or hang (libFuzzer's limits):
+//! - a database fsck finds clean opens for writing and takes a put, and
+//!   the original database is clean;
 //! - `get` agrees with `scan`, and `scan_prefix` with `scan`;
 //! - the read-only and the read-write view agree;
 //! - an acknowledged put survives close and reopen (the database reopens,
@@ -20,6 +22,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tidemark::{Db, Settings};
 use tidemark_fuzz::base::{self, Base, Slot};
@@ -105,6 +108,11 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
     let original = (expect != Expect::Consistent).then_some(&base.data);
     let exact = expect == Expect::Exactly;
     let what = format!("{} replaced ({expect:?})", slot.path);
+    // fsck first: a database it finds clean must open for writing and take
+    // a put (and the original database is clean).
+    let report = tidemark::fsck_with(store.as_ref(), Path::from(""), &settings()).await;
+    let clean = report.problems() == 0;
+    assert!(!exact || clean, "fsck finds problems in the original database: {:?}", report.findings);
 
     let ro_view = match Db::open_read_only("", store.clone()).await {
         Ok(db) => check_view(&db, base, original, exact, &format!("read-only, {what}")).await,
@@ -117,6 +125,7 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
         Ok(db) => db,
         Err(e) => {
             assert!(!exact, "read-write open of the original database failed: {e}");
+            assert!(!clean, "fsck finds the database clean, but the read-write open fails: {e}, {what}");
             return;
         }
     };
@@ -125,6 +134,7 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
         assert_eq!(ro, rw, "the read-only and the read-write view disagree, {what}");
     }
     let acked = rw.put(PUT_KEY, PUT_VALUE).await;
+    assert!(!clean || acked.is_ok(), "fsck finds the database clean, but a put fails: {acked:?}, {what}");
     let closed = rw.close().await;
     drop(rw);
     assert!(!exact || (acked.is_ok() && closed.is_ok()), "put or close failed on the original database: {acked:?} {closed:?}");

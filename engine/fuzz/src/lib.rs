@@ -10,6 +10,7 @@
 use serde::Deserialize;
 
 pub mod base;
+pub mod crafted;
 
 fn put_crc(section: &mut [u8]) {
     if section.len() >= 4 {

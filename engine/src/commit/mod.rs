@@ -33,6 +33,17 @@ pub struct FrozenWal<T> {
     pub bytes: usize,
 }
 
+/// What [`CommitLog::append_within`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Appended<R> {
+    /// Appended to WAL `.0`; `.1` is what `apply` returned.
+    Done(WalId, R),
+    /// The buffer holds writes and these would take it over the limit.
+    BufferFull,
+    /// `admit` said no; nothing was appended.
+    Refused,
+}
+
 struct Inner<T> {
     log: WalLog,
     buffer: Vec<T>,
@@ -131,18 +142,53 @@ impl<T> CommitLog<T> {
         apply: impl FnOnce(WalId) -> R,
     ) -> Result<(WalId, R), AckError> {
         let mut inner = lock(&self.inner);
+        self.check_open(&inner)?;
+        Ok(self.push(&mut inner, items, bytes, apply))
+    }
+
+    /// [`CommitLog::append`] that keeps a WAL within `limit` bytes: a buffer
+    /// that holds writes takes `bytes` more only within it (else
+    /// [`Appended::BufferFull`]: wait for the buffer to be frozen), and
+    /// `admit` (a bound on what `items` will take, such as sequence numbers)
+    /// is asked under the same lock ([`Appended::Refused`] if it says no).
+    pub fn append_within<R>(
+        &self,
+        limit: usize,
+        admit: impl FnOnce() -> bool,
+        items: impl IntoIterator<Item = T>,
+        bytes: usize,
+        apply: impl FnOnce(WalId) -> R,
+    ) -> Result<Appended<R>, AckError> {
+        let mut inner = lock(&self.inner);
+        self.check_open(&inner)?;
+        if !inner.buffer.is_empty() && inner.buffer_bytes.saturating_add(bytes) > limit {
+            return Ok(Appended::BufferFull);
+        }
+        if !admit() {
+            return Ok(Appended::Refused);
+        }
+        let (wal_id, r) = self.push(&mut inner, items, bytes, apply);
+        Ok(Appended::Done(wal_id, r))
+    }
+
+    /// Appends are refused once the writer failed or began to close.
+    fn check_open(&self, inner: &Inner<T>) -> Result<(), AckError> {
         if let Some(err) = &inner.failed {
             return Err(err.clone());
         }
         if inner.closing {
             return Err(AckError::Closed);
         }
+        Ok(())
+    }
+
+    fn push<R>(&self, inner: &mut Inner<T>, items: impl IntoIterator<Item = T>, bytes: usize, apply: impl FnOnce(WalId) -> R) -> (WalId, R) {
         let wal_id = inner.log.next_wal_id();
         inner.buffer.extend(items);
         inner.buffer_bytes += bytes;
         inner.appended_since_release += 1;
         self.record(TraceEvent::Put { wal_id });
-        Ok((wal_id, apply(wal_id)))
+        (wal_id, apply(wal_id))
     }
 
     /// `Close`, first step: later appends fail with `Closed`; everything
@@ -409,6 +455,25 @@ mod tests {
         assert_eq!((frozen.wal_id, frozen.items, frozen.bytes), (1, vec![1, 2, 3], 3));
         assert!(c.freeze().is_none(), "no empty WALs");
         assert_eq!(c.append([4u8], 1, |id| id).unwrap(), (2, 2));
+    }
+
+    #[test]
+    fn a_wal_stays_within_its_limit_and_admit_is_asked_first() {
+        let c = CommitLog::new(WalLog::new(Protocol::Shipped, 1, 1, 4));
+        // An empty buffer takes any batch (the caller bounds a batch).
+        assert_eq!(c.append_within(10, || true, [1u8; 12], 12, |id| id).unwrap(), Appended::Done(1, 1));
+        assert_eq!(c.append_within(10, || true, [2u8], 1, |_| ()).unwrap(), Appended::BufferFull, "12 + 1 > 10");
+        assert_eq!(c.buffer_bytes(), 12, "nothing appended");
+        let frozen = c.freeze().unwrap();
+        assert_eq!(frozen.items.len(), 12);
+        assert_eq!(c.append_within(10, || true, [3u8; 4], 4, |_| ()).unwrap(), Appended::Done(2, ()));
+        assert_eq!(c.append_within(10, || true, [4u8; 6], 6, |_| ()).unwrap(), Appended::Done(2, ()), "exactly the limit");
+        let mut taken = false;
+        let items = std::iter::once(5u8).inspect(|_| taken = true);
+        let refused = c.append_within(100, || false, items, 1, |_| ()).unwrap();
+        assert_eq!(refused, Appended::Refused);
+        assert!(!taken, "a refused append takes no item");
+        assert_eq!(c.buffer_bytes(), 10);
     }
 
     #[test]

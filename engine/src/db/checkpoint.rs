@@ -34,6 +34,8 @@ pub(crate) struct Client<'a> {
     pub(crate) protocol: Protocol,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) tracer: &'a Tracer,
+    /// The largest WAL object a walk reads (`bounds::max_wal_bytes`).
+    pub(crate) wal_limit: u64,
 }
 
 impl Client<'_> {
@@ -86,7 +88,7 @@ impl Client<'_> {
     /// every WAL acknowledged so far is at or before it.
     async fn chain_end(&self, m: &ManifestObject) -> Result<WalId> {
         let mut follower = Follower::open(self.protocol, &m.view());
-        follow_chain(self.store.as_ref(), self.layout, &mut follower).await?;
+        follow_chain(self.store.as_ref(), self.layout, &mut follower, self.wal_limit).await?;
         Ok(follower.last_read())
     }
 }
@@ -142,7 +144,7 @@ pub async fn create_checkpoint(store: StoreRef, root: impl Into<Path>, opts: Che
     let settings = Settings::default();
     let (layout, manifests, latest) = open(&store, root.into(), &settings).await?;
     let tracer = Tracer::default();
-    let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer };
+    let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer, wal_limit: crate::bounds::max_wal_bytes(&settings) };
     Ok(client.create(&latest, opts, true).await?.0)
 }
 
@@ -161,6 +163,6 @@ pub async fn delete_checkpoint(store: StoreRef, root: impl Into<Path>, id: u128)
         return Err(Error::InvalidArgument(format!("checkpoint {id:032x} is a writer's own pin; it goes with the writer")));
     }
     let tracer = Tracer::default();
-    let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer };
+    let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer, wal_limit: crate::bounds::max_wal_bytes(&settings) };
     client.delete(&latest, id).await.map(|_| ())
 }

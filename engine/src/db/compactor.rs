@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::inner::DbInner;
 use super::manifest_store::{Claim, CompactionCommit, Committed};
+use crate::bounds;
 use crate::error::{Error, Result};
 use crate::iter::{MergeIter, RunSource, Source, SstSource, Tombstones};
 use crate::manifest::{ManifestObject, SstHandle, SstOwner};
@@ -51,7 +52,11 @@ pub(crate) fn l0_trigger(l0_max_ssts: usize) -> usize {
 /// or the two newest runs.
 pub(crate) fn pick(m: &ManifestObject, l0_max_ssts: usize, max_sorted_runs: usize) -> Option<Job> {
     if m.l0.len() >= l0_trigger(l0_max_ssts) {
-        return Some(Job { l0: m.l0.clone(), runs: Vec::new(), bottom: m.runs.is_empty() });
+        // With as many runs as a manifest may hold, L0 merges into the
+        // newest run instead of adding one.
+        let runs: Vec<u64> = m.runs.iter().take(usize::from(m.runs.len() >= bounds::MAX_RUNS)).map(|r| r.id).collect();
+        let bottom = m.runs.len() <= runs.len();
+        return Some(Job { l0: m.l0.clone(), runs, bottom });
     }
     if m.runs.len() <= max_sorted_runs {
         return None;
@@ -88,7 +93,9 @@ pub(super) async fn run(inner: Arc<DbInner>) {
         if inner.commit.failure().is_some() {
             return;
         }
-        if let Err(e) = compact_while_needed(&inner).await {
+        let result = compact_while_needed(&inner).await;
+        inner.compaction_result(&result);
+        if let Err(e) = result {
             tracing::warn!(error = %e, "Compact failed; retrying later");
             if matches!(e, Error::Fenced { .. }) {
                 return;
@@ -144,7 +151,8 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     while let Some((k, seq, v)) = merge.next().await? {
         builder.add(k, seq, v)?;
         entries += 1;
-        if builder.estimated_size() >= target {
+        // A run holds at most `MAX_SSTS_PER_RUN` SSTs: the last one takes the rest.
+        if builder.estimated_size() >= target && outputs.len() + 1 < bounds::MAX_SSTS_PER_RUN {
             let full = std::mem::replace(&mut builder, SstBuilder::new(inner.settings.block_size));
             outputs.extend(upload_output(inner, full.finish(&[]), epoch).await?);
         }
@@ -210,20 +218,19 @@ fn tombstones_above_bottom(inner: &DbInner) -> bool {
     }
 }
 
-/// The id of this compactor's next run: `epoch << 32 | (runs + 1)`, unique
-/// in the store's history only while both fit their 32 bits. A
-/// `compactor_epoch` read from the store that does not fit is `Corrupt`
-/// (it takes 2^32 compactor claims to get there honestly); never a shift
-/// that silently drops bits or a wrap.
+/// The id of this compactor's next run, `epoch << 32 | (runs + 1)`
+/// ([`bounds::run_id`]): unique in the store's history only while both fit
+/// their 32 bits. A claimed epoch always fits (decode and the claim keep
+/// `compactor_epoch` within [`bounds::MAX_EPOCH`]); never a shift that
+/// silently drops bits or a wrap.
 fn run_id(inner: &DbInner, epoch: Epoch, runs: u64) -> Result<u64> {
-    let n = runs.checked_add(1).filter(|n| *n < 1 << 32);
-    match (n, epoch < 1 << 32) {
-        (Some(n), true) => Ok(epoch << 32 | n),
-        (None, _) => Err(Error::InvalidArgument(format!("compactor epoch {epoch} has written 2^32 runs; reopen to claim a new epoch"))),
-        (_, false) => Err(Error::corrupt(
+    match runs.checked_add(1).and_then(|n| bounds::run_id(epoch, n)) {
+        Some(id) => Ok(id),
+        None if epoch > bounds::MAX_EPOCH => Err(Error::corrupt(
             inner.layout.manifest_dir().to_string(),
             format!("compactor_epoch {epoch} leaves no room for run ids (epoch << 32 | n)"),
         )),
+        None => Err(Error::InvalidArgument(format!("compactor epoch {epoch} has written 2^32 runs; reopen to claim a new epoch"))),
     }
 }
 

@@ -161,6 +161,7 @@ impl DbReader {
             protocol: settings.protocol,
             clock: settings.clock.as_ref(),
             tracer: &Tracer::new(settings.recorder.clone()),
+            wal_limit: crate::bounds::max_wal_bytes(&settings),
         };
         let now = settings.clock.now_ms();
         let lifetime = opts.checkpoint_lifetime;
@@ -203,7 +204,7 @@ impl DbReader {
         mut follower: Follower,
         holding: Holding,
     ) -> Result<DbReader> {
-        let applied = follow_chain(stores.store.as_ref(), &layout, &mut follower).await?;
+        let applied = follow_chain(stores.store.as_ref(), &layout, &mut follower, crate::bounds::max_wal_bytes(&settings)).await?;
         let wals: BTreeMap<WalId, DecodedWal> = applied.into_iter().collect();
         let (mem, replayed) = memtable_of(&wals, follower.applied());
         let epoch = version.writer_epoch;
@@ -326,6 +327,7 @@ fn client(inner: &DbInner) -> Client<'_> {
         protocol: inner.settings.protocol,
         clock: inner.settings.clock.as_ref(),
         tracer: &inner.tracer,
+        wal_limit: crate::bounds::max_wal_bytes(&inner.settings),
     }
 }
 
@@ -385,7 +387,8 @@ impl Shared {
             }
         }
         let adopted = st.follower.adopt(&target.view());
-        let applied = follow_chain(inner.store.as_ref(), &inner.layout, &mut st.follower).await?;
+        let applied =
+            follow_chain(inner.store.as_ref(), &inner.layout, &mut st.follower, crate::bounds::max_wal_bytes(&inner.settings)).await?;
         if !adopted && applied.is_empty() {
             return Ok(false);
         }

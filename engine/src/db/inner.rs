@@ -7,6 +7,7 @@ use object_store::ObjectStore;
 
 use super::manifest_store::ManifestStore;
 use super::tree::OpenTree;
+use crate::bounds;
 use crate::cache::BlockCache;
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
@@ -76,6 +77,10 @@ pub(crate) struct DbInner {
     pub(crate) block_cache: BlockCache,
     /// Requests `store` made, by kind (counted inside its retries).
     pub(crate) requests: StdArc<RequestCounters>,
+    /// The last compaction's failure on something that will not change by
+    /// retrying (a `Corrupt` object, a bound reached), as the object and the
+    /// reason; cleared by a compaction that succeeds.
+    pub(crate) compaction_failed: Mutex<Option<(String, String)>>,
 }
 
 impl DbInner {
@@ -102,7 +107,7 @@ impl DbInner {
     /// reused, the others are opened lazily.
     pub(crate) fn open_tree(&self, manifest: &ManifestObject) -> OpenTree {
         let known = lock(&self.tree).by_path();
-        OpenTree::of(&self.store, &self.block_cache, &self.layout, manifest, &known)
+        OpenTree::of(&self.store, &self.block_cache, &self.layout, manifest, &known, bounds::max_sst_bytes(&self.settings))
     }
 
     /// A fresh SST id: a ULID of the engine's clock, above every id this
@@ -162,8 +167,12 @@ impl DbInner {
         let path = self.layout.sst(handle);
         // A fresh ULID is unique: AlreadyExists can only be our own retried create.
         if !create(self.store.as_ref(), &path, bytes.clone()).await? {
-            let existing = read(self.store.as_ref(), &path).await?;
-            if existing != bytes {
+            // Read no more than ours: a larger object is not ours either.
+            let existing = match read(self.store.as_ref(), &path, bounds::ObjectKind::Sst, bytes.len() as u64).await {
+                Err(Error::Corrupt { .. }) => None,
+                other => Some(other?),
+            };
+            if existing.as_ref() != Some(&bytes) {
                 lock(&self.pinned).remove(&handle.id);
                 return Err(Error::corrupt(path.to_string(), "a fresh SST name holds other bytes"));
             }
@@ -205,6 +214,43 @@ impl DbInner {
             AckError::Fenced { .. } if self.commit.never_durable(wal_id) => self.ack_error(e),
             e => Error::OutcomeUnknown { cause: Box::new(self.ack_error(e)) },
         }
+    }
+
+    /// Why memtables cannot be flushed until something outside this writer
+    /// changes, so that writes waiting for room would wait forever: L0 is at
+    /// its limit and the compactor failed on data retrying cannot fix, or L0
+    /// holds the most a manifest may ([`bounds::MAX_L0_SSTS`]) and no
+    /// compactor runs here. Writers then fail with the cause.
+    pub(crate) fn flush_blocked(&self) -> Option<Error> {
+        let l0 = lock(&self.tree).l0.len();
+        if self.settings.compactor && l0 >= self.settings.l0_max_ssts {
+            if let Some((path, reason)) = lock(&self.compaction_failed).clone() {
+                return Some(Error::Corrupt {
+                    path,
+                    reason: format!(
+                        "{reason}; so compaction cannot run, and L0 is at its limit of {} SSTs: writes are refused until it can",
+                        self.settings.l0_max_ssts
+                    ),
+                });
+            }
+        }
+        if !self.settings.compactor && l0 >= bounds::MAX_L0_SSTS {
+            return Some(Error::InvalidArgument(format!(
+                "L0 holds {l0} SSTs, the most a manifest may hold, and this writer runs no compactor \
+                 (Settings::compactor): writes are refused until a compactor runs"
+            )));
+        }
+        None
+    }
+
+    /// Records a compaction's outcome for [`DbInner::flush_blocked`]: a
+    /// `Corrupt` error cannot be cured by retrying, anything else may be.
+    pub(crate) fn compaction_result(&self, result: &Result<()>) {
+        let failed = match result {
+            Err(Error::Corrupt { path, reason }) => Some((path.clone(), reason.clone())),
+            _ => None,
+        };
+        *lock(&self.compaction_failed) = failed;
     }
 
     pub(crate) fn emit(&self, event: TraceEvent) {

@@ -27,8 +27,10 @@ pub(super) async fn run(inner: Arc<DbInner>) {
                 break;
             }
             // Compaction is behind: hold memtables (writers then wait on
-            // `max_unflushed_bytes`) until L0 is back under its limit.
-            if inner.settings.compactor && lock(&inner.tree).l0.len() >= inner.settings.l0_max_ssts {
+            // `max_unflushed_bytes`) until L0 is back under its limit, and
+            // never record more L0 SSTs than a manifest may hold.
+            let l0 = lock(&inner.tree).l0.len();
+            if (inner.settings.compactor && l0 >= inner.settings.l0_max_ssts) || l0 >= crate::bounds::MAX_L0_SSTS {
                 inner.wake_compactor.notify_one();
                 let _ = tokio::time::timeout(Duration::from_millis(50), inner.space_freed.notified()).await;
                 continue;

@@ -8,6 +8,7 @@
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 
+use crate::bounds::{ObjectKind, MAX_MANIFEST_BYTES};
 use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::paths::Layout;
@@ -179,11 +180,16 @@ impl ManifestStore {
     /// Manifest `version`, read and checked against its name.
     pub(crate) async fn read(&self, version: u64) -> Result<ManifestObject> {
         let path = self.layout.manifest(version);
-        let m = ManifestObject::decode(path.as_ref(), &read(self.store.as_ref(), &path).await?)?;
+        let m = ManifestObject::decode(path.as_ref(), &self.read_object(&path).await?)?;
         if m.version != version {
             return Err(Error::corrupt(path.to_string(), format!("holds version {} under the name of {version}", m.version)));
         }
         Ok(m)
+    }
+
+    /// A manifest object's bytes, refused by its size above [`MAX_MANIFEST_BYTES`].
+    async fn read_object(&self, path: &object_store::path::Path) -> Result<bytes::Bytes> {
+        read(self.store.as_ref(), path, ObjectKind::Manifest, MAX_MANIFEST_BYTES).await
     }
 
     /// The newest version, at least as new as `seen`.
@@ -242,10 +248,20 @@ impl ManifestStore {
     /// protocol decide whose it is.
     async fn create(&self, next: &ManifestObject, edit: &impl ManifestEdit) -> Result<Created> {
         let path = self.layout.manifest(next.version);
-        if create(self.store.as_ref(), &path, next.encode()).await? {
+        let bytes = next.encode();
+        // Never a version the next open would refuse by its size.
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "manifest version {} would be {} bytes, above the {MAX_MANIFEST_BYTES} bytes a manifest may hold: \
+                 raise compacted_sst_size_bytes so that runs hold fewer SSTs, or use shorter keys",
+                next.version,
+                bytes.len()
+            )));
+        }
+        if create(self.store.as_ref(), &path, bytes).await? {
             return Ok(Created::Ours);
         }
-        let existing = ManifestObject::decode(path.as_ref(), &read(self.store.as_ref(), &path).await?)?;
+        let existing = ManifestObject::decode(path.as_ref(), &self.read_object(&path).await?)?;
         let ours = match edit.holder() {
             None => match on_claim_taken(next.token, existing.token) {
                 ClaimTaken::Ours => true,

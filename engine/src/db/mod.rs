@@ -25,7 +25,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 
 use crate::batch::{WriteBatch, WriteOptions};
-use crate::commit::AckError;
+use crate::commit::{AckError, Appended};
 use crate::error::{Error, Result};
 use crate::iter::{KeyRange, ScanOptions};
 use crate::manifest::ManifestObject;
@@ -198,6 +198,7 @@ impl Db {
             protocol: inner.settings.protocol,
             clock: inner.settings.clock.as_ref(),
             tracer: &inner.tracer,
+            wal_limit: crate::bounds::max_wal_bytes(&inner.settings),
         };
         let latest = inner.manifests.reread(inner.manifest.lock().await.clone()).await?;
         Ok(client.create(&latest, opts, true).await?.0)
@@ -269,32 +270,55 @@ impl Db {
                 }
             }
         }
-        self.backpressure().await?;
         let bytes = batch.bytes;
-        let ops = batch.ops;
-        let n = ops.len() as u64;
-        let next = inner.next_seq.load(Ordering::Acquire);
-        if next.checked_add(n).is_none_or(|end| end > crate::protocol::MAX_ID) {
+        let limit = crate::bounds::wal_payload_limit(&inner.settings);
+        if bytes as u64 > limit {
             return Err(Error::InvalidArgument(format!(
-                "sequence number {next} + {n} writes is above the bound {}; reopen to start a new writer epoch",
-                crate::protocol::MAX_ID
+                "a batch of {bytes} bytes is more than a WAL holds ({limit} bytes: wal_size_bytes, or one key and value of \
+                 max_key_size + max_value_size); split it or raise wal_size_bytes"
             )));
         }
-        // Both closures run under the commit lock: the items take their
-        // sequence numbers in write order, and the memtable gets the same.
-        let seqd = ops.clone().into_iter().map(|(k, v)| (k, inner.next_seq.fetch_add(1, Ordering::AcqRel), v));
-        let (wal_id, active_bytes) = inner
-            .commit
-            .append(seqd, bytes, |_| {
+        self.backpressure().await?;
+        let ops = batch.ops;
+        let n = ops.len() as u64;
+        let seqs = crate::bounds::seq_range(inner.epoch);
+        // Asked under the commit lock, where the numbers are taken: the
+        // batch's sequence numbers must all be this epoch's.
+        let admit = || {
+            let next = inner.next_seq.load(Ordering::Acquire);
+            seqs.as_ref().is_some_and(|r| next.checked_add(n).is_some_and(|end| end - 1 <= *r.end()))
+        };
+        let (wal_id, active_bytes) = loop {
+            // Both closures run under the commit lock: the items take their
+            // sequence numbers in write order, and the memtable gets the same.
+            let seqd = ops.iter().cloned().map(|(k, v)| (k, inner.next_seq.fetch_add(1, Ordering::AcqRel), v));
+            let apply = |_| {
                 let end = inner.next_seq.load(Ordering::Acquire);
                 let mut mem = lock(&inner.mem);
-                for ((k, v), seq) in ops.into_iter().zip(end - n..end) {
+                for ((k, v), seq) in ops.iter().cloned().zip(end - n..end) {
                     mem.active.insert(k, seq, v);
                 }
                 mem.last_seq = end - 1;
                 mem.active.bytes()
-            })
-            .map_err(|e| inner.ack_error(e))?;
+            };
+            match inner.commit.append_within(limit as usize, admit, seqd, bytes, apply) {
+                Ok(Appended::Done(wal_id, active_bytes)) => break (wal_id, active_bytes),
+                // The WAL buffer is at its limit: wait for the WAL writer to freeze it.
+                Ok(Appended::BufferFull) => {
+                    inner.flush_wanted.store(true, Ordering::Release);
+                    inner.wake_flusher.notify_one();
+                    let _ = tokio::time::timeout(std::time::Duration::from_millis(1), inner.durable_changed.notified()).await;
+                }
+                Ok(Appended::Refused) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "writer epoch {} has used its sequence numbers ({}); reopen to claim a new writer epoch",
+                        inner.epoch,
+                        seqs.as_ref().map_or_else(|| "none".to_string(), |r| format!("{}..={}", r.start(), r.end()))
+                    )))
+                }
+                Err(e) => return Err(inner.ack_error(e)),
+            }
+        };
         let wal_full = inner.commit.buffer_bytes() >= inner.settings.wal_size_bytes;
         if active_bytes >= inner.settings.l0_sst_size_bytes {
             inner.memtable_full.store(true, Ordering::Release);
@@ -314,7 +338,8 @@ impl Db {
         Ok(())
     }
 
-    /// Waits while memtables not yet in L0 exceed `max_unflushed_bytes`.
+    /// Waits while memtables not yet in L0 exceed `max_unflushed_bytes`;
+    /// fails if they cannot be flushed (`DbInner::flush_blocked`).
     async fn backpressure(&self) -> Result<()> {
         let inner = &self.inner;
         loop {
@@ -324,6 +349,9 @@ impl Db {
             }
             if let Some(e) = inner.commit.failure() {
                 return Err(inner.ack_error(e));
+            }
+            if let Some(e) = inner.flush_blocked() {
+                return Err(e);
             }
             inner.memtable_full.store(true, Ordering::Release);
             inner.wake_flusher.notify_one();
@@ -570,12 +598,12 @@ fn check_key(key: &[u8], max: usize) -> Result<()> {
 }
 
 /// The first sequence number of a writer of `epoch`: `epoch << 32`, above
-/// every sequence number of an older writer (each gets 2^32 numbers), so a
-/// write after a reopen is numbered above every write before it, whatever
-/// was replayed. An epoch too large for that leaves none (writes are refused
-/// by the [`crate::protocol::MAX_ID`] check, never wrapped).
+/// every sequence number of an older writer (each gets 2^32 numbers,
+/// [`crate::bounds::seq_range`]), so a write after a reopen is numbered above
+/// every write before it, whatever was replayed. An epoch too large for that
+/// leaves none (writes are refused, never wrapped).
 pub(crate) fn seq_base(epoch: Epoch, replayed: Option<u64>) -> u64 {
-    let base = epoch.checked_mul(1 << 32).filter(|b| *b <= crate::protocol::MAX_ID).unwrap_or(crate::protocol::MAX_ID + 1);
+    let base = crate::bounds::seq_range(epoch).map_or(crate::bounds::MAX_SEQ + 1, |r| *r.start());
     replayed.and_then(|s| s.checked_add(1)).map_or(base, |r| r.max(base))
 }
 
@@ -612,9 +640,10 @@ mod tests {
         assert!(seq_base(3, None) > (2 << 32) + u64::from(u32::MAX), "above every seq of epoch 2");
         assert_eq!(seq_base(3, Some(7)), 3 << 32, "replayed seqs of older epochs are below the base");
         assert_eq!(seq_base(3, Some((3 << 32) + 9)), (3 << 32) + 10, "above what was replayed");
-        // An epoch with no room, or a replayed seq at the top: the next seq
-        // is past MAX_ID, so the write path refuses every write.
+        // An epoch with no room: the next seq is past MAX_ID, so the write
+        // path refuses every write.
         assert_eq!(seq_base(1 << 31, None), MAX_ID + 1);
+        assert_eq!(seq_base((1 << 31) - 1, None), ((1 << 31) - 1) << 32);
         assert_eq!(seq_base(u64::MAX, None), MAX_ID + 1);
         assert_eq!(seq_base(1, Some(u64::MAX)), 1 << 32, "a replayed u64::MAX is not wrapped");
     }

@@ -10,6 +10,7 @@ use super::inner::DbInner;
 use super::manifest_store::{Claim, Committed, ManifestStore, RACE_ATTEMPTS};
 use super::tree::OpenTree;
 use super::{compactor, gc, l0_flush, wal_writer, Db};
+use crate::bounds::{ObjectKind, ReadLimits};
 use crate::cache::BlockCache;
 use crate::commit::CommitLog;
 use crate::error::{Error, Result};
@@ -69,7 +70,8 @@ impl DbInner {
         let Opened { stores, layout, settings, tracer, epoch, log, manifest, mut mem, replayed, fences, read_only } = o;
         let Stores { store, requests, hedge_stats } = stores;
         let block_cache = BlockCache::new(settings.block_cache_bytes);
-        let tree = StdArc::new(OpenTree::of(&store, &block_cache, &layout, &manifest, &Default::default()));
+        let sst_limit = ReadLimits::of(&settings).sst_bytes;
+        let tree = StdArc::new(OpenTree::of(&store, &block_cache, &layout, &manifest, &Default::default(), sst_limit));
         let manifests = ManifestStore::new(store.clone(), layout.clone(), settings.protocol);
         let next_seq = super::seq_base(epoch, replayed);
         mem.last_seq = next_seq.saturating_sub(1);
@@ -104,6 +106,7 @@ impl DbInner {
             block_cache,
             requests,
             settings,
+            compaction_failed: Mutex::new(None),
         })
     }
 }
@@ -222,23 +225,45 @@ impl Db {
         settings: Settings,
     ) -> Result<Db> {
         let protocol = settings.protocol;
+        let limits = ReadLimits::of(&settings);
         let epoch = claimed.writer_epoch;
         let store = &stores.store;
         let mut chain = None;
         for _ in 0..RACE_ATTEMPTS {
-            let contents =
-                read_chain_with(store.as_ref(), &layout, protocol, &claimed.view(), epoch, claimed_from_closed).await?;
+            let contents = read_chain_with(
+                store.as_ref(),
+                &layout,
+                protocol,
+                &claimed.view(),
+                epoch,
+                claimed_from_closed,
+                limits.wal_bytes,
+            )
+            .await?;
             let Some(fence) = contents.plan.fence else {
                 chain = Some(contents);
                 break;
             };
+            // Every manifest this writer writes records its fences: never
+            // place one that no manifest could record.
+            let fences: std::collections::BTreeSet<WalId> = claimed.fences.iter().chain(&contents.plan.fences).copied().collect();
+            if fences.len() > crate::bounds::MAX_FENCES {
+                return Err(Error::corrupt(
+                    layout.manifest(claimed.version).to_string(),
+                    format!(
+                        "fences holds {} WAL ids: recording this recovery's fence would pass the {} a manifest may hold",
+                        claimed.fences.len(),
+                        crate::bounds::MAX_FENCES
+                    ),
+                ));
+            }
             let token = rand::random();
             let path = layout.wal(fence.wal_id);
             let bytes = encode_wal(fence.header, token, [], settings.block_size);
             let mut fenced = create(store.as_ref(), &path, bytes).await?;
             if !fenced {
                 // AlreadyExists: ours after a retry, or an old upload landed: walk again.
-                let existing = decode_wal(&path, read(store.as_ref(), &path).await?)?;
+                let existing = decode_wal(&path, read(store.as_ref(), &path, ObjectKind::Wal, limits.wal_bytes).await?)?;
                 let conflict = resolve_create_conflict(protocol, ObjectOwner { writer_epoch: epoch, token }, existing.owner());
                 match on_fence_conflict(protocol, conflict) {
                     FenceConflict::Placed => fenced = true,
@@ -326,12 +351,20 @@ impl Db {
     /// # }
     /// ```
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
-        let settings = Settings::default();
+        Self::open_read_only_with(path, store, Settings::default()).await
+    }
+
+    /// [`Db::open_read_only`] with `settings`: the block cache, retries, and
+    /// the object sizes a reader accepts (a database written with larger
+    /// `wal_size_bytes` or SST sizes than the defaults is read with those).
+    pub async fn open_read_only_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
+        settings.validate()?;
         let layout = Layout::new(path.into());
         let stores = Stores::new(store, &settings, &layout);
         let manifests = ManifestStore::new(stores.store.clone(), layout.clone(), settings.protocol);
         let m = manifests.latest().await?.unwrap_or_else(ManifestObject::empty);
-        let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), Epoch::MAX).await?;
+        let limits = ReadLimits::of(&settings);
+        let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), limits.wal_bytes).await?;
         let epoch = m.writer_epoch;
         let (mem, replayed) = replay(&chain);
         let inner = DbInner::new(Opened {
@@ -350,4 +383,3 @@ impl Db {
         Ok(Db { inner, tasks: Mutex::new(Vec::new()) })
     }
 }
-

@@ -68,6 +68,13 @@ impl ReadView {
         if let Some(v) = self.imm.iter().rev().find_map(|m| m.table.get(key, self.seq).map(|(_, v)| v)) {
             return Ok(v);
         }
+        // Every L0 SST may hold the key, whatever its handle says, until
+        // opening it has checked the handle: those not yet open are opened
+        // at once, concurrently (once per SST); an SST that fails to open
+        // fails the read only if the read gets to it.
+        if self.tree.l0.iter().any(|s| s.open_reader().is_none()) {
+            futures::future::join_all(self.tree.l0.iter().map(|s| s.reader())).await;
+        }
         for sst in &self.tree.l0 {
             if let Some(v) = sst.get(key).await? {
                 return Ok(v);

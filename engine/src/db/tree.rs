@@ -24,20 +24,22 @@ pub(crate) struct OpenTree {
 }
 
 impl OpenTree {
-    /// The tree of manifest `m`, every SST opened lazily; SSTs already open
-    /// in `known` (by path) are reused with what they have read.
+    /// The tree of manifest `m`, every SST opened lazily (refused above
+    /// `sst_limit` bytes); SSTs already open in `known` (by path) are reused
+    /// with what they have read.
     pub(crate) fn of(
         store: &StdArc<dyn ObjectStore>,
         cache: &BlockCache,
         layout: &Layout,
         m: &ManifestObject,
         known: &HashMap<String, Arc<SstRef>>,
+        sst_limit: u64,
     ) -> OpenTree {
         let sst = |h: &SstHandle| {
             let path = layout.sst(h);
             match known.get(path.as_ref()) {
                 Some(r) => r.clone(),
-                None => Arc::new(SstRef::new(h.clone(), path, store.clone(), cache.clone())),
+                None => Arc::new(SstRef::new(h.clone(), path, store.clone(), cache.clone(), sst_limit)),
             }
         };
         let l0 = m.l0.iter().map(sst).collect();

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::inner::DbInner;
+use crate::bounds::{max_wal_bytes, ObjectKind};
 use crate::commit::{AckError, FrozenWal};
 use crate::memtable::ImmMemtable;
 use crate::protocol::{resolve_create_conflict, CreateConflict, FreezeInputs, FreezePolicy, FreezeStep, ObjectOwner, WalHeader, WalKind};
@@ -192,11 +193,21 @@ async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>) {
     let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
     let bytes = encode_wal(header, token, frozen.items, inner.settings.block_size);
     let path = inner.layout.wal(wal_id);
+    // `Db::write_with` keeps a WAL's writes within the bound every reader
+    // applies; a WAL above it would make the next open refuse the database.
+    if bytes.len() as u64 > max_wal_bytes(&inner.settings) {
+        inner.commit.fail(AckError::Failed(format!(
+            "wal {wal_id} would be {} bytes, above the {} bytes a WAL may hold: not uploaded",
+            bytes.len(),
+            max_wal_bytes(&inner.settings)
+        )));
+        return;
+    }
     // The store retries transient failures (`RetryStore`).
     let outcome = match create(inner.store.as_ref(), &path, bytes).await {
         Ok(true) => CreateConflict::Ours,
         Ok(false) => {
-            let existing = match read(inner.store.as_ref(), &path).await {
+            let existing = match read(inner.store.as_ref(), &path, ObjectKind::Wal, max_wal_bytes(&inner.settings)).await {
                 Ok(b) => decode_wal(&path, b),
                 Err(e) => Err(e),
             };
@@ -224,6 +235,12 @@ async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>) {
             inner.commit.wal_durable(wal_id);
         }
         CreateConflict::Fenced { by } => {
+            // A newer writer's WAL, if a manifest records its epoch; else
+            // not a WAL any writer wrote.
+            if let Err(e) = super::chain::check_claimed_epoch(inner.store.as_ref(), &inner.layout, inner.epoch, by, &path).await {
+                inner.commit.fail(AckError::Failed(format!("wal {wal_id}: {e}")));
+                return;
+            }
             tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");
             inner.commit.reject_fenced(wal_id, by);
         }

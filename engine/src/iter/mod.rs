@@ -92,9 +92,13 @@ impl SstSource {
     }
 
     /// `range` of `sst`, read as `opts` says.
+    ///
+    /// The SST is opened even if its handle's range misses `range`: the
+    /// handle is trusted only once opening has checked it against the SST's
+    /// own first and last key (once per SST); the blocks read are then
+    /// chosen by the checked index.
     pub fn with_options(sst: Arc<SstRef>, range: KeyRange, opts: ScanOptions) -> Self {
-        let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
-        Self { sst, range, opts, blocks, raw: VecDeque::new(), cursor: None, buf: VecDeque::new() }
+        Self { sst, range, opts, blocks: None, raw: VecDeque::new(), cursor: None, buf: VecDeque::new() }
     }
 
     async fn fill(&mut self) -> Result<()> {
@@ -196,13 +200,17 @@ impl RunSource {
     }
 
     /// `range` of `run`, read as `opts` says.
+    ///
+    /// The SSTs whose handles overlap `range`, and the one on either side:
+    /// the handles' "not here" rests on those neighbours, which opening
+    /// checks (a point read does the same, `RunReader::get`).
     pub fn with_options(run: &RunReader, range: KeyRange, opts: ScanOptions) -> Self {
-        let ssts = run
-            .ssts
-            .iter()
-            .filter(|s| overlaps(&range, &s.handle.first_key, &s.handle.last_key))
-            .cloned()
-            .collect();
+        // Sorted, disjoint handles: those below the range are a prefix,
+        // those above it a suffix.
+        let below = run.ssts.partition_point(|s| is_below(&range, &s.handle.last_key));
+        let above = run.ssts.len() - run.ssts.iter().rev().take_while(|s| is_above(&range, &s.handle.first_key)).count();
+        let (from, to) = (below.saturating_sub(1), (above.max(below) + 1).min(run.ssts.len()));
+        let ssts = run.ssts[from..to].iter().cloned().collect();
         Self { ssts, range, opts, current: None }
     }
 
@@ -233,19 +241,27 @@ impl RunSource {
     }
 }
 
-/// Whether `[first, last]` overlaps `range`.
-pub fn overlaps(range: &KeyRange, first: &[u8], last: &[u8]) -> bool {
-    let below = match &range.1 {
-        Bound::Included(end) => first > end.as_ref(),
-        Bound::Excluded(end) => first >= end.as_ref(),
-        Bound::Unbounded => false,
-    };
-    let above = match &range.0 {
+/// Whether every key up to `last` is below `range`.
+fn is_below(range: &KeyRange, last: &[u8]) -> bool {
+    match &range.0 {
         Bound::Included(start) => last < start.as_ref(),
         Bound::Excluded(start) => last <= start.as_ref(),
         Bound::Unbounded => false,
-    };
-    !below && !above
+    }
+}
+
+/// Whether every key from `first` on is above `range`.
+fn is_above(range: &KeyRange, first: &[u8]) -> bool {
+    match &range.1 {
+        Bound::Included(end) => first > end.as_ref(),
+        Bound::Excluded(end) => first >= end.as_ref(),
+        Bound::Unbounded => false,
+    }
+}
+
+/// Whether `[first, last]` overlaps `range`.
+pub fn overlaps(range: &KeyRange, first: &[u8], last: &[u8]) -> bool {
+    !is_below(range, last) && !is_above(range, first)
 }
 
 /// One sorted source of a merge.

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::SeqEntry;
-use crate::protocol::MAX_ID;
+use crate::bounds::MAX_SEQ;
 
 pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], seq: u64, value: Option<&[u8]>) {
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -39,14 +39,14 @@ fn read_slice(body: &Bytes, pos: &mut usize, len: usize) -> Result<Bytes, String
 }
 
 /// The entry of a verified block body at `pos`, and where the next begins;
-/// its sequence number must be within [`MAX_ID`].
+/// its sequence number must be within [`MAX_SEQ`].
 fn entry_at(body: &Bytes, mut pos: usize) -> Result<(SeqEntry, usize), String> {
     let klen = read_u32(body, &mut pos)?;
     let key = read_slice(body, &mut pos, klen)?;
     let raw = read_slice(body, &mut pos, 8)?;
     let seq = u64::from_le_bytes([raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]]);
-    if seq > MAX_ID {
-        return Err(format!("entry seq {seq} is above the sequence number bound {MAX_ID}"));
+    if seq > MAX_SEQ {
+        return Err(format!("entry seq {seq} is above the sequence number bound {MAX_SEQ}"));
     }
     let tag = *body.get(pos).ok_or("entry truncated")?;
     pos += 1;
@@ -62,7 +62,7 @@ fn entry_at(body: &Bytes, mut pos: usize) -> Result<(SeqEntry, usize), String> {
 }
 
 /// Decodes a verified block body; keys must be strictly increasing and
-/// sequence numbers within [`MAX_ID`].
+/// sequence numbers within [`MAX_SEQ`].
 pub(crate) fn decode_block(body: &Bytes) -> Result<Vec<SeqEntry>, String> {
     let mut out: Vec<SeqEntry> = Vec::new();
     let mut pos = 0;

@@ -122,6 +122,13 @@ impl SstReader {
         // least be one this build could have written (the keys it lacks
         // are found when a block is read, see `check_block`).
         bloom::check(filter_raw).map_err(c)?;
+        // And it must hold every key the index names (each block's first
+        // and last): a filter built over no keys, or without one of those,
+        // is refused here rather than trusted by a point read.
+        let named = index.iter().flat_map(|h| [&h.first_key, &h.last_key]);
+        if let Some(k) = named.into_iter().find(|k| !bloom::may_contain(filter_raw, k)) {
+            return Err(c(format!("the bloom filter lacks key {:?}, which the block index names", Bytes::copy_from_slice(k))));
+        }
         // Copies, so the tail buffer (raw index included) is freed.
         let filter = Bytes::copy_from_slice(filter_raw);
         let meta = Bytes::copy_from_slice(unseal(section(meta_at..footer_at, "meta")?, "meta").map_err(c)?);
@@ -147,12 +154,26 @@ impl SstReader {
 
     /// Opens an SST by reading its tail only (footer, index, filter, meta).
     pub async fn open(store: StdArc<dyn ObjectStore>, path: Path, size: Option<u64>) -> Result<Self> {
+        let (size, tail_start, tail) = Self::read_tail(store.as_ref(), &path, size).await?;
+        Self::from_tail(Some(store), path, size, tail_start, &tail)
+    }
+
+    /// As [`SstReader::open`], on a borrowed store: the reader keeps no
+    /// store, so its blocks are fetched by the caller
+    /// ([`SstReader::block_span`], then [`SstReader::decode_block`]).
+    pub async fn open_detached(store: &dyn ObjectStore, path: Path, size: Option<u64>) -> Result<Self> {
+        let (size, tail_start, tail) = Self::read_tail(store, &path, size).await?;
+        Self::from_tail(None, path, size, tail_start, &tail)
+    }
+
+    /// The object's size and its tail: from the start of the index to the end.
+    async fn read_tail(store: &dyn ObjectStore, path: &Path, size: Option<u64>) -> Result<(u64, u64, Bytes)> {
         let size = match size {
             Some(s) => s,
-            None => store.head(&path).await?.size,
+            None => store.head(path).await?.size,
         };
         if size < FOOTER_LEN as u64 {
-            return Err(Self::corrupt(&path, format!("object of {size} bytes is shorter than a footer")));
+            return Err(Self::corrupt(path, format!("object of {size} bytes is shorter than a footer")));
         }
         // One read usually covers index, filter and meta; else a second one.
         // It asks for a suffix, not for a range ending at `size`: the store's
@@ -162,26 +183,34 @@ impl SstReader {
         // was retried as transient on every read (found by fuzzing).
         let guess = size.min(16 * 1024);
         let opts = GetOptions { range: Some(GetRange::Suffix(guess)), ..Default::default() };
-        let got = store.get_opts(&path, opts).await?;
+        let got = store.get_opts(path, opts).await?;
         let actual = got.meta.size;
         if actual != size {
-            return Err(Self::corrupt(&path, format!("object is {actual} bytes, its handle records size {size}")));
+            return Err(Self::corrupt(path, format!("object is {actual} bytes, its handle records size {size}")));
         }
         let tail = got.bytes().await?;
         if tail.len() as u64 != guess {
-            return Err(Self::corrupt(&path, "the store returned a short range"));
+            return Err(Self::corrupt(path, "the store returned a short range"));
         }
         let footer_raw = tail.slice(tail.len() - FOOTER_LEN..);
-        let footer = parse_footer(&footer_raw, size).map_err(|r| Self::corrupt(&path, r))?;
+        let footer = parse_footer(&footer_raw, size).map_err(|r| Self::corrupt(path, r))?;
         if footer.index_off >= size - guess {
-            return Self::from_tail(Some(store), path, size, size - guess, &tail);
+            return Ok((size, size - guess, tail));
         }
         drop(tail);
-        let tail = store.get_range(&path, footer.index_off..size).await?;
+        let tail = store.get_range(path, footer.index_off..size).await?;
         if tail.len() as u64 != size - footer.index_off {
-            return Err(Self::corrupt(&path, "the store returned a short range"));
+            return Err(Self::corrupt(path, "the store returned a short range"));
         }
-        Self::from_tail(Some(store), path, size, footer.index_off, &tail)
+        Ok((size, footer.index_off, tail))
+    }
+
+    /// The bytes the consecutive data blocks `blocks` span, to fetch them
+    /// with one ranged read.
+    pub fn block_span(&self, blocks: std::ops::Range<usize>) -> Option<std::ops::Range<u64>> {
+        let first = self.index.get(blocks.start)?;
+        let last = self.index.get(blocks.end.checked_sub(1)?)?;
+        Some(first.offset..last.offset.checked_add(u64::from(last.len))?)
     }
 
     /// Keeps the data blocks this reader fetches in `cache`, under `sst_id`
@@ -384,13 +413,30 @@ impl SstReader {
     }
 
     /// Point read: `None` if the key is not in this SST, `Some(None)` for a
-    /// tombstone. Reads at most one block.
+    /// tombstone. Reads one block, or the two around the gap a key the
+    /// filter may hold falls in; trusts the filter's "no" and, for blocks it
+    /// does not read, that their keys lie within their index entries.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
-        if !bloom::may_contain(&self.filter, key) {
+        let (Some(first), Some(last)) = (self.index.first(), self.index.last()) else { return Ok(None) };
+        if key < first.first_key.as_slice() || key > last.last_key.as_slice() || !bloom::may_contain(&self.filter, key) {
             return Ok(None);
         }
         let i = self.index.partition_point(|h| h.last_key.as_slice() < key);
-        let Some(h) = self.index.get(i).filter(|h| h.first_key.as_slice() <= key) else { return Ok(None) };
+        let Some(h) = self.index.get(i).filter(|h| h.first_key.as_slice() <= key) else {
+            // The filter says maybe, the index says the key falls between
+            // two blocks: that "no" rests on those two blocks' entries, so
+            // both are read (one request) and checked against them. Only
+            // for filter positives between blocks.
+            let around = i.saturating_sub(1)..(i + 1).min(self.index.len());
+            let raw = self.fetch_blocks(&self.index[around.clone()], true).await?;
+            for (h, raw) in self.index[around].iter().zip(&raw) {
+                let entries = self.verify_block(h, raw)?;
+                if let Ok(j) = entries.binary_search_by(|(k, _, _)| k.as_ref().cmp(key)) {
+                    return Ok(Some(entries[j].2.clone()));
+                }
+            }
+            return Ok(None);
+        };
         let entries = self.block(h).await?;
         Ok(entries.binary_search_by(|(k, _, _)| k.as_ref().cmp(key)).ok().map(|j| entries[j].2.clone()))
     }

@@ -7,6 +7,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 
 use super::SstReader;
+use crate::bounds::ObjectKind;
 use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::manifest::{SortedRun, SstHandle};
@@ -19,6 +20,10 @@ pub struct SstRef {
     /// The manifest's handle: id, size and key range.
     pub handle: SstHandle,
     path: Path,
+    /// The largest SST a reader with these settings accepts
+    /// (`bounds::max_sst_bytes`): a handle recording more is `Corrupt`
+    /// before anything is read.
+    size_limit: u64,
     store: StdArc<dyn ObjectStore>,
     /// The database's block cache, for the reader's data blocks.
     cache: BlockCache,
@@ -33,9 +38,9 @@ impl std::fmt::Debug for SstRef {
 
 impl SstRef {
     /// An SST not yet opened; its first read opens it, reading `path` from
-    /// `store` and its blocks through `cache`.
-    pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>, cache: BlockCache) -> Self {
-        Self { handle, path, store, cache, reader: crate::sync::task::OnceCell::new() }
+    /// `store` (no more than `size_limit` bytes) and its blocks through `cache`.
+    pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>, cache: BlockCache, size_limit: u64) -> Self {
+        Self { handle, path, size_limit, store, cache, reader: crate::sync::task::OnceCell::new() }
     }
 
     /// The reader if the SST has been opened (metrics: resident bytes).
@@ -50,11 +55,11 @@ impl SstRef {
 
     /// The open reader, reading the SST's tail the first time.
     ///
-    /// Reads pick and skip SSTs by the handle's key range (`get` here, a
-    /// run's `sst_for`, scans' overlap test), so the handle must record
-    /// exactly the SST's first and last key, which its index holds: a
-    /// narrower range would hide keys from reads silently.
-    /// A mismatch is `Corrupt` naming the SST.
+    /// Reads pick SSTs of a run by the handles' key ranges, so the handle
+    /// must record exactly the SST's first and last key, which its index
+    /// holds: a narrower range would hide keys from reads silently. A
+    /// mismatch is `Corrupt` naming the SST, and reads open an SST (an L0
+    /// SST, a run's SSTs around a key) before they trust its handle's "no".
     pub async fn reader(&self) -> Result<&Arc<SstReader>> {
         self.open().await
     }
@@ -72,6 +77,9 @@ impl SstRef {
     async fn open(&self) -> Result<&Arc<SstReader>> {
         self.reader
             .get_or_try_init(|| async {
+                if self.handle.size > self.size_limit {
+                    return Err(Error::corrupt(self.path.to_string(), ObjectKind::Sst.too_large(self.handle.size, self.size_limit)));
+                }
                 let (store, path, size) = (self.store.clone(), self.path.clone(), Some(self.handle.size));
                 let r = SstReader::open(store, path, size).await?;
                 let r = r.with_block_cache(self.cache.clone(), self.handle.id);
@@ -91,11 +99,11 @@ impl SstRef {
             .await
     }
 
-    /// Point read: `None` if the key is not in this SST, `Some(None)` for a tombstone.
+    /// Point read: `None` if the key is not in this SST, `Some(None)` for a
+    /// tombstone. The SST is opened even for a key outside the handle's
+    /// range: the handle's "no" is trusted only once opening has checked it
+    /// against the SST's own first and last key (once per SST).
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
-        if key < self.handle.first_key.as_ref() || key > self.handle.last_key.as_ref() {
-            return Ok(None);
-        }
         self.reader().await?.get(key).await
     }
 }
@@ -121,11 +129,20 @@ impl RunReader {
         self.ssts.get(i).filter(|s| s.handle.first_key.as_ref() <= key)
     }
 
-    /// Point read: `None` if no SST of the run holds `key`, `Some(None)` for a tombstone.
+    /// Point read: `None` if no SST of the run holds `key`, `Some(None)` for
+    /// a tombstone. A key between two SSTs' ranges (or beyond the first or
+    /// last) is looked up in the SSTs on either side: the handles' "no"
+    /// rests on them, and opening them checks their handles.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
-        match self.sst_for(key) {
-            Some(sst) => sst.get(key).await,
-            None => Ok(None),
+        let i = self.ssts.partition_point(|s| s.handle.last_key.as_ref() < key);
+        if let Some(sst) = self.ssts.get(i).filter(|s| s.handle.first_key.as_ref() <= key) {
+            return sst.get(key).await;
         }
+        for sst in &self.ssts[i.saturating_sub(1)..(i + 1).min(self.ssts.len())] {
+            if let Some(v) = sst.get(key).await? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 }

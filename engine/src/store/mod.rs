@@ -64,8 +64,51 @@ pub(crate) async fn create(
     }
 }
 
-/// Reads a whole object.
-pub(crate) async fn read(store: &dyn ObjectStore, path: &object_store::path::Path) -> crate::Result<bytes::Bytes> {
-    use object_store::ObjectStoreExt;
-    Ok(store.get(path).await?.bytes().await?)
+/// The most bytes of a GET's body a layer may read ahead of the caller
+/// (`RetryStore` reads bodies whole): a larger object is handed back unread,
+/// for the caller to refuse by its size.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit(pub(crate) u64);
+
+/// Reads a whole object of at most `limit` bytes. A larger one is `Corrupt`
+/// naming it, from the size the store reports before the body is read
+/// (`kind` says what the object should be and what to do about it); the
+/// body is read no further than `limit` should the store's size be wrong.
+pub(crate) async fn read(
+    store: &dyn ObjectStore,
+    path: &object_store::path::Path,
+    kind: crate::bounds::ObjectKind,
+    limit: u64,
+) -> crate::Result<bytes::Bytes> {
+    use futures::TryStreamExt;
+    let too_large = |size: u64| crate::Error::corrupt(path.to_string(), kind.too_large(size, limit));
+    let mut options = object_store::GetOptions::default();
+    options.extensions.insert(BodyLimit(limit));
+    let got = store.get_opts(path, options).await?;
+    let size = got.meta.size;
+    if size > limit {
+        return Err(too_large(size));
+    }
+    let mut chunks = got.into_stream();
+    let mut first: Option<bytes::Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut read = 0u64;
+    while let Some(chunk) = chunks.try_next().await? {
+        read = read.saturating_add(chunk.len() as u64);
+        if read > limit {
+            return Err(too_large(read));
+        }
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.reserve(usize::try_from(size).unwrap_or(0));
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    // One chunk (an in-memory store, a small object) is returned as is.
+    Ok(if rest.is_empty() { first.unwrap_or_default() } else { bytes::Bytes::from(rest) })
 }

@@ -149,11 +149,18 @@ impl ObjectStore for RetryStore {
     }
 
     /// The request and its body are retried together: the body is read in
-    /// full before returning. tidemark reads whole objects or single SST
-    /// blocks, so a failure part-way through a body is retried as well.
+    /// full before returning (unless it is larger than a `BodyLimit` the
+    /// request carries). tidemark reads whole objects or single SST blocks,
+    /// so a failure part-way through a body is retried as well.
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        // A body larger than the caller's bound is not read here: the
+        // caller refuses the object by its size.
+        let limit = options.extensions.get::<super::BodyLimit>().map(|l| l.0);
         with_retries(self.max_retries, || async {
             let got = self.inner.get_opts(location, options.clone()).await?;
+            if limit.is_some_and(|limit| got.meta.size > limit) {
+                return Ok(got);
+            }
             let (meta, range, attributes, extensions) =
                 (got.meta.clone(), got.range.clone(), got.attributes.clone(), got.extensions.clone());
             let body = got.bytes().await?;
