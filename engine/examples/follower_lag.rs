@@ -55,16 +55,16 @@ async fn main() -> tidemark::Result<()> {
         let acked = acked.clone();
         let db = Arc::new(db);
         let w = db.clone();
-        let task = tokio::spawn(async move {
+        let task: tokio::task::JoinHandle<tidemark::Result<()>> = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / args.rate.max(1)));
-            let mut puts = Vec::new();
+            let mut puts: Vec<tokio::task::JoinHandle<tidemark::Result<()>>> = Vec::new();
             for i in 0..total {
                 tick.tick().await;
                 let (w, acked) = (w.clone(), acked.clone());
                 puts.push(tokio::spawn(async move {
                     w.put(format!("lag{i:08}"), "v").await?;
                     acked.lock().expect("lock")[i as usize] = Some(Instant::now());
-                    tidemark::Result::Ok(())
+                    Ok(())
                 }));
             }
             for p in puts {
