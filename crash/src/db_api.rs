@@ -19,6 +19,12 @@ pub const ROOT: &str = "db";
 pub const WAL_PREFIX: &str = "db/wal/";
 /// L0 SST uploads are held too, so manifests are written late.
 pub const SST_PREFIX: &str = "db/compacted/";
+/// Where WALs live when a schedule gives them a store of their own
+/// (`Config::wal_store`): `db/wal/split/wal/<id>.sst`, inside
+/// [`WAL_PREFIX`], so the chaos task holds them and a listing of `db/wal`
+/// finds them, while a WAL the engine sent to the main store by mistake
+/// (`db/wal/<id>.sst`) is one recovery never reads.
+pub const WAL_STORE_ROOT: &str = "db/wal/split";
 
 /// Settings that exercise everything in small workloads: tiny memtables
 /// (frequent `FlushL0` and `WriteManifest`), W = 4, a short flush interval.
@@ -40,15 +46,18 @@ pub fn settings(protocol: Protocol) -> Settings {
 /// gathers bursts as in production.
 pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRecorder) -> tidemark::Result<Db> {
     // Odd seeds: no gathering at all (many small WALs, every upload overlapping).
-    let gather = if cfg.burst_gap.is_zero() { std::time::Duration::ZERO } else { tidemark::Settings::default().upload_gather };
+    let budget = if cfg.burst_gap.is_zero() { tidemark::PutBudget::Unlimited } else { tidemark::PutBudget::default() };
     let mut s = settings(cfg.protocol)
         .with_burst_gap(cfg.burst_gap)
-        .with_upload_gather(gather)
+        .with_wal_put_budget(budget)
         .with_recorder(Arc::new(recorder.clone()));
     s.max_retries = 2;
     s.scan_without_snapshot = cfg.scan_without_snapshot;
     s.sst_names_without_epoch = cfg.sst_names_without_epoch;
     s.window_never_freed = cfg.window_never_freed;
+    if cfg.wal_store {
+        s = s.with_wal_store(store.clone(), WAL_STORE_ROOT);
+    }
     if cfg.compaction {
         // Compact at two L0 SSTs into tiny run SSTs; collect every few
         // milliseconds. A zero minimum age is safe with one process at a

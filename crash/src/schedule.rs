@@ -86,6 +86,12 @@ pub struct Config {
     /// `InMemory`. A real store needs `wall_clock`: on a paused clock its
     /// HTTP timeouts would fire at once.
     pub store: Option<Arc<dyn ObjectStore>>,
+    // --- Two stores (crash/tests/two_stores.rs) ---
+    /// WALs and fences in a store of their own (`Settings::wal_store`):
+    /// the engine routes them under `db_api::WAL_STORE_ROOT`, which lies
+    /// inside the prefix the chaos task holds, so every schedule runs as
+    /// before with only the WALs' location changed.
+    pub wal_store: bool,
 }
 
 impl Config {
@@ -115,6 +121,7 @@ impl Config {
             sst_names_without_epoch: false,
             window_never_freed: false,
             store: None,
+            wal_store: false,
         }
     }
 

@@ -72,6 +72,8 @@ pub(crate) struct DbInner {
     pub(crate) block_cache: BlockCache,
     /// Requests `store` made, by kind (counted inside its retries).
     pub(crate) requests: StdArc<RequestCounters>,
+    /// What each WAL waited on, for the slow-write report.
+    pub(crate) stalls: super::stall::StallLedger,
 }
 
 impl DbInner {
