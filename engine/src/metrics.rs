@@ -122,7 +122,7 @@ impl fmt::Display for Metrics {
         writeln!(f, "  {:<20} {:>14}", "hedges_denied", h.create_hedges_denied + h.read_hedges_denied)?;
         let w = &self.slow_writes;
         writeln!(f, "slow writes")?;
-        writeln!(f, "  {:<20} {:>14}", "total", w.total)?;
+        writeln!(f, "  {:<20} {:>14}", "slow_writes", w.total)?;
         for (cause, n) in &w.by_cause {
             writeln!(f, "  {:<20} {:>14}", cause.name(), n)?;
         }

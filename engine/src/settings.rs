@@ -23,7 +23,7 @@ pub struct Settings {
     /// released, so a lone writer waits for nothing. Zero freezes at once.
     pub burst_gap: Duration,
     /// How many WAL PUTs the writer may spend: this trades latency for
-    /// request cost. The default, about 1.25 WALs per median upload time as
+    /// request cost. The default, one WAL per median upload time as
     /// measured, costs about what a sequential flusher costs on any store
     /// and spaces the uploads evenly; `PutBudget::PerSecond` and
     /// `PutBudget::UsdPerMillionWrites` cap the bill instead, and

@@ -41,11 +41,10 @@ pub enum PutBudget {
 pub const MIN_PUTS_PER_SECOND: f64 = 1.0;
 
 impl Default for PutBudget {
-    /// One WAL per median upload time, plus a quarter: about a sequential
-    /// flusher's bill, with uploads spaced evenly instead of each waiting for
-    /// the one before.
+    /// One WAL per median upload time: about a sequential flusher's bill,
+    /// with uploads spaced evenly instead of each waiting for the one before.
     fn default() -> Self {
-        PutBudget::PerUploadTime(1.25)
+        PutBudget::PerUploadTime(1.0)
     }
 }
 

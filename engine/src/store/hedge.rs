@@ -51,8 +51,10 @@ pub struct HedgeSettings {
     /// kind (p95 at 10 %), so that about half the budget is spent on a
     /// steady store and the rest is there for a slow spell.
     pub budget: f64,
-    /// The hedge delay is that quantile, but at least this (a timer cannot
-    /// fire much sooner, and a request answered from memory needs no hedge) ...
+    /// The hedge delay is that quantile, but at least this: a request a
+    /// local disk or memory answers is not worth a second one (and holds a
+    /// second buffer while it runs), and a timer cannot fire much sooner.
+    /// Below a fast object store's p95 (about 9 ms on S3 Express One Zone) ...
     pub min_delay: Duration,
     /// ... and at most this (the delay before any request was timed).
     pub max_delay: Duration,
@@ -60,7 +62,7 @@ pub struct HedgeSettings {
 
 impl Default for HedgeSettings {
     fn default() -> Self {
-        Self { budget: 0.1, min_delay: Duration::from_millis(1), max_delay: Duration::from_millis(500) }
+        Self { budget: 0.1, min_delay: Duration::from_millis(5), max_delay: Duration::from_millis(500) }
     }
 }
 
