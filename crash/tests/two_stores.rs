@@ -53,9 +53,9 @@ fn violations(from: u64, to: u64, f: impl Fn(Config) -> Config) -> Vec<u64> {
 
 #[test]
 fn shipped_protocol_survives_crash_schedules_with_a_wal_store() {
-    assert_eq!(violations(0, 600, |c| c), Vec::<u64>::new());
-    assert_eq!(violations(0, 200, |c| Config { zombies: true, ..c }), Vec::<u64>::new());
-    assert_eq!(violations(0, 200, |c| c.with_faults()), Vec::<u64>::new());
+    assert_eq!(violations(0, 2000, |c| c), Vec::<u64>::new());
+    assert_eq!(violations(0, 500, |c| Config { zombies: true, ..c }), Vec::<u64>::new());
+    assert_eq!(violations(0, 500, |c| c.with_faults()), Vec::<u64>::new());
 }
 
 #[test]

@@ -303,15 +303,17 @@ impl<T> CommitLog<T> {
     /// watermark, or the writer fails (fenced, closed). Always decided under
     /// the lock by `WalLog::may_ack` (no lock-free shortcut), so the loom
     /// suite, the harness and users take one path; an `Ack` decided here is
-    /// reported here, a later one by `wal_durable`.
+    /// reported here, a later one by `wal_durable`. A stopped writer
+    /// acknowledges nothing more (I5), not even a WAL an upload that
+    /// finished after the stop covered: the failure is checked first.
     pub fn wait_durable(&self, wal_id: WalId) -> AckWait {
         let mut inner = lock(&self.inner);
+        if let Some(err) = &inner.failed {
+            return AckWait::ready(Err(err.clone()));
+        }
         if inner.log.may_ack(wal_id) {
             self.record(TraceEvent::Ack { wal_id });
             return AckWait::ready(Ok(()));
-        }
-        if let Some(err) = &inner.failed {
-            return AckWait::ready(Err(err.clone()));
         }
         let slot = Arc::new(AckSlot::new());
         inner.waiters.entry(wal_id).or_default().push(slot.clone());
@@ -433,6 +435,11 @@ mod tests {
         // A late completion after fencing acknowledges nothing new to waiters.
         let mut late = c.wait_durable(1);
         assert_eq!(poll_once(&mut late), Poll::Ready(Err(AckError::Fenced { by: 2 })));
+        // Nor to a caller that asks after an upload landed past the fence.
+        c.wal_durable(1);
+        assert_eq!(c.durable_wal_id(), 1);
+        let mut after = c.wait_durable(1);
+        assert_eq!(poll_once(&mut after), Poll::Ready(Err(AckError::Fenced { by: 2 })));
     }
 
     /// A commit log whose reported steps land in a recorder, and those steps.
