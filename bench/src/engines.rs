@@ -111,6 +111,9 @@ impl Config {
         if let Some(b) = args.tidemark_budget {
             s = s.with_wal_put_budget(b.tidemark());
         }
+        if let Some(b) = args.tidemark_hedge_budget {
+            s = s.with_hedge(tidemark::HedgeSettings { budget: b, ..tidemark::HedgeSettings::default() });
+        }
         if let Some(t) = slow_write {
             s = s.with_slow_write(tidemark::SlowWrite::After(t));
         }

@@ -164,6 +164,10 @@ pub struct Args {
     /// (`SlowWrite::TimesUploadP99(20)`) when not given.
     #[arg(long)]
     slow_write_ms: Option<f64>,
+    /// tidemark's hedge budget (a fraction of requests; it hedges at the
+    /// `1 - budget / 2` quantile); its default when not given.
+    #[arg(long)]
+    tidemark_hedge_budget: Option<f64>,
     /// tidemark's W (`max_inflight_wal_uploads`); each setting's own when not given.
     #[arg(long)]
     tidemark_w: Option<u64>,
