@@ -291,6 +291,12 @@ impl Checker {
                     // The holder's fence landed, but it records `Fence` only
                     // after its create returns: that step comes first.
                     self.pull_forward(steps, i, *held_by, |e| matches!(e, TraceEvent::Fence { .. }))?;
+                    // No `Fence` to pull: the holder crashed between its
+                    // fence landing and recording it, so the model never
+                    // learns where that fence is.
+                    if !self.state.store.wals.contains_key(wal_id) && died_before_fence(steps, *held_by) {
+                        return Err(UNREPLAYABLE_UNRECORDED_FENCE.to_string());
+                    }
                 }
                 // Stopped or not, the model lands this upload where the
                 // holder's object already is: it must be rejected. An
@@ -481,6 +487,14 @@ pub fn check(
 /// Whether the model's bounds can hold this trace (its writes are `u16` ids).
 pub fn fits(steps: &[TraceStep]) -> bool {
     steps.iter().filter(|s| matches!(s.event, TraceEvent::Put { .. })).count() < usize::from(BOUNDS.writes)
+}
+
+/// Whether `epoch` recorded `Recover` and then `Crash`, and never `Fence`.
+fn died_before_fence(steps: &[TraceStep], epoch: Epoch) -> bool {
+    let mut own = steps.iter().filter(|s| s.writer_epoch == epoch).map(|s| &s.event);
+    own.any(|e| matches!(e, TraceEvent::Recover { .. }))
+        && !steps.iter().any(|s| s.writer_epoch == epoch && matches!(s.event, TraceEvent::Fence { .. }))
+        && steps.iter().any(|s| s.writer_epoch == epoch && matches!(s.event, TraceEvent::Crash { .. }))
 }
 
 /// Whether, before step `before`, some epoch recorded `Recover` and then

@@ -11,7 +11,7 @@ use tidemark::{Settings, WriteBatch, WriteOptions};
 
 pub use tidemark::Db;
 
-use crate::schedule::Config;
+use crate::config::Config;
 
 /// The root the harness's databases live under.
 pub const ROOT: &str = "db";
@@ -25,6 +25,8 @@ pub const SST_PREFIX: &str = "db/compacted/";
 /// finds them, while a WAL the engine sent to the main store by mistake
 /// (`db/wal/<id>.sst`) is one recovery never reads.
 pub const WAL_STORE_ROOT: &str = "db/wal/split";
+/// Manifest versions (their reads are held with held listings).
+pub const MANIFEST_PREFIX: &str = "db/manifest/";
 
 /// Settings that exercise everything in small workloads: tiny memtables
 /// (frequent `FlushL0` and `WriteManifest`), W = 4, a short flush interval.
@@ -41,36 +43,71 @@ pub fn settings(protocol: Protocol) -> Settings {
         .with_gc_interval(std::time::Duration::ZERO)
 }
 
-/// Opens a process's `Db` with the schedule's settings. `burst_gap` varies
-/// by seed: zero gives many small WALs (more interleavings), the default
-/// gathers bursts as in production.
-pub async fn open(store: Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRecorder) -> tidemark::Result<Db> {
+/// Opens a process's `Db` with the schedule's settings on `clock` (the
+/// schedule's clock: GC, SST creation times and compaction read it).
+/// `burst_gap` varies by seed: zero gives many small WALs (more
+/// interleavings), the default gathers bursts as in production.
+pub async fn open(
+    store: Arc<dyn ObjectStore>,
+    cfg: &Config,
+    recorder: &MemoryRecorder,
+    clock: Arc<dyn tidemark::Clock>,
+) -> tidemark::Result<Db> {
+    let mut s = process_settings(cfg, recorder, clock);
+    if cfg.wal_store {
+        s = s.with_wal_store(store.clone(), WAL_STORE_ROOT);
+    }
+    Db::open_with(ROOT, store, s).await
+}
+
+/// Opens a read-only handle on `store`; with `wal_store` (`Config::wal_store`)
+/// it sees the store as the writers' `SplitStore` does, WALs under
+/// [`WAL_STORE_ROOT`], as a reader given both stores would.
+pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<Db> {
+    let store: Arc<dyn ObjectStore> = match wal_store {
+        false => store,
+        true => {
+            let (root, wal_root) = (object_store::path::Path::from(ROOT), object_store::path::Path::from(WAL_STORE_ROOT));
+            Arc::new(tidemark::SplitStore::new(store.clone(), &root, store, &wal_root))
+        }
+    };
+    Db::open_read_only(ROOT, store).await
+}
+
+/// The settings of a schedule's process (see [`open`]).
+pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn tidemark::Clock>) -> Settings {
     // Odd seeds: no gathering at all (many small WALs, every upload overlapping).
     let budget = if cfg.burst_gap.is_zero() { tidemark::PutBudget::Unlimited } else { tidemark::PutBudget::default() };
     let mut s = settings(cfg.protocol)
         .with_burst_gap(cfg.burst_gap)
         .with_wal_put_budget(budget)
-        .with_recorder(Arc::new(recorder.clone()));
+        .with_recorder(Arc::new(recorder.clone()))
+        .with_clock(clock)
+        .with_hedge(cfg.hedge.unwrap_or_default());
     s.max_retries = 2;
-    s.scan_without_snapshot = cfg.scan_without_snapshot;
-    s.sst_names_without_epoch = cfg.sst_names_without_epoch;
-    s.window_never_freed = cfg.window_never_freed;
-    if cfg.wal_store {
-        s = s.with_wal_store(store.clone(), WAL_STORE_ROOT);
+    if cfg.no_block_cache {
+        s = s.with_block_cache_bytes(0);
+    }
+    if let Some(m) = cfg.mutant {
+        m.apply(&mut s);
     }
     if cfg.compaction {
         // Compact at two L0 SSTs into tiny run SSTs; collect every few
-        // milliseconds. A zero minimum age is safe with one process at a
-        // time; beside a zombie GC waits (and deletes nothing here).
-        let min_age = if cfg.zombies { std::time::Duration::from_secs(3600) } else { std::time::Duration::ZERO };
+        // milliseconds, objects aged on the schedule's clock.
         s = s
             .with_compactor(true)
             .with_l0_max_ssts(2)
-            .with_compacted_sst_size_bytes(2048)
-            .with_gc_min_age(min_age)
-            .with_gc_interval(std::time::Duration::from_millis(5));
+            .with_compacted_sst_size_bytes(if cfg.busy_tree { 1024 } else { 2048 })
+            .with_gc_min_age(cfg.gc_min_age().0)
+            .with_gc_interval(cfg.gc_interval);
+        if cfg.busy_tree {
+            s.max_sorted_runs = 2;
+        }
     }
-    Db::open_with(ROOT, store, s).await
+    if cfg.busy_tree {
+        s = s.with_l0_sst_size_bytes(512);
+    }
+    s
 }
 
 /// The WAL ids in the store now.

@@ -6,11 +6,17 @@
 //! a zombie), a new process recovers, and the [`oracle`] checks I2-I5 against
 //! what was acknowledged.
 
+pub mod clock;
+pub mod config;
 pub mod conformance;
 pub mod db_api;
+mod live;
 pub mod liveness;
 pub mod oracle;
+pub mod reads;
+mod recovery;
 pub mod s3;
 pub mod schedule;
 pub mod shared;
 pub mod workload;
+mod writer;

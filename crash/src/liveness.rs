@@ -14,7 +14,7 @@ use tidemark::internals::trace::MemoryRecorder;
 use tidemark::Error;
 
 use crate::db_api as api;
-use crate::schedule::Config;
+use crate::config::Config;
 
 /// How long a recovered writer may take for its durable puts, an L0 flush
 /// and a manifest write (the harness's uploads land at once after a
@@ -84,9 +84,15 @@ pub struct RaceOutcome {
 /// put. Every one must finish within [`RACE_BOUND`]; exactly one put
 /// succeeds, that of the newest epoch that opened, and every other opener is
 /// fenced (its open or its put fails with `Fenced`). The winner then closes.
-pub async fn race(store: &Arc<dyn ObjectStore>, cfg: &Config, recorder: &MemoryRecorder, n: usize) -> Result<RaceOutcome, String> {
+pub async fn race(
+    store: &Arc<dyn ObjectStore>,
+    cfg: &Config,
+    recorder: &MemoryRecorder,
+    n: usize,
+    clock: Arc<dyn tidemark::Clock>,
+) -> Result<RaceOutcome, String> {
     let work = async {
-        let opens = (0..n).map(|_| api::open(store.clone(), cfg, recorder));
+        let opens = (0..n).map(|_| api::open(store.clone(), cfg, recorder, clock.clone()));
         let opened = futures::future::join_all(opens).await;
         let mut fenced = 0;
         let mut dbs = Vec::new();

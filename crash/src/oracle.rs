@@ -23,6 +23,10 @@ pub struct Step {
     /// Its call failed with an error that promises the write was not
     /// written (anything but `OutcomeUnknown`, e.g. `Fenced`).
     pub not_written: bool,
+    /// The harness's logical time when its call began, and when it was
+    /// acknowledged (a read-only open that began later must see it).
+    pub issued_at: u64,
+    pub acked_at: Option<u64>,
 }
 
 /// What one writer did since the last recovery.
@@ -42,6 +46,8 @@ pub enum Violation {
     NotAPrefix { writer: usize, key: Bytes, observed: Option<Bytes> },
     /// A step whose call reported it was not written (e.g. `Fenced`) survived.
     NotWrittenSurvived { writer: usize, step: usize },
+    /// A view taken before a step's call began holds it (I4 for readers).
+    LaterStepSeen { writer: usize, step: usize },
 }
 
 impl Violation {
@@ -51,6 +57,7 @@ impl Violation {
             Violation::AckedWriteLost { .. } => "I3 NoAckedWriteLost",
             Violation::NotAPrefix { .. } => "I4 PrefixConsistent",
             Violation::NotWrittenSurvived { .. } => "NotWrittenStaysAbsent",
+            Violation::LaterStepSeen { .. } => "I4 PrefixConsistent",
         }
     }
 }
@@ -71,6 +78,10 @@ impl fmt::Display for Violation {
             Violation::NotWrittenSurvived { writer, step } => write!(
                 f,
                 "NotWrittenStaysAbsent violated: writer {writer} step {step} failed with an error that promises it was not written, but it survived"
+            ),
+            Violation::LaterStepSeen { writer, step } => write!(
+                f,
+                "I4 violated: a read-only view of writer {writer}'s keys holds step {step}, whose call began after the view was opened"
             ),
         }
     }
@@ -125,13 +136,24 @@ impl ReadCheck {
 impl WriterHistory {
     /// Records a step; returns its index for a later [`WriterHistory::ack`].
     pub fn issue(&mut self, writes: Vec<(Bytes, Option<Bytes>)>) -> usize {
-        self.steps.push(Step { writes, acked: false, not_written: false });
+        self.issue_at(writes, 0)
+    }
+
+    /// Records a step whose call began at logical time `at`.
+    pub fn issue_at(&mut self, writes: Vec<(Bytes, Option<Bytes>)>, at: u64) -> usize {
+        self.steps.push(Step { writes, acked: false, not_written: false, issued_at: at, acked_at: None });
         self.steps.len() - 1
     }
 
     pub fn ack(&mut self, step: usize) {
+        self.ack_at(step, 0);
+    }
+
+    /// The step was acknowledged at logical time `at`.
+    pub fn ack_at(&mut self, step: usize, at: u64) {
         if let Some(s) = self.steps.get_mut(step) {
             s.acked = true;
+            s.acked_at.get_or_insert(at);
         }
     }
 
@@ -144,8 +166,14 @@ impl WriterHistory {
 
     /// `flush()` returned: everything issued so far is durable.
     pub fn ack_all(&mut self) {
+        self.ack_all_at(0);
+    }
+
+    /// `flush()` returned at logical time `at`.
+    pub fn ack_all_at(&mut self, at: u64) {
         for s in &mut self.steps {
             s.acked = true;
+            s.acked_at.get_or_insert(at);
         }
     }
 
@@ -190,16 +218,52 @@ impl WriterHistory {
     /// surviving prefix length and makes the observed state the new base.
     pub fn check_and_rebase(&mut self, writer: usize, observed: &BTreeMap<Bytes, Bytes>) -> Result<usize, Violation> {
         let required = self.steps.iter().rposition(|s| s.acked).map_or(0, |i| i + 1);
+        let result = self.judge(writer, required, self.steps.len(), observed);
+        if result.is_ok() {
+            self.base = observed.clone();
+            self.steps.clear();
+        }
+        result
+    }
+
+    /// Checks the view a read-only open found of this writer's keys: the
+    /// open began at logical time `began` and returned at `ended`. The view
+    /// is a prefix of the history (I4) holding no step reported not written,
+    /// and none whose call began after the open returned; with `complete`
+    /// (the open ran within its lease, so nothing it read was deleted under
+    /// it), it holds every step acknowledged before the open began (I3 for
+    /// readers). Returns the prefix length.
+    pub fn check_view(
+        &self,
+        writer: usize,
+        (began, ended): (u64, u64),
+        observed: &BTreeMap<Bytes, Bytes>,
+        complete: bool,
+    ) -> Result<usize, Violation> {
+        let required = match complete {
+            true => self.steps.iter().rposition(|s| s.acked_at.is_some_and(|t| t < began)).map_or(0, |i| i + 1),
+            false => 0,
+        };
+        let issued = self.steps.iter().position(|s| s.issued_at > ended).unwrap_or(self.steps.len());
+        self.judge(writer, required, issued, observed)
+    }
+
+    /// Which prefix `observed` is: one of at least `required` steps, at most
+    /// `upto`, before any step not written.
+    fn judge(&self, writer: usize, required: usize, upto: usize, observed: &BTreeMap<Bytes, Bytes>) -> Result<usize, Violation> {
         // No prefix may include a step that was not written.
-        let limit = self.steps.iter().position(|s| s.not_written).unwrap_or(self.steps.len());
+        let limit = self.steps.iter().position(|s| s.not_written).unwrap_or(self.steps.len()).min(upto);
         let matching: Vec<usize> = (0..=self.steps.len()).filter(|&p| &self.state_after(p) == observed).collect();
-        let result = match matching.iter().rev().find(|&&p| p >= required && p <= limit) {
+        match matching.iter().rev().find(|&&p| p >= required && p <= limit) {
             Some(&p) => Ok(p),
             None if matching.iter().any(|&p| p > limit && p >= required) => {
-                Err(Violation::NotWrittenSurvived { writer, step: limit })
+                match self.steps.iter().position(|s| s.not_written).filter(|&i| i == limit) {
+                    Some(step) => Err(Violation::NotWrittenSurvived { writer, step }),
+                    None => Err(Violation::LaterStepSeen { writer, step: limit }),
+                }
             }
             None => match matching.iter().rev().find(|&&p| p <= limit).or(matching.last()) {
-                Some(&p) => Err(Violation::AckedWriteLost { writer, step: required - 1, surviving_prefix: p }),
+                Some(&p) => Err(Violation::AckedWriteLost { writer, step: required.saturating_sub(1), surviving_prefix: p }),
                 None => {
                     // Name the first key that differs from every prefix's state.
                     let full = self.current();
@@ -212,12 +276,7 @@ impl WriterHistory {
                     Err(Violation::NotAPrefix { writer, observed: observed.get(&key).cloned(), key })
                 }
             },
-        };
-        if result.is_ok() {
-            self.base = observed.clone();
-            self.steps.clear();
         }
-        result
     }
 }
 
@@ -296,5 +355,23 @@ mod tests {
         let mut observed = h.state_after(1);
         observed.insert(b("k2"), b("v2")); // the batch's put without its delete
         assert!(matches!(h.check_and_rebase(0, &observed), Err(Violation::NotAPrefix { .. })));
+    }
+
+    #[test]
+    fn a_read_only_view_holds_what_was_acknowledged_before_it_and_nothing_issued_after() {
+        let mut h = WriterHistory::default();
+        h.issue_at(vec![(b("k1"), Some(b("v1")))], 1);
+        h.ack_at(0, 2);
+        h.issue_at(vec![(b("k2"), Some(b("v2")))], 3);
+        h.issue_at(vec![(b("k3"), Some(b("v3")))], 9);
+        h.ack_at(1, 10);
+        // An open that ran from 5 to 8: step 0 acknowledged before, step 2 issued after.
+        assert_eq!(h.check_view(0, (5, 8), &h.state_after(1), true), Ok(1));
+        assert_eq!(h.check_view(0, (5, 8), &h.state_after(2), true), Ok(2), "step 1 was in flight: either");
+        let lost = h.check_view(0, (5, 8), &h.state_after(0), true).unwrap_err();
+        assert_eq!(lost.invariant(), "I3 NoAckedWriteLost");
+        assert_eq!(h.check_view(0, (5, 8), &h.state_after(0), false), Ok(0), "past its lease a view may be older");
+        assert!(h.check_view(0, (5, 8), &h.state_after(3), true).is_err(), "step 2 began after the open returned");
+        assert_eq!(h.check_view(0, (5, 12), &h.state_after(3), true), Ok(3));
     }
 }

@@ -1,5 +1,6 @@
 //! Seeded workloads: each writer's sequence of puts, deletes, batches,
-//! scans, gets and flushes, with and without `await_durable`.
+//! scans, gets, flushes, snapshots and long-lived scans, with and without
+//! `await_durable`.
 
 use bytes::Bytes;
 use rand::rngs::StdRng;
@@ -17,6 +18,14 @@ pub enum Op {
     Get { key: Bytes },
     /// `flush()`: everything written so far becomes durable.
     Flush,
+    /// Take a snapshot and hold it (reading the one held before, if any,
+    /// first): later reads through it must see this writer's keys as now,
+    /// across flushes, compactions and GC passes.
+    Snapshot,
+    /// Start a scan of this writer's keys and hold it: it yields one entry
+    /// at each of the writer's later operations, and all of them must be
+    /// this writer's keys as when it began.
+    Iterate,
 }
 
 /// Keys per writer: small, so overwrites and deletes hit live keys.
@@ -53,11 +62,12 @@ fn pick(rng: &mut StdRng, writer: usize, k: u32, shared: bool) -> Bytes {
 }
 
 /// A seeded sequence of `n` operations for `writer`; with `shared`, some
-/// writes and reads go to the keys all writers share.
-pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize, shared: bool) -> Vec<Op> {
+/// writes and reads go to the keys all writers share. Each value names its
+/// write, padded with `pad` bytes (more bytes per write: more flushes).
+pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize, shared: bool, pad: usize) -> Vec<Op> {
     (0..n)
         .map(|i| {
-            let value = |j: usize| Some(Bytes::from(format!("w{writer}-r{round}-op{i}-{j}")));
+            let value = |j: usize| Some(Bytes::from(format!("w{writer}-r{round}-op{i}-{j}{:.<pad$}", "")));
             match rng.random_range(0..100) {
                 0..=47 => {
                     let k = rng.random_range(0..KEYS_PER_WRITER);
@@ -80,8 +90,10 @@ pub fn generate(rng: &mut StdRng, writer: usize, round: usize, n: usize, shared:
                     }
                     Op::Write { writes, await_durable: rng.random_bool(0.4) }
                 }
-                80..=87 => Op::Scan,
-                88..=92 => {
+                80..=85 => Op::Scan,
+                86..=87 => Op::Snapshot,
+                88..=89 => Op::Iterate,
+                90..=94 => {
                     let k = rng.random_range(0..KEYS_PER_WRITER);
                     Op::Get { key: pick(rng, writer, k, shared) }
                 }

@@ -4,7 +4,7 @@
 //! Each check is shown to fail on a named mutant.
 
 use tidemark::internals::protocol::Protocol;
-use tidemark_crash::schedule::{run, Config, Failure};
+use tidemark_crash::schedule::{run, Config, EngineMutant, Failure};
 
 /// The failures of `seeds` faulty schedules from `start` built by `tweak`.
 fn failures(start: u64, seeds: u64, tweak: impl Fn(Config) -> Config) -> Vec<Failure> {
@@ -41,17 +41,17 @@ fn exists_is_fenced_reports_durable_writes_as_not_written() {
 
 #[test]
 fn liveness_catches_a_window_that_is_never_freed() {
-    let found = failures(0, 5, |c| Config { window_never_freed: true, ..c });
+    let found = failures(0, 5, |c| Config { mutant: Some(EngineMutant::WindowNeverFreed), ..c });
     assert_eq!(found.len(), 5, "every schedule's recovered writer stalls after W uploads");
     assert!(found.iter().all(|f| f.invariant == "liveness: RecoveredWriterProgresses"), "{:?}", found.first());
     // Without faults too.
-    let plain = run(&Config { window_never_freed: true, ..Config::new(1) });
+    let plain = run(&Config { mutant: Some(EngineMutant::WindowNeverFreed), ..Config::new(1) });
     assert_eq!(plain.failure.map(|f| f.invariant), Some("liveness: RecoveredWriterProgresses".into()));
 }
 
 #[test]
 fn sst_names_without_epoch_are_caught() {
-    let found = failures(0, 100, |c| Config { sst_names_without_epoch: true, ..c });
+    let found = failures(0, 100, |c| Config { mutant: Some(EngineMutant::SstNamesWithoutEpoch), ..c });
     assert!(!found.is_empty(), "sst-names-without-epoch: no violation in 100 faulty seeds");
 }
 

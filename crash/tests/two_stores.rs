@@ -19,7 +19,7 @@ use tidemark_crash::schedule::{run, Conformance, Config};
 async fn the_schedules_wals_live_under_the_wal_stores_root() {
     let inner: StdArc<dyn ObjectStore> = StdArc::new(InMemory::new());
     let cfg = Config { wal_store: true, ..Config::new(0) };
-    let db = db_api::open(inner.clone(), &cfg, &MemoryRecorder::new()).await.expect("open");
+    let db = db_api::open(inner.clone(), &cfg, &MemoryRecorder::new(), StdArc::new(tidemark::SystemClock)).await.expect("open");
     db.put("k", "v").await.expect("durable put");
     let names: Vec<String> = inner.list(None).map_ok(|m| m.location.to_string()).try_collect().await.expect("list");
     let wals: Vec<&String> = names.iter().filter(|n| n.ends_with(".sst") && n.contains("/wal/")).collect();

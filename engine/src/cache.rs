@@ -45,7 +45,8 @@ impl Default for BlockCache {
     }
 }
 
-/// What the cache holds and how well it served, at one moment.
+/// What the block cache holds and how well it served, at one moment
+/// (in [`Metrics`](crate::Metrics)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct BlockCacheStats {
     /// The budget (`Settings::block_cache_bytes`); 0 means off.
@@ -94,6 +95,7 @@ impl BlockCache {
         }
     }
 
+    /// The cache's figures now (pending inserts and evictions applied).
     pub fn stats(&self) -> BlockCacheStats {
         let (bytes, entries) = match &self.blocks {
             Some(c) => {

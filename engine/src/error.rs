@@ -2,22 +2,67 @@
 
 use crate::protocol::{Epoch, WalId};
 
-/// Everything that can go wrong, with variants a caller can act on.
+/// Everything that can go wrong, with variants a caller can act on: each
+/// variant says what it means and what to do about it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use tidemark::{Db, Error, Settings};
+///
+/// let db = Db::open_url("memory://", Settings::default()).await?;
+/// // Bad input is refused before anything is written.
+/// assert!(matches!(db.put("", "v").await, Err(Error::InvalidArgument(_))));
+/// db.close().await?;
+/// assert!(matches!(db.put("k", "v").await, Err(Error::Closed)));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A newer writer (epoch `by`) took over; this one acknowledges nothing more (I5).
+    /// A newer writer (epoch `by`) took over; this one acknowledges nothing
+    /// more (I5). Drop this handle: another process owns the database now;
+    /// open again only if this process should take it back.
     #[error("Fenced: writer epoch {writer_epoch} was fenced by epoch {by}")]
-    Fenced { writer_epoch: Epoch, by: Epoch },
-    /// I1 violated: the manifest requires a WAL that is not in the store.
+    Fenced {
+        /// The epoch of this (fenced) writer.
+        writer_epoch: Epoch,
+        /// The newer epoch that fenced it.
+        by: Epoch,
+    },
+    /// I1 violated: the manifest requires a WAL that is not in the store, so
+    /// acknowledged writes would be lost: the open refuses rather than lose
+    /// them silently. Run [`fsck()`](crate::fsck()), and look for the object
+    /// (a store or a copy that lost it, a wrong root path).
     #[error("MissingWal: wal {id} ({path}) is required by the manifest but does not exist")]
-    MissingWal { id: WalId, path: String },
-    /// An object failed its checksum or does not decode.
+    MissingWal {
+        /// The WAL id the chain needs.
+        id: WalId,
+        /// The object it should be at.
+        path: String,
+    },
+    /// An object failed its checksum or does not decode. Retrying will not
+    /// help; run [`fsck()`](crate::fsck()) to see what else is damaged.
     #[error("Corrupt: {path}: {reason}")]
-    Corrupt { path: String, reason: String },
-    /// A WAL id this writer needed holds another writer's object.
+    Corrupt {
+        /// The damaged object.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A WAL id this writer needed holds another writer's object: another
+    /// writer is active on the same database. Only one writer can own it;
+    /// drop this handle, or open again to take over.
     #[error("WalIdTaken: wal {id} holds an object of epoch {owner_epoch}")]
-    WalIdTaken { id: WalId, owner_epoch: Epoch },
-    /// The object store failed (after retries, where they apply).
+    WalIdTaken {
+        /// The WAL id that was taken.
+        id: WalId,
+        /// The epoch of the writer whose object holds it.
+        owner_epoch: Epoch,
+    },
+    /// The object store failed (after retries, where they apply). A failed
+    /// writer stops acknowledging; open the database again once the store
+    /// answers.
     #[error("ObjectStore: {0}")]
     ObjectStore(#[source] object_store::Error),
     /// The store cannot be used as it is configured, and retrying will not
@@ -25,33 +70,55 @@ pub enum Error {
     /// refuses, an endpoint that does not answer or that is plain HTTP
     /// without `AWS_ALLOW_HTTP`. `fix` says what to change.
     #[error("{problem}: {fix}")]
-    StoreAccess { problem: String, fix: String },
+    StoreAccess {
+        /// What is wrong, in one line.
+        problem: String,
+        /// The change that fixes it.
+        fix: String,
+    },
     /// The store does not honour create-if-absent (`PutMode::Create`), which
-    /// every fence and epoch claim rests on: refused at writable open.
+    /// every fence and epoch claim rests on: refused at writable open. Use
+    /// a store (or S3 endpoint) with conditional creates, or open read-only.
     #[error("NoCompareAndSet: {store}: {detail}")]
-    NoCompareAndSet { store: String, detail: String },
-    /// The database was closed.
+    NoCompareAndSet {
+        /// The store that was probed.
+        store: String,
+        /// What the probe saw.
+        detail: String,
+    },
+    /// The handle was closed ([`Db::close`](crate::Db::close)); open the
+    /// database again to write.
     #[error("Closed: the database is closed")]
     Closed,
-    /// Bad input from the caller: oversize keys, bad settings or URLs.
+    /// Bad input from the caller: empty or oversize keys and values, bad
+    /// settings or URLs, a write to a read-only handle. Nothing was written;
+    /// fix the input.
     #[error("InvalidArgument: {0}")]
     InvalidArgument(String),
     /// A reader found no database where it was pointed (no manifest).
+    /// Check the URL or path; a writer's open creates one.
     #[error("no tidemark database at {location}")]
-    NoDatabase { location: String },
+    NoDatabase {
+        /// Where it looked.
+        location: String,
+    },
     /// The write was appended, then the writer failed (fenced, a store
     /// failure, closed) before it was acknowledged, and its WAL may have been
     /// uploaded: it may or may not be durable. A write rejected before it
     /// was appended, or whose WAL was rejected, fails with its cause instead
-    /// and was not written.
+    /// and was not written. Read the key after reopening to learn which; a
+    /// write that is safe to repeat can simply be retried.
     #[error("outcome unknown: the write may or may not be durable ({cause})")]
-    OutcomeUnknown { cause: Box<Error> },
+    OutcomeUnknown {
+        /// Why the writer failed.
+        cause: Box<Error>,
+    },
 }
 
 impl From<object_store::Error> for Error {
-    /// A store failure whose cause the store layer diagnosed (see
-    /// `store::s3`) becomes [`Error::StoreAccess`]; any other stays
-    /// [`Error::ObjectStore`].
+    /// A store failure whose cause tidemark recognises (a missing bucket,
+    /// refused credentials, an endpoint that does not answer) becomes
+    /// [`Error::StoreAccess`]; any other stays [`Error::ObjectStore`].
     fn from(e: object_store::Error) -> Self {
         match crate::store::s3::diagnosis(&e) {
             Some(d) => Error::StoreAccess { problem: d.problem.clone(), fix: d.fix.clone() },

@@ -32,7 +32,7 @@ use crate::protocol::{Protocol, WalId, WalKind};
 use crate::sst::decode_all;
 use crate::wal_object::decode_wal;
 
-/// One line of the report.
+/// One line of an fsck [`Report`](crate::FsckReport).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Finding {
     /// A check that passed.
@@ -46,6 +46,7 @@ pub enum Finding {
 /// Everything fsck found, in the order it checked.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
+    /// Each check that passed, each problem and each orphan, one per line.
     pub findings: Vec<Finding>,
 }
 
@@ -77,7 +78,29 @@ async fn read(store: &dyn ObjectStore, path: &Path) -> crate::Result<bytes::Byte
     Ok(store.get(path).await?.bytes().await?)
 }
 
-/// Checks the database under `root`. Reads only; never writes.
+/// Checks the database under `root`: every manifest version, the latest
+/// one's invariants (I1 among them), the WAL chain and every SST, object by
+/// object, reporting every problem rather than the first. Reads only; never
+/// writes, so it is safe beside a running writer (which may show orphans:
+/// objects it is still flushing).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use std::sync::Arc;
+/// use object_store::memory::InMemory;
+///
+/// let store = Arc::new(InMemory::new());
+/// let db = tidemark::Db::open("db", store.clone()).await?;
+/// db.put("k", "v").await?;
+/// db.close().await?;
+///
+/// let report = tidemark::fsck(store.as_ref(), "db".into()).await;
+/// assert_eq!(report.problems(), 0, "{:?}", report.findings);
+/// assert!(report.findings.iter().any(|f| matches!(f, tidemark::FsckFinding::Ok(_))));
+/// # Ok(())
+/// # }
+/// ```
 pub async fn fsck(store: &dyn ObjectStore, root: Path) -> Report {
     let layout = Layout::new(root);
     let mut r = Report::default();

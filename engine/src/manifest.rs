@@ -29,10 +29,12 @@ pub struct SstHandle {
     pub id: u128,
     /// The epoch of the writer or compactor that created it (diagnostics).
     pub writer_epoch: Epoch,
+    /// The object's size in bytes.
     pub size: u64,
     /// The smallest and largest key in the SST (a sorted run's SSTs have
     /// disjoint ranges, so a point read opens at most one per run).
     pub first_key: Bytes,
+    /// The largest key in the SST.
     pub last_key: Bytes,
 }
 
@@ -43,6 +45,7 @@ impl SstHandle {
     }
 
     /// A new, unique SST id, timestamped `now_ms` (the engine's clock).
+    #[doc(hidden)]
     pub fn new_id(now_ms: u64) -> u128 {
         ulid::Ulid::from_parts(now_ms, rand::random()).0
     }
@@ -51,26 +54,37 @@ impl SstHandle {
 /// A sorted run: SSTs with disjoint key ranges, in key order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortedRun {
+    /// The run's id, unique in the manifest; a newer run has a larger one.
     pub id: u64,
+    /// The run's SSTs, in key order.
     pub ssts: Vec<SstHandle>,
 }
 
 impl SortedRun {
+    /// The run's size in bytes (the sum of its SSTs').
     pub fn size(&self) -> u64 {
         self.ssts.iter().map(|h| h.size).sum()
     }
 }
 
-/// One manifest version.
+/// One manifest version, `manifest/<version>.manifest`: created once with
+/// compare-and-set and never changed, it records the writer and compactor
+/// epochs, the WAL range recovery replays and the SST tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestObject {
+    /// The version, the number in the object's name; each commit creates
+    /// the next.
     pub version: u64,
+    /// The epoch of the newest writer, claimed by its open (`Recover`).
     pub writer_epoch: Epoch,
     /// The epoch of the newest compactor; bumped by each compactor's claim.
     pub compactor_epoch: Epoch,
     /// Unique per created object, to recognise our own after an ambiguous create.
     pub token: u64,
+    /// The newest WAL id the writer recorded: recovery's walk of the WAL
+    /// chain must reach it (I1).
     pub wal_id_last_seen: WalId,
+    /// WALs up to this id are in L0 SSTs: recovery replays only the ones after.
     pub replay_after_wal_id: WalId,
     /// The writer of `writer_epoch` closed cleanly: nothing of it is in
     /// flight and it never uploads again, so the next recovery needs no fence.
@@ -86,7 +100,7 @@ pub struct ManifestObject {
 
 impl ManifestObject {
     /// The scalar fields the protocol decides.
-    pub fn view(&self) -> ManifestView {
+    pub(crate) fn view(&self) -> ManifestView {
         ManifestView {
             writer_epoch: self.writer_epoch,
             wal_id_last_seen: self.wal_id_last_seen,
@@ -97,7 +111,7 @@ impl ManifestObject {
     }
 
     /// The SSTs and fences, as the protocol sees them.
-    pub fn tree(&self) -> Tree<SstHandle> {
+    pub(crate) fn tree(&self) -> Tree<SstHandle> {
         Tree {
             l0: self.l0.clone(),
             runs: self.runs.iter().map(|r| ProtocolRun { id: r.id, ssts: r.ssts.clone() }).collect(),
@@ -106,6 +120,7 @@ impl ManifestObject {
     }
 
     /// The manifest of a database that has none yet (version 0).
+    #[doc(hidden)]
     pub fn empty() -> ManifestObject {
         ManifestObject {
             version: 0,
@@ -127,7 +142,7 @@ impl ManifestObject {
     /// epoch, which the protocol core saturates) is checked against
     /// `MAX_ID` before it is written: a version the next open would refuse
     /// is never created. The error names this version's object and the field.
-    pub fn successor(&self, layout: &Layout, view: ManifestView, tree: Tree<SstHandle>) -> Result<ManifestObject> {
+    pub(crate) fn successor(&self, layout: &Layout, view: ManifestView, tree: Tree<SstHandle>) -> Result<ManifestObject> {
         let c = |r: String| Error::corrupt(layout.manifest(self.version).to_string(), r);
         let version = Self::version_after(layout, self.version)?;
         if view.writer_epoch > MAX_ID {
@@ -158,7 +173,7 @@ impl ManifestObject {
     /// The version a create after `version` takes: `version + 1`, checked
     /// against `MAX_ID` (a version above it would be refused by the next
     /// open). The error names the manifest `version`.
-    pub fn version_after(layout: &Layout, version: u64) -> Result<u64> {
+    pub(crate) fn version_after(layout: &Layout, version: u64) -> Result<u64> {
         version.checked_add(1).filter(|v| *v <= MAX_ID).ok_or_else(|| {
             Error::corrupt(
                 layout.manifest(version).to_string(),
@@ -172,6 +187,8 @@ impl ManifestObject {
         self.l0.iter().chain(self.runs.iter().flat_map(|r| r.ssts.iter()))
     }
 
+    /// The object's bytes: the postcard payload in a checksummed frame.
+    #[doc(hidden)]
     pub fn encode(&self) -> Bytes {
         let payload = postcard::to_stdvec(self).unwrap_or_default();
         let mut out = Vec::with_capacity(payload.len() + HEADER_LEN + 4);
@@ -185,6 +202,7 @@ impl ManifestObject {
     }
 
     /// Decodes a manifest; any damage is `Error::Corrupt` naming `path`.
+    #[doc(hidden)]
     pub fn decode(path: &str, bytes: &[u8]) -> Result<Self> {
         let c = |r: String| Error::corrupt(path, r);
         if bytes.len() < HEADER_LEN + 4 {

@@ -18,6 +18,7 @@ pub struct StoreRequests {
     pub get: u64,
     /// Ranged GETs (SST tails and blocks).
     pub get_range: u64,
+    /// Metadata reads (`head`).
     pub head: u64,
     /// Unconditional PUTs (`PutMode::Overwrite`; SSTs).
     pub put: u64,
@@ -29,6 +30,7 @@ pub struct StoreRequests {
     pub multipart: u64,
     /// Listings (`list`, `list_with_offset`, `list_with_delimiter`).
     pub list: u64,
+    /// Objects deleted (GC of WALs, SSTs and manifests).
     pub delete: u64,
     /// Copies and renames.
     pub copy: u64,
@@ -78,10 +80,36 @@ impl StoreRequests {
     }
 }
 
-/// A database's metrics at one moment (`Db::metrics`). `Display` prints a
-/// table; `Serialize` gives the same figures to a metrics pipeline.
+/// A database's metrics at one moment ([`Db::metrics`](crate::Db::metrics)).
+/// `Display` prints a table; `Serialize` gives the same figures to a
+/// metrics pipeline.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use std::sync::Arc;
+/// use object_store::memory::InMemory;
+/// use tidemark::{Db, Settings};
+///
+/// let store = Arc::new(InMemory::new());
+/// let db = Db::open("db", store.clone()).await?;
+/// db.put("k", "v").await?;
+/// db.close().await?; // the memtable goes to an L0 SST
+///
+/// let db = Db::open("db", store).await?;
+/// db.get("k").await?; // reads the SST's block from the store ...
+/// db.get("k").await?; // ... and then from the block cache
+/// let m = db.metrics();
+/// assert_eq!(m.open_ssts, 1);
+/// assert_eq!((m.block_cache.misses, m.block_cache.hits), (1, 1));
+/// println!("{m}");
+/// db.close().await
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Metrics {
+    /// The block cache's budget, contents and hits
+    /// ([`Settings::block_cache_bytes`](crate::Settings::block_cache_bytes)).
     pub block_cache: BlockCacheStats,
     /// SSTs of the current tree whose index and filter are in memory.
     pub open_ssts: u64,
@@ -89,7 +117,7 @@ pub struct Metrics {
     pub index_filter_bytes: u64,
     /// Requests made to the store since the database was opened.
     pub requests: StoreRequests,
-    /// Hedged creates and reads (`Settings::hedge`); their second attempts
+    /// Hedged creates and reads ([`Settings::hedge`](crate::Settings::hedge)); their second attempts
     /// are among `requests`.
     pub hedges: crate::store::HedgeCounts,
     /// Durable writes slower than `Settings::slow_write`, by what they

@@ -8,12 +8,21 @@ use crate::protocol::WalId;
 
 /// SST `id` as its object is named, `compacted/<ULID>.sst`: its ULID, the
 /// form in which a user finds it in the store (and `tidemark manifest` prints it).
+///
+/// ```
+/// assert_eq!(tidemark::sst_name(0), "00000000000000000000000000");
+/// assert_eq!(tidemark::sst_name(u128::MAX), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+/// ```
 pub fn sst_name(id: u128) -> String {
     ulid::Ulid(id).to_string()
 }
 
 /// WAL `id` as its object is named, `wal/<id>.sst`: 20 digits, zero-padded
 /// so that listing order is id order.
+///
+/// ```
+/// assert_eq!(tidemark::wal_name(42), "00000000000000000042");
+/// ```
 pub fn wal_name(id: WalId) -> String {
     format!("{id:020}")
 }
@@ -33,26 +42,32 @@ fn parse_id(name: &str, suffix: &str) -> Option<u64> {
 }
 
 impl Layout {
+    /// The layout of the database under `root`.
     pub fn new(root: Path) -> Self {
         Self { root }
     }
 
+    /// The database's root.
     pub fn root(&self) -> &Path {
         &self.root
     }
 
+    /// `wal/`: WAL objects and fences.
     pub fn wal_dir(&self) -> Path {
         self.root.clone().join("wal")
     }
 
+    /// `compacted/`: SSTs, L0 and sorted runs alike.
     pub fn sst_dir(&self) -> Path {
         self.root.clone().join("compacted")
     }
 
+    /// `manifest/`: the numbered manifest versions.
     pub fn manifest_dir(&self) -> Path {
         self.root.clone().join("manifest")
     }
 
+    /// WAL `id`, `wal/<20 digits>.sst` (a fence is a WAL with no entries).
     pub fn wal(&self, id: WalId) -> Path {
         self.wal_dir().join(format!("{}.sst", wal_name(id)))
     }
@@ -69,6 +84,7 @@ impl Layout {
         ulid::Ulid::from_string(name).ok().map(|u| u.0)
     }
 
+    /// Manifest `version`, `manifest/<20 digits>.manifest`.
     pub fn manifest(&self, version: u64) -> Path {
         self.manifest_dir().join(format!("{version:020}.manifest"))
     }

@@ -1,5 +1,6 @@
-//! Tuning knobs, with defaults chosen for object stores that charge tens of
-//! milliseconds per request.
+//! Tuning knobs. The write path's defaults adapt to the store's measured
+//! latency (PUT pacing, hedge delays, slow-write threshold), so one set of
+//! defaults fits stores that answer in milliseconds and in tens of them.
 
 use std::time::Duration;
 
@@ -8,7 +9,31 @@ use crate::protocol::{Protocol, PutBudget, MAX_INFLIGHT_WAL_UPLOADS};
 use crate::sync::Arc;
 use crate::trace::TraceRecorder;
 
-/// Settings of a `Db`. Build with [`Settings::default`] and the `with_*` methods.
+/// Settings of a [`Db`](crate::Db). Build with [`Settings::default`] and the
+/// `with_*` methods; an open checks them with [`Settings::validate`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use std::time::Duration;
+/// use tidemark::{Db, HedgeSettings, Settings};
+///
+/// let settings = Settings::default()
+///     .with_l0_sst_size_bytes(8 << 20) // smaller memtables, flushed to L0 sooner
+///     .with_max_unflushed_bytes(32 << 20)
+///     .with_block_cache_bytes(256 << 20)
+///     .with_gc_min_age(Duration::from_secs(3600)) // other readers may lag an hour
+///     .with_hedge(HedgeSettings::off());
+/// assert!(settings.validate().is_ok());
+/// let db = Db::open_url("memory://", settings).await?;
+/// db.close().await?;
+///
+/// // Settings the engine cannot honour are refused at open.
+/// let bad = Settings::default().with_max_inflight_wal_uploads(0);
+/// assert!(matches!(Db::open_url("memory://", bad).await, Err(tidemark::Error::InvalidArgument(_))));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Settings {
     /// How often the WAL buffer is frozen when nobody is waiting for durability.
@@ -54,10 +79,18 @@ pub struct Settings {
     /// How often the background GC runs (also once at `close()`); zero turns
     /// garbage collection off.
     pub gc_interval: Duration,
+    /// The longest key a write or read accepts (at most 16 MiB); longer is
+    /// [`Error::InvalidArgument`].
     pub max_key_size: usize,
+    /// The longest value a write accepts (at most 1 GiB); longer is
+    /// [`Error::InvalidArgument`].
     pub max_value_size: usize,
+    /// Data blocks of SSTs (and of WALs, which share the format) are cut at
+    /// about this many bytes: the unit a point read fetches and the block
+    /// cache holds.
     pub block_size: usize,
     /// The protocol variant (a mutant only when built with feature `mutants`).
+    #[cfg_attr(not(feature = "internals"), doc(hidden))]
     pub protocol: Protocol,
     /// Attempts for a transient object-store failure before the writer gives up.
     pub max_retries: u32,
@@ -66,7 +99,8 @@ pub struct Settings {
     /// filters of open SSTs are held besides, outside this budget.
     pub block_cache_bytes: u64,
     /// Hedged creates and reads: a second identical request once the first
-    /// is slower than the recent p95, within a budget (`hedge` module).
+    /// is slower than a recent quantile of its kind, within a budget
+    /// ([`HedgeSettings::off`](crate::HedgeSettings::off) turns it off).
     pub hedge: crate::store::HedgeSettings,
     /// A durable write slower than this is logged (`SlowWrite`, at warn)
     /// with what it waited on, and counted in `Db::metrics().slow_writes`.
@@ -76,6 +110,7 @@ pub struct Settings {
     /// manifests. Both stores get the compare-and-set probe.
     pub wal_store: Option<WalStore>,
     /// Receives every protocol action (trace conformance, tests).
+    #[cfg_attr(not(feature = "internals"), doc(hidden))]
     pub recorder: Option<Arc<dyn TraceRecorder>>,
     /// The clock every age decision reads (GC, SST creation times,
     /// checkpoint expiry): the wall clock unless a harness gives another.
@@ -97,6 +132,23 @@ pub struct Settings {
     /// its durable writes never return. Kept for the harness's liveness check.
     #[cfg(feature = "mutants")]
     pub window_never_freed: bool,
+    /// Mutant `compact-before-upload`: the compactor records its output run
+    /// while the output SSTs are still being uploaded, so the manifest can
+    /// name an SST that does not exist yet (or never will, after a crash).
+    /// Kept so the crash harness shows it catches it.
+    #[cfg(feature = "mutants")]
+    pub compact_before_upload: bool,
+    /// Mutant `tombstones-above-bottom`: every compaction drops tombstones,
+    /// not only one into the bottom run, so an older run's value of a
+    /// deleted key comes back. Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub tombstones_above_bottom: bool,
+    /// Mutant `hedge-exists-is-ours`: a hedged WAL create answered
+    /// `AlreadyExists` is taken as its own other attempt having landed,
+    /// without reading the object back (it may be a successor's fence).
+    /// Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub hedge_exists_is_ours: bool,
 }
 
 impl Default for Settings {
@@ -132,6 +184,12 @@ impl Default for Settings {
             sst_names_without_epoch: false,
             #[cfg(feature = "mutants")]
             window_never_freed: false,
+            #[cfg(feature = "mutants")]
+            compact_before_upload: false,
+            #[cfg(feature = "mutants")]
+            tombstones_above_bottom: false,
+            #[cfg(feature = "mutants")]
+            hedge_exists_is_ours: false,
         }
     }
 }
@@ -162,20 +220,24 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
+    /// Sets [`flush_interval`](Settings::flush_interval).
     pub fn with_flush_interval(mut self, d: Duration) -> Self {
         self.flush_interval = d;
         self
     }
+    /// Sets [`burst_gap`](Settings::burst_gap).
     pub fn with_burst_gap(mut self, d: Duration) -> Self {
         self.burst_gap = d;
         self
     }
 
+    /// Sets [`wal_put_budget`](Settings::wal_put_budget).
     pub fn with_wal_put_budget(mut self, b: PutBudget) -> Self {
         self.wal_put_budget = b;
         self
     }
 
+    /// Sets [`slow_write`](Settings::slow_write).
     pub fn with_slow_write(mut self, s: SlowWrite) -> Self {
         self.slow_write = s;
         self
@@ -188,61 +250,76 @@ impl Settings {
         self
     }
 
+    /// Sets [`wal_size_bytes`](Settings::wal_size_bytes).
     pub fn with_wal_size_bytes(mut self, n: usize) -> Self {
         self.wal_size_bytes = n;
         self
     }
+    /// Sets [`max_inflight_wal_uploads`](Settings::max_inflight_wal_uploads) (W).
     pub fn with_max_inflight_wal_uploads(mut self, w: u64) -> Self {
         self.max_inflight_wal_uploads = w;
         self
     }
+    /// Sets [`l0_sst_size_bytes`](Settings::l0_sst_size_bytes).
     pub fn with_l0_sst_size_bytes(mut self, n: usize) -> Self {
         self.l0_sst_size_bytes = n;
         self
     }
+    /// Sets [`max_unflushed_bytes`](Settings::max_unflushed_bytes).
     pub fn with_max_unflushed_bytes(mut self, n: usize) -> Self {
         self.max_unflushed_bytes = n;
         self
     }
+    /// Sets [`l0_max_ssts`](Settings::l0_max_ssts).
     pub fn with_l0_max_ssts(mut self, n: usize) -> Self {
         self.l0_max_ssts = n;
         self
     }
+    /// Sets [`compacted_sst_size_bytes`](Settings::compacted_sst_size_bytes).
     pub fn with_compacted_sst_size_bytes(mut self, n: usize) -> Self {
         self.compacted_sst_size_bytes = n;
         self
     }
+    /// Sets [`compactor`](Settings::compactor): whether this process compacts.
     pub fn with_compactor(mut self, on: bool) -> Self {
         self.compactor = on;
         self
     }
+    /// Sets [`gc_min_age`](Settings::gc_min_age).
     pub fn with_gc_min_age(mut self, d: Duration) -> Self {
         self.gc_min_age = d;
         self
     }
+    /// Sets [`gc_interval`](Settings::gc_interval) (zero: no GC).
     pub fn with_gc_interval(mut self, d: Duration) -> Self {
         self.gc_interval = d;
         self
     }
+    /// Sets the protocol variant (tidemark's checkers run its mutants).
+    #[cfg_attr(not(feature = "internals"), doc(hidden))]
     pub fn with_protocol(mut self, p: Protocol) -> Self {
         self.protocol = p;
         self
     }
+    /// Sets [`block_cache_bytes`](Settings::block_cache_bytes) (0: no cache).
     pub fn with_block_cache_bytes(mut self, n: u64) -> Self {
         self.block_cache_bytes = n;
         self
     }
-    /// Reads time from `clock` instead of the wall clock.
+    /// Reads time from `clock` instead of the wall clock (see [`Clock`](crate::Clock)).
     pub fn with_clock(mut self, clock: crate::sync::StdArc<dyn crate::clock::Clock>) -> Self {
         self.clock = clock;
         self
     }
 
+    /// Sets [`hedge`](Settings::hedge) ([`HedgeSettings::off`](crate::HedgeSettings::off) turns hedging off).
     pub fn with_hedge(mut self, h: crate::store::HedgeSettings) -> Self {
         self.hedge = h;
         self
     }
 
+    /// Records every protocol action to `r` (trace conformance, tests).
+    #[cfg_attr(not(feature = "internals"), doc(hidden))]
     pub fn with_recorder(mut self, r: Arc<dyn TraceRecorder>) -> Self {
         self.recorder = Some(r);
         self
@@ -325,6 +402,9 @@ impl SlowWrite {
 /// `<id>` is `<root>/wal/<id>.sst` in `store`.
 #[derive(Clone)]
 pub struct WalStore {
+    /// The store WALs and fences are written to.
     pub store: crate::sync::StdArc<dyn object_store::ObjectStore>,
+    /// The directory in `store` that holds `wal/`, as `Db::open_with`'s root
+    /// does in the main store.
     pub root: object_store::path::Path,
 }

@@ -8,67 +8,127 @@
 
 use std::fmt;
 
-use crate::protocol::{Epoch, WalId};
+use crate::protocol::{ActionName, Epoch, WalId};
 use crate::sync::{lock, Arc, Mutex};
 
 /// One protocol action, with the ids and epochs it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TraceEvent {
     /// A write (or atomic batch) appended to the WAL buffer that becomes `wal_id`.
-    Put { wal_id: WalId },
+    Put {
+        /// The WAL the buffer becomes.
+        wal_id: WalId,
+    },
     /// The buffer became immutable WAL `wal_id`.
-    FreezeWal { wal_id: WalId },
+    FreezeWal {
+        /// The frozen WAL.
+        wal_id: WalId,
+    },
     /// The upload (create) of WAL `wal_id` started.
-    UploadWal { wal_id: WalId },
+    UploadWal {
+        /// The WAL being uploaded.
+        wal_id: WalId,
+    },
     /// The create of WAL `wal_id` succeeded; the watermark is now `durable_wal_id`.
-    WalDurable { wal_id: WalId, durable_wal_id: WalId },
+    WalDurable {
+        /// The WAL that now exists.
+        wal_id: WalId,
+        /// The durable watermark after it (a contiguous prefix).
+        durable_wal_id: WalId,
+    },
     /// Writes in WAL `wal_id` were acknowledged to their callers.
-    Ack { wal_id: WalId },
+    Ack {
+        /// The acknowledged WAL.
+        wal_id: WalId,
+    },
     /// The memtable was frozen; its writes are all in WALs `<= last_wal_id`.
-    FreezeMemtable { last_wal_id: WalId },
+    FreezeMemtable {
+        /// The newest WAL holding a write of the frozen memtable.
+        last_wal_id: WalId,
+    },
     /// An immutable memtable was written as an L0 SST of `size` bytes (its
     /// name is a random ULID, so it is not part of a replayable trace).
-    FlushL0 { size: u64, last_wal_id: WalId },
+    FlushL0 {
+        /// The SST's size in bytes.
+        size: u64,
+        /// The newest WAL whose writes the SST holds.
+        last_wal_id: WalId,
+    },
     /// Manifest `version` was created.
-    WriteManifest { version: u64, wal_id_last_seen: WalId, replay_after_wal_id: WalId },
+    WriteManifest {
+        /// The created version.
+        version: u64,
+        /// Its `wal_id_last_seen`.
+        wal_id_last_seen: WalId,
+        /// Its `replay_after_wal_id`.
+        replay_after_wal_id: WalId,
+    },
     /// `Close` began: the writer accepts no more writes; what it accepted is
     /// made durable and flushed, and its last `WriteManifest` records
     /// `writer_closed`.
     Close,
     /// A recovering writer claimed `writer_epoch` with manifest `version`.
-    Recover { version: u64 },
+    Recover {
+        /// The manifest version the claim created.
+        version: u64,
+    },
     /// The recovering writer created the fence at `wal_id`; its WALs start at
     /// `next_wal_id`. `listed` is the WAL listing its final chain walk saw.
-    Fence { wal_id: WalId, next_wal_id: WalId, replayed: Vec<WalId>, listed: Vec<WalId> },
+    Fence {
+        /// The WAL id the fence holds.
+        wal_id: WalId,
+        /// The first WAL id of the recovering writer.
+        next_wal_id: WalId,
+        /// The WALs replayed into the memtable, in order.
+        replayed: Vec<WalId>,
+        /// The WAL listing of the final chain walk.
+        listed: Vec<WalId>,
+    },
     /// The create of WAL `wal_id` found another writer's object (epoch `held_by`):
     /// this writer stops (fenced if `held_by` is newer).
-    WalRejected { wal_id: WalId, held_by: Epoch },
+    WalRejected {
+        /// The WAL id whose create was refused.
+        wal_id: WalId,
+        /// The epoch of the object that holds it.
+        held_by: Epoch,
+    },
     /// A manifest create found a version written by epoch `by`: this writer is fenced.
-    Fenced { by: Epoch },
+    Fenced {
+        /// The newer epoch.
+        by: Epoch,
+    },
     /// The process died (recorded by a harness): memory is gone; `listed` is
     /// the store's WAL listing afterwards, telling which uploads landed.
-    Crash { listed: Vec<WalId> },
+    Crash {
+        /// The WAL listing after the crash.
+        listed: Vec<WalId>,
+    },
 }
 
 impl TraceEvent {
-    /// The spec's action name.
-    pub fn action(&self) -> &'static str {
+    /// The spec's action this step records.
+    pub fn name(&self) -> ActionName {
         match self {
-            TraceEvent::Put { .. } => "Put",
-            TraceEvent::FreezeWal { .. } => "FreezeWal",
-            TraceEvent::UploadWal { .. } => "UploadWal",
-            TraceEvent::WalDurable { .. } => "WalDurable",
-            TraceEvent::Ack { .. } => "Ack",
-            TraceEvent::FreezeMemtable { .. } => "FreezeMemtable",
-            TraceEvent::FlushL0 { .. } => "FlushL0",
-            TraceEvent::WriteManifest { .. } => "WriteManifest",
-            TraceEvent::Close { .. } => "Close",
-            TraceEvent::Recover { .. } => "Recover",
-            TraceEvent::Fence { .. } => "Fence",
-            TraceEvent::WalRejected { .. } => "WalRejected",
-            TraceEvent::Fenced { .. } => "Fenced",
-            TraceEvent::Crash { .. } => "Crash",
+            TraceEvent::Put { .. } => ActionName::Put,
+            TraceEvent::FreezeWal { .. } => ActionName::FreezeWal,
+            TraceEvent::UploadWal { .. } => ActionName::UploadWal,
+            TraceEvent::WalDurable { .. } => ActionName::WalDurable,
+            TraceEvent::Ack { .. } => ActionName::Ack,
+            TraceEvent::FreezeMemtable { .. } => ActionName::FreezeMemtable,
+            TraceEvent::FlushL0 { .. } => ActionName::FlushL0,
+            TraceEvent::WriteManifest { .. } => ActionName::WriteManifest,
+            TraceEvent::Close => ActionName::Close,
+            TraceEvent::Recover { .. } => ActionName::Recover,
+            TraceEvent::Fence { .. } => ActionName::Fence,
+            TraceEvent::WalRejected { .. } => ActionName::WalRejected,
+            TraceEvent::Fenced { .. } => ActionName::Fenced,
+            TraceEvent::Crash { .. } => ActionName::Crash,
         }
+    }
+
+    /// The spec's action name, as logs and reports spell it.
+    pub fn action(&self) -> &'static str {
+        self.name().as_str()
     }
 }
 
@@ -81,12 +141,16 @@ impl fmt::Display for TraceEvent {
 /// One recorded step: which writer epoch took which action.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceStep {
+    /// The epoch of the writer that took the action.
     pub writer_epoch: Epoch,
+    /// The action.
     pub event: TraceEvent,
 }
 
 /// Receives protocol steps in the order the engine took them.
 pub trait TraceRecorder: Send + Sync {
+    /// Records one step. It may be called under the engine's locks (the
+    /// commit lock among them), so it must be quick and must not call the `Db`.
     fn record(&self, step: TraceStep);
 }
 
@@ -98,6 +162,7 @@ pub struct MemoryRecorder {
 }
 
 impl MemoryRecorder {
+    /// An empty recorder.
     pub fn new() -> Self {
         Self::default()
     }
@@ -112,6 +177,7 @@ impl MemoryRecorder {
         lock(&self.steps).len()
     }
 
+    /// Whether no step has been recorded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -137,6 +203,7 @@ pub struct Tracer {
 }
 
 impl Tracer {
+    /// An emitter that also records to `recorder`, if given.
     pub fn new(recorder: Option<Arc<dyn TraceRecorder>>) -> Self {
         Self { recorder }
     }

@@ -30,7 +30,10 @@ struct WalMeta {
 /// A decoded WAL object.
 #[derive(Clone, Debug)]
 pub struct DecodedWal {
+    /// What the object is (data WAL or fence) and which writer made it.
     pub header: WalHeader,
+    /// The writer's token, unique per created object: tells our own object
+    /// from another's after an ambiguous create.
     pub token: u64,
     /// The WAL's writes, one per key (the last write to a key wins), each
     /// with its sequence number.
@@ -38,6 +41,7 @@ pub struct DecodedWal {
 }
 
 impl DecodedWal {
+    /// Who created the object, as `protocol::resolve_create_conflict` compares owners.
     pub fn owner(&self) -> ObjectOwner {
         ObjectOwner { writer_epoch: self.header.writer_epoch, token: self.token }
     }

@@ -241,3 +241,62 @@ fn fencing_releases_waiters_with_the_error() {
         assert_eq!(waiter.join().expect("join"), Err(AckError::Fenced { by: 2 }));
     });
 }
+
+/// Two writers append (each write goes into the memtable under the commit
+/// lock, with the WAL id `append` named, as `Db::write_with` does) while
+/// `FreezeMemtable` runs. The boundary `freeze_with` hands out splits the
+/// writes exactly by WAL: the frozen memtable holds every write in a WAL
+/// `<= last_wal_id` and no other, so replaying WALs after `last_wal_id`
+/// never misses or repeats one of its writes. `split` takes the boundary and
+/// the memtable in steps of their own after the freeze (the mistake this
+/// check exists for).
+fn memtable_boundary_scenario(split: bool) {
+    type Mem = loom::sync::Mutex<Vec<(u32, u64)>>;
+    let c = log(Protocol::Shipped);
+    let active: Arc<Mem> = Arc::new(loom::sync::Mutex::new(Vec::new()));
+    let take = |m: &Mem| std::mem::take(&mut *m.lock().expect("memtable lock"));
+    let writers: Vec<_> = [10u32, 20]
+        .into_iter()
+        .map(|base| {
+            let (c, active) = (c.clone(), active.clone());
+            thread::spawn(move || {
+                for item in [base, base + 1] {
+                    let (named, ()) = c
+                        .append([item], 1, |wal_id| active.lock().expect("memtable lock").push((item, wal_id)))
+                        .expect("open");
+                    assert!(named >= 1);
+                }
+            })
+        })
+        .collect();
+    let (frozen, last) = if split {
+        c.freeze();
+        let last = c.next_wal_id() - 1;
+        (take(&active), last)
+    } else {
+        c.freeze_with(|_, last| (take(&active), last)).1
+    };
+    for w in writers {
+        w.join().expect("join");
+    }
+    let later = take(&active);
+    let mut all: Vec<(u32, u64)> = frozen.iter().chain(&later).copied().collect();
+    all.sort_unstable();
+    let mut expected: Vec<(u32, u64)> = all.iter().filter(|(_, wal)| *wal <= last).copied().collect();
+    expected.sort_unstable();
+    let mut got = frozen.clone();
+    got.sort_unstable();
+    assert_eq!(got, expected, "the frozen memtable (last_wal_id {last}) holds exactly the writes in WALs <= {last}");
+    assert!(later.iter().all(|(_, wal)| *wal > last), "a write after the boundary went to WAL <= {last}: {later:?}");
+    assert_eq!(all.len(), 4, "no write lost or duplicated: {all:?}");
+}
+
+#[test]
+fn memtable_boundary_matches_the_wals_of_its_writes() {
+    explore("memtable boundary", || memtable_boundary_scenario(false));
+}
+
+#[test]
+fn memtable_boundary_taken_outside_the_freeze_is_caught() {
+    expect_violation("memtable boundary outside the freeze", || memtable_boundary_scenario(true));
+}

@@ -5,7 +5,9 @@
 //! that orders anything calls `tidemark::internals::protocol`, the same code the engine
 //! runs. See `spec/protocol.md` for the actions and the invariants I1–I12.
 
+pub mod explorer;
 pub mod model;
+mod steps;
 pub mod properties;
 pub mod report;
 pub mod shortest;

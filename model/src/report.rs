@@ -62,7 +62,7 @@ impl Run {
 }
 
 /// Budget for the shortest-path search (unique states).
-const SHORTEST_BUDGET: usize = 20_000_000;
+pub const SHORTEST_BUDGET: usize = 20_000_000;
 
 /// The bounds a mutant is hunted at by `check-model --all`: the given ones,
 /// except that the mutants whose story needs two writes get them, and
@@ -228,7 +228,7 @@ pub fn describe(model: &TidemarkModel, trace: &Trace<TidemarkModel>) -> Vec<Step
     let mut before = &trace.init;
     let mut steps = Vec::new();
     for (action, after) in &trace.steps {
-        steps.push(Step { action: action.name().into(), detail: detail(model, before, action, after) });
+        steps.push(Step { action: action.name().as_str().into(), detail: detail(model, before, action, after) });
         before = after;
     }
     steps
@@ -294,7 +294,7 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
             let created = after.store.manifests.iter().find(|(v, m)| before.store.manifests.get(v) != Some(m));
             let (latest, _) = after.store.latest_manifest();
             match (created, after.writer(*epoch)) {
-                (Some((v, m)), w) if w.map_or(true, |w| w.manifest_version == *v) => format!(
+                (Some((v, m)), w) if w.is_none_or(|w| w.manifest_version == *v) => format!(
                     "v{v} wal_id_last_seen={} replay_after_wal_id={} l0={:?} runs={:?} fences={:?}{} (durable_wal_id={}, next_wal_id={})",
                     m.view.wal_id_last_seen,
                     m.view.replay_after_wal_id,

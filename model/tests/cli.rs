@@ -49,31 +49,72 @@ fn json_reports_a_mutant_counterexample_and_exit_1() {
     assert_eq!(actions, ["Put", "FreezeWal", "WriteManifest"]);
 }
 
-#[test]
-fn explorer_answers_over_http_on_loopback() {
+/// Starts `check-model <args> explore` on a free loopback port; returns the
+/// child and the address.
+fn start_explorer(args: &[&str]) -> (std::process::Child, String) {
     let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = check_model()
-        .args(["--writes", "1", "explore", "--addr", &addr])
+    let child = check_model()
+        .args(args)
+        .args(["explore", "--addr", &addr])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns");
+    (child, addr)
+}
+
+/// One HTTP/1.0 GET; the body once the server answers (retried until it listens).
+fn get(addr: &str, path: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let response = loop {
-        if let Ok(mut stream) = TcpStream::connect(&addr) {
+    loop {
+        if let Ok(mut stream) = TcpStream::connect(addr) {
             let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let _ = stream.write_all(b"GET /.status HTTP/1.0\r\nHost: localhost\r\n\r\n");
-            let mut body = String::new();
-            let _ = stream.read_to_string(&mut body);
-            if !body.is_empty() {
-                break body;
+            let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+            let mut response = String::new();
+            let _ = stream.read_to_string(&mut response);
+            if !response.is_empty() {
+                return response;
             }
         }
-        assert!(Instant::now() < deadline, "explorer did not answer");
+        assert!(Instant::now() < deadline, "explorer did not answer {path}");
         std::thread::sleep(Duration::from_millis(100));
-    };
+    }
+}
+
+#[test]
+fn explorer_answers_over_http_on_loopback() {
+    let (mut child, addr) = start_explorer(&["--writes", "1"]);
+    let response = get(&addr, "/.status");
     let _ = child.kill();
     let _ = child.wait();
     assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
+}
+
+/// The page opens on the shortest counterexample: `/.landing` names its
+/// path (Put, FreezeWal, WriteManifest for at-freeze's I1), the page asks
+/// for it, and the status links I1 to it.
+#[test]
+fn explorer_opens_on_the_shortest_counterexample() {
+    let (mut child, addr) = start_explorer(&["--protocol", "at-freeze", "--wal-only"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let landing = loop {
+        let response = get(&addr, "/.landing");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        if json["done"] == true {
+            break json;
+        }
+        assert!(Instant::now() < deadline, "hunt did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let page = get(&addr, "/");
+    let status = get(&addr, "/.status");
+    let _ = child.kill();
+    let _ = child.wait();
+    let path = landing["path"].as_str().expect("a counterexample");
+    assert_eq!(path.split('/').count(), 4, "the initial state and three steps: {path}");
+    assert_eq!(landing["violated"][0], "I1 ManifestWalsDurable");
+    assert!(page.contains("/.landing") && page.contains("Stateright Explorer"), "{page}");
+    assert!(status.contains(&format!("\"I1 ManifestWalsDurable\",\"{path}\"")), "{status}");
 }

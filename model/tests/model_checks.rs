@@ -2,7 +2,7 @@
 //! the property it breaks, and counterexamples are shortest.
 
 use stateright::Model;
-use tidemark::internals::protocol::Protocol;
+use tidemark::internals::protocol::{ActionName, Protocol};
 use tidemark_model::properties::{self, I1, I10, I11, I12, I2, I3, I4, I5, I6, I7, I8, I9};
 use tidemark_model::report;
 use tidemark_model::shortest::shortest_path;
@@ -88,7 +88,7 @@ fn shipped_protocol_has_no_counterexample_by_direct_search() {
 #[test]
 fn gc_before_manifest_deletes_wals_recovery_and_readers_still_need() {
     let path = shortest(Protocol::GcBeforeManifest, Bounds::DEFAULT, I7).expect("I7 violated");
-    let names: Vec<&str> = path.iter().map(Action::name).collect();
+    let names: Vec<&str> = path.iter().map(|a| a.name().as_str()).collect();
     assert!(names.contains(&"FlushL0") && !names.contains(&"WriteManifest"), "deleted before the manifest: {names:?}");
     assert_eq!(names.last(), Some(&"GcRun"));
     // The consequence for recovery too: after a crash, an acknowledged write is lost or recovery fails.
@@ -117,7 +117,7 @@ fn gc_deleting_a_fence_lets_a_zombie_ack_what_its_successor_never_sees() {
 #[test]
 fn gc_ignoring_readers_deletes_what_a_leased_version_needs() {
     let path = shortest(Protocol::GcIgnoresReaders, Bounds::DEFAULT, I7).expect("I7 violated");
-    assert_eq!(path.last().map(Action::name), Some("GcRun"));
+    assert_eq!(path.last().map(Action::name), Some(ActionName::GcRun));
     // An explicit reader sees it too.
     let reader = Bounds { readers: 1, compactors: 1, closes: 0, zombies: 0, ..Bounds::DEFAULT };
     let path = shortest(Protocol::GcIgnoresReaders, reader, I7).expect("I7 violated with a reader");
@@ -150,7 +150,7 @@ fn slatedb_bug_story_is_the_shortest_i2_counterexample() {
     let bounds = Bounds { zombies: 0, ..Bounds::WAL_ONLY };
     let path = shortest(Protocol::AtFreeze, bounds, I2).expect("I2 violated under at-freeze");
     assert!(path.len() <= 10, "{} steps", path.len());
-    let names: Vec<&str> = path.iter().map(Action::name).collect();
+    let names: Vec<&str> = path.iter().map(|a| a.name().as_str()).collect();
     assert_eq!(names, ["Put", "FreezeWal", "WriteManifest", "Crash", "Recover"]);
     let model = TidemarkModel::new(Protocol::AtFreeze, bounds);
     let trace = shortest_path(&model, violation_of(&model, I2), 1_000_000).expect("found");
@@ -213,7 +213,7 @@ fn exists_is_fenced_reports_a_durable_write_as_rejected() {
     let bounds = report::mutant_bounds(Protocol::ExistsIsFenced, Bounds::DEFAULT);
     assert_eq!(bounds.ambiguous, 1);
     let path = shortest(Protocol::ExistsIsFenced, bounds, I10).expect("I10 violated");
-    let names: Vec<&str> = path.iter().map(Action::name).collect();
+    let names: Vec<&str> = path.iter().map(|a| a.name().as_str()).collect();
     assert_eq!(names, ["Put", "FreezeWal", "UploadWal", "WalDurable", "Recover", "Fence"], "{path:?}");
     assert!(matches!(path[3], Action::WalDurable { epoch: 1, ambiguous: true, .. }), "{path:?}");
     // The shipped protocol reads its own object back: nothing to find.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use tidemark::internals::protocol::Protocol;
-use tidemark_crash::schedule::{self, Config, Conformance, Failure};
+use tidemark_crash::schedule::{self, Config, Conformance, EngineMutant, Failure, GcAge};
 
 #[derive(Parser, Debug)]
 #[command(name = "crash-check", about = "Crash-consistency schedules against the tidemark engine")]
@@ -52,12 +52,33 @@ struct Args {
     /// them.
     #[arg(long)]
     faults: bool,
+    /// Compaction, GC, a read-only handle and long-lived views in every
+    /// schedule, zombies on a third of the seeds, held listings and hedges
+    /// on half (without it, seeds 2 mod 5 compact and collect).
+    #[arg(long)]
+    lifecycle: bool,
+    /// `gc_min_age` of the schedules that collect, in milliseconds of the
+    /// paused clock, instead of the seed's choice (0, or 40 s with the clock
+    /// jumping and the store resting between processes).
+    #[arg(long, value_name = "MS")]
+    gc_min_age_ms: Option<u64>,
+    /// Hedged WAL creates and reads with a 0.5-2 ms threshold in every
+    /// schedule (without it, a quarter of the seeds, half with --lifecycle).
+    #[arg(long)]
+    hedges: bool,
+    /// WALs and fences in a store of their own (`Settings::wal_store`),
+    /// SSTs and manifests in the main one: only where WALs live changes, so
+    /// every schedule and mutant behaves as with one store.
+    #[arg(long)]
+    wal_store: bool,
     /// Run a mutant protocol instead of the shipped one, or an engine
-    /// mutant: `scan-without-snapshot` (issue 11's scan bug: a scan reads L0
-    /// before the memtables, so a concurrent L0 flush hides writes),
-    /// `sst-names-without-epoch` (the zombie SST bug: L0 SSTs named from the
-    /// manifest), `window-never-freed` (a completed upload never frees its
-    /// window slot).
+    /// mutant (a bug planted outside the protocol core):
+    /// `scan-without-snapshot` (a scan reads L0 before the memtables),
+    /// `sst-names-without-epoch` (L0 SSTs named from the manifest),
+    /// `window-never-freed` (a completed upload never frees its window slot),
+    /// `compact-before-upload` (a compaction recorded before its outputs
+    /// exist), `tombstones-above-bottom` (every compaction drops tombstones),
+    /// `hedge-exists-is-ours` (a hedged create's `AlreadyExists` taken as ours).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
     /// Delay every read of the seeds that delay reads (half of them) by up to
@@ -67,18 +88,14 @@ struct Args {
     /// Print one JSON document instead of text.
     #[arg(long)]
     json: bool,
+    /// Print every violation (seed, round, invariant), not only the first.
+    #[arg(long)]
+    list: bool,
 }
-
-/// The engine mutants `--mutant` accepts besides the protocol mutants.
-const SCAN_WITHOUT_SNAPSHOT: &str = "scan-without-snapshot";
-const SST_NAMES_WITHOUT_EPOCH: &str = "sst-names-without-epoch";
-const WINDOW_NEVER_FREED: &str = "window-never-freed";
-const ENGINE_MUTANTS: [&str; 3] = [SCAN_WITHOUT_SNAPSHOT, SST_NAMES_WITHOUT_EPOCH, WINDOW_NEVER_FREED];
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let engine_mutant = args.mutant.as_deref().filter(|m| ENGINE_MUTANTS.contains(m));
-    let scan_without_snapshot = engine_mutant == Some(SCAN_WITHOUT_SNAPSHOT);
+    let engine_mutant = args.mutant.as_deref().and_then(|m| m.parse::<EngineMutant>().ok());
     let protocol_mutant = args.mutant.as_deref().filter(|_| engine_mutant.is_none());
     let protocol = match protocol_mutant.map(str::parse::<Protocol>).transpose() {
         Ok(p) => p.unwrap_or_default(),
@@ -107,14 +124,22 @@ fn main() -> ExitCode {
         if args.faults {
             cfg = cfg.with_faults();
         }
+        if args.lifecycle {
+            cfg = cfg.with_lifecycle();
+        }
+        if let Some(ms) = args.gc_min_age_ms {
+            cfg.gc_age = GcAge::Fixed(std::time::Duration::from_millis(ms));
+        }
+        if args.hedges {
+            cfg = cfg.with_hedges();
+        }
+        cfg.wal_store |= args.wal_store;
         cfg.ops = args.ops as usize;
         cfg.writers = args.writers as usize;
         cfg.rounds = args.rounds as usize;
         cfg.zombies |= args.zombies;
         cfg.protocol = protocol;
-        cfg.scan_without_snapshot = scan_without_snapshot;
-        cfg.sst_names_without_epoch = engine_mutant == Some(SST_NAMES_WITHOUT_EPOCH);
-        cfg.window_never_freed = engine_mutant == Some(WINDOW_NEVER_FREED);
+        cfg.mutant = engine_mutant;
         if let (Some(us), false) = (args.read_delay_us, cfg.read_delay.is_zero()) {
             cfg.read_delay = std::time::Duration::from_micros(us);
         }
@@ -151,7 +176,7 @@ fn main() -> ExitCode {
     if args.json {
         let doc = serde_json::json!({
             "protocol": protocol.name(),
-            "engine_mutant": engine_mutant,
+            "engine_mutant": engine_mutant.map(EngineMutant::name),
             "faults": args.faults,
             "injected": injected,
             "schedules": schedules,
@@ -174,6 +199,12 @@ fn main() -> ExitCode {
             let parts: Vec<String> = by_invariant.iter().map(|(i, n)| format!("{i}: {n}")).collect();
             println!("violations by invariant: {}", parts.join(", "));
         }
+        if args.list {
+            for f in &failures {
+                let detail: String = f.detail.chars().take(300).collect();
+                println!("violation: seed {} round {}: {}: {detail}", f.seed, f.round, f.invariant);
+            }
+        }
         if let Some(f) = failures.first() {
             println!(
                 "first violation: seed {} round {} crash at store op {}: {}: {}",
@@ -183,11 +214,21 @@ fn main() -> ExitCode {
         }
         println!("protocol: {}", protocol.name());
         if let Some(m) = engine_mutant {
-            println!("engine mutant: {m}");
+            println!("engine mutant: {}", m.name());
         }
         println!(
             "faults injected: {} transient errors, {} ambiguous creates ({} of WALs and fences); racing openers: {} ({} fenced)",
             injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
+        );
+        println!(
+            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion)",
+            injected.held_listings,
+            injected.held_reads,
+            injected.create_hedges,
+            injected.read_only_opens,
+            injected.read_only_reads,
+            injected.views_checked,
+            injected.views_across_gc
         );
         if let Some(store) = &store {
             println!("store: {store} (a prefix per schedule, wall clock)");
@@ -212,6 +253,18 @@ fn reproduce_flags(args: &Args) -> String {
     }
     if args.faults {
         flags.push_str(" --faults");
+    }
+    if args.lifecycle {
+        flags.push_str(" --lifecycle");
+    }
+    if let Some(ms) = args.gc_min_age_ms {
+        flags.push_str(&format!(" --gc-min-age-ms {ms}"));
+    }
+    if args.hedges {
+        flags.push_str(" --hedges");
+    }
+    if args.wal_store {
+        flags.push_str(" --wal-store");
     }
     if args.s3 {
         flags.push_str(" --s3");

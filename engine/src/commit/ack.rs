@@ -16,7 +16,10 @@ use crate::sync::{lock, Arc, Mutex};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AckError {
     /// A newer epoch fenced this writer (I5).
-    Fenced { by: Epoch },
+    Fenced {
+        /// The newer epoch.
+        by: Epoch,
+    },
     /// The database was closed before the write became durable.
     Closed,
     /// The WAL upload failed for good.

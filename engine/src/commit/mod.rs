@@ -25,8 +25,11 @@ use ack::AckSlot;
 /// An immutable WAL produced by `FreezeWal`, ready for `UploadWal`.
 #[derive(Debug)]
 pub struct FrozenWal<T> {
+    /// The WAL's id.
     pub wal_id: WalId,
+    /// The writes it holds, in append order.
     pub items: Vec<T>,
+    /// Their size as the buffer counted it.
     pub bytes: usize,
 }
 
@@ -300,7 +303,8 @@ impl<T> CommitLog<T> {
     }
 
     /// `Ack`: waits until the WAL holding a write is covered by the durable
-    /// watermark, or the writer fails (fenced, closed). Always decided under
+    /// watermark, or the writer fails (fenced, closed; a failed writer
+    /// answers with its failure at once). Always decided under
     /// the lock by `WalLog::may_ack` (no lock-free shortcut), so the loom
     /// suite, the harness and users take one path; an `Ack` decided here is
     /// reported here, a later one by `wal_durable`. A stopped writer
@@ -435,7 +439,8 @@ mod tests {
         // A late completion after fencing acknowledges nothing new to waiters.
         let mut late = c.wait_durable(1);
         assert_eq!(poll_once(&mut late), Poll::Ready(Err(AckError::Fenced { by: 2 })));
-        // Nor to a caller that asks after an upload landed past the fence.
+        // Nor does a wait that begins once the WAL is durable (a `flush`
+        // after the writer stopped): the stopped writer takes no `Ack` step.
         c.wal_durable(1);
         assert_eq!(c.durable_wal_id(), 1);
         let mut after = c.wait_durable(1);

@@ -32,7 +32,10 @@ fn recovery_reads(sizes: impl Iterator<Item = u64>) -> usize {
         .clamp(RECOVERY_READS_MIN, RECOVERY_READS_MAX)
 }
 
-/// Whether a tidemark database lives under `root`: a manifest is listed there.
+/// Whether a tidemark database lives under `root`: a manifest is listed
+/// there. A writer's open creates one, so this tells "open" from "create"
+/// without creating anything. See [`store_for_url`](crate::store_for_url)
+/// for an example.
 pub async fn database_exists(store: &dyn ObjectStore, root: &Path) -> Result<bool> {
     let layout = Layout::new(root.clone());
     let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
@@ -41,6 +44,8 @@ pub async fn database_exists(store: &dyn ObjectStore, root: &Path) -> Result<boo
 
 /// The WAL chain as a walk found it.
 pub struct ChainContents {
+    /// What the walk decided: the WALs to replay, the fence to place, the
+    /// next WAL id.
     pub plan: RecoveryPlan,
     /// The WAL ids the listing found.
     pub listed: Vec<WalId>,

@@ -134,7 +134,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     // Decided before any output is written: an epoch too large for a run id
     // fails the compaction cleanly instead of colliding with another run.
     let run_id = run_id(inner, epoch, state.runs)?;
-    let tombstones = if job.bottom { Tombstones::Drop } else { Tombstones::Keep };
+    let tombstones = if job.bottom || tombstones_above_bottom(inner) { Tombstones::Drop } else { Tombstones::Keep };
     let mut merge = MergeIter::new(sources, tombstones);
     let mut outputs: Vec<SstHandle> = Vec::new();
     let mut builder = SstBuilder::new(inner.settings.block_size);
@@ -145,11 +145,11 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         entries += 1;
         if builder.estimated_size() >= target {
             let full = std::mem::replace(&mut builder, SstBuilder::new(inner.settings.block_size));
-            outputs.extend(inner.upload_sst(full.finish(&[]), epoch, None).await?);
+            outputs.extend(upload_output(inner, full.finish(&[]), epoch).await?);
         }
     }
     if !builder.is_empty() {
-        outputs.extend(inner.upload_sst(builder.finish(&[]), epoch, None).await?);
+        outputs.extend(upload_output(inner, builder.finish(&[]), epoch).await?);
     }
     state.runs += 1;
     let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
@@ -167,6 +167,36 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         "Compact"
     );
     Ok(())
+}
+
+/// Uploads one output SST: it exists before the compaction is recorded
+/// (`CompactCommit` names only durable SSTs). The `compact-before-upload`
+/// mutant starts the create and returns at once.
+async fn upload_output(inner: &Arc<DbInner>, bytes: bytes::Bytes, epoch: Epoch) -> Result<Option<SstHandle>> {
+    #[cfg(feature = "mutants")]
+    if inner.settings.compact_before_upload {
+        let Some(handle) = inner.sst_handle(&bytes, epoch, None)? else { return Ok(None) };
+        let (task, h) = (inner.clone(), handle.clone());
+        tokio::spawn(async move {
+            if let Err(e) = task.create_sst(&h, bytes).await {
+                tracing::warn!(error = %e, "compaction output upload failed");
+            }
+        });
+        return Ok(Some(handle));
+    }
+    inner.upload_sst(bytes, epoch, None).await
+}
+
+/// Mutant `tombstones-above-bottom` (`Settings::tombstones_above_bottom`):
+/// tombstones are dropped by every compaction, not only into the bottom run.
+fn tombstones_above_bottom(inner: &DbInner) -> bool {
+    #[cfg(feature = "mutants")]
+    return inner.settings.tombstones_above_bottom;
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = inner;
+        false
+    }
 }
 
 /// The id of this compactor's next run: `epoch << 32 | (runs + 1)`, unique

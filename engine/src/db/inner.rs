@@ -106,20 +106,33 @@ impl DbInner {
     /// stays pinned (this process's GC leaves it alone) until the caller
     /// records it in a manifest or gives up.
     pub(crate) async fn upload_sst(&self, bytes: bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
+        let Some(handle) = self.sst_handle(&bytes, epoch, id)? else { return Ok(None) };
+        self.create_sst(&handle, bytes).await?;
+        Ok(Some(handle))
+    }
+
+    /// The handle SST `bytes` will have under a fresh name (`id` if given),
+    /// `None` for an empty SST; the id is pinned from here on.
+    pub(crate) fn sst_handle(&self, bytes: &bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
         let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
         let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
         let id = id.unwrap_or_else(|| SstHandle::new_id(self.settings.clock.now_ms()));
         lock(&self.pinned).insert(id);
-        let path = self.layout.sst(id);
+        Ok(Some(SstHandle { id, writer_epoch: epoch, size: bytes.len() as u64, first_key, last_key }))
+    }
+
+    /// Creates the object of `handle` (from [`DbInner::sst_handle`]).
+    pub(crate) async fn create_sst(&self, handle: &SstHandle, bytes: bytes::Bytes) -> Result<()> {
+        let path = self.layout.sst(handle.id);
         // A fresh ULID is unique: AlreadyExists can only be our own retried create.
         if !create(self.store.as_ref(), &path, bytes.clone()).await? {
             let existing = read(self.store.as_ref(), &path).await?;
             if existing != bytes {
-                lock(&self.pinned).remove(&id);
+                lock(&self.pinned).remove(&handle.id);
                 return Err(Error::corrupt(path.to_string(), "a fresh SST name holds other bytes"));
             }
         }
-        Ok(Some(SstHandle { id, writer_epoch: epoch, size: bytes.len() as u64, first_key, last_key }))
+        Ok(())
     }
 
     /// Forgets the pins of SSTs that are now recorded, or given up.

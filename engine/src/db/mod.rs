@@ -36,7 +36,32 @@ pub use stall::{SlowWrites, StallCause};
 
 use inner::DbInner;
 
-/// An open tidemark database. Cheap to share behind an `Arc`; all methods take `&self`.
+/// An open tidemark database: a writer (one per database at a time; opening
+/// a new one fences the old, I5) or a read-only handle. Share it behind an
+/// `Arc`; all methods take `&self`. Call [`Db::close`] before dropping it:
+/// a drop is a crash as far as durability goes (nothing acknowledged is lost,
+/// but the next open must replay and fence).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use std::sync::Arc;
+/// use tidemark::{Db, Settings};
+///
+/// let db = Arc::new(Db::open_url("memory://", Settings::default()).await?);
+/// let tasks: Vec<_> = (0..4)
+///     .map(|i| {
+///         let db = db.clone();
+///         tokio::spawn(async move { db.put(format!("k{i}"), "v").await })
+///     })
+///     .collect();
+/// for t in tasks {
+///     t.await.expect("task")?; // concurrent writers share WAL uploads
+/// }
+/// assert_eq!(db.scan(..).await?.collect_vec().await?.len(), 4);
+/// db.close().await
+/// # }
+/// ```
 pub struct Db {
     inner: Arc<DbInner>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -59,23 +84,42 @@ impl Drop for Db {
 }
 
 impl Db {
-    /// The writer epoch this handle claimed.
+    /// The writer epoch this handle claimed at open (`Recover`): every open
+    /// claims a higher one, and a writer fenced by a higher epoch stops
+    /// (I5). A read-only handle reports the epoch of the manifest it read.
     pub fn writer_epoch(&self) -> Epoch {
         self.inner.epoch
     }
 
-    /// Hedged creates and reads so far (`Settings::hedge`).
+    /// Hedged creates and reads so far ([`Settings::hedge`](crate::Settings::hedge));
+    /// also in [`Db::metrics`].
     pub fn hedge_counts(&self) -> crate::store::HedgeCounts {
         self.inner.hedge_stats.counts()
     }
 
-    /// `durable_wal_id`: every WAL of this writer up to it exists.
+    /// The durable watermark (`durable_wal_id`): every WAL of this writer
+    /// up to this id exists in the store, so every write in them is durable.
+    /// It moves forward only over a contiguous prefix of uploaded WALs.
     pub fn durable_wal_id(&self) -> u64 {
         self.inner.commit.durable_wal_id()
     }
 
     /// Block cache figures, the open SSTs' resident index and filter bytes,
     /// and the store requests made since open, by kind (see [`Metrics`](crate::Metrics)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// let before = db.metrics().requests;
+    /// db.put("k", "v").await?;
+    /// let m = db.metrics();
+    /// // A durable write costs one create-if-absent PUT of its WAL.
+    /// assert_eq!(m.requests.since(&before).put_create, 1);
+    /// assert!(m.to_string().contains("put_create")); // `Display` is a table
+    /// db.close().await
+    /// # }
+    /// ```
     pub fn metrics(&self) -> crate::metrics::Metrics {
         let tree = lock(&self.inner.tree).clone();
         let open: Vec<u64> = tree
@@ -94,7 +138,19 @@ impl Db {
         }
     }
 
-    /// The current manifest.
+    /// The manifest version this handle last read or wrote: the epochs, the
+    /// WAL range recovery replays and the SSTs (L0 and sorted runs).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// let m = db.manifest().await;
+    /// assert_eq!(m.writer_epoch, db.writer_epoch()); // the open claimed it
+    /// assert_eq!(m.ssts().count(), 0); // nothing flushed to L0 yet
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn manifest(&self) -> ManifestObject {
         self.inner.manifest.lock().await.clone()
     }
@@ -105,30 +161,66 @@ impl Db {
 
     /// A consistent read view as of now: it sees every write made before
     /// this call returns and none after, however long it is held.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// db.put("k", "old").await?;
+    /// let snap = db.snapshot();
+    /// db.put("k", "new").await?;
+    /// db.put("k2", "v").await?;
+    /// assert_eq!(snap.get("k").await?.as_deref(), Some(&b"old"[..]));
+    /// assert_eq!(snap.scan(..).await?.collect_vec().await?.len(), 1); // no k2
+    /// assert_eq!(db.get("k").await?.as_deref(), Some(&b"new"[..]));
+    /// db.close().await
+    /// # }
+    /// ```
     pub fn snapshot(&self) -> Snapshot {
         Snapshot { view: self.inner.read_view(), max_key_size: self.inner.settings.max_key_size }
     }
 
+    /// Writes `value` at `key` and returns once it is durable (its WAL is
+    /// under the durable watermark). As [`Db::write`] with a one-put batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// db.put("k", "v1").await?;
+    /// db.put("k", "v2").await?; // the newer write wins
+    /// assert_eq!(db.get("k").await?.as_deref(), Some(&b"v2"[..]));
+    /// db.delete("k").await?;
+    /// assert_eq!(db.get("k").await?, None);
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn put(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
         self.put_with(key, value, &WriteOptions::default()).await
     }
 
+    /// [`Db::put`] with options (e.g. [`WriteOptions`] `{ await_durable: false }`).
     pub async fn put_with(&self, key: impl Into<Bytes>, value: impl Into<Bytes>, opts: &WriteOptions) -> Result<()> {
         let mut b = WriteBatch::new();
         b.put(key, value);
         self.write_with(b, opts).await
     }
 
+    /// Deletes `key` (writes a tombstone) and returns once that is durable.
+    /// Deleting a key that does not exist is not an error.
     pub async fn delete(&self, key: impl Into<Bytes>) -> Result<()> {
         self.delete_with(key, &WriteOptions::default()).await
     }
 
+    /// [`Db::delete`] with options.
     pub async fn delete_with(&self, key: impl Into<Bytes>, opts: &WriteOptions) -> Result<()> {
         let mut b = WriteBatch::new();
         b.delete(key);
         self.write_with(b, opts).await
     }
 
+    /// Writes a [`WriteBatch`] atomically (one WAL) and returns once it is
+    /// durable. See [`Db::write_with`] for what an error means.
     pub async fn write(&self, batch: WriteBatch) -> Result<()> {
         self.write_with(batch, &WriteOptions::default()).await
     }
@@ -221,10 +313,10 @@ impl Db {
         }
     }
 
-    /// The newest value of `key`, read in an implicit snapshot: the
-    /// memtables and the tree are captured in one critical section (see
-    /// `DbInner::read_view`), so an L0 flush or a compaction cannot move the
-    /// key between two places unseen.
+    /// The newest value of `key` (`None` if absent or deleted), read in an
+    /// implicit snapshot: the memtables and the SST tree are captured
+    /// together, so an L0 flush or a compaction cannot move the key between
+    /// two places unseen. It sees every write acknowledged before the call.
     pub async fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>> {
         let key = key.as_ref();
         self.check_key(key)?;
@@ -233,17 +325,69 @@ impl Db {
 
     /// Live keys and values in `range`, in key order, as a stream
     /// ([`DbIterator`]): one consistent state, captured before any SST is
-    /// read (see `DbInner::read_view`), read block by block as it goes.
+    /// read, read block by block as it goes. Ranges are of [`Bytes`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use bytes::Bytes;
+    ///
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// for k in ["a", "b", "c", "d"] {
+    ///     db.put(k, k.to_uppercase()).await?;
+    /// }
+    /// let mut it = db.scan(Bytes::from("b")..Bytes::from("d")).await?;
+    /// assert_eq!(it.next().await?, Some((Bytes::from("b"), Bytes::from("B"))));
+    /// assert_eq!(it.next().await?, Some((Bytes::from("c"), Bytes::from("C"))));
+    /// assert_eq!(it.next().await?, None);
+    ///
+    /// let all = db.scan(..).await?.collect_vec().await?;
+    /// assert_eq!(all.len(), 4);
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn scan(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
         self.scan_with(range, ScanOptions::default()).await
     }
 
     /// As [`Db::scan`], in descending key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use bytes::Bytes;
+    ///
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// for k in ["a", "b", "c"] {
+    ///     db.put(k, "v").await?;
+    /// }
+    /// let keys: Vec<Bytes> = db.scan_rev(Bytes::from("b")..).await?.collect_vec().await?.into_iter().map(|(k, _)| k).collect();
+    /// assert_eq!(keys, ["c", "b"]);
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn scan_rev(&self, range: impl RangeBounds<Bytes>) -> Result<DbIterator> {
         self.scan_with(range, ScanOptions::reverse()).await
     }
 
     /// Keys starting with `prefix`, in key order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// for k in ["user/1", "user/2", "users", "order/1"] {
+    ///     db.put(k, "v").await?;
+    /// }
+    /// let users = db.scan_prefix("user/").await?.collect_vec().await?;
+    /// let keys: Vec<&[u8]> = users.iter().map(|(k, _)| &k[..]).collect();
+    /// assert_eq!(keys, [&b"user/1"[..], b"user/2"]);
+    ///
+    /// let newest = db.scan_prefix_rev("user/").await?.next().await?;
+    /// assert_eq!(newest.map(|(k, _)| k), Some("user/2".into()));
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn scan_prefix(&self, prefix: impl Into<Bytes>) -> Result<DbIterator> {
         self.scan_with(prefix_range(prefix.into()), ScanOptions::default()).await
     }
@@ -253,7 +397,24 @@ impl Db {
         self.scan_with(prefix_range(prefix.into()), ScanOptions::reverse()).await
     }
 
-    /// A scan of `range` in the direction and with the read-ahead of `opts`.
+    /// A scan of `range` in the direction, with the read-ahead and the
+    /// cache policy of `opts`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use tidemark::{Direction, ScanOptions};
+    ///
+    /// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+    /// db.put("a", "1").await?;
+    /// db.put("b", "2").await?;
+    /// // A one-off export: reverse order, and keep its blocks out of the cache.
+    /// let opts = ScanOptions { direction: Direction::Reverse, fill_cache: false, ..ScanOptions::default() };
+    /// let rows = db.scan_with(.., opts).await?.collect_vec().await?;
+    /// assert_eq!(rows[0].0, "b");
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn scan_with(&self, range: impl RangeBounds<Bytes>, opts: ScanOptions) -> Result<DbIterator> {
         let range: KeyRange = (range.start_bound().cloned(), range.end_bound().cloned());
         #[cfg(feature = "mutants")]
@@ -293,7 +454,10 @@ impl Db {
         Ok(DbIterator::from_entries(merged, dir, tree))
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable: returns once the WAL holding
+    /// the last write is under the durable watermark. Writes made with
+    /// `await_durable: false` need it (or a later durable write, or `close`)
+    /// to survive a crash; see [`WriteOptions`] for an example.
     pub async fn flush(&self) -> Result<()> {
         let inner = &self.inner;
         if inner.read_only {
@@ -309,7 +473,26 @@ impl Db {
     /// written durable, flush the memtables to L0 and record a manifest with
     /// `writer_closed`, so the next open replays nothing and needs no fence;
     /// compact if L0 is over its limit and run one GC pass. Later calls fail
-    /// with `Closed`.
+    /// with [`Error::Closed`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use std::sync::Arc;
+    /// use object_store::memory::InMemory;
+    /// use tidemark::Db;
+    ///
+    /// let store = Arc::new(InMemory::new());
+    /// let db = Db::open("db", store.clone()).await?;
+    /// db.put("k", "v").await?;
+    /// db.close().await?;
+    ///
+    /// let db = Db::open("db", store).await?; // replays nothing
+    /// assert_eq!(db.manifest().await.l0.len(), 1); // the memtable went to L0 at close
+    /// assert_eq!(db.get("k").await?.as_deref(), Some(&b"v"[..]));
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn close(&self) -> Result<()> {
         let inner = &self.inner;
         if inner.read_only {

@@ -132,18 +132,78 @@ async fn probe(stores: &Stores, layout: &Layout, settings: &Settings) -> Result<
 }
 
 impl Db {
-    /// Opens the database a URL names: `file:///dir`, `memory://`, `s3://bucket/prefix`.
+    /// Opens the database a URL names as a writer, creating it if there is
+    /// none: `file:///dir`, `memory://` (a fresh in-memory store, gone with
+    /// the handle), `s3://bucket/prefix` (feature `aws`; see [`store_for_url`](crate::store_for_url)).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// let dir = tempfile::tempdir().expect("temp dir");
+    /// let url = format!("file://{}", dir.path().display());
+    ///
+    /// let db = tidemark::Db::open_url(&url, tidemark::Settings::default()).await?;
+    /// db.put("k", "v").await?;
+    /// db.close().await?;
+    ///
+    /// let db = tidemark::Db::open_url(&url, tidemark::Settings::default()).await?;
+    /// assert_eq!(db.get("k").await?.as_deref(), Some(&b"v"[..]));
+    /// db.close().await
+    /// # }
+    /// ```
     pub async fn open_url(url: &str, settings: Settings) -> Result<Db> {
         let (store, root) = crate::store::url::store_for_url(url)?;
         Db::open_with(root, store, settings).await
     }
 
-    /// Opens (or creates) the database under `path` with default settings.
+    /// Opens (or creates) the database under `path` in `store` as a writer,
+    /// with default settings. `store` is any `object_store` store that
+    /// honours create-if-absent ([`Error::NoCompareAndSet`](crate::Error::NoCompareAndSet) otherwise).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use std::sync::Arc;
+    /// use object_store::memory::InMemory;
+    ///
+    /// let store = Arc::new(InMemory::new());
+    /// let db = tidemark::Db::open("tenants/a", store.clone()).await?;
+    /// db.put("k", "v").await?;
+    /// db.close().await?;
+    /// assert!(tidemark::database_exists(store.as_ref(), &"tenants/a".into()).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn open(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         Self::open_with(path, store, Settings::default()).await
     }
 
-    /// Opens as a new writer: claims an epoch, replays, fences older writers.
+    /// Opens as a new writer with `settings` (`Recover`): claims the next
+    /// writer epoch, walks the WAL chain, fences older writers so none of
+    /// them can acknowledge another write (I5), and replays the WALs not yet
+    /// in L0. A writer still running elsewhere fails with
+    /// [`Error::Fenced`](crate::Error::Fenced) from then on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use std::sync::Arc;
+    /// use object_store::memory::InMemory;
+    /// use tidemark::{Db, Error, Settings};
+    ///
+    /// let store = Arc::new(InMemory::new());
+    /// let settings = Settings::default().with_compactor(false);
+    /// let old = Db::open_with("db", store.clone(), settings.clone()).await?;
+    /// old.put("k", "v").await?;
+    ///
+    /// let new = Db::open_with("db", store, settings).await?; // fences `old`
+    /// assert!(new.writer_epoch() > old.writer_epoch());
+    /// assert_eq!(new.get("k").await?.as_deref(), Some(&b"v"[..])); // replayed
+    /// let err = old.put("k", "lost").await.unwrap_err();
+    /// assert!(matches!(err, Error::Fenced { .. }), "{err}");
+    /// new.close().await
+    /// # }
+    /// ```
     pub async fn open_with(path: impl Into<Path>, store: StdArc<dyn ObjectStore>, settings: Settings) -> Result<Db> {
         settings.validate()?;
         let layout = Layout::new(path.into());
@@ -250,7 +310,28 @@ impl Db {
     }
 
     /// Opens without claiming an epoch or fencing: a snapshot for reads that
-    /// leaves a running writer undisturbed. Writes fail with `InvalidArgument`.
+    /// leaves a running writer undisturbed. It sees what the writer made
+    /// durable before this call; writes fail with
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> tidemark::Result<()> {
+    /// use std::sync::Arc;
+    /// use object_store::memory::InMemory;
+    /// use tidemark::Db;
+    ///
+    /// let store = Arc::new(InMemory::new());
+    /// let writer = Db::open("db", store.clone()).await?;
+    /// writer.put("k", "v").await?;
+    ///
+    /// let reader = Db::open_read_only("db", store).await?;
+    /// assert_eq!(reader.get("k").await?.as_deref(), Some(&b"v"[..]));
+    /// assert!(reader.put("k", "w").await.is_err());
+    /// writer.put("k2", "v2").await?; // the writer is not fenced
+    /// writer.close().await
+    /// # }
+    /// ```
     pub async fn open_read_only(path: impl Into<Path>, store: StdArc<dyn ObjectStore>) -> Result<Db> {
         let settings = Settings::default();
         let layout = Layout::new(path.into());

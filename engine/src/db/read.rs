@@ -82,12 +82,27 @@ impl ReadView {
     }
 }
 
-/// A consistent read view as of one sequence number (`Db::snapshot`):
+/// A consistent read view as of one sequence number ([`Db::snapshot`](crate::Db::snapshot)):
 /// reads see every write up to `seq()` and none after, across memtable
 /// flushes, compactions and GC. It holds the memtables and the SST tree of
 /// its moment, so compaction never has to keep old versions for it and GC
 /// of this process never deletes what it reads; the cost is that memory
 /// and SSTs it holds live as long as it does.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+/// db.put("a", "1").await?;
+/// let snap = db.snapshot();
+/// db.delete("a").await?;
+/// db.put("b", "2").await?;
+/// assert_eq!(snap.get("a").await?.as_deref(), Some(&b"1"[..])); // deleted since
+/// assert_eq!(snap.get("b").await?, None); // written since
+/// assert!(db.snapshot().seq() > snap.seq());
+/// db.close().await
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Snapshot {
     pub(super) view: ReadView,
@@ -104,6 +119,14 @@ impl Snapshot {
     /// The sequence number of the newest write this snapshot sees.
     pub fn seq(&self) -> u64 {
         self.view.seq
+    }
+
+    /// The manifest version whose SSTs this snapshot reads: what GC in
+    /// another process keeps for it only while that version's successor is
+    /// younger than `gc_min_age` (this process's GC keeps them while the
+    /// snapshot lives).
+    pub fn manifest_version(&self) -> u64 {
+        self.view.tree.version
     }
 
     /// The value of `key` as of the snapshot.
@@ -140,6 +163,33 @@ impl Snapshot {
 /// holds one raw read-ahead batch and one decoded block, each memtable one
 /// batch of keys, so memory stays bounded however large the range. Holding it keeps this process's GC from
 /// deleting the SSTs it reads.
+///
+/// Read it with [`next`](DbIterator::next), as a `futures::Stream` with
+/// [`into_stream`](DbIterator::into_stream), or all at once with
+/// [`collect_vec`](DbIterator::collect_vec).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// use futures::TryStreamExt;
+///
+/// let db = tidemark::Db::open_url("memory://", tidemark::Settings::default()).await?;
+/// for i in 0..10u32 {
+///     db.put(format!("k{i}"), i.to_string()).await?;
+/// }
+/// let mut it = db.scan(..).await?;
+/// let mut sum = 0;
+/// while let Some((_key, value)) = it.next().await? {
+///     sum += std::str::from_utf8(&value).unwrap().parse::<u32>().unwrap();
+/// }
+/// assert_eq!(sum, 45);
+///
+/// // The same scan as a stream, with the stream combinators.
+/// let keys: Vec<_> = db.scan(..).await?.into_stream().map_ok(|(k, _)| k).try_collect().await?;
+/// assert_eq!(keys.len(), 10);
+/// db.close().await
+/// # }
+/// ```
 pub struct DbIterator {
     merge: MergeIter,
     /// The tree the sources read (see `DbInner::ssts_in_use`).

@@ -17,6 +17,8 @@ use crate::sync::{Arc, StdArc};
 pub(crate) struct OpenTree {
     pub(crate) l0: Vec<Arc<SstRef>>,
     pub(crate) runs: Vec<Arc<RunReader>>,
+    /// The manifest version these SSTs are the tree of.
+    pub(crate) version: u64,
 }
 
 impl OpenTree {
@@ -38,7 +40,7 @@ impl OpenTree {
         };
         let l0 = m.l0.iter().map(sst).collect();
         let runs = m.runs.iter().map(|run| Arc::new(RunReader::new(run, run.ssts.iter().map(sst).collect()))).collect();
-        OpenTree { l0, runs }
+        OpenTree { l0, runs, version: m.version }
     }
 
     /// Every open SST by path, to carry into the next tree.

@@ -38,7 +38,7 @@ pub enum Direction {
 /// Keys a memtable source copies out per batch (under the memtable's lock).
 const MEM_BATCH: usize = 128;
 
-/// How a scan reads.
+/// How a scan reads ([`Db::scan_with`](crate::Db::scan_with) has an example).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ScanOptions {
     /// The order of keys.
@@ -62,6 +62,7 @@ impl Default for ScanOptions {
 }
 
 impl ScanOptions {
+    /// The default options in descending key order (as [`Db::scan_rev`](crate::Db::scan_rev) uses).
     pub fn reverse() -> Self {
         Self { direction: Direction::Reverse, ..Self::default() }
     }
@@ -85,10 +86,12 @@ pub struct SstSource {
 }
 
 impl SstSource {
+    /// `range` of `sst`, forward, with the default read-ahead.
     pub fn new(sst: Arc<SstRef>, range: KeyRange) -> Self {
         Self::with_options(sst, range, ScanOptions::default())
     }
 
+    /// `range` of `sst`, read as `opts` says.
     pub fn with_options(sst: Arc<SstRef>, range: KeyRange, opts: ScanOptions) -> Self {
         let blocks = (!overlaps(&range, &sst.handle.first_key, &sst.handle.last_key)).then_some(0..0);
         Self { sst, range, opts, blocks, raw: VecDeque::new(), cursor: None, buf: VecDeque::new() }
@@ -143,7 +146,7 @@ impl SstSource {
 }
 
 /// A memtable's range as of a sequence number, copied out a batch of
-/// [`MEM_BATCH`] keys at a time (the memtable may be large; a scan holds
+/// `MEM_BATCH` keys at a time (the memtable may be large; a scan holds
 /// one batch of it).
 pub struct MemSource {
     table: Arc<Memtable>,
@@ -156,6 +159,7 @@ pub struct MemSource {
 }
 
 impl MemSource {
+    /// `range` of `table` as of sequence number `seq`, in direction `dir`.
     pub fn new(table: Arc<Memtable>, range: KeyRange, seq: u64, dir: Direction) -> Self {
         Self { table, range, seq, dir, done: false, buf: VecDeque::new() }
     }
@@ -186,10 +190,12 @@ pub struct RunSource {
 }
 
 impl RunSource {
+    /// `range` of `run`, forward, with the default read-ahead.
     pub fn new(run: &RunReader, range: KeyRange) -> Self {
         Self::with_options(run, range, ScanOptions::default())
     }
 
+    /// `range` of `run`, read as `opts` says.
     pub fn with_options(run: &RunReader, range: KeyRange, opts: ScanOptions) -> Self {
         let ssts = run
             .ssts
@@ -248,7 +254,9 @@ pub enum Source {
     Entries(VecDeque<SeqEntry>),
     /// A memtable read a batch at a time.
     Memtable(MemSource),
+    /// An L0 SST, block by block.
     Sst(SstSource),
+    /// A sorted run, SST after SST.
     Run(RunSource),
 }
 

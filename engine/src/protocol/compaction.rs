@@ -23,7 +23,9 @@ pub type RunId = u64;
 /// the engine.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SortedRun<S> {
+    /// The run's id; a newer run has a larger one.
     pub id: RunId,
+    /// Its SSTs, in key order.
     pub ssts: Vec<S>,
 }
 
@@ -56,7 +58,9 @@ impl<S> Tree<S> {
 /// Which manifest writer is asking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
+    /// The writer (epoch `writer_epoch`): flushes, closes, claims at open.
     Writer,
+    /// The compactor (epoch `compactor_epoch`).
     Compactor,
 }
 
@@ -102,6 +106,7 @@ impl<S> Default for WriterEdit<S> {
 /// A compaction's update: remove the inputs, put the output run where they were.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Compaction<S> {
+    /// The epoch of the compactor that ran it (fenced if a newer one claimed).
     pub compactor_epoch: Epoch,
     /// L0 SSTs merged: the oldest ones of the version the compactor read.
     pub l0_inputs: Vec<S>,

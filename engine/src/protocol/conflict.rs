@@ -11,7 +11,9 @@ use super::{Epoch, Protocol};
 /// Who wrote an object: the epoch and the per-object unique token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectOwner {
+    /// The epoch of the writer that created it.
     pub writer_epoch: Epoch,
+    /// The random token of that create.
     pub token: u64,
 }
 

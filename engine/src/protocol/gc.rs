@@ -29,6 +29,7 @@ pub type Time = u64;
 /// The GC rule in force: the protocol variant and the minimum age.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct GcPolicy {
+    /// The protocol variant (a mutant's GC rule under `mutants`).
     pub protocol: Protocol,
     /// Objects younger than this are never deleted; also the reader lease.
     /// 0 turns every age protection off: safe only when the one GC runs in the
@@ -40,7 +41,9 @@ pub struct GcPolicy {
 /// An object as a listing shows it: its id and when it was created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Listed<K> {
+    /// The object's id (WAL id, SST id, manifest version).
     pub id: K,
+    /// When it was created, as the listing (and an SST's ULID) tells it.
     pub created_at: Time,
 }
 
@@ -57,11 +60,14 @@ pub struct ManifestGc {
 /// A manifest version GC keeps, as read.
 #[derive(Clone, Copy, Debug)]
 pub struct KeptManifest<'a, S> {
+    /// Its scalar fields (the WAL range it needs).
     pub view: &'a ManifestView,
+    /// Its SSTs and fences.
     pub tree: &'a Tree<S>,
 }
 
 impl GcPolicy {
+    /// The rule for `protocol` with objects protected until `min_age` old.
     pub fn new(protocol: Protocol, min_age: Time) -> Self {
         GcPolicy { protocol, min_age }
     }

@@ -7,6 +7,7 @@
 //!
 //! Vocabulary and invariant numbers (I1–I9) follow `spec/protocol.md`.
 
+mod action;
 mod claim;
 mod compaction;
 mod conflict;
@@ -19,6 +20,7 @@ mod variant;
 mod wal_log;
 mod watermark;
 
+pub use action::{ActionName, UnknownAction};
 pub use claim::{fenced_by, on_claim_taken, ClaimTaken};
 pub use conflict::{on_fence_conflict, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
 pub use compaction::{

@@ -33,7 +33,9 @@ pub enum WalKind {
 /// The header every WAL object carries: its writer's epoch and its kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WalHeader {
+    /// The epoch of the writer (or recovering writer, for a fence) that created it.
     pub writer_epoch: Epoch,
+    /// Data WAL or fence.
     pub kind: WalKind,
 }
 
@@ -83,6 +85,7 @@ pub struct Fence {
 /// The outcome of a walk: what to replay and how the new writer continues.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RecoveryPlan {
+    /// The epoch of the recovering writer.
     pub writer_epoch: Epoch,
     /// Data WALs to replay, in chain order.
     pub replay: Vec<WalId>,
@@ -280,7 +283,7 @@ impl ChainWalk {
             // Name the stored value the gap came from: the last fence on the
             // chain, else the last WAL, else the manifest.
             let (wal_id, field, value) = match (self.fences.last(), self.replay.last().max(self.skipped.last())) {
-                (Some(&f), last) if last.map_or(true, |l| *l < f) => (Some(f), "next_wal_id", gap),
+                (Some(&f), last) if last.is_none_or(|l| *l < f) => (Some(f), "next_wal_id", gap),
                 (_, Some(&l)) => (Some(l), "wal id", l),
                 _ => (None, "replay_after_wal_id", self.manifest.replay_after_wal_id),
             };

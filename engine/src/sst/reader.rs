@@ -201,6 +201,7 @@ impl SstReader {
         (index + self.filter.len() + self.meta.len()) as u64
     }
 
+    /// The object this reader reads (errors name it).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -16,6 +16,7 @@ use crate::sync::{Arc, StdArc};
 /// first use, not at open, so opening a database costs the same however
 /// many SSTs it has.
 pub struct SstRef {
+    /// The manifest's handle: id, size and key range.
     pub handle: SstHandle,
     path: Path,
     store: StdArc<dyn ObjectStore>,
@@ -31,6 +32,8 @@ impl std::fmt::Debug for SstRef {
 }
 
 impl SstRef {
+    /// An SST not yet opened; its first read opens it, reading `path` from
+    /// `store` and its blocks through `cache`.
     pub fn new(handle: SstHandle, path: Path, store: StdArc<dyn ObjectStore>, cache: BlockCache) -> Self {
         Self { handle, path, store, cache, reader: crate::sync::task::OnceCell::new() }
     }
@@ -40,6 +43,7 @@ impl SstRef {
         self.reader.get()
     }
 
+    /// The SST's object.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -99,7 +103,9 @@ impl SstRef {
 /// An open sorted run: its SSTs in key order.
 #[derive(Debug)]
 pub struct RunReader {
+    /// The run's id in the manifest.
     pub id: u64,
+    /// Its SSTs, in key order with disjoint ranges.
     pub ssts: Vec<Arc<SstRef>>,
 }
 

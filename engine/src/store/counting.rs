@@ -32,6 +32,7 @@ pub struct RequestCounters {
 }
 
 impl RequestCounters {
+    /// The counts now.
     pub fn snapshot(&self) -> StoreRequests {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StoreRequests {
@@ -61,6 +62,7 @@ pub struct CountingStore {
 }
 
 impl CountingStore {
+    /// Counts the requests to `inner`, from zero.
     pub fn new(inner: StdArc<dyn ObjectStore>) -> Self {
         Self::with_counters(inner, StdArc::default())
     }

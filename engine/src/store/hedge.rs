@@ -1,6 +1,7 @@
-//! Hedged requests: when a create or a read has not answered after the
-//! recent p95 of its kind (`protocol::LatencyEstimator`), a second identical
-//! request is sent and the first answer wins.
+//! Hedged requests: when a create or a read has not answered after a recent
+//! quantile of its kind's latencies (`protocol::LatencyEstimator`; p95 at
+//! the default budget), a second identical request is sent and the first
+//! answer wins.
 //!
 //! The durable watermark is a contiguous prefix, so one straggling WAL upload
 //! holds back every acknowledgement behind it; S3's own guidance is to retry
@@ -42,7 +43,11 @@ const MAX_TOKENS: u64 = 8;
 /// 10 % earn exactly one (no floating-point drift).
 const MILLI: u64 = 1000;
 
-/// When and how often to hedge.
+/// When and how often to hedge creates and reads
+/// ([`Settings::with_hedge`](crate::Settings::with_hedge)): a second
+/// identical request once the first is slower than a recent quantile of its
+/// kind (p95 at the default budget), within that budget, so one slow WAL
+/// upload does not hold back every acknowledgement behind it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HedgeSettings {
     /// Extra requests allowed, as a fraction of the requests of each kind
@@ -72,6 +77,7 @@ impl HedgeSettings {
         Self { budget: 0.0, ..Self::default() }
     }
 
+    /// Whether any hedge may be sent (a budget above zero).
     pub fn is_on(&self) -> bool {
         self.budget > 0.0
     }
@@ -105,7 +111,7 @@ pub struct HedgeStats {
     read_hedges_denied: AtomicU64,
 }
 
-/// Hedged requests so far, at one moment.
+/// Hedged requests so far, at one moment ([`Metrics::hedges`](crate::Metrics::hedges)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct HedgeCounts {
     /// Creates asked for (not counting hedges).
@@ -116,13 +122,18 @@ pub struct HedgeCounts {
     pub create_hedges_won: u64,
     /// Slow creates not hedged because the budget was spent.
     pub create_hedges_denied: u64,
+    /// Reads asked for (not counting hedges).
     pub reads: u64,
+    /// Second attempts sent for slow reads.
     pub read_hedges: u64,
+    /// Of those, the ones that answered first.
     pub read_hedges_won: u64,
+    /// Slow reads not hedged because the budget was spent.
     pub read_hedges_denied: u64,
 }
 
 impl HedgeStats {
+    /// The counts now.
     pub fn counts(&self) -> HedgeCounts {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         HedgeCounts {
@@ -194,9 +205,14 @@ pub struct HedgeStore {
     creates: Mutex<Tracker>,
     reads: Mutex<Tracker>,
     stats: StdArc<HedgeStats>,
+    /// Mutant `hedge-exists-is-ours` (`Settings::hedge_exists_is_ours`).
+    #[cfg(feature = "mutants")]
+    exists_is_ours: bool,
 }
 
 impl HedgeStore {
+    /// Hedges the reads and creates of `inner` as `settings` say (creates
+    /// under one prefix only, with [`HedgeStore::creates_under`]).
     pub fn new(inner: StdArc<dyn ObjectStore>, settings: HedgeSettings) -> Self {
         Self::with_stats(inner, settings, StdArc::new(HedgeStats::default()))
     }
@@ -204,7 +220,36 @@ impl HedgeStore {
     /// Counts into `stats`, which other stores may share; the latencies and
     /// the budget stay this store's own.
     pub fn with_stats(inner: StdArc<dyn ObjectStore>, settings: HedgeSettings, stats: StdArc<HedgeStats>) -> Self {
-        Self { inner, settings, creates_under: None, creates: Mutex::new(Tracker::new()), reads: Mutex::new(Tracker::new()), stats }
+        Self {
+            inner,
+            settings,
+            creates_under: None,
+            creates: Mutex::new(Tracker::new()),
+            reads: Mutex::new(Tracker::new()),
+            stats,
+            #[cfg(feature = "mutants")]
+            exists_is_ours: false,
+        }
+    }
+
+    /// Mutant `hedge-exists-is-ours`: a hedged create answered
+    /// `AlreadyExists` reports success without the read-back.
+    #[cfg(feature = "mutants")]
+    pub fn exists_is_ours(mut self, on: bool) -> Self {
+        self.exists_is_ours = on;
+        self
+    }
+
+    /// The answer of a create: as the store gave it, except under the
+    /// `hedge-exists-is-ours` mutant, which takes the `AlreadyExists` of a
+    /// hedged create as its other attempt's success.
+    fn create_answer(&self, r: Result<PutResult>, hedge_sent: bool) -> Result<PutResult> {
+        #[cfg(feature = "mutants")]
+        if self.exists_is_ours && hedge_sent && matches!(r, Err(object_store::Error::AlreadyExists { .. })) {
+            return Ok(PutResult { e_tag: None, version: None, extensions: Default::default() });
+        }
+        let _ = hedge_sent;
+        r
     }
 
     /// Hedges only the creates under `prefix` (all creates without it).
@@ -238,7 +283,8 @@ impl HedgeStore {
     /// success. An error is returned only once no attempt can succeed, except
     /// `AlreadyExists`, returned at once: it means the object exists now
     /// (possibly from the other attempt), and the caller reads it back.
-    async fn hedged<T, F, Fut>(&self, kind: Kind, attempt: F) -> Result<T>
+    /// Also says whether a hedge was sent.
+    async fn hedged<T, F, Fut>(&self, kind: Kind, attempt: F) -> (Result<T>, bool)
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T>> + Send,
@@ -246,7 +292,7 @@ impl HedgeStore {
         let (asked, hedges, won, denied) = self.counters(kind);
         asked.fetch_add(1, Ordering::Relaxed);
         if !self.settings.is_on() {
-            return attempt().await;
+            return (attempt().await, false);
         }
         let delay = {
             let mut t = lock(self.tracker(kind));
@@ -257,19 +303,19 @@ impl HedgeStore {
         let mut first = Box::pin(attempt().map(move |r| (r, started.elapsed())));
         let timer = Box::pin(tokio::time::sleep(delay));
         let first = match select(first.as_mut(), timer).await {
-            Either::Left(((r, took), _)) => return self.settled(kind, r, took),
+            Either::Left(((r, took), _)) => return (self.settled(kind, r, took), false),
             Either::Right(((), _)) => first,
         };
         if !lock(self.tracker(kind)).try_spend() {
             denied.fetch_add(1, Ordering::Relaxed);
             let (r, took) = first.await;
-            return self.settled(kind, r, took);
+            return (self.settled(kind, r, took), false);
         }
         hedges.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(?delay, "hedging a slow request");
         let hedge_started = Instant::now();
         let second = Box::pin(attempt().map(move |r| (r, hedge_started.elapsed())));
-        match select(first, second).await {
+        let r = match select(first, second).await {
             Either::Left(((r, took), second)) => match r {
                 Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => self.settled(kind, r, took),
                 Err(_) => {
@@ -290,7 +336,8 @@ impl HedgeStore {
                     self.settled(kind, r1, took1)
                 }
             },
-        }
+        };
+        (r, true)
     }
 
     /// Records the latency of an answer (successes only: an error says
@@ -322,15 +369,16 @@ impl ObjectStore for HedgeStore {
         if !matches!(opts.mode, PutMode::Create) || !under {
             return self.inner.put_opts(location, payload, opts).await;
         }
-        self.hedged(Kind::Create, || self.inner.put_opts(location, payload.clone(), opts.clone())).await
+        let (r, hedge_sent) = self.hedged(Kind::Create, || self.inner.put_opts(location, payload.clone(), opts.clone())).await;
+        self.create_answer(r, hedge_sent)
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        self.hedged(Kind::Read, || self.inner.get_opts(location, options.clone())).await
+        self.hedged(Kind::Read, || self.inner.get_opts(location, options.clone())).await.0
     }
 
     async fn get_ranges(&self, location: &Path, ranges: &[Range<u64>]) -> Result<Vec<Bytes>> {
-        self.hedged(Kind::Read, || self.inner.get_ranges(location, ranges)).await
+        self.hedged(Kind::Read, || self.inner.get_ranges(location, ranges)).await.0
     }
 
     crate::delegate_object_store!(inner =>

@@ -51,7 +51,10 @@ fn chain(
 ) -> StdArc<dyn ObjectStore> {
     let counting = CountingStore::with_counters(store, requests.clone());
     let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
-    StdArc::new(HedgeStore::with_stats(retried, settings.hedge, hedge_stats.clone()).creates_under(hedge_creates_under))
+    let hedged = HedgeStore::with_stats(retried, settings.hedge, hedge_stats.clone()).creates_under(hedge_creates_under);
+    #[cfg(feature = "mutants")]
+    let hedged = hedged.exists_is_ours(settings.hedge_exists_is_ours);
+    StdArc::new(hedged)
 }
 
 impl Stores {

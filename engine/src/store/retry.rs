@@ -129,6 +129,8 @@ pub struct RetryStore {
 }
 
 impl RetryStore {
+    /// Retries each request to `inner` up to `max_retries` times on a
+    /// transient failure.
     pub fn new(inner: StdArc<dyn ObjectStore>, max_retries: u32) -> Self {
         Self { inner, max_retries }
     }

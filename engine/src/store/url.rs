@@ -17,6 +17,22 @@ use crate::sync::StdArc;
 /// connection attempt). That failure, a bucket that does not exist, refused
 /// credentials and a plain-HTTP endpoint without `AWS_ALLOW_HTTP=true` are
 /// each an [`Error::StoreAccess`] that names the fix.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> tidemark::Result<()> {
+/// let (store, root) = tidemark::store_for_url("memory:///db")?;
+/// assert_eq!(root.as_ref(), "db");
+/// assert!(!tidemark::database_exists(store.as_ref(), &root).await?);
+///
+/// let db = tidemark::Db::open(root.clone(), store.clone()).await?;
+/// db.close().await?;
+/// assert!(tidemark::database_exists(store.as_ref(), &root).await?);
+///
+/// assert!(matches!(tidemark::store_for_url("ftp://host/db"), Err(tidemark::Error::InvalidArgument(_))));
+/// # Ok(())
+/// # }
+/// ```
 pub fn store_for_url(url: &str) -> Result<(StdArc<dyn ObjectStore>, Path)> {
     store_for(url, true)
 }

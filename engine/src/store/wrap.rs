@@ -164,13 +164,51 @@ macro_rules! delegate_object_store {
 /// [`delegate_object_store!`](crate::delegate_object_store) runs ahead of.
 #[derive(Clone, Copy, Debug)]
 pub enum Request<'a> {
-    Put { location: &'a Path, opts: &'a PutOptions },
-    PutMultipart { location: &'a Path },
-    Get { location: &'a Path, options: &'a GetOptions },
-    GetRanges { location: &'a Path, ranges: &'a [Range<u64>] },
-    ListWithDelimiter { prefix: Option<&'a Path> },
-    Copy { from: &'a Path, to: &'a Path },
-    Rename { from: &'a Path, to: &'a Path },
+    /// `put_opts`.
+    Put {
+        /// The object written.
+        location: &'a Path,
+        /// Its mode (overwrite, create-if-absent, update).
+        opts: &'a PutOptions,
+    },
+    /// `put_multipart_opts`.
+    PutMultipart {
+        /// The object written.
+        location: &'a Path,
+    },
+    /// `get_opts` (whole or ranged).
+    Get {
+        /// The object read.
+        location: &'a Path,
+        /// Its range and conditions.
+        options: &'a GetOptions,
+    },
+    /// `get_ranges`.
+    GetRanges {
+        /// The object read.
+        location: &'a Path,
+        /// The byte ranges read.
+        ranges: &'a [Range<u64>],
+    },
+    /// `list_with_delimiter`.
+    ListWithDelimiter {
+        /// The prefix listed (`None`: all).
+        prefix: Option<&'a Path>,
+    },
+    /// `copy_opts`.
+    Copy {
+        /// The source.
+        from: &'a Path,
+        /// The destination.
+        to: &'a Path,
+    },
+    /// `rename_opts`.
+    Rename {
+        /// The source.
+        from: &'a Path,
+        /// The destination.
+        to: &'a Path,
+    },
 }
 
 impl Request<'_> {

@@ -278,13 +278,26 @@ fn print_table(runs: &[Run]) {
 }
 
 fn explore(protocol: Protocol, bounds: Bounds, addr: &str) -> ExitCode {
-    use stateright::Model;
-    let addr = addr.to_string();
-    if addr.parse::<std::net::SocketAddr>().is_err() {
+    let Ok(socket) = addr.parse::<std::net::SocketAddr>() else {
         return usage_error(&format!("--addr must be host:port, got `{addr}`"));
-    }
-    println!("Stateright explorer for protocol `{protocol}`: open http://{addr}/");
+    };
+    let model = TidemarkModel::new(protocol, bounds);
+    println!("Stateright explorer for protocol `{protocol}`: http://{addr}/");
+    println!("searching for the shortest counterexample; the page opens on it once found...");
     let _ = std::io::stdout().flush();
-    TidemarkModel::new(protocol, bounds).checker().threads(1).serve(addr.as_str());
-    ExitCode::SUCCESS
+    let url = format!("http://{addr}/#/steps/");
+    let printer = move |landing: &tidemark_model::explorer::Landing| {
+        match &landing.path {
+            Some(path) => println!("shortest counterexample ({}): {url}{path}", landing.violated.join(", ")),
+            None => println!("no property is violated at these bounds; the page opens on the initial state"),
+        }
+        let _ = std::io::stdout().flush();
+    };
+    match tidemark_model::explorer::serve(model, socket, report::SHORTEST_BUDGET, printer) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("check-model: cannot listen on {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

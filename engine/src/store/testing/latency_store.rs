@@ -34,7 +34,16 @@ pub enum Latency {
     Constant(Duration),
     /// A lognormal body with the given median and 99th percentile, plus a
     /// share (0.0..1.0) of stragglers that each take `straggler`.
-    Tail { p50: Duration, p99: Duration, straggler_share: f64, straggler: Duration },
+    Tail {
+        /// The body's median.
+        p50: Duration,
+        /// The body's 99th percentile (at least `p50`).
+        p99: Duration,
+        /// The share of requests that straggle, within 0..=1.
+        straggler_share: f64,
+        /// How long a straggler takes.
+        straggler: Duration,
+    },
 }
 
 impl Latency {
@@ -109,7 +118,9 @@ pub struct RequestCounts {
     pub puts: u64,
     /// GETs (whole objects and ranges).
     pub gets: u64,
+    /// Listings.
     pub lists: u64,
+    /// Deletes (each object of a delete stream).
     pub deletes: u64,
 }
 
@@ -131,6 +142,8 @@ pub struct LatencyStore {
 }
 
 impl LatencyStore {
+    /// `inner` behind latencies drawn from `latency`, seeded with `seed` so
+    /// a run can be repeated.
     pub fn new(inner: Arc<dyn ObjectStore>, latency: Latency, seed: u64) -> Self {
         Self {
             inner,

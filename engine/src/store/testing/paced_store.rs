@@ -29,6 +29,7 @@ pub struct PacedStore {
 }
 
 impl PacedStore {
+    /// `inner` with no pacing rule yet (see [`PacedStore::pace`]).
     pub fn new(inner: StdArc<dyn ObjectStore>) -> Self {
         Self { inner, rules: Mutex::new(Vec::new()) }
     }

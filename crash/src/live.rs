@@ -1,0 +1,299 @@
+//! The live phase of a round: a process (and, in zombie mode, its successor
+//! beside it) runs the workload on a `FaultStore` while a chaos task lands
+//! held uploads, listings and reads out of order and the schedule's clock
+//! may jump; a read-only handle reads beside the writers; the store crashes
+//! at a seeded moment and the process is torn down.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tidemark::internals::sync::{lock, Arc, AtomicBool, Ordering};
+use tidemark::testing::FaultStore;
+
+use crate::clock::ScheduleClock;
+use crate::config::{Config, MAX_JUMP, MAX_READ_DELAY};
+use crate::db_api as api;
+use crate::schedule::{failure, runtime, Failure, Histories, World, CRASH_GRACE};
+use crate::workload::{self, Op};
+use crate::writer::WriterTask;
+
+/// A round that has not crashed must finish within this (else: a hang).
+const ROUND_LIMIT: Duration = Duration::from_secs(60);
+
+/// How one process's store misbehaves (drawn from the schedule's seed).
+struct StoreFaults {
+    read_delay: Duration,
+    read_delay_seed: u64,
+    fault_seed: Option<u64>,
+}
+
+impl StoreFaults {
+    fn draw(cfg: &Config, rng: &mut StdRng) -> Self {
+        let read_delay_seed: u64 = rng.random();
+        // Faulty seeds delay every read; other seeds as `read_delay` says.
+        let read_delay = match cfg.faults {
+            Some(_) if cfg.read_delay.is_zero() => MAX_READ_DELAY,
+            _ => cfg.read_delay,
+        };
+        // Drawn only for faulty seeds: other seeds replay as they did.
+        let fault_seed: Option<u64> = cfg.faults.map(|_| rng.random());
+        StoreFaults { read_delay, read_delay_seed, fault_seed }
+    }
+
+    /// A live process's store: uploads of WALs and SSTs held, reads delayed,
+    /// faults injected and, with `held_listings`, listings and manifest and
+    /// WAL reads held, as the seed says; objects stamped on `clock`.
+    fn store(&self, cfg: &Config, world: &World, seed: u64, salt: u64, clock: Arc<dyn tidemark::Clock>) -> FaultStore {
+        let fault = FaultStore::new(world.inner.clone(), seed).with_clock(clock, world.leases.times.clone());
+        if !self.read_delay.is_zero() {
+            fault.delay_reads(self.read_delay, self.read_delay_seed ^ salt);
+        }
+        if let (Some(faults), Some(seed)) = (cfg.faults, self.fault_seed) {
+            fault.random_faults(faults, seed ^ salt);
+        }
+        fault.hold_prefix(api::WAL_PREFIX);
+        fault.hold_prefix(api::SST_PREFIX);
+        if cfg.held_listings {
+            fault.hold_listings(api::ROOT);
+            fault.hold_reads(api::MANIFEST_PREFIX);
+            fault.hold_reads(api::WAL_PREFIX);
+        }
+        fault
+    }
+}
+
+/// The live process (and, in zombie mode, its successor): runs the workload
+/// until the store crashes at `crash_op` or tick `crash_tick`, then the
+/// process is torn down by dropping its runtime. Returns the store
+/// operations it performed, or a failure (writers that never finished on a
+/// store that never crashed).
+pub(crate) fn live_phase(
+    cfg: &Config,
+    round: usize,
+    (crash_op, crash_tick): (u64, Option<u32>),
+    world: &World,
+    histories: &Histories,
+    rng: &mut StdRng,
+) -> Result<u64, Failure> {
+    let store_seed: u64 = rng.random();
+    let faults = StoreFaults::draw(cfg, rng);
+    let plans: Vec<Vec<Op>> = (0..cfg.writers).map(|w| workload::generate(rng, w, round, cfg.ops, cfg.shared_keys, cfg.value_pad)).collect();
+    let successor_plans: Vec<Vec<Op>> =
+        (0..cfg.writers).map(|w| workload::generate(rng, cfg.writers + w, round, cfg.ops, cfg.shared_keys, cfg.value_pad)).collect();
+    let process = {
+        let mut h = lock(histories);
+        h.processes += 2;
+        h.processes - 2
+    };
+    let chaos_seed: u64 = rng.random();
+    let takeover_after = rng.random_range(0..=cfg.ops);
+    let reader_seed: u64 = rng.random();
+    let crash_during_open = rng.random_range(0..8) == 0;
+    let recorder = lock(histories).recorder.clone();
+    let since = recorder.len();
+    let rt = runtime(cfg);
+    let outcome = rt.block_on(async {
+        let clock = world.clock.start_process();
+        let fault = faults.store(cfg, world, store_seed, 0, clock.clone());
+        fault.crash_at(crash_op);
+        let jumps = cfg.ages().then(|| (world.clock.clone(), chaos_seed ^ 3));
+        // The crash tick counts from the open's return, except on one seed
+        // in eight, whose crash may come while the open lists and reads
+        // (held listings make an open take many ticks).
+        let open_done = Arc::new(AtomicBool::new(crash_during_open));
+        let crash = crash_tick.map(|tick| (tick, open_done.clone()));
+        let chaos_task = tokio::spawn(chaos(fault.clone(), chaos_seed, crash, jumps));
+        let opened = api::open(Arc::new(fault.clone()), cfg, &recorder, clock.clone()).await;
+        open_done.store(true, Ordering::Release);
+        if let (Err(e), true) = (&opened, std::env::var_os("CRASH_DEBUG").is_some()) {
+            eprintln!("seed {} round {round}: open failed: {e}", cfg.seed);
+        }
+        let Ok(db) = opened else {
+            chaos_task.abort();
+            world.clock.end_process();
+            // Crashed during open: recovery must still succeed later.
+            return Outcome { stores: vec![fault], hung: false, hedges: 0 };
+        };
+        let db = Arc::new(db);
+        let task = |db: &Arc<api::Db>, store: &FaultStore, process: usize, zombie: bool| WriterTask {
+            db: db.clone(),
+            process,
+            writer: 0,
+            histories: histories.clone(),
+            store: store.clone(),
+            leases: world.leases.clone(),
+            beside: cfg.zombies,
+            zombie,
+            linger: cfg.linger,
+        };
+        let mut tasks = Vec::new();
+        for (w, plan) in plans.into_iter().enumerate() {
+            let t = WriterTask { writer: w, ..task(&db, &fault, process, cfg.zombies) };
+            tasks.push(tokio::spawn(t.run(plan)));
+        }
+        if cfg.readers {
+            // One handle opens at once (on the version the process opened
+            // with, which holds the previous process's SSTs), one later.
+            for (i, ops) in [(0, 0), (1, cfg.ops)] {
+                let reader = reader(fault.clone(), cfg.wal_store, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
+                tasks.push(tokio::spawn(reader));
+            }
+        }
+        let mut stores = vec![fault.clone()];
+        let mut successor = None;
+        if cfg.zombies {
+            // The old process keeps running; a new one recovers beside it.
+            for _ in 0..takeover_after {
+                tokio::task::yield_now().await;
+            }
+            let fresh = faults.store(cfg, world, chaos_seed ^ 1, 1, clock.clone());
+            tokio::spawn(chaos(fresh.clone(), chaos_seed ^ 2, None, None));
+            if let Ok(next) = api::open(Arc::new(fresh.clone()), cfg, &recorder, clock.clone()).await {
+                let next = Arc::new(next);
+                for (w, plan) in successor_plans.into_iter().enumerate() {
+                    let t = WriterTask { writer: cfg.writers + w, ..task(&next, &fresh, process + 1, false) };
+                    tasks.push(tokio::spawn(t.run(plan)));
+                }
+                successor = Some((next, fresh.clone()));
+            }
+            stores.push(fresh);
+        }
+        let hung = tokio::time::timeout(ROUND_LIMIT, join_all(tasks)).await.is_err() && !fault.is_crashed();
+        let hedges = db.hedge_counts().create_hedges + successor.as_ref().map_or(0, |(db, _)| db.hedge_counts().create_hedges);
+        if !fault.is_crashed() {
+            fault.crash().await;
+        }
+        if let Some((_, fresh)) = &successor {
+            fresh.crash().await;
+        }
+        tokio::time::sleep(CRASH_GRACE).await;
+        chaos_task.abort();
+        world.clock.end_process();
+        Outcome { stores, hung, hedges }
+    });
+    if std::env::var_os("CRASH_DEBUG").is_some() {
+        let versions: Vec<(u64, u64)> = world
+            .leases
+            .times
+            .under(api::MANIFEST_PREFIX)
+            .iter()
+            .filter_map(|(p, t)| Some((api::parse_manifest(p)?, t - crate::clock::ORIGIN_MS)))
+            .collect();
+        eprintln!(
+            "seed {} round {round}: manifests (version, created ms) {versions:?}; SSTs deleted so far {}",
+            cfg.seed,
+            world.leases.times.deletions_under(api::SST_PREFIX)
+        );
+    }
+    let ops = outcome.stores[0].ops();
+    drop(rt); // The process is gone: every task and buffer with it.
+    let listed = runtime(cfg).block_on(api::list_wals(&world.inner));
+    api::record_crashes(&recorder, since, listed);
+    record_injected(cfg, world, histories, &outcome);
+    if outcome.hung {
+        let pending = lock(histories).histories.iter().map(|h| h.steps.len()).sum::<usize>();
+        return Err(failure(
+            cfg,
+            "liveness: WritersFinish",
+            format!("the writers did not finish their operations within {ROUND_LIMIT:?} on a store that never crashed ({pending} steps issued)"),
+        ));
+    }
+    Ok(ops)
+}
+
+/// What the live phase leaves behind: its stores, whether its writers
+/// hung, and the hedges its processes sent.
+struct Outcome {
+    stores: Vec<FaultStore>,
+    hung: bool,
+    hedges: u64,
+}
+
+/// Adds what the live phase's stores injected to the schedule's record,
+/// with who wrote each manifest that landed ambiguously (conformance tells
+/// a claim from a manifest write by it).
+fn record_injected(cfg: &Config, world: &World, histories: &Histories, outcome: &Outcome) {
+    let injected: Vec<_> = outcome.stores.iter().map(FaultStore::injected).collect();
+    let manifests: Vec<(u64, u64)> = runtime(cfg).block_on(async {
+        let mut out = Vec::new();
+        for path in injected.iter().flat_map(|i| i.ambiguous.iter()) {
+            let Some(version) = api::parse_manifest(path) else { continue };
+            if let Some(epoch) = api::manifest_writer_epoch(&world.inner, path).await {
+                out.push((version, epoch));
+            }
+        }
+        out
+    });
+    let mut h = lock(histories);
+    for i in &injected {
+        h.injected.transient += i.transient;
+        h.injected.ambiguous_creates += i.ambiguous.len() as u64;
+        let wals: Vec<u64> = i.ambiguous.iter().filter_map(api::parse_wal).collect();
+        h.injected.ambiguous_wals += wals.len() as u64;
+        h.ambiguous.wals.extend(wals);
+        h.ambiguous.manifests.extend(manifests.iter().copied());
+    }
+    for s in &outcome.stores {
+        let [_, listings, reads] = s.held_total();
+        h.injected.held_listings += listings;
+        h.injected.held_reads += reads;
+    }
+    h.injected.create_hedges += outcome.hedges;
+}
+
+/// A read-only handle of a live process: opens after a seeded wait of up to
+/// 1.5 ms per operation of `ops` (so that it opens while writers write),
+/// then reads, holds and reads again, pausing up to half of `linger`
+/// before each read.
+async fn reader(store: FaultStore, wal_store: bool, histories: Histories, leases: crate::reads::Leases, seed: u64, (ops, linger): (usize, Duration)) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    tokio::time::sleep(Duration::from_micros(rng.random_range(0..=ops as u64 * 1500))).await;
+    let half = linger.as_micros() as u64 / 2;
+    let pause = Duration::from_micros(rng.random_range(half / 4..=half.max(1)));
+    crate::reads::read_only_handle(store, wal_store, histories, leases, 2, pause).await;
+}
+
+/// Releases held requests (uploads, listings, reads) one at a time in a
+/// seeded order, holding them long enough that several are in flight at
+/// once and complete out of order; crashes the store at the tick `crash`
+/// (counted while its flag is set) if given; with `jumps`, moves the
+/// schedule's clock forward now and then.
+async fn chaos(fault: FaultStore, seed: u64, crash: Option<(u32, Arc<AtomicBool>)>, jumps: Option<(ScheduleClock, u64)>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut jumps = jumps.map(|(clock, seed)| (clock, StdRng::seed_from_u64(seed)));
+    let mut tick = 0u32;
+    let mut waited = 0u32;
+    while !fault.is_crashed() {
+        tokio::time::sleep(Duration::from_micros(500)).await;
+        if let Some((crash_tick, counting)) = &crash {
+            if counting.load(Ordering::Acquire) {
+                tick += 1;
+            }
+            if tick == *crash_tick {
+                fault.crash().await;
+                return;
+            }
+        }
+        if let Some((clock, rng)) = &mut jumps {
+            // About one tick in four: a round's time moves tens of seconds.
+            if rng.random_range(0..4) == 0 {
+                clock.jump(Duration::from_millis(rng.random_range(1..=MAX_JUMP.as_millis() as u64)));
+            }
+        }
+        let held = fault.held_requests();
+        if held.is_empty() {
+            continue;
+        }
+        waited += 1;
+        // Wait for company (out-of-order completions need two in flight), but
+        // not for ever: a lone request is answered after a few ticks.
+        if held.len() < 2 && waited < 8 || !rng.random_bool(0.5) {
+            continue;
+        }
+        waited = 0;
+        let pick = rng.random_range(0..held.len());
+        fault.release_request(held[pick].id).await;
+    }
+}

@@ -1,0 +1,177 @@
+//! A round's recovery: a new process opens the store with no faults and the
+//! oracle checks what it sees (I2-I5, shared keys, live-read anomalies);
+//! with readers, a read-only handle must see the same state, and a snapshot
+//! and a scan taken at once must still show it after the liveness probe
+//! wrote, flushed, compacted and `close()` ran its GC pass. Then the new
+//! writer must make progress, and racing openers (if any) must finish.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use tidemark::internals::sync::{lock, Arc};
+use tidemark::testing::FaultStore;
+use tidemark::{Clock, DbIterator, Snapshot};
+
+use crate::config::Config;
+use crate::db_api as api;
+use crate::liveness;
+use crate::schedule::{failure, runtime, Failure, Histories, World};
+use crate::workload;
+
+/// What the recovery found, by writer, and the views it holds on it
+/// across the probe and `close()`: this process's own snapshot and scan
+/// (its pins keep what they read), or a read-only handle (only its lease
+/// does; the two are never held together, as the pins would protect the
+/// handle's SSTs too).
+struct Held {
+    states: Vec<BTreeMap<Bytes, Bytes>>,
+    views: Views,
+}
+
+enum Views {
+    Own { snapshot: Snapshot, scan: DbIterator },
+    ReadOnly(api::Db),
+}
+
+/// A new process opens the store with no faults and checks every writer.
+/// `last`: the schedule's last recovery, after which openers race (if any).
+pub(crate) fn recovery_phase(cfg: &Config, world: &World, histories: &Histories, round: usize, last: bool) -> Result<(), Failure> {
+    let fail = |invariant: &str, detail: String| failure(cfg, invariant, detail);
+    let recorder = lock(histories).recorder.clone();
+    let since = recorder.len();
+    let rt = runtime(cfg);
+    let result = rt.block_on(async {
+        let clock = world.clock.start_process();
+        let store = FaultStore::new(world.inner.clone(), cfg.seed).with_clock(clock.clone(), world.leases.times.clone());
+        let result = recover(cfg, world, histories, &recorder, &store, clock, (round, last)).await;
+        world.clock.end_process();
+        result
+    });
+    let listed = rt.block_on(api::list_wals(&world.inner));
+    api::record_crashes(&recorder, since, listed);
+    result.map_err(|(invariant, detail)| fail(invariant, detail))
+}
+
+type Broken = (&'static str, String);
+
+async fn recover(
+    cfg: &Config,
+    world: &World,
+    histories: &Histories,
+    recorder: &tidemark::internals::trace::MemoryRecorder,
+    store: &FaultStore,
+    clock: Arc<dyn Clock>,
+    (round, last): (usize, bool),
+) -> Result<(), Broken> {
+    let db = api::open(Arc::new(store.clone()), cfg, recorder, clock.clone())
+        .await
+        .map_err(|e| ("I2 RecoveryNeverFails", format!("open after crash failed: {e}")))?;
+    if let Some((invariant, anomaly)) = lock(histories).anomalies.first() {
+        return Err((invariant, anomaly.clone()));
+    }
+    let scan_failed = |e: tidemark::Error| ("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}"));
+    // Shared keys first: where both checks would fail, the shared-key
+    // oracle is the one shown to catch it.
+    let observed = api::scan_prefix(&db, Bytes::from_static(crate::shared::PREFIX.as_bytes())).await.map_err(scan_failed)?;
+    lock(histories).shared.check_and_rebase(&observed).map_err(|v| (v.invariant, v.detail))?;
+    let writer_count = lock(histories).histories.len();
+    let mut states = Vec::with_capacity(writer_count);
+    for w in 0..writer_count {
+        let observed: BTreeMap<Bytes, Bytes> = api::scan_prefix(&db, workload::key_prefix(w)).await.map_err(scan_failed)?;
+        lock(histories).histories[w].check_and_rebase(w, &observed).map_err(|v| (v.invariant(), v.to_string()))?;
+        states.push(observed);
+    }
+    let held = match cfg.readers {
+        true => Some(hold_views(&db, store, cfg.wal_store, states, (cfg.seed + round as u64) % 2 == 0, histories).await?),
+        false => None,
+    };
+    let s = api::process_settings(cfg, recorder, clock.clone());
+    liveness::progress(&db, s.max_inflight_wal_uploads as usize, s.l0_sst_size_bytes)
+        .await
+        .map_err(|e| ("liveness: RecoveredWriterProgresses", e))?;
+    api::close_ref(&db).await.map_err(|e| ("CloseSucceeds", format!("close after recovery failed: {e}")))?;
+    if let Some(held) = held {
+        check_views(held, world, histories).await?;
+    }
+    drop(db);
+    if cfg.racing_openers > 0 && last {
+        let outcome = liveness::race(&(Arc::new(store.clone()) as Arc<dyn object_store::ObjectStore>), cfg, recorder, cfg.racing_openers, clock)
+            .await
+            .map_err(|e| ("liveness: RacingOpenersFinish", e))?;
+        let mut h = lock(histories);
+        h.injected.racers += outcome.openers as u64;
+        h.injected.racers_fenced += outcome.fenced as u64;
+    }
+    Ok(())
+}
+
+/// Takes a snapshot and a scan of writer 0's keys (`own`), or opens a
+/// read-only handle, and holds them across the probe's writes, its flush
+/// and compaction, and the GC pass of `close()`. Nothing is read through
+/// them yet: their first reads of their SSTs come after close (a block
+/// cache would answer any later read).
+async fn hold_views(db: &api::Db, store: &FaultStore, wal_store: bool, states: Vec<BTreeMap<Bytes, Bytes>>, own: bool, histories: &Histories) -> Result<Held, Broken> {
+    if own {
+        let snapshot = db.snapshot();
+        let scan = db.scan_prefix(workload::key_prefix(0)).await.map_err(|e| ("ReadSucceeds", format!("scan after recovery failed: {e}")))?;
+        return Ok(Held { states, views: Views::Own { snapshot, scan } });
+    }
+    // Nothing writes while the recovered writer has not begun its probe:
+    // the handle must open.
+    let ro = api::open_read_only(std::sync::Arc::new(store.clone()), wal_store)
+        .await
+        .map_err(|e| ("ReadSucceeds", format!("a read-only open after recovery failed: {e}")))?;
+    lock(histories).injected.read_only_opens += 1;
+    Ok(Held { states, views: Views::ReadOnly(ro) })
+}
+
+/// Reads the held views after `close()`: the recovered state (this
+/// process's GC kept what its own views read; the read-only handle's,
+/// while its lease held).
+async fn check_views(held: Held, world: &World, histories: &Histories) -> Result<(), Broken> {
+    let Held { states, views } = held;
+    match views {
+        Views::Own { snapshot, scan } => {
+            for (w, state) in states.iter().enumerate() {
+                let read = async { snapshot.scan_prefix(workload::key_prefix(w)).await?.collect_vec().await };
+                let seen: BTreeMap<Bytes, Bytes> = read
+                    .await
+                    .map_err(|e| crate::reads::unexplained(&e, "a snapshot held across the probe and close"))?
+                    .into_iter()
+                    .collect();
+                if &seen != state {
+                    return Err(("SnapshotStable", format!("a snapshot taken at recovery shows {} of writer {w}'s keys after close, not {}", seen.len(), state.len())));
+                }
+            }
+            let scanned: BTreeMap<Bytes, Bytes> = scan
+                .collect_vec()
+                .await
+                .map_err(|e| crate::reads::unexplained(&e, "a scan held across the probe and close"))?
+                .into_iter()
+                .collect();
+            if scanned != states[0] {
+                return Err(("ScanStable", format!("a scan begun at recovery yields {} of writer 0's keys after close, not {}", scanned.len(), states[0].len())));
+            }
+            lock(histories).injected.views_checked += 2;
+        }
+        Views::ReadOnly(ro) => {
+            let lease = crate::reads::Lease::Version(ro.manifest().await.version);
+            for (w, state) in states.iter().enumerate() {
+                match api::scan_prefix(&ro, workload::key_prefix(w)).await {
+                    Ok(seen) if &seen == state => lock(histories).injected.read_only_reads += 1,
+                    Ok(seen) => {
+                        return Err((
+                            "ReadOnlyViewFixed",
+                            format!("a read-only handle opened at recovery sees {} of writer {w}'s keys after close, not {}", seen.len(), state.len()),
+                        ));
+                    }
+                    Err(e) => match crate::reads::judge(&e, false, &world.leases, lease, world.clock.now_ms(), "a read-only scan held across close") {
+                        Some(v) => return Err(v),
+                        None => break,
+                    },
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The storage lifecycle in crash schedules: compaction and GC on the
+//! schedule's paused clock (objects age past `gc_min_age` as the clock
+//! jumps and the store rests), read-only handles and held snapshots and
+//! scans checked by the oracle, failed reads judged by crash, fault or
+//! lease, held listings and hedged creates. The shipped engine passes; bugs
+//! planted in the runtime (engine mutants) and in GC's rules (a protocol
+//! mutant) are caught in at least one schedule in ten of their mode.
+
+use tidemark::internals::protocol::Protocol;
+use tidemark_crash::config::AGED_MIN_AGE;
+use tidemark_crash::schedule::{run, Config, EngineMutant, GcAge, Injected, Report};
+
+fn lifecycle(seed: u64) -> Config {
+    Config::new(seed).with_lifecycle()
+}
+
+fn reports(seeds: std::ops::Range<u64>, cfg: impl Fn(u64) -> Config) -> Vec<Report> {
+    seeds.map(|seed| run(&cfg(seed))).collect()
+}
+
+#[test]
+fn shipped_survives_lifecycle_schedules_and_exercises_them() {
+    let mut exercised = Injected::default();
+    for report in reports(0..120, lifecycle) {
+        assert!(report.failure.is_none(), "seed {}: {:?}", report.seed, report.failure);
+        exercised.add(&report.injected);
+    }
+    assert!(exercised.held_listings > 100 && exercised.held_reads > 100, "listings and reads were held: {exercised:?}");
+    assert!(exercised.create_hedges > 100, "hedged creates fired: {exercised:?}");
+    assert!(exercised.read_only_opens > 100 && exercised.read_only_reads > 1000, "read-only handles read: {exercised:?}");
+    assert!(exercised.views_checked > 300, "held snapshots and scans were read again: {exercised:?}");
+    assert!(exercised.views_across_gc > 0, "some view lived across a GC pass that deleted an SST: {exercised:?}");
+}
+
+#[test]
+fn objects_age_on_the_schedule_clock_and_gc_deletes_them() {
+    // An aged schedule: `gc_min_age` 40 s of the paused clock, reached by
+    // the clock's jumps and the store's rests, so GC deletes what was
+    // compacted away; at 40 s of wall-clock time nothing would be old.
+    let seed = (0..50).find(|&s| lifecycle(s).gc_age == GcAge::Aged && !lifecycle(s).zombies).expect("an aged seed");
+    let cfg = lifecycle(seed);
+    assert!(cfg.ages() && cfg.gc_min_age().0 == AGED_MIN_AGE);
+    let report = run(&cfg);
+    assert!(report.failure.is_none(), "{:?}", report.failure);
+    let (a, b) = (run(&cfg), run(&cfg));
+    assert_eq!(a.trace, b.trace, "an aged schedule replays exactly (its clock starts at a fixed origin)");
+    let deleted: u64 = (0..50).filter(|&s| lifecycle(s).ages()).map(|s| run(&lifecycle(s)).injected.views_across_gc).sum();
+    assert!(deleted > 0, "GC deleted SSTs under held views in aged schedules");
+}
+
+/// Schedules of `seeds` with `mutant` that fail, and the invariants they break.
+fn caught(seeds: std::ops::Range<u64>, cfg: impl Fn(u64) -> Config) -> Vec<String> {
+    reports(seeds, cfg).into_iter().filter_map(|r| r.failure.map(|f| f.invariant)).collect()
+}
+
+#[test]
+fn compaction_recorded_before_its_outputs_exist_is_caught() {
+    let found = caught(0..100, |s| Config { mutant: Some(EngineMutant::CompactBeforeUpload), ..lifecycle(s) });
+    assert!(found.len() >= 10, "compact-before-upload: {} of 100 lifecycle schedules", found.len());
+    assert!(found.iter().any(|i| i.starts_with("I7")), "a read found an output missing: {found:?}");
+}
+
+#[test]
+fn tombstones_dropped_above_the_bottom_run_are_caught() {
+    let found = caught(0..100, |s| Config { mutant: Some(EngineMutant::TombstonesAboveBottom), ..lifecycle(s) });
+    assert!(found.len() >= 10, "tombstones-above-bottom: {} of 100 lifecycle schedules", found.len());
+    assert!(found.iter().any(|i| i.starts_with("I4")), "a deleted key came back: {found:?}");
+}
+
+#[test]
+fn a_hedged_already_exists_taken_as_ours_is_caught() {
+    let zombies_hedges = |s: u64| Config { zombies: true, ..Config::new(s).with_hedges() };
+    let found = caught(0..100, |s| Config { mutant: Some(EngineMutant::HedgeExistsIsOurs), ..zombies_hedges(s) });
+    assert!(found.len() >= 10, "hedge-exists-is-ours: {} of 100 zombie schedules with hedges", found.len());
+    assert!(found.iter().all(|i| i.starts_with("I3") || i == "trace conformance"), "{found:?}");
+    // The shipped engine passes the same schedules.
+    for report in reports(0..100, zombies_hedges) {
+        assert!(report.failure.is_none(), "seed {}: {:?}", report.seed, report.failure);
+    }
+}
+
+#[test]
+fn gc_ignoring_the_reader_lease_is_caught_by_read_only_handles() {
+    let found = caught(0..60, |s| Config { protocol: Protocol::GcIgnoresReaders, ..lifecycle(s) });
+    assert!(found.len() >= 6, "gc-ignores-readers: {} of 60 lifecycle schedules", found.len());
+    assert!(found.iter().all(|i| i == "I7 NothingNeededDeleted"), "{found:?}");
+}

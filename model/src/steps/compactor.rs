@@ -1,0 +1,96 @@
+//! The compactor's actions: claiming its epoch, merging, committing.
+
+use tidemark::internals::protocol::{apply_compaction, claim_compactor_epoch, Compaction, Epoch, ManifestConflict, Role, RunId, SortedRun};
+
+use super::Attempt;
+use crate::model::{token, TidemarkModel};
+use crate::state::*;
+
+impl TidemarkModel {
+    pub(crate) fn claim_compactor(&self, s: &mut State) -> Option<()> {
+        s.compactor_claims += 1;
+        let (version, latest) = s.store.latest_manifest();
+        let view = claim_compactor_epoch(&latest.view);
+        let epoch = view.compactor_epoch;
+        let claimed =
+            ManifestVersion { view, tree: latest.tree.clone(), token: token(Role::Compactor, epoch), created_at: s.now };
+        self.insert_version(s, version + 1, claimed.clone());
+        s.committed.compactor_epoch = s.committed.compactor_epoch.max(epoch);
+        let base = Base { version: version + 1, view: claimed.view, tree: claimed.tree };
+        s.compactors.push(Compactor { epoch, base, job: None, output_created_at: 0, next_sst: 0 });
+        Some(())
+    }
+
+    pub(crate) fn compact(&self, s: &mut State, epoch: Epoch) -> Option<()> {
+        let (version, latest) = s.store.latest_manifest();
+        let latest = latest.clone();
+        if latest.view.compactor_epoch > epoch {
+            // Re-read shows a newer compactor: this one is a zombie.
+            Self::stop_compactor(s, epoch);
+            return Some(());
+        }
+        let writes = s.tree_writes(&latest.tree).ok()?;
+        let now = s.now;
+        let c = s.compactor_mut(epoch)?;
+        let seq = c.next_sst;
+        c.next_sst += 1;
+        let out = SstId::Out(epoch, seq);
+        let run_id: RunId = epoch * 16 + u64::from(seq);
+        c.job = Some(Compaction {
+            compactor_epoch: epoch,
+            l0_inputs: latest.tree.l0.clone(),
+            run_inputs: latest.tree.runs.iter().map(|r| r.id).collect(),
+            output: SortedRun { id: run_id, ssts: vec![out] },
+        });
+        c.base = Base { version, view: latest.view, tree: latest.tree };
+        c.output_created_at = now;
+        s.store.ssts.insert(out, SstObject { writes, created_at: now });
+        Some(())
+    }
+
+    pub(crate) fn compact_commit(&self, s: &mut State, epoch: Epoch) -> Option<()> {
+        let c = s.compactor(epoch)?.clone();
+        let job = c.job.clone()?;
+        if !job.output.ssts.iter().all(|o| self.recordable(s, o, c.output_created_at)) {
+            // Too old to record: drop it (its output is garbage).
+            s.compactor_mut(epoch)?.job = None;
+            return Some(());
+        }
+        let (view, tree) = match apply_compaction(&c.base.view, &c.base.tree, &job) {
+            Ok(next) => next,
+            Err(ManifestConflict::Fenced { .. }) => {
+                Self::stop_compactor(s, epoch);
+                return Some(());
+            }
+            Err(_) => {
+                s.compactor_mut(epoch)?.job = None;
+                return Some(());
+            }
+        };
+        let candidate = ManifestVersion { view, tree, token: token(Role::Compactor, epoch), created_at: s.now };
+        match self.try_create(s, Role::Compactor, epoch, candidate.clone(), c.base.version + 1) {
+            Attempt::Applied(v) => {
+                let outputs: Vec<WriteId> = job
+                    .output
+                    .ssts
+                    .iter()
+                    .flat_map(|o| s.store.ssts.get(o).map(|x| x.writes.clone()).unwrap_or_default())
+                    .collect();
+                s.committed.writes.extend(outputs);
+                for r in &job.run_inputs {
+                    s.committed.runs.remove(r);
+                }
+                s.committed.runs.insert(job.output.id);
+                let c = s.compactor_mut(epoch)?;
+                c.base = Base { version: v, view: candidate.view, tree: candidate.tree };
+                c.job = None;
+            }
+            Attempt::Fenced => Self::stop_compactor(s, epoch),
+            Attempt::Reapply { latest, .. } => {
+                let base = self.rebase(s, (c.base.view, c.base.tree.clone()), latest)?;
+                s.compactor_mut(epoch)?.base = base;
+            }
+        }
+        Some(())
+    }
+}
