@@ -329,7 +329,7 @@ mod tests {
             hedge_denied: true,
             durable_at: Some(90 * MS),
         };
-        let t = WriteTimes { began: 0 * MS, appending: 5 * MS, appended: 11 * MS, acked: 400 * MS };
+        let t = WriteTimes { began: Duration::ZERO, appending: 5 * MS, appended: 11 * MS, acked: 400 * MS };
         let w = explain(&t, Some(&wal));
         assert_eq!(w.iter().map(|x| x.1).sum::<Duration>(), 400 * MS);
         assert_eq!(total(&w, StallCause::L0Limit), 5 * MS);
@@ -347,14 +347,14 @@ mod tests {
     #[test]
     fn a_late_flusher_is_the_runtimes() {
         let wal = WalNotes {
-            segments: vec![Segment { from: 0 * MS, until: Some(2 * MS), cause: StallCause::PutBudget }],
+            segments: vec![Segment { from: Duration::ZERO, until: Some(2 * MS), cause: StallCause::PutBudget }],
             frozen_at: 500 * MS,
             upload_started: Some(500 * MS),
             upload_done: Some(505 * MS),
             durable_at: Some(505 * MS),
             ..Default::default()
         };
-        let t = WriteTimes { began: 0 * MS, appending: 0 * MS, appended: 0 * MS, acked: 506 * MS };
+        let t = WriteTimes { began: Duration::ZERO, appending: Duration::ZERO, appended: Duration::ZERO, acked: 506 * MS };
         let w = explain(&t, Some(&wal));
         assert_eq!(total(&w, StallCause::PutBudget), 2 * MS);
         assert_eq!(total(&w, StallCause::Runtime), 499 * MS);
@@ -367,7 +367,7 @@ mod tests {
         l.waiting(Duration::ZERO, &FreezeStep::Gather { until: 300 * MS, reason: GatherReason::Budget });
         l.frozen(1, 300 * MS);
         l.durable(1);
-        let t = WriteTimes { began: 0 * MS, appending: 0 * MS, appended: 0 * MS, acked: 310 * MS };
+        let t = WriteTimes { began: Duration::ZERO, appending: Duration::ZERO, appended: Duration::ZERO, acked: 310 * MS };
         l.check(1, t, Some(100 * MS));
         l.check(1, WriteTimes { acked: 50 * MS, ..t }, Some(100 * MS));
         l.check(1, t, None);
