@@ -15,7 +15,12 @@ use crate::codec::{self, decode};
 use crate::exit::{Failure, Outcome};
 
 pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
-    let settings = Settings::default().with_gc_min_age(cli.gc_min_age);
+    let mut settings = Settings::default().with_gc_min_age(cli.gc_min_age);
+    if let Some(wal_url) = &cli.wal_url {
+        let (store, root) = tidemark::store_for_url(wal_url)?;
+        settings = settings.with_wal_store(store, root);
+    }
+    let wal_url = cli.wal_url.as_deref();
     let input = cli.input;
     match cli.command {
         Command::Put { key, value, value_file } => {
@@ -33,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         }
         Command::Get { key, format } => {
             let key = decode(input, "KEY", key)?;
-            let db = open_for_reading(&cli.url).await?;
+            let db = open_for_reading(&cli.url, wal_url).await?;
             let Some(v) = db.get(&key).await? else { return Ok(Outcome::NotFound) };
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&codec::value(format, &key, &v))?;
@@ -47,7 +52,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
                 ));
             }
             let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
-            let db = open_for_reading(&cli.url).await?;
+            let db = open_for_reading(&cli.url, wal_url).await?;
             let mut rows = match prefix {
                 Some(p) => db.scan_prefix(p).await?,
                 None => db.scan(..).await?,
@@ -65,31 +70,36 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             Ok(Outcome::Done)
         }
         Command::Manifest => {
-            let db = open_for_reading(&cli.url).await?;
+            let db = open_for_reading(&cli.url, wal_url).await?;
             let json = crate::manifest::to_json(&db.manifest().await).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{json}")?;
             Ok(Outcome::Done)
         }
         Command::Fsck => {
-            let (store, root) = existing_store(&cli.url).await?;
+            let (store, root) = existing_store(&cli.url, wal_url).await?;
             fsck(store, root).await
         }
     }
 }
 
-/// The store behind `url` for a read-only command: nothing is created, and
+/// The store behind `url` for a read-only command (with its WALs in the
+/// store `wal_url` names, if given, shown as one): nothing is created, and
 /// a location without a manifest is `NoDatabase`.
-async fn existing_store(url: &str) -> Result<(StoreRef, Path), Error> {
-    let (store, root) = tidemark::store_for_url_read_only(url)?;
+async fn existing_store(url: &str, wal_url: Option<&str>) -> Result<(StoreRef, Path), Error> {
+    let (mut store, root) = tidemark::store_for_url_read_only(url)?;
     if !tidemark::database_exists(store.as_ref(), &root).await? {
         return Err(Error::NoDatabase { location: url.to_string() });
+    }
+    if let Some(wal_url) = wal_url {
+        let (wal, wal_root) = tidemark::store_for_url_read_only(wal_url)?;
+        store = std::sync::Arc::new(tidemark::SplitStore::new(store, &root, wal, &wal_root));
     }
     Ok((store, root))
 }
 
-async fn open_for_reading(url: &str) -> Result<Db, Error> {
-    let (store, root) = existing_store(url).await?;
+async fn open_for_reading(url: &str, wal_url: Option<&str>) -> Result<Db, Error> {
+    let (store, root) = existing_store(url, wal_url).await?;
     Db::open_read_only(root, store).await
 }
 

@@ -53,16 +53,17 @@ mod wal_object;
 pub use batch::{WriteBatch, WriteOptions};
 pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use db::{database_exists, Db, DbIterator, Snapshot};
+pub use db::{database_exists, Db, DbIterator, SlowWrites, Snapshot, StallCause};
 pub use error::{Error, Result};
 pub use fsck::{fsck, fsck_with, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};
 pub use manifest::{ManifestObject as Manifest, SortedRun, SstHandle};
 pub use metrics::{Metrics, StoreRequests};
 pub use paths::{sst_name, wal_name};
-pub use settings::Settings;
+pub use protocol::PutBudget;
+pub use settings::{Settings, SlowWrite, WalStore};
 pub use store::url::{store_for_url, store_for_url_read_only};
-pub use store::{HedgeCounts, HedgeSettings};
+pub use store::{HedgeCounts, HedgeSettings, SplitStore};
 
 /// A shared object store, as [`Db::open`] takes it and [`store_for_url`]
 /// returns it (any `object_store` store behind an `Arc`).

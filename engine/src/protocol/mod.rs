@@ -13,6 +13,7 @@ mod compaction;
 mod conflict;
 mod freeze;
 pub mod gc;
+mod latency;
 mod manifest;
 mod recovery;
 mod variant;
@@ -26,7 +27,8 @@ pub use compaction::{
     apply_compaction, apply_writer_edit, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
     CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,
 };
-pub use freeze::{FreezeInputs, FreezePolicy, FreezeStep, GatherReason};
+pub use freeze::{FreezeInputs, FreezePolicy, FreezeStep, GatherReason, PutBudget, PutPacer, MIN_PUTS_PER_SECOND, PACER_DEPTH};
+pub use latency::{LatencyEstimator, LatencySummary, LATENCY_WINDOW, MIN_TAIL_SAMPLES};
 pub use gc::{GcPolicy, KeptManifest, Listed, ManifestGc, Time};
 pub use manifest::{claim_compactor_epoch, claim_epoch, next_manifest, ManifestView};
 pub use recovery::{ChainWalk, RecoveryError, RecoveryPlan, WalHeader, WalKind, WAL_ID_HEADROOM};
