@@ -41,6 +41,13 @@ step "crash schedules with store faults (issue 14): transient errors, ambiguous 
 cargo run --release --bin crash-check -- --faults --seeds 20000 --seed-start 2000000
 cargo run --release --bin crash-check -- --faults --seeds 20 --seed-start 6000 --every-op
 
+step "crash schedules of the lifecycle: compaction and GC on the schedule's clock, read-only handles, held snapshots and scans, held listings, hedges"
+cargo run --release --bin crash-check -- --lifecycle --seeds 2000 --seed-start 7000000
+
+step "crash schedules with WALs in a store of their own (Settings::wal_store): 10,000 seeds, 2,000 with faults (about 50 s)"
+cargo run --release --bin crash-check -- --wal-store --seeds 10000 --seed-start 3000000
+cargo run --release --bin crash-check -- --wal-store --faults --seeds 2000 --seed-start 3200000
+
 step "crash schedules on the wall clock (timing varies run to run)"
 cargo run --release --bin crash-check -- --seeds 500 --seed-start 200000 --wall-clock
 cargo run --release --bin crash-check -- --seeds 100 --seed-start 300000 --zombies --wall-clock

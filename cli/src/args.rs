@@ -20,6 +20,12 @@ pub struct Cli {
     /// from the AWS_* environment variables).
     #[arg(long)]
     pub url: String,
+    /// Keep WALs (and recovery's fences) in another store, given as a URL of
+    /// the same forms: say an S3 Express One Zone bucket beside a Standard
+    /// one named by --url. Every command on the database must give the same
+    /// --wal-url; without it WALs live beside the SSTs under --url.
+    #[arg(long, global = true)]
+    pub wal_url: Option<String>,
     /// How KEY, VALUE and --prefix arguments are given: their bytes as they
     /// are (text, which may be any bytes, not only UTF-8), hex or base64.
     #[arg(long, global = true, value_enum, default_value_t = Input::Text)]

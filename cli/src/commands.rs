@@ -15,7 +15,12 @@ use crate::codec::{self, decode};
 use crate::exit::{Failure, Outcome};
 
 pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
-    let settings = Settings::default().with_gc_min_age(cli.gc_min_age);
+    let mut settings = Settings::default().with_gc_min_age(cli.gc_min_age);
+    if let Some(wal_url) = &cli.wal_url {
+        let (store, root) = tidemark::store_for_url(wal_url)?;
+        settings = settings.with_wal_store(store, root);
+    }
+    let wal_url = cli.wal_url.as_deref();
     let input = cli.input;
     match cli.command {
         Command::Put { key, value, value_file } => {
@@ -33,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         }
         Command::Get { key, format, checkpoint } => {
             let key = decode(input, "KEY", key)?;
-            let db = open_for_reading(&cli.url, checkpoint.as_deref()).await?;
+            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref()).await?;
             let Some(v) = db.get(&key).await? else { return Ok(Outcome::NotFound) };
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&codec::value(format, &key, &v))?;
@@ -47,7 +52,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
                 ));
             }
             let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
-            let db = open_for_reading(&cli.url, checkpoint.as_deref()).await?;
+            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref()).await?;
             let mut rows = db.scan(prefix).await?;
             // Streams: each row is printed as the scan reaches it, so memory
             // stays bounded however many rows there are.
@@ -62,7 +67,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             Ok(Outcome::Done)
         }
         Command::Manifest => {
-            let (store, root) = existing_store(&cli.url).await?;
+            let (store, root) = existing_store(&cli.url, wal_url).await?;
             let db = Db::open_read_only(root, store).await?;
             let json = crate::manifest::to_json(&db.manifest().await).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
             let mut stdout = std::io::stdout().lock();
@@ -70,18 +75,18 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             Ok(Outcome::Done)
         }
         Command::Fsck => {
-            let (store, root) = existing_store(&cli.url).await?;
+            let (store, root) = existing_store(&cli.url, wal_url).await?;
             fsck(store, root).await
         }
-        Command::Checkpoint(c) => checkpoint(&cli.url, c).await,
+        Command::Checkpoint(c) => checkpoint(&cli.url, wal_url, c).await,
         Command::Compact => {
-            let (store, root) = existing_writable_store(&cli.url).await?;
+            let (store, root) = existing_writable_store(&cli.url, wal_url).await?;
             let runs = tidemark::compact(root, store, settings).await?;
             println!("compactions recorded: {runs}");
             Ok(Outcome::Done)
         }
         Command::Gc => {
-            let (store, root) = existing_writable_store(&cli.url).await?;
+            let (store, root) = existing_writable_store(&cli.url, wal_url).await?;
             let s = tidemark::collect_garbage(root, store, settings).await?;
             println!(
                 "deleted: {} manifest version(s), {} SST(s), {} WAL(s); checkpoints expired: {}",
@@ -92,8 +97,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     }
 }
 
-async fn checkpoint(url: &str, c: CheckpointCommand) -> Result<Outcome, Failure> {
-    let (store, root) = existing_writable_store(url).await?;
+async fn checkpoint(url: &str, wal_url: Option<&str>, c: CheckpointCommand) -> Result<Outcome, Failure> {
+    let (store, root) = existing_writable_store(url, wal_url).await?;
     match c {
         CheckpointCommand::Create { lifetime } => {
             let cp = tidemark::create_checkpoint(store, root, CheckpointOptions { lifetime }).await?;
@@ -124,22 +129,31 @@ fn parse_id(id: &str) -> Result<u128, Failure> {
     u128::from_str_radix(id, 16).map_err(|e| Failure::Usage(format!("checkpoint id {id:?} is not hex: {e}")))
 }
 
-/// The store behind `url` for a read-only command: nothing is created, and
+/// The store behind `url` for a read-only command (with its WALs in the
+/// store `wal_url` names, if given, shown as one): nothing is created, and
 /// a location without a manifest is `NoDatabase`.
-async fn existing_store(url: &str) -> Result<(StoreRef, Path), Error> {
-    let (store, root) = tidemark::store_for_url_read_only(url)?;
+async fn existing_store(url: &str, wal_url: Option<&str>) -> Result<(StoreRef, Path), Error> {
+    let (mut store, root) = tidemark::store_for_url_read_only(url)?;
     if !tidemark::database_exists(store.as_ref(), &root).await? {
         return Err(Error::NoDatabase { location: url.to_string() });
+    }
+    if let Some(wal_url) = wal_url {
+        let (wal, wal_root) = tidemark::store_for_url_read_only(wal_url)?;
+        store = std::sync::Arc::new(tidemark::SplitStore::new(store, &root, wal, &wal_root));
     }
     Ok((store, root))
 }
 
 /// As `existing_store`, for commands that record something (checkpoints,
 /// compaction, GC): the store must allow writes.
-async fn existing_writable_store(url: &str) -> Result<(StoreRef, Path), Error> {
-    let (store, root) = tidemark::store_for_url(url)?;
+async fn existing_writable_store(url: &str, wal_url: Option<&str>) -> Result<(StoreRef, Path), Error> {
+    let (mut store, root) = tidemark::store_for_url(url)?;
     if !tidemark::database_exists(store.as_ref(), &root).await? {
         return Err(Error::NoDatabase { location: url.to_string() });
+    }
+    if let Some(wal_url) = wal_url {
+        let (wal, wal_root) = tidemark::store_for_url(wal_url)?;
+        store = std::sync::Arc::new(tidemark::SplitStore::new(store, &root, wal, &wal_root));
     }
     Ok((store, root))
 }
@@ -170,8 +184,8 @@ impl Reading {
     }
 }
 
-async fn open_for_reading(url: &str, checkpoint: Option<&str>) -> Result<Reading, Failure> {
-    let (store, root) = existing_store(url).await?;
+async fn open_for_reading(url: &str, wal_url: Option<&str>, checkpoint: Option<&str>) -> Result<Reading, Failure> {
+    let (store, root) = existing_store(url, wal_url).await?;
     Ok(match checkpoint {
         None => Reading::Latest(Db::open_read_only(root, store).await?),
         Some(id) => Reading::Checkpoint(DbReader::open_checkpoint(root, store, parse_id(id)?).await?),

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use tidemark::internals::protocol::MAX_ID;
+use tidemark::internals::bounds::MAX_EPOCH;
 use tidemark::Manifest;
 
 /// Exit codes (cli/README.md).
@@ -75,7 +75,7 @@ fn the_cli_never_acknowledges_a_put_on_a_hostile_manifest() {
     for (field, set, readable) in [
         ("writer_epoch", (|m: &mut Manifest| m.writer_epoch = u64::MAX) as fn(&mut Manifest), false),
         ("replay_after_wal_id", |m| m.replay_after_wal_id = u64::MAX, false),
-        ("writer_epoch", |m| m.writer_epoch = MAX_ID, true),
+        ("writer_epoch", |m| m.writer_epoch = MAX_EPOCH, true),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("file://{}", dir.path().display());

@@ -212,6 +212,11 @@ pub struct Config {
     /// `InMemory`. A real store needs `wall_clock`: on a paused clock its
     /// HTTP timeouts would fire at once.
     pub store: Option<Arc<dyn ObjectStore>>,
+    /// WALs and fences in a store of their own (`Settings::wal_store`):
+    /// the engine routes them under `db_api::WAL_STORE_ROOT`, which lies
+    /// inside the prefix the chaos task holds, so every schedule runs as
+    /// before with only the WALs' location changed.
+    pub wal_store: bool,
 }
 
 /// Bits of the seed for the choices made independently of its residues.
@@ -266,6 +271,7 @@ impl Config {
             busy_tree: false,
             value_pad: 0,
             store: None,
+            wal_store: false,
         }
     }
 

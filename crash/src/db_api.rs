@@ -19,6 +19,12 @@ pub const ROOT: &str = "db";
 pub const WAL_PREFIX: &str = "db/wal/";
 /// L0 SST uploads are held too, so manifests are written late.
 pub const SST_PREFIX: &str = "db/compacted/";
+/// Where WALs live when a schedule gives them a store of their own
+/// (`Config::wal_store`): `db/wal/split/wal/<id>.sst`, inside
+/// [`WAL_PREFIX`], so the chaos task holds them and a listing of `db/wal`
+/// finds them, while a WAL the engine sent to the main store by mistake
+/// (`db/wal/<id>.sst`) is one recovery never reads.
+pub const WAL_STORE_ROOT: &str = "db/wal/split";
 /// Manifest versions (their reads are held with held listings).
 pub const MANIFEST_PREFIX: &str = "db/manifest/";
 
@@ -47,16 +53,34 @@ pub async fn open(
     recorder: &MemoryRecorder,
     clock: Arc<dyn tidemark::Clock>,
 ) -> tidemark::Result<Db> {
-    Db::open_with(ROOT, store, process_settings(cfg, recorder, clock)).await
+    let mut s = process_settings(cfg, recorder, clock);
+    if cfg.wal_store {
+        s = s.with_wal_store(store.clone(), WAL_STORE_ROOT);
+    }
+    Db::open_with(ROOT, store, s).await
+}
+
+/// Opens a read-only handle on `store`; with `wal_store` (`Config::wal_store`)
+/// it sees the store as the writers' `SplitStore` does, WALs under
+/// [`WAL_STORE_ROOT`], as a reader given both stores would.
+pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<Db> {
+    let store: Arc<dyn ObjectStore> = match wal_store {
+        false => store,
+        true => {
+            let (root, wal_root) = (object_store::path::Path::from(ROOT), object_store::path::Path::from(WAL_STORE_ROOT));
+            Arc::new(tidemark::SplitStore::new(store.clone(), &root, store, &wal_root))
+        }
+    };
+    Db::open_read_only(ROOT, store).await
 }
 
 /// The settings of a schedule's process (see [`open`]).
 pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn tidemark::Clock>) -> Settings {
     // Odd seeds: no gathering at all (many small WALs, every upload overlapping).
-    let gather = if cfg.burst_gap.is_zero() { std::time::Duration::ZERO } else { tidemark::Settings::default().upload_gather };
+    let budget = if cfg.burst_gap.is_zero() { tidemark::PutBudget::Unlimited } else { tidemark::PutBudget::default() };
     let mut s = settings(cfg.protocol)
         .with_burst_gap(cfg.burst_gap)
-        .with_upload_gather(gather)
+        .with_wal_put_budget(budget)
         .with_recorder(Arc::new(recorder.clone()))
         .with_clock(clock)
         .with_hedge(cfg.hedge.unwrap_or_default());

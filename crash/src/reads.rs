@@ -100,13 +100,13 @@ pub fn judge(e: &tidemark::Error, crashed: bool, leases: &Leases, lease: Lease, 
 /// (`check_view`: the handle's block cache holds what it read, so only a
 /// first read of an SST shows whether GC deleted it) and reads the ones
 /// checked before again: the same state, or an error once its lease ended.
-pub(crate) async fn read_only_handle(store: FaultStore, histories: Histories, leases: Leases, rounds: usize, pause: Duration) {
+pub(crate) async fn read_only_handle(store: FaultStore, wal_store: bool, histories: Histories, leases: Leases, rounds: usize, pause: Duration) {
     let clock = leases.clock.clone();
     let (began, since) = {
         let mut h = lock(&histories);
         (h.shared.tick(), leases.latest_version())
     };
-    let opened = tidemark::Db::open_read_only(api::ROOT, std::sync::Arc::new(store.clone())).await;
+    let opened = api::open_read_only(std::sync::Arc::new(store.clone()), wal_store).await;
     let ended = lock(&histories).shared.tick();
     let db = match opened {
         Ok(db) => db,

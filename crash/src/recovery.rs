@@ -82,7 +82,7 @@ async fn recover(
         states.push(observed);
     }
     let held = match cfg.readers {
-        true => Some(hold_views(&db, store, states, (cfg.seed + round as u64) % 2 == 0, histories).await?),
+        true => Some(hold_views(&db, store, cfg.wal_store, states, (cfg.seed + round as u64) % 2 == 0, histories).await?),
         false => None,
     };
     let s = api::process_settings(cfg, recorder, clock.clone());
@@ -110,7 +110,7 @@ async fn recover(
 /// and compaction, and the GC pass of `close()`. Nothing is read through
 /// them yet: their first reads of their SSTs come after close (a block
 /// cache would answer any later read).
-async fn hold_views(db: &api::Db, store: &FaultStore, states: Vec<BTreeMap<Bytes, Bytes>>, own: bool, histories: &Histories) -> Result<Held, Broken> {
+async fn hold_views(db: &api::Db, store: &FaultStore, wal_store: bool, states: Vec<BTreeMap<Bytes, Bytes>>, own: bool, histories: &Histories) -> Result<Held, Broken> {
     if own {
         let snapshot = db.snapshot();
         let scan = db.scan_prefix(workload::key_prefix(0)).await.map_err(|e| ("ReadSucceeds", format!("scan after recovery failed: {e}")))?;
@@ -118,7 +118,7 @@ async fn hold_views(db: &api::Db, store: &FaultStore, states: Vec<BTreeMap<Bytes
     }
     // Nothing writes while the recovered writer has not begun its probe:
     // the handle must open.
-    let ro = tidemark::Db::open_read_only(api::ROOT, std::sync::Arc::new(store.clone()))
+    let ro = api::open_read_only(std::sync::Arc::new(store.clone()), wal_store)
         .await
         .map_err(|e| ("ReadSucceeds", format!("a read-only open after recovery failed: {e}")))?;
     lock(histories).injected.read_only_opens += 1;

@@ -24,7 +24,7 @@ async fn schedule(protocol: Protocol) -> (tidemark::Result<Db>, u64, u64) {
         .with_flush_interval(Duration::from_millis(1))
         // Freeze a WAL every millisecond even while uploads are in flight:
         // the schedule needs FreezeWal while an L0 upload is held.
-        .with_upload_gather(Duration::ZERO);
+        .with_wal_put_budget(tidemark::PutBudget::Unlimited);
     let db = Db::open_with("db", StdArc::new(fault.clone()), settings).await.expect("open");
     let durable = db.durable_wal_id();
     // From now on, every WAL and SST upload is held in flight.

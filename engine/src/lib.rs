@@ -55,7 +55,7 @@ pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use db::{
     collect_garbage, compact, create_checkpoint, database_exists, delete_checkpoint, list_checkpoints, CheckpointOptions, Db,
-    prefix_range, DbIterator, DbReader, GcStats, ReaderOptions, Snapshot,
+    prefix_range, DbIterator, DbReader, GcStats, ReaderOptions, SlowWrites, Snapshot, StallCause,
 };
 pub use error::{Error, Result};
 pub use fsck::{fsck, fsck_with, Finding as FsckFinding, Report as FsckReport};
@@ -63,9 +63,10 @@ pub use iter::{Direction, ScanOptions};
 pub use manifest::{Checkpoint, CheckpointHolder, ManifestObject as Manifest, RetiredSst, SortedRun, SstHandle, SstOwner};
 pub use metrics::{Metrics, StoreRequests};
 pub use paths::{sst_name, wal_name};
-pub use settings::Settings;
+pub use protocol::PutBudget;
+pub use settings::{Settings, SlowWrite, WalStore};
 pub use store::url::{store_for_url, store_for_url_read_only};
-pub use store::{HedgeCounts, HedgeSettings};
+pub use store::{HedgeCounts, HedgeSettings, SplitStore};
 
 /// A shared object store, as [`Db::open`] takes it and [`store_for_url`]
 /// returns it (any `object_store` store behind an `Arc`).

@@ -120,6 +120,9 @@ pub struct Metrics {
     /// Hedged creates and reads ([`Settings::hedge`](crate::Settings::hedge)); their second attempts
     /// are among `requests`.
     pub hedges: crate::store::HedgeCounts,
+    /// Durable writes slower than `Settings::slow_write`, by what they
+    /// waited on longest (each is also logged as `SlowWrite`).
+    pub slow_writes: crate::db::SlowWrites,
 }
 
 impl fmt::Display for Metrics {
@@ -144,6 +147,13 @@ impl fmt::Display for Metrics {
         writeln!(f, "  {:<20} {:>14}", "create_hedges_won", h.create_hedges_won)?;
         writeln!(f, "  {:<20} {:>14}", "read_hedges", h.read_hedges)?;
         writeln!(f, "  {:<20} {:>14}", "read_hedges_won", h.read_hedges_won)?;
+        writeln!(f, "  {:<20} {:>14}", "hedges_denied", h.create_hedges_denied + h.read_hedges_denied)?;
+        let w = &self.slow_writes;
+        writeln!(f, "slow writes")?;
+        writeln!(f, "  {:<20} {:>14}", "slow_writes", w.total)?;
+        for (cause, n) in &w.by_cause {
+            writeln!(f, "  {:<20} {:>14}", cause.name(), n)?;
+        }
         writeln!(f, "store requests")?;
         for (name, n) in self.requests.kinds() {
             writeln!(f, "  {name:<20} {n:>14}")?;
@@ -164,6 +174,7 @@ mod tests {
             index_filter_bytes: 900,
             requests: StoreRequests { get_range: 5, put_create: 2, ..Default::default() },
             hedges: crate::store::HedgeCounts { create_hedges: 1, ..Default::default() },
+            slow_writes: Default::default(),
         };
         let text = m.to_string();
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();

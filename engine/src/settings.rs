@@ -1,16 +1,16 @@
-//! Tuning knobs, with defaults chosen for object stores that charge tens of
-//! milliseconds per request.
+//! Tuning knobs. The write path's defaults adapt to the store's measured
+//! latency (PUT pacing, hedge delays, slow-write threshold), so one set of
+//! defaults fits stores that answer in milliseconds and in tens of them.
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::protocol::{Protocol, MAX_INFLIGHT_WAL_UPLOADS};
+use crate::protocol::{Protocol, PutBudget, MAX_INFLIGHT_WAL_UPLOADS};
 use crate::sync::Arc;
 use crate::trace::TraceRecorder;
 
-/// Settings of a [`Db`](crate::Db). Build with [`Settings::default`] (or
-/// [`Settings::low_latency`]) and the `with_*` methods; an open checks them
-/// with [`Settings::validate`].
+/// Settings of a [`Db`](crate::Db). Build with [`Settings::default`] and the
+/// `with_*` methods; an open checks them with [`Settings::validate`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -41,17 +41,19 @@ pub struct Settings {
     /// Freeze the WAL buffer once it holds this many bytes.
     pub wal_size_bytes: usize,
     /// When a writer wakes the WAL flusher and no upload is in flight, the
-    /// buffer gathers at most this long before it is frozen, so that a burst
-    /// of writers (those released by one acknowledgement) rides in one WAL;
-    /// it stops as soon as as many writes came in as that acknowledgement
+    /// buffer gathers at most this long (and at most an eighth of the
+    /// store's median WAL upload) before it is frozen, so that a burst of
+    /// writers (those released by one acknowledgement) rides in one WAL; it
+    /// stops as soon as as many writes came in as that acknowledgement
     /// released, so a lone writer waits for nothing. Zero freezes at once.
     pub burst_gap: Duration,
-    /// While an upload is in flight, the next WAL gathers writes this long,
-    /// or until every upload has completed, before it is frozen. This trades
-    /// latency for PUTs: under steady load the WAL PUT rate stays near the
-    /// lower of one per upload time and one per `upload_gather`, and uploads
-    /// overlap only when one is slower than this. Zero pipelines at once.
-    pub upload_gather: Duration,
+    /// How many WAL PUTs the writer may spend: this trades latency for
+    /// request cost. The default, one WAL per median upload time as
+    /// measured, costs about what a sequential flusher costs on any store
+    /// and spaces the uploads evenly; `PutBudget::PerSecond` and
+    /// `PutBudget::UsdPerMillionWrites` cap the bill instead, and
+    /// `PutBudget::Unlimited` freezes whenever the upload window has room.
+    pub wal_put_budget: PutBudget,
     /// W: WAL uploads in flight (1 = SlateDB's sequential flusher).
     pub max_inflight_wal_uploads: u64,
     /// Freeze the memtable into an L0 SST at this size.
@@ -97,8 +99,16 @@ pub struct Settings {
     /// filters of open SSTs are held besides, outside this budget.
     pub block_cache_bytes: u64,
     /// Hedged creates and reads: a second identical request once the first
-    /// is slower than the recent p95, within a budget.
+    /// is slower than a recent quantile of its kind, within a budget
+    /// ([`HedgeSettings::off`](crate::HedgeSettings::off) turns it off).
     pub hedge: crate::store::HedgeSettings,
+    /// A durable write slower than this is logged (`SlowWrite`, at warn)
+    /// with what it waited on, and counted in `Db::metrics().slow_writes`.
+    pub slow_write: SlowWrite,
+    /// A store of their own for WALs and fences (say an S3 Express bucket
+    /// beside a Standard one): `None` keeps them with the SSTs and
+    /// manifests. Both stores get the compare-and-set probe.
+    pub wal_store: Option<WalStore>,
     /// Receives every protocol action (trace conformance, tests).
     #[cfg_attr(not(feature = "internals"), doc(hidden))]
     pub recorder: Option<Arc<dyn TraceRecorder>>,
@@ -147,7 +157,7 @@ impl Default for Settings {
             flush_interval: Duration::from_millis(5),
             wal_size_bytes: 4 << 20,
             burst_gap: Duration::from_millis(1),
-            upload_gather: Duration::from_millis(100),
+            wal_put_budget: PutBudget::default(),
             max_inflight_wal_uploads: 4,
             l0_sst_size_bytes: 64 << 20,
             max_unflushed_bytes: 256 << 20,
@@ -164,6 +174,8 @@ impl Default for Settings {
             max_retries: 8,
             block_cache_bytes: 64 << 20,
             hedge: crate::store::HedgeSettings::default(),
+            slow_write: SlowWrite::default(),
+            wal_store: None,
             recorder: None,
             clock: crate::sync::StdArc::new(crate::clock::SystemClock),
             #[cfg(feature = "mutants")]
@@ -188,7 +200,7 @@ impl std::fmt::Debug for Settings {
             .field("flush_interval", &self.flush_interval)
             .field("wal_size_bytes", &self.wal_size_bytes)
             .field("burst_gap", &self.burst_gap)
-            .field("upload_gather", &self.upload_gather)
+            .field("wal_put_budget", &self.wal_put_budget)
             .field("max_inflight_wal_uploads", &self.max_inflight_wal_uploads)
             .field("l0_sst_size_bytes", &self.l0_sst_size_bytes)
             .field("max_unflushed_bytes", &self.max_unflushed_bytes)
@@ -201,51 +213,13 @@ impl std::fmt::Debug for Settings {
             .field("protocol", &self.protocol)
             .field("block_cache_bytes", &self.block_cache_bytes)
             .field("hedge", &self.hedge)
+            .field("slow_write", &self.slow_write)
+            .field("wal_store", &self.wal_store.as_ref().map(|w| format!("{} under {}", w.store, w.root)))
             .finish_non_exhaustive()
     }
 }
 
 impl Settings {
-    /// A preset for users who pay for latency with PUTs: the next WAL
-    /// gathers writes for only 1 ms behind an upload in flight (the defaults
-    /// gather 100 ms, to keep the request bill near SlateDB's), up to
-    /// W = 32 uploads may be in flight, and nothing waits for a burst.
-    ///
-    /// On a store that answers every request in 50 ms, open loop at 2,000
-    /// durable writes/s, p99 was 57–62 ms against about 106 ms at the
-    /// defaults, for 430–470 WAL PUTs/s instead of about 19 (about $8 an hour
-    /// at S3 Standard prices); at 200 writes/s, every write is a WAL of its
-    /// own, about 200 PUTs/s (`bench/compare --engine tidemark-latency`,
-    /// docs/benchmarks.md). Under steady load the PUT rate stays below one
-    /// per gather (about 500/s) and W per upload time. On a store with a
-    /// long tail (`s3-tail`) it buys nothing: every acknowledgement waits
-    /// for the slowest of the many uploads started before it, and p99 was
-    /// about the defaults' (150–190 ms) at 10–15x the PUTs.
-    ///
-    /// ```
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let settings = tidemark::Settings::low_latency();
-    /// assert!(settings.validate().is_ok());
-    /// assert!(settings.upload_gather < tidemark::Settings::default().upload_gather);
-    /// tokio::runtime::Runtime::new()?.block_on(async {
-    ///     let db = tidemark::Db::open_url("memory://", settings).await?;
-    ///     db.put("k", "v").await?; // durable: returns once its WAL is uploaded
-    ///     assert_eq!(db.get("k").await?.as_deref(), Some(&b"v"[..]));
-    ///     db.close().await
-    /// })?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn low_latency() -> Self {
-        Self {
-            flush_interval: Duration::from_millis(1),
-            burst_gap: Duration::ZERO,
-            upload_gather: Duration::from_millis(1),
-            max_inflight_wal_uploads: 32,
-            ..Self::default()
-        }
-    }
-
     /// Sets [`flush_interval`](Settings::flush_interval).
     pub fn with_flush_interval(mut self, d: Duration) -> Self {
         self.flush_interval = d;
@@ -257,9 +231,22 @@ impl Settings {
         self
     }
 
-    /// Sets [`upload_gather`](Settings::upload_gather).
-    pub fn with_upload_gather(mut self, d: Duration) -> Self {
-        self.upload_gather = d;
+    /// Sets [`wal_put_budget`](Settings::wal_put_budget).
+    pub fn with_wal_put_budget(mut self, b: PutBudget) -> Self {
+        self.wal_put_budget = b;
+        self
+    }
+
+    /// Sets [`slow_write`](Settings::slow_write).
+    pub fn with_slow_write(mut self, s: SlowWrite) -> Self {
+        self.slow_write = s;
+        self
+    }
+
+    /// Keeps WALs and fences in `store` under `root` (SSTs and manifests stay
+    /// in the store given to `Db::open_with`).
+    pub fn with_wal_store(mut self, store: crate::sync::StdArc<dyn object_store::ObjectStore>, root: impl Into<object_store::path::Path>) -> Self {
+        self.wal_store = Some(WalStore { store, root: root.into() });
         self
     }
 
@@ -375,6 +362,14 @@ impl Settings {
                 self.max_key_size, self.max_value_size, self.block_size
             ));
         }
+        if let Some(why) = self.wal_put_budget.invalid() {
+            return bad(why);
+        }
+        if let SlowWrite::TimesUploadP99(x) = self.slow_write {
+            if !(x.is_finite() && x > 0.0) {
+                return bad(format!("slow_write must be a positive multiple, got {x}"));
+            }
+        }
         let h = &self.hedge;
         if !(0.0..=1.0).contains(&h.budget) || h.min_delay > h.max_delay {
             return bad(format!("hedge budget must be within 0..=1 and min_delay <= max_delay; got {h:?}"));
@@ -384,4 +379,42 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// When a durable write counts as slow (`Settings::slow_write`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SlowWrite {
+    /// Slower than this many times the store's recent p99 WAL upload (and
+    /// at least 1 ms): what is slow follows the store. Before any upload is
+    /// timed nothing is reported.
+    TimesUploadP99(f64),
+    /// Slower than this, on any store.
+    After(Duration),
+}
+
+impl Default for SlowWrite {
+    fn default() -> Self {
+        SlowWrite::TimesUploadP99(20.0)
+    }
+}
+
+impl SlowWrite {
+    /// The threshold now, given the recent p99 WAL upload.
+    pub fn threshold(&self, upload_p99: Option<Duration>) -> Option<Duration> {
+        match *self {
+            SlowWrite::After(d) => Some(d),
+            SlowWrite::TimesUploadP99(x) => upload_p99.map(|p99| p99.mul_f64(x).max(Duration::from_millis(1))),
+        }
+    }
+}
+
+/// A store of their own for WALs and fences (`Settings::wal_store`): WAL
+/// `<id>` is `<root>/wal/<id>.sst` in `store`.
+#[derive(Clone)]
+pub struct WalStore {
+    /// The store WALs and fences are written to.
+    pub store: crate::sync::StdArc<dyn object_store::ObjectStore>,
+    /// The directory in `store` that holds `wal/`, as `Db::open_with`'s root
+    /// does in the main store.
+    pub root: object_store::path::Path,
 }

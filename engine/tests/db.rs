@@ -209,7 +209,7 @@ async fn a_missing_referenced_wal_is_missing_wal() {
     // durable requires them (wal_id_last_seen > replay_after_wal_id); the
     // process then dies without close, so recovery must read them.
     // No gathering: many small WALs overlap, as this schedule needs.
-    let settings = small().with_compactor(false).with_burst_gap(Duration::ZERO).with_upload_gather(Duration::ZERO);
+    let settings = small().with_compactor(false).with_burst_gap(Duration::ZERO).with_wal_put_budget(tidemark::PutBudget::Unlimited);
     let db = Arc::new(Db::open_with("db", store.clone(), settings).await.unwrap());
     let mut m = db.manifest().await;
     for round in 0..200 {

@@ -66,6 +66,11 @@ struct Args {
     /// schedule (without it, a quarter of the seeds, half with --lifecycle).
     #[arg(long)]
     hedges: bool,
+    /// WALs and fences in a store of their own (`Settings::wal_store`),
+    /// SSTs and manifests in the main one: only where WALs live changes, so
+    /// every schedule and mutant behaves as with one store.
+    #[arg(long)]
+    wal_store: bool,
     /// Run a mutant protocol instead of the shipped one, or an engine
     /// mutant (a bug planted outside the protocol core):
     /// `scan-without-snapshot` (a scan reads L0 before the memtables),
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
         if args.hedges {
             cfg = cfg.with_hedges();
         }
+        cfg.wal_store |= args.wal_store;
         cfg.ops = args.ops as usize;
         cfg.writers = args.writers as usize;
         cfg.rounds = args.rounds as usize;
@@ -256,6 +262,9 @@ fn reproduce_flags(args: &Args) -> String {
     }
     if args.hedges {
         flags.push_str(" --hedges");
+    }
+    if args.wal_store {
+        flags.push_str(" --wal-store");
     }
     if args.s3 {
         flags.push_str(" --s3");

@@ -353,12 +353,11 @@ impl<T> CommitLog<T> {
     /// answers with its failure at once). Always decided under
     /// the lock by `WalLog::may_ack` (no lock-free shortcut), so the loom
     /// suite, the harness and users take one path; an `Ack` decided here is
-    /// reported here, a later one by `wal_durable`.
+    /// reported here, a later one by `wal_durable`. A stopped writer
+    /// acknowledges nothing more (I5), not even a WAL an upload that
+    /// finished after the stop covered: the failure is checked first.
     pub fn wait_durable(&self, wal_id: WalId) -> AckWait {
         let mut inner = lock(&self.inner);
-        // A stopped writer acknowledges nothing more (`stop`), not even a
-        // WAL that became durable before it stopped: the spec's writer takes
-        // no step after `Fenced`, and trace conformance holds it to that.
         if let Some(err) = &inner.failed {
             return AckWait::ready(Err(err.clone()));
         }

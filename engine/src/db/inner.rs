@@ -81,6 +81,8 @@ pub(crate) struct DbInner {
     /// retrying (a `Corrupt` object, a bound reached), as the object and the
     /// reason; cleared by a compaction that succeeds.
     pub(crate) compaction_failed: Mutex<Option<(String, String)>>,
+    /// What each WAL waited on, for the slow-write report.
+    pub(crate) stalls: super::stall::StallLedger,
 }
 
 impl DbInner {

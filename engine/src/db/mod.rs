@@ -16,6 +16,7 @@ mod follower;
 mod open;
 mod read;
 mod standalone;
+mod stall;
 mod tree;
 mod wal_writer;
 
@@ -38,6 +39,7 @@ pub use follower::{DbReader, ReaderOptions};
 pub use gc::GcStats;
 pub use read::{DbIterator, Snapshot};
 pub use standalone::{collect_garbage, compact};
+pub use stall::{SlowWrites, StallCause};
 
 use inner::DbInner;
 
@@ -139,6 +141,7 @@ impl Db {
             index_filter_bytes: open.iter().sum(),
             requests: self.inner.requests.snapshot(),
             hedges: self.inner.hedge_stats.counts(),
+            slow_writes: self.inner.stalls.counts(),
         }
     }
 
@@ -278,7 +281,9 @@ impl Db {
                  max_key_size + max_value_size); split it or raise wal_size_bytes"
             )));
         }
+        let began = inner.stalls.now();
         self.backpressure().await?;
+        let appending = inner.stalls.now();
         let ops = batch.ops;
         let n = ops.len() as u64;
         let seqs = crate::bounds::seq_range(inner.epoch);
@@ -330,10 +335,13 @@ impl Db {
             inner.wake_flusher.notify_one();
         }
         if opts.await_durable {
+            let appended = inner.stalls.now();
             // `Ack` is decided (and recorded) under the commit lock: here if
             // already covered, else when `WalDurable` releases us.
             let wait = inner.commit.wait_durable(wal_id);
             wait.await.map_err(|e| inner.unacked_error(wal_id, e))?;
+            let times = stall::WriteTimes { began, appending, appended, acked: inner.stalls.now() };
+            inner.stalls.check(wal_id, times, inner.settings.slow_write.threshold(inner.stalls.upload_p99()));
         }
         Ok(())
     }

@@ -68,7 +68,7 @@ impl DbInner {
     /// memtable, with sequence numbers from `seq_base`.
     pub(super) fn new(o: Opened) -> Arc<DbInner> {
         let Opened { stores, layout, settings, tracer, epoch, log, manifest, mut mem, replayed, fences, read_only } = o;
-        let Stores { store, requests, hedge_stats } = stores;
+        let Stores { store, requests, hedge_stats, wal: _ } = stores;
         let block_cache = BlockCache::new(settings.block_cache_bytes);
         let sst_limit = ReadLimits::of(&settings).sst_bytes;
         let tree = StdArc::new(OpenTree::of(&store, &block_cache, &layout, &manifest, &Default::default(), sst_limit));
@@ -105,6 +105,7 @@ impl DbInner {
             fences,
             block_cache,
             requests,
+            stalls: super::stall::StallLedger::new(),
             settings,
             compaction_failed: Mutex::new(None),
         })
@@ -122,6 +123,18 @@ fn spawn(inner: &Arc<DbInner>) -> Vec<tokio::task::JoinHandle<()>> {
         tasks.push(tokio::spawn(gc::periodic(inner.clone())));
     }
     tasks
+}
+
+/// The compare-and-set probe on every store this writer creates objects
+/// in: the main store under the database root and, if WALs have a store of
+/// their own, that store under its root (fences are created there).
+async fn probe(stores: &Stores, layout: &Layout, settings: &Settings) -> Result<()> {
+    use crate::store::probe::require_create_if_absent;
+    require_create_if_absent(stores.store.as_ref(), layout.root(), settings.max_retries).await?;
+    if let Some((wal, root)) = &stores.wal {
+        require_create_if_absent(wal.as_ref(), root, settings.max_retries).await?;
+    }
+    Ok(())
 }
 
 impl Db {
@@ -201,8 +214,7 @@ impl Db {
         settings.validate()?;
         let layout = Layout::new(path.into());
         let stores = Stores::new(store, &settings, &layout);
-        let store = stores.store.as_ref();
-        crate::store::probe::require_create_if_absent(store, layout.root(), settings.max_retries).await?;
+        probe(&stores, &layout, &settings).await?;
         let tracer = Tracer::new(settings.recorder.clone());
         let manifests = ManifestStore::new(stores.store.clone(), layout.clone(), settings.protocol);
         let (claimed, claimed_from_closed) = claim(&manifests, &tracer).await?;

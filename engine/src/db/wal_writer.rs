@@ -7,13 +7,15 @@
 use std::time::Duration;
 
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use super::inner::DbInner;
 use crate::bounds::{max_wal_bytes, ObjectKind};
 use crate::commit::{AckError, FrozenWal};
 use crate::memtable::ImmMemtable;
-use crate::protocol::{resolve_create_conflict, CreateConflict, FreezeInputs, FreezePolicy, FreezeStep, ObjectOwner, WalHeader, WalKind};
+use crate::protocol::{
+    resolve_create_conflict, CreateConflict, FreezeInputs, FreezePolicy, FreezeStep, LatencyEstimator, ObjectOwner,
+    PutPacer, WalHeader, WalKind,
+};
 use crate::sst::SeqEntry;
 use crate::store::{create, read};
 use crate::sync::{lock, Arc, Ordering};
@@ -26,12 +28,7 @@ const WINDOW_POLL: Duration = Duration::from_millis(2);
 /// The freeze policy of these settings.
 fn policy(inner: &DbInner) -> FreezePolicy {
     let s = &inner.settings;
-    FreezePolicy {
-        wal_size_bytes: s.wal_size_bytes,
-        flush_interval: s.flush_interval,
-        burst_gap: s.burst_gap,
-        upload_gather: s.upload_gather,
-    }
+    FreezePolicy { wal_size_bytes: s.wal_size_bytes, flush_interval: s.flush_interval, burst_gap: s.burst_gap }
 }
 
 /// The anchors the policy measures gathers from, kept by the loop.
@@ -39,19 +36,65 @@ fn policy(inner: &DbInner) -> FreezePolicy {
 struct Anchors {
     buffered_since: Option<Duration>,
     urgent_since: Option<Duration>,
-    last_freeze: Option<Duration>,
     idle_since: Option<Duration>,
 }
 
+/// Writes frozen per second, over the last second or so (what a budget
+/// given per write is converted with).
+#[derive(Default)]
+struct WriteRate {
+    since: Duration,
+    writes: u64,
+    per_sec: f64,
+}
+
+impl WriteRate {
+    const SPAN: Duration = Duration::from_secs(1);
+
+    fn add(&mut self, now: Duration, writes: usize) {
+        self.writes += writes as u64;
+        let span = now.saturating_sub(self.since);
+        if span >= Self::SPAN {
+            self.per_sec = self.writes as f64 / span.as_secs_f64();
+            self.writes = 0;
+            self.since = now;
+        }
+    }
+}
+
+/// What the loop learns from the store as it goes: how long WAL uploads
+/// take (`protocol::LatencyEstimator`), so the budget and the burst gap
+/// follow the store, and what "slow" means for the slow-write report.
+struct Learned {
+    uploads: LatencyEstimator,
+    writes: WriteRate,
+}
+
+impl Learned {
+    fn observe(&mut self, inner: &DbInner, took: Option<Duration>) {
+        let Some(took) = took else { return };
+        self.uploads.observe(took);
+        if let Some(s) = self.uploads.summary() {
+            inner.stalls.set_upload_p99(s.p99);
+        }
+    }
+}
+
 /// Freezes and uploads until aborted. Upload tasks live in a `JoinSet`, so
-/// they stop when this task is aborted (a dropped `Db`).
+/// they stop when this task is aborted (a dropped `Db`); each returns how
+/// long its create took, if it succeeded.
 pub(super) async fn run(inner: Arc<DbInner>) {
     let policy = policy(&inner);
-    let origin = Instant::now();
-    let mut uploads = JoinSet::new();
+    let budget = inner.settings.wal_put_budget;
+    let origin = inner.stalls.origin();
+    let mut uploads: JoinSet<Option<Duration>> = JoinSet::new();
     let mut at = Anchors::default();
+    let mut pacer = PutPacer::default();
+    let mut learned = Learned { uploads: LatencyEstimator::new(), writes: WriteRate::default() };
     loop {
-        while uploads.try_join_next().is_some() {}
+        while let Some(r) = uploads.try_join_next() {
+            learned.observe(&inner, r.ok().flatten());
+        }
         let now = origin.elapsed();
         let buffered_bytes = inner.commit.buffer_bytes();
         if buffered_bytes == 0 {
@@ -63,6 +106,9 @@ pub(super) async fn run(inner: Arc<DbInner>) {
         if inner.flush_wanted.load(Ordering::Acquire) {
             at.urgent_since.get_or_insert(now);
         }
+        let upload_p50 = learned.uploads.summary().map(|s| s.p50);
+        let rate = budget.rate(upload_p50, learned.writes.per_sec);
+        pacer.refill(now, rate);
         let inputs = FreezeInputs {
             now,
             stopped: inner.commit.failure().is_some(),
@@ -73,9 +119,14 @@ pub(super) async fn run(inner: Arc<DbInner>) {
             uploads_in_flight: uploads.len(),
             urgent_since: at.urgent_since,
             burst_gathered: inner.commit.burst_gathered(),
-            last_freeze: at.last_freeze,
+            put_ready_at: pacer.ready_at(now, rate),
+            upload_p50,
         };
-        match policy.decide(&inputs) {
+        let step = policy.decide(&inputs);
+        if buffered_bytes > 0 {
+            inner.stalls.waiting(now, &step);
+        }
+        match step {
             FreezeStep::Idle => {
                 at.idle_since = Some(now);
                 tokio::select! {
@@ -84,25 +135,28 @@ pub(super) async fn run(inner: Arc<DbInner>) {
                 }
             }
             FreezeStep::AwaitWindow => {
-                let _ = tokio::time::timeout(WINDOW_POLL, inner.durable_changed.notified()).await;
+                tokio::select! {
+                    _ = tokio::time::timeout(WINDOW_POLL, inner.durable_changed.notified()) => {}
+                    Some(r) = uploads.join_next(), if !uploads.is_empty() => learned.observe(&inner, r.ok().flatten()),
+                }
             }
             FreezeStep::Gather { until, .. } => {
                 let deadline = origin + until;
                 tokio::select! {
                     _ = inner.wake_flusher.notified() => {}
                     _ = tokio::time::sleep_until(deadline) => {}
-                    // A completed upload can end an upload gather early.
-                    Some(_) = uploads.join_next(), if !uploads.is_empty() => {}
+                    // A completed upload is learnt from, and may open the window.
+                    Some(r) = uploads.join_next(), if !uploads.is_empty() => learned.observe(&inner, r.ok().flatten()),
                 }
             }
-            FreezeStep::Freeze { memtable } => {
+            FreezeStep::Freeze { memtable, .. } => {
                 at.idle_since = None;
                 // Cleared before the freeze: a caller that asks after it is
                 // in the next buffer and asks again.
                 inner.flush_wanted.store(false, Ordering::Release);
                 at.urgent_since = None;
                 at.buffered_since = None;
-                at.last_freeze = Some(now);
+                pacer.spend();
                 let frozen = if memtable {
                     inner.memtable_full.store(false, Ordering::Release);
                     freeze_memtable(&inner)
@@ -110,6 +164,8 @@ pub(super) async fn run(inner: Arc<DbInner>) {
                     inner.commit.freeze()
                 };
                 if let Some(frozen) = frozen {
+                    inner.stalls.frozen(frozen.wal_id, now);
+                    learned.writes.add(now, frozen.items.len());
                     start_upload(&inner, frozen, &mut uploads).await;
                 }
             }
@@ -121,7 +177,7 @@ pub(super) async fn run(inner: Arc<DbInner>) {
 /// `i <= durable + W`. A failed writer starts nothing: outside the window a
 /// late upload could land where a newer writer's fence jump does not reach,
 /// and a fenced writer has nothing left to make durable.
-async fn start_upload(inner: &Arc<DbInner>, frozen: FrozenWal<SeqEntry>, uploads: &mut JoinSet<()>) {
+async fn start_upload(inner: &Arc<DbInner>, frozen: FrozenWal<SeqEntry>, uploads: &mut JoinSet<Option<Duration>>) {
     let w = inner.settings.max_inflight_wal_uploads as usize;
     loop {
         if window_never_freed(inner) && inner.uploads_in_flight.load(Ordering::Acquire) >= w {
@@ -134,12 +190,19 @@ async fn start_upload(inner: &Arc<DbInner>, frozen: FrozenWal<SeqEntry>, uploads
                 // The window bounds uploads in flight (`may_start_upload`).
                 assert!(in_flight <= w, "{in_flight} WAL uploads in flight with a window of {w}");
                 let task = inner.clone();
+                inner.stalls.upload_started(frozen.wal_id);
                 uploads.spawn(async move {
-                    upload_wal(&task, frozen).await;
-                    if !window_never_freed(&task) {
-                        task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
-                    }
+                    // The slot is freed once the create is settled and before
+                    // `WalDurable` opens the window for the next id, so that
+                    // uploads in flight never outnumber the window.
+                    let free = || {
+                        if !window_never_freed(&task) {
+                            task.uploads_in_flight.fetch_sub(1, Ordering::AcqRel);
+                        }
+                    };
+                    let took = upload_wal(&task, frozen, free).await;
                     task.durable_changed.notify_waiters();
+                    took
                 });
                 return;
             }
@@ -185,65 +248,80 @@ pub(super) fn freeze_memtable(inner: &DbInner) -> Option<FrozenWal<SeqEntry>> {
 }
 
 /// After `UploadWal`: creates `wal/<id>.sst`, resolving an `AlreadyExists`
-/// by reading the object back; then `WalDurable`, or the rejection that
-/// stops this writer.
-async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>) {
+/// by reading the object back; then (after `free`, which frees the upload's
+/// slot) `WalDurable`, or the rejection or failure that stops this writer.
+/// Returns how long a create that landed at once took.
+async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>, free: impl FnOnce()) -> Option<Duration> {
     let wal_id = frozen.wal_id;
     let token: u64 = rand::random();
     let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
     let bytes = encode_wal(header, token, frozen.items, inner.settings.block_size);
     let path = inner.layout.wal(wal_id);
+    let limit = max_wal_bytes(&inner.settings);
     // `Db::write_with` keeps a WAL's writes within the bound every reader
     // applies; a WAL above it would make the next open refuse the database.
-    if bytes.len() as u64 > max_wal_bytes(&inner.settings) {
+    if bytes.len() as u64 > limit {
+        free();
         inner.commit.fail(AckError::Failed(format!(
-            "wal {wal_id} would be {} bytes, above the {} bytes a WAL may hold: not uploaded",
-            bytes.len(),
-            max_wal_bytes(&inner.settings)
+            "wal {wal_id} would be {} bytes, above the {limit} bytes a WAL may hold: not uploaded",
+            bytes.len()
         )));
-        return;
+        return None;
     }
+    let denied_before = inner.hedge_stats.counts().create_hedges_denied;
+    let started = tokio::time::Instant::now();
     // The store retries transient failures (`RetryStore`).
-    let outcome = match create(inner.store.as_ref(), &path, bytes).await {
-        Ok(true) => CreateConflict::Ours,
-        Ok(false) => {
-            let existing = match read(inner.store.as_ref(), &path, ObjectKind::Wal, max_wal_bytes(&inner.settings)).await {
-                Ok(b) => decode_wal(&path, b),
-                Err(e) => Err(e),
-            };
-            match existing {
-                Ok(existing) => resolve_create_conflict(
-                    inner.settings.protocol,
-                    ObjectOwner { writer_epoch: inner.epoch, token },
-                    existing.owner(),
-                ),
-                Err(e) => {
-                    inner.commit.fail(AckError::Failed(format!("wal {wal_id}: cannot read back after AlreadyExists: {e}")));
-                    return;
-                }
-            }
-        }
+    let created = create(inner.store.as_ref(), &path, bytes).await;
+    let took = started.elapsed();
+    inner.stalls.upload_done(wal_id, inner.hedge_stats.counts().create_hedges_denied > denied_before);
+    let at_once = matches!(created, Ok(true));
+    let settled = match created {
+        Ok(true) => Ok(CreateConflict::Ours),
+        Ok(false) => match read(inner.store.as_ref(), &path, ObjectKind::Wal, limit).await.and_then(|b| decode_wal(&path, b)) {
+            Ok(existing) => Ok(resolve_create_conflict(
+                inner.settings.protocol,
+                ObjectOwner { writer_epoch: inner.epoch, token },
+                existing.owner(),
+            )),
+            Err(e) => Err(format!("wal {wal_id}: cannot read back after AlreadyExists: {e}")),
+        },
         Err(e) => {
             tracing::error!(wal_id, error = %e, "UploadWal failed for good");
-            inner.commit.fail(AckError::Failed(format!("upload of wal {wal_id} failed: {e}")));
-            return;
+            Err(format!("upload of wal {wal_id} failed: {e}"))
         }
     };
-    match outcome {
-        // `WalDurable` and the `Ack`s it releases, reported under the commit lock.
-        CreateConflict::Ours => {
-            inner.commit.wal_durable(wal_id);
-        }
-        CreateConflict::Fenced { by } => {
-            // A newer writer's WAL, if a manifest records its epoch; else
-            // not a WAL any writer wrote.
-            if let Err(e) = super::chain::check_claimed_epoch(inner.store.as_ref(), &inner.layout, inner.epoch, by, &path).await {
-                inner.commit.fail(AckError::Failed(format!("wal {wal_id}: {e}")));
-                return;
+    // A newer writer's WAL, if a manifest records its epoch; else not a WAL
+    // any writer wrote.
+    let settled = match settled {
+        Ok(CreateConflict::Fenced { by }) => {
+            match super::chain::check_claimed_epoch(inner.store.as_ref(), &inner.layout, inner.epoch, by, &path).await {
+                Ok(()) => Ok(CreateConflict::Fenced { by }),
+                Err(e) => Err(format!("wal {wal_id}: {e}")),
             }
+        }
+        other => other,
+    };
+    free();
+    match settled {
+        // `WalDurable` and the `Ack`s it releases, reported under the commit lock.
+        Ok(CreateConflict::Ours) => {
+            if let Some(durable) = inner.commit.wal_durable(wal_id) {
+                inner.stalls.durable(durable);
+            }
+            at_once.then_some(took)
+        }
+        Ok(CreateConflict::Fenced { by }) => {
             tracing::warn!(wal_id, writer_epoch = inner.epoch, by, "Fenced");
             inner.commit.reject_fenced(wal_id, by);
+            None
         }
-        CreateConflict::TakenByOther { owner } => inner.commit.reject_taken(wal_id, owner),
+        Ok(CreateConflict::TakenByOther { owner }) => {
+            inner.commit.reject_taken(wal_id, owner);
+            None
+        }
+        Err(reason) => {
+            inner.commit.fail(AckError::Failed(reason));
+            None
+        }
     }
 }

@@ -15,6 +15,7 @@ mod conflict;
 mod follow;
 mod freeze;
 pub mod gc;
+mod latency;
 mod manifest;
 mod recovery;
 mod variant;
@@ -32,7 +33,8 @@ pub use compaction::{
     apply_compaction, apply_writer_edit, claim_writer, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
     CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,
 };
-pub use freeze::{FreezeInputs, FreezePolicy, FreezeStep, GatherReason};
+pub use freeze::{FreezeInputs, FreezePolicy, FreezeStep, GatherReason, PutBudget, PutPacer, MIN_PUTS_PER_SECOND, PACER_DEPTH};
+pub use latency::{LatencyEstimator, LatencySummary, LATENCY_WINDOW, MIN_TAIL_SAMPLES};
 pub use follow::Follower;
 pub use gc::{may_still_record, GcCaller, GcPlan, GcPolicy, KeptManifest, Listed, ListedSst, ManifestGc, Observed, SstOrigin, Time};
 pub use manifest::{claim_compactor_epoch, claim_epoch, next_manifest, ManifestView};

@@ -64,7 +64,13 @@ pub struct CountingStore {
 impl CountingStore {
     /// Counts the requests to `inner`, from zero.
     pub fn new(inner: StdArc<dyn ObjectStore>) -> Self {
-        Self { inner, counts: StdArc::default() }
+        Self::with_counters(inner, StdArc::default())
+    }
+
+    /// Counts into `counts`, which other stores may share (a `Db` whose WALs
+    /// have a store of their own counts both stores' requests together).
+    pub fn with_counters(inner: StdArc<dyn ObjectStore>, counts: StdArc<RequestCounters>) -> Self {
+        Self { inner, counts }
     }
 
     /// The counters, shared: they keep counting after this call.

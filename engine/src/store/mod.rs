@@ -9,6 +9,7 @@ mod hedge;
 pub(crate) mod probe;
 pub(crate) mod retry;
 pub(crate) mod s3;
+mod split;
 pub(crate) mod url;
 pub(crate) mod wrap;
 
@@ -18,7 +19,9 @@ pub mod testing;
 pub use counting::{CountingStore, RequestCounters};
 pub use hedge::{HedgeCounts, HedgeSettings, HedgeStats, HedgeStore};
 pub use retry::RetryStore;
+pub use split::SplitStore;
 
+use object_store::path::Path;
 use object_store::ObjectStore;
 
 use crate::paths::Layout;
@@ -30,21 +33,47 @@ pub(crate) struct Stores {
     pub(crate) store: StdArc<dyn ObjectStore>,
     pub(crate) requests: StdArc<RequestCounters>,
     pub(crate) hedge_stats: StdArc<HedgeStats>,
+    /// The WAL store's own chain and root, when WALs have a store of their
+    /// own (`Settings::wal_store`): what its compare-and-set probe runs on.
+    pub(crate) wal: Option<(StdArc<dyn ObjectStore>, Path)>,
+}
+
+/// One store's chain: the caller's store, then the request counter (so each
+/// attempt of a retried or hedged request is counted), then the retries,
+/// then hedged creates (under `hedge_creates_under`) and reads, so that a
+/// hedge races a whole retried request. Counters are shared across chains.
+fn chain(
+    store: StdArc<dyn ObjectStore>,
+    settings: &Settings,
+    hedge_creates_under: Path,
+    requests: &StdArc<RequestCounters>,
+    hedge_stats: &StdArc<HedgeStats>,
+) -> StdArc<dyn ObjectStore> {
+    let counting = CountingStore::with_counters(store, requests.clone());
+    let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
+    let hedged = HedgeStore::with_stats(retried, settings.hedge, hedge_stats.clone()).creates_under(hedge_creates_under);
+    #[cfg(feature = "mutants")]
+    let hedged = hedged.exists_is_ours(settings.hedge_exists_is_ours);
+    StdArc::new(hedged)
 }
 
 impl Stores {
-    /// The caller's store, then the request counter (so each attempt of a
-    /// retried or hedged request is counted), then the retries, then hedged
-    /// creates and reads, so that a hedge races a whole retried request.
+    /// The chain of the caller's store; with a WAL store, a chain of its
+    /// own for it (its own latencies, so its own hedge delays) and a
+    /// [`SplitStore`] that sends the WAL directory there.
     pub(crate) fn new(store: StdArc<dyn ObjectStore>, settings: &Settings, layout: &Layout) -> Stores {
-        let counting = CountingStore::new(store);
-        let requests = counting.counters();
-        let retried: StdArc<dyn ObjectStore> = StdArc::new(RetryStore::new(StdArc::new(counting), settings.max_retries));
-        let hedged = HedgeStore::new(retried, settings.hedge).creates_under(layout.wal_dir());
-        #[cfg(feature = "mutants")]
-        let hedged = hedged.exists_is_ours(settings.hedge_exists_is_ours);
-        let hedge_stats = hedged.stats();
-        Stores { store: StdArc::new(hedged), requests, hedge_stats }
+        let requests = StdArc::new(RequestCounters::default());
+        let hedge_stats = StdArc::new(HedgeStats::default());
+        let main = chain(store, settings, layout.wal_dir(), &requests, &hedge_stats);
+        match &settings.wal_store {
+            None => Stores { store: main, requests, hedge_stats, wal: None },
+            Some(w) => {
+                let wal_layout = Layout::new(w.root.clone());
+                let wal = chain(w.store.clone(), settings, wal_layout.wal_dir(), &requests, &hedge_stats);
+                let split = SplitStore::new(main, layout.root(), wal.clone(), &w.root);
+                Stores { store: StdArc::new(split), requests, hedge_stats, wal: Some((wal, w.root.clone())) }
+            }
+        }
     }
 }
 

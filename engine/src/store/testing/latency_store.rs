@@ -57,6 +57,18 @@ impl Latency {
             straggler: Duration::from_secs(1),
         }
     }
+
+    /// The `s3-express` shape of the benchmark (a low-latency, single-zone
+    /// store such as S3 Express One Zone): p50 5 ms, p99 12 ms, 0.1 %
+    /// stragglers of 100 ms.
+    pub fn s3_express() -> Self {
+        Latency::Tail {
+            p50: Duration::from_millis(5),
+            p99: Duration::from_millis(12),
+            straggler_share: 0.001,
+            straggler: Duration::from_millis(100),
+        }
+    }
 }
 
 /// Draws latencies from a [`Latency`], seeded so a run can be repeated.
