@@ -88,11 +88,14 @@ impl ManifestObject {
     /// The scalar fields the protocol decides.
     pub fn view(&self) -> ManifestView {
         ManifestView {
+            version: self.version,
             writer_epoch: self.writer_epoch,
             wal_id_last_seen: self.wal_id_last_seen,
             replay_after_wal_id: self.replay_after_wal_id,
             compactor_epoch: self.compactor_epoch,
             writer_closed: self.writer_closed,
+            writer_sst_floor: 0,
+            compactor_sst_floor: 0,
         }
     }
 
@@ -102,6 +105,7 @@ impl ManifestObject {
             l0: self.l0.clone(),
             runs: self.runs.iter().map(|r| ProtocolRun { id: r.id, ssts: r.ssts.clone() }).collect(),
             fences: self.fences.clone(),
+            ..Tree::default()
         }
     }
 

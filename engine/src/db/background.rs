@@ -328,6 +328,7 @@ async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
         flushed_through: Some(imm.last_wal_id),
         close: last && inner.commit.closed_and_durable() && inner.uploads_in_flight.load(Ordering::Acquire) == 0,
         fences: inner.fences.clone(),
+        ..WriterEdit::default()
     };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
     if let Some(h) = &handle {

@@ -235,7 +235,7 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
             ulid::Ulid(old.id)
         )));
     }
-    let compaction = Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output };
+    let compaction = Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output, sst_floor: 0 };
     let mut manifest = inner.manifest.lock().await;
     let mut content = manifest.clone();
     let mut slot = manifest.version;

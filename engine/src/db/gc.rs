@@ -104,6 +104,7 @@ pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
                 l0: t.l0.iter().map(|h| h.id).collect(),
                 runs: t.runs.iter().map(|r| SortedRun { id: r.id, ssts: r.ssts.iter().map(|h| h.id).collect() }).collect(),
                 fences: t.fences.clone(),
+                ..Tree::default()
             };
             (*v, ids)
         })

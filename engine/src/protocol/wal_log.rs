@@ -89,8 +89,8 @@ impl WalLog {
     /// Freeze policy: whether a WAL frozen now could start uploading at once.
     /// While the window is full a frozen WAL only waits, and every write that
     /// arrives meanwhile misses it and waits a whole upload more; so the
-    /// writer keeps gathering into the buffer until this holds (issue 16: at
-    /// W = 1 this is SlateDB's "flush what gathered during the last flush").
+    /// writer keeps gathering into the buffer until this holds (at W = 1 this
+    /// is SlateDB's "flush what gathered during the last flush").
     pub fn window_has_room(&self) -> bool {
         self.next_wal_id <= self.durable_wal_id().saturating_add(self.max_inflight)
     }
@@ -158,7 +158,7 @@ mod tests {
         assert!(log.may_ack(2) && !log.may_ack(3));
     }
 
-    /// Issue 17, case 1: at the top of the id range `freeze` saturates
+    /// At the top of the id range `freeze` saturates
     /// instead of overflowing, and no upload starts beyond `MAX_WAL_ID`, so
     /// nothing is acknowledged that the next recovery could not fence after.
     #[test]
