@@ -81,7 +81,7 @@ pub fn mutant_model(protocol: Protocol, bounds: Bounds, lifecycle: LifecycleBoun
         "fence-race-gives-up" => (quiet, lifecycle),
         // A WAL past a gap, or a zombie's WAL inside a fence's jump, and a
         // follower to read it.
-        "follower-applies-past-gap" | "follower-ignores-fences" => {
+        "follower-applies-past-gap" | "follower-ignores-fences" | "follower-drops-applied" => {
             (Bounds { writes: bounds.writes.max(2), readers: bounds.readers.max(1), ..quiet }, lifecycle)
         }
         // A durable checkpoint that expires, a tick, and a GC pass.
