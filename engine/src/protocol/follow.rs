@@ -93,7 +93,12 @@ impl Follower {
         }
         self.version = view.version;
         self.replay_after_wal_id = view.replay_after_wal_id;
-        self.applied.retain(|w| *w > view.replay_after_wal_id);
+        match self.protocol {
+            // Mutant: the new version's SSTs are taken as the whole view.
+            #[cfg(feature = "mutants")]
+            Protocol::FollowerDropsApplied => self.applied.clear(),
+            _ => self.applied.retain(|w| *w > view.replay_after_wal_id),
+        }
         if self.cursor.next <= view.replay_after_wal_id {
             match ChainCursor::after(view.replay_after_wal_id) {
                 Ok(c) => self.cursor = c,
@@ -228,6 +233,18 @@ mod tests {
         assert!(f.applied().is_empty());
         let f = Follower::open(Protocol::Shipped, &view(2, u64::MAX));
         assert_eq!(f.next_to_read(&BTreeSet::from([1])), None);
+    }
+
+    #[cfg(feature = "mutants")]
+    #[test]
+    fn drops_applied_mutant_forgets_wals_past_the_new_version() {
+        let store = BTreeMap::from([(1, data(1)), (2, data(1))]);
+        let mut f = Follower::open(Protocol::FollowerDropsApplied, &view(2, 0));
+        poll(&mut f, &store);
+        assert!(f.adopt(&view(3, 1)));
+        assert!(f.applied().is_empty(), "WAL 2 is past version 3 but forgotten");
+        poll(&mut f, &store);
+        assert!(f.applied().is_empty(), "and never read again");
     }
 
     #[cfg(feature = "mutants")]

@@ -5,7 +5,7 @@
 //! and the engine runtime calls the same functions on the real store, so the
 //! checked protocol and the shipped protocol cannot drift apart.
 //!
-//! Vocabulary and invariant numbers (I1–I9) follow `spec/protocol.md`.
+//! Vocabulary and invariant numbers (I1–I16) follow `spec/protocol.md`.
 
 mod action;
 mod checkpoint;

@@ -60,6 +60,10 @@ pub enum Protocol {
     /// into a fenced writer's late uploads.
     #[cfg(feature = "mutants")]
     FollowerIgnoresFences,
+    /// A follower adopting a newer version forgets the WALs it applied past
+    /// that version's replay point, though their writes are not in its SSTs.
+    #[cfg(feature = "mutants")]
+    FollowerDropsApplied,
     /// GC ignores checkpoints: it keeps only what the latest version needs.
     #[cfg(feature = "mutants")]
     GcIgnoresCheckpoints,
@@ -121,6 +125,8 @@ impl Protocol {
         #[cfg(feature = "mutants")]
         Protocol::FollowerIgnoresFences,
         #[cfg(feature = "mutants")]
+        Protocol::FollowerDropsApplied,
+        #[cfg(feature = "mutants")]
         Protocol::GcIgnoresCheckpoints,
         #[cfg(feature = "mutants")]
         Protocol::GcIgnoresRetired,
@@ -160,6 +166,8 @@ impl Protocol {
             Protocol::FollowerAppliesPastGap => "follower-applies-past-gap",
             #[cfg(feature = "mutants")]
             Protocol::FollowerIgnoresFences => "follower-ignores-fences",
+            #[cfg(feature = "mutants")]
+            Protocol::FollowerDropsApplied => "follower-drops-applied",
             #[cfg(feature = "mutants")]
             Protocol::GcIgnoresCheckpoints => "gc-ignores-checkpoints",
             #[cfg(feature = "mutants")]
