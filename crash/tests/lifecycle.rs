@@ -80,8 +80,8 @@ fn a_hedged_already_exists_taken_as_ours_is_caught() {
 }
 
 #[test]
-fn gc_ignoring_the_reader_lease_is_caught_by_read_only_handles() {
-    let found = caught(0..60, |s| Config { protocol: Protocol::GcIgnoresReaders, ..lifecycle(s) });
-    assert!(found.len() >= 6, "gc-ignores-readers: {} of 60 lifecycle schedules", found.len());
+fn gc_ignoring_checkpoints_is_caught_by_checkpointed_readers() {
+    let found = caught(0..60, |s| Config { protocol: Protocol::GcIgnoresCheckpoints, ..lifecycle(s) });
+    assert!(found.len() >= 6, "gc-ignores-checkpoints: {} of 60 lifecycle schedules", found.len());
     assert!(found.iter().all(|i| i == "I7 NothingNeededDeleted"), "{found:?}");
 }

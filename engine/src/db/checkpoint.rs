@@ -50,7 +50,17 @@ impl Client<'_> {
         };
         let id: u128 = rand::random();
         let expires_at = opts.lifetime.map(|l| self.clock.now_ms().saturating_add(l.as_millis() as u64));
-        let version = self.commit(latest, CheckpointEdit::Create { id, expires_at, wal_end }).await?.map_err(|r| refused(id, r))?;
+        let version = match self.commit(latest, CheckpointEdit::Create { id, expires_at, wal_end }).await? {
+            Ok(version) => version,
+            // The id is fresh and random: a version that records it already
+            // is our own create, landed on an attempt whose outcome was lost
+            // (and re-applied on top of it).
+            Err(CheckpointRefused::Exists) => match self.manifests.latest().await? {
+                Some(latest) if latest.checkpoints.iter().any(|c| c.id == id) => latest,
+                _ => return Err(refused(id, CheckpointRefused::Missing)),
+            },
+            Err(r) => return Err(refused(id, r)),
+        };
         let checkpoint = find(&version, id)?;
         self.tracer.emit(0, TraceEvent::CheckpointCreate { id, version: version.version });
         Ok((checkpoint, version))

@@ -96,6 +96,18 @@ impl DbInner {
         *lock(&self.tree) = tree;
     }
 
+    /// The oldest version a snapshot or scan of this process reads, if any
+    /// is held: a tree other than the current one that is still alive, or
+    /// the current one held by someone besides this handle.
+    pub(crate) fn oldest_held_view(&self) -> Option<Pin> {
+        let current = lock(&self.tree).clone();
+        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        // The current tree's own references: `self.tree`, `current`, and
+        // its entry upgraded in `trees`.
+        let held = |t: &StdArc<OpenTree>| !StdArc::ptr_eq(t, &current) || StdArc::strong_count(t) > 3;
+        trees.iter().filter(|t| held(t)).map(|t| t.pin).min_by_key(|p| p.version)
+    }
+
     /// The oldest version a tree of this process still in use (by a
     /// snapshot, an iterator, or as the current tree) derives from, with its
     /// replay point: what the writer's pin must protect.

@@ -175,7 +175,13 @@ async fn commit_writer_edit(inner: &DbInner, manifest: &mut ManifestObject, edit
     // The floor is past every SST of this writer but those still being
     // written (and those this edit records).
     let edit = WriterEdit { sst_floor: inner.sst_floor(SstOwner::Writer, &edit.flushed), ..edit.clone() };
-    let change = WriterCommit { epoch: inner.epoch, log: &inner.commit, edit: &edit, oldest_live: inner.oldest_live_tree() };
+    let change = WriterCommit {
+        epoch: inner.epoch,
+        log: &inner.commit,
+        edit: &edit,
+        oldest_live: inner.oldest_live_tree(),
+        held_view: inner.oldest_held_view(),
+    };
     let committed = inner
         .manifests
         .commit(manifest, &change, |next| {

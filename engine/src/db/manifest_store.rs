@@ -50,6 +50,10 @@ pub(crate) struct WriterCommit<'a> {
     /// base the edit is applied on; else the new version's tree holds every
     /// SST those trees read, and the pin moves to it.
     pub(crate) oldest_live: Pin,
+    /// The oldest version a snapshot or scan of the writer's process still
+    /// reads (the current tree counts only if someone else holds it): a
+    /// close keeps the writer's pin there instead of dropping it.
+    pub(crate) held_view: Option<Pin>,
 }
 
 impl ManifestEdit for WriterCommit<'_> {
@@ -58,7 +62,10 @@ impl ManifestEdit for WriterCommit<'_> {
     }
 
     fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused> {
-        let pin = (self.oldest_live.version < base.version).then_some(self.oldest_live);
+        let pin = match self.edit.close {
+            true => self.held_view,
+            false => (self.oldest_live.version < base.version).then_some(self.oldest_live),
+        };
         let edit = WriterEdit { pin, ..self.edit.clone() };
         Ok(self.log.with_log(|log| apply_writer_edit(&base.view(), &base.tree(), log, &edit))?)
     }

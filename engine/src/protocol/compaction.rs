@@ -104,7 +104,7 @@ pub struct WriterEdit<S> {
     /// The writer's own pin: the oldest version any of its live trees or
     /// snapshots derives from; `None`: the version being created. Protects
     /// its reads from a compaction and a GC in other processes. `close`
-    /// drops the pin instead.
+    /// drops the pin, unless it is given (views of the process outlive it).
     pub pin: Option<Pin>,
     /// The smallest SST sequence number the writer may still record after
     /// this edit (an SST being written, or written and not yet recorded),
@@ -160,11 +160,15 @@ pub fn apply_writer_edit<S: Clone + Eq>(
     tree.l0 = l0;
     tree.fences = union(&latest_tree.fences, &edit.fences);
     let epoch = log.writer_epoch();
-    if edit.close {
-        tree.checkpoints.retain(|c| c.owner != CheckpointOwner::Writer(epoch));
-    } else {
-        let here = Pin { version: view.version, replay_after_wal_id: view.replay_after_wal_id };
-        set_writer_pin(&mut tree, epoch, edit.pin.unwrap_or(here));
+    match (edit.close, edit.pin) {
+        // A close drops the writer's pin, unless views of its process still
+        // read an older state (`pin`): it stays until the next writer claims.
+        (true, None) => tree.checkpoints.retain(|c| c.owner != CheckpointOwner::Writer(epoch)),
+        (true, Some(pin)) => set_writer_pin(&mut tree, epoch, pin),
+        (false, pin) => {
+            let here = Pin { version: view.version, replay_after_wal_id: view.replay_after_wal_id };
+            set_writer_pin(&mut tree, epoch, pin.unwrap_or(here));
+        }
     }
     prune_retired(&mut tree);
     Ok((view, tree))
