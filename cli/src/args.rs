@@ -31,10 +31,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Input::Text)]
     pub input: Input,
     /// The minimum age before garbage collection may delete an object
-    /// (human-readable: `0s`, `90s`, `5m`, `1h`). Readers and other
-    /// processes may use what they read for this long; `0s` is safe only
-    /// when one process at a time uses the database.
-    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "5m")]
+    /// (human-readable: `0s`, `10s`, `5m`). Readers holding checkpoints need
+    /// none; it is a grace for plain read-only opens (`get`, `scan`) of other
+    /// processes and for clock skew.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "10s")]
     pub gc_min_age: std::time::Duration,
     #[command(subcommand)]
     pub command: Command,
