@@ -13,9 +13,10 @@ use crate::bounds::{max_wal_bytes, ObjectKind};
 use crate::commit::{AckError, FrozenWal};
 use crate::memtable::ImmMemtable;
 use crate::protocol::{
-    resolve_create_conflict, CreateConflict, FreezeInputs, FreezePolicy, FreezeStep, LatencyEstimator, ObjectOwner,
+    on_read_back_missing, resolve_create_conflict, CreateConflict, FreezeInputs, FreezePolicy, FreezeStep, LatencyEstimator, ObjectOwner,
     PutPacer, WalHeader, WalKind,
 };
+use crate::error::Error;
 use crate::sst::SeqEntry;
 use crate::store::{create, read};
 use crate::sync::{lock, Arc, Ordering};
@@ -283,6 +284,12 @@ async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>, free: impl FnO
                 ObjectOwner { writer_epoch: inner.epoch, token },
                 existing.owner(),
             )),
+            Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
+                let own = inner.manifest.lock().await;
+                let replay_after = if own.writer_epoch == inner.epoch { own.replay_after_wal_id } else { 0 };
+                on_read_back_missing(wal_id, replay_after)
+                    .ok_or_else(|| format!("wal {wal_id}: AlreadyExists, then gone on the read-back, above this writer's replay point"))
+            }
             Err(e) => Err(format!("wal {wal_id}: cannot read back after AlreadyExists: {e}")),
         },
         Err(e) => {

@@ -47,6 +47,17 @@ pub fn resolve_create_conflict(protocol: Protocol, mine: ObjectOwner, existing: 
     }
 }
 
+/// A data WAL's create reported `AlreadyExists`, and the read-back found no
+/// object: it existed and was deleted since. Only GC deletes WALs, and only
+/// at or below a manifest's `replay_after_wal_id`, whose writes are in SSTs
+/// that manifest lists. If this writer's own latest manifest replays after
+/// `wal_id` (it recorded the memtable of those writes), the WAL was ours and
+/// its writes are durable: `Ours`. Otherwise nothing explains it: `None`,
+/// and the writer fails rather than guess.
+pub fn on_read_back_missing(wal_id: super::WalId, own_replay_after_wal_id: super::WalId) -> Option<CreateConflict> {
+    (wal_id <= own_replay_after_wal_id).then_some(CreateConflict::Ours)
+}
+
 /// What `Fence` does when the create of its fence WAL reported
 /// `AlreadyExists` and the object was read back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -78,6 +89,13 @@ pub fn on_fence_conflict(protocol: Protocol, conflict: CreateConflict) -> FenceC
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wal_gc_deleted_under_a_read_back_is_ours_only_below_our_replay_point() {
+        assert_eq!(on_read_back_missing(7, 9), Some(CreateConflict::Ours));
+        assert_eq!(on_read_back_missing(9, 9), Some(CreateConflict::Ours));
+        assert_eq!(on_read_back_missing(10, 9), None);
+    }
 
     #[test]
     fn a_fence_conflict_walks_again_unless_ours() {

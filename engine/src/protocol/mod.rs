@@ -28,7 +28,7 @@ pub use checkpoint::{
     CheckpointId, CheckpointOwner, CheckpointRefused, Pin, Retired,
 };
 pub use claim::{fenced_by, on_claim_taken, ClaimTaken};
-pub use conflict::{on_fence_conflict, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
+pub use conflict::{on_fence_conflict, on_read_back_missing, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
 pub use compaction::{
     apply_compaction, apply_writer_edit, claim_writer, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
     CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,

@@ -107,15 +107,6 @@ impl WalLog {
         self.watermark.covers(wal_id)
     }
 
-    /// Guard of the engine's `FlushL0`: a memtable whose writes end in WAL
-    /// `last_wal_id` is recorded only once that WAL is durable. Then every
-    /// WAL at or below a manifest's `replay_after_wal_id` has landed, so GC
-    /// (which deletes them) never races a create still in flight, whose
-    /// read-back after an ambiguous `AlreadyExists` would find nothing.
-    pub fn may_flush_memtable(&self, last_wal_id: WalId) -> bool {
-        self.watermark.covers(last_wal_id)
-    }
-
     /// The `wal_id_last_seen` the next manifest records.
     ///
     /// Shipped: the durable watermark, so the manifest only ever references
@@ -140,17 +131,6 @@ mod tests {
         assert_eq!((log.freeze(), log.freeze(), log.freeze()), (1, 2, 3));
         assert_eq!(log.next_wal_id(), 4);
         assert_eq!(log.durable_wal_id(), 0);
-    }
-
-    #[test]
-    fn a_memtable_is_recorded_only_once_its_last_wal_is_durable() {
-        let mut log = WalLog::new(Protocol::Shipped, 1, 1, 4);
-        let (a, b) = (log.freeze(), log.freeze());
-        assert!(!log.may_flush_memtable(a));
-        log.on_wal_durable(b);
-        assert!(!log.may_flush_memtable(b), "b landed but a has not: the watermark is a prefix");
-        log.on_wal_durable(a);
-        assert!(log.may_flush_memtable(a) && log.may_flush_memtable(b));
     }
 
     #[test]
