@@ -43,7 +43,10 @@ fn objects_age_on_the_schedule_clock_and_gc_deletes_them() {
     let report = run(&cfg);
     assert!(report.failure.is_none(), "{:?}", report.failure);
     let (a, b) = (run(&cfg), run(&cfg));
-    assert_eq!(a.trace, b.trace, "an aged schedule replays exactly (its clock starts at a fixed origin)");
+    assert_eq!(
+        tidemark_crash::schedule::without_sst_ids(&a.trace),
+        tidemark_crash::schedule::without_sst_ids(&b.trace),
+        "an aged schedule replays exactly (its clock starts at a fixed origin)");
     let deleted: u64 = (0..50).filter(|&s| lifecycle(s).ages()).map(|s| run(&lifecycle(s)).injected.views_across_gc).sum();
     assert!(deleted > 0, "GC deleted SSTs under held views in aged schedules");
 }
