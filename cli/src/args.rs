@@ -31,10 +31,10 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Input::Text)]
     pub input: Input,
     /// The minimum age before garbage collection may delete an object
-    /// (human-readable: `0s`, `90s`, `5m`, `1h`). Readers and other
-    /// processes may use what they read for this long; `0s` is safe only
-    /// when one process at a time uses the database.
-    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "5m")]
+    /// (human-readable: `0s`, `10s`, `5m`). Readers holding checkpoints need
+    /// none; it is a grace for plain read-only opens (`get`, `scan`) of other
+    /// processes and for clock skew.
+    #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "10s")]
     pub gc_min_age: std::time::Duration,
     #[command(subcommand)]
     pub command: Command,
@@ -80,6 +80,10 @@ pub enum Command {
         key: OsString,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        /// Read durable checkpoint ID (hex, as `checkpoint list` prints it)
+        /// instead of the latest state.
+        #[arg(long, value_name = "ID")]
+        checkpoint: Option<String>,
     },
     /// Delete KEY and wait until the delete is durable.
     Delete { key: OsString },
@@ -91,6 +95,9 @@ pub enum Command {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value_t)]
         format: Format,
+        /// Read durable checkpoint ID instead of the latest state.
+        #[arg(long, value_name = "ID")]
+        checkpoint: Option<String>,
     },
     /// Print the current manifest as JSON, with SST and WAL ids as their
     /// objects are named (compacted/<ULID>.sst, wal/<20 digits>.sst).
@@ -99,4 +106,29 @@ pub enum Command {
     /// latest manifest requires (blocks against the index, key order, bloom
     /// filter, sizes, key ranges, sorted runs); list orphans. Exit 5 on a problem.
     Fsck,
+    /// Durable checkpoints: consistent backups that GC keeps until they are
+    /// deleted or expire.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+    /// Compact until L0 and the sorted runs are within the default limits,
+    /// as a compactor of its own (a writer's own compactor, if on, is fenced).
+    Compact,
+    /// One garbage-collection pass as a process of its own: deletes what no
+    /// live checkpoint, SST floor or the latest manifest keeps and is older
+    /// than --gc-min-age, then drops expired checkpoints.
+    Gc,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointCommand {
+    /// Create a durable checkpoint of every write acknowledged so far; prints its id.
+    Create {
+        /// Expire this long after creation (`1h`, `7d`); default: until deleted.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        lifetime: Option<std::time::Duration>,
+    },
+    /// List the checkpoints the latest manifest records.
+    List,
+    /// Delete checkpoint ID (hex): GC may then collect what only it kept.
+    Delete { id: String },
 }

@@ -8,9 +8,9 @@ use std::io::Write;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use tidemark::{Db, Error, FsckFinding, Settings, StoreRef};
+use tidemark::{CheckpointHolder, CheckpointOptions, Db, DbIterator, DbReader, Error, FsckFinding, Settings, StoreRef};
 
-use crate::args::{Cli, Command, Format};
+use crate::args::{CheckpointCommand, Cli, Command, Format};
 use crate::codec::{self, decode};
 use crate::exit::{Failure, Outcome};
 
@@ -36,27 +36,24 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             let key = decode(input, "KEY", key)?;
             write(&cli.url, settings, key, None).await
         }
-        Command::Get { key, format } => {
+        Command::Get { key, format, checkpoint } => {
             let key = decode(input, "KEY", key)?;
-            let db = open_for_reading(&cli.url, wal_url).await?;
+            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref()).await?;
             let Some(v) = db.get(&key).await? else { return Ok(Outcome::NotFound) };
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&codec::value(format, &key, &v))?;
             stdout.flush()?;
             Ok(Outcome::Done)
         }
-        Command::Scan { prefix, limit, format } => {
+        Command::Scan { prefix, limit, format, checkpoint } => {
             if format == Format::Raw {
                 return Err(Failure::Usage(
                     "--format raw prints one value exactly and is for get; scan takes text, hex, base64 or json".into(),
                 ));
             }
             let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
-            let db = open_for_reading(&cli.url, wal_url).await?;
-            let mut rows = match prefix {
-                Some(p) => db.scan_prefix(p).await?,
-                None => db.scan(..).await?,
-            };
+            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref()).await?;
+            let mut rows = db.scan(prefix).await?;
             // Streams: each row is printed as the scan reaches it, so memory
             // stays bounded however many rows there are.
             let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -70,7 +67,8 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             Ok(Outcome::Done)
         }
         Command::Manifest => {
-            let db = open_for_reading(&cli.url, wal_url).await?;
+            let (store, root) = existing_store(&cli.url, wal_url).await?;
+            let db = Db::open_read_only(root, store).await?;
             let json = crate::manifest::to_json(&db.manifest().await).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{json}")?;
@@ -80,7 +78,55 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
             let (store, root) = existing_store(&cli.url, wal_url).await?;
             fsck(store, root).await
         }
+        Command::Checkpoint(c) => checkpoint(&cli.url, wal_url, c).await,
+        Command::Compact => {
+            let (store, root) = existing_writable_store(&cli.url, wal_url).await?;
+            let runs = tidemark::compact(root, store, settings).await?;
+            println!("compactions recorded: {runs}");
+            Ok(Outcome::Done)
+        }
+        Command::Gc => {
+            let (store, root) = existing_writable_store(&cli.url, wal_url).await?;
+            let s = tidemark::collect_garbage(root, store, settings).await?;
+            println!(
+                "deleted: {} manifest version(s), {} SST(s), {} WAL(s); checkpoints expired: {}",
+                s.manifests, s.ssts, s.wals, s.checkpoints_expired
+            );
+            Ok(Outcome::Done)
+        }
     }
+}
+
+async fn checkpoint(url: &str, wal_url: Option<&str>, c: CheckpointCommand) -> Result<Outcome, Failure> {
+    let (store, root) = existing_writable_store(url, wal_url).await?;
+    match c {
+        CheckpointCommand::Create { lifetime } => {
+            let cp = tidemark::create_checkpoint(store, root, CheckpointOptions { lifetime }).await?;
+            println!("{:032x}", cp.id);
+        }
+        CheckpointCommand::List => {
+            for cp in tidemark::list_checkpoints(store, root).await? {
+                let holder = match cp.holder {
+                    CheckpointHolder::Client if cp.wal_end.is_some() => "durable".to_string(),
+                    CheckpointHolder::Client => "follower".to_string(),
+                    CheckpointHolder::Writer(e) => format!("writer {e}"),
+                };
+                let expires = cp.expires_at_ms.map_or("never".to_string(), |ms| {
+                    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
+                });
+                println!("{:032x} {holder} version {} expires {expires}", cp.id, cp.version);
+            }
+        }
+        CheckpointCommand::Delete { id } => {
+            tidemark::delete_checkpoint(store, root, parse_id(&id)?).await?;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// A checkpoint id as `checkpoint list` prints it: 32 hex digits.
+fn parse_id(id: &str) -> Result<u128, Failure> {
+    u128::from_str_radix(id, 16).map_err(|e| Failure::Usage(format!("checkpoint id {id:?} is not hex: {e}")))
 }
 
 /// The store behind `url` for a read-only command (with its WALs in the
@@ -98,9 +144,52 @@ async fn existing_store(url: &str, wal_url: Option<&str>) -> Result<(StoreRef, P
     Ok((store, root))
 }
 
-async fn open_for_reading(url: &str, wal_url: Option<&str>) -> Result<Db, Error> {
+/// As `existing_store`, for commands that record something (checkpoints,
+/// compaction, GC): the store must allow writes.
+async fn existing_writable_store(url: &str, wal_url: Option<&str>) -> Result<(StoreRef, Path), Error> {
+    let (mut store, root) = tidemark::store_for_url(url)?;
+    if !tidemark::database_exists(store.as_ref(), &root).await? {
+        return Err(Error::NoDatabase { location: url.to_string() });
+    }
+    if let Some(wal_url) = wal_url {
+        let (wal, wal_root) = tidemark::store_for_url(wal_url)?;
+        store = std::sync::Arc::new(tidemark::SplitStore::new(store, &root, wal, &wal_root));
+    }
+    Ok((store, root))
+}
+
+/// What `get` and `scan` read: the latest state, or a durable checkpoint.
+enum Reading {
+    Latest(Db),
+    Checkpoint(DbReader),
+}
+
+impl Reading {
+    async fn get(&self, key: &[u8]) -> Result<Option<Bytes>, Error> {
+        match self {
+            Reading::Latest(db) => db.get(key).await,
+            Reading::Checkpoint(r) => r.get(key).await,
+        }
+    }
+
+    async fn scan(&self, prefix: Option<Bytes>) -> Result<DbIterator, Error> {
+        let range = match prefix {
+            Some(p) => tidemark::prefix_range(p),
+            None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        };
+        match self {
+            Reading::Latest(db) => db.scan(range).await,
+            Reading::Checkpoint(r) => r.scan(range).await,
+        }
+    }
+}
+
+async fn open_for_reading(url: &str, wal_url: Option<&str>, checkpoint: Option<&str>) -> Result<Reading, Failure> {
     let (store, root) = existing_store(url, wal_url).await?;
-    Db::open_read_only(root, store).await
+    Ok(match checkpoint {
+        None => Reading::Latest(Db::open_read_only(root, store).await?),
+        Some(id) => Reading::Checkpoint(DbReader::open_checkpoint(root, store, parse_id(id)?).await?),
+    })
 }
 
 /// Runs a write and closes: the write's outcome decides the exit code; a

@@ -2,7 +2,7 @@
 //! way its object is named, so that a user can find it in the store.
 
 use serde::Serialize;
-use tidemark::{sst_name, wal_name, Manifest, SstHandle};
+use tidemark::{sst_name, wal_name, Checkpoint, CheckpointHolder, Manifest, SstHandle, SstOwner};
 
 use crate::codec::base64;
 
@@ -19,6 +19,29 @@ struct ManifestJson {
     fences: Vec<String>,
     l0: Vec<SstJson>,
     runs: Vec<RunJson>,
+    writer_sst_floor: String,
+    compactor_sst_floor: String,
+    checkpoints: Vec<CheckpointJson>,
+    retired: Vec<RetiredJson>,
+}
+
+/// A checkpoint: its id as 32 hex digits, the version and WAL range it pins.
+#[derive(Serialize)]
+struct CheckpointJson {
+    id: String,
+    holder: String,
+    version: u64,
+    replay_after_wal_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wal_end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct RetiredJson {
+    sst: String,
+    version: u64,
 }
 
 #[derive(Serialize)]
@@ -32,7 +55,8 @@ struct RunJson {
 #[derive(Serialize)]
 struct SstJson {
     id: String,
-    writer_epoch: u64,
+    owner: &'static str,
+    epoch: u64,
     size: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_key: Option<String>,
@@ -54,7 +78,42 @@ fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
 fn sst(h: &SstHandle) -> SstJson {
     let (first_key, first_key_base64) = text_or_base64(&h.first_key);
     let (last_key, last_key_base64) = text_or_base64(&h.last_key);
-    SstJson { id: sst_name(h.id), writer_epoch: h.writer_epoch, size: h.size, first_key, first_key_base64, last_key, last_key_base64 }
+    SstJson {
+        id: sst_name(h.id, h.owner, h.epoch),
+        owner: owner(h.owner),
+        epoch: h.epoch,
+        size: h.size,
+        first_key,
+        first_key_base64,
+        last_key,
+        last_key_base64,
+    }
+}
+
+fn owner(o: SstOwner) -> &'static str {
+    match o {
+        SstOwner::Writer => "writer",
+        SstOwner::Compactor => "compactor",
+    }
+}
+
+fn checkpoint(c: &Checkpoint) -> CheckpointJson {
+    CheckpointJson {
+        id: format!("{:032x}", c.id),
+        holder: match c.holder {
+            CheckpointHolder::Writer(e) => format!("writer {e}"),
+            CheckpointHolder::Client => "client".to_string(),
+        },
+        version: c.version,
+        replay_after_wal_id: wal_name(c.replay_after_wal_id),
+        wal_end: c.wal_end.map(wal_name),
+        expires_at_ms: c.expires_at_ms,
+    }
+}
+
+/// An SST floor as the ULID it compares against.
+fn ulid_or_zero(floor: u128) -> String {
+    sst_name(floor, SstOwner::Writer, 0).split('-').next().unwrap_or_default().to_string()
 }
 
 /// The manifest as pretty JSON: SST ids as ULIDs (`compacted/<ULID>.sst`),
@@ -71,6 +130,10 @@ pub fn to_json(m: &Manifest) -> serde_json::Result<String> {
         fences: m.fences.iter().map(|&id| wal_name(id)).collect(),
         l0: m.l0.iter().map(sst).collect(),
         runs: m.runs.iter().map(|r| RunJson { id: r.id, ssts: r.ssts.iter().map(sst).collect() }).collect(),
+        writer_sst_floor: ulid_or_zero(m.writer_sst_floor),
+        compactor_sst_floor: ulid_or_zero(m.compactor_sst_floor),
+        checkpoints: m.checkpoints.iter().map(checkpoint).collect(),
+        retired: m.retired.iter().map(|r| RetiredJson { sst: sst_name(r.sst.id, r.sst.owner, r.sst.epoch), version: r.version }).collect(),
     };
     serde_json::to_string_pretty(&view)
 }
@@ -84,7 +147,8 @@ mod tests {
     fn ids_are_printed_as_their_objects_are_named() {
         let handle = SstHandle {
             id: 0x0191_2345_6789_abcd_ef01_2345_6789_abcd,
-            writer_epoch: 3,
+            owner: SstOwner::Writer,
+            epoch: 3,
             size: 100,
             first_key: Bytes::from_static(b"a"),
             last_key: Bytes::from_static(b"\xff"),
@@ -99,8 +163,8 @@ mod tests {
         assert_eq!(json["wal_id_last_seen"], "00000000000000000042");
         assert_eq!(json["fences"][0], "00000000000000000007");
         let id = json["l0"][0]["id"].as_str().expect("a string");
-        assert_eq!(id.len(), 26, "a ULID: {id}");
-        assert_eq!(id, sst_name(handle.id));
+        assert_eq!(id.len(), 29, "a ULID, -w and the epoch: {id}");
+        assert_eq!(id, sst_name(handle.id, SstOwner::Writer, 3));
         assert_eq!(json["l0"][0]["first_key"], "a");
         assert_eq!(json["l0"][0]["last_key_base64"], "/w==");
     }

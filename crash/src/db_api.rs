@@ -74,6 +74,51 @@ pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool) -> tid
     Db::open_read_only(ROOT, store).await
 }
 
+/// A read-only handle on `store`: a plain `Db::open_read_only` (no
+/// checkpoint: nothing protects it from another process's GC), or a
+/// `DbReader` holding a checkpoint of its own (GC anywhere keeps what it
+/// reads), which does not poll, so its view stays fixed as the oracle
+/// expects of a read-only handle.
+pub enum ReadOnly {
+    Plain(Db),
+    Checkpointed(tidemark::DbReader),
+}
+
+impl ReadOnly {
+    pub async fn scan_prefix(&self, prefix: Bytes) -> tidemark::Result<BTreeMap<Bytes, Bytes>> {
+        match self {
+            ReadOnly::Plain(db) => scan_prefix(db, prefix).await,
+            ReadOnly::Checkpointed(r) => Ok(r.scan(tidemark::prefix_range(prefix)).await?.collect_vec().await?.into_iter().collect()),
+        }
+    }
+
+    /// The manifest version the handle reads.
+    pub async fn version(&self) -> u64 {
+        match self {
+            ReadOnly::Plain(db) => db.manifest().await.version,
+            ReadOnly::Checkpointed(r) => r.position().await.0,
+        }
+    }
+}
+
+/// Opens a `DbReader` on `store` (as [`open_read_only`] for `wal_store`)
+/// whose checkpoint outlives the schedule on its clock.
+pub async fn open_checkpointed(store: Arc<dyn ObjectStore>, wal_store: bool, clock: Arc<dyn tidemark::Clock>) -> tidemark::Result<tidemark::DbReader> {
+    let store: Arc<dyn ObjectStore> = match wal_store {
+        false => store,
+        true => {
+            let (root, wal_root) = (object_store::path::Path::from(ROOT), object_store::path::Path::from(WAL_STORE_ROOT));
+            Arc::new(tidemark::SplitStore::new(store.clone(), &root, store, &wal_root))
+        }
+    };
+    let opts = tidemark::ReaderOptions {
+        checkpoint_lifetime: std::time::Duration::from_secs(24 * 3600),
+        poll_interval: None,
+        settings: Settings::default().with_clock(clock),
+    };
+    tidemark::DbReader::open(ROOT, store, opts).await
+}
+
 /// The settings of a schedule's process (see [`open`]).
 pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn tidemark::Clock>) -> Settings {
     // Odd seeds: no gathering at all (many small WALs, every upload overlapping).

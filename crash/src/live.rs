@@ -137,7 +137,7 @@ pub(crate) fn live_phase(
             // One handle opens at once (on the version the process opened
             // with, which holds the previous process's SSTs), one later.
             for (i, ops) in [(0, 0), (1, cfg.ops)] {
-                let reader = reader(fault.clone(), cfg.wal_store, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
+                let reader = reader(fault.clone(), cfg.wal_store, cfg.compaction, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
                 tasks.push(tokio::spawn(reader));
             }
         }
@@ -247,12 +247,12 @@ fn record_injected(cfg: &Config, world: &World, histories: &Histories, outcome: 
 /// 1.5 ms per operation of `ops` (so that it opens while writers write),
 /// then reads, holds and reads again, pausing up to half of `linger`
 /// before each read.
-async fn reader(store: FaultStore, wal_store: bool, histories: Histories, leases: crate::reads::Leases, seed: u64, (ops, linger): (usize, Duration)) {
+async fn reader(store: FaultStore, wal_store: bool, checkpointed: bool, histories: Histories, leases: crate::reads::Leases, seed: u64, (ops, linger): (usize, Duration)) {
     let mut rng = StdRng::seed_from_u64(seed);
     tokio::time::sleep(Duration::from_micros(rng.random_range(0..=ops as u64 * 1500))).await;
     let half = linger.as_micros() as u64 / 2;
     let pause = Duration::from_micros(rng.random_range(half / 4..=half.max(1)));
-    crate::reads::read_only_handle(store, wal_store, histories, leases, 2, pause).await;
+    crate::reads::read_only_handle(store, wal_store, checkpointed, histories, leases, 2, pause).await;
 }
 
 /// Releases held requests (uploads, listings, reads) one at a time in a

@@ -100,13 +100,28 @@ pub fn judge(e: &tidemark::Error, crashed: bool, leases: &Leases, lease: Lease, 
 /// (`check_view`: the handle's block cache holds what it read, so only a
 /// first read of an SST shows whether GC deleted it) and reads the ones
 /// checked before again: the same state, or an error once its lease ended.
-pub(crate) async fn read_only_handle(store: FaultStore, wal_store: bool, histories: Histories, leases: Leases, rounds: usize, pause: Duration) {
+/// With `checkpointed`, the handle is a `DbReader` with a checkpoint of its
+/// own: GC in any process must keep what it reads, so no failed read of it
+/// is explained by GC (its lease is `Pinned`).
+pub(crate) async fn read_only_handle(
+    store: FaultStore,
+    wal_store: bool,
+    checkpointed: bool,
+    histories: Histories,
+    leases: Leases,
+    rounds: usize,
+    pause: Duration,
+) {
     let clock = leases.clock.clone();
     let (began, since) = {
         let mut h = lock(&histories);
         (h.shared.tick(), leases.latest_version())
     };
-    let opened = api::open_read_only(std::sync::Arc::new(store.clone()), wal_store).await;
+    let shared: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(store.clone());
+    let opened = match checkpointed {
+        false => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
+        true => api::open_checkpointed(shared, wal_store, std::sync::Arc::new(clock.clone())).await.map(api::ReadOnly::Checkpointed),
+    };
     let ended = lock(&histories).shared.tick();
     let db = match opened {
         Ok(db) => db,
@@ -117,7 +132,10 @@ pub(crate) async fn read_only_handle(store: FaultStore, wal_store: bool, histori
             return;
         }
     };
-    let lease = Lease::Version(db.manifest().await.version);
+    let lease = match checkpointed {
+        false => Lease::Version(db.version().await),
+        true => Lease::Pinned,
+    };
     // The open walked the WAL chain within its lease if the version it read
     // was not superseded `gc_min_age` before it returned: then nothing it
     // read was deleted under it, and it saw every acknowledged write.
@@ -132,7 +150,7 @@ pub(crate) async fn read_only_handle(store: FaultStore, wal_store: bool, histori
         tokio::time::sleep(pause).await;
         let due: Vec<usize> = (0..writers).filter(|w| seen[*w].is_some() || w % (rounds + 1) == round).collect();
         for &w in &due {
-            let state = match api::scan_prefix(&db, workload::key_prefix(w)).await {
+            let state = match db.scan_prefix(workload::key_prefix(w)).await {
                 Ok(state) => state,
                 Err(e) => {
                     let what = format!("a scan of writer {w}'s keys through a read-only handle");

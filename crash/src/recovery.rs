@@ -30,7 +30,7 @@ struct Held {
 
 enum Views {
     Own { snapshot: Snapshot, scan: DbIterator },
-    ReadOnly(api::Db),
+    ReadOnly(api::ReadOnly),
 }
 
 /// A new process opens the store with no faults and checks every writer.
@@ -82,7 +82,13 @@ async fn recover(
         states.push(observed);
     }
     let held = match cfg.readers {
-        true => Some(hold_views(&db, store, cfg.wal_store, states, (cfg.seed + round as u64) % 2 == 0, histories).await?),
+        true => {
+            let own = (cfg.seed + round as u64) % 2 == 0;
+            // With GC running, the handle holds a checkpoint (a plain read-only
+            // handle is not protected from another process's GC).
+            let checkpointed = cfg.compaction.then(|| clock.clone());
+            Some(hold_views(&db, store, cfg.wal_store, checkpointed, states, own, histories).await?)
+        }
         false => None,
     };
     let s = api::process_settings(cfg, recorder, clock.clone());
@@ -110,7 +116,15 @@ async fn recover(
 /// and compaction, and the GC pass of `close()`. Nothing is read through
 /// them yet: their first reads of their SSTs come after close (a block
 /// cache would answer any later read).
-async fn hold_views(db: &api::Db, store: &FaultStore, wal_store: bool, states: Vec<BTreeMap<Bytes, Bytes>>, own: bool, histories: &Histories) -> Result<Held, Broken> {
+async fn hold_views(
+    db: &api::Db,
+    store: &FaultStore,
+    wal_store: bool,
+    checkpointed: Option<Arc<dyn tidemark::Clock>>,
+    states: Vec<BTreeMap<Bytes, Bytes>>,
+    own: bool,
+    histories: &Histories,
+) -> Result<Held, Broken> {
     if own {
         let snapshot = db.snapshot();
         let scan = db.scan_prefix(workload::key_prefix(0)).await.map_err(|e| ("ReadSucceeds", format!("scan after recovery failed: {e}")))?;
@@ -118,9 +132,12 @@ async fn hold_views(db: &api::Db, store: &FaultStore, wal_store: bool, states: V
     }
     // Nothing writes while the recovered writer has not begun its probe:
     // the handle must open.
-    let ro = api::open_read_only(std::sync::Arc::new(store.clone()), wal_store)
-        .await
-        .map_err(|e| ("ReadSucceeds", format!("a read-only open after recovery failed: {e}")))?;
+    let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
+    let ro = match checkpointed {
+        None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
+        Some(clock) => api::open_checkpointed(shared, wal_store, clock).await.map(api::ReadOnly::Checkpointed),
+    }
+    .map_err(|e| ("ReadSucceeds", format!("a read-only open after recovery failed: {e}")))?;
     lock(histories).injected.read_only_opens += 1;
     Ok(Held { states, views: Views::ReadOnly(ro) })
 }
@@ -155,9 +172,12 @@ async fn check_views(held: Held, world: &World, histories: &Histories) -> Result
             lock(histories).injected.views_checked += 2;
         }
         Views::ReadOnly(ro) => {
-            let lease = crate::reads::Lease::Version(ro.manifest().await.version);
+            let lease = match &ro {
+                api::ReadOnly::Plain(_) => crate::reads::Lease::Version(ro.version().await),
+                api::ReadOnly::Checkpointed(_) => crate::reads::Lease::Pinned,
+            };
             for (w, state) in states.iter().enumerate() {
-                match api::scan_prefix(&ro, workload::key_prefix(w)).await {
+                match ro.scan_prefix(workload::key_prefix(w)).await {
                     Ok(seen) if &seen == state => lock(histories).injected.read_only_reads += 1,
                     Ok(seen) => {
                         return Err((

@@ -258,3 +258,22 @@ fn conformance_failure(cfg: &Config, steps: &[TraceStep], ambiguous: &conformanc
     }
     (Conformance::Replayed, Some(failure(cfg, "trace conformance", bad.to_string())))
 }
+
+/// The trace with SST ids blanked: an id is a ULID whose random part
+/// differs from run to run (it must be unique in the store's history).
+pub fn without_sst_ids(trace: &[TraceStep]) -> Vec<String> {
+    use tidemark::internals::trace::TraceEvent;
+    trace
+        .iter()
+        .map(|s| {
+            let mut e = s.event.clone();
+            match &mut e {
+                TraceEvent::Compact { l0_inputs, outputs, .. } => l0_inputs.iter_mut().chain(outputs.iter_mut()).for_each(|x| *x = 0),
+                TraceEvent::GcRun { ssts, .. } | TraceEvent::GcSst { ssts } => ssts.iter_mut().for_each(|x| *x = 0),
+                _ => {}
+            }
+            format!("{} {e:?}", s.writer_epoch)
+        })
+        .collect()
+}
+

@@ -49,7 +49,7 @@ async fn a_zombies_late_sst_does_not_block_its_successors_flushes() {
     }
     let m = successor.manifest().await;
     assert!(!m.l0.is_empty(), "the successor recorded an L0 SST despite the zombie's orphan ({orphan:?})");
-    assert!(m.l0.iter().all(|h| h.writer_epoch == 2), "only the successor's SSTs are referenced: {:?}", m.l0);
+    assert!(m.l0.iter().all(|h| h.epoch == 2), "only the successor's SSTs are referenced: {:?}", m.l0);
     successor.close().await.unwrap();
     drop((zombie, successor));
 

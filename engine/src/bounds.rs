@@ -72,6 +72,14 @@ pub const MAX_FENCES: usize = 1 << 20;
 /// `Corrupt` from its size before it is read.
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 
+/// The most checkpoints a manifest records: each is a follower, a backup or
+/// a writer's pin, and every GC pass weighs each of them.
+pub const MAX_CHECKPOINTS: usize = 1 << 12;
+
+/// The most retired SSTs a manifest records (compacted away while an older
+/// version is pinned): as many as a full tree holds.
+pub const MAX_RETIRED: usize = MAX_RUNS * MAX_SSTS_PER_RUN;
+
 /// What a manifest may hold, checked at decode (`ManifestObject::decode`)
 /// and on every version before it is created: entry counts and epochs.
 /// The error names the field.
@@ -87,6 +95,17 @@ pub fn check_manifest_entries(l0: usize, runs: &[usize], fences: usize) -> Resul
     }
     if fences > MAX_FENCES {
         return Err(format!("fences holds {fences} WAL ids, above the bound of {MAX_FENCES}"));
+    }
+    Ok(())
+}
+
+/// The lifecycle entries of a manifest, as [`check_manifest_entries`].
+pub fn check_lifecycle_entries(checkpoints: usize, retired: usize) -> Result<(), String> {
+    if checkpoints > MAX_CHECKPOINTS {
+        return Err(format!("checkpoints holds {checkpoints} entries, above the bound of {MAX_CHECKPOINTS}"));
+    }
+    if retired > MAX_RETIRED {
+        return Err(format!("retired holds {retired} SSTs, above the bound of {MAX_RETIRED}"));
     }
     Ok(())
 }

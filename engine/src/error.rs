@@ -113,6 +113,17 @@ pub enum Error {
         /// Why the writer failed.
         cause: Box<Error>,
     },
+    /// The checkpoint a reader reads through is gone: dropped by its holder,
+    /// or expired (its holder stopped refreshing it) and dropped by GC, so
+    /// what it pinned may have been deleted. Nothing wrong was read; open
+    /// the reader again (a follower re-opens on its own at its next poll).
+    #[error("checkpoint {id:032x} is gone (expired or deleted): {detail}")]
+    CheckpointGone {
+        /// The checkpoint's id.
+        id: u128,
+        /// What was found.
+        detail: String,
+    },
 }
 
 impl From<object_store::Error> for Error {

@@ -53,11 +53,14 @@ mod wal_object;
 pub use batch::{WriteBatch, WriteOptions};
 pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
-pub use db::{database_exists, Db, DbIterator, SlowWrites, Snapshot, StallCause};
+pub use db::{
+    collect_garbage, compact, create_checkpoint, database_exists, delete_checkpoint, list_checkpoints, CheckpointOptions, Db,
+    prefix_range, DbIterator, DbReader, GcStats, ReaderOptions, SlowWrites, Snapshot, StallCause,
+};
 pub use error::{Error, Result};
 pub use fsck::{fsck, fsck_with, Finding as FsckFinding, Report as FsckReport};
 pub use iter::{Direction, ScanOptions};
-pub use manifest::{ManifestObject as Manifest, SortedRun, SstHandle};
+pub use manifest::{Checkpoint, CheckpointHolder, ManifestObject as Manifest, RetiredSst, SortedRun, SstHandle, SstOwner};
 pub use metrics::{Metrics, StoreRequests};
 pub use paths::{sst_name, wal_name};
 pub use protocol::PutBudget;

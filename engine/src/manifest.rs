@@ -11,11 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::bounds;
 use crate::error::{Error, Result};
 use crate::paths::Layout;
-use crate::protocol::{Epoch, ManifestView, SortedRun as ProtocolRun, Tree, WalId, MAX_ID};
+use crate::protocol::{
+    Checkpoint as ProtocolCheckpoint, CheckpointOwner, Epoch, ManifestView, Retired, Role, SortedRun as ProtocolRun, SstOrigin, Tree, WalId,
+    MAX_ID,
+};
 
 const MAGIC: u32 = 0x544d_4d46; // "TMMF"
 /// The manifest format this build writes and reads.
-pub const MANIFEST_FORMAT_VERSION: u16 = 3;
+pub const MANIFEST_FORMAT_VERSION: u16 = 4;
 const HEADER_LEN: usize = 10;
 
 /// A handle on an SST the manifest lists (L0 or in a sorted run).
@@ -26,10 +29,13 @@ const HEADER_LEN: usize = 10;
 /// creation time GC needs to judge an unreferenced object's age.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SstHandle {
-    /// The ULID of the object `compacted/<ulid>.sst`.
+    /// The ULID in the object's name, `compacted/<ULID>-<owner><epoch>.sst`:
+    /// its creation time, and its place in its owner's monotonic sequence.
     pub id: u128,
-    /// The epoch of the writer or compactor that created it (diagnostics).
-    pub writer_epoch: Epoch,
+    /// Who wrote it: an L0 flush of the writer or a compactor's output.
+    pub owner: SstOwner,
+    /// The epoch of the writer or compactor that wrote it.
+    pub epoch: Epoch,
     /// The object's size in bytes.
     pub size: u64,
     /// The smallest and largest key in the SST (a sorted run's SSTs have
@@ -50,6 +56,103 @@ impl SstHandle {
     pub fn new_id(now_ms: u64) -> u128 {
         ulid::Ulid::from_parts(now_ms, rand::random()).0
     }
+
+}
+
+/// Which process wrote an SST; its name says so, so that GC knows from a
+/// listing whether the owner may still record it (its SST floor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SstOwner {
+    /// An L0 flush of the writer.
+    Writer,
+    /// A compaction's output.
+    Compactor,
+}
+
+impl SstOwner {
+    /// The protocol's role of this owner.
+    pub(crate) fn role(self) -> Role {
+        match self {
+            SstOwner::Writer => Role::Writer,
+            SstOwner::Compactor => Role::Compactor,
+        }
+    }
+
+    /// The origin GC judges an unrecorded SST by.
+    pub(crate) fn origin(self, epoch: Epoch, id: u128) -> SstOrigin {
+        SstOrigin { role: self.role(), epoch, seq: id }
+    }
+}
+
+/// Who holds a checkpoint (see [`Checkpoint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CheckpointHolder {
+    /// The writer of this epoch, pinning what its own reads use.
+    Writer(Epoch),
+    /// A follower, a backup or a user's checkpoint.
+    Client,
+}
+
+/// A checkpoint as the manifest records it: it pins manifest `version`,
+/// that version's SSTs, and the WAL chain after `replay_after_wal_id` (for a
+/// durable checkpoint up to `wal_end`), until it is dropped or expires. GC
+/// deletes nothing a live checkpoint needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Unique in the store's history.
+    pub id: u128,
+    /// The pinned manifest version.
+    pub version: u64,
+    /// That version's `replay_after_wal_id`.
+    pub replay_after_wal_id: WalId,
+    /// A durable checkpoint's last WAL chain position: opening it replays
+    /// the chain up to here, so it shows exactly the state at its creation.
+    pub wal_end: Option<WalId>,
+    /// Milliseconds since the Unix epoch after which it no longer protects
+    /// anything; `None`: until deleted.
+    pub expires_at_ms: Option<u64>,
+    /// Who holds it.
+    pub holder: CheckpointHolder,
+}
+
+impl Checkpoint {
+    pub(crate) fn to_protocol(self) -> ProtocolCheckpoint {
+        ProtocolCheckpoint {
+            id: self.id,
+            version: self.version,
+            replay_after_wal_id: self.replay_after_wal_id,
+            wal_end: self.wal_end,
+            expires_at: self.expires_at_ms,
+            owner: match self.holder {
+                CheckpointHolder::Writer(e) => CheckpointOwner::Writer(e),
+                CheckpointHolder::Client => CheckpointOwner::Client,
+            },
+        }
+    }
+
+    fn from_protocol(c: ProtocolCheckpoint) -> Checkpoint {
+        Checkpoint {
+            id: c.id,
+            version: c.version,
+            replay_after_wal_id: c.replay_after_wal_id,
+            wal_end: c.wal_end,
+            expires_at_ms: c.expires_at,
+            holder: match c.owner {
+                CheckpointOwner::Writer(e) => CheckpointHolder::Writer(e),
+                CheckpointOwner::Client => CheckpointHolder::Client,
+            },
+        }
+    }
+}
+
+/// An SST a compaction removed from the tree in manifest `version`: kept
+/// while a live checkpoint pins an older version, whose tree may use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSst {
+    /// The SST.
+    pub sst: SstHandle,
+    /// The version that removed it.
+    pub version: u64,
 }
 
 /// A sorted run: SSTs with disjoint key ranges, in key order.
@@ -97,17 +200,29 @@ pub struct ManifestObject {
     pub l0: Vec<SstHandle>,
     /// Sorted runs, newest first.
     pub runs: Vec<SortedRun>,
+    /// Every SST of `writer_epoch` its writer may still record has an id at
+    /// least this; GC deletes the writer's unrecorded SSTs below it.
+    pub writer_sst_floor: u128,
+    /// The same for the compactor of `compactor_epoch`.
+    pub compactor_sst_floor: u128,
+    /// Checkpoints: the writer's own pin and clients' (followers, backups).
+    pub checkpoints: Vec<Checkpoint>,
+    /// SSTs compactions removed while a checkpoint pinned an older version.
+    pub retired: Vec<RetiredSst>,
 }
 
 impl ManifestObject {
     /// The scalar fields the protocol decides.
     pub(crate) fn view(&self) -> ManifestView {
         ManifestView {
+            version: self.version,
             writer_epoch: self.writer_epoch,
             wal_id_last_seen: self.wal_id_last_seen,
             replay_after_wal_id: self.replay_after_wal_id,
             compactor_epoch: self.compactor_epoch,
             writer_closed: self.writer_closed,
+            writer_sst_floor: self.writer_sst_floor,
+            compactor_sst_floor: self.compactor_sst_floor,
         }
     }
 
@@ -117,6 +232,8 @@ impl ManifestObject {
             l0: self.l0.clone(),
             runs: self.runs.iter().map(|r| ProtocolRun { id: r.id, ssts: r.ssts.clone() }).collect(),
             fences: self.fences.clone(),
+            checkpoints: self.checkpoints.iter().map(|c| c.to_protocol()).collect(),
+            retired: self.retired.iter().map(|r| Retired { sst: r.sst.clone(), version: r.version }).collect(),
         }
     }
 
@@ -134,6 +251,10 @@ impl ManifestObject {
             fences: Vec::new(),
             l0: Vec::new(),
             runs: Vec::new(),
+            writer_sst_floor: 0,
+            compactor_sst_floor: 0,
+            checkpoints: Vec::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -165,6 +286,10 @@ impl ManifestObject {
             fences: tree.fences,
             l0: tree.l0,
             runs: tree.runs.into_iter().map(|r| SortedRun { id: r.id, ssts: r.ssts }).collect(),
+            writer_sst_floor: view.writer_sst_floor,
+            compactor_sst_floor: view.compactor_sst_floor,
+            checkpoints: tree.checkpoints.into_iter().map(Checkpoint::from_protocol).collect(),
+            retired: tree.retired.into_iter().map(|r| RetiredSst { sst: r.sst, version: r.version }).collect(),
         }
         .checked()
         .map_err(c)
@@ -262,6 +387,7 @@ impl ManifestObject {
         }
         let runs: Vec<usize> = self.runs.iter().map(|r| r.ssts.len()).collect();
         bounds::check_manifest_entries(self.l0.len(), &runs, self.fences.len())?;
+        bounds::check_lifecycle_entries(self.checkpoints.len(), self.retired.len())?;
         let mut ids = std::collections::BTreeSet::new();
         for h in self.ssts() {
             // Reads trust the handles' key ranges: a run is binary-searched by
@@ -269,8 +395,8 @@ impl ManifestObject {
             if h.first_key > h.last_key {
                 return Err(format!("SST {} has first_key {:?} after last_key {:?}", ulid::Ulid(h.id), h.first_key, h.last_key));
             }
-            if h.writer_epoch > bounds::MAX_EPOCH {
-                return Err(format!("SST {} has writer_epoch {} above the epoch bound {}", ulid::Ulid(h.id), h.writer_epoch, bounds::MAX_EPOCH));
+            if h.epoch > bounds::MAX_EPOCH {
+                return Err(format!("SST {} has epoch {} above the epoch bound {}", ulid::Ulid(h.id), h.epoch, bounds::MAX_EPOCH));
             }
             // A compaction removes its inputs by id: an SST listed twice
             // would be dropped twice.

@@ -4,17 +4,49 @@
 
 use object_store::path::Path;
 
-use crate::protocol::WalId;
+use crate::manifest::{SstHandle, SstOwner};
+use crate::protocol::{Epoch, WalId};
 
-/// SST `id` as its object is named, `compacted/<ULID>.sst`: its ULID, the
-/// form in which a user finds it in the store (and `tidemark manifest` prints it).
+/// An SST's object name without the directory and suffix: its ULID, then
+/// its owner and epoch (`w` for the writer's L0 flushes, `c` for a
+/// compactor's outputs), `<ULID>-w<epoch>` — the form in which a user finds
+/// it in the store, and `tidemark manifest` prints it. GC reads the owner
+/// from a listing.
 ///
 /// ```
-/// assert_eq!(tidemark::sst_name(0), "00000000000000000000000000");
-/// assert_eq!(tidemark::sst_name(u128::MAX), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+/// # use tidemark::SstOwner;
+/// assert_eq!(tidemark::sst_name(0, SstOwner::Writer, 3), "00000000000000000000000000-w3");
+/// assert_eq!(tidemark::sst_name(u128::MAX, SstOwner::Compactor, 12), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ-c12");
 /// ```
-pub fn sst_name(id: u128) -> String {
-    ulid::Ulid(id).to_string()
+pub fn sst_name(id: u128, owner: SstOwner, epoch: Epoch) -> String {
+    let tag = match owner {
+        SstOwner::Writer => 'w',
+        SstOwner::Compactor => 'c',
+    };
+    format!("{}-{tag}{epoch}", ulid::Ulid(id))
+}
+
+/// What an SST's name says: its id, owner and epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SstName {
+    pub(crate) id: u128,
+    pub(crate) owner: SstOwner,
+    pub(crate) epoch: Epoch,
+}
+
+/// Parses a name `sst_name` made; anything else is `None`.
+fn parse_sst_name(name: &str) -> Option<SstName> {
+    let (ulid, rest) = name.split_once('-')?;
+    let owner = match rest.as_bytes().first()? {
+        b'w' => SstOwner::Writer,
+        b'c' => SstOwner::Compactor,
+        _ => return None,
+    };
+    let digits = &rest[1..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+        return None;
+    }
+    Some(SstName { id: ulid::Ulid::from_string(ulid).ok()?.0, owner, epoch: digits.parse().ok()? })
 }
 
 /// WAL `id` as its object is named, `wal/<id>.sst`: 20 digits, zero-padded
@@ -72,16 +104,21 @@ impl Layout {
         self.wal_dir().join(format!("{}.sst", wal_name(id)))
     }
 
-    /// SST `id` (a ULID): unique without coordination, so two writers (one
-    /// of them fenced) or two compactors never create the same object.
-    pub fn sst(&self, id: u128) -> Path {
-        self.sst_dir().join(format!("{}.sst", sst_name(id)))
+    /// The SST a handle names. Its ULID is unique without coordination, so
+    /// two writers (one of them fenced) or two compactors never create the
+    /// same object.
+    pub fn sst(&self, h: &SstHandle) -> Path {
+        self.sst_at(h.id, h.owner, h.epoch)
     }
 
-    /// The SST id of a listed path, `None` for anything else.
-    pub fn parse_sst(&self, path: &Path) -> Option<u128> {
-        let name = path.filename()?.strip_suffix(".sst")?;
-        ulid::Ulid::from_string(name).ok().map(|u| u.0)
+    /// SST `id` of `owner` at `epoch`, `compacted/<sst_name>.sst`.
+    pub fn sst_at(&self, id: u128, owner: SstOwner, epoch: Epoch) -> Path {
+        self.sst_dir().join(format!("{}.sst", sst_name(id, owner, epoch)))
+    }
+
+    /// What a listed SST's name says, `None` for anything else.
+    pub(crate) fn parse_sst(&self, path: &Path) -> Option<SstName> {
+        parse_sst_name(path.filename()?.strip_suffix(".sst")?)
     }
 
     /// Manifest `version`, `manifest/<20 digits>.manifest`.
@@ -113,7 +150,11 @@ mod tests {
         assert_eq!(l.parse_wal(&Path::from("db/wal/notes.txt")), None);
         assert_eq!(l.parse_wal(&Path::from("db/wal/7.sst")), None);
         let id = ulid::Ulid::new().0;
-        assert_eq!(l.parse_sst(&l.sst(id)), Some(id));
+        let name = l.parse_sst(&l.sst_at(id, SstOwner::Compactor, 7));
+        assert_eq!(name, Some(SstName { id, owner: SstOwner::Compactor, epoch: 7 }));
         assert_eq!(l.parse_sst(&Path::from("db/compacted/x.sst")), None);
+        for bad in ["ULID-w1", "01ARZ3NDEKTSV4RRFFQ69G5FAV.sst", "01ARZ3NDEKTSV4RRFFQ69G5FAV-x1", "01ARZ3NDEKTSV4RRFFQ69G5FAV-w", "01ARZ3NDEKTSV4RRFFQ69G5FAV-w01"] {
+            assert_eq!(l.parse_sst(&Path::from(format!("db/compacted/{bad}.sst"))), None, "{bad}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use crate::trace::TraceRecorder;
 ///     .with_l0_sst_size_bytes(8 << 20) // smaller memtables, flushed to L0 sooner
 ///     .with_max_unflushed_bytes(32 << 20)
 ///     .with_block_cache_bytes(256 << 20)
-///     .with_gc_min_age(Duration::from_secs(3600)) // other readers may lag an hour
+///     .with_gc_min_age(Duration::from_secs(60)) // plain read-only handles may read for a minute
 ///     .with_hedge(HedgeSettings::off());
 /// assert!(settings.validate().is_ok());
 /// let db = Db::open_url("memory://", settings).await?;
@@ -72,9 +72,11 @@ pub struct Settings {
     /// Run the compactor in this process.
     pub compactor: bool,
     /// Garbage collection deletes an object only once it is at least this
-    /// old (and superseded manifests only this long after their successor):
-    /// read-only handles and other processes may still use what they read
-    /// within this time.
+    /// old. Readers that hold checkpoints (`DbReader`, every writer's own
+    /// views) need no grace; it covers a plain `Db::open_read_only` handle's
+    /// short reads and clock skew between a checkpoint holder and GC. Kept
+    /// short, so a store holds about this long's worth of superseded objects
+    /// and every close costs the same however long the database is used.
     pub gc_min_age: Duration,
     /// How often the background GC runs (also once at `close()`); zero turns
     /// garbage collection off.
@@ -165,7 +167,7 @@ impl Default for Settings {
             max_sorted_runs: 4,
             compacted_sst_size_bytes: 64 << 20,
             compactor: true,
-            gc_min_age: Duration::from_secs(300),
+            gc_min_age: Duration::from_secs(10),
             gc_interval: Duration::from_secs(600),
             max_key_size: 64 << 10,
             max_value_size: 16 << 20,

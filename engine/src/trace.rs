@@ -103,6 +103,103 @@ pub enum TraceEvent {
         /// The WAL listing after the crash.
         listed: Vec<WalId>,
     },
+    /// A compactor claimed `compactor_epoch` with manifest `version` (the
+    /// step's epoch is the compactor's).
+    ClaimCompactor {
+        /// The version the claim created.
+        version: u64,
+    },
+    /// A compactor merged its inputs and wrote the output SSTs (not yet recorded).
+    Compact {
+        /// L0 SSTs merged.
+        l0_inputs: Vec<u128>,
+        /// Sorted runs merged.
+        run_inputs: Vec<u64>,
+        /// The output SSTs (none if every entry was dropped).
+        outputs: Vec<u128>,
+    },
+    /// A compactor recorded its compaction in manifest `version`.
+    CompactCommit {
+        /// The created version.
+        version: u64,
+    },
+    /// A GC pass observed the store and the latest `version` and decided
+    /// what to delete (the step's epoch is its process's writer or
+    /// compactor epoch, 0 for a GC process of its own).
+    GcRun {
+        /// The latest version it read.
+        version: u64,
+        /// The SSTs it will delete.
+        ssts: Vec<u128>,
+        /// The WALs it will delete.
+        wals: Vec<WalId>,
+        /// The manifest versions it will delete.
+        manifests: Vec<u64>,
+    },
+    /// A GC pass deleted these SSTs.
+    GcSst {
+        /// The deleted SSTs.
+        ssts: Vec<u128>,
+    },
+    /// A GC pass deleted these WALs.
+    GcWal {
+        /// The deleted WALs.
+        wals: Vec<WalId>,
+    },
+    /// A GC pass deleted these manifest versions.
+    GcManifest {
+        /// The deleted versions.
+        versions: Vec<u64>,
+    },
+    /// A client created checkpoint `id` in manifest `version`.
+    CheckpointCreate {
+        /// The checkpoint.
+        id: u128,
+        /// The version it pins (the one its edit created).
+        version: u64,
+    },
+    /// A holder refreshed checkpoint `id` (moving its pin if `moved`).
+    CheckpointRefresh {
+        /// The checkpoint.
+        id: u128,
+        /// The version the edit created.
+        version: u64,
+        /// Whether the pin moved to that version.
+        moved: bool,
+    },
+    /// A holder dropped checkpoint `id`.
+    CheckpointDelete {
+        /// The checkpoint.
+        id: u128,
+        /// The version the edit created.
+        version: u64,
+    },
+    /// GC dropped the expired checkpoints in manifest `version`.
+    CheckpointExpire {
+        /// The version the edit created.
+        version: u64,
+        /// The checkpoints dropped.
+        dropped: Vec<u128>,
+    },
+    /// A follower opened with checkpoint `id` on manifest `version` and
+    /// applied the WALs `applied` past it.
+    FollowerOpen {
+        /// Its checkpoint.
+        id: u128,
+        /// The version it reads.
+        version: u64,
+        /// The data WALs it applied past the version, in chain order.
+        applied: Vec<WalId>,
+    },
+    /// A follower looked for a newer version and WALs past where it stopped.
+    FollowerPoll {
+        /// Its checkpoint.
+        id: u128,
+        /// The version it reads after the poll.
+        version: u64,
+        /// The data WALs it applied in this poll.
+        applied: Vec<WalId>,
+    },
 }
 
 impl TraceEvent {
@@ -123,6 +220,19 @@ impl TraceEvent {
             TraceEvent::WalRejected { .. } => ActionName::WalRejected,
             TraceEvent::Fenced { .. } => ActionName::Fenced,
             TraceEvent::Crash { .. } => ActionName::Crash,
+            TraceEvent::ClaimCompactor { .. } => ActionName::ClaimCompactor,
+            TraceEvent::Compact { .. } => ActionName::Compact,
+            TraceEvent::CompactCommit { .. } => ActionName::CompactCommit,
+            TraceEvent::GcRun { .. } => ActionName::GcRun,
+            TraceEvent::GcSst { .. } => ActionName::GcSst,
+            TraceEvent::GcWal { .. } => ActionName::GcWal,
+            TraceEvent::GcManifest { .. } => ActionName::GcManifest,
+            TraceEvent::CheckpointCreate { .. } => ActionName::CheckpointCreate,
+            TraceEvent::CheckpointRefresh { .. } => ActionName::CheckpointRefresh,
+            TraceEvent::CheckpointDelete { .. } => ActionName::CheckpointDelete,
+            TraceEvent::CheckpointExpire { .. } => ActionName::CheckpointExpire,
+            TraceEvent::FollowerOpen { .. } => ActionName::FollowerOpen,
+            TraceEvent::FollowerPoll { .. } => ActionName::FollowerPoll,
         }
     }
 

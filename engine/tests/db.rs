@@ -195,7 +195,7 @@ async fn corrupt_objects_are_reported_by_name() {
     // An SST the manifest references (compaction leaves its inputs behind
     // until GC's minimum age has passed).
     let m = Db::open_read_only("db", store.clone()).await.unwrap().manifest().await;
-    let sst = tidemark::internals::paths::Layout::new(Path::from("db")).sst(m.ssts().next().unwrap().id);
+    let sst = tidemark::internals::paths::Layout::new(Path::from("db")).sst(m.ssts().next().unwrap());
     flip_byte(&store, &sst, 10).await;
     let db = Db::open_with("db", store.clone(), small()).await.unwrap();
     let err = db.scan(..).await.unwrap().collect_vec().await.unwrap_err();

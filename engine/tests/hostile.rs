@@ -31,7 +31,7 @@ fn small_sst() -> Bytes {
 }
 
 fn small_manifest() -> ManifestObject {
-    let sst = |id: u128, epoch: u64| SstHandle { id, writer_epoch: epoch, size: 900, first_key: b("a"), last_key: b("z") };
+    let sst = |id: u128, epoch: u64| SstHandle { id, owner: tidemark::SstOwner::Writer, epoch, size: 900, first_key: b("a"), last_key: b("z") };
     ManifestObject {
         version: 9,
         writer_epoch: 3,
@@ -43,6 +43,7 @@ fn small_manifest() -> ManifestObject {
         fences: vec![12],
         l0: vec![sst(3, 2), sst(2, 1)],
         runs: vec![tidemark::internals::manifest::SortedRun { id: 1, ssts: vec![sst(1, 1)] }],
+        ..ManifestObject::empty()
     }
 }
 

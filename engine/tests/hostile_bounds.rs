@@ -108,7 +108,7 @@ fn cases() -> Vec<Case> {
             bound: 0, // the last run id of compactor_epoch: set from the manifest
             craft: m(|m, above| m.runs[0].id = run_id(m.compactor_epoch, u64::from(u32::MAX)).unwrap() + above),
         },
-        Case { field: "writer_epoch", bound: MAX_EPOCH, craft: m(|m, v| m.l0[0].writer_epoch = v) },
+        Case { field: "has epoch", bound: MAX_EPOCH, craft: m(|m, v| m.l0[0].epoch = v) },
         Case { field: "more than an SST may hold", bound: max_sst_bytes(&settings()), craft: m(|m, v| m.l0[0].size = v) },
         Case {
             field: "writer_epoch",
@@ -169,12 +169,13 @@ async fn craft(store: &Arc<dyn ObjectStore>, case: &Case, value: u64, above: boo
             let bytes = b.finish(&[]);
             let h = SstHandle {
                 id: m.l0[0].id + 77,
-                writer_epoch: m.writer_epoch,
+                owner: tidemark::SstOwner::Writer,
+                epoch: m.writer_epoch,
                 size: bytes.len() as u64,
                 first_key: Bytes::from("zz"),
                 last_key: Bytes::from("zz"),
             };
-            let path = layout().sst(h.id);
+            let path = layout().sst(&h);
             put(store, &path, bytes).await;
             m.l0.insert(0, h);
             put_next_manifest(store, &mut m).await;

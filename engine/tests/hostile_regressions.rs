@@ -87,7 +87,7 @@ async fn a_compaction_that_can_never_succeed_fails_the_writes_that_wait_for_it()
     let store = store();
     write_closed(&store, s.clone(), &[("a", Some("1")), ("b", Some("2"))]).await;
     let m = latest(&store).await;
-    let sst = layout().sst(m.l0[0].id);
+    let sst = layout().sst(&m.l0[0]);
     let mut bytes = get(&store, &sst).await.to_vec();
     bytes[10] ^= 0x40; // inside the first data block: its checksum fails
     put(&store, &sst, Bytes::from(bytes)).await;
@@ -177,7 +177,7 @@ async fn two_l0_ssts() -> (std::sync::Arc<dyn object_store::ObjectStore>, Path) 
     write_closed(&store, s, &pairs).await;
     let m = latest(&store).await;
     assert_eq!(m.l0.len(), 2, "two L0 SSTs: {m:?}");
-    (store, layout().sst(m.l0[0].id))
+    (store, layout().sst(&m.l0[0]))
 }
 
 /// What every crafted SST case must give: `get` of each key the newer SST
@@ -289,7 +289,7 @@ async fn a_narrowed_run_handle_is_an_error_not_a_missed_key() {
     let mut m = latest(&store).await;
     assert!(m.l0.is_empty() && m.runs.len() == 1 && m.runs[0].ssts.len() >= 3, "a run of several SSTs: {m:?}");
     let h = &mut m.runs[0].ssts[1];
-    let sst = layout().sst(h.id);
+    let sst = layout().sst(&h);
     let hidden = String::from_utf8(h.last_key.to_vec()).unwrap();
     let keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
     let before = keys[keys.iter().position(|k| *k == hidden).unwrap() - 1];

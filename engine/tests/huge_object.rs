@@ -175,7 +175,7 @@ async fn a_3_gib_sst_is_named_from_its_handle_before_it_is_read() {
     let layout = Layout::new(Path::from(ROOT));
     let h = m.l0.first_mut().expect("an L0 SST");
     h.size = HUGE;
-    let huge = layout.sst(h.id);
+    let huge = layout.sst(&h);
     m.version += 1;
     mem.put(&layout.manifest(m.version), PutPayload::from(m.encode())).await.unwrap();
     let served = Arc::new(AtomicU64::new(0));

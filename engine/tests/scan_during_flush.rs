@@ -80,7 +80,7 @@ async fn a_scan_sees_writes_flushed_to_l0_while_it_reads_ssts() {
         .await
         .l0
         .iter()
-        .map(|h| Layout::new(Path::from("db")).sst(h.id))
+        .map(|h| Layout::new(Path::from("db")).sst(h))
         .collect();
     *store.slow.lock().expect("lock") = existing;
     let scanner = db.clone();

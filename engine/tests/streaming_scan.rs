@@ -157,7 +157,7 @@ async fn a_live_iterator_keeps_gc_from_deleting_its_ssts() {
     db.close().await.unwrap();
     let db = Db::open_with("db", store.clone(), settings).await.unwrap();
     let before = db.manifest().await;
-    let old: Vec<Path> = before.ssts().map(|h| Layout::new(Path::from("db")).sst(h.id)).collect();
+    let old: Vec<Path> = before.ssts().map(|h| Layout::new(Path::from("db")).sst(h)).collect();
     assert!(old.len() > 3, "the run has several SSTs: {}", old.len());
     let mut it = db.scan(..).await.unwrap();
     let mut seen = vec![it.next().await.unwrap().expect("a first row")];

@@ -1,4 +1,4 @@
-//! The invariants I1–I12 (`always`) and the `sometimes` properties that show
+//! The invariants I1–I16 (`always`) and the `sometimes` properties that show
 //! the exploration is not vacuous. Numbers and names follow spec/protocol.md.
 //!
 //! I11 and I12 are bounded-progress (liveness) properties: they are judged
@@ -6,10 +6,12 @@
 //! is finite and every path ends, so "every path ends with recovery done
 //! and every write settled" is what `eventually` means at these bounds.
 
-use stateright::{Model, Property};
-use tidemark::internals::protocol::{ChainWalk, Protocol, RecoveryError, WalId};
+use std::collections::BTreeSet;
 
-use crate::model::{Bounds, TidemarkModel};
+use stateright::{Model, Property};
+use tidemark::internals::protocol::{may_use, ChainWalk, CheckpointOwner, Follower as FollowCursor, Protocol, RecoveryError, WalId, WalKind};
+
+use crate::model::{Bounds, LifecycleBounds, TidemarkModel};
 use crate::state::{Phase, RecoveryOutcome, State, WriteId};
 
 pub const I1: &str = "I1 ManifestWalsDurable";
@@ -24,12 +26,16 @@ pub const I9: &str = "I9 FencesListed";
 pub const I10: &str = "I10 RejectedWriteNeverRecovered";
 pub const I11: &str = "I11 RecoveryCompletes";
 pub const I12: &str = "I12 WritesSettle";
+pub const I13: &str = "I13 FollowerViewIsDurablePrefix";
+pub const I14: &str = "I14 FollowerViewMonotone";
+pub const I15: &str = "I15 NoFencedWriteFollowed";
+pub const I16: &str = "I16 CheckpointOpensAsCreated";
 
 /// Every `always` property, in order.
-pub const ALWAYS: [&str; 12] = [I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12];
+pub const ALWAYS: [&str; 16] = [I1, I2, I3, I4, I5, I6, I7, I8, I9, I10, I11, I12, I13, I14, I15, I16];
 
 /// Every property; each `sometimes` example only when the bounds allow it.
-pub fn all(b: &Bounds) -> Vec<Property<TidemarkModel>> {
+pub fn all(b: &Bounds, l: &LifecycleBounds) -> Vec<Property<TidemarkModel>> {
     let mut props = vec![
         Property::always(I1, |_, s: &State| i1_violation(s).is_none()),
         Property::always(I2, |_, s: &State| i2_violation(s).is_none()),
@@ -43,6 +49,10 @@ pub fn all(b: &Bounds) -> Vec<Property<TidemarkModel>> {
         Property::always(I10, |_, s: &State| i10_violation(s).is_none()),
         Property::always(I11, |m: &TidemarkModel, s: &State| i11_violation(m, s).is_none()),
         Property::always(I12, |m: &TidemarkModel, s: &State| i12_violation(m, s).is_none()),
+        Property::always(I13, |_, s: &State| i13_violation(s).is_none()),
+        Property::always(I14, |_, s: &State| i14_violation(s).is_none()),
+        Property::always(I15, |_, s: &State| i15_violation(s).is_none()),
+        Property::always(I16, |m: &TidemarkModel, s: &State| i16_violation(m, s).is_none()),
 
         Property::sometimes("manifest written while uploads in flight", |_, s: &State| s.seen.manifest_while_uploading),
         Property::sometimes("recovery replays WALs", |_, s: &State| {
@@ -77,21 +87,41 @@ pub fn all(b: &Bounds) -> Vec<Property<TidemarkModel>> {
     if b.compactors > 1 {
         props.push(Property::sometimes("zombie compactor rejected", |_, s: &State| s.seen.zombie_compactor_rejected));
     }
-    if b.gcs > 0 && b.ticks >= b.min_age {
-        props.push(Property::sometimes("GC ran while a superseded version was leased", |_, s: &State| {
-            s.gc_runs > 0 && s.leases.keys().any(|v| s.store.manifests.contains_key(v)) && s.seen.gc_deleted_sst
-        }));
+    if b.gcs > 0 {
         props.push(Property::sometimes("GC deleted a WAL", |_, s: &State| s.seen.gc_deleted_wal));
         props.push(Property::sometimes("GC deleted an SST", |_, s: &State| s.seen.gc_deleted_sst));
         props.push(Property::sometimes("GC deleted a manifest", |_, s: &State| {
             (s.store.manifests.len() as u64) < s.store.latest_manifest().0
         }));
+        props.push(Property::sometimes("GC deleted after other steps changed the store", |_, s: &State| {
+            s.seen.gc_deleted_after_interleaving
+        }));
+    }
+    if b.gcs > 0 && b.compactors > 0 {
+        props.push(Property::sometimes("GC kept a retired SST a checkpoint pins", |_, s: &State| s.seen.gc_kept_retired));
+        props.push(Property::sometimes("GC deleted a retired SST", |_, s: &State| s.seen.gc_deleted_retired));
     }
     if b.readers > 0 {
-        props.push(Property::sometimes("reader reads an old version after a newer one", |m: &TidemarkModel, s: &State| {
-            let latest = s.store.latest_manifest().0;
-            s.readers.iter().any(|r| r.version < latest && reader_missing(m, s, r).is_none())
+        props.push(Property::sometimes("follower applied a WAL past its version", |_, s: &State| s.seen.follower_applied_wal));
+        props.push(Property::sometimes("follower adopted a newer version", |_, s: &State| s.seen.follower_adopted));
+    }
+    if b.readers > 0 && 2 * u16::from(b.ticks) >= u16::from(l.ttl) {
+        props.push(Property::sometimes("follower refreshed its checkpoint", |_, s: &State| s.seen.follower_refreshed));
+    }
+    if b.readers > 0 && b.ticks > l.ttl {
+        props.push(Property::sometimes("follower lapsed after its checkpoint expired", |_, s: &State| s.seen.follower_lapsed));
+    }
+    if l.checkpoints > 0 {
+        props.push(Property::sometimes("durable checkpoint outlived a newer version", |_, s: &State| {
+            let latest = s.store.latest_manifest().1;
+            latest.tree.checkpoints.iter().any(|c| s.made.contains_key(&c.id) && c.version < latest.view.version)
         }));
+    }
+    if l.checkpoints > 0 && b.ticks > 0 {
+        props.push(Property::sometimes("durable checkpoint refreshed", |_, s: &State| s.seen.checkpoint_refreshed));
+    }
+    if (l.checkpoints > 0 || b.readers > 0) && b.ticks >= l.ttl {
+        props.push(Property::sometimes("expired checkpoint dropped", |_, s: &State| s.seen.checkpoint_expired_removed));
     }
     if b.closes > 0 {
         props.push(Property::sometimes("clean close, then recovery without a fence", |_, s: &State| {
@@ -183,47 +213,55 @@ pub fn i6_violation(s: &State) -> Option<String> {
         .map(|id| format!("manifest v{version} references {id:?}, which does not exist"))
 }
 
-/// What a reader within its lease needs and the store no longer has.
-fn reader_missing(m: &TidemarkModel, s: &State, r: &crate::state::Reader) -> Option<String> {
-    let in_lease = u16::from(s.now) < u16::from(r.confirmed_at) + u16::from(m.bounds.min_age);
-    if !in_lease {
-        return None;
-    }
-    if let Some(id) = r.ssts.iter().find(|id| !s.store.ssts.contains_key(id)) {
-        return Some(format!("a reader of v{} (within its lease) reads {id:?}, which was deleted", r.version));
-    }
-    r.wals
-        .iter()
-        .find(|id| !s.store.wals.contains_key(id))
-        .map(|id| format!("a reader of v{} (within its lease) replays wal {id}, which was deleted", r.version))
-}
-
-/// I7: something a live reader within its lease, or an in-progress flush or
-/// compaction that may still be recorded, needs was deleted. (What a
-/// recovery and a fenced writer's successor need is I1–I5 and I9.)
+/// I7: something GC deleted is needed by a live durable checkpoint (its
+/// version, that version's SSTs, the WALs up to its `wal_end`), a live
+/// follower's view (its version's SSTs, the WALs it applied), a live writer
+/// (its tree's SSTs, the WALs its recovery replays), or an output its writer
+/// or compactor may still record. Liveness is the holder's own judgement
+/// (`may_use`), and a writer or compactor is live while no newer epoch of
+/// its role claimed the store.
 pub fn i7_violation(m: &TidemarkModel, s: &State) -> Option<String> {
-    if let Some(why) = &s.gc_broke_lease {
-        return Some(why.clone());
-    }
-    if let Some(why) = s.readers.iter().find_map(|r| reader_missing(m, s, r)) {
-        return Some(why);
-    }
-    let policy = m.gc_policy();
-    // An output is in progress from its write until it is recorded, unless it
-    // grew too old to record (then it is rewritten, and GC may take it).
-    let deleted_young = |id: &crate::state::SstId, created_at: u8| {
-        !s.store.ssts.contains_key(id) && policy.may_record_sst(u64::from(created_at), u64::from(s.now))
-    };
-    for w in &s.writers {
-        if let Some(f) = w.flushed.iter().find(|f| deleted_young(&f.sst, f.created_at)) {
-            return Some(format!("epoch {}'s flushed L0 {:?} was deleted before it was recorded", w.epoch, f.sst));
+    let _ = m;
+    let (_, latest) = s.store.latest_manifest();
+    let now = u64::from(s.now);
+    let sst_gone = |id| !s.store.ssts.contains_key(id);
+    let wal_gone = |id| !s.store.wals.contains_key(id);
+    for c in latest.tree.checkpoints.iter().filter(|c| may_use(c.expires_at, now)) {
+        let Some(made) = s.made.get(&c.id) else { continue };
+        let Some(pinned) = s.store.manifests.get(&c.version) else {
+            return Some(format!("checkpoint {} pins v{}, which was deleted", c.id, c.version));
+        };
+        if let Some(id) = pinned.tree.ssts().find(|id| sst_gone(id)) {
+            return Some(format!("checkpoint {} pins v{}, whose {id:?} was deleted", c.id, c.version));
+        }
+        if let Some(id) = made.wals.iter().find(|id| wal_gone(id)) {
+            return Some(format!("checkpoint {} replays wal {id}, which was deleted", c.id));
         }
     }
-    for c in &s.compactors {
-        if let Some(job) = &c.job {
-            if let Some(id) = job.output.ssts.iter().find(|id| deleted_young(id, c.output_created_at)) {
-                return Some(format!("compactor {}'s output {id:?} was deleted before it was committed", c.epoch));
+    for f in s.followers.iter().filter(|f| !f.lapsed && may_use(Some(u64::from(f.expires_at)), now)) {
+        if let Some(id) = f.base.tree.ssts().find(|id| sst_gone(id)) {
+            return Some(format!("follower {} reads v{}, whose {id:?} was deleted", f.id, f.base.version));
+        }
+        if let Some(id) = f.cursor.applied().iter().find(|id| wal_gone(id)) {
+            return Some(format!("follower {} applied wal {id} past v{}, which was deleted", f.id, f.base.version));
+        }
+    }
+    for w in s.writers.iter().filter(|w| w.epoch >= latest.view.writer_epoch) {
+        if let Some(id) = w.base_tree.ssts().find(|id| sst_gone(id)) {
+            return Some(format!("epoch {}'s tree (v{}) reads {id:?}, which was deleted", w.epoch, w.manifest_version));
+        }
+        if let Some(f) = w.flushed.iter().find(|f| sst_gone(&f.sst)) {
+            return Some(format!("epoch {}'s flushed L0 {:?} was deleted before it was recorded", w.epoch, f.sst));
+        }
+        if let Phase::Recovering { plan, .. } = &w.phase {
+            if let Some(id) = plan.replay.iter().find(|id| wal_gone(id)) {
+                return Some(format!("epoch {}'s recovery replays wal {id}, which was deleted", w.epoch));
             }
+        }
+    }
+    for c in s.compactors.iter().filter(|c| c.epoch >= latest.view.compactor_epoch) {
+        if let Some(id) = c.job.iter().flat_map(|j| j.output.ssts.iter()).find(|id| sst_gone(id)) {
+            return Some(format!("compactor {}'s output {id:?} was deleted before it was committed", c.epoch));
         }
     }
     None
@@ -250,6 +288,14 @@ pub fn i8_violation(s: &State) -> Option<String> {
     }
     if v.compactor_epoch < s.committed.compactor_epoch {
         return Some(format!("compactor epoch {} was claimed, manifest v{version} has {}", s.committed.compactor_epoch, v.compactor_epoch));
+    }
+    for (id, (pinned, expires_at)) in &s.committed.checkpoints {
+        let recorded = latest.tree.checkpoints.iter().find(|c| c.id == *id).map(|c| (c.version, c.expires_at));
+        if recorded != Some((*pinned, *expires_at)) {
+            return Some(format!(
+                "checkpoint {id} was last recorded pinning v{pinned} until {expires_at:?}, manifest v{version} has {recorded:?}"
+            ));
+        }
     }
     s.committed
         .runs
@@ -367,6 +413,10 @@ pub fn explain(model: &TidemarkModel, name: &str, s: &State) -> Option<String> {
         I10 => i10_violation(s),
         I11 => i11_violation(model, s),
         I12 => i12_violation(model, s),
+        I13 => i13_violation(s),
+        I14 => i14_violation(s),
+        I15 => i15_violation(s),
+        I16 => i16_violation(model, s),
         _ => None,
     }
 }
@@ -379,4 +429,109 @@ pub fn not_durable(s: &State, epoch: u64) -> Vec<WalId> {
     }
     ids.sort_unstable();
     ids
+}
+
+/// What a recovery would see now: the latest version's writes and the chain
+/// after it, walked as the shipped protocol walks it. `None` if an SST the
+/// latest version references is missing (I6 reports that).
+pub fn durable_history(s: &State) -> Option<BTreeSet<WriteId>> {
+    let (_, latest) = s.store.latest_manifest();
+    let mut writes: BTreeSet<WriteId> = s.tree_writes(&latest.tree).ok()?.into_iter().collect();
+    let mut walk = ChainWalk::new(Protocol::Shipped, &latest.view, u64::MAX, s.store.wals.keys().copied(), 1);
+    while let Some(id) = walk.next_to_read() {
+        walk.observe(id, s.store.wals.get(&id)?.header);
+    }
+    let replayed = match walk.finish() {
+        Ok(plan) => plan.replay,
+        Err(RecoveryError::MissingWal { .. }) => return None, // I1 reports that
+        Err(_) => Vec::new(),
+    };
+    writes.extend(s.wal_writes(&replayed));
+    Some(writes)
+}
+
+/// I13: a follower shows a write that a recovery now would not see, or
+/// shows a writer's writes out of order (a later one without an earlier).
+pub fn i13_violation(s: &State) -> Option<String> {
+    if s.followers.is_empty() {
+        return None;
+    }
+    let durable = durable_history(s)?;
+    for f in &s.followers {
+        if let Some(w) = f.view.iter().find(|w| !durable.contains(w)) {
+            return Some(format!("follower {} shows write {w}, which a recovery now would not see", f.id));
+        }
+        for (epoch, issued) in &s.issued {
+            let shown: Vec<WriteId> = issued.iter().copied().filter(|w| f.view.contains(w)).collect();
+            if issued.get(..shown.len()) != Some(&shown[..]) {
+                return Some(format!("follower {} shows {shown:?} of epoch {epoch}'s {issued:?}, which is not a prefix", f.id));
+            }
+        }
+    }
+    None
+}
+
+/// I14: a follower's view lost a write it showed before.
+pub fn i14_violation(s: &State) -> Option<String> {
+    s.followers.iter().find_map(|f| {
+        f.shown
+            .iter()
+            .find(|w| !f.view.contains(w))
+            .map(|w| format!("follower {} showed write {w}, and its view at v{} no longer does", f.id, f.base.version))
+    })
+}
+
+/// I15: a follower shows a fenced write: one reported as not written (I10),
+/// or one from a WAL inside a fence's jump, where only fenced writers' late
+/// uploads land.
+pub fn i15_violation(s: &State) -> Option<String> {
+    let jumps: Vec<(WalId, WalId)> = s
+        .store
+        .wals
+        .iter()
+        .filter_map(|(id, o)| match o.header.kind {
+            WalKind::Fence { next_wal_id } => Some((*id, next_wal_id)),
+            WalKind::Data => None,
+        })
+        .collect();
+    for f in &s.followers {
+        if let Some(w) = f.view.iter().find(|w| s.rejected.contains(w)) {
+            return Some(format!("follower {} shows write {w}, which was reported as not written", f.id));
+        }
+        if let Some((id, (fence, next))) =
+            f.cursor.applied().iter().find_map(|id| jumps.iter().find(|(g, n)| g < id && id < n).map(|j| (id, *j)))
+        {
+            return Some(format!("follower {} applied wal {id}, inside fence {fence}'s jump to {next}", f.id));
+        }
+    }
+    None
+}
+
+/// I16: a live durable checkpoint does not open to exactly the state at
+/// its creation (its version, that version's SSTs, its chain up to `wal_end`).
+pub fn i16_violation(m: &TidemarkModel, s: &State) -> Option<String> {
+    let (_, latest) = s.store.latest_manifest();
+    let now = u64::from(s.now);
+    for c in latest.tree.checkpoints.iter().filter(|c| c.owner == CheckpointOwner::Client && may_use(c.expires_at, now)) {
+        let Some(made) = s.made.get(&c.id) else { continue };
+        let opened = s.store.manifests.get(&c.version).and_then(|pinned| s.tree_writes(&pinned.tree).ok()).map(|writes| {
+            let mut walk = FollowCursor::for_checkpoint(m.protocol, c);
+            let listed = s.listed_wals();
+            while let Some(id) = walk.next_to_read(&listed) {
+                match s.store.wals.get(&id) {
+                    Some(o) => {
+                        walk.observe(id, o.header);
+                    }
+                    None => break,
+                }
+            }
+            let mut all: BTreeSet<WriteId> = writes.into_iter().collect();
+            all.extend(s.wal_writes(walk.applied()));
+            all
+        });
+        if opened.as_ref() != Some(&made.writes) {
+            return Some(format!("checkpoint {} opens to {opened:?}, but held {:?} when it was created", c.id, made.writes));
+        }
+    }
+    None
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use stateright::{Checker, Expectation, Model};
 use tidemark::internals::protocol::Protocol;
 
-use crate::model::{Action, Bounds, TidemarkModel};
+use crate::model::{Action, Bounds, LifecycleBounds, TidemarkModel};
 use crate::properties;
 use crate::shortest::{shortest_path, shortest_path_counted, Trace};
 use crate::state::{Phase, RecoveryOutcome, State};
@@ -38,6 +38,7 @@ pub struct PropertyResult {
 pub struct Run {
     pub protocol: String,
     pub bounds: Bounds,
+    pub lifecycle: LifecycleBounds,
     /// `Ack` folded into `WalDurable` (`TidemarkModel::eager_ack`).
     pub eager_ack: bool,
     /// `Bfs` or `Dfs` (`hunt` searches breadth-first).
@@ -64,33 +65,40 @@ impl Run {
 /// Budget for the shortest-path search (unique states).
 pub const SHORTEST_BUDGET: usize = 20_000_000;
 
-/// The bounds a mutant is hunted at by `check-model --all`: the given ones,
-/// except that the mutants whose story needs two writes get them, and
-/// (to keep the hunt short) no compactor where the story has none.
-pub fn mutant_bounds(protocol: Protocol, base: Bounds) -> Bounds {
-    match protocol.name() {
-        "max-completed" | "replay-across-gap" => {
-            Bounds { writes: base.writes.max(2), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
-        }
-        "gc-deletes-fences" => Bounds { writes: base.writes.max(2), compactors: 0, closes: 0, readers: 0, ..base },
+/// The model a mutant is hunted in by `check-model --all`: the given bounds,
+/// except that each mutant gets what its story needs (two writes, an
+/// ambiguous create, a durable checkpoint) and, to keep the hunt short, no
+/// process its story has no part for.
+pub fn mutant_model(protocol: Protocol, bounds: Bounds, lifecycle: LifecycleBounds) -> TidemarkModel {
+    let quiet = Bounds { compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..bounds };
+    let (bounds, lifecycle) = match protocol.name() {
+        "max-completed" | "replay-across-gap" => (Bounds { writes: bounds.writes.max(2), ..quiet }, lifecycle),
+        "gc-deletes-fences" => (Bounds { writes: bounds.writes.max(2), compactors: 0, closes: 0, readers: 0, ..bounds }, lifecycle),
         // Only an AlreadyExists on the writer's own object tells it from the
         // shipped protocol: an ambiguous create (or a hedge) is needed.
-        "exists-is-fenced" => {
-            Bounds { ambiguous: base.ambiguous.max(1), compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base }
+        "exists-is-fenced" => (Bounds { ambiguous: bounds.ambiguous.max(1), ..quiet }, lifecycle),
+        // The story is a zombie's late upload landing at the fence id.
+        "fence-race-gives-up" => (quiet, lifecycle),
+        // A WAL past a gap, or a zombie's WAL inside a fence's jump, and a
+        // follower to read it.
+        "follower-applies-past-gap" | "follower-ignores-fences" | "follower-drops-applied" => {
+            (Bounds { writes: bounds.writes.max(2), readers: bounds.readers.max(1), ..quiet }, lifecycle)
         }
-        // The story is a zombie's late upload landing at the fence id: no
-        // compaction, GC, readers or closes take part.
-        "fence-race-gives-up" => Bounds { compactors: 0, gcs: 0, ticks: 0, closes: 0, readers: 0, ..base },
-        _ => base,
-    }
+        // A durable checkpoint that expires, a tick, and a GC pass.
+        "checkpoint-expiry-off-by-one" => (
+            Bounds { gcs: bounds.gcs.max(1), ticks: bounds.ticks.max(1), min_age: 0, readers: 0, closes: 0, ..bounds },
+            LifecycleBounds { checkpoints: lifecycle.checkpoints.max(1), ttl: 1 },
+        ),
+        _ => (bounds, lifecycle),
+    };
+    TidemarkModel::with_lifecycle(protocol, bounds, lifecycle)
 }
 
 /// Hunts a mutant: a breadth-first search that stops at the first state
 /// violating any `always` property, so its path is a shortest
 /// counterexample; every property that state violates is reported with it.
 /// Not exhaustive (the figures are the states visited up to that depth).
-pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
-    let model = TidemarkModel::new(protocol, bounds);
+pub fn hunt(model: TidemarkModel) -> Run {
     let start = Instant::now();
     let violated = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
     let (trace, visited) = shortest_path_counted(&model, violated, SHORTEST_BUDGET);
@@ -112,8 +120,9 @@ pub fn hunt(protocol: Protocol, bounds: Bounds) -> Run {
         })
         .collect();
     Run {
-        protocol: protocol.name().into(),
-        bounds,
+        protocol: model.protocol.name().into(),
+        bounds: model.bounds,
+        lifecycle: model.lifecycle,
         eager_ack: false,
         search: Search::Bfs,
         states: visited,
@@ -167,7 +176,7 @@ fn finish(
     mut progress: impl FnMut(usize, usize, Duration),
 ) -> Run {
     let protocol = model.protocol;
-    let bounds = model.bounds;
+    let (bounds, lifecycle) = (model.bounds, model.lifecycle);
     let mut last = Instant::now();
     while !checker.is_done() {
         std::thread::sleep(Duration::from_millis(50));
@@ -179,6 +188,10 @@ fn finish(
     let checker = checker.join();
     let seconds = start.elapsed().as_secs_f64();
     let discoveries = checker.discoveries();
+    // Counterexamples in the spec's steps: `Ack` a step of its own, states
+    // identified with their path facts (every path of the searched model is
+    // a path of this one).
+    let stepwise = TidemarkModel { eager_ack: false, forget_path_facts: false, ..model.clone() };
     let properties = model
         .properties()
         .into_iter()
@@ -187,11 +200,11 @@ fn finish(
             match p.expectation {
                 Expectation::Always if found => {
                     let condition = p.condition;
-                    let trace = shortest_path(&model, |s| !condition(&model, s), SHORTEST_BUDGET);
+                    let trace = shortest_path(&stepwise, |s| !condition(&stepwise, s), SHORTEST_BUDGET);
                     let (counterexample, violation) = match trace {
                         Some(trace) => {
-                            let why = properties::explain(&model, p.name, trace.steps.last().map_or(&trace.init, |(_, s)| s));
-                            (describe(&model, &trace), why)
+                            let why = properties::explain(&stepwise, p.name, trace.steps.last().map_or(&trace.init, |(_, s)| s));
+                            (describe(&stepwise, &trace), why)
                         }
                         None => (Vec::new(), Some("violated (no shortest path within budget)".into())),
                     };
@@ -213,6 +226,7 @@ fn finish(
     Run {
         protocol: protocol.name().into(),
         bounds,
+        lifecycle,
         eager_ack: model.eager_ack,
         search,
         states: checker.state_count(),
@@ -344,16 +358,63 @@ pub fn detail(model: &TidemarkModel, before: &State, action: &Action, after: &St
             (_, Some(c)) if c.job.is_none() => format!("compactor {epoch} dropped its compaction (inputs gone or output too old)"),
             (_, Some(c)) => format!("compactor {epoch} lost the race; re-read v{}, re-apply next as v{}", c.base.version, c.base.version + 1),
         },
-        Action::ReaderOpen => match after.readers.iter().find(|r| !before.readers.contains(r)) {
-            Some(r) => format!("reads v{} at tick {}: ssts {:?}, replays wals {:?}", r.version, r.confirmed_at, r.ssts, r.wals),
-            None => "could not open".into(),
-        },
         Action::Tick => format!("now={}", after.now),
-        Action::GcRun => {
+        Action::GcRun => match &after.gc {
+            Some(plan) => {
+                let (v, m) = before.store.latest_manifest();
+                let pins: Vec<String> = m.tree.checkpoints.iter().map(|c| format!("{}@v{}", c.id, c.version)).collect();
+                format!(
+                    "at tick {}: reads v{v} (checkpoints {pins:?}); decides GcSst {:?}, GcWal {:?}, GcManifest {:?}",
+                    after.now, plan.ssts, plan.wals, plan.manifests
+                )
+            }
+            None => format!("at tick {}: nothing to delete", after.now),
+        },
+        Action::GcSst | Action::GcWal | Action::GcManifest => {
             let manifests: Vec<_> = before.store.manifests.keys().filter(|k| !after.store.manifests.contains_key(k)).collect();
             let ssts: Vec<_> = before.store.ssts.keys().filter(|k| !after.store.ssts.contains_key(k)).collect();
             let wals: Vec<_> = before.store.wals.keys().filter(|k| !after.store.wals.contains_key(k)).collect();
-            format!("at tick {}: GcManifest {manifests:?}, GcSst {ssts:?}, GcWal {wals:?}", after.now)
+            match action {
+                Action::GcSst => format!("deletes {ssts:?}"),
+                Action::GcWal => format!("deletes wals {wals:?}"),
+                _ => format!("deletes manifest versions {manifests:?}"),
+            }
+        }
+        Action::FollowerOpen | Action::FollowerPoll { .. } | Action::FollowerRefresh { .. } => {
+            let id = match action {
+                Action::FollowerPoll { id } | Action::FollowerRefresh { id } => Some(*id),
+                _ => after.followers.last().map(|f| f.id),
+            };
+            match id.and_then(|id| after.follower(id)) {
+                Some(f) if f.lapsed => format!("follower {}: refresh refused (expired or dropped); it reads nothing more", f.id),
+                Some(f) => {
+                    let created = after.store.latest_manifest().0 > before.store.latest_manifest().0;
+                    format!(
+                        "follower {}{}: reads v{} (replay_after_wal_id={}), applied wals {:?}; shows {:?}; checkpoint expires at {}",
+                        f.id,
+                        if created { format!(" creates v{} with its checkpoint", after.store.latest_manifest().0) } else { String::new() },
+                        f.base.version,
+                        f.cursor.replay_after_wal_id(),
+                        f.cursor.applied(),
+                        f.view,
+                        f.expires_at
+                    )
+                }
+                None => String::new(),
+            }
+        }
+        Action::CheckpointCreate | Action::CheckpointRefresh { .. } | Action::CheckpointDelete { .. } | Action::CheckpointExpire => {
+            let (v, m) = after.store.latest_manifest();
+            if v == before.store.latest_manifest().0 {
+                return "refused: the checkpoint expired; its holder gives it up".into();
+            }
+            let cks: Vec<String> = m
+                .tree
+                .checkpoints
+                .iter()
+                .map(|c| format!("{}@v{} until {:?}{}", c.id, c.version, c.expires_at, c.wal_end.map_or(String::new(), |e| format!(" wal_end={e}"))))
+                .collect();
+            format!("creates v{v}; checkpoints {cks:?}")
         }
         Action::Crash { epoch } => {
             let inflight: Vec<_> = after.uploads.iter().filter(|u| u.owner == *epoch).map(|u| u.wal_id).collect();

@@ -1,18 +1,21 @@
 //! The model's state: the object store, the live writers, compactors,
-//! readers and GC run, uploads in flight, the clock, and what was issued,
-//! acknowledged, committed and recovered.
+//! followers, checkpoints and GC run, uploads in flight, the clock, and what
+//! was issued, acknowledged, committed, recovered and shown.
 //!
 //! Everything is kept in ordered collections so that states hash and compare
 //! deterministically (Stateright replays paths by re-executing actions).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tidemark::internals::protocol::{Compaction, Epoch, ManifestView, RecoveryError, RecoveryPlan, RunId, Tree, WalHeader, WalId, WalKind, WalLog};
+use tidemark::internals::protocol::{
+    CheckpointId, Compaction, Epoch, Follower as FollowCursor, GcPlan, ManifestView, RecoveryError, RecoveryPlan, Role, RunId,
+    SstOrigin, Tree, WalHeader, WalId, WalKind, WalLog,
+};
 
 /// An abstract write: one `Put`, identified by issue order.
 pub type WriteId = u16;
 
-/// A model tick (`Tick`); GC ages and the reader lease count them.
+/// A model tick (`Tick`); checkpoint expiry and GC ages count them.
 pub type Tick = u8;
 
 /// An SST: an L0 flush of a writer (epoch, sequence) or a compaction output
@@ -21,6 +24,16 @@ pub type Tick = u8;
 pub enum SstId {
     L0(Epoch, u8),
     Out(Epoch, u8),
+}
+
+impl SstId {
+    /// What the SST's name tells GC: its owner and sequence number.
+    pub fn origin(self) -> SstOrigin {
+        match self {
+            SstId::L0(epoch, seq) => SstOrigin { role: Role::Writer, epoch, seq: seq.into() },
+            SstId::Out(epoch, seq) => SstOrigin { role: Role::Compactor, epoch, seq: seq.into() },
+        }
+    }
 }
 
 /// An SST object: the writes it holds (ascending) and when it was created.
@@ -132,9 +145,7 @@ pub struct Writer {
     pub frozen: BTreeMap<WalId, Vec<WriteId>>,
     pub memtable: Vec<WriteId>,
     pub imm: Vec<ImmMemtable>,
-    /// L0 SSTs written but not yet recorded in a manifest, oldest first. The
-    /// writes stay in memory (an immutable memtable) until recorded, so a
-    /// flush that grew too old to record can be rewritten.
+    /// L0 SSTs written but not yet recorded in a manifest, oldest first.
     pub flushed: Vec<Flushed>,
     pub next_sst: u8,
     /// The manifest version this writer builds on: it creates
@@ -157,7 +168,6 @@ pub struct Flushed {
     pub sst: SstId,
     pub last_wal_id: WalId,
     pub writes: Vec<WriteId>,
-    pub created_at: Tick,
 }
 
 impl Writer {
@@ -184,36 +194,43 @@ impl Writer {
 }
 
 /// A compactor process: its epoch, the version it builds on, and the
-/// compaction whose output is written but not yet committed.
+/// compaction whose output is written but not yet committed. A compactor
+/// that never steps again has crashed; a new `ClaimCompactor` restarts it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Compactor {
     pub epoch: Epoch,
     pub base: Base,
     pub job: Option<Compaction<SstId>>,
-    /// When the job's output SST was written.
-    pub output_created_at: Tick,
     pub next_sst: u8,
 }
 
-/// A read-only handle: the version it read, when it last confirmed that
-/// version was the latest, and the objects reads through it may touch.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Reader {
-    pub version: u64,
-    pub confirmed_at: Tick,
-    pub ssts: BTreeSet<SstId>,
-    pub wals: BTreeSet<WalId>,
+/// A follower process: a read-only handle that keeps up with the writer
+/// through its client checkpoint. One that never steps again has crashed
+/// (its checkpoint expires); `FollowerOpen` starts another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Follower {
+    /// Its checkpoint's id.
+    pub id: CheckpointId,
+    /// The version it adopted: its SSTs are what it reads.
+    pub base: Base,
+    /// Its chain position and the WALs it applied past `base`.
+    pub cursor: FollowCursor,
+    /// Its checkpoint's expiry as its last successful edit recorded it.
+    pub expires_at: Tick,
+    /// Its checkpoint expired or vanished: it reads nothing more.
+    pub lapsed: bool,
+    /// The writes its current view shows.
+    pub view: BTreeSet<WriteId>,
+    /// Every write it has shown (I14: views never go backwards).
+    pub shown: BTreeSet<WriteId>,
 }
 
-/// What any reader that confirmed a superseded version at the last moment
-/// it was the latest may still read, until its lease ends (`until`). Every
-/// possible reader is covered this way, without exploring reader actions.
+/// A durable checkpoint the model created: what opening it must show (I16)
+/// and the WALs that takes (I7).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Lease {
-    pub until: Tick,
-    pub ssts: BTreeSet<SstId>,
-    /// It replays WALs above this.
-    pub replay_after_wal_id: WalId,
+pub struct Made {
+    pub writes: BTreeSet<WriteId>,
+    pub wals: Vec<WalId>,
 }
 
 /// What successful manifest updates committed, for I8.
@@ -229,6 +246,9 @@ pub struct Committed {
     pub compactor_epoch: Epoch,
     /// Output runs of successful compactions not merged by a later one.
     pub runs: BTreeSet<RunId>,
+    /// Client checkpoints as their last successful edit left them: pinned
+    /// version and expiry (dropped when deleted or expired by GC's edit).
+    pub checkpoints: BTreeMap<CheckpointId, (u64, Option<u64>)>,
 }
 
 /// An acknowledged durable write.
@@ -266,6 +286,17 @@ pub struct Seen {
     pub writer_reapplied: bool,
     pub zombie_compactor_rejected: bool,
     pub recovered_after_close_without_fence: bool,
+    pub follower_applied_wal: bool,
+    pub follower_adopted: bool,
+    pub follower_refreshed: bool,
+    pub follower_lapsed: bool,
+    pub checkpoint_refreshed: bool,
+    pub checkpoint_expired_removed: bool,
+    /// GC kept an SST only because a live checkpoint pins an older version.
+    pub gc_kept_retired: bool,
+    pub gc_deleted_retired: bool,
+    /// GC deleted something planned earlier after another step changed the store.
+    pub gc_deleted_after_interleaving: bool,
 }
 
 /// The whole model state.
@@ -282,11 +313,14 @@ pub struct State {
     pub recovery: Option<RecoveryOutcome>,
     /// Live compactors, oldest epoch first.
     pub compactors: Vec<Compactor>,
-    pub readers: BTreeSet<Reader>,
-    /// Superseded versions whose readers may still be within their lease.
-    pub leases: BTreeMap<u64, Lease>,
-    /// A GC run deleted something a possible reader needed (I7).
-    pub gc_broke_lease: Option<String>,
+    pub followers: Vec<Follower>,
+    /// Durable checkpoints created, by id.
+    pub made: BTreeMap<CheckpointId, Made>,
+    /// The running GC pass: what its observation decided and it has not
+    /// deleted yet (`GcSst`, `GcWal`, `GcManifest`, in that order).
+    pub gc: Option<GcPlan<SstId>>,
+    /// The store changed since the running GC pass observed it.
+    pub gc_interleaved: bool,
     pub committed: Committed,
     pub now: Tick,
     pub crashes: u8,
@@ -303,7 +337,8 @@ pub struct State {
     pub stopped_without_successor: Option<Epoch>,
     pub closes: u8,
     pub compactor_claims: u8,
-    pub readers_opened: u8,
+    pub followers_opened: u8,
+    pub checkpoints_made: u8,
     pub gc_runs: u8,
     pub seen: Seen,
     /// Whether `seen` is part of the state's identity (its hash, which the
@@ -327,9 +362,10 @@ impl std::hash::Hash for State {
             next_write,
             recovery,
             compactors,
-            readers,
-            leases,
-            gc_broke_lease,
+            followers,
+            made,
+            gc,
+            gc_interleaved,
             committed,
             now,
             crashes,
@@ -341,7 +377,8 @@ impl std::hash::Hash for State {
             stopped_without_successor,
             closes,
             compactor_claims,
-            readers_opened,
+            followers_opened,
+            checkpoints_made,
             gc_runs,
             seen,
             seen_identifies,
@@ -354,16 +391,17 @@ impl std::hash::Hash for State {
         next_write.hash(h);
         recovery.hash(h);
         compactors.hash(h);
-        readers.hash(h);
-        leases.hash(h);
-        gc_broke_lease.hash(h);
+        followers.hash(h);
+        made.hash(h);
+        gc.hash(h);
         committed.hash(h);
         (now, crashes, recoveries, zombies, ambiguous, hedges).hash(h);
         rejected.hash(h);
         stopped_without_successor.hash(h);
-        (closes, compactor_claims, readers_opened, gc_runs).hash(h);
+        (closes, compactor_claims, followers_opened, checkpoints_made, gc_runs).hash(h);
         if *seen_identifies {
             seen.hash(h);
+            gc_interleaved.hash(h);
         }
     }
 }
@@ -392,6 +430,24 @@ impl State {
 
     pub fn compactor_mut(&mut self, epoch: Epoch) -> Option<&mut Compactor> {
         self.compactors.iter_mut().find(|c| c.epoch == epoch)
+    }
+
+    pub fn follower(&self, id: CheckpointId) -> Option<&Follower> {
+        self.followers.iter().find(|f| f.id == id)
+    }
+
+    pub fn follower_mut(&mut self, id: CheckpointId) -> Option<&mut Follower> {
+        self.followers.iter_mut().find(|f| f.id == id)
+    }
+
+    /// The WAL ids the store lists.
+    pub fn listed_wals(&self) -> BTreeSet<WalId> {
+        self.store.wals.keys().copied().collect()
+    }
+
+    /// The writes of the WALs `ids`, in order (missing ones hold none).
+    pub fn wal_writes<'a>(&'a self, ids: impl IntoIterator<Item = &'a WalId>) -> Vec<WriteId> {
+        ids.into_iter().flat_map(|id| self.store.wals.get(id).map(|o| o.writes.clone()).unwrap_or_default()).collect()
     }
 
     /// The writes of the SSTs `tree` references, ascending (a duplicate stays,

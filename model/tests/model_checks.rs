@@ -3,7 +3,8 @@
 
 use stateright::Model;
 use tidemark::internals::protocol::{ActionName, Protocol};
-use tidemark_model::properties::{self, I1, I10, I11, I12, I2, I3, I4, I5, I6, I7, I8, I9};
+use tidemark_model::model::LifecycleBounds;
+use tidemark_model::properties::{self, I1, I10, I11, I12, I13, I14, I15, I16, I2, I3, I4, I5, I6, I7, I8, I9};
 use tidemark_model::report;
 use tidemark_model::shortest::shortest_path;
 use tidemark_model::{Action, Bounds, State, TidemarkModel};
@@ -12,10 +13,32 @@ fn violation_of<'a>(model: &'a TidemarkModel, name: &'a str) -> impl Fn(&State) 
     move |s| properties::explain(model, name, s).is_some()
 }
 
-fn shortest(protocol: Protocol, bounds: Bounds, property: &str) -> Option<Vec<Action>> {
-    let model = TidemarkModel::new(protocol, bounds);
-    shortest_path(&model, violation_of(&model, property), 5_000_000).map(|t| t.steps.into_iter().map(|(a, _)| a).collect())
+fn shortest_in(model: &TidemarkModel, property: &str) -> Option<Vec<Action>> {
+    shortest_path(model, violation_of(model, property), 5_000_000).map(|t| t.steps.into_iter().map(|(a, _)| a).collect())
 }
+
+fn shortest(protocol: Protocol, bounds: Bounds, property: &str) -> Option<Vec<Action>> {
+    shortest_in(&TidemarkModel::new(protocol, bounds), property)
+}
+
+/// The model `check-model --all` hunts `protocol` in.
+fn hunted(protocol: Protocol) -> TidemarkModel {
+    report::mutant_model(protocol, Bounds::DEFAULT, LifecycleBounds::NONE)
+}
+
+/// The model `protocol` is hunted in, for `other` (the shipped protocol, to
+/// show it holds where the mutant fails).
+fn hunted_as(protocol: Protocol, other: Protocol) -> TidemarkModel {
+    TidemarkModel { protocol: other, ..hunted(protocol) }
+}
+
+fn names(path: &[Action]) -> Vec<&'static str> {
+    path.iter().map(|a| a.name().as_str()).collect()
+}
+
+/// The default bounds without the second compactor claim and the close:
+/// small enough for breadth-first searches that must find nothing.
+const SMALL: Bounds = Bounds { compactors: 1, closes: 0, ..Bounds::DEFAULT };
 
 /// The WAL protocol's bounds with two writes: small enough for exhaustive
 /// searches that must find nothing.
@@ -23,7 +46,9 @@ const WAL2: Bounds = Bounds { writes: 2, ..Bounds::WAL_ONLY };
 
 #[test]
 fn shipped_protocol_holds_at_default_bounds() {
-    let run = report::check(Protocol::Shipped, Bounds::DEFAULT, 2, |_, _, _| {});
+    let mut model = TidemarkModel::new(Protocol::Shipped, Bounds::DEFAULT);
+    model.eager_ack = true;
+    let run = report::check_with(model, 2, report::Search::Dfs, |_, _, _| {});
     for p in &run.properties {
         assert!(p.holds, "{} {} does not hold: {:?}", p.kind, p.name, p.violation);
     }
@@ -36,14 +61,36 @@ fn shipped_protocol_holds_at_default_bounds() {
         "GC deleted a WAL",
         "GC deleted an SST",
         "GC deleted a manifest",
-        "GC ran while a superseded version was leased",
+        "GC deleted after other steps changed the store",
+        "GC kept a retired SST a checkpoint pins",
+        "GC deleted a retired SST",
+        "follower applied a WAL past its version",
+        "follower adopted a newer version",
         "clean close, then recovery without a fence",
         "zombie upload rejected",
     ] {
         assert!(found.contains(&example), "{example} is not checked at the default bounds: {found:?}");
     }
     let always = run.properties.iter().filter(|p| p.kind == "always").count();
-    assert_eq!(always, 12, "I1..I12");
+    assert_eq!(always, 16, "I1..I16");
+}
+
+/// Followers' checkpoints refresh and expire, a durable checkpoint is
+/// created, refreshed and expired, and GC runs over all of it: the
+/// lifecycle at one write, by breadth-first search for any violation.
+#[test]
+fn shipped_protocol_holds_through_refreshes_and_expiry() {
+    let bounds = Bounds { compactors: 1, closes: 0, zombies: 0, ticks: 2, gcs: 1, ..Bounds::DEFAULT };
+    let model = TidemarkModel::with_lifecycle(Protocol::Shipped, bounds, LifecycleBounds { checkpoints: 1, ttl: 2 });
+    let any = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
+    assert!(shortest_path(&model, any, 5_000_000).is_none());
+    let mut dfs = model.clone();
+    dfs.eager_ack = true;
+    let run = report::check_with(dfs, 2, report::Search::Dfs, |_, _, _| {});
+    let found: Vec<&str> = run.properties.iter().filter(|p| p.kind == "sometimes" && p.holds).map(|p| p.name.as_str()).collect();
+    for example in ["follower refreshed its checkpoint", "durable checkpoint refreshed", "expired checkpoint dropped", "durable checkpoint outlived a newer version"] {
+        assert!(found.contains(&example), "{example}: {found:?}");
+    }
 }
 
 #[test]
@@ -76,23 +123,23 @@ fn no_fence_lets_a_zombie_ack_what_the_new_epoch_never_sees() {
     assert!(shortest(Protocol::NoFence, Bounds { zombies: 0, ..WAL2 }, I5).is_none());
 }
 
-/// One breadth-first search over the default bounds for a state violating
-/// any of I1..I9, independent of Stateright's checker.
+/// One breadth-first search over small default-like bounds for a state
+/// violating any of I1..I16, independent of Stateright's checker.
 #[test]
 fn shipped_protocol_has_no_counterexample_by_direct_search() {
-    let model = TidemarkModel::new(Protocol::Shipped, Bounds::DEFAULT);
+    let model = TidemarkModel::new(Protocol::Shipped, SMALL);
     let any = |s: &State| properties::ALWAYS.iter().any(|p| properties::explain(&model, p, s).is_some());
     assert!(shortest_path(&model, any, 5_000_000).is_none());
 }
 
 #[test]
-fn gc_before_manifest_deletes_wals_recovery_and_readers_still_need() {
-    let path = shortest(Protocol::GcBeforeManifest, Bounds::DEFAULT, I7).expect("I7 violated");
-    let names: Vec<&str> = path.iter().map(|a| a.name().as_str()).collect();
+fn gc_before_manifest_deletes_wals_recovery_and_followers_still_need() {
+    let path = shortest_in(&hunted(Protocol::GcBeforeManifest), I7).expect("I7 violated");
+    let names = names(&path);
     assert!(names.contains(&"FlushL0") && !names.contains(&"WriteManifest"), "deleted before the manifest: {names:?}");
-    assert_eq!(names.last(), Some(&"GcRun"));
+    assert_eq!(names[names.len() - 2..], ["GcRun", "GcWal"]);
     // The consequence for recovery too: after a crash, an acknowledged write is lost or recovery fails.
-    let crash = Bounds { crashes: 1, zombies: 0, compactors: 0, closes: 0, ..Bounds::DEFAULT };
+    let crash = Bounds { crashes: 1, zombies: 0, compactors: 0, closes: 0, readers: 0, ..Bounds::DEFAULT };
     assert!(shortest(Protocol::GcBeforeManifest, crash, I3).is_some() || shortest(Protocol::GcBeforeManifest, crash, I2).is_some());
     assert!(shortest(Protocol::Shipped, crash, I3).is_none());
 }
@@ -106,28 +153,129 @@ fn blind_manifest_write_loses_the_other_roles_update() {
 
 #[test]
 fn gc_deleting_a_fence_lets_a_zombie_ack_what_its_successor_never_sees() {
-    let bounds = report::mutant_bounds(Protocol::GcDeletesFences, Bounds::DEFAULT);
-    let path = shortest(Protocol::GcDeletesFences, bounds, I5).expect("I5 violated");
-    let gc = path.iter().position(|a| matches!(a, Action::GcRun)).expect("a GC run");
+    let path = shortest_in(&hunted(Protocol::GcDeletesFences), I5).expect("I5 violated");
+    let gc = path.iter().position(|a| matches!(a, Action::GcWal)).expect("GC deletes the fence");
     assert!(path[gc..].iter().any(|a| matches!(a, Action::WalDurable { epoch: 1, .. })), "{path:?}");
     assert!(matches!(path.last(), Some(Action::Ack { epoch: 1 })), "{path:?}");
-    assert!(shortest(Protocol::Shipped, bounds, I5).is_none());
+    assert!(shortest_in(&hunted_as(Protocol::GcDeletesFences, Protocol::Shipped), I5).is_none());
 }
 
+/// gc-ignores-retired: a compaction retires the L0 SST the writer's tree
+/// still reads (its pin is older), and GC takes it (I7).
 #[test]
-fn gc_ignoring_readers_deletes_what_a_leased_version_needs() {
-    let path = shortest(Protocol::GcIgnoresReaders, Bounds::DEFAULT, I7).expect("I7 violated");
-    assert_eq!(path.last().map(Action::name), Some(ActionName::GcRun));
-    // An explicit reader sees it too.
-    let reader = Bounds { readers: 1, compactors: 1, closes: 0, zombies: 0, ..Bounds::DEFAULT };
-    let path = shortest(Protocol::GcIgnoresReaders, reader, I7).expect("I7 violated with a reader");
-    assert!(path.iter().any(|a| matches!(a, Action::GcRun)), "{path:?}");
+fn gc_ignoring_retired_ssts_deletes_what_a_pinned_version_reads() {
+    let path = shortest_in(&hunted(Protocol::GcIgnoresRetired), I7).expect("I7 violated");
+    let names = names(&path);
+    let commit = names.iter().position(|n| *n == "CompactCommit").expect("a compaction retires the SST");
+    assert!(names[commit..].ends_with(&["GcRun", "GcSst"]), "{names:?}");
+    // Without a compaction nothing is retired: the mutant is the shipped protocol.
+    let bounds = Bounds { compactors: 0, ..SMALL };
+    assert!(shortest(Protocol::GcIgnoresRetired, bounds, I7).is_none());
+}
+
+/// gc-ignores-checkpoints: caught like gc-ignores-retired, and also without
+/// any compaction, where a follower's pin holds the WALs it applied.
+#[test]
+fn gc_ignoring_checkpoints_deletes_what_a_follower_reads() {
+    assert!(shortest_in(&hunted(Protocol::GcIgnoresCheckpoints), I7).is_some());
+    let bounds = Bounds { compactors: 0, zombies: 0, closes: 0, ..Bounds::DEFAULT };
+    let path = shortest(Protocol::GcIgnoresCheckpoints, bounds, I7).expect("I7 violated by a follower's WALs");
+    let names = names(&path);
+    let open = names.iter().position(|n| *n == "FollowerOpen").expect("a follower");
+    assert!(names[open..].ends_with(&["GcRun", "GcWal"]), "{names:?}");
+    assert!(shortest(Protocol::Shipped, bounds, I7).is_none());
+}
+
+/// gc-ignores-floors: GC takes an L0 SST its writer is about to record: I7
+/// at once, and I6 once the manifest records it.
+#[test]
+fn gc_ignoring_floors_deletes_an_output_about_to_be_recorded() {
+    let path = shortest_in(&hunted(Protocol::GcIgnoresFloors), I7).expect("I7 violated");
+    assert_eq!(names(&path), ["Put", "FreezeWal", "FreezeMemtable", "FlushL0", "GcRun", "GcSst"]);
+    // I6: GC decides before the manifest records the SST and deletes after,
+    // or deletes first and the manifest records a missing SST.
+    let path = shortest_in(&hunted(Protocol::GcIgnoresFloors), I6).expect("I6 violated");
+    let names = names(&path);
+    let run = names.iter().position(|n| *n == "GcRun").expect("a GC pass");
+    assert!(names[run..].contains(&"WriteManifest") && names[run..].contains(&"GcSst"), "{names:?}");
+    assert!(matches!(path.last().map(Action::name), Some(ActionName::WriteManifest | ActionName::GcSst)), "{names:?}");
+}
+
+/// Whether any state reachable in `model` breaks I13, I14 or I15 (one
+/// exhaustive breadth-first search for all three).
+fn follower_invariant_breaks(model: &TidemarkModel) -> bool {
+    let any = |s: &State| [I13, I14, I15].iter().any(|p| properties::explain(model, p, s).is_some());
+    shortest_path(model, any, 5_000_000).is_some()
+}
+
+/// follower-applies-past-gap: WAL 2 landed, WAL 1 did not; the follower
+/// shows WAL 2's write, which no recovery would replay (I13), in 7 steps.
+#[test]
+fn follower_applying_past_a_gap_shows_what_recovery_drops() {
+    let model = hunted(Protocol::FollowerAppliesPastGap);
+    let path = shortest_in(&model, I13).expect("I13 violated");
+    assert_eq!(names(&path), ["Put", "FreezeWal", "Put", "FreezeWal", "UploadWal", "WalDurable", "FollowerOpen"]);
+    assert!(matches!(path[4], Action::UploadWal { wal_id: 2, .. }), "{path:?}");
+}
+
+/// follower-ignores-fences: a zombie's WAL lands inside its successor's
+/// fence jump; the follower reads the fence as an empty WAL, goes on into
+/// the jump, and shows the fenced write (I13, I15), in 9 steps.
+#[test]
+fn follower_ignoring_fences_shows_a_fenced_write() {
+    let model = hunted(Protocol::FollowerIgnoresFences);
+    let path = shortest_in(&model, I15).expect("I15 violated");
+    let names = names(&path);
+    let fence = names.iter().position(|n| *n == "Fence").expect("a fence");
+    assert!(names[..fence].contains(&"Recover") && names.last() == Some(&"FollowerOpen"), "{names:?}");
+    assert!(shortest_in(&model, I13).is_some());
+    // The three follower mutants are hunted at the same bounds, where the
+    // shipped protocol breaks none of I13-I15.
+    for m in [Protocol::FollowerAppliesPastGap, Protocol::FollowerDropsApplied] {
+        assert_eq!(hunted(m).bounds, model.bounds, "{m}");
+    }
+    assert!(!follower_invariant_breaks(&hunted_as(Protocol::FollowerIgnoresFences, Protocol::Shipped)));
+}
+
+/// follower-drops-applied: a follower applied WAL 1 past its version; a
+/// recovery's claim creates a newer version that does not hold WAL 1's
+/// write in its SSTs; adopting it, the follower forgets WAL 1 and stops
+/// showing the write (I14), in 7 steps.
+#[test]
+fn follower_dropping_applied_wals_goes_backwards() {
+    let model = hunted(Protocol::FollowerDropsApplied);
+    let path = shortest_in(&model, I14).expect("I14 violated");
+    let names = names(&path);
+    let open = names.iter().position(|n| *n == "FollowerOpen").expect("a follower");
+    assert!(names[..open].contains(&"WalDurable") && names.last() == Some(&"FollowerPoll"), "{names:?}");
+}
+
+/// checkpoint-expiry-off-by-one: GC judges a durable checkpoint expired at
+/// its expiry instant and plans to delete its version; the holder refreshes
+/// it at that same instant; GC deletes: a live checkpoint has lost its
+/// version (I7) and no longer opens as created (I16), in 6 steps.
+#[test]
+fn checkpoint_refreshed_at_its_expiry_instant_loses_its_version() {
+    let model = hunted(Protocol::CheckpointExpiryOffByOne);
+    let path = shortest_in(&model, I7).expect("I7 violated");
+    let names = names(&path);
+    assert_eq!(names.first(), Some(&"CheckpointCreate"));
+    let (run, refresh) = (names.iter().position(|n| *n == "GcRun"), names.iter().position(|n| *n == "CheckpointRefresh"));
+    assert!(names.contains(&"Tick") && run < refresh && names.last() == Some(&"GcManifest"), "{names:?}");
+    assert!(shortest_in(&model, I16).is_some());
+    // The shipped protocol refuses that refresh: nothing to find, at the
+    // hunt's bounds without the zombies (an exhaustive search).
+    let small = Bounds { zombies: 0, compactors: 1, ..model.bounds };
+    let shipped = TidemarkModel::with_lifecycle(Protocol::Shipped, small, model.lifecycle);
+    assert!(shortest_in(&TidemarkModel::with_lifecycle(Protocol::CheckpointExpiryOffByOne, small, model.lifecycle), I7).is_some());
+    let any = |s: &State| [I7, I8, I16].iter().any(|p| properties::explain(&shipped, p, s).is_some());
+    assert!(shortest_path(&shipped, any, 5_000_000).is_none());
 }
 
 #[test]
 fn a_create_in_a_slot_gc_emptied_is_not_trusted() {
-    let path = shortest(Protocol::TrustReopenedSlot, Bounds::DEFAULT, I8).expect("I8 violated");
-    let gc = path.iter().position(|a| matches!(a, Action::GcRun)).expect("a GC run emptied the slot");
+    let path = shortest_in(&hunted(Protocol::TrustReopenedSlot), I8).expect("I8 violated");
+    let gc = path.iter().position(|a| matches!(a, Action::GcManifest)).expect("GC emptied the slot");
     assert!(matches!(path.last(), Some(Action::WriteManifest { .. } | Action::CompactCommit { .. })), "{path:?}");
     assert!(gc < path.len() - 1);
 }
@@ -137,7 +285,7 @@ fn a_create_in_a_slot_gc_emptied_is_not_trusted() {
 /// removed them (I2). Recovery re-reads the latest version before replaying.
 #[test]
 fn recovery_after_compaction_and_gc_sees_every_write() {
-    let bounds = Bounds { compactors: 1, closes: 0, ..Bounds::DEFAULT };
+    let bounds = Bounds { readers: 0, ..SMALL };
     let model = TidemarkModel::new(Protocol::Shipped, bounds);
     let any = |s: &State| [I2, I3, I6, I9].iter().any(|p| properties::explain(&model, p, s).is_some());
     assert!(shortest_path(&model, any, 5_000_000).is_none());
@@ -196,13 +344,13 @@ fn counterexamples_are_shortest() {
 /// the successor never replays (I5).
 #[test]
 fn exists_is_ours_acks_on_a_fence() {
-    let path = shortest(Protocol::ExistsIsOurs, Bounds::DEFAULT, I5).expect("I5 violated");
+    let path = shortest_in(&hunted(Protocol::ExistsIsOurs), I5).expect("I5 violated");
     assert_eq!(path.len(), 7, "{path:?}");
     let fence = path.iter().position(|a| matches!(a, Action::Fence { epoch: 2 })).expect("a fence");
     let landed = path.iter().position(|a| matches!(a, Action::WalDurable { epoch: 1, .. })).expect("the zombie's upload");
     assert!(fence < landed, "the zombie's create finds the fence: {path:?}");
     assert!(matches!(path.last(), Some(Action::Ack { epoch: 1 })), "{path:?}");
-    assert!(shortest(Protocol::Shipped, Bounds::DEFAULT, I5).is_none());
+    assert!(shortest(Protocol::Shipped, SMALL, I5).is_none());
 }
 
 /// exists-is-fenced: an `AlreadyExists` on the writer's own object (an
@@ -210,7 +358,7 @@ fn exists_is_ours_acks_on_a_fence() {
 /// written, and the next recovery replays it (I10) — 6 steps.
 #[test]
 fn exists_is_fenced_reports_a_durable_write_as_rejected() {
-    let bounds = report::mutant_bounds(Protocol::ExistsIsFenced, Bounds::DEFAULT);
+    let bounds = hunted(Protocol::ExistsIsFenced).bounds;
     assert_eq!(bounds.ambiguous, 1);
     let path = shortest(Protocol::ExistsIsFenced, bounds, I10).expect("I10 violated");
     let names: Vec<&str> = path.iter().map(|a| a.name().as_str()).collect();
@@ -229,7 +377,7 @@ fn exists_is_fenced_reports_a_durable_write_as_rejected() {
 /// unsettled (I12), in a terminal state.
 #[test]
 fn exists_is_fenced_fails_the_progress_property() {
-    let bounds = Bounds { zombies: 0, crashes: 0, ..report::mutant_bounds(Protocol::ExistsIsFenced, Bounds::DEFAULT) };
+    let bounds = Bounds { zombies: 0, crashes: 0, ..hunted(Protocol::ExistsIsFenced).bounds };
     let model = TidemarkModel::new(Protocol::ExistsIsFenced, bounds);
     let trace = shortest_path(&model, violation_of(&model, I12), 5_000_000).expect("I12 violated");
     let last = trace.steps.last().map(|(_, s)| s).expect("steps");
@@ -273,7 +421,7 @@ fn shipped_protocol_settles_every_write_with_hedges_and_ambiguous_creates() {
 /// property sees it: the path ends with the latest recovery not completed (I11).
 #[test]
 fn fence_race_gives_up_leaves_recovery_incomplete() {
-    let bounds = report::mutant_bounds(Protocol::FenceRaceGivesUp, Bounds::DEFAULT);
+    let bounds = hunted(Protocol::FenceRaceGivesUp).bounds;
     let model = TidemarkModel::new(Protocol::FenceRaceGivesUp, bounds);
     let trace = shortest_path(&model, violation_of(&model, I11), 5_000_000).expect("I11 violated");
     let last = trace.steps.last().map(|(_, s)| s).expect("steps");

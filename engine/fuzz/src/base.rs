@@ -177,10 +177,10 @@ async fn canonicalize(store: &dyn ObjectStore) -> Vec<Slot> {
     let mut ssts = Vec::new();
     let mut next_id = 1u128;
     for h in m.l0.iter_mut().chain(m.runs.iter_mut().flat_map(|r| r.ssts.iter_mut())) {
-        let bytes = objects[&layout.sst(h.id)].clone();
+        let bytes = objects[&layout.sst(h)].clone();
         h.id = next_id;
         next_id += 1;
-        ssts.push(Slot { path: layout.sst(h.id), kind: Kind::Sst, original: Some(bytes) });
+        ssts.push(Slot { path: layout.sst(h), kind: Kind::Sst, original: Some(bytes) });
     }
     m.token = 0;
     let manifest = Slot { path: layout.manifest(m.version), kind: Kind::Manifest, original: Some(m.encode()) };

@@ -2,7 +2,7 @@
 //! the chain positions ahead in id order, and hand each header to the walk.
 //! A writer's open, a read-only open and fsck all read it here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
@@ -18,7 +18,8 @@ use crate::manifest::ManifestObject;
 use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::protocol::{
-    ChainWalk, Epoch, ManifestView, Protocol, RecoveryError, RecoveryPlan, WalId, WalKind, MAX_INFLIGHT_WAL_UPLOADS,
+    ChainStep, ChainWalk, Epoch, Follower, ManifestView, Protocol, RecoveryError, RecoveryPlan, WalId, WalKind,
+    MAX_INFLIGHT_WAL_UPLOADS,
 };
 use crate::store::read;
 use crate::wal_object::{decode_wal, DecodedWal};
@@ -201,6 +202,40 @@ async fn walk_chain(
     };
     check_epochs(store, layout, view, claimed, &wals).await?;
     Ok(ChainContents { plan, listed: ids, wals })
+}
+
+/// Lists `wal/` and walks the chain on from where `follower` stopped,
+/// exactly where a recovery would replay (`protocol::Follower`): along the
+/// chain, through fences, skipping fenced writers' uploads, never past the
+/// first missing position (or a checkpoint's `wal_end`). Returns the data
+/// WALs to apply, in chain order.
+pub(crate) async fn follow_chain(
+    store: &dyn ObjectStore,
+    layout: &Layout,
+    follower: &mut Follower,
+    wal_limit: u64,
+) -> Result<Vec<(WalId, DecodedWal)>> {
+    let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
+    let sizes: BTreeMap<WalId, u64> = listed.iter().filter_map(|m| Some((layout.parse_wal(&m.location)?, m.size))).collect();
+    let listed: BTreeSet<WalId> = sizes.keys().copied().collect();
+    let mut applied = Vec::new();
+    while let Some(id) = follower.next_to_read(&listed) {
+        let path = layout.wal(id);
+        // A live checkpoint keeps every WAL past its replay point: a
+        // position that was listed and is gone means the checkpoint lapsed.
+        let bytes = match read_wal(store, path.clone(), sizes.get(&id).copied().unwrap_or(0), wal_limit).await {
+            Ok(b) => b,
+            Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => {
+                return Err(Error::MissingWal { id, path: path.to_string() })
+            }
+            Err(e) => return Err(e),
+        };
+        let wal = decode_wal(&path, bytes)?;
+        if follower.observe(id, wal.header) == ChainStep::Replay {
+            applied.push((id, wal));
+        }
+    }
+    Ok(applied)
 }
 
 /// The newest epoch whose WALs may be on the chain without a newer manifest:

@@ -13,8 +13,9 @@ use super::manifest_store::{Claim, CompactionCommit, Committed};
 use crate::bounds;
 use crate::error::{Error, Result};
 use crate::iter::{MergeIter, RunSource, Source, SstSource, Tombstones};
-use crate::manifest::{ManifestObject, SstHandle};
-use crate::protocol::{fenced_by, Compaction, Epoch, GcPolicy, Role, SortedRun};
+use crate::manifest::{ManifestObject, SstHandle, SstOwner};
+use crate::protocol::{fenced_by, Compaction, Epoch, Role, SortedRun};
+use crate::trace::TraceEvent;
 use crate::sst::SstBuilder;
 use crate::sync::{lock, Arc};
 
@@ -25,7 +26,7 @@ pub(crate) struct CompactorState {
     epoch: Option<Epoch>,
     /// Runs written under that epoch: a run's id is `epoch << 32 | count`,
     /// unique in the store's history.
-    runs: u64,
+    pub(super) runs: u64,
 }
 
 /// One compaction: L0 SSTs (newest first) and a contiguous slice of runs
@@ -124,7 +125,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     let range = (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded);
     let mut sources = Vec::new();
     for h in &job.l0 {
-        let path = inner.layout.sst(h.id);
+        let path = inner.layout.sst(h);
         let reader = tree.l0.iter().find(|r| r.path() == &path).cloned();
         let Some(reader) = reader else {
             return Err(Error::corrupt(path.to_string(), "an L0 input of the compaction is not open"));
@@ -160,7 +161,17 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         outputs.extend(upload_output(inner, builder.finish(&[]), epoch).await?);
     }
     state.runs += 1;
+    inner.tracer.emit(
+        epoch,
+        TraceEvent::Compact {
+            l0_inputs: job.l0.iter().map(|h| h.id).collect(),
+            run_inputs: job.runs.clone(),
+            outputs: outputs.iter().map(|h| h.id).collect(),
+        },
+    );
     let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
+    // Recorded, or given up on: either way the compactor's next floor passes
+    // them, and GC collects what no manifest records.
     inner.unpin(&outputs);
     let version = result?;
     tracing::info!(
@@ -183,7 +194,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
 async fn upload_output(inner: &Arc<DbInner>, bytes: bytes::Bytes, epoch: Epoch) -> Result<Option<SstHandle>> {
     #[cfg(feature = "mutants")]
     if inner.settings.compact_before_upload {
-        let Some(handle) = inner.sst_handle(&bytes, epoch, None)? else { return Ok(None) };
+        let Some(handle) = inner.sst_handle(&bytes, SstOwner::Compactor, epoch, None)? else { return Ok(None) };
         let (task, h) = (inner.clone(), handle.clone());
         tokio::spawn(async move {
             if let Err(e) = task.create_sst(&h, bytes).await {
@@ -192,7 +203,7 @@ async fn upload_output(inner: &Arc<DbInner>, bytes: bytes::Bytes, epoch: Epoch) 
         });
         return Ok(Some(handle));
     }
-    inner.upload_sst(bytes, epoch, None).await
+    inner.upload_sst(bytes, SstOwner::Compactor, epoch, None).await
 }
 
 /// Mutant `tombstones-above-bottom` (`Settings::tombstones_above_bottom`):
@@ -233,12 +244,12 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
     }
     let mut manifest = inner.manifest.lock().await;
     let latest = inner.manifests.reread(manifest.clone()).await?;
-    if let Some(by) = fenced_by(Role::Writer, inner.epoch, &latest.view()) {
+    if let Some(by) = fenced_by(Role::Writer, inner.epoch, &latest.view()).filter(|_| !inner.read_only) {
         return Err(Error::Fenced { writer_epoch: inner.epoch, by });
     }
-    match inner.manifests.commit(&latest, &Claim::Compactor, |_| ()).await? {
+    let recorded = |next: &ManifestObject| inner.tracer.emit(next.compactor_epoch, TraceEvent::ClaimCompactor { version: next.version });
+    match inner.manifests.commit(&latest, &Claim::Compactor, recorded).await? {
         Committed::Applied { version, .. } => {
-            tracing::info!(action = "ClaimCompactor", compactor_epoch = version.compactor_epoch, version = version.version, "ClaimCompactor");
             state.epoch = Some(version.compactor_epoch);
             let epoch = version.compactor_epoch;
             *manifest = version;
@@ -250,21 +261,17 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
 }
 
 /// `CompactCommit`: records the compaction with the protocol's
-/// `apply_compaction` (exactly its inputs removed, the output where they
-/// were) through the one commit loop; a writer's version in between is
-/// re-read and the compaction re-applied on top of it.
+/// `apply_compaction` (exactly its inputs removed and retired, the output
+/// where they were, the compactor's SST floor past its outputs) through the
+/// one commit loop; a writer's version in between is re-read and the
+/// compaction re-applied on top of it.
 async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
-    let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
-    let now = inner.settings.clock.now_ms() + COMMIT_TIMEOUT_MS;
-    if let Some(old) = output.ssts.iter().find(|h| !policy.may_record_sst(h.created_at_ms(), now)) {
-        return Err(Error::InvalidArgument(format!(
-            "compaction output {} is older than gc_min_age before its manifest was written; raise gc_min_age",
-            ulid::Ulid(old.id)
-        )));
-    }
-    let compaction = Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output };
+    let sst_floor = inner.sst_floor(SstOwner::Compactor, &output.ssts);
+    let compaction =
+        Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output, sst_floor };
     let mut manifest = inner.manifest.lock().await;
-    match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), |_| ()).await? {
+    let recorded = |next: &ManifestObject| inner.tracer.emit(epoch, TraceEvent::CompactCommit { version: next.version });
+    match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), recorded).await? {
         Committed::Applied { version, .. } => {
             let tree = inner.open_tree(&version);
             *manifest = version;
@@ -276,7 +283,3 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
         Committed::Refused(conflict) => Err(Error::InvalidArgument(format!("compaction not recorded: {conflict:?}"))),
     }
 }
-
-/// Time allowed for a manifest create to complete, added to `now` when
-/// checking that an SST may still be recorded (`GcPolicy::may_record_sst`).
-pub(crate) const COMMIT_TIMEOUT_MS: u64 = 30_000;

@@ -1,39 +1,51 @@
-//! Garbage collection: lists the store, asks the protocol what may be
-//! deleted (`GcManifest`, `GcSst`, `GcWal`), deletes it.
+//! Garbage collection: observes the store (lists SSTs, WALs and manifests,
+//! then reads the latest version), asks the protocol what may be deleted
+//! (`GcPolicy::plan`: `GcSst`, `GcWal`, `GcManifest`), deletes it, and drops
+//! expired checkpoints with a client edit (`CheckpointExpire`).
 //!
-//! Nothing is deleted that a kept manifest version references; a version is
-//! kept while it is the latest or its successor is younger than
-//! `gc_min_age` (read-only handles may still use it); unreferenced objects
-//! must be at least `gc_min_age` old (a flush or compaction in another
-//! process may be about to record them); fences are never deleted.
+//! Everything GC must keep for other processes is recorded in the latest
+//! manifest (its tree, the checkpoints and the SSTs they need, each role's
+//! SST floor), so a pass reads one manifest, however many versions are
+//! listed: its cost does not grow with use.
 
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
-use crate::bounds::{ObjectKind, MAX_MANIFEST_BYTES};
-use crate::store::read;
 use super::inner::DbInner;
+use super::manifest_store::{ClientCommit, Committed};
 use crate::error::Result;
 use crate::manifest::ManifestObject;
-use crate::protocol::{GcPolicy, KeptManifest, Listed, SortedRun, Tree, WalId};
-use crate::sync::{lock, Arc};
+use crate::paths::SstName;
+use crate::protocol::{
+    expired, CheckpointEdit, GcCaller, GcPolicy, Listed, ListedSst, Observed, Retired, SortedRun, Tree, WalId,
+};
+use crate::sync::Arc;
+use crate::trace::TraceEvent;
 
 /// What one GC pass deleted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcStats {
+    /// Superseded manifest versions deleted (`GcManifest`).
     pub manifests: usize,
+    /// SSTs deleted (`GcSst`).
     pub ssts: usize,
+    /// WALs deleted (`GcWal`).
     pub wals: usize,
+    /// Expired checkpoints dropped (`CheckpointExpire`).
+    pub checkpoints_expired: usize,
 }
 
-/// Runs a GC pass every `gc_interval`.
+/// Runs a GC pass every `gc_interval` for the writer of this process.
 pub(super) async fn periodic(inner: Arc<DbInner>) {
     loop {
         tokio::time::sleep(inner.settings.gc_interval).await;
         if inner.commit.failure().is_some() {
             return;
         }
-        if let Err(e) = run(&inner).await {
+        if let Err(e) = super::l0_flush::refresh_pin(&inner).await {
+            tracing::warn!(error = %e, "moving the writer's pin failed; the next pass retries");
+        }
+        if let Err(e) = run(&inner, GcCaller::Writer(inner.epoch)).await {
             tracing::warn!(error = %e, "GC pass failed; the next pass retries");
         }
     }
@@ -43,84 +55,126 @@ fn modified_ms(m: &object_store::ObjectMeta) -> u64 {
     m.last_modified.timestamp_millis().max(0) as u64
 }
 
-/// One GC pass: reads the clock once, lists, asks `protocol::gc`, deletes
-/// SSTs and WALs, then manifests (a crash part-way leaves only garbage).
-pub(crate) async fn run(inner: &DbInner) -> Result<GcStats> {
+/// The tree with SST ids only: what the plan compares listings against.
+fn ids(tree: Tree<crate::manifest::SstHandle>) -> Tree<u128> {
+    Tree {
+        l0: tree.l0.iter().map(|h| h.id).collect(),
+        runs: tree.runs.iter().map(|r| SortedRun { id: r.id, ssts: r.ssts.iter().map(|h| h.id).collect() }).collect(),
+        fences: tree.fences,
+        checkpoints: tree.checkpoints,
+        retired: tree.retired.into_iter().map(|r| Retired { sst: r.sst.id, version: r.version }).collect(),
+    }
+}
+
+/// One GC pass as `caller`: observe, decide, delete SSTs, then WALs, then
+/// manifest versions (a crash part-way leaves only garbage), then drop the
+/// checkpoints that expired. A pass of a process the latest version shows
+/// fenced deletes nothing.
+pub(crate) async fn run(inner: &DbInner, caller: GcCaller) -> Result<GcStats> {
     let store = inner.store.as_ref();
     let layout = &inner.layout;
     let policy = GcPolicy::new(inner.settings.protocol, inner.settings.gc_min_age.as_millis() as u64);
     let now = inner.settings.clock.now_ms();
 
-    // Order matters with a zero `gc_min_age`: SSTs and WALs are listed and
-    // this process's pins read *before* the manifests. An SST in the
-    // listing is then either still pinned (its flush or compaction is not
-    // recorded yet) or recorded in a manifest this pass will read.
-    let mut stats = GcStats::default();
-    let ssts: Vec<_> = store.list(Some(&layout.sst_dir())).try_collect().await?;
-    let listed_ssts: Vec<Listed<u128>> = ssts
+    // The listings first, then the latest version: an SST recorded after
+    // the listing is referenced by it or kept by its owner's floor.
+    let listed: Vec<_> = store.list(Some(&layout.sst_dir())).try_collect().await?;
+    let names: Vec<(SstName, u64)> = listed.iter().filter_map(|m| Some((layout.parse_sst(&m.location)?, modified_ms(m)))).collect();
+    let ssts: Vec<ListedSst<u128>> = names
         .iter()
-        .filter_map(|m| {
-            let id = layout.parse_sst(&m.location)?;
+        .map(|(n, modified)| ListedSst {
+            id: n.id,
+            origin: n.owner.origin(n.epoch, n.id),
             // The ULID's time, unless the store saw the object later.
-            Some(Listed { id, created_at: ulid::Ulid(id).timestamp_ms().max(modified_ms(m)) })
+            created_at: ulid::Ulid(n.id).timestamp_ms().max(*modified),
         })
         .collect();
-    let mut pinned: Vec<u128> = lock(&inner.pinned).iter().copied().collect();
-    pinned.extend(inner.ssts_in_use());
-    let wals: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
-    let listed_wals: Vec<Listed<WalId>> = wals
-        .iter()
-        .filter_map(|m| Some(Listed { id: layout.parse_wal(&m.location)?, created_at: modified_ms(m) }))
-        .collect();
+    let listed: Vec<_> = store.list(Some(&layout.wal_dir())).try_collect().await?;
+    let wals: Vec<Listed<WalId>> =
+        listed.iter().filter_map(|m| Some(Listed { id: layout.parse_wal(&m.location)?, created_at: modified_ms(m) })).collect();
     let listed: Vec<_> = store.list(Some(&layout.manifest_dir())).try_collect().await?;
-    let versions: Vec<Listed<u64>> = listed
+    let manifests: Vec<Listed<u64>> = listed
         .iter()
         .filter_map(|m| Some(Listed { id: layout.parse_manifest(&m.location)?, created_at: modified_ms(m) }))
         .collect();
-    let plan = policy.manifests(&versions, now);
-    let mut manifests = Vec::new();
-    for v in &plan.keep {
-        let path = layout.manifest(*v);
-        match read(store, &path, ObjectKind::Manifest, MAX_MANIFEST_BYTES).await {
-            Ok(bytes) => manifests.push(ManifestObject::decode(path.as_ref(), &bytes)?),
-            // Deleted by another GC since the listing: it keeps nothing.
-            Err(crate::Error::ObjectStore(object_store::Error::NotFound { .. })) => {}
-            Err(e) => return Err(e),
+    let Some(latest) = inner.manifests.latest().await? else { return Ok(GcStats::default()) };
+    let view = latest.view();
+    let tree = ids(latest.tree());
+    let plan = policy.plan(&Observed {
+        latest: &view,
+        tree: &tree,
+        manifests: &manifests,
+        wals: &wals,
+        ssts: &ssts,
+        now,
+        caller,
+        unrecorded_flush: None,
+    });
+    let epoch = match caller {
+        GcCaller::Standalone => 0,
+        GcCaller::Writer(e) | GcCaller::Compactor(e) => e,
+    };
+    let step = |event| inner.tracer.emit(epoch, event);
+    step(TraceEvent::GcRun {
+        version: latest.version,
+        ssts: plan.ssts.clone(),
+        wals: plan.wals.clone(),
+        manifests: plan.manifests.clone(),
+    });
+
+    let mut stats = GcStats::default();
+    for id in &plan.ssts {
+        if let Some((n, _)) = names.iter().find(|(n, _)| n.id == *id) {
+            delete(inner, &layout.sst_at(n.id, n.owner, n.epoch)).await?;
+            stats.ssts += 1;
         }
     }
-    if manifests.is_empty() {
-        return Ok(GcStats::default());
+    if !plan.ssts.is_empty() {
+        step(TraceEvent::GcSst { ssts: plan.ssts.clone() });
     }
-    let views: Vec<_> = manifests.iter().map(|m| (m.view(), m.tree())).collect();
-    let trees: Vec<(crate::protocol::ManifestView, Tree<u128>)> = views
-        .iter()
-        .map(|(v, t)| {
-            let ids = Tree {
-                l0: t.l0.iter().map(|h| h.id).collect(),
-                runs: t.runs.iter().map(|r| SortedRun { id: r.id, ssts: r.ssts.iter().map(|h| h.id).collect() }).collect(),
-                fences: t.fences.clone(),
-            };
-            (*v, ids)
-        })
-        .collect();
-    let kept: Vec<KeptManifest<'_, u128>> = trees.iter().map(|(view, tree)| KeptManifest { view, tree }).collect();
-
-    for id in policy.ssts(&kept, &listed_ssts, &pinned, now) {
-        delete(inner, &layout.sst(id)).await?;
-        tracing::info!(action = "GcSst", sst = %ulid::Ulid(id), "GcSst");
-        stats.ssts += 1;
-    }
-    for id in policy.wals(&kept, &listed_wals, now, None) {
-        delete(inner, &layout.wal(id)).await?;
-        tracing::info!(action = "GcWal", wal_id = id, "GcWal");
+    for id in &plan.wals {
+        delete(inner, &layout.wal(*id)).await?;
         stats.wals += 1;
     }
-    for v in &plan.delete {
+    if !plan.wals.is_empty() {
+        step(TraceEvent::GcWal { wals: plan.wals.clone() });
+    }
+    for v in &plan.manifests {
         delete(inner, &layout.manifest(*v)).await?;
-        tracing::info!(action = "GcManifest", version = v, "GcManifest");
         stats.manifests += 1;
     }
+    if !plan.manifests.is_empty() {
+        step(TraceEvent::GcManifest { versions: plan.manifests.clone() });
+    }
+    if !caller_is_fenced(&latest, caller) {
+        stats.checkpoints_expired = expire_checkpoints(inner, &latest, now, policy.min_age).await?;
+    }
     Ok(stats)
+}
+
+fn caller_is_fenced(latest: &ManifestObject, caller: GcCaller) -> bool {
+    match caller {
+        GcCaller::Standalone => false,
+        GcCaller::Writer(e) => latest.writer_epoch > e,
+        GcCaller::Compactor(e) => latest.compactor_epoch > e,
+    }
+}
+
+/// `CheckpointExpire`: drops the checkpoints expired at `now` (with `grace`)
+/// from the manifest, through the one commit path. Returns how many.
+async fn expire_checkpoints(inner: &DbInner, latest: &ManifestObject, now: u64, grace: u64) -> Result<usize> {
+    let gone = expired(&latest.tree(), now, grace);
+    if gone.is_empty() {
+        return Ok(0);
+    }
+    let edit = ClientCommit { protocol: inner.settings.protocol, edit: CheckpointEdit::Expire { now, grace } };
+    match inner.manifests.commit(latest, &edit, |_| ()).await? {
+        Committed::Applied { version, .. } => {
+            inner.tracer.emit(0, TraceEvent::CheckpointExpire { version: version.version, dropped: gone.clone() });
+            Ok(gone.len())
+        }
+        Committed::Fenced { .. } | Committed::Refused(_) => Ok(0),
+    }
 }
 
 async fn delete(inner: &DbInner, path: &object_store::path::Path) -> Result<()> {

@@ -1,7 +1,7 @@
 //! The state a `Db` handle shares with its background tasks, and the small
 //! operations every task uses on it.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use object_store::ObjectStore;
 
@@ -11,10 +11,10 @@ use crate::bounds;
 use crate::cache::BlockCache;
 use crate::commit::{AckError, CommitLog};
 use crate::error::{Error, Result};
-use crate::manifest::{ManifestObject, SstHandle};
+use crate::manifest::{ManifestObject, SstHandle, SstOwner};
 use crate::memtable::MemState;
 use crate::paths::Layout;
-use crate::protocol::{Epoch, WalId};
+use crate::protocol::{Epoch, Pin, WalId};
 use crate::settings::Settings;
 use crate::sst::{SeqEntry, SstReader};
 use crate::store::{create, read, HedgeStats, RequestCounters};
@@ -47,9 +47,13 @@ pub(crate) struct DbInner {
     pub(crate) manifest: TaskMutex<ManifestObject>,
     /// Serialises compactions in this process (background task and `close`).
     pub(crate) compaction: TaskMutex<super::compactor::CompactorState>,
-    /// SSTs this process has written but not yet recorded in a manifest:
-    /// this process's GC never deletes them.
-    pub(crate) pinned: Mutex<BTreeSet<u128>>,
+    /// SSTs this process has written but not yet recorded in a manifest,
+    /// by owner: the SST floors it records stay at or below them, so no GC
+    /// deletes them while they may still be recorded.
+    pub(crate) pinned: Mutex<BTreeMap<u128, SstOwner>>,
+    /// The last SST id this process handed out: ids are monotonic, so an SST
+    /// floor (the next id) is above every SST already recorded.
+    pub(crate) last_sst_id: Mutex<u128>,
     pub(crate) wake_compactor: Notify,
     pub(crate) wake_flusher: Notify,
     pub(crate) wake_l0: Notify,
@@ -92,11 +96,25 @@ impl DbInner {
         *lock(&self.tree) = tree;
     }
 
-    /// SST ids of every tree a reader of this process may still hold.
-    pub(crate) fn ssts_in_use(&self) -> Vec<u128> {
-        let mut trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
-        trees.push(lock(&self.tree).clone());
-        trees.iter().flat_map(|t| t.ssts().map(|s| s.handle.id).collect::<Vec<_>>()).collect()
+    /// The oldest version a snapshot or scan of this process reads, if any
+    /// is held: a tree other than the current one that is still alive, or
+    /// the current one held by someone besides this handle.
+    pub(crate) fn oldest_held_view(&self) -> Option<Pin> {
+        let current = lock(&self.tree).clone();
+        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        // The current tree's own references: `self.tree`, `current`, and
+        // its entry upgraded in `trees`.
+        let held = |t: &StdArc<OpenTree>| !StdArc::ptr_eq(t, &current) || StdArc::strong_count(t) > 3;
+        trees.iter().filter(|t| held(t)).map(|t| t.pin).min_by_key(|p| p.version)
+    }
+
+    /// The oldest version a tree of this process still in use (by a
+    /// snapshot, an iterator, or as the current tree) derives from, with its
+    /// replay point: what the writer's pin must protect.
+    pub(crate) fn oldest_live_tree(&self) -> Pin {
+        let current = lock(&self.tree).clone();
+        let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        trees.iter().chain(std::iter::once(&current)).map(|t| t.pin).min_by_key(|p| p.version).unwrap_or(current.pin)
     }
 
     /// The open tree of `manifest`: SSTs the current tree has open are
@@ -106,29 +124,61 @@ impl DbInner {
         OpenTree::of(&self.store, &self.block_cache, &self.layout, manifest, &known, bounds::max_sst_bytes(&self.settings))
     }
 
-    /// Creates a new SST object under a fresh name (`id` if given: a
-    /// mutant's) and returns its handle, `None` for an empty SST. The id
-    /// stays pinned (this process's GC leaves it alone) until the caller
-    /// records it in a manifest or gives up.
-    pub(crate) async fn upload_sst(&self, bytes: bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
-        let Some(handle) = self.sst_handle(&bytes, epoch, id)? else { return Ok(None) };
+    /// A fresh SST id: a ULID of the engine's clock, above every id this
+    /// process handed out before.
+    fn next_sst_id(&self) -> u128 {
+        let mut last = lock(&self.last_sst_id);
+        let fresh = SstHandle::new_id(self.settings.clock.now_ms());
+        *last = fresh.max(last.saturating_add(1));
+        *last
+    }
+
+    /// `owner`'s SST floor to record now: the smallest id it may still
+    /// record after the SSTs in `recording` are recorded (an SST written and
+    /// not yet recorded), else the next id it will hand out.
+    pub(crate) fn sst_floor(&self, owner: SstOwner, recording: &[SstHandle]) -> u128 {
+        let next = lock(&self.last_sst_id).saturating_add(1);
+        let pinned = lock(&self.pinned);
+        let unrecorded = pinned.iter().filter(|(id, o)| **o == owner && !recording.iter().any(|h| h.id == **id));
+        unrecorded.map(|(id, _)| *id).min().map_or(next, |id| id.min(next))
+    }
+
+    /// Creates a new SST object of `owner` at `epoch` under a fresh name
+    /// (`name`, an id and epoch, if given: a mutant's) and returns its
+    /// handle, `None` for an empty SST. It stays pinned (below every SST
+    /// floor this process records) until the caller records it in a
+    /// manifest or gives up.
+    pub(crate) async fn upload_sst(
+        &self,
+        bytes: bytes::Bytes,
+        owner: SstOwner,
+        epoch: Epoch,
+        name: Option<(u128, Epoch)>,
+    ) -> Result<Option<SstHandle>> {
+        let Some(handle) = self.sst_handle(&bytes, owner, epoch, name)? else { return Ok(None) };
         self.create_sst(&handle, bytes).await?;
         Ok(Some(handle))
     }
 
-    /// The handle SST `bytes` will have under a fresh name (`id` if given),
-    /// `None` for an empty SST; the id is pinned from here on.
-    pub(crate) fn sst_handle(&self, bytes: &bytes::Bytes, epoch: Epoch, id: Option<u128>) -> Result<Option<SstHandle>> {
+    /// The handle SST `bytes` will have under a fresh name (`name` if
+    /// given), `None` for an empty SST; the id is pinned from here on.
+    pub(crate) fn sst_handle(
+        &self,
+        bytes: &bytes::Bytes,
+        owner: SstOwner,
+        epoch: Epoch,
+        name: Option<(u128, Epoch)>,
+    ) -> Result<Option<SstHandle>> {
         let reader = SstReader::from_bytes(object_store::path::Path::from(""), bytes.clone())?;
         let Some((first_key, last_key)) = reader.key_range() else { return Ok(None) };
-        let id = id.unwrap_or_else(|| SstHandle::new_id(self.settings.clock.now_ms()));
-        lock(&self.pinned).insert(id);
-        Ok(Some(SstHandle { id, writer_epoch: epoch, size: bytes.len() as u64, first_key, last_key }))
+        let (id, epoch) = name.unwrap_or_else(|| (self.next_sst_id(), epoch));
+        lock(&self.pinned).insert(id, owner);
+        Ok(Some(SstHandle { id, owner, epoch, size: bytes.len() as u64, first_key, last_key }))
     }
 
     /// Creates the object of `handle` (from [`DbInner::sst_handle`]).
     pub(crate) async fn create_sst(&self, handle: &SstHandle, bytes: bytes::Bytes) -> Result<()> {
-        let path = self.layout.sst(handle.id);
+        let path = self.layout.sst(handle);
         // A fresh ULID is unique: AlreadyExists can only be our own retried create.
         if !create(self.store.as_ref(), &path, bytes.clone()).await? {
             // Read no more than ours: a larger object is not ours either.

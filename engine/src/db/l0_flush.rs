@@ -8,7 +8,7 @@ use super::inner::DbInner;
 use super::manifest_store::{Committed, WriterCommit};
 use super::wal_writer::freeze_memtable;
 use crate::error::{Error, Result};
-use crate::manifest::ManifestObject;
+use crate::manifest::{ManifestObject, SstOwner};
 use crate::memtable::Memtable;
 use crate::protocol::{Protocol, WriterEdit};
 use crate::sst::SstBuilder;
@@ -59,11 +59,12 @@ fn build_sst(table: &Memtable, block_size: usize) -> bytes::Bytes {
 }
 
 /// Mutant `sst-names-without-epoch` (`Settings::sst_names_without_epoch`):
-/// the id an L0 flush from `manifest` takes, named from the manifest alone.
-fn sst_id_from_manifest(inner: &DbInner, manifest: &ManifestObject) -> Option<u128> {
+/// the name an L0 flush from `manifest` takes, from the manifest alone (the
+/// next id, and no epoch), so a zombie and its successor pick the same one.
+fn sst_name_from_manifest(inner: &DbInner, manifest: &ManifestObject) -> Option<(u128, crate::protocol::Epoch)> {
     #[cfg(feature = "mutants")]
     if inner.settings.sst_names_without_epoch {
-        return Some(manifest.ssts().map(|h| h.id).max().map_or(ulid::Ulid::from_parts(1, 1).0, |id| id + 1));
+        return Some((manifest.ssts().map(|h| h.id).max().map_or(ulid::Ulid::from_parts(1, 1).0, |id| id + 1), 0));
     }
     let _ = (inner, manifest);
     None
@@ -76,8 +77,8 @@ pub(super) async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let mut manifest = inner.manifest.lock().await;
     let Some(imm) = lock(&inner.mem).imm.first().cloned() else { return Ok(false) };
     let bytes = build_sst(&imm.table, inner.settings.block_size);
-    let named = sst_id_from_manifest(inner, &manifest);
-    let handle = inner.upload_sst(bytes, inner.epoch, named).await?;
+    let named = sst_name_from_manifest(inner, &manifest);
+    let handle = inner.upload_sst(bytes, SstOwner::Writer, inner.epoch, named).await?;
     inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });
     // While closing, the manifest that records the last memtable is the
     // close manifest (`writer_closed`), as the spec's `Close` has it.
@@ -90,6 +91,8 @@ pub(super) async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
         flushed_through: Some(imm.last_wal_id),
         close: last && inner.commit.closed_and_durable() && inner.uploads_in_flight.load(Ordering::Acquire) == 0,
         fences: inner.fences.clone(),
+        pin: None,
+        sst_floor: 0,
     };
     // On an error the SST stays pinned: the create may have landed.
     commit_writer_edit(inner, &mut manifest, &edit).await?;
@@ -128,12 +131,39 @@ pub(super) async fn record_close(inner: &DbInner) -> Result<()> {
     commit_writer_edit(inner, &mut manifest, &edit).await
 }
 
+/// A writer edit that records nothing new but moves the writer's pin up to
+/// its oldest tree still in use, so GC may collect what compactions
+/// retired behind it (a writer that writes nothing else would otherwise
+/// hold them for good). Returns whether a version was written.
+pub(super) async fn refresh_pin(inner: &DbInner) -> Result<bool> {
+    let mut manifest = inner.manifest.lock().await;
+    let latest = inner.manifests.reread(manifest.clone()).await?;
+    let pinned = latest.checkpoints.iter().find(|c| c.holder == crate::manifest::CheckpointHolder::Writer(inner.epoch));
+    let stale = pinned.is_some_and(|c| c.version < inner.oldest_live_tree().version);
+    if latest.retired.is_empty() || !stale {
+        return Ok(false);
+    }
+    *manifest = latest;
+    let edit = WriterEdit { fences: inner.fences.clone(), ..WriterEdit::default() };
+    commit_writer_edit(inner, &mut manifest, &edit).await?;
+    Ok(true)
+}
+
 /// The writer's `WriteManifest` (and `Close`) through the one commit loop:
 /// a lost race is decided by `on_manifest_taken` (the compactor's update is
 /// re-read and the edit re-applied on top of it, I8; a newer writer epoch
 /// fences this writer, I5).
 async fn commit_writer_edit(inner: &DbInner, manifest: &mut ManifestObject, edit: &WriterEdit<crate::manifest::SstHandle>) -> Result<()> {
-    let change = WriterCommit { epoch: inner.epoch, log: &inner.commit, edit };
+    // The floor is past every SST of this writer but those still being
+    // written (and those this edit records).
+    let edit = WriterEdit { sst_floor: inner.sst_floor(SstOwner::Writer, &edit.flushed), ..edit.clone() };
+    let change = WriterCommit {
+        epoch: inner.epoch,
+        log: &inner.commit,
+        edit: &edit,
+        oldest_live: inner.oldest_live_tree(),
+        held_view: inner.oldest_held_view(),
+    };
     let committed = inner
         .manifests
         .commit(manifest, &change, |next| {

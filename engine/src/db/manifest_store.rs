@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::paths::Layout;
 use crate::protocol::{
-    apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_epoch, on_claim_taken, on_manifest_created,
+    apply_checkpoint_edit, apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_writer, on_claim_taken, CheckpointEdit, CheckpointRefused, Pin, on_manifest_created,
     on_manifest_taken, reapply_base, ClaimTaken, Compaction, CreatedOutcome, Epoch, ManifestConflict, ManifestView, Protocol,
     Role, TakenOutcome, Tree, WriterEdit,
 };
@@ -36,7 +36,7 @@ pub(crate) trait ManifestEdit {
     fn holder(&self) -> Option<(Role, Epoch)>;
 
     /// The next version's fields and tree on top of `base`.
-    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict>;
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused>;
 }
 
 /// The writer's `WriteManifest` (or `Close`): `wal_id_last_seen` comes from
@@ -45,6 +45,15 @@ pub(crate) struct WriterCommit<'a> {
     pub(crate) epoch: Epoch,
     pub(crate) log: &'a CommitLog<SeqEntry>,
     pub(crate) edit: &'a WriterEdit<SstHandle>,
+    /// The oldest version a tree of the writer's process still in use
+    /// derives from. The writer's pin stays there if it is older than the
+    /// base the edit is applied on; else the new version's tree holds every
+    /// SST those trees read, and the pin moves to it.
+    pub(crate) oldest_live: Pin,
+    /// The oldest version a snapshot or scan of the writer's process still
+    /// reads (the current tree counts only if someone else holds it): a
+    /// close keeps the writer's pin there instead of dropping it.
+    pub(crate) held_view: Option<Pin>,
 }
 
 impl ManifestEdit for WriterCommit<'_> {
@@ -52,8 +61,29 @@ impl ManifestEdit for WriterCommit<'_> {
         Some((Role::Writer, self.epoch))
     }
 
-    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict> {
-        self.log.with_log(|log| apply_writer_edit(&base.view(), &base.tree(), log, self.edit))
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused> {
+        let pin = match self.edit.close {
+            true => self.held_view,
+            false => (self.oldest_live.version < base.version).then_some(self.oldest_live),
+        };
+        let edit = WriterEdit { pin, ..self.edit.clone() };
+        Ok(self.log.with_log(|log| apply_writer_edit(&base.view(), &base.tree(), log, &edit))?)
+    }
+}
+
+/// A checkpoint holder's edit, or GC's `Expire` (a client: never fenced).
+pub(crate) struct ClientCommit {
+    pub(crate) protocol: Protocol,
+    pub(crate) edit: CheckpointEdit,
+}
+
+impl ManifestEdit for ClientCommit {
+    fn holder(&self) -> Option<(Role, Epoch)> {
+        Some((Role::Client, 0))
+    }
+
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused> {
+        Ok(apply_checkpoint_edit(self.protocol, &base.view(), &base.tree(), &self.edit)?)
     }
 }
 
@@ -65,8 +95,8 @@ impl ManifestEdit for CompactionCommit<'_> {
         Some((Role::Compactor, self.0.compactor_epoch))
     }
 
-    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict> {
-        apply_compaction(&base.view(), &base.tree(), self.0)
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused> {
+        Ok(apply_compaction(&base.view(), &base.tree(), self.0)?)
     }
 }
 
@@ -81,12 +111,32 @@ impl ManifestEdit for Claim {
         None
     }
 
-    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), ManifestConflict> {
-        let view = match self {
-            Claim::Writer => claim_epoch(&base.view()),
-            Claim::Compactor => claim_compactor_epoch(&base.view()),
-        };
-        Ok((view, base.tree()))
+    fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused> {
+        Ok(match self {
+            Claim::Writer => claim_writer(&base.view(), &base.tree()),
+            Claim::Compactor => (claim_compactor_epoch(&base.view()), base.tree()),
+        })
+    }
+}
+
+/// Why the protocol refused an edit on the latest version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// A role's update (`InputsGone`, ...; `Fenced` is [`Committed::Fenced`]).
+    Conflict(ManifestConflict),
+    /// A checkpoint edit (`Missing`, `Expired`, ...).
+    Checkpoint(CheckpointRefused),
+}
+
+impl From<ManifestConflict> for Refused {
+    fn from(c: ManifestConflict) -> Self {
+        Refused::Conflict(c)
+    }
+}
+
+impl From<CheckpointRefused> for Refused {
+    fn from(c: CheckpointRefused) -> Self {
+        Refused::Checkpoint(c)
     }
 }
 
@@ -98,8 +148,8 @@ pub(crate) enum Committed {
     Applied { version: ManifestObject, base: ManifestObject },
     /// A newer epoch of the holder's role holds the store: stop for good.
     Fenced { by: Epoch },
-    /// The protocol refused the edit on the latest version (`InputsGone`, ...).
-    Refused(ManifestConflict),
+    /// The protocol refused the edit on the latest version.
+    Refused(Refused),
 }
 
 /// Manifest versions of one database: reads and the commit loop.
@@ -174,7 +224,7 @@ impl ManifestStore {
         for _ in 0..RACE_ATTEMPTS {
             let (view, tree) = match edit.apply(&base) {
                 Ok(next) => next,
-                Err(ManifestConflict::Fenced { by }) => return Ok(Committed::Fenced { by }),
+                Err(Refused::Conflict(ManifestConflict::Fenced { by })) => return Ok(Committed::Fenced { by }),
                 Err(other) => return Ok(Committed::Refused(other)),
             };
             let mut next = base.successor(&self.layout, view, tree)?;

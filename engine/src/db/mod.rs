@@ -6,13 +6,16 @@
 //! (the one manifest commit path).
 
 mod chain;
+mod checkpoint;
 mod compactor;
 mod gc;
 mod inner;
 mod l0_flush;
 mod manifest_store;
+mod follower;
 mod open;
 mod read;
+mod standalone;
 mod stall;
 mod tree;
 mod wal_writer;
@@ -31,7 +34,11 @@ use crate::protocol::Epoch;
 use crate::sync::{lock, Arc, Mutex, Ordering};
 
 pub use chain::{database_exists, read_chain, read_chain_with, ChainContents};
+pub use checkpoint::{create_checkpoint, delete_checkpoint, list_checkpoints, CheckpointOptions};
+pub use follower::{DbReader, ReaderOptions};
+pub use gc::GcStats;
 pub use read::{DbIterator, Snapshot};
+pub use standalone::{collect_garbage, compact};
 pub use stall::{SlowWrites, StallCause};
 
 use inner::DbInner;
@@ -178,6 +185,26 @@ impl Db {
     /// ```
     pub fn snapshot(&self) -> Snapshot {
         Snapshot { view: self.inner.read_view(), max_key_size: self.inner.settings.max_key_size }
+    }
+
+    /// A durable checkpoint of this database: a consistent backup holding
+    /// every write acknowledged before the call, kept by GC in any process
+    /// until it is deleted ([`delete_checkpoint`]) or, with a lifetime,
+    /// expires. Open it elsewhere with [`DbReader::open_checkpoint`]. One
+    /// manifest write; the writer goes on undisturbed.
+    pub async fn checkpoint(&self, opts: CheckpointOptions) -> Result<crate::manifest::Checkpoint> {
+        let inner = &self.inner;
+        let client = checkpoint::Client {
+            store: &inner.store,
+            layout: &inner.layout,
+            manifests: &inner.manifests,
+            protocol: inner.settings.protocol,
+            clock: inner.settings.clock.as_ref(),
+            tracer: &inner.tracer,
+            wal_limit: crate::bounds::max_wal_bytes(&inner.settings),
+        };
+        let latest = inner.manifests.reread(inner.manifest.lock().await.clone()).await?;
+        Ok(client.create(&latest, opts, true).await?.0)
     }
 
     /// Writes `value` at `key` and returns once it is durable (its WAL is
@@ -559,7 +586,7 @@ impl Db {
             compactor::compact_while_needed(inner).await?;
         }
         if !inner.settings.gc_interval.is_zero() {
-            if let Err(e) = gc::run(inner).await {
+            if let Err(e) = gc::run(inner, crate::protocol::GcCaller::Writer(inner.epoch)).await {
                 tracing::warn!(error = %e, "GcManifest/GcSst/GcWal pass at close failed; the next pass retries");
             }
         }

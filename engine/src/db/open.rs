@@ -5,7 +5,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use tracing::Instrument;
 
-use super::chain::{read_chain, read_chain_with, replay, ChainContents};
+use super::chain::{read_chain, read_chain_with, replay};
 use super::inner::DbInner;
 use super::manifest_store::{Claim, Committed, ManifestStore, RACE_ATTEMPTS};
 use super::tree::OpenTree;
@@ -15,6 +15,7 @@ use crate::cache::BlockCache;
 use crate::commit::CommitLog;
 use crate::error::{Error, Result};
 use crate::manifest::ManifestObject;
+use crate::memtable::MemState;
 use crate::paths::Layout;
 use crate::protocol::{
     fenced_by, on_fence_conflict, resolve_create_conflict, Epoch, FenceConflict, ObjectOwner, Protocol, Role, WalId, WalLog,
@@ -45,32 +46,33 @@ async fn claim(manifests: &ManifestStore, tracer: &Tracer) -> Result<(ManifestOb
 /// What a writer's open and a read-only open decide differently; everything
 /// else of `DbInner` is built in one place, `DbInner::new`, so a new field
 /// cannot be forgotten in one of the two opens.
-struct Opened<'a> {
-    stores: Stores,
-    layout: Layout,
-    settings: Settings,
-    tracer: Tracer,
-    epoch: Epoch,
-    log: WalLog,
+pub(super) struct Opened {
+    pub(super) stores: Stores,
+    pub(super) layout: Layout,
+    pub(super) settings: Settings,
+    pub(super) tracer: Tracer,
+    pub(super) epoch: Epoch,
+    pub(super) log: WalLog,
     /// The manifest whose SSTs are opened and which the handle starts from.
-    manifest: ManifestObject,
-    /// The WALs replayed into the memtable (`RecoveryPlan::replay`).
-    chain: &'a ChainContents,
-    fences: Vec<WalId>,
-    read_only: bool,
+    pub(super) manifest: ManifestObject,
+    /// The memtable the WALs were replayed into, and the highest sequence
+    /// number replayed.
+    pub(super) mem: MemState,
+    pub(super) replayed: Option<u64>,
+    pub(super) fences: Vec<WalId>,
+    pub(super) read_only: bool,
 }
 
 impl DbInner {
     /// Opens the manifest's SSTs and replays the chain's WALs into a fresh
     /// memtable, with sequence numbers from `seq_base`.
-    fn new(o: Opened<'_>) -> Arc<DbInner> {
-        let Opened { stores, layout, settings, tracer, epoch, log, manifest, chain, fences, read_only } = o;
+    pub(super) fn new(o: Opened) -> Arc<DbInner> {
+        let Opened { stores, layout, settings, tracer, epoch, log, manifest, mut mem, replayed, fences, read_only } = o;
         let Stores { store, requests, hedge_stats, wal: _ } = stores;
         let block_cache = BlockCache::new(settings.block_cache_bytes);
         let sst_limit = ReadLimits::of(&settings).sst_bytes;
         let tree = StdArc::new(OpenTree::of(&store, &block_cache, &layout, &manifest, &Default::default(), sst_limit));
         let manifests = ManifestStore::new(store.clone(), layout.clone(), settings.protocol);
-        let (mut mem, replayed) = replay(chain);
         let next_seq = super::seq_base(epoch, replayed);
         mem.last_seq = next_seq.saturating_sub(1);
         Arc::new(DbInner {
@@ -87,6 +89,7 @@ impl DbInner {
             tree: Mutex::new(tree),
             compaction: TaskMutex::new(Default::default()),
             pinned: Mutex::new(Default::default()),
+            last_sst_id: Mutex::new(0),
             wake_compactor: Notify::new(),
             manifests,
             manifest: TaskMutex::new(manifest),
@@ -310,6 +313,7 @@ impl Db {
             return Err(Error::Fenced { writer_epoch: epoch, by });
         }
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
+        let (mem, replayed) = replay(&chain);
         let fences = plan.fences.clone();
         let inner = DbInner::new(Opened {
             stores,
@@ -319,7 +323,8 @@ impl Db {
             epoch,
             log,
             manifest: claimed,
-            chain: &chain,
+            mem,
+            replayed,
             fences,
             read_only: false,
         });
@@ -373,6 +378,7 @@ impl Db {
         let limits = ReadLimits::of(&settings);
         let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), limits.wal_bytes).await?;
         let epoch = m.writer_epoch;
+        let (mem, replayed) = replay(&chain);
         let inner = DbInner::new(Opened {
             stores,
             layout,
@@ -381,7 +387,8 @@ impl Db {
             epoch,
             log: WalLog::new(Protocol::Shipped, epoch, chain.plan.gap, 1),
             manifest: m,
-            chain: &chain,
+            mem,
+            replayed,
             fences: Vec::new(),
             read_only: true,
         });

@@ -133,7 +133,7 @@ impl Snapshot {
     /// younger than `gc_min_age` (this process's GC keeps them while the
     /// snapshot lives).
     pub fn manifest_version(&self) -> u64 {
-        self.view.tree.version
+        self.view.tree.pin.version
     }
 
     /// The value of `key` as of the snapshot.

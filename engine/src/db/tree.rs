@@ -9,16 +9,18 @@ use crate::cache::BlockCache;
 use crate::iter::{KeyRange, RunSource, ScanOptions, Source, SstSource};
 use crate::manifest::{ManifestObject, SstHandle};
 use crate::paths::Layout;
+use crate::protocol::Pin;
 use crate::sst::{RunReader, SstRef};
 use crate::sync::{Arc, StdArc};
 
 /// The SSTs of one manifest version, open: L0 newest first, runs newest first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct OpenTree {
     pub(crate) l0: Vec<Arc<SstRef>>,
     pub(crate) runs: Vec<Arc<RunReader>>,
-    /// The manifest version these SSTs are the tree of.
-    pub(crate) version: u64,
+    /// The manifest version this tree is, and its replay point: while a
+    /// reader holds the tree, the writer's pin stays at or below it.
+    pub(crate) pin: Pin,
 }
 
 impl OpenTree {
@@ -34,7 +36,7 @@ impl OpenTree {
         sst_limit: u64,
     ) -> OpenTree {
         let sst = |h: &SstHandle| {
-            let path = layout.sst(h.id);
+            let path = layout.sst(h);
             match known.get(path.as_ref()) {
                 Some(r) => r.clone(),
                 None => Arc::new(SstRef::new(h.clone(), path, store.clone(), cache.clone(), sst_limit)),
@@ -42,7 +44,7 @@ impl OpenTree {
         };
         let l0 = m.l0.iter().map(sst).collect();
         let runs = m.runs.iter().map(|run| Arc::new(RunReader::new(run, run.ssts.iter().map(sst).collect()))).collect();
-        OpenTree { l0, runs, version: m.version }
+        OpenTree { l0, runs, pin: Pin { version: m.version, replay_after_wal_id: m.replay_after_wal_id } }
     }
 
     /// Every open SST by path, to carry into the next tree.

@@ -65,17 +65,29 @@ action_names! {
     Compact,
     /// A compactor records its compaction in the next manifest version.
     CompactCommit,
-    /// A read-only handle reads the latest version and replays the chain.
-    ReaderOpen,
+    /// A follower creates its checkpoint, reads that version and the chain after it.
+    FollowerOpen,
+    /// A follower adopts the latest manifest version if newer and applies the WAL chain past where it stopped.
+    FollowerPoll,
+    /// A follower refreshes its checkpoint and moves its pin to the version it creates.
+    FollowerRefresh,
+    /// A client records a durable checkpoint of the latest state.
+    CheckpointCreate,
+    /// A holder extends its checkpoint's expiry.
+    CheckpointRefresh,
+    /// A holder drops its checkpoint.
+    CheckpointDelete,
+    /// GC's edit: drops the checkpoints that expired.
+    CheckpointExpire,
     /// Time advances.
     Tick,
-    /// A GC run observes the store and decides what may be deleted.
+    /// A GC pass observes the store and decides what may be deleted.
     GcRun,
-    /// GC deletes the WALs its run decided.
-    GcWal,
-    /// GC deletes the SSTs its run decided.
+    /// GC deletes the SSTs its pass decided.
     GcSst,
-    /// GC deletes the manifest versions its run decided.
+    /// GC deletes the WALs its pass decided.
+    GcWal,
+    /// GC deletes the manifest versions its pass decided.
     GcManifest,
 }
 

@@ -35,6 +35,8 @@ pub fn fenced_by(role: Role, my_epoch: Epoch, latest: &ManifestView) -> Option<E
     let theirs = match role {
         Role::Writer => latest.writer_epoch,
         Role::Compactor => latest.compactor_epoch,
+        // A client holds no epoch: nothing fences it.
+        Role::Client => return None,
     };
     (theirs > my_epoch).then_some(theirs)
 }

@@ -12,7 +12,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{next_manifest, Epoch, ManifestView, Protocol, WalId, WalLog};
+use super::checkpoint::{prune_retired, set_writer_pin};
+use super::{claim_epoch, next_manifest, Checkpoint, CheckpointOwner, Epoch, ManifestView, Pin, Protocol, Retired, SstSeq, WalId, WalLog};
 
 /// Identifier of a sorted run, unique in the store's history (the compactor
 /// derives it from its epoch and a counter).
@@ -23,13 +24,12 @@ pub type RunId = u64;
 /// the engine.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SortedRun<S> {
-    /// The run's id; a newer run has a larger one.
     pub id: RunId,
-    /// Its SSTs, in key order.
     pub ssts: Vec<S>,
 }
 
-/// The SSTs a manifest version references, and the fences recorded in it.
+/// The SSTs a manifest version references, the fences recorded in it, and
+/// what GC must keep for older versions (checkpoints, retired SSTs).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tree<S> {
     /// L0 SSTs, newest first. Reads consult them before any run.
@@ -38,13 +38,19 @@ pub struct Tree<S> {
     pub runs: Vec<SortedRun<S>>,
     /// Ids of fence WALs, ascending. GC never deletes a fence, and learns
     /// where they are from here instead of reading every WAL: every manifest
-    /// whose `replay_after_wal_id >= f` lists fence `f` (I7).
+    /// whose `replay_after_wal_id >= f` lists fence `f` (I9).
     pub fences: Vec<WalId>,
+    /// Who still reads an older version (or this one): GC keeps what they pin.
+    pub checkpoints: Vec<Checkpoint>,
+    /// SSTs compactions removed from the tree while a checkpoint pinned an
+    /// older version that references them (pruned by every edit once no
+    /// checkpoint pins a version below their retirement).
+    pub retired: Vec<Retired<S>>,
 }
 
 impl<S> Default for Tree<S> {
     fn default() -> Self {
-        Tree { l0: Vec::new(), runs: Vec::new(), fences: Vec::new() }
+        Tree { l0: Vec::new(), runs: Vec::new(), fences: Vec::new(), checkpoints: Vec::new(), retired: Vec::new() }
     }
 }
 
@@ -58,10 +64,10 @@ impl<S> Tree<S> {
 /// Which manifest writer is asking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
-    /// The writer (epoch `writer_epoch`): flushes, closes, claims at open.
     Writer,
-    /// The compactor (epoch `compactor_epoch`).
     Compactor,
+    /// Checkpoint holders and GC's edit: no epoch, never fenced.
+    Client,
 }
 
 /// Why an update cannot be applied to the latest version.
@@ -95,30 +101,42 @@ pub struct WriterEdit<S> {
     /// ([`RecoveryPlan::fences`](super::RecoveryPlan::fences)); recorded in
     /// every manifest the writer writes.
     pub fences: Vec<WalId>,
+    /// The writer's own pin: the oldest version any of its live trees or
+    /// snapshots derives from; `None`: the version being created. Protects
+    /// its reads from a compaction and a GC in other processes. `close`
+    /// drops the pin, unless it is given (views of the process outlive it).
+    pub pin: Option<Pin>,
+    /// The smallest SST sequence number the writer may still record after
+    /// this edit (an SST being written, or written and not yet recorded),
+    /// else its next one: `ManifestView::writer_sst_floor`.
+    pub sst_floor: SstSeq,
 }
 
 impl<S> Default for WriterEdit<S> {
     fn default() -> Self {
-        WriterEdit { flushed: Vec::new(), flushed_through: None, close: false, fences: Vec::new() }
+        WriterEdit { flushed: Vec::new(), flushed_through: None, close: false, fences: Vec::new(), pin: None, sst_floor: 0 }
     }
 }
 
 /// A compaction's update: remove the inputs, put the output run where they were.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Compaction<S> {
-    /// The epoch of the compactor that ran it (fenced if a newer one claimed).
     pub compactor_epoch: Epoch,
     /// L0 SSTs merged: the oldest ones of the version the compactor read.
     pub l0_inputs: Vec<S>,
     /// Runs merged, contiguous in the runs list.
     pub run_inputs: Vec<RunId>,
-    /// The merged run. Its SSTs must pass `GcPolicy::may_record_sst`.
+    /// The merged run; with no SSTs (every entry dropped) no run is added.
     pub output: SortedRun<S>,
+    /// The smallest SST sequence number the compactor may still record after
+    /// this commit, else its next one: `ManifestView::compactor_sst_floor`.
+    pub sst_floor: SstSeq,
 }
 
 /// The writer's next version on top of `latest`: the WAL fields from
-/// [`next_manifest`] (I1), new L0 SSTs in front, the fences added, and the
-/// compactor's fields and runs copied unchanged.
+/// [`next_manifest`] (I1), new L0 SSTs in front, the fences added, its SST
+/// floor and its own pin set (or dropped by `close`), and every other field
+/// copied unchanged.
 pub fn apply_writer_edit<S: Clone + Eq>(
     latest_view: &ManifestView,
     latest_tree: &Tree<S>,
@@ -130,18 +148,50 @@ pub fn apply_writer_edit<S: Clone + Eq>(
     }
     let mut view = next_manifest(latest_view, log, edit.flushed_through);
     view.writer_closed = edit.close;
+    view.writer_sst_floor = if latest_view.writer_epoch == log.writer_epoch() {
+        latest_view.writer_sst_floor.max(edit.sst_floor)
+    } else {
+        edit.sst_floor
+    };
     let mut tree = latest_tree.clone();
     let present: Vec<&S> = latest_tree.ssts().collect();
     let mut l0: Vec<S> = edit.flushed.iter().rev().filter(|s| !present.contains(s)).cloned().collect();
     l0.extend(latest_tree.l0.iter().cloned());
     tree.l0 = l0;
     tree.fences = union(&latest_tree.fences, &edit.fences);
+    let epoch = log.writer_epoch();
+    match (edit.close, edit.pin) {
+        // A close drops the writer's pin, unless views of its process still
+        // read an older state (`pin`): it stays until the next writer claims.
+        (true, None) => tree.checkpoints.retain(|c| c.owner != CheckpointOwner::Writer(epoch)),
+        (true, Some(pin)) => set_writer_pin(&mut tree, epoch, pin),
+        (false, pin) => {
+            let here = Pin { version: view.version, replay_after_wal_id: view.replay_after_wal_id };
+            set_writer_pin(&mut tree, epoch, pin.unwrap_or(here));
+        }
+    }
+    prune_retired(&mut tree);
     Ok((view, tree))
+}
+
+/// `Recover`, step 1, with the tree: the claimed version ([`claim_epoch`])
+/// drops the pins of older writers (they are fenced) and pins itself, so
+/// the recovery may read the claimed version's SSTs whatever a compaction
+/// and a GC in other processes do meanwhile.
+pub fn claim_writer<S: Clone>(latest_view: &ManifestView, latest_tree: &Tree<S>) -> (ManifestView, Tree<S>) {
+    let view = claim_epoch(latest_view);
+    let mut tree = latest_tree.clone();
+    tree.checkpoints.retain(|c| !matches!(c.owner, CheckpointOwner::Writer(e) if e < view.writer_epoch));
+    set_writer_pin(&mut tree, view.writer_epoch, Pin { version: view.version, replay_after_wal_id: view.replay_after_wal_id });
+    prune_retired(&mut tree);
+    (view, tree)
 }
 
 /// The compactor's next version on top of `latest`: exactly its inputs
 /// removed, the output run in their place (first if it merged L0, so runs stay
-/// newest first), every writer field and the fences copied unchanged.
+/// newest first; none if the output is empty), the inputs recorded as
+/// retired in the version being created, its SST floor set, and every writer
+/// field, the fences and the checkpoints copied unchanged.
 pub fn apply_compaction<S: Clone + Eq>(
     latest_view: &ManifestView,
     latest_tree: &Tree<S>,
@@ -185,11 +235,23 @@ pub fn apply_compaction<S: Clone + Eq>(
     if latest_tree.runs.iter().any(|r| r.id == c.output.id) && !c.run_inputs.contains(&c.output.id) {
         return Err(ManifestConflict::InvalidInputs);
     }
+    let view = ManifestView {
+        version: latest_view.version.saturating_add(1),
+        compactor_sst_floor: latest_view.compactor_sst_floor.max(c.sst_floor),
+        ..*latest_view
+    };
     let mut tree = latest_tree.clone();
+    let inputs = latest_tree.l0[keep..]
+        .iter()
+        .chain(latest_tree.runs.iter().filter(|r| c.run_inputs.contains(&r.id)).flat_map(|r| r.ssts.iter()));
+    tree.retired.extend(inputs.map(|sst| Retired { sst: sst.clone(), version: view.version }));
     tree.l0.truncate(keep);
     tree.runs.retain(|r| !c.run_inputs.contains(&r.id));
-    tree.runs.insert(at, c.output.clone());
-    Ok((*latest_view, tree))
+    if !c.output.ssts.is_empty() {
+        tree.runs.insert(at, c.output.clone());
+    }
+    prune_retired(&mut tree);
+    Ok((view, tree))
 }
 
 /// What an existing version `v + 1`, found by a create that reported
@@ -208,7 +270,8 @@ pub enum TakenOutcome {
 
 /// Decides a lost manifest race from the existing version read back.
 /// `my_epoch` is the caller's epoch of its role: `writer_epoch` for the
-/// writer, `compactor_epoch` for the compactor.
+/// writer, `compactor_epoch` for the compactor (ignored for a client, which
+/// is never fenced).
 pub fn on_manifest_taken(
     role: Role,
     my_epoch: Epoch,
@@ -219,6 +282,8 @@ pub fn on_manifest_taken(
     let theirs = match role {
         Role::Writer => existing_view.writer_epoch,
         Role::Compactor => existing_view.compactor_epoch,
+        // A client has no epoch: its own object, or someone else's update.
+        Role::Client => my_epoch,
     };
     if existing_token == my_token && theirs == my_epoch {
         TakenOutcome::Ours
@@ -304,17 +369,47 @@ mod tests {
     #[test]
     fn writer_edit_prepends_l0_and_keeps_the_compactors_fields() {
         let latest = ManifestView { compactor_epoch: 7, ..view(2, 7) };
-        let tree = Tree { l0: vec![3], runs: vec![run(9, &[1, 2])], fences: vec![4] };
-        let edit = WriterEdit { flushed: vec![5, 6], flushed_through: Some(2), close: false, fences: vec![4, 10] };
+        let tree = Tree { l0: vec![3], runs: vec![run(9, &[1, 2])], fences: vec![4], ..Tree::default() };
+        let latest = ManifestView { version: 3, compactor_sst_floor: 9, ..latest };
+        let edit = WriterEdit { flushed: vec![5, 6], flushed_through: Some(2), fences: vec![4, 10], sst_floor: 7, ..WriterEdit::default() };
         let (v, t) = apply_writer_edit(&latest, &tree, &log(2, 2), &edit).unwrap();
-        assert_eq!((v.writer_epoch, v.wal_id_last_seen, v.replay_after_wal_id, v.compactor_epoch), (2, 2, 2, 7));
+        assert_eq!((v.version, v.writer_epoch, v.wal_id_last_seen, v.replay_after_wal_id, v.compactor_epoch), (4, 2, 2, 2, 7));
+        assert_eq!((v.writer_sst_floor, v.compactor_sst_floor), (7, 9));
         assert!(!v.writer_closed);
         assert_eq!(t.l0, vec![6, 5, 3], "newest first");
         assert_eq!(t.runs, tree.runs, "runs untouched");
         assert_eq!(t.fences, vec![4, 10]);
+        assert_eq!(t.checkpoints.len(), 1, "the writer's own pin");
+        assert_eq!((t.checkpoints[0].version, t.checkpoints[0].replay_after_wal_id, t.checkpoints[0].owner), (4, 2, CheckpointOwner::Writer(2)));
         let closed = apply_writer_edit(&v, &t, &log(2, 2), &WriterEdit { close: true, ..WriterEdit::default() }).unwrap();
         assert!(closed.0.writer_closed);
         assert_eq!(closed.1.l0, vec![6, 5, 3]);
+        assert_eq!(closed.0.writer_sst_floor, 7, "a floor never moves back within an epoch");
+        assert!(closed.1.checkpoints.is_empty(), "a closed writer reads nothing more");
+    }
+
+    #[test]
+    fn writer_pins_the_oldest_version_it_still_reads() {
+        let tree = Tree::<u32> { retired: vec![Retired { sst: 1, version: 3 }], ..Tree::default() };
+        let pin = Pin { version: 2, replay_after_wal_id: 0 };
+        let (_, t) = apply_writer_edit(&ManifestView { version: 5, ..view(2, 0) }, &tree, &log(2, 0), &WriterEdit { pin: Some(pin), ..WriterEdit::default() }).unwrap();
+        assert_eq!(t.checkpoints[0].version, 2);
+        assert_eq!(t.retired.len(), 1, "version 2 may reference what version 3 retired");
+        let (_, t) = apply_writer_edit(&ManifestView { version: 5, ..view(2, 0) }, &t, &log(2, 0), &WriterEdit::default()).unwrap();
+        assert_eq!(t.checkpoints[0].version, 6);
+        assert!(t.retired.is_empty());
+    }
+
+    #[test]
+    fn a_claim_drops_older_writers_pins_and_pins_itself() {
+        let mut tree = Tree::<u32>::default();
+        set_writer_pin(&mut tree, 1, Pin { version: 2, replay_after_wal_id: 0 });
+        tree.checkpoints.push(Checkpoint { id: 7, version: 2, replay_after_wal_id: 0, wal_end: Some(3), expires_at: None, owner: CheckpointOwner::Client });
+        let latest = ManifestView { version: 4, replay_after_wal_id: 2, writer_sst_floor: 5, ..view(1, 0) };
+        let (v, t) = claim_writer(&latest, &tree);
+        assert_eq!((v.version, v.writer_epoch, v.writer_sst_floor), (5, 2, 0));
+        let pins: Vec<(u64, CheckpointOwner)> = t.checkpoints.iter().map(|c| (c.version, c.owner)).collect();
+        assert_eq!(pins, vec![(2, CheckpointOwner::Client), (5, CheckpointOwner::Writer(2))]);
     }
 
     #[test]
@@ -327,7 +422,7 @@ mod tests {
 
     #[test]
     fn writer_edit_never_records_an_sst_twice() {
-        let tree = Tree { l0: vec![], runs: vec![run(1, &[5])], fences: vec![] };
+        let tree = Tree { l0: vec![], runs: vec![run(1, &[5])], fences: vec![], ..Tree::default() };
         let edit = WriterEdit { flushed: vec![5, 6], ..WriterEdit::default() };
         let (_, t) = apply_writer_edit(&view(1, 1), &tree, &log(1, 0), &edit).unwrap();
         assert_eq!(t.l0, vec![6]);
@@ -335,27 +430,37 @@ mod tests {
 
     #[test]
     fn compaction_replaces_exactly_its_inputs() {
-        let latest = ManifestView { wal_id_last_seen: 8, replay_after_wal_id: 6, writer_closed: true, ..view(4, 2) };
-        let tree = Tree { l0: vec![13, 12, 11], runs: vec![run(1, &[5]), run(2, &[4])], fences: vec![3] };
+        let latest = ManifestView { version: 5, wal_id_last_seen: 8, replay_after_wal_id: 6, writer_closed: true, ..view(4, 2) };
+        let tree = Tree { l0: vec![13, 12, 11], runs: vec![run(1, &[5]), run(2, &[4])], fences: vec![3], ..Tree::default() };
         // Merge the two oldest L0 SSTs and the newest run: the output goes first.
-        let c = Compaction { compactor_epoch: 2, l0_inputs: vec![11, 12], run_inputs: vec![1], output: run(3, &[20, 21]) };
+        let c = Compaction { compactor_epoch: 2, l0_inputs: vec![11, 12], run_inputs: vec![1], output: run(3, &[20, 21]), sst_floor: 4 };
+        let pinned = Checkpoint { id: 1, version: 3, replay_after_wal_id: 0, wal_end: None, expires_at: None, owner: CheckpointOwner::Client };
+        let tree = Tree { checkpoints: vec![pinned], ..tree };
         let (v, t) = apply_compaction(&latest, &tree, &c).unwrap();
-        assert_eq!(v, latest, "every writer field copied");
+        assert_eq!(v, ManifestView { version: latest.version + 1, compactor_sst_floor: 4, ..latest }, "every writer field copied");
         assert_eq!(t.l0, vec![13]);
         assert_eq!(t.runs, vec![run(3, &[20, 21]), run(2, &[4])]);
         assert_eq!(t.fences, vec![3]);
+        assert_eq!(t.checkpoints, vec![pinned]);
+        let retired: Vec<(u32, u64)> = t.retired.iter().map(|r| (r.sst, r.version)).collect();
+        assert_eq!(retired, vec![(12, 6), (11, 6), (5, 6)], "the inputs, retired in the version being created");
         // Merge two runs only: the output takes their place.
-        let tree = Tree { l0: vec![13], runs: vec![run(1, &[5]), run(2, &[4]), run(3, &[2])], fences: vec![] };
-        let c = Compaction { compactor_epoch: 2, l0_inputs: vec![], run_inputs: vec![2, 3], output: run(4, &[7]) };
+        let tree = Tree { l0: vec![13], runs: vec![run(1, &[5]), run(2, &[4]), run(3, &[2])], fences: vec![], ..Tree::default() };
+        let c = Compaction { compactor_epoch: 2, l0_inputs: vec![], run_inputs: vec![2, 3], output: run(4, &[7]), sst_floor: 0 };
         let (_, t) = apply_compaction(&latest, &tree, &c).unwrap();
         assert_eq!(t.runs, vec![run(1, &[5]), run(4, &[7])]);
         assert_eq!(t.l0, vec![13]);
+        assert!(t.retired.is_empty(), "no checkpoint: nothing older is read");
+        // Every entry dropped: the inputs go, no empty run comes.
+        let c = Compaction { compactor_epoch: 2, l0_inputs: vec![], run_inputs: vec![2, 3], output: run(4, &[]), sst_floor: 0 };
+        let (_, t) = apply_compaction(&latest, &tree, &c).unwrap();
+        assert_eq!(t.runs, vec![run(1, &[5])]);
     }
 
     #[test]
     fn compaction_conflicts() {
-        let tree = Tree { l0: vec![12, 11], runs: vec![run(1, &[5]), run(2, &[4])], fences: vec![] };
-        let c = |l0: Vec<u32>, runs: Vec<RunId>| Compaction { compactor_epoch: 2, l0_inputs: l0, run_inputs: runs, output: run(9, &[1]) };
+        let tree = Tree { l0: vec![12, 11], runs: vec![run(1, &[5]), run(2, &[4])], fences: vec![], ..Tree::default() };
+        let c = |l0: Vec<u32>, runs: Vec<RunId>| Compaction { compactor_epoch: 2, l0_inputs: l0, run_inputs: runs, output: run(9, &[1]), sst_floor: 0 };
         assert_eq!(apply_compaction(&view(1, 3), &tree, &c(vec![11], vec![])), Err(ManifestConflict::Fenced { by: 3 }));
         assert_eq!(apply_compaction(&view(1, 1), &tree, &c(vec![11], vec![])), Err(ManifestConflict::NotClaimed));
         assert_eq!(apply_compaction(&view(1, 2), &tree, &c(vec![10], vec![])), Err(ManifestConflict::InputsGone));
@@ -376,6 +481,8 @@ mod tests {
         assert_eq!(on_manifest_taken(Role::Compactor, 5, 42, &existing, 7), TakenOutcome::Reapply, "the writer wrote it");
         assert_eq!(on_manifest_taken(Role::Compactor, 4, 42, &existing, 7), TakenOutcome::Fenced { by: 5 });
         assert_eq!(on_manifest_taken(Role::Compactor, 4, 42, &existing, 42), TakenOutcome::Fenced { by: 5 }, "a token match of another epoch is not ours");
+        assert_eq!(on_manifest_taken(Role::Client, 0, 42, &existing, 42), TakenOutcome::Ours);
+        assert_eq!(on_manifest_taken(Role::Client, 0, 42, &existing, 7), TakenOutcome::Reapply, "a client is never fenced");
     }
 
     #[test]

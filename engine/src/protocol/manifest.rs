@@ -1,16 +1,20 @@
 //! What a manifest version records, and how recovery claims an epoch.
 
-use super::{Epoch, WalId, WalLog};
+use super::{Epoch, SstSeq, WalId, WalLog};
 
 /// The protocol-relevant scalar fields of a manifest version.
 ///
 /// The engine's manifest object carries more (the [`Tree`](super::Tree) of
-/// SSTs and fences, a token); the protocol decides these. The writer owns
-/// `writer_epoch`, `wal_id_last_seen`, `replay_after_wal_id` and
-/// `writer_closed`; the compactor owns `compactor_epoch`. Each copies the
-/// other's fields forward unchanged (I8).
+/// SSTs, fences and checkpoints, a token); the protocol decides these. The
+/// writer owns `writer_epoch`, `wal_id_last_seen`, `replay_after_wal_id`,
+/// `writer_closed` and `writer_sst_floor`; the compactor owns
+/// `compactor_epoch` and `compactor_sst_floor`. Each copies the other's
+/// fields forward unchanged (I8). An edit's result carries the version it
+/// creates: `version + 1` of the version it was applied on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ManifestView {
+    /// The manifest version these fields are (or will be) stored in.
+    pub version: u64,
     /// `writer_epoch`: the epoch of the newest writer that claimed the store.
     pub writer_epoch: Epoch,
     /// `wal_id_last_seen`: the newest WAL this manifest says exists (I1).
@@ -23,6 +27,12 @@ pub struct ManifestView {
     /// `writer_closed`: the writer of `writer_epoch` closed cleanly (`Close`)
     /// and will never upload again, so the next recovery needs no fence.
     pub writer_closed: bool,
+    /// Every SST of `writer_epoch` that its writer may still record has a
+    /// sequence number at least this (GC deletes the writer's unrecorded SSTs
+    /// below it).
+    pub writer_sst_floor: SstSeq,
+    /// The same for the compactor of `compactor_epoch`.
+    pub compactor_sst_floor: SstSeq,
 }
 
 /// `WriteManifest`: the next version a writer records.
@@ -36,11 +46,12 @@ pub struct ManifestView {
 /// [`apply_writer_edit`](super::apply_writer_edit) with `close` sets it).
 pub fn next_manifest(current: &ManifestView, log: &WalLog, flushed_through: Option<WalId>) -> ManifestView {
     ManifestView {
+        version: current.version.saturating_add(1),
         writer_epoch: log.writer_epoch(),
         wal_id_last_seen: log.wal_id_last_seen(),
         replay_after_wal_id: current.replay_after_wal_id.max(flushed_through.unwrap_or(0)),
-        compactor_epoch: current.compactor_epoch,
         writer_closed: false,
+        ..*current
     }
 }
 
@@ -53,7 +64,13 @@ pub fn next_manifest(current: &ManifestView, log: &WalLog, flushed_through: Opti
 pub fn claim_epoch(current: &ManifestView) -> ManifestView {
     // Saturating, never wrapping: an epoch past `MAX_ID` is refused before
     // the claimed version is written (`ManifestObject::successor`).
-    ManifestView { writer_epoch: current.writer_epoch.saturating_add(1), writer_closed: false, ..*current }
+    ManifestView {
+        version: current.version.saturating_add(1),
+        writer_epoch: current.writer_epoch.saturating_add(1),
+        writer_closed: false,
+        writer_sst_floor: 0,
+        ..*current
+    }
 }
 
 /// `ClaimCompactor`: the version a starting compactor creates to claim its
@@ -61,7 +78,12 @@ pub fn claim_epoch(current: &ManifestView) -> ManifestView {
 /// makes every older compactor's later update `Fenced` (on re-read).
 pub fn claim_compactor_epoch(current: &ManifestView) -> ManifestView {
     // Saturating, as in `claim_epoch`.
-    ManifestView { compactor_epoch: current.compactor_epoch.saturating_add(1), ..*current }
+    ManifestView {
+        version: current.version.saturating_add(1),
+        compactor_epoch: current.compactor_epoch.saturating_add(1),
+        compactor_sst_floor: 0,
+        ..*current
+    }
 }
 
 #[cfg(test)]
@@ -75,11 +97,20 @@ mod tests {
         log.freeze();
         log.freeze();
         log.on_wal_durable(1);
-        let current = ManifestView { writer_epoch: 3, compactor_epoch: 2, writer_closed: true, ..Default::default() };
+        let current = ManifestView { version: 4, writer_epoch: 3, compactor_epoch: 2, writer_closed: true, compactor_sst_floor: 6, ..Default::default() };
         let next = next_manifest(&current, &log, Some(1));
         assert_eq!(
             next,
-            ManifestView { writer_epoch: 3, wal_id_last_seen: 1, replay_after_wal_id: 1, compactor_epoch: 2, writer_closed: false }
+            ManifestView {
+                version: 5,
+                writer_epoch: 3,
+                wal_id_last_seen: 1,
+                replay_after_wal_id: 1,
+                compactor_epoch: 2,
+                writer_closed: false,
+                writer_sst_floor: 0,
+                compactor_sst_floor: 6
+            }
         );
         let again = next_manifest(&next, &log, None);
         assert_eq!(again.replay_after_wal_id, 1, "replay_after_wal_id never moves back");
@@ -87,8 +118,17 @@ mod tests {
 
     #[test]
     fn claim_bumps_the_epoch_and_reopens() {
-        let m = ManifestView { writer_epoch: 4, wal_id_last_seen: 9, replay_after_wal_id: 7, compactor_epoch: 3, writer_closed: true };
-        assert_eq!(claim_epoch(&m), ManifestView { writer_epoch: 5, writer_closed: false, ..m });
-        assert_eq!(claim_compactor_epoch(&m), ManifestView { compactor_epoch: 4, ..m });
+        let m = ManifestView {
+            version: 8,
+            writer_epoch: 4,
+            wal_id_last_seen: 9,
+            replay_after_wal_id: 7,
+            compactor_epoch: 3,
+            writer_closed: true,
+            writer_sst_floor: 5,
+            compactor_sst_floor: 6,
+        };
+        assert_eq!(claim_epoch(&m), ManifestView { version: 9, writer_epoch: 5, writer_closed: false, writer_sst_floor: 0, ..m });
+        assert_eq!(claim_compactor_epoch(&m), ManifestView { version: 9, compactor_epoch: 4, compactor_sst_floor: 0, ..m });
     }
 }

@@ -33,9 +33,7 @@ pub enum WalKind {
 /// The header every WAL object carries: its writer's epoch and its kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WalHeader {
-    /// The epoch of the writer (or recovering writer, for a fence) that created it.
     pub writer_epoch: Epoch,
-    /// Data WAL or fence.
     pub kind: WalKind,
 }
 
@@ -85,7 +83,6 @@ pub struct Fence {
 /// The outcome of a walk: what to replay and how the new writer continues.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RecoveryPlan {
-    /// The epoch of the recovering writer.
     pub writer_epoch: Epoch,
     /// Data WALs to replay, in chain order.
     pub replay: Vec<WalId>,
@@ -116,6 +113,70 @@ impl RecoveryPlan {
     }
 }
 
+/// One step along the WAL chain: what the object at the current position
+/// means, decided once for recovery ([`ChainWalk`]), followers and
+/// checkpoints ([`Follower`](super::Follower)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChainStep {
+    /// Data of a writer not fenced earlier in the chain: replay it.
+    Replay,
+    /// Data of a writer fenced earlier in the chain: never acknowledged, skip it.
+    Skip,
+    /// A fence: the chain continues at its `next_wal_id`.
+    Fence,
+}
+
+/// The position on the WAL chain and the newest fence epoch passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct ChainCursor {
+    /// The chain position to read next.
+    pub(crate) next: WalId,
+    /// The newest epoch of a fence passed since the start.
+    pub(crate) max_fence_epoch: Epoch,
+    /// The last position read (the start's predecessor before any).
+    pub(crate) last_read: WalId,
+}
+
+impl ChainCursor {
+    /// A cursor at the first position after `replay_after_wal_id`, or the
+    /// error naming the field if that leaves the id range.
+    pub(crate) fn after(replay_after_wal_id: WalId) -> Result<Self, RecoveryError> {
+        match replay_after_wal_id.checked_add(1).filter(|s| *s <= MAX_ID) {
+            Some(next) => Ok(ChainCursor { next, max_fence_epoch: 0, last_read: replay_after_wal_id }),
+            None => Err(RecoveryError::OutOfRange { wal_id: None, field: "replay_after_wal_id", value: replay_after_wal_id }),
+        }
+    }
+
+    /// Decides the object at the current position and moves past it.
+    pub(crate) fn step(&mut self, wal_id: WalId, header: WalHeader) -> Result<ChainStep, RecoveryError> {
+        // The position after this one; checked, since `wal_id` is a listed
+        // name and a fence's `next_wal_id` a stored field.
+        let Some(after) = wal_id.checked_add(1).filter(|a| *a <= MAX_ID) else {
+            return Err(RecoveryError::OutOfRange { wal_id: Some(wal_id), field: "wal id", value: wal_id });
+        };
+        self.last_read = wal_id;
+        match header.kind {
+            WalKind::Fence { next_wal_id } => {
+                if next_wal_id > MAX_ID {
+                    return Err(RecoveryError::OutOfRange { wal_id: Some(wal_id), field: "next_wal_id", value: next_wal_id });
+                }
+                self.max_fence_epoch = self.max_fence_epoch.max(header.writer_epoch);
+                // Fences only ever move the chain forward.
+                self.next = next_wal_id.max(after);
+                Ok(ChainStep::Fence)
+            }
+            WalKind::Data if header.writer_epoch < self.max_fence_epoch => {
+                self.next = after;
+                Ok(ChainStep::Skip)
+            }
+            WalKind::Data => {
+                self.next = after;
+                Ok(ChainStep::Replay)
+            }
+        }
+    }
+}
+
 /// A sans-IO walk of the WAL chain. The caller lists `wal/`, then repeatedly
 /// reads the header of [`ChainWalk::next_to_read`] and passes it to
 /// [`ChainWalk::observe`], and finally calls [`ChainWalk::finish`].
@@ -126,8 +187,7 @@ pub struct ChainWalk {
     writer_epoch: Epoch,
     inflight_cap: u64,
     listed: BTreeSet<WalId>,
-    next: WalId,
-    max_fence_epoch: Epoch,
+    cursor: ChainCursor,
     replay: Vec<WalId>,
     skipped: Vec<WalId>,
     last_replayed: WalId,
@@ -149,25 +209,18 @@ impl ChainWalk {
         listed: impl IntoIterator<Item = WalId>,
         inflight_cap: u64,
     ) -> Self {
-        let (start, out_of_range) = match manifest.replay_after_wal_id.checked_add(1).filter(|s| *s <= MAX_ID) {
-            Some(start) => (start, None),
-            None => (
-                MAX_ID,
-                Some(RecoveryError::OutOfRange {
-                    wal_id: None,
-                    field: "replay_after_wal_id",
-                    value: manifest.replay_after_wal_id,
-                }),
-            ),
+        let (cursor, out_of_range) = match ChainCursor::after(manifest.replay_after_wal_id) {
+            Ok(cursor) => (cursor, None),
+            Err(e) => (ChainCursor { next: MAX_ID, max_fence_epoch: 0, last_read: MAX_ID }, Some(e)),
         };
+        let start = cursor.next;
         let mut walk = ChainWalk {
             protocol,
             manifest: *manifest,
             writer_epoch,
             inflight_cap: inflight_cap.max(1),
             listed: listed.into_iter().filter(|id| *id >= start).collect(),
-            next: start,
-            max_fence_epoch: 0,
+            cursor,
             replay: Vec::new(),
             skipped: Vec::new(),
             last_replayed: manifest.replay_after_wal_id,
@@ -197,7 +250,7 @@ impl ChainWalk {
         if self.fenced_by.is_some() || self.out_of_range.is_some() {
             return None;
         }
-        self.listed.contains(&self.next).then_some(self.next)
+        self.listed.contains(&self.cursor.next).then_some(self.cursor.next)
     }
 
     /// Records the header of the object at [`ChainWalk::next_to_read`].
@@ -207,33 +260,16 @@ impl ChainWalk {
             self.fenced_by = Some(header.writer_epoch);
             return;
         }
-        // The position after this one; checked, since `wal_id` is a listed
-        // name and a fence's `next_wal_id` a stored field.
-        let Some(after) = wal_id.checked_add(1).filter(|a| *a <= MAX_ID) else {
-            self.out_of_range = Some(RecoveryError::OutOfRange { wal_id: Some(wal_id), field: "wal id", value: wal_id });
-            return;
-        };
-        match header.kind {
-            WalKind::Fence { next_wal_id } => {
-                if next_wal_id > MAX_ID {
-                    self.out_of_range =
-                        Some(RecoveryError::OutOfRange { wal_id: Some(wal_id), field: "next_wal_id", value: next_wal_id });
-                    return;
-                }
-                self.max_fence_epoch = self.max_fence_epoch.max(header.writer_epoch);
-                self.fences.push(wal_id);
-                // Fences only ever move the chain forward.
-                self.next = next_wal_id.max(after);
+        match self.cursor.step(wal_id, header) {
+            Err(e) => {
+                self.out_of_range = Some(e);
+                return;
             }
-            WalKind::Data if header.writer_epoch < self.max_fence_epoch => {
-                // An upload of a writer fenced earlier in the chain: never acked.
-                self.skipped.push(wal_id);
-                self.next = after;
-            }
-            WalKind::Data => {
+            Ok(ChainStep::Fence) => self.fences.push(wal_id),
+            Ok(ChainStep::Skip) => self.skipped.push(wal_id),
+            Ok(ChainStep::Replay) => {
                 self.replay.push(wal_id);
                 self.last_replayed = wal_id;
-                self.next = after;
             }
         }
         self.skip_gap_if_mutant();
@@ -241,10 +277,10 @@ impl ChainWalk {
 
     #[cfg(feature = "mutants")]
     fn skip_gap_if_mutant(&mut self) {
-        if self.protocol == Protocol::ReplayAcrossGap && !self.listed.contains(&self.next) {
+        if self.protocol == Protocol::ReplayAcrossGap && !self.listed.contains(&self.cursor.next) {
             // Mutant: jump over the gap to the next listed WAL.
-            if let Some(&above) = self.listed.range(self.next..).next() {
-                self.next = above;
+            if let Some(&above) = self.listed.range(self.cursor.next..).next() {
+                self.cursor.next = above;
             }
         }
     }
@@ -261,7 +297,7 @@ impl ChainWalk {
             return Err(e);
         }
         debug_assert!(self.next_to_read().is_none(), "finish before the walk reached the gap");
-        let gap = self.next;
+        let gap = self.cursor.next;
         // I1: every chain position up to `wal_id_last_seen` must exist.
         if gap <= self.manifest.wal_id_last_seen {
             return Err(RecoveryError::MissingWal { id: gap, wal_id_last_seen: self.manifest.wal_id_last_seen });
@@ -405,9 +441,9 @@ mod tests {
         assert_eq!(walk(Protocol::Shipped, manifest(0, 0), 3, &store), Err(RecoveryError::Fenced { by: 5 }));
     }
 
-    /// Stored ids near `u64::MAX` end the walk with
-    /// `OutOfRange` naming the object and field; never a wrap or a panic
-    /// (these run in debug builds, where overflow panics).
+    /// Stored ids near `u64::MAX` end the walk with `OutOfRange` naming the
+    /// object and field; never a wrap or a panic (these run in debug builds,
+    /// where overflow panics).
     #[test]
     fn stored_ids_out_of_range_are_refused_not_wrapped() {
         use crate::protocol::{MAX_ID, MAX_WAL_ID};

@@ -36,10 +36,6 @@ pub enum Protocol {
     /// GC treats fences as ordinary WALs.
     #[cfg(feature = "mutants")]
     GcDeletesFences,
-    /// GC deletes superseded manifest versions (and what only they
-    /// reference) without waiting `min_age`: readers are ignored.
-    #[cfg(feature = "mutants")]
-    GcIgnoresReaders,
     /// A manifest create that succeeded is trusted even when a higher version
     /// exists (the slot was emptied by `GcManifest`).
     #[cfg(feature = "mutants")]
@@ -57,6 +53,32 @@ pub enum Protocol {
     /// again and fencing above it: recovery need not complete (I11).
     #[cfg(feature = "mutants")]
     FenceRaceGivesUp,
+    /// A follower at a missing chain position applies the next listed WAL.
+    #[cfg(feature = "mutants")]
+    FollowerAppliesPastGap,
+    /// A follower reads a fence as an empty WAL and goes on at the next id,
+    /// into a fenced writer's late uploads.
+    #[cfg(feature = "mutants")]
+    FollowerIgnoresFences,
+    /// A follower adopting a newer version forgets the WALs it applied past
+    /// that version's replay point, though their writes are not in its SSTs.
+    #[cfg(feature = "mutants")]
+    FollowerDropsApplied,
+    /// GC ignores checkpoints: it keeps only what the latest version needs.
+    #[cfg(feature = "mutants")]
+    GcIgnoresCheckpoints,
+    /// GC deletes SSTs a compaction retired although a live checkpoint pins
+    /// an older version that references them.
+    #[cfg(feature = "mutants")]
+    GcIgnoresRetired,
+    /// GC deletes every SST the latest version does not reference, including
+    /// outputs their writer or compactor is about to record.
+    #[cfg(feature = "mutants")]
+    GcIgnoresFloors,
+    /// A refresh that keeps the pin is accepted at the expiry instant, when a
+    /// GC may already have judged the checkpoint expired.
+    #[cfg(feature = "mutants")]
+    CheckpointExpiryOffByOne,
 }
 
 /// A protocol name that is neither `shipped` nor a compiled mutant.
@@ -91,8 +113,6 @@ impl Protocol {
         #[cfg(feature = "mutants")]
         Protocol::GcDeletesFences,
         #[cfg(feature = "mutants")]
-        Protocol::GcIgnoresReaders,
-        #[cfg(feature = "mutants")]
         Protocol::TrustReopenedSlot,
         #[cfg(feature = "mutants")]
         Protocol::ExistsIsOurs,
@@ -100,6 +120,20 @@ impl Protocol {
         Protocol::ExistsIsFenced,
         #[cfg(feature = "mutants")]
         Protocol::FenceRaceGivesUp,
+        #[cfg(feature = "mutants")]
+        Protocol::FollowerAppliesPastGap,
+        #[cfg(feature = "mutants")]
+        Protocol::FollowerIgnoresFences,
+        #[cfg(feature = "mutants")]
+        Protocol::FollowerDropsApplied,
+        #[cfg(feature = "mutants")]
+        Protocol::GcIgnoresCheckpoints,
+        #[cfg(feature = "mutants")]
+        Protocol::GcIgnoresRetired,
+        #[cfg(feature = "mutants")]
+        Protocol::GcIgnoresFloors,
+        #[cfg(feature = "mutants")]
+        Protocol::CheckpointExpiryOffByOne,
     ];
 
     /// The name used on command lines, in traces and in reports.
@@ -121,8 +155,6 @@ impl Protocol {
             #[cfg(feature = "mutants")]
             Protocol::GcDeletesFences => "gc-deletes-fences",
             #[cfg(feature = "mutants")]
-            Protocol::GcIgnoresReaders => "gc-ignores-readers",
-            #[cfg(feature = "mutants")]
             Protocol::TrustReopenedSlot => "trust-reopened-slot",
             #[cfg(feature = "mutants")]
             Protocol::ExistsIsOurs => "exists-is-ours",
@@ -130,6 +162,20 @@ impl Protocol {
             Protocol::ExistsIsFenced => "exists-is-fenced",
             #[cfg(feature = "mutants")]
             Protocol::FenceRaceGivesUp => "fence-race-gives-up",
+            #[cfg(feature = "mutants")]
+            Protocol::FollowerAppliesPastGap => "follower-applies-past-gap",
+            #[cfg(feature = "mutants")]
+            Protocol::FollowerIgnoresFences => "follower-ignores-fences",
+            #[cfg(feature = "mutants")]
+            Protocol::FollowerDropsApplied => "follower-drops-applied",
+            #[cfg(feature = "mutants")]
+            Protocol::GcIgnoresCheckpoints => "gc-ignores-checkpoints",
+            #[cfg(feature = "mutants")]
+            Protocol::GcIgnoresRetired => "gc-ignores-retired",
+            #[cfg(feature = "mutants")]
+            Protocol::GcIgnoresFloors => "gc-ignores-floors",
+            #[cfg(feature = "mutants")]
+            Protocol::CheckpointExpiryOffByOne => "checkpoint-expiry-off-by-one",
         }
     }
 

@@ -43,12 +43,10 @@ impl WalLog {
         }
     }
 
-    /// The protocol variant the log decides with.
     pub fn protocol(&self) -> Protocol {
         self.protocol
     }
 
-    /// The epoch of the writer whose WALs these are.
     pub fn writer_epoch(&self) -> Epoch {
         self.writer_epoch
     }
@@ -63,12 +61,10 @@ impl WalLog {
         self.watermark.durable_wal_id()
     }
 
-    /// The durable watermark (uploads completed, the contiguous prefix).
     pub fn watermark(&self) -> &DurableWatermark {
         &self.watermark
     }
 
-    /// W: the most WAL uploads in flight at once.
     pub fn max_inflight(&self) -> u64 {
         self.max_inflight
     }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tidemark::internals::protocol::Protocol;
 use tidemark_model::report::{self, render_counterexample, Run};
+use tidemark_model::model::LifecycleBounds;
 use tidemark_model::{Bounds, TidemarkModel};
 
 /// A search clones and frees millions of small collections a second; glibc
@@ -22,9 +23,7 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser, Debug)]
 #[command(name = "check-model", about = "Model-check tidemark's WAL/manifest/recovery protocol with Stateright")]
 struct Args {
-    /// Protocol to check: shipped, or a mutant (at-freeze, max-completed, replay-across-gap, no-fence,
-    /// gc-before-manifest, blind-manifest-write, gc-deletes-fences, gc-ignores-readers, trust-reopened-slot,
-    /// exists-is-ours, exists-is-fenced, fence-race-gives-up).
+    /// Protocol to check: shipped, or a mutant (see `--all`, or model/README.md).
     #[arg(long, default_value = "shipped", global = true)]
     protocol: String,
     /// Check the shipped protocol and every mutant, and print a table.
@@ -37,13 +36,21 @@ struct Args {
     #[arg(long, global = true)]
     deep: bool,
     /// Start from the big WAL bound set (4 writes, W=3, 2 crashes, a zombie,
-    /// an ambiguous create); searched depth-first.
+    /// an ambiguous create).
     #[arg(long, global = true)]
     big: bool,
-    /// Search depth-first (fingerprints only in memory) instead of breadth-first.
+    /// Start from the deep lifecycle set (2 writes, a zombie, a compactor, 2 GC passes,
+    /// a follower, a durable checkpoint, 2 ticks).
     #[arg(long, global = true)]
+    lifecycle: bool,
+    /// Search breadth-first, with Ack a step of its own, keeping every state of the
+    /// frontier in memory (the default is depth-first with Ack inside WalDurable).
+    #[arg(long, global = true)]
+    bfs: bool,
+    /// Search depth-first (the default; kept for scripts).
+    #[arg(long, global = true, conflicts_with = "bfs")]
     dfs: bool,
-    /// Acknowledge inside WalDurable, as the engine does, instead of as a step of its own (implied by --big).
+    /// Acknowledge inside WalDurable, as the engine does (the default; with --bfs, opt in).
     #[arg(long, global = true)]
     eager_ack: bool,
     /// Total Puts.
@@ -73,16 +80,22 @@ struct Args {
     /// GC runs (0 turns GC off).
     #[arg(long, global = true)]
     gcs: Option<u8>,
-    /// Read-only handles opened (0: none).
+    /// Followers started (0: none).
     #[arg(long, global = true)]
     readers: Option<u8>,
-    /// Clock ticks (GC ages and the reader lease).
+    /// Durable checkpoints created (0: none).
+    #[arg(long, global = true)]
+    checkpoints: Option<u8>,
+    /// A client checkpoint's lifetime, in ticks.
+    #[arg(long, global = true)]
+    ttl: Option<u8>,
+    /// Clock ticks (checkpoint expiry, GC ages).
     #[arg(long, global = true)]
     ticks: Option<u8>,
     /// Clean closes (0: none).
     #[arg(long, global = true)]
     closes: Option<u8>,
-    /// GC's min_age and the reader lease, in ticks.
+    /// GC's grace (min_age), in ticks: younger objects are kept, checkpoints live that long past expiry.
     #[arg(long = "min-age", global = true)]
     min_age: Option<u8>,
     /// Start from the WAL-only bound set (no compaction, GC, readers, closes or clock).
@@ -110,13 +123,14 @@ fn usage_error(msg: &str) -> ExitCode {
 }
 
 /// The bounds from the flags, or a message naming the bad one.
-fn bounds(args: &Args) -> Result<Bounds, String> {
-    let mut b = match (args.deep, args.wal_only, args.big) {
-        (true, false, false) => Bounds::DEEP,
-        (false, true, false) => Bounds::WAL_ONLY,
-        (false, false, true) => Bounds::BIG,
-        (false, false, false) => Bounds::DEFAULT,
-        _ => return Err("--deep, --wal-only and --big are alternatives".into()),
+fn bounds(args: &Args) -> Result<(Bounds, LifecycleBounds), String> {
+    let (mut b, mut l) = match (args.deep, args.wal_only, args.big, args.lifecycle) {
+        (true, false, false, false) => (Bounds::DEEP, LifecycleBounds::NONE),
+        (false, true, false, false) => (Bounds::WAL_ONLY, LifecycleBounds::NONE),
+        (false, false, true, false) => (Bounds::BIG, LifecycleBounds::NONE),
+        (false, false, false, true) => (Bounds::LIFECYCLE, LifecycleBounds::ONE),
+        (false, false, false, false) => (Bounds::DEFAULT, LifecycleBounds::NONE),
+        _ => return Err("--deep, --wal-only, --big and --lifecycle are alternatives".into()),
     };
     let set = |name: &str, v: Option<u8>, min: u8, max: u8, slot: &mut u8| -> Result<(), String> {
         if let Some(v) = v {
@@ -141,11 +155,13 @@ fn bounds(args: &Args) -> Result<Bounds, String> {
     set("readers", args.readers, 0, 4, &mut b.readers)?;
     set("ticks", args.ticks, 0, 6, &mut b.ticks)?;
     set("closes", args.closes, 0, 4, &mut b.closes)?;
-    set("min-age", args.min_age, 1, 6, &mut b.min_age)?;
+    set("min-age", args.min_age, 0, 6, &mut b.min_age)?;
+    set("checkpoints", args.checkpoints, 0, 4, &mut l.checkpoints)?;
+    set("ttl", args.ttl, 1, 6, &mut l.ttl)?;
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    Ok(b)
+    Ok((b, l))
 }
 
 fn main() -> ExitCode {
@@ -156,7 +172,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let bounds = match bounds(&args) {
+    let (bounds, lifecycle) = match bounds(&args) {
         Ok(b) => b,
         Err(msg) => return usage_error(&msg),
     };
@@ -165,7 +181,7 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e.to_string()),
     };
     if let Some(Command::Explore { addr }) = &args.command {
-        return explore(protocol, bounds, addr);
+        return explore(TidemarkModel::with_lifecycle(protocol, bounds, lifecycle), addr);
     }
     let protocols: Vec<Protocol> = if args.all { Protocol::ALL.to_vec() } else { vec![protocol] };
     let terminal = std::io::stderr().is_terminal();
@@ -174,11 +190,11 @@ fn main() -> ExitCode {
         .iter()
         .map(|&p| {
             if args.all && p.is_mutant() {
-                return report::hunt(p, report::mutant_bounds(p, bounds));
+                return report::hunt(report::mutant_model(p, bounds, lifecycle));
             }
-            let search = if args.dfs || args.big { report::Search::Dfs } else { report::Search::Bfs };
-            let mut model = TidemarkModel::new(p, bounds);
-            model.eager_ack = args.big || args.eager_ack;
+            let search = if args.bfs { report::Search::Bfs } else { report::Search::Dfs };
+            let mut model = TidemarkModel::with_lifecycle(p, bounds, lifecycle);
+            model.eager_ack = !args.bfs || args.eager_ack;
             report::check_with(model, args.threads, search, |states, unique, elapsed| {
                 let line = format!("[{p}] {states} states, {unique} unique, {:.0} s", elapsed.as_secs_f64());
                 if terminal {
@@ -222,8 +238,8 @@ fn print_run(run: &Run) {
         b.writes, b.inflight, b.crashes, b.zombies, b.ambiguous, b.hedges, b.manifests
     );
     println!(
-        "               compactors={} gcs={} readers={} ticks={} closes={} min_age={}",
-        b.compactors, b.gcs, b.readers, b.ticks, b.closes, b.min_age
+        "               compactors={} gcs={} followers={} checkpoints={} ticks={} ttl={} closes={} min_age={}",
+        b.compactors, b.gcs, b.readers, run.lifecycle.checkpoints, b.ticks, run.lifecycle.ttl, b.closes, b.min_age
     );
     println!("search:        {:?}{}", run.search, if run.eager_ack { ", Ack inside WalDurable (eager_ack)" } else { "" });
     println!("states:        {}", run.states);
@@ -249,7 +265,7 @@ fn print_run(run: &Run) {
 
 fn print_table(runs: &[Run]) {
     println!(
-        "{:21} {:10} {:40} {:>6} {:>10} {:>8}",
+        "{:28} {:10} {:40} {:>6} {:>10} {:>8}",
         "protocol", "result", "violates", "steps", "states", "seconds"
     );
     for r in runs {
@@ -265,7 +281,7 @@ fn print_table(runs: &[Run]) {
             ("caught", names.join(", "), shortest.to_string())
         };
         println!(
-            "{:21} {:10} {:40} {:>6} {:>10} {:>8.2}",
+            "{:28} {:10} {:40} {:>6} {:>10} {:>8.2}",
             r.protocol, result, names, steps, r.unique_states, r.seconds
         );
     }
@@ -277,11 +293,11 @@ fn print_table(runs: &[Run]) {
     }
 }
 
-fn explore(protocol: Protocol, bounds: Bounds, addr: &str) -> ExitCode {
+fn explore(model: TidemarkModel, addr: &str) -> ExitCode {
     let Ok(socket) = addr.parse::<std::net::SocketAddr>() else {
         return usage_error(&format!("--addr must be host:port, got `{addr}`"));
     };
-    let model = TidemarkModel::new(protocol, bounds);
+    let protocol = model.protocol;
     println!("Stateright explorer for protocol `{protocol}`: http://{addr}/");
     println!("searching for the shortest counterexample; the page opens on it once found...");
     let _ = std::io::stdout().flush();

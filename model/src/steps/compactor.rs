@@ -1,26 +1,32 @@
 //! The compactor's actions: claiming its epoch, merging, committing.
 
-use tidemark::internals::protocol::{apply_compaction, claim_compactor_epoch, Compaction, Epoch, ManifestConflict, Role, RunId, SortedRun};
+use tidemark::internals::protocol::{
+    apply_compaction, claim_compactor_epoch, Compaction, Epoch, ManifestConflict, ManifestView, Role, RunId, SortedRun,
+};
 
 use super::Attempt;
 use crate::model::{token, TidemarkModel};
 use crate::state::*;
 
 impl TidemarkModel {
+    /// `ClaimCompactor`: a compactor (re)starts by creating the next version
+    /// with the next compactor epoch.
     pub(crate) fn claim_compactor(&self, s: &mut State) -> Option<()> {
         s.compactor_claims += 1;
         let (version, latest) = s.store.latest_manifest();
         let view = claim_compactor_epoch(&latest.view);
         let epoch = view.compactor_epoch;
         let claimed =
-            ManifestVersion { view, tree: latest.tree.clone(), token: token(Role::Compactor, epoch), created_at: s.now };
+            ManifestVersion { view, tree: latest.tree.clone(), token: token(Role::Compactor, epoch), created_at: self.stamp(s) };
         self.insert_version(s, version + 1, claimed.clone());
         s.committed.compactor_epoch = s.committed.compactor_epoch.max(epoch);
         let base = Base { version: version + 1, view: claimed.view, tree: claimed.tree };
-        s.compactors.push(Compactor { epoch, base, job: None, output_created_at: 0, next_sst: 0 });
+        s.compactors.push(Compactor { epoch, base, job: None, next_sst: 0 });
         Some(())
     }
 
+    /// `Compact`: reads the latest version, merges all of L0 and every run
+    /// into one output SST and writes it.
     pub(crate) fn compact(&self, s: &mut State, epoch: Epoch) -> Option<()> {
         let (version, latest) = s.store.latest_manifest();
         let latest = latest.clone();
@@ -30,7 +36,7 @@ impl TidemarkModel {
             return Some(());
         }
         let writes = s.tree_writes(&latest.tree).ok()?;
-        let now = s.now;
+        let now = self.stamp(s);
         let c = s.compactor_mut(epoch)?;
         let seq = c.next_sst;
         c.next_sst += 1;
@@ -41,21 +47,20 @@ impl TidemarkModel {
             l0_inputs: latest.tree.l0.clone(),
             run_inputs: latest.tree.runs.iter().map(|r| r.id).collect(),
             output: SortedRun { id: run_id, ssts: vec![out] },
+            // One job at a time: after it, nothing below the next output.
+            sst_floor: u128::from(seq) + 1,
         });
         c.base = Base { version, view: latest.view, tree: latest.tree };
-        c.output_created_at = now;
         s.store.ssts.insert(out, SstObject { writes, created_at: now });
         Some(())
     }
 
+    /// `CompactCommit`: creates the next version with the compaction applied
+    /// (`apply_compaction`); a lost race re-reads and re-applies, a fenced
+    /// compactor stops, and a compaction whose inputs are gone is dropped.
     pub(crate) fn compact_commit(&self, s: &mut State, epoch: Epoch) -> Option<()> {
         let c = s.compactor(epoch)?.clone();
         let job = c.job.clone()?;
-        if !job.output.ssts.iter().all(|o| self.recordable(s, o, c.output_created_at)) {
-            // Too old to record: drop it (its output is garbage).
-            s.compactor_mut(epoch)?.job = None;
-            return Some(());
-        }
         let (view, tree) = match apply_compaction(&c.base.view, &c.base.tree, &job) {
             Ok(next) => next,
             Err(ManifestConflict::Fenced { .. }) => {
@@ -67,7 +72,7 @@ impl TidemarkModel {
                 return Some(());
             }
         };
-        let candidate = ManifestVersion { view, tree, token: token(Role::Compactor, epoch), created_at: s.now };
+        let candidate = ManifestVersion { view, tree, token: token(Role::Compactor, epoch), created_at: self.stamp(s) };
         match self.try_create(s, Role::Compactor, epoch, candidate.clone(), c.base.version + 1) {
             Attempt::Applied(v) => {
                 let outputs: Vec<WriteId> = job
@@ -82,7 +87,7 @@ impl TidemarkModel {
                 }
                 s.committed.runs.insert(job.output.id);
                 let c = s.compactor_mut(epoch)?;
-                c.base = Base { version: v, view: candidate.view, tree: candidate.tree };
+                c.base = Base { version: v, view: ManifestView { version: v, ..candidate.view }, tree: candidate.tree };
                 c.job = None;
             }
             Attempt::Fenced => Self::stop_compactor(s, epoch),

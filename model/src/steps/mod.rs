@@ -2,9 +2,10 @@
 //! process that takes them. Each mutates the cloned state in place and
 //! returns `None` when the action does not apply (the step is not taken).
 
+mod checkpoint;
 mod compactor;
+mod follower;
 mod gc;
-mod reader;
 mod writer;
 
 use tidemark::internals::protocol::{
@@ -30,19 +31,17 @@ pub(crate) enum Attempt {
 }
 
 impl TidemarkModel {
-    pub(crate) fn insert_version(&self, s: &mut State, version: u64, m: ManifestVersion) {
-        let (prev, latest) = s.store.latest_manifest();
-        if version > prev {
-            let lease = Lease {
-                until: s.now.saturating_add(self.bounds.min_age),
-                ssts: latest.tree.ssts().copied().collect(),
-                replay_after_wal_id: latest.view.replay_after_wal_id,
-            };
-            s.leases.insert(prev, lease);
-        }
+    /// Creates manifest `version` (a create that found the slot free). The
+    /// object records the version it is stored as, whatever view it was
+    /// built from (a stale one, for `blind-manifest-write`).
+    pub(crate) fn insert_version(&self, s: &mut State, version: u64, mut m: ManifestVersion) {
+        m.view.version = version;
         s.store.manifests.insert(version, m);
     }
 
+    /// Creates `candidate` as version `version`, or learns why not, deciding
+    /// with `on_manifest_created` and `on_manifest_taken`. `epoch` is the
+    /// caller's epoch of its role (a client's checkpoint id).
     pub(crate) fn try_create(&self, s: &mut State, role: Role, epoch: Epoch, candidate: ManifestVersion, version: u64) -> Attempt {
         let taken = match s.store.manifests.get(&version) {
             None => {
@@ -63,6 +62,7 @@ impl TidemarkModel {
         }
     }
 
+    /// After `Reapply`: the base to apply the change on next (`reapply_base`).
     pub(crate) fn rebase(&self, s: &State, stale: (ManifestView, Tree<SstId>), latest: u64) -> Option<Base> {
         let m = s.store.manifests.get(&latest)?;
         let fresh = (m.view, m.tree.clone());
@@ -70,6 +70,7 @@ impl TidemarkModel {
         Some(Base { version: latest, view, tree })
     }
 
+    /// `Recover`'s list-and-walk (and `Fence`'s re-list): the protocol's chain walk.
     pub(crate) fn walk(&self, state: &State, view: &ManifestView, epoch: Epoch, clean_close: bool) -> Result<RecoveryPlan, RecoveryError> {
         let mut walk = ChainWalk::new(self.protocol, view, epoch, state.store.wals.keys().copied(), self.fence_jump)
             .after_clean_close(clean_close);
@@ -82,10 +83,16 @@ impl TidemarkModel {
         walk.finish()
     }
 
+    /// Drops a writer that can never acknowledge again (fenced, or its WAL id taken).
     pub(crate) fn stop(state: &mut State, epoch: Epoch) {
         state.writers.retain(|w| w.epoch != epoch);
     }
 
+    /// The create of a WAL holding `writes` was rejected (the object read
+    /// back is another writer's): those writes are reported as not written
+    /// (I10), and the writer stops. Other pending writes fail too, but their
+    /// WALs may still land, as after a crash. A stop that no newer epoch
+    /// caused is recorded for I12.
     pub(crate) fn reject(state: &mut State, epoch: Epoch, writes: &[WriteId]) {
         state.rejected.extend(writes.iter().copied());
         if state.claimed_epoch() <= epoch {
@@ -94,8 +101,15 @@ impl TidemarkModel {
         Self::stop(state, epoch);
     }
 
+    /// A compactor that learned it is fenced stops (a zombie compactor rejected).
     pub(crate) fn stop_compactor(state: &mut State, epoch: Epoch) {
         state.compactors.retain(|c| c.epoch != epoch);
         state.seen.zombie_compactor_rejected = true;
+    }
+
+    /// `Tick`: the clock advances.
+    pub(crate) fn tick(&self, s: &mut State) -> Option<()> {
+        s.now += 1;
+        Some(())
     }
 }

@@ -2,7 +2,7 @@
 //! `Close`, `Crash`, and recovery (`Recover`, `Fence`).
 
 use tidemark::internals::protocol::{
-    apply_writer_edit, claim_epoch, on_fence_conflict, resolve_create_conflict, CreateConflict, Epoch, FenceConflict,
+    apply_writer_edit, claim_writer, on_fence_conflict, resolve_create_conflict, CreateConflict, Epoch, FenceConflict,
     ManifestConflict, ManifestView, Role, Tree, WalHeader, WalId, WalKind, WriterEdit,
 };
 
@@ -14,11 +14,8 @@ use crate::state::*;
 type Applied = Result<(ManifestView, Tree<SstId>), ManifestConflict>;
 
 impl TidemarkModel {
-    pub(crate) fn recordable(&self, s: &State, sst: &SstId, created_at: Tick) -> bool {
-        let _ = sst; // the writer cannot see a deletion; only the age
-        self.gc_policy().may_record_sst(u64::from(created_at), u64::from(s.now))
-    }
-
+    /// What `Close` is waiting for is done: nothing buffered, frozen, in
+    /// flight or unflushed.
     pub(crate) fn drained(s: &State, w: &Writer) -> bool {
         w.buffer.is_empty()
             && w.frozen.is_empty()
@@ -27,21 +24,28 @@ impl TidemarkModel {
             && !s.uploads.iter().any(|u| u.owner == w.epoch)
     }
 
+    /// The writer's next manifest update, if it has anything to record: the
+    /// edit and the protocol's answer on its base. Its pin moves to the
+    /// version it creates (its one live tree is its base), and its SST floor
+    /// to its next sequence number (the edit records every SST it flushed).
     pub(crate) fn writer_update(&self, s: &State, w: &Writer) -> Option<(WriterEdit<SstId>, Applied)> {
-        if w.flushed.iter().any(|f| !self.recordable(s, &f.sst, f.created_at)) {
-            return None; // must be rewritten first (FlushL0)
-        }
         let edit = WriterEdit {
             flushed: w.flushed.iter().map(|f| f.sst).collect(),
             flushed_through: w.flushed.iter().map(|f| f.last_wal_id).max(),
             close: w.closing && Self::drained(s, w),
             fences: w.fences.clone(),
+            pin: None,
+            sst_floor: w.next_sst.into(),
         };
-        let result = apply_writer_edit(&w.base_view, &w.base_tree, &w.log, &edit);
-        match &result {
-            Ok((view, tree)) if *view == w.base_view && *tree == w.base_tree => None,
-            _ => Some((edit, result)),
-        }
+        let news = !edit.flushed.is_empty()
+            || edit.close
+            || w.log.wal_id_last_seen() > w.base_view.wal_id_last_seen
+            || w.base_view.writer_epoch != w.epoch
+            || edit.fences.iter().any(|f| !w.base_tree.fences.contains(f));
+        news.then(|| {
+            let result = apply_writer_edit(&w.base_view, &w.base_tree, &w.log, &edit);
+            (edit, result)
+        })
     }
 
     pub(crate) fn put(&self, s: &mut State, epoch: Epoch) -> Option<()> {
@@ -89,7 +93,8 @@ impl TidemarkModel {
         // The store's answer: created if the id is free, else AlreadyExists.
         let created = match s.store.wals.get(&wal_id) {
             None => {
-                s.store.wals.insert(wal_id, WalObject { created_at: s.now, ..upload.object.clone() });
+                let created_at = self.stamp(s);
+                s.store.wals.insert(wal_id, WalObject { created_at, ..upload.object.clone() });
                 !ambiguous
             }
             Some(_) => false,
@@ -155,29 +160,13 @@ impl TidemarkModel {
     }
 
     pub(crate) fn flush_l0(&self, s: &mut State, epoch: Epoch) -> Option<()> {
-        let stale = {
-            let w = s.writer(epoch)?;
-            w.flushed.iter().position(|f| !self.recordable(s, &f.sst, f.created_at))
-        };
-        let now = s.now;
+        let now = self.stamp(s);
         let w = s.writer_mut(epoch)?;
         let id = SstId::L0(epoch, w.next_sst);
         w.next_sst += 1;
-        let writes = match stale {
-            // Too old to record: write the same memtable again.
-            Some(i) => {
-                let f = w.flushed.get_mut(i)?;
-                f.sst = id;
-                f.created_at = now;
-                f.writes.clone()
-            }
-            None => {
-                let imm = w.imm.remove(0);
-                w.flushed.push(Flushed { sst: id, last_wal_id: imm.last_wal_id, writes: imm.writes.clone(), created_at: now });
-                imm.writes
-            }
-        };
-        s.store.ssts.insert(id, SstObject { writes, created_at: now });
+        let imm = w.imm.remove(0);
+        w.flushed.push(Flushed { sst: id, last_wal_id: imm.last_wal_id, writes: imm.writes.clone() });
+        s.store.ssts.insert(id, SstObject { writes: imm.writes, created_at: now });
         Some(())
     }
 
@@ -195,7 +184,7 @@ impl TidemarkModel {
         let version = w.manifest_version + 1;
         let stale = (w.base_view, w.base_tree.clone());
         let uploading = s.uploads.iter().any(|u| u.owner == epoch) || !w.frozen.is_empty();
-        let candidate = ManifestVersion { view, tree, token: token(Role::Writer, epoch), created_at: s.now };
+        let candidate = ManifestVersion { view, tree, token: token(Role::Writer, epoch), created_at: self.stamp(s) };
         match self.try_create(s, Role::Writer, epoch, candidate.clone(), version) {
             Attempt::Applied(v) => {
                 let recorded: Vec<WriteId> = s
@@ -212,7 +201,7 @@ impl TidemarkModel {
                 }
                 let w = s.writer_mut(epoch)?;
                 w.manifest_version = v;
-                w.base_view = candidate.view;
+                w.base_view = ManifestView { version: v, ..candidate.view };
                 w.base_tree = candidate.tree;
                 w.flushed.clear();
                 if edit.close {
@@ -257,10 +246,9 @@ impl TidemarkModel {
         // needs no fence (`after_clean_close`).
         let (version, latest) = s.store.latest_manifest();
         let clean_close = latest.view.writer_closed;
-        let view = claim_epoch(&latest.view);
+        let (view, tree) = claim_writer(&latest.view, &latest.tree);
         let epoch = view.writer_epoch;
-        let claimed =
-            ManifestVersion { view, tree: latest.tree.clone(), token: token(Role::Writer, epoch), created_at: s.now };
+        let claimed = ManifestVersion { view, tree, token: token(Role::Writer, epoch), created_at: self.stamp(s) };
         let claimed_version = version + 1;
         self.insert_version(s, claimed_version, claimed.clone());
         match self.walk(s, &claimed.view, epoch, clean_close) {
@@ -283,7 +271,6 @@ impl TidemarkModel {
         let (claimed_version, clean_close) = (*claimed_version, *clean_close);
         let plan = plan.clone();
         let view = w.base_view;
-        let base_tree = w.base_tree.clone();
         // AlreadyExists: read it back. Ours (an earlier attempt of
         // this create landed): the fence is placed; another's: walk again.
         let conflict = plan.fence.and_then(|f| s.store.wals.get(&f.wal_id).map(|o| (f.wal_id, o.header.writer_epoch)));
@@ -313,15 +300,13 @@ impl TidemarkModel {
                 }
                 return Some(());
             }
-            let object = WalObject { header: fence.header, writes: Vec::new(), created_at: s.now };
+            let object = WalObject { header: fence.header, writes: Vec::new(), created_at: self.stamp(s) };
             s.store.wals.insert(fence.wal_id, object);
         } else if clean_close && plan.fence.is_none() {
             s.seen.recovered_after_close_without_fence = true;
         }
-        // Replay: the SSTs of the latest version, re-read now (the
-        // claimed one may be superseded and its SSTs deleted since:
-        // recovery is a reader, bound by the lease), then the chain.
-        let _ = base_tree;
+        // Replay: the SSTs of the latest version, re-read now (the claim's
+        // pin keeps the claimed version's SSTs too), then the chain.
         let (latest_version, latest) = s.store.latest_manifest();
         let (latest_view, latest_tree) = (latest.view, latest.tree.clone());
         let mut writes = match s.tree_writes(&latest_tree) {

@@ -1,0 +1,313 @@
+//! Many processes on one bucket: followers, durable checkpoints, a
+//! compactor and GC of their own, and a lifecycle whose cost per close does
+//! not grow with use.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use tidemark::{
+    collect_garbage, compact, delete_checkpoint, fsck, list_checkpoints, CheckpointHolder, CheckpointOptions, Db, DbReader,
+    Error, ReaderOptions, Settings, StoreRef, TokioClock,
+};
+
+fn store() -> StoreRef {
+    Arc::new(InMemory::new())
+}
+
+/// Small SSTs and an eager compactor, GC at min age 0: every superseded
+/// object goes at once unless a checkpoint keeps it.
+fn churn() -> Settings {
+    Settings::default()
+        .with_l0_sst_size_bytes(512)
+        .with_max_unflushed_bytes(8 << 10)
+        .with_l0_max_ssts(2)
+        .with_compacted_sst_size_bytes(1024)
+        .with_gc_min_age(Duration::ZERO)
+        .with_gc_interval(Duration::from_millis(20))
+}
+
+fn manual(settings: Settings) -> ReaderOptions {
+    ReaderOptions { poll_interval: None, settings, ..Default::default() }
+}
+
+fn key(i: u32) -> Bytes {
+    Bytes::from(format!("key{i:05}"))
+}
+
+async fn count(store: &StoreRef, dir: &str) -> usize {
+    use futures::TryStreamExt;
+    let listed: Vec<_> = store.list(Some(&format!("db/{dir}").into())).try_collect().await.unwrap();
+    listed.len()
+}
+
+#[tokio::test]
+async fn a_follower_sees_every_acknowledged_write_after_a_poll_across_compaction_and_gc() {
+    let store = store();
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    let reader = DbReader::open("db", store.clone(), manual(churn())).await.unwrap();
+    let mut last_version = reader.position().await.0;
+    for round in 0..20u32 {
+        for i in 0..50 {
+            db.put(key(i), format!("v{round}")).await.unwrap();
+        }
+        db.delete(key(round)).await.unwrap();
+        reader.poll().await.unwrap();
+        for i in 0..50 {
+            let want = (i != round).then(|| Bytes::from(format!("v{round}")));
+            assert_eq!(reader.get(key(i)).await.unwrap(), want, "round {round} key {i}");
+        }
+        // I14: views never go backwards.
+        let version = reader.position().await.0;
+        assert!(version >= last_version);
+        last_version = version;
+    }
+    let m = db.manifest().await;
+    assert!(!m.runs.is_empty(), "compaction ran: {m:?}");
+    reader.close().await.unwrap();
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_held_follower_snapshot_survives_compaction_and_gc_at_min_age_zero() {
+    let store = store();
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    for i in 0..200 {
+        db.put(key(i), "old").await.unwrap();
+    }
+    db.flush().await.unwrap();
+    let reader = DbReader::open("db", store.clone(), manual(churn())).await.unwrap();
+    let snap = reader.snapshot().await.unwrap();
+    for round in 0..5 {
+        for i in 0..200 {
+            db.put(key(i), format!("new{round}")).await.unwrap();
+        }
+        db.flush().await.unwrap();
+        reader.poll().await.unwrap();
+    }
+    tidemark::collect_garbage("db", store.clone(), churn()).await.unwrap();
+    // The snapshot still reads its SSTs: the reader's checkpoint kept them.
+    let rows = snap.scan(..).await.unwrap().collect_vec().await.unwrap();
+    assert_eq!(rows.len(), 200);
+    assert!(rows.iter().all(|(_, v)| v == "old"));
+    assert_eq!(reader.get(key(7)).await.unwrap().as_deref(), Some(&b"new4"[..]));
+    drop(snap);
+    reader.close().await.unwrap();
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_durable_checkpoint_is_exactly_the_state_at_its_creation_until_deleted() {
+    let store = store();
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    for i in 0..100 {
+        db.put(key(i), "before").await.unwrap();
+    }
+    db.delete(key(3)).await.unwrap();
+    let cp = db.checkpoint(CheckpointOptions::default()).await.unwrap();
+    assert_eq!(cp.holder, CheckpointHolder::Client);
+    assert!(cp.wal_end.is_some());
+    for i in 0..100 {
+        db.put(key(i), "after").await.unwrap();
+    }
+    db.put(key(3), "after").await.unwrap();
+    db.put("extra", "after").await.unwrap();
+    db.close().await.unwrap();
+    // Another writer, compaction and GC at min age 0 in between.
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    db.put("later", "x").await.unwrap();
+    db.flush().await.unwrap();
+    collect_garbage("db", store.clone(), churn()).await.unwrap();
+
+    let backup = DbReader::open_checkpoint("db", store.clone(), cp.id).await.unwrap();
+    let rows = backup.scan(..).await.unwrap().collect_vec().await.unwrap();
+    assert_eq!(rows.len(), 99, "every write before the checkpoint, none after");
+    assert!(rows.iter().all(|(_, v)| v == "before"));
+    assert_eq!(backup.get(key(3)).await.unwrap(), None);
+    assert!(list_checkpoints(store.clone(), "db").await.unwrap().iter().any(|c| c.id == cp.id));
+
+    delete_checkpoint(store.clone(), "db", cp.id).await.unwrap();
+    match DbReader::open_checkpoint("db", store.clone(), cp.id).await {
+        Err(Error::CheckpointGone { id, .. }) => assert_eq!(id, cp.id),
+        other => panic!("a deleted checkpoint opened: {other:?}"),
+    }
+    db.close().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_that_cannot_refresh_in_time_stops_reading() {
+    let store = store();
+    let settings = Settings::default().with_clock(Arc::new(TokioClock::new()));
+    let db = Db::open_with("db", store.clone(), settings.clone()).await.unwrap();
+    db.put("k", "v").await.unwrap();
+    let opts = ReaderOptions { checkpoint_lifetime: Duration::from_secs(10), ..manual(settings.clone()) };
+    let reader = DbReader::open("db", store.clone(), opts).await.unwrap();
+    assert_eq!(reader.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    // Polled at half-life: refreshed, reads go on.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    reader.poll().await.unwrap();
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(reader.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    // Not polled for a whole lifetime: expired on the reader's own clock.
+    tokio::time::advance(Duration::from_secs(11)).await;
+    assert!(matches!(reader.get("k").await, Err(Error::CheckpointGone { .. })));
+    assert!(matches!(reader.poll().await, Err(Error::CheckpointGone { .. })));
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_closed_follower_releases_what_it_pinned() {
+    let store = store();
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    for i in 0..100 {
+        db.put(key(i), "a").await.unwrap();
+    }
+    let reader = DbReader::open("db", store.clone(), manual(churn())).await.unwrap();
+    for i in 0..100 {
+        db.put(key(i), "b").await.unwrap();
+    }
+    db.flush().await.unwrap();
+    assert!(list_checkpoints(store.clone(), "db").await.unwrap().iter().any(|c| c.holder == CheckpointHolder::Client));
+    reader.close().await.unwrap();
+    assert!(!list_checkpoints(store.clone(), "db").await.unwrap().iter().any(|c| c.holder == CheckpointHolder::Client));
+    db.close().await.unwrap();
+    collect_garbage("db", store.clone(), churn()).await.unwrap();
+    assert_eq!(count(&store, "manifest").await, 1, "only the latest version is left");
+}
+
+#[tokio::test]
+async fn a_standalone_compactor_and_gc_keep_the_tree_small_beside_a_writer() {
+    let store = store();
+    let writer_settings = churn().with_compactor(false).with_gc_interval(Duration::ZERO);
+    let db = Db::open_with("db", store.clone(), writer_settings).await.unwrap();
+    for round in 0..6u32 {
+        for i in 0..80 {
+            db.put(key(i), format!("r{round}")).await.unwrap();
+        }
+        db.flush().await.unwrap();
+    }
+    let before = db.manifest().await.l0.len();
+    assert!(before > 2, "L0 grew with the writer's compactor off: {before}");
+    let runs = compact("db", store.clone(), churn()).await.unwrap();
+    assert!(runs >= 1);
+    // The writer's own pin keeps the L0 SSTs its current tree reads.
+    let stats = collect_garbage("db", store.clone(), churn()).await.unwrap();
+    assert_eq!(stats.ssts, 0, "the writer still reads them: {stats:?}");
+    // The writer goes on on top of the compactor's version; its close
+    // drops its pin, and the compacted L0 goes.
+    db.put("after", "x").await.unwrap();
+    db.flush().await.unwrap();
+    db.close().await.unwrap();
+    let stats = collect_garbage("db", store.clone(), churn()).await.unwrap();
+    assert!(stats.ssts >= before, "the compacted L0 SSTs were collected: {stats:?}");
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    for i in 0..80 {
+        assert_eq!(db.get(key(i)).await.unwrap().as_deref(), Some(&b"r5"[..]));
+    }
+    assert_eq!(db.get("after").await.unwrap().as_deref(), Some(&b"x"[..]));
+    db.close().await.unwrap();
+    let report = fsck(store.as_ref(), "db".into()).await;
+    assert_eq!(report.problems(), 0, "{report:?}");
+}
+
+/// Short-lived processes: the requests of one open/put/close round stay
+/// flat as rounds accumulate at the default `gc_min_age` (5 min).
+#[tokio::test]
+async fn open_put_close_rounds_cost_the_same_at_the_thousandth_as_at_the_tenth() {
+    let store = store();
+    let mut gets = Vec::new();
+    for round in 0..300u32 {
+        let db = Db::open_with("db", store.clone(), Settings::default()).await.unwrap();
+        db.put(key(round), "v").await.unwrap();
+        db.close().await.unwrap();
+        gets.push(db.metrics().requests.reads());
+    }
+    let early: u64 = gets[10..20].iter().sum();
+    let late: u64 = gets[290..300].iter().sum();
+    assert!(late <= early + 10, "reads per round grew: {:?} .. {:?}", &gets[10..20], &gets[290..300]);
+}
+
+/// `gc_min_age` between 0 and the commit timeout: compaction succeeds and
+/// writes never stall at the L0 limit.
+#[tokio::test]
+async fn writes_and_compaction_go_on_at_any_gc_min_age() {
+    for min_age in [Duration::from_secs(1), Duration::from_secs(29), Duration::from_secs(31)] {
+        let store = store();
+        let settings = churn().with_gc_min_age(min_age);
+        let db = Db::open_with("db", store.clone(), settings).await.unwrap();
+        let writes = async {
+            for i in 0..2_000u32 {
+                db.put(key(i % 300), format!("v{i}")).await.unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), writes).await.expect("writes stalled");
+        db.flush().await.unwrap();
+        let m = db.manifest().await;
+        assert!(!m.runs.is_empty(), "compaction recorded runs at gc_min_age {min_age:?}");
+        db.close().await.unwrap();
+    }
+}
+
+/// The durable-checkpoint scenario run with GC mutants: each loses data the
+/// checkpoint or a held view needs, which the checks above would report.
+#[tokio::test]
+async fn gc_mutants_lose_what_checkpoints_and_retired_ssts_keep() {
+    use tidemark::internals::protocol::Protocol;
+    for mutant in [Protocol::GcIgnoresCheckpoints, Protocol::GcIgnoresRetired] {
+        let store = store();
+        let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+        for i in 0..200 {
+            db.put(key(i), "before").await.unwrap();
+        }
+        db.flush().await.unwrap();
+        let cp = db.checkpoint(CheckpointOptions::default()).await.unwrap();
+        for round in 0..4 {
+            for i in 0..200 {
+                db.put(key(i), format!("after{round}")).await.unwrap();
+            }
+            db.flush().await.unwrap();
+        }
+        db.close().await.unwrap();
+        collect_garbage("db", store.clone(), churn().with_protocol(mutant)).await.unwrap();
+        let read = async {
+            let backup = DbReader::open_checkpoint("db", store.clone(), cp.id).await?;
+            backup.scan(..).await?.collect_vec().await
+        };
+        match read.await {
+            Ok(rows) => assert!(
+                rows.len() != 200 || rows.iter().any(|(_, v)| v != "before"),
+                "{mutant:?}: the checkpoint still read its state"
+            ),
+            Err(e) => assert!(!matches!(e, Error::CheckpointGone { .. }), "{mutant:?}: {e}"),
+        }
+    }
+}
+
+/// A fenced writer (a zombie) keeps running GC at min age 0 while the new
+/// writer flushes and compacts: nothing the new writer needs is deleted.
+#[tokio::test]
+async fn a_fenced_writers_gc_deletes_nothing_the_new_writer_needs() {
+    let store = store();
+    let zombie = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    for i in 0..100 {
+        zombie.put(key(i), "zombie").await.unwrap();
+    }
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    for round in 0..10u32 {
+        for i in 0..100 {
+            db.put(key(i), format!("r{round}")).await.unwrap();
+        }
+        db.flush().await.unwrap();
+        // The zombie's periodic GC runs between the new writer's steps.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let rows = db.scan(..).await.unwrap().collect_vec().await.unwrap();
+        assert_eq!(rows.len(), 100, "round {round}");
+        assert!(rows.iter().all(|(_, v)| *v == format!("r{round}")));
+    }
+    assert!(zombie.put("late", "x").await.is_err(), "the zombie is fenced");
+    db.close().await.unwrap();
+    let report = fsck(store.as_ref(), "db".into()).await;
+    assert_eq!(report.problems(), 0, "{report:?}");
+}
