@@ -105,7 +105,18 @@ async fn out_of_order_session(protocol: Protocol) -> Vec<TraceStep> {
         fault.held().into_iter().filter(|p| p.as_ref().starts_with(dir)).collect()
     };
     let mut i = 0;
-    while (held("db/compacted/").is_empty() || held("db/wal/").len() < 3) && i < 300 {
+    // A memtable is recorded only once its WALs are durable: they land until
+    // its L0 upload starts (and is held)...
+    while held("db/compacted/").is_empty() && i < 300 {
+        db.put_with(format!("key{i:03}"), "x".repeat(40), &fire).await.unwrap();
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        for p in held("db/wal/") {
+            fault.release(&p).await;
+        }
+    }
+    // ...then later WALs are frozen and held.
+    while held("db/wal/").len() < 3 && i < 600 {
         db.put_with(format!("key{i:03}"), "x".repeat(40), &fire).await.unwrap();
         i += 1;
         tokio::time::sleep(Duration::from_millis(2)).await;

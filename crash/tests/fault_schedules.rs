@@ -74,7 +74,7 @@ fn the_shared_key_oracle_catches_lost_overwrites() {
     }
 }
 
-/// Seeds CI found: an L0 flush recorded a memtable before its last WAL was
+/// Seeds CI and this harness found: an L0 flush recorded a memtable before its last WAL was
 /// durable, GC deleted that WAL as it landed, and the ambiguous create's
 /// read-back found nothing (2013247); a recovery that crashed between its
 /// fence landing and recording it, whose fence rejected an older writer's
@@ -85,4 +85,8 @@ fn ci_seeds_pass() {
         let report = run(&Config::new(seed).with_faults());
         assert!(report.failure.is_none(), "seed {seed}: {:?}", report.failure);
     }
+    // A memtable recorded before its WALs were durable let a process read a
+    // shared key's older value after a newer write had returned (1678).
+    let report = run(&Config::new(1678));
+    assert!(report.failure.is_none(), "seed 1678: {:?}", report.failure);
 }

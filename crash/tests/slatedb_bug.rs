@@ -26,20 +26,26 @@ async fn schedule(protocol: Protocol) -> (tidemark::Result<Db>, u64, u64) {
         // the schedule needs FreezeWal while an L0 upload is held.
         .with_wal_put_budget(tidemark::PutBudget::Unlimited);
     let db = Db::open_with("db", StdArc::new(fault.clone()), settings).await.expect("open");
-    let durable = db.durable_wal_id();
     // From now on, every WAL and SST upload is held in flight.
     fault.hold_prefix("db/wal/");
     fault.hold_prefix("db/compacted/");
     let fire = WriteOptions { await_durable: false };
     let mut written = 0;
     let sst_held = |fault: &FaultStore| fault.held().into_iter().find(|p| p.as_ref().starts_with("db/compacted/"));
-    // Fill the memtable until FreezeMemtable starts an L0 upload...
+    // Fill the memtable until FreezeMemtable starts an L0 upload (the
+    // memtable is recorded only once its WALs are durable: they land)...
     while sst_held(&fault).is_none() && written < 200 {
         db.put_with(format!("key{written:03}"), "x".repeat(40), &fire).await.expect("write");
         written += 1;
         tokio::time::sleep(Duration::from_millis(2)).await;
+        for wal in fault.held().into_iter().filter(|p| p.as_ref().starts_with("db/wal/")) {
+            fault.release(&wal).await;
+        }
     }
     let sst = sst_held(&fault).expect("an L0 SST upload is in flight");
+    // Every WAL so far has landed; every later one is held.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let durable = db.durable_wal_id();
     // ...then FreezeWal twice more while it is in flight...
     for i in 0..2 {
         db.put_with(format!("late{i}"), "y", &fire).await.expect("write");

@@ -25,19 +25,32 @@ async fn a_zombies_late_sst_does_not_block_its_successors_flushes() {
     let fault = FaultStore::new(inner.clone(), 3);
     let small = Settings::default().with_l0_sst_size_bytes(256).with_flush_interval(Duration::from_millis(1));
     let zombie = Db::open_with("db", StdArc::new(fault.clone()), small.clone()).await.unwrap();
-    let successor = Db::open_with("db", inner.clone(), small).await.unwrap();
 
-    // The zombie's WAL uploads never complete, so it keeps running until its
-    // first manifest write; before that it flushes a memtable to L0.
-    fault.hold_prefix("db/wal/");
+    // The zombie fills a memtable (its WALs land) and starts the L0 upload,
+    // which is held; then the successor opens and fences it, and the
+    // zombie's SST lands late, after its manifest write can only be fenced.
+    fault.hold_prefix("db/compacted/");
     let fire = WriteOptions { await_durable: false };
+    let held_sst = |fault: &FaultStore| fault.held().into_iter().find(|p| p.as_ref().starts_with("db/compacted/"));
     for i in 0..200 {
-        if !ssts(&inner).await.is_empty() || zombie.put_with(format!("z{i:03}"), "x".repeat(40), &fire).await.is_err() {
+        if held_sst(&fault).is_some() {
+            break;
+        }
+        zombie.put_with(format!("z{i:03}"), "x".repeat(40), &fire).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let sst = held_sst(&fault).expect("the zombie's L0 upload is in flight");
+    let successor = Db::open_with("db", inner.clone(), small).await.unwrap();
+    fault.release(&sst).await;
+    for _ in 0..200 {
+        if zombie.put_with("late", "x", &fire).await.is_err() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let orphan = ssts(&inner).await;
+    // The successor may flush its replay of the zombie's WALs at open (its
+    // own SST, `-w2`): the orphan is the zombie's `-w1` SST.
+    let orphan: Vec<_> = ssts(&inner).await.into_iter().filter(|p| p.ends_with("-w1.sst")).collect();
     assert_eq!(orphan.len(), 1, "the zombie flushed one SST before its manifest write was fenced: {orphan:?}");
 
     for i in 0..20 {

@@ -76,6 +76,7 @@ fn sst_name_from_manifest(inner: &DbInner, manifest: &ManifestObject) -> Option<
 pub(super) async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let mut manifest = inner.manifest.lock().await;
     let Some(imm) = lock(&inner.mem).imm.first().cloned() else { return Ok(false) };
+    wait_durable_through(inner, imm.last_wal_id).await?;
     let bytes = build_sst(&imm.table, inner.settings.block_size);
     let named = sst_name_from_manifest(inner, &manifest);
     let handle = inner.upload_sst(bytes, SstOwner::Writer, inner.epoch, named).await?;
@@ -111,6 +112,23 @@ pub(super) async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
         inner.wake_compactor.notify_one();
     }
     Ok(true)
+}
+
+/// Waits until `WalLog::may_flush_memtable` allows recording a memtable
+/// whose writes end in `last_wal_id`; a failed writer records nothing.
+async fn wait_durable_through(inner: &DbInner, last_wal_id: crate::protocol::WalId) -> Result<()> {
+    loop {
+        let changed = inner.durable_changed.notified();
+        if let Some(e) = inner.commit.failure() {
+            return Err(inner.ack_error(e));
+        }
+        if inner.commit.with_log(|log| log.may_flush_memtable(last_wal_id)) {
+            return Ok(());
+        }
+        // The memtable's last WAL is frozen with it, so its upload is
+        // already under way: wait for it, never force an early one.
+        let _ = tokio::time::timeout(Duration::from_millis(5), changed).await;
+    }
 }
 
 /// Flushes every immutable memtable and the active one (`close()`, a large replay).

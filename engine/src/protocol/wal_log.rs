@@ -107,6 +107,14 @@ impl WalLog {
         self.watermark.covers(wal_id)
     }
 
+    /// Guard of the engine's `FlushL0`: a memtable whose writes end in WAL
+    /// `last_wal_id` is recorded only once that WAL is durable, so no SST
+    /// holds a write before its WAL is durable and every WAL at or below a
+    /// manifest's `replay_after_wal_id` has landed.
+    pub fn may_flush_memtable(&self, last_wal_id: WalId) -> bool {
+        self.watermark.covers(last_wal_id)
+    }
+
     /// The `wal_id_last_seen` the next manifest records.
     ///
     /// Shipped: the durable watermark, so the manifest only ever references
