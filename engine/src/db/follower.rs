@@ -32,7 +32,7 @@ use crate::protocol::{may_use, CheckpointId, Follower, Protocol, WalId, WalLog};
 use crate::settings::Settings;
 use crate::store::Stores;
 use crate::sync::task::Mutex as TaskMutex;
-use crate::sync::{lock, Arc};
+use crate::sync::{lock, Arc, StdArc};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_object::DecodedWal;
 use crate::StoreRef;
@@ -107,7 +107,7 @@ struct Shared {
 /// # }
 /// ```
 pub struct DbReader {
-    shared: Arc<Shared>,
+    shared: StdArc<Shared>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -227,11 +227,11 @@ impl DbReader {
             read_only: true,
         });
         let state = FollowState { follower, holding, wals, stopped: None };
-        Ok(DbReader { shared: Arc::new(Shared { inner, state: TaskMutex::new(state) }), task: None })
+        Ok(DbReader { shared: StdArc::new(Shared { inner, state: TaskMutex::new(state) }), task: None })
     }
 
     fn poll_every(mut self, every: Duration) -> Self {
-        let shared = Arc::downgrade(&self.shared);
+        let shared = StdArc::downgrade(&self.shared);
         self.task = Some(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
