@@ -38,7 +38,21 @@ pub(crate) struct Client<'a> {
     pub(crate) wal_limit: u64,
 }
 
-impl Client<'_> {
+impl<'a> Client<'a> {
+    /// The client of a running handle (a writer's `Db::checkpoint`, a
+    /// follower's refreshes): its store, manifests, clock and tracer.
+    pub(crate) fn of(inner: &'a super::inner::DbInner) -> Self {
+        Client {
+            store: &inner.store,
+            layout: &inner.layout,
+            manifests: &inner.manifests,
+            protocol: inner.settings.protocol,
+            clock: inner.settings.clock.as_ref(),
+            tracer: &inner.tracer,
+            wal_limit: crate::bounds::max_wal_bytes(&inner.settings),
+        }
+    }
+
     /// Creates a client checkpoint in the next version after `latest` (or
     /// after whatever version a racing update made). With `durable`, it also
     /// pins the WAL chain after that version up to its end now, so that it

@@ -312,24 +312,13 @@ impl DbReader {
         if find(&latest, id).is_err() {
             return Ok(()); // Expired and dropped already.
         }
-        match client(inner).delete(&latest, id).await {
+        match Client::of(inner).delete(&latest, id).await {
             Ok(_) | Err(Error::CheckpointGone { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
 }
 
-fn client(inner: &DbInner) -> Client<'_> {
-    Client {
-        store: &inner.store,
-        layout: &inner.layout,
-        manifests: &inner.manifests,
-        protocol: inner.settings.protocol,
-        clock: inner.settings.clock.as_ref(),
-        tracer: &inner.tracer,
-        wal_limit: crate::bounds::max_wal_bytes(&inner.settings),
-    }
-}
 
 async fn lock_stopped(shared: &Shared) -> bool {
     shared.state.lock().await.stopped.is_some()
@@ -373,7 +362,7 @@ impl Shared {
             // The pin moves only if no view of a version older than the one
             // read now is held (a snapshot or a scan in flight).
             let move_pin = inner.oldest_live_tree().version >= st.follower.version();
-            match client(inner).refresh(&target, id, lifetime, move_pin).await {
+            match Client::of(inner).refresh(&target, id, lifetime, move_pin).await {
                 Ok(v) => {
                     let expires_at = Some(now.saturating_add(lifetime.as_millis() as u64));
                     st.holding = Holding::Own { id, expires_at, refreshed_at: now, lifetime };

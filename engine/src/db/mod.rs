@@ -194,15 +194,7 @@ impl Db {
     /// manifest write; the writer goes on undisturbed.
     pub async fn checkpoint(&self, opts: CheckpointOptions) -> Result<crate::manifest::Checkpoint> {
         let inner = &self.inner;
-        let client = checkpoint::Client {
-            store: &inner.store,
-            layout: &inner.layout,
-            manifests: &inner.manifests,
-            protocol: inner.settings.protocol,
-            clock: inner.settings.clock.as_ref(),
-            tracer: &inner.tracer,
-            wal_limit: crate::bounds::max_wal_bytes(&inner.settings),
-        };
+        let client = checkpoint::Client::of(inner);
         let latest = inner.manifests.reread(inner.manifest.lock().await.clone()).await?;
         Ok(client.create(&latest, opts, true).await?.0)
     }
