@@ -156,16 +156,9 @@ impl Follower {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{CheckpointOwner, Epoch, WalKind};
+    use crate::protocol::recovery::tests::{data, fence};
+    use crate::protocol::CheckpointOwner;
     use std::collections::BTreeMap;
-
-    fn data(epoch: Epoch) -> WalHeader {
-        WalHeader { writer_epoch: epoch, kind: WalKind::Data }
-    }
-
-    fn fence(epoch: Epoch, next_wal_id: WalId) -> WalHeader {
-        WalHeader { writer_epoch: epoch, kind: WalKind::Fence { next_wal_id } }
-    }
 
     fn view(version: u64, replay_after_wal_id: WalId) -> ManifestView {
         ManifestView { version, replay_after_wal_id, ..ManifestView::default() }

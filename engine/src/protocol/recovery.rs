@@ -343,15 +343,15 @@ impl ChainWalk {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn data(epoch: Epoch) -> WalHeader {
+    pub(in crate::protocol) fn data(epoch: Epoch) -> WalHeader {
         WalHeader { writer_epoch: epoch, kind: WalKind::Data }
     }
 
-    fn fence(epoch: Epoch, next_wal_id: WalId) -> WalHeader {
+    pub(in crate::protocol) fn fence(epoch: Epoch, next_wal_id: WalId) -> WalHeader {
         WalHeader { writer_epoch: epoch, kind: WalKind::Fence { next_wal_id } }
     }
 
