@@ -62,6 +62,27 @@ fn show(v: Option<&Bytes>) -> String {
     }
 }
 
+/// The writes to a key as a violation reports them: value, who, and when.
+fn history(writes: &[Write]) -> String {
+    let each: Vec<String> = writes
+        .iter()
+        .map(|w| {
+            let returned = w.returned.map_or("in flight".to_string(), |r| r.to_string());
+            format!(
+                "{} by p{} w{} s{} [{}..{returned}]{}{}",
+                show(w.value.as_ref()),
+                w.process,
+                w.writer,
+                w.step,
+                w.invoked,
+                if w.acked { " acked" } else { "" },
+                if w.not_written { " not-written" } else { "" }
+            )
+        })
+        .collect();
+    format!("[{}]", each.join(", "))
+}
+
 /// The writes to shared keys since the last recovery, and the state it found.
 #[derive(Clone, Debug, Default)]
 pub struct SharedKeys {
@@ -124,11 +145,14 @@ impl SharedKeys {
     pub fn check_read(&self, key: &Bytes, process: usize, began: u64, seen: Option<&Bytes>) -> Result<(), Inconsistency> {
         let writes: &[Write] = self.writes.get(key).map_or(&[], |w| w.as_slice());
         // Whether an own-process write that began after `t` returned before the read began.
-        let overwritten_before =
-            |t: u64| writes.iter().any(|w| w.process == process && w.invoked > t && w.returned.is_some_and(|r| r < began));
+        // A write whose call promised it was not written overwrites nothing.
+        let overwritten_before = |t: u64| {
+            writes.iter().any(|w| w.process == process && !w.not_written && w.invoked > t && w.returned.is_some_and(|r| r < began))
+        };
         let base_ok = self.base.get(key) == seen && !overwritten_before(0);
         let write_ok = writes.iter().any(|w| {
             w.value.as_ref() == seen
+                && !w.not_written
                 && (w.process != process || !overwritten_before(w.returned.unwrap_or(u64::MAX)))
         });
         if base_ok || write_ok {
@@ -137,9 +161,11 @@ impl SharedKeys {
         Err(Inconsistency {
             invariant: "SharedKeyReadConsistent",
             detail: format!(
-                "process {process} read shared key {} = {}, which no write allows: an own-process write returned before the read began overwrote it, or no write wrote it",
+                "process {process} read shared key {} = {} at {began}, which no write allows: an own-process write returned before the read began overwrote it, or no write wrote it (base {}; writes {})",
                 String::from_utf8_lossy(key),
-                show(seen)
+                show(seen),
+                show(self.base.get(key)),
+                history(writes)
             ),
         })
     }
@@ -267,5 +293,18 @@ mod tests {
         assert_eq!(s.check_read(&k, 0, began, Some(&b("a"))).unwrap_err().invariant, "SharedKeyReadConsistent");
         assert!(s.check_read(&k, 0, began, None).is_err(), "the base was overwritten too");
         assert!(s.check_read(&k, 1, began, Some(&b("a"))).is_ok(), "process 1 need not see process 0's writes");
+    }
+
+    #[test]
+    fn a_write_promised_not_written_overwrites_nothing_and_is_never_read() {
+        let mut s = SharedKeys::default();
+        s.issue(0, 0, 0, &put("a"));
+        s.returned(0, 0, false, false);
+        s.issue(1, 0, 0, &put("b"));
+        s.returned(1, 0, false, true);
+        let began = s.tick();
+        let k = b("s/k");
+        assert!(s.check_read(&k, 0, began, Some(&b("a"))).is_ok(), "the failed write did not overwrite a");
+        assert_eq!(s.check_read(&k, 0, began, Some(&b("b"))).unwrap_err().invariant, "SharedKeyReadConsistent");
     }
 }
