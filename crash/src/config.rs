@@ -56,16 +56,22 @@ pub enum EngineMutant {
     TombstonesAboveBottom,
     /// A hedged WAL create's `AlreadyExists` is taken as ours, unread.
     HedgeExistsIsOurs,
+    /// GC plans from the latest tree without its retired SSTs.
+    GcForgetsRetired,
+    /// The writer's pin ignores the older views this process holds.
+    PinIgnoresHeldViews,
 }
 
 impl EngineMutant {
-    pub const ALL: [EngineMutant; 6] = [
+    pub const ALL: [EngineMutant; 8] = [
         EngineMutant::ScanWithoutSnapshot,
         EngineMutant::SstNamesWithoutEpoch,
         EngineMutant::WindowNeverFreed,
         EngineMutant::CompactBeforeUpload,
         EngineMutant::TombstonesAboveBottom,
         EngineMutant::HedgeExistsIsOurs,
+        EngineMutant::GcForgetsRetired,
+        EngineMutant::PinIgnoresHeldViews,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +82,8 @@ impl EngineMutant {
             EngineMutant::CompactBeforeUpload => "compact-before-upload",
             EngineMutant::TombstonesAboveBottom => "tombstones-above-bottom",
             EngineMutant::HedgeExistsIsOurs => "hedge-exists-is-ours",
+            EngineMutant::GcForgetsRetired => "gc-forgets-retired",
+            EngineMutant::PinIgnoresHeldViews => "pin-ignores-held-views",
         }
     }
 
@@ -88,6 +96,8 @@ impl EngineMutant {
             EngineMutant::CompactBeforeUpload => s.compact_before_upload = true,
             EngineMutant::TombstonesAboveBottom => s.tombstones_above_bottom = true,
             EngineMutant::HedgeExistsIsOurs => s.hedge_exists_is_ours = true,
+            EngineMutant::GcForgetsRetired => s.gc_forgets_retired = true,
+            EngineMutant::PinIgnoresHeldViews => s.pin_ignores_held_views = true,
         }
     }
 }

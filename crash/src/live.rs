@@ -141,6 +141,12 @@ pub(crate) fn live_phase(
                 tasks.push(tokio::spawn(reader));
             }
         }
+        if cfg.compaction {
+            // A GC of its own beside the writer (another machine's), on the
+            // same store, judged by the same readers and recoveries.
+            let settings = api::process_settings(cfg, &recorder, clock.clone());
+            tasks.push(tokio::spawn(standalone_gc(fault.clone(), cfg.wal_store, settings, histories.clone(), (reader_seed ^ 5, cfg.ops))));
+        }
         let mut stores = vec![fault.clone()];
         let mut successor = None;
         if cfg.zombies {
@@ -253,6 +259,27 @@ async fn reader(store: FaultStore, wal_store: bool, checkpointed: bool, historie
     let half = linger.as_micros() as u64 / 2;
     let pause = Duration::from_micros(rng.random_range(half / 4..=half.max(1)));
     crate::reads::read_only_handle(store, wal_store, checkpointed, histories, leases, 2, pause).await;
+}
+
+/// A standalone GC process (`tidemark::collect_garbage`): up to three
+/// passes at seeded times while the writers write. A pass that fails (an
+/// injected fault, the crash) is a process that died: nothing to judge
+/// here; what it deleted is judged by every later read.
+async fn standalone_gc(store: FaultStore, wal_store: bool, settings: tidemark::Settings, histories: Histories, (seed, ops): (u64, usize)) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let settings = match wal_store {
+        true => settings.with_wal_store(Arc::new(store.clone()), api::WAL_STORE_ROOT),
+        false => settings,
+    };
+    for _ in 0..rng.random_range(1..=3) {
+        tokio::time::sleep(Duration::from_micros(rng.random_range(0..=ops as u64 * 1000))).await;
+        if store.is_crashed() {
+            return;
+        }
+        if tidemark::collect_garbage(api::ROOT, Arc::new(store.clone()), settings.clone()).await.is_ok() {
+            lock(&histories).injected.standalone_gc_passes += 1;
+        }
+    }
 }
 
 /// Releases held requests (uploads, listings, reads) one at a time in a

@@ -76,6 +76,8 @@ pub struct Injected {
     /// them, the ones that lived across a GC pass that deleted an SST.
     pub views_checked: u64,
     pub views_across_gc: u64,
+    /// Passes of a standalone GC process that completed.
+    pub standalone_gc_passes: u64,
 }
 
 impl Injected {
@@ -93,6 +95,7 @@ impl Injected {
         self.read_only_reads += o.read_only_reads;
         self.views_checked += o.views_checked;
         self.views_across_gc += o.views_across_gc;
+        self.standalone_gc_passes += o.standalone_gc_passes;
     }
 }
 

@@ -71,6 +71,20 @@ fn tombstones_dropped_above_the_bottom_run_are_caught() {
 }
 
 #[test]
+fn gc_planning_without_the_retired_ssts_is_caught() {
+    let found = caught(0..60, |s| Config { mutant: Some(EngineMutant::GcForgetsRetired), ..lifecycle(s) });
+    assert!(found.len() >= 6, "gc-forgets-retired: {} of 60 lifecycle schedules", found.len());
+    assert!(found.iter().any(|i| i.starts_with("I7")), "a held view lost an SST: {found:?}");
+}
+
+#[test]
+fn a_writer_pin_that_ignores_held_views_is_caught() {
+    let found = caught(0..300, |s| Config { mutant: Some(EngineMutant::PinIgnoresHeldViews), ..lifecycle(s) });
+    assert!(found.len() >= 3, "pin-ignores-held-views: {} of 300 lifecycle schedules", found.len());
+    assert!(found.iter().all(|i| i.starts_with("I7")), "only held views lose SSTs: {found:?}");
+}
+
+#[test]
 fn a_hedged_already_exists_taken_as_ours_is_caught() {
     let zombies_hedges = |s: u64| Config { zombies: true, ..Config::new(s).with_hedges() };
     let found = caught(0..100, |s| Config { mutant: Some(EngineMutant::HedgeExistsIsOurs), ..zombies_hedges(s) });

@@ -151,6 +151,16 @@ pub struct Settings {
     /// Kept for the crash harness.
     #[cfg(feature = "mutants")]
     pub hedge_exists_is_ours: bool,
+    /// Mutant `gc-forgets-retired`: GC hands the plan the latest tree
+    /// without its retired SSTs, so it deletes what an older kept version
+    /// or a checkpoint still reads. Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub gc_forgets_retired: bool,
+    /// Mutant `pin-ignores-held-views`: the writer's pin follows the current
+    /// tree even while a snapshot or scan of this process reads an older
+    /// one, so GC may delete that view's SSTs. Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub pin_ignores_held_views: bool,
 }
 
 impl Default for Settings {
@@ -192,6 +202,10 @@ impl Default for Settings {
             tombstones_above_bottom: false,
             #[cfg(feature = "mutants")]
             hedge_exists_is_ours: false,
+            #[cfg(feature = "mutants")]
+            gc_forgets_retired: false,
+            #[cfg(feature = "mutants")]
+            pin_ignores_held_views: false,
         }
     }
 }

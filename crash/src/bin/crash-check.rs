@@ -78,7 +78,9 @@ struct Args {
     /// `window-never-freed` (a completed upload never frees its window slot),
     /// `compact-before-upload` (a compaction recorded before its outputs
     /// exist), `tombstones-above-bottom` (every compaction drops tombstones),
-    /// `hedge-exists-is-ours` (a hedged create's `AlreadyExists` taken as ours).
+    /// `hedge-exists-is-ours` (a hedged create's `AlreadyExists` taken as ours),
+    /// `gc-forgets-retired` (GC plans without the retired SSTs),
+    /// `pin-ignores-held-views` (the writer's pin ignores held views).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
     /// Delay every read of the seeds that delay reads (half of them) by up to
@@ -221,14 +223,15 @@ fn main() -> ExitCode {
             injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
         );
         println!(
-            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion)",
+            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes",
             injected.held_listings,
             injected.held_reads,
             injected.create_hedges,
             injected.read_only_opens,
             injected.read_only_reads,
             injected.views_checked,
-            injected.views_across_gc
+            injected.views_across_gc,
+            injected.standalone_gc_passes
         );
         if let Some(store) = &store {
             println!("store: {store} (a prefix per schedule, wall clock)");

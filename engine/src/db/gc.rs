@@ -99,7 +99,12 @@ pub(crate) async fn run(inner: &DbInner, caller: GcCaller) -> Result<GcStats> {
         .collect();
     let Some(latest) = inner.manifests.latest().await? else { return Ok(GcStats::default()) };
     let view = latest.view();
-    let tree = ids(latest.tree());
+    #[allow(unused_mut)]
+    let mut tree = ids(latest.tree());
+    #[cfg(feature = "mutants")]
+    if inner.settings.gc_forgets_retired {
+        tree.retired.clear();
+    }
     let plan = policy.plan(&Observed {
         latest: &view,
         tree: &tree,

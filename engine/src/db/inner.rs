@@ -105,6 +105,10 @@ impl DbInner {
         // The current tree's own references: `self.tree`, `current`, and
         // its entry upgraded in `trees`.
         let held = |t: &StdArc<OpenTree>| !StdArc::ptr_eq(t, &current) || StdArc::strong_count(t) > 3;
+        #[cfg(feature = "mutants")]
+        if self.settings.pin_ignores_held_views {
+            return None;
+        }
         trees.iter().filter(|t| held(t)).map(|t| t.pin).min_by_key(|p| p.version)
     }
 
@@ -114,6 +118,10 @@ impl DbInner {
     pub(crate) fn oldest_live_tree(&self) -> Pin {
         let current = lock(&self.tree).clone();
         let trees: Vec<StdArc<OpenTree>> = lock(&self.trees).iter().filter_map(|t| t.upgrade()).collect();
+        #[cfg(feature = "mutants")]
+        if self.settings.pin_ignores_held_views {
+            return current.pin;
+        }
         trees.iter().chain(std::iter::once(&current)).map(|t| t.pin).min_by_key(|p| p.version).unwrap_or(current.pin)
     }
 
