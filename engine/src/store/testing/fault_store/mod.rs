@@ -336,9 +336,15 @@ impl FaultStore {
         }
     }
 
-    /// Holds `waiting` and returns its id.
-    fn hold(&self, waiting: Waiting) -> u64 {
+    /// Holds `waiting` and returns its id. After a crash nothing is held:
+    /// `waiting` is dropped, so its caller sees the crash at once (a listing
+    /// that was still reading the inner store when the crash came would
+    /// otherwise wait for a release that never comes).
+    fn hold(&self, waiting: Waiting) -> Option<u64> {
         let mut state = lock(&self.state);
+        if state.crashed {
+            return None;
+        }
         let id = state.next_held;
         state.next_held += 1;
         let kind = match waiting {
@@ -348,7 +354,7 @@ impl FaultStore {
         };
         state.held_total[kind] += 1;
         state.held.push(Held { id, waiting });
-        id
+        Some(id)
     }
 
     fn stamper(&self) -> Option<Stamper> {

@@ -262,3 +262,18 @@ async fn listings_and_heads_show_creation_times_on_the_given_clock() {
     // A store without a clock shows the inner store's (wall-clock) time.
     assert_ne!(ms(&inner.head(&p).await.unwrap()), 1_000_040);
 }
+
+#[tokio::test]
+async fn a_listing_that_passed_its_verdict_before_a_crash_fails_instead_of_waiting() {
+    // On a store with real latency the inner listing may still be running
+    // when the crash comes; what it then holds must fail, not wait for a
+    // release that never comes.
+    let (fs, _inner) = store(1);
+    fs.hold_listings("db");
+    fs.crash().await;
+    let listing = fs.listing(Some(Path::from("db")));
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), listing.into_future()).await;
+    let (item, _) = first.expect("the listing answers at once");
+    assert!(item.expect("one item").is_err(), "the crash fails the listing");
+    assert!(fs.held().is_empty(), "nothing is held after a crash");
+}
