@@ -33,6 +33,10 @@ enum Views {
     ReadOnly(api::ReadOnly),
 }
 
+/// A whole recovery (open, checks, probe, close, racing openers) must end
+/// within this: a stuck open or close is a violation, not a hung harness.
+const RECOVERY_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// A new process opens the store with no faults and checks every writer.
 /// `last`: the schedule's last recovery, after which openers race (if any).
 pub(crate) fn recovery_phase(cfg: &Config, world: &World, histories: &Histories, round: usize, last: bool) -> Result<(), Failure> {
@@ -43,7 +47,10 @@ pub(crate) fn recovery_phase(cfg: &Config, world: &World, histories: &Histories,
     let result = rt.block_on(async {
         let clock = world.clock.start_process();
         let store = FaultStore::new(world.inner.clone(), cfg.seed).with_clock(clock.clone(), world.leases.times.clone());
-        let result = recover(cfg, world, histories, &recorder, &store, clock, (round, last)).await;
+        let recovery = recover(cfg, world, histories, &recorder, &store, clock, (round, last));
+        let result = tokio::time::timeout(RECOVERY_LIMIT, recovery).await.unwrap_or_else(|_| {
+            Err(("liveness: RecoveryFinishes", format!("the recovery, its checks and its writer's probe did not finish within {RECOVERY_LIMIT:?} on a store without faults")))
+        });
         world.clock.end_process();
         result
     });

@@ -45,7 +45,7 @@ fn liveness_catches_a_window_that_is_never_freed() {
     // A live writer stalls once W uploads completed (its call never ends,
     // not even after the crash: `WritersFinish`), or the recovered one does.
     assert_eq!(found.len(), 5, "every schedule's writer stalls after W uploads");
-    let stalls = ["liveness: WritersFinish", "liveness: RecoveredWriterProgresses"];
+    let stalls = ["liveness: WritersFinish", "liveness: RecoveredWriterProgresses", "liveness: RecoveryFinishes"];
     assert!(found.iter().all(|f| stalls.contains(&f.invariant.as_str())), "{:?}", found.first());
     // Without faults too.
     let plain = run(&Config { mutant: Some(EngineMutant::WindowNeverFreed), ..Config::new(1) });
