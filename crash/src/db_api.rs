@@ -53,11 +53,19 @@ pub async fn open(
     recorder: &MemoryRecorder,
     clock: Arc<dyn tidemark::Clock>,
 ) -> tidemark::Result<Db> {
-    let mut s = process_settings(cfg, recorder, clock);
-    if cfg.wal_store {
-        s = s.with_wal_store(store.clone(), WAL_STORE_ROOT);
-    }
+    let s = store_settings(cfg, recorder, clock, &store);
     Db::open_with(ROOT, store, s).await
+}
+
+/// [`process_settings`] for a process on `store`, with WALs under
+/// [`WAL_STORE_ROOT`] when `cfg.wal_store`: what every writer and GC
+/// process of a schedule opens with.
+pub fn store_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn tidemark::Clock>, store: &Arc<dyn ObjectStore>) -> Settings {
+    let s = process_settings(cfg, recorder, clock);
+    match cfg.wal_store {
+        true => s.with_wal_store(store.clone(), WAL_STORE_ROOT),
+        false => s,
+    }
 }
 
 /// Opens a read-only handle on `store`; with `wal_store` (`Config::wal_store`)

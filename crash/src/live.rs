@@ -145,8 +145,8 @@ pub(crate) fn live_phase(
         if cfg.compaction {
             // A GC of its own beside the writer (another machine's), on the
             // same store, judged by the same readers and recoveries.
-            let settings = api::process_settings(cfg, &recorder, clock.clone());
-            tasks.push(tokio::spawn(standalone_gc(fault.clone(), cfg.wal_store, settings, histories.clone(), (reader_seed ^ 5, cfg.ops))));
+            let settings = api::store_settings(cfg, &recorder, clock.clone(), &(Arc::new(fault.clone()) as Arc<dyn object_store::ObjectStore>));
+            tasks.push(tokio::spawn(standalone_gc(fault.clone(), settings, histories.clone(), (reader_seed ^ 5, cfg.ops))));
         }
         let mut stores = vec![fault.clone()];
         let mut successor = None;
@@ -266,12 +266,8 @@ async fn reader(store: FaultStore, wal_store: bool, checkpointed: bool, historie
 /// passes at seeded times while the writers write. A pass that fails (an
 /// injected fault, the crash) is a process that died: nothing to judge
 /// here; what it deleted is judged by every later read.
-async fn standalone_gc(store: FaultStore, wal_store: bool, settings: tidemark::Settings, histories: Histories, (seed, ops): (u64, usize)) {
+async fn standalone_gc(store: FaultStore, settings: tidemark::Settings, histories: Histories, (seed, ops): (u64, usize)) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let settings = match wal_store {
-        true => settings.with_wal_store(Arc::new(store.clone()), api::WAL_STORE_ROOT),
-        false => settings,
-    };
     for _ in 0..rng.random_range(1..=3) {
         tokio::time::sleep(Duration::from_micros(rng.random_range(0..=ops as u64 * 1000))).await;
         if store.is_crashed() {
