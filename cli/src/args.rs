@@ -36,8 +36,18 @@ pub struct Cli {
     /// processes and for clock skew.
     #[arg(long, global = true, value_parser = humantime::parse_duration, default_value = "10s")]
     pub gc_min_age: std::time::Duration,
+    /// How `put` and `delete` compress the SST data blocks they flush or
+    /// compact: none, lz4 (the engine's default), zstd or zstd:LEVEL
+    /// (1..=19). SSTs written with other codecs stay readable; `fsck` names
+    /// each SST's codec.
+    #[arg(long, global = true, value_parser = parse_compression, default_value = "lz4")]
+    pub compression: tidemark::Compression,
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_compression(s: &str) -> Result<tidemark::Compression, String> {
+    s.parse()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

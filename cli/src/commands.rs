@@ -15,7 +15,7 @@ use crate::codec::{self, decode};
 use crate::exit::{Failure, Outcome};
 
 pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
-    let mut settings = Settings::default().with_gc_min_age(cli.gc_min_age);
+    let mut settings = Settings::default().with_gc_min_age(cli.gc_min_age).with_compression(cli.compression);
     if let Some(wal_url) = &cli.wal_url {
         let (store, root) = tidemark::store_for_url(wal_url)?;
         settings = settings.with_wal_store(store, root);

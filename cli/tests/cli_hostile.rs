@@ -21,12 +21,14 @@ fn seal(mut body: Vec<u8>) -> Vec<u8> {
 
 /// Rewrites the first key of an SST's first data block (same length, a
 /// smaller last byte) and re-seals the block: the object keeps its size and
-/// every checksum, but the block no longer matches its index entry.
+/// every checksum, but the block no longer matches its index entry. The
+/// block is plain (its codec byte, 0, comes first).
 fn shift_first_key(sst: &mut [u8]) {
     let footer = &sst[sst.len() - 32..];
     let index_off = u64::from_le_bytes(footer[8..16].try_into().unwrap()) as usize;
-    let first_len = u32::from_le_bytes(sst[0..4].try_into().unwrap()) as usize;
-    sst[4 + first_len - 1] -= 1;
+    assert_eq!(sst[0], 0, "a plain block");
+    let first_len = u32::from_le_bytes(sst[1..5].try_into().unwrap()) as usize;
+    sst[1 + 4 + first_len - 1] -= 1;
     // Only one block in a one-entry SST: it spans everything before the index.
     let resealed = seal(sst[..index_off - 4].to_vec());
     sst[..index_off].copy_from_slice(&resealed);

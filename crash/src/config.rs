@@ -60,10 +60,13 @@ pub enum EngineMutant {
     GcForgetsRetired,
     /// The writer's pin ignores the older views this process holds.
     PinIgnoresHeldViews,
+    /// A following reader's poll adopts the newest manifest without the
+    /// WALs past it.
+    FollowerSkipsWals,
 }
 
 impl EngineMutant {
-    pub const ALL: [EngineMutant; 8] = [
+    pub const ALL: [EngineMutant; 9] = [
         EngineMutant::ScanWithoutSnapshot,
         EngineMutant::SstNamesWithoutEpoch,
         EngineMutant::WindowNeverFreed,
@@ -72,6 +75,7 @@ impl EngineMutant {
         EngineMutant::HedgeExistsIsOurs,
         EngineMutant::GcForgetsRetired,
         EngineMutant::PinIgnoresHeldViews,
+        EngineMutant::FollowerSkipsWals,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl EngineMutant {
             EngineMutant::HedgeExistsIsOurs => "hedge-exists-is-ours",
             EngineMutant::GcForgetsRetired => "gc-forgets-retired",
             EngineMutant::PinIgnoresHeldViews => "pin-ignores-held-views",
+            EngineMutant::FollowerSkipsWals => "follower-skips-wals",
         }
     }
 
@@ -98,6 +103,7 @@ impl EngineMutant {
             EngineMutant::HedgeExistsIsOurs => s.hedge_exists_is_ours = true,
             EngineMutant::GcForgetsRetired => s.gc_forgets_retired = true,
             EngineMutant::PinIgnoresHeldViews => s.pin_ignores_held_views = true,
+            EngineMutant::FollowerSkipsWals => s.follower_skips_wals = true,
         }
     }
 }
@@ -227,6 +233,10 @@ pub struct Config {
     /// inside the prefix the chaos task holds, so every schedule runs as
     /// before with only the WALs' location changed.
     pub wal_store: bool,
+    /// How SST blocks are compressed: none, LZ4 or zstd, a third of the
+    /// seeds each, so every schedule's reads, compactions and recoveries
+    /// also run over compressed blocks.
+    pub compression: tidemark::Compression,
 }
 
 /// Bits of the seed for the choices made independently of its residues.
@@ -282,6 +292,11 @@ impl Config {
             value_pad: 0,
             store: None,
             wal_store: false,
+            compression: match (bits >> 52) % 3 {
+                0 => tidemark::Compression::None,
+                1 => tidemark::Compression::Lz4,
+                _ => tidemark::Compression::Zstd { level: 1 },
+            },
         }
     }
 

@@ -85,8 +85,8 @@ pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool) -> tid
 /// A read-only handle on `store`: a plain `Db::open_read_only` (no
 /// checkpoint: nothing protects it from another process's GC), or a
 /// `DbReader` holding a checkpoint of its own (GC anywhere keeps what it
-/// reads), which does not poll, so its view stays fixed as the oracle
-/// expects of a read-only handle.
+/// reads), which polls only when the harness says so, so its view stays
+/// fixed between polls as the oracle expects.
 pub enum ReadOnly {
     Plain(Db),
     Checkpointed(tidemark::DbReader),
@@ -100,6 +100,15 @@ impl ReadOnly {
         }
     }
 
+    /// Catches a following reader up with the writer (`DbReader::poll`); a
+    /// plain handle's view is fixed.
+    pub async fn poll(&self) -> tidemark::Result<bool> {
+        match self {
+            ReadOnly::Plain(_) => Ok(false),
+            ReadOnly::Checkpointed(r) => r.poll().await,
+        }
+    }
+
     /// The manifest version the handle reads.
     pub async fn version(&self) -> u64 {
         match self {
@@ -110,8 +119,14 @@ impl ReadOnly {
 }
 
 /// Opens a `DbReader` on `store` (as [`open_read_only`] for `wal_store`)
-/// whose checkpoint outlives the schedule on its clock.
-pub async fn open_checkpointed(store: Arc<dyn ObjectStore>, wal_store: bool, clock: Arc<dyn tidemark::Clock>) -> tidemark::Result<tidemark::DbReader> {
+/// whose checkpoint outlives the schedule on its clock, with the
+/// schedule's engine mutant if it has one.
+pub async fn open_checkpointed(
+    store: Arc<dyn ObjectStore>,
+    wal_store: bool,
+    clock: Arc<dyn tidemark::Clock>,
+    mutant: Option<crate::config::EngineMutant>,
+) -> tidemark::Result<tidemark::DbReader> {
     let store: Arc<dyn ObjectStore> = match wal_store {
         false => store,
         true => {
@@ -119,11 +134,11 @@ pub async fn open_checkpointed(store: Arc<dyn ObjectStore>, wal_store: bool, clo
             Arc::new(tidemark::SplitStore::new(store.clone(), &root, store, &wal_root))
         }
     };
-    let opts = tidemark::ReaderOptions {
-        checkpoint_lifetime: std::time::Duration::from_secs(24 * 3600),
-        poll_interval: None,
-        settings: Settings::default().with_clock(clock),
-    };
+    let mut settings = Settings::default().with_clock(clock);
+    if let Some(m) = mutant {
+        m.apply(&mut settings);
+    }
+    let opts = tidemark::ReaderOptions { checkpoint_lifetime: std::time::Duration::from_secs(24 * 3600), poll_interval: None, settings };
     tidemark::DbReader::open(ROOT, store, opts).await
 }
 
@@ -136,7 +151,8 @@ pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn 
         .with_wal_put_budget(budget)
         .with_recorder(Arc::new(recorder.clone()))
         .with_clock(clock)
-        .with_hedge(cfg.hedge.unwrap_or_default());
+        .with_hedge(cfg.hedge.unwrap_or_default())
+        .with_compression(cfg.compression);
     s.max_retries = 2;
     if cfg.no_block_cache {
         s = s.with_block_cache_bytes(0);

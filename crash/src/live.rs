@@ -138,7 +138,8 @@ pub(crate) fn live_phase(
             // One handle opens at once (on the version the process opened
             // with, which holds the previous process's SSTs), one later.
             for (i, ops) in [(0, 0), (1, cfg.ops)] {
-                let reader = reader(fault.clone(), cfg.wal_store, cfg.compaction, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
+                let checkpointed = cfg.compaction.then_some(cfg.mutant);
+                let reader = reader(fault.clone(), cfg.wal_store, checkpointed, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
                 tasks.push(tokio::spawn(reader));
             }
         }
@@ -254,12 +255,23 @@ fn record_injected(cfg: &Config, world: &World, histories: &Histories, outcome: 
 /// 1.5 ms per operation of `ops` (so that it opens while writers write),
 /// then reads, holds and reads again, pausing up to half of `linger`
 /// before each read.
-async fn reader(store: FaultStore, wal_store: bool, checkpointed: bool, histories: Histories, leases: crate::reads::Leases, seed: u64, (ops, linger): (usize, Duration)) {
+/// `checkpointed`: a following `DbReader` (with the schedule's engine mutant), not a plain handle.
+async fn reader(
+    store: FaultStore,
+    wal_store: bool,
+    checkpointed: Option<Option<crate::config::EngineMutant>>,
+    histories: Histories,
+    leases: crate::reads::Leases,
+    seed: u64,
+    (ops, linger): (usize, Duration),
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     tokio::time::sleep(Duration::from_micros(rng.random_range(0..=ops as u64 * 1500))).await;
     let half = linger.as_micros() as u64 / 2;
     let pause = Duration::from_micros(rng.random_range(half / 4..=half.max(1)));
-    crate::reads::read_only_handle(store, wal_store, checkpointed, histories, leases, 2, pause).await;
+    // A following reader reads four times: its view, a poll's, each twice.
+    let rounds = if checkpointed.is_some() { 3 } else { 2 };
+    crate::reads::read_only_handle(store, wal_store, checkpointed, histories, leases, rounds, pause).await;
 }
 
 /// A standalone GC process (`tidemark::collect_garbage`): up to three

@@ -240,12 +240,32 @@ impl WriterHistory {
         observed: &BTreeMap<Bytes, Bytes>,
         complete: bool,
     ) -> Result<usize, Violation> {
+        self.check_follow(writer, (began, ended), observed, complete, 0).map(|(_, last)| last)
+    }
+
+    /// As [`WriterHistory::check_view`], for a view that follows an earlier
+    /// one of the same reader: it may not go back before the prefix
+    /// `at_least` that view showed (I14). Returns the first and the last
+    /// prefix the view may be (a put undone by a delete leaves two prefixes
+    /// equal): the next view must reach at least the first.
+    pub fn check_follow(
+        &self,
+        writer: usize,
+        window: (u64, u64),
+        observed: &BTreeMap<Bytes, Bytes>,
+        complete: bool,
+        at_least: usize,
+    ) -> Result<(usize, usize), Violation> {
+        let (began, ended) = window;
         let required = match complete {
             true => self.steps.iter().rposition(|s| s.acked_at.is_some_and(|t| t < began)).map_or(0, |i| i + 1),
             false => 0,
-        };
+        }
+        .max(at_least);
         let issued = self.steps.iter().position(|s| s.issued_at > ended).unwrap_or(self.steps.len());
-        self.judge(writer, required, issued, observed)
+        let last = self.judge(writer, required, issued, observed)?;
+        let first = (required..=last).find(|&p| &self.state_after(p) == observed).unwrap_or(last);
+        Ok((first, last))
     }
 
     /// Which prefix `observed` is: one of at least `required` steps, at most
@@ -373,5 +393,21 @@ mod tests {
         assert_eq!(h.check_view(0, (5, 8), &h.state_after(0), false), Ok(0), "past its lease a view may be older");
         assert!(h.check_view(0, (5, 8), &h.state_after(3), true).is_err(), "step 2 began after the open returned");
         assert_eq!(h.check_view(0, (5, 12), &h.state_after(3), true), Ok(3));
+    }
+
+    #[test]
+    fn a_following_view_never_goes_back_before_the_one_it_follows() {
+        let mut h = WriterHistory::default();
+        h.issue_at(vec![(b("k1"), Some(b("v1")))], 1);
+        h.issue_at(vec![(b("k1"), None)], 2);
+        h.issue_at(vec![(b("k2"), Some(b("v2")))], 3);
+        // Nothing acknowledged: any prefix may be seen, and prefixes 0 and 2
+        // are equal (a put undone by a delete).
+        assert_eq!(h.check_follow(0, (5, 8), &h.state_after(0), true, 0), Ok((0, 2)));
+        // After a view at prefix 1, prefix 0's state is a step back.
+        assert_eq!(h.check_follow(0, (5, 8), &h.state_after(1), true, 0), Ok((1, 1)));
+        assert!(h.check_follow(0, (9, 12), &h.state_after(0), true, 1).is_ok(), "prefix 2 looks like 0: not a step back");
+        let back = h.check_follow(0, (9, 12), &h.state_after(1), true, 3).unwrap_err();
+        assert_eq!(back.invariant(), "I3 NoAckedWriteLost");
     }
 }

@@ -102,11 +102,15 @@ pub fn judge(e: &tidemark::Error, crashed: bool, leases: &Leases, lease: Lease, 
 /// checked before again: the same state, or an error once its lease ended.
 /// With `checkpointed`, the handle is a `DbReader` with a checkpoint of its
 /// own: GC in any process must keep what it reads, so no failed read of it
-/// is explained by GC (its lease is `Pinned`).
+/// is explained by GC (its lease is `Pinned`). It follows the writers: before
+/// every second read it polls, and its new view is checked as an open's is
+/// (every write acknowledged before the poll began, nothing issued after it
+/// returned) and against its previous view (never older, I14); the read
+/// after it sees the same view again.
 pub(crate) async fn read_only_handle(
     store: FaultStore,
     wal_store: bool,
-    checkpointed: bool,
+    checkpointed: Option<Option<crate::config::EngineMutant>>,
     histories: Histories,
     leases: Leases,
     rounds: usize,
@@ -119,9 +123,12 @@ pub(crate) async fn read_only_handle(
     };
     let shared: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(store.clone());
     let opened = match checkpointed {
-        false => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
-        true => api::open_checkpointed(shared, wal_store, std::sync::Arc::new(clock.clone())).await.map(api::ReadOnly::Checkpointed),
+        None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
+        Some(mutant) => {
+            api::open_checkpointed(shared, wal_store, std::sync::Arc::new(clock.clone()), mutant).await.map(api::ReadOnly::Checkpointed)
+        }
     };
+    let checkpointed = checkpointed.is_some();
     let ended = lock(&histories).shared.tick();
     let db = match opened {
         Ok(db) => db,
@@ -146,9 +153,27 @@ pub(crate) async fn read_only_handle(
         h.histories.len()
     };
     let mut seen: Vec<Option<BTreeMap<Bytes, Bytes>>> = vec![None; writers];
+    // The window of the current view, and the prefix of each writer's
+    // history the reader's views have reached.
+    let mut window = (began, ended);
+    let mut reached = vec![0usize; writers];
     for round in 0..=rounds {
         tokio::time::sleep(pause).await;
-        let due: Vec<usize> = (0..writers).filter(|w| seen[*w].is_some() || w % (rounds + 1) == round).collect();
+        let polled = checkpointed && round % 2 == 0 && round > 0;
+        if polled {
+            let began = lock(&histories).shared.tick();
+            if let Err(e) = db.poll().await {
+                if let Some(v) = judge(&e, store.is_crashed(), &leases, lease, clock.now_ms(), "a follower's poll") {
+                    lock(&histories).anomalies.push(v);
+                }
+                return;
+            }
+            let mut h = lock(&histories);
+            window = (began, h.shared.tick());
+            h.injected.follower_polls += 1;
+            seen.iter_mut().for_each(|s| *s = None);
+        }
+        let due: Vec<usize> = (0..writers).filter(|w| polled || seen[*w].is_some() || w % (rounds + 1) == round).collect();
         for &w in &due {
             let state = match db.scan_prefix(workload::key_prefix(w)).await {
                 Ok(state) => state,
@@ -164,9 +189,13 @@ pub(crate) async fn read_only_handle(
             h.injected.read_only_reads += 1;
             match &seen[w] {
                 None => {
-                    if let Err(v) = h.histories[w].check_view(w, (began, ended), &state, complete) {
-                        h.anomalies.push((v.invariant(), format!("read-only handle: {v}")));
-                        return;
+                    let what = if polled { "following reader after a poll" } else { "read-only handle" };
+                    match h.histories[w].check_follow(w, window, &state, complete, reached[w]) {
+                        Ok((first, _)) => reached[w] = first,
+                        Err(v) => {
+                            h.anomalies.push((v.invariant(), format!("{what}: {v}")));
+                            return;
+                        }
                     }
                     seen[w] = Some(state);
                 }

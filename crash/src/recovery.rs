@@ -142,7 +142,7 @@ async fn hold_views(
     let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
     let ro = match checkpointed {
         None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
-        Some(clock) => api::open_checkpointed(shared, wal_store, clock).await.map(api::ReadOnly::Checkpointed),
+        Some(clock) => api::open_checkpointed(shared, wal_store, clock, None).await.map(api::ReadOnly::Checkpointed),
     }
     .map_err(|e| ("ReadSucceeds", format!("a read-only open after recovery failed: {e}")))?;
     lock(histories).injected.read_only_opens += 1;

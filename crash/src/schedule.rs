@@ -78,6 +78,8 @@ pub struct Injected {
     pub views_across_gc: u64,
     /// Passes of a standalone GC process that completed.
     pub standalone_gc_passes: u64,
+    /// Polls of following readers (`DbReader::poll`) whose new view was checked.
+    pub follower_polls: u64,
 }
 
 impl Injected {
@@ -96,6 +98,7 @@ impl Injected {
         self.views_checked += o.views_checked;
         self.views_across_gc += o.views_across_gc;
         self.standalone_gc_passes += o.standalone_gc_passes;
+        self.follower_polls += o.follower_polls;
     }
 }
 

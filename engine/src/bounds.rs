@@ -80,6 +80,17 @@ pub const MAX_CHECKPOINTS: usize = 1 << 12;
 /// version is pinned): as many as a full tree holds.
 pub const MAX_RETIRED: usize = MAX_RUNS * MAX_SSTS_PER_RUN;
 
+/// The most a compressed data block may expand: its stated plain length is
+/// at most this many times its stored bytes. LZ4 never exceeds about 255;
+/// a zstd block that would (long runs of one byte) is kept plain by the
+/// writer. A hostile length therefore allocates at most this multiple of
+/// bytes already read.
+pub const MAX_COMPRESSION_RATIO: usize = 256;
+
+/// The largest plain length of a compressed data block (blocks are cut at
+/// `block_size`; a larger one holds a single large value, kept plain above this).
+pub const MAX_COMPRESSED_PLAIN_BYTES: usize = 64 << 20;
+
 /// What a manifest may hold, checked at decode (`ManifestObject::decode`)
 /// and on every version before it is created: entry counts and epochs.
 /// The error names the field.

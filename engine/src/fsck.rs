@@ -335,7 +335,7 @@ async fn check_sst(store: &dyn ObjectStore, layout: &Layout, h: &SstHandle, limi
                     h.first_key, h.last_key
                 ));
             } else {
-                r.ok(format!("sst {path} ({entries} entries)"));
+                r.ok(format!("sst {path} ({entries} entries, compression {})", reader.compression()));
             }
         }
         Err(e) => r.problem(format!("{e}")),

@@ -65,6 +65,7 @@ pub use metrics::{Metrics, StoreRequests};
 pub use paths::{sst_name, wal_name};
 pub use protocol::PutBudget;
 pub use settings::{Settings, SlowWrite, WalStore};
+pub use sst::Compression;
 pub use store::url::{store_for_url, store_for_url_read_only};
 pub use store::{HedgeCounts, HedgeSettings, SplitStore};
 

@@ -59,7 +59,12 @@ async fn a_scan_holds_a_read_ahead_and_a_block_per_source_never_whole_ssts() {
     let store: StdArc<dyn ObjectStore> = StdArc::new(LocalFileSystem::new_with_prefix(dir.path()).expect("local store"));
     // ~2.4 MB of entries in L0 SSTs of ~512 KiB, no compaction: several
     // sources, each SST far larger than a block or the read-ahead below.
-    let s = Settings::default().with_l0_sst_size_bytes(512 << 10).with_l0_max_ssts(64).with_compactor(false);
+    // Plain blocks, so that SST sizes are what the bounds below count.
+    let s = Settings::default()
+        .with_l0_sst_size_bytes(512 << 10)
+        .with_l0_max_ssts(64)
+        .with_compactor(false)
+        .with_compression(tidemark::Compression::None);
     let db = Db::open_with("db", store.clone(), s).await.expect("open");
     for chunk in 0..KEYS / 1000 {
         let mut b = WriteBatch::new();

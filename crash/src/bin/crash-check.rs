@@ -121,6 +121,8 @@ fn main() -> ExitCode {
     let mut failures: Vec<Failure> = Vec::new();
     let mut conformance = ConformanceTally::default();
     let mut injected = schedule::Injected::default();
+    // Seeds whose SSTs are stored plain, with LZ4, with zstd.
+    let mut codecs = [0u64; 3];
     for seed in args.seed_start..args.seed_start + args.seeds {
         let mut cfg = Config::new(seed);
         if args.faults {
@@ -147,6 +149,11 @@ fn main() -> ExitCode {
         }
         cfg.wall_clock = args.wall_clock || args.s3;
         cfg.store = store.clone();
+        codecs[match cfg.compression {
+            tidemark::Compression::None => 0,
+            tidemark::Compression::Lz4 => 1,
+            tidemark::Compression::Zstd { .. } => 2,
+        }] += 1;
         if args.every_op {
             // Learn how many store operations round 0 performs, then crash at each.
             cfg.crash_op = Some(u64::MAX);
@@ -223,7 +230,7 @@ fn main() -> ExitCode {
             injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
         );
         println!(
-            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes",
+            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes; {} follower polls",
             injected.held_listings,
             injected.held_reads,
             injected.create_hedges,
@@ -231,8 +238,10 @@ fn main() -> ExitCode {
             injected.read_only_reads,
             injected.views_checked,
             injected.views_across_gc,
-            injected.standalone_gc_passes
+            injected.standalone_gc_passes,
+            injected.follower_polls
         );
+        println!("SST compression: {} seeds plain, {} LZ4, {} zstd", codecs[0], codecs[1], codecs[2]);
         if let Some(store) = &store {
             println!("store: {store} (a prefix per schedule, wall clock)");
         }

@@ -1,5 +1,5 @@
-//! Builds the seed corpora from a real database: WAL, SST and manifest
-//! objects written by the engine, each twice (mode byte 0: as is; 1:
+//! Builds the seed corpora from a real database: WAL, SST (plain, LZ4 and
+//! zstd blocks) and manifest objects written by the engine, each twice (mode byte 0: as is; 1:
 //! re-sealed); for `db_open`, every object of its base database (see
 //! `tidemark_fuzz::base`) behind the byte that chooses it, and crafted-field
 //! mutations of them (`tidemark_fuzz::crafted`). Usage:
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
-use tidemark::{Db, Settings, WriteBatch};
+use tidemark::{Compression, Db, Settings, WriteBatch};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
@@ -17,8 +17,11 @@ async fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let store: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(&dir).unwrap());
     let settings = Settings::default().with_l0_sst_size_bytes(2048).with_max_unflushed_bytes(64 << 10);
-    for round in 0..3 {
-        let db = Db::open_with("", store.clone(), settings.clone()).await.unwrap();
+    // Each round flushes with another codec, so the SST seeds hold plain,
+    // LZ4 and zstd blocks.
+    let codecs = [Compression::None, Compression::Lz4, Compression::Zstd { level: 3 }];
+    for (round, codec) in codecs.into_iter().enumerate() {
+        let db = Db::open_with("", store.clone(), settings.clone().with_compression(codec)).await.unwrap();
         for i in 0..60 {
             db.put(format!("key{round}-{i:03}"), "v".repeat(i % 40)).await.unwrap();
         }

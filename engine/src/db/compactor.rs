@@ -145,7 +145,8 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     let tombstones = if job.bottom || tombstones_above_bottom(inner) { Tombstones::Drop } else { Tombstones::Keep };
     let mut merge = MergeIter::new(sources, tombstones);
     let mut outputs: Vec<SstHandle> = Vec::new();
-    let mut builder = SstBuilder::new(inner.settings.block_size);
+    let new_builder = || SstBuilder::new(inner.settings.block_size).with_compression(inner.settings.compression);
+    let mut builder = new_builder();
     let target = inner.settings.compacted_sst_size_bytes;
     let mut entries = 0u64;
     while let Some((k, seq, v)) = merge.next().await? {
@@ -153,7 +154,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
         entries += 1;
         // A run holds at most `MAX_SSTS_PER_RUN` SSTs: the last one takes the rest.
         if builder.estimated_size() >= target && outputs.len() + 1 < bounds::MAX_SSTS_PER_RUN {
-            let full = std::mem::replace(&mut builder, SstBuilder::new(inner.settings.block_size));
+            let full = std::mem::replace(&mut builder, new_builder());
             outputs.extend(upload_output(inner, full.finish(&[]), epoch).await?);
         }
     }

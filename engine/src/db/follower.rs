@@ -376,8 +376,10 @@ impl Shared {
             }
         }
         let adopted = st.follower.adopt(&target.view());
-        let applied =
-            follow_chain(inner.store.as_ref(), &inner.layout, &mut st.follower, crate::bounds::max_wal_bytes(&inner.settings)).await?;
+        let applied = match follower_skips_wals(inner) {
+            true => Vec::new(),
+            false => follow_chain(inner.store.as_ref(), &inner.layout, &mut st.follower, crate::bounds::max_wal_bytes(&inner.settings)).await?,
+        };
         if !adopted && applied.is_empty() {
             return Ok(false);
         }
@@ -401,6 +403,17 @@ impl Shared {
         }
         inner.tracer.emit(0, TraceEvent::FollowerPoll { id, version: st.follower.version(), applied: new });
         Ok(true)
+    }
+}
+
+/// Mutant `follower-skips-wals` (`Settings::follower_skips_wals`).
+fn follower_skips_wals(inner: &DbInner) -> bool {
+    #[cfg(feature = "mutants")]
+    return inner.settings.follower_skips_wals;
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = inner;
+        false
     }
 }
 

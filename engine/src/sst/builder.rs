@@ -3,12 +3,14 @@
 use bytes::Bytes;
 
 use super::block::{encode_entry, entry_len};
+use super::codec::{self, Compression};
 use super::{bloom, seal, BlockHandle, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
 
 /// Accumulates sorted entries and produces a whole SST object.
 pub struct SstBuilder {
     block_size: usize,
+    compression: Compression,
     out: Vec<u8>,
     block: Vec<u8>,
     block_first: Option<Bytes>,
@@ -22,6 +24,7 @@ impl SstBuilder {
     pub fn new(block_size: usize) -> Self {
         Self {
             block_size: block_size.max(64),
+            compression: Compression::None,
             out: Vec::new(),
             block: Vec::new(),
             block_first: None,
@@ -29,6 +32,12 @@ impl SstBuilder {
             index: Vec::new(),
             keys: Vec::new(),
         }
+    }
+
+    /// Compresses data blocks with `c` (each block that shrinks).
+    pub fn with_compression(mut self, c: Compression) -> Self {
+        self.compression = c;
+        self
     }
 
     /// Adds an entry written with sequence number `seq`; keys must be
@@ -49,7 +58,7 @@ impl SstBuilder {
         Ok(())
     }
 
-    /// Bytes written so far (the data blocks), to split output by size.
+    /// Bytes written so far (the data blocks, as stored), to split output by size.
     pub fn estimated_size(&self) -> usize {
         self.out.len() + self.block.len()
     }
@@ -61,7 +70,8 @@ impl SstBuilder {
 
     fn cut_block(&mut self) {
         let (Some(first), Some(last)) = (self.block_first.take(), self.last_key.clone()) else { return };
-        let sealed = seal(std::mem::take(&mut self.block));
+        let sealed = seal(codec::encode(self.compression, &self.block));
+        self.block.clear();
         self.index.push(BlockHandle {
             first_key: first.to_vec(),
             last_key: last.to_vec(),
@@ -85,7 +95,7 @@ impl SstBuilder {
         let mut footer = Vec::with_capacity(super::FOOTER_LEN);
         footer.extend_from_slice(&MAGIC.to_le_bytes());
         footer.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        footer.extend_from_slice(&0u16.to_le_bytes());
+        footer.extend_from_slice(&u16::from(self.compression.id()).to_le_bytes());
         footer.extend_from_slice(&index_off.to_le_bytes());
         footer.extend_from_slice(&(index.len() as u32).to_le_bytes());
         footer.extend_from_slice(&(filter.len() as u32).to_le_bytes());

@@ -2,23 +2,29 @@
 //!
 //! ```text
 //! object  := block* index filter meta footer
-//! block   := entry* crc32c          entry := klen:u32 key seq:u64 tag:u8 [vlen:u32 value]
+//! block   := codec:u8 (entry* | plain_len:u32 compressed(entry*)) crc32c
+//! entry   := klen:u32 key seq:u64 tag:u8 [vlen:u32 value]
 //! index   := postcard(Vec<BlockHandle>) crc32c
 //! filter  := k:u8 bits crc32c       (bloom filter over the keys)
 //! meta    := caller bytes crc32c    (WAL header, for WAL objects)
-//! footer  := magic:u32 version:u16 reserved:u16 index_off:u64 index_len:u32
+//! footer  := magic:u32 version:u16 codec:u16 index_off:u64 index_len:u32
 //!            filter_len:u32 meta_len:u32 crc32c:u32      (32 bytes)
 //! ```
 //! Every section carries a crc32c, so a flipped byte anywhere is detected.
+//! The footer's codec is the one the writer was set to (tools show it); each
+//! block says how it is stored itself ([`codec`]). Format 2 (blocks of bare
+//! entries, codec 0) is still read.
 //! A point read fetches the footer region and then one block (`get_range`).
 
 mod block;
 mod bloom;
 mod builder;
+pub(crate) mod codec;
 mod reader;
 mod run;
 
 pub use block::BlockCursor;
+pub use codec::Compression;
 pub use builder::SstBuilder;
 pub use reader::{decode_all, SstReader};
 pub use run::{RunReader, SstRef};
@@ -32,8 +38,11 @@ pub type Entry = (bytes::Bytes, Option<bytes::Bytes>);
 pub type SeqEntry = (bytes::Bytes, u64, Option<bytes::Bytes>);
 
 pub(crate) const MAGIC: u32 = 0x5444_4d4b; // "TDMK"
-/// 2: every entry carries its write's sequence number.
-pub(crate) const FORMAT_VERSION: u16 = 2;
+/// 2: every entry carries its write's sequence number. 3: every block
+/// starts with its codec, and the footer records the writer's.
+pub(crate) const FORMAT_VERSION: u16 = 3;
+/// The oldest format this build reads.
+pub(crate) const OLDEST_FORMAT_VERSION: u16 = 2;
 pub(crate) const FOOTER_LEN: usize = 32;
 
 /// Where a data block lives and which keys it spans.

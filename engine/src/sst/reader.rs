@@ -9,12 +9,15 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::block::{decode_block, BlockCursor};
 use crate::cache::BlockCache;
-use super::{bloom, unseal, BlockHandle, Entry, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC};
+use super::{bloom, codec, unseal, BlockHandle, Entry, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::sync::StdArc;
 
 /// The parsed footer: where the sections are.
 struct Footer {
+    version: u16,
+    /// The codec the writer was set to (format 3; 0 before).
+    codec: u8,
     index_off: u64,
     index_len: u64,
     filter_len: u64,
@@ -34,11 +37,23 @@ fn parse_footer(raw: &[u8], size: u64) -> Result<Footer, String> {
         return Err("not a tidemark SST (bad magic)".into());
     }
     let version = u16::from_le_bytes([body[4], body[5]]);
-    if version != FORMAT_VERSION {
-        return Err(format!("unsupported SST format version {version} (this build reads {FORMAT_VERSION})"));
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
+        return Err(format!(
+            "unsupported SST format version {version} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})"
+        ));
     }
+    // Format 2 wrote zero here; format 3 the writer's codec, which must be
+    // one this build knows (named in the error otherwise).
+    let codec = u16::from_le_bytes([body[6], body[7]]);
+    let codec = u8::try_from(codec).map_err(|_| format!("unknown compression codec {codec}"))?;
+    if version < 3 && codec != 0 {
+        return Err(format!("format {version} SST records codec {codec}; that format has none"));
+    }
+    codec::name(codec)?;
     let index_off = u64::from_le_bytes([body[8], body[9], body[10], body[11], body[12], body[13], body[14], body[15]]);
     let f = Footer {
+        version,
+        codec,
         index_off,
         index_len: u64::from(le_u32(body, 16)),
         filter_len: u64::from(le_u32(body, 20)),
@@ -65,6 +80,8 @@ pub struct SstReader {
     /// Where data blocks read from the store are kept, under this SST's id.
     cache: BlockCache,
     sst_id: u128,
+    version: u16,
+    codec: u8,
 }
 
 impl std::fmt::Debug for SstReader {
@@ -141,6 +158,8 @@ impl SstReader {
             whole: None,
             cache: BlockCache::default(),
             sst_id: 0,
+            version: footer.version,
+            codec: footer.codec,
         })
     }
 
@@ -235,6 +254,22 @@ impl SstReader {
         &self.path
     }
 
+    /// The codec its writer was set to (`none`, `lz4`, `zstd`); each block
+    /// may still be stored plain.
+    pub fn compression(&self) -> &'static str {
+        codec::name(self.codec).unwrap_or("unknown")
+    }
+
+    /// The entries' bytes of a sealed data block: checksum verified, and
+    /// decompressed (format 3) within the bounds `codec::decode` states.
+    fn plain_block(&self, raw: &Bytes) -> Result<Bytes, String> {
+        let body = raw.slice_ref(unseal(raw, "block")?);
+        if self.version < 3 {
+            return Ok(body);
+        }
+        codec::decode(&body)
+    }
+
     /// The caller's meta bytes (the WAL header, for WAL objects).
     pub fn meta(&self) -> &Bytes {
         &self.meta
@@ -320,8 +355,7 @@ impl SstReader {
         if raw.len() as u64 != u64::from(h.len) {
             return Err("the store returned a short block".into());
         }
-        let body = unseal(raw, "block")?;
-        let entries = decode_block(&raw.slice_ref(body))?;
+        let entries = decode_block(&self.plain_block(raw)?)?;
         let in_bounds = entries.first().is_some_and(|(k, _, _)| k.as_ref() == h.first_key.as_slice())
             && entries.last().is_some_and(|(k, _, _)| k.as_ref() == h.last_key.as_slice());
         if !in_bounds {
@@ -362,8 +396,7 @@ impl SstReader {
         if raw.len() as u64 != u64::from(h.len) {
             return Err(c("the store returned a short block".into()));
         }
-        let body = unseal(raw, "block").map_err(c)?;
-        let cursor = BlockCursor::new(raw.slice_ref(body)).map_err(c)?;
+        let cursor = BlockCursor::new(self.plain_block(raw).map_err(c)?).map_err(c)?;
         let in_bounds = cursor.first().is_some_and(|(k, _, _)| k.as_ref() == h.first_key.as_slice())
             && cursor.last().is_some_and(|(k, _, _)| k.as_ref() == h.last_key.as_slice());
         if !in_bounds {

@@ -23,8 +23,12 @@ pub fn layout() -> Layout {
 }
 
 /// Small SSTs of several blocks, no background GC, compaction of L0 at 2.
+/// Plain blocks: the crafter edits entries in place.
 pub fn settings() -> Settings {
-    let mut s = Settings::default().with_gc_interval(Duration::ZERO).with_l0_max_ssts(4);
+    let mut s = Settings::default()
+        .with_gc_interval(Duration::ZERO)
+        .with_l0_max_ssts(4)
+        .with_compression(tidemark::Compression::None);
     s.block_size = 64;
     s
 }
@@ -124,6 +128,9 @@ pub struct SstParts {
     pub index: Vec<(Vec<u8>, Vec<u8>, u64, u32)>,
     pub filter: Vec<u8>,
     pub meta: Vec<u8>,
+    /// The footer's format version and codec, written back as they were.
+    pub version: u16,
+    pub codec: u16,
 }
 
 fn unsealed(section: &[u8]) -> &[u8] {
@@ -147,6 +154,8 @@ impl SstParts {
             index: postcard::from_bytes(unsealed(&obj[i..f])).unwrap(),
             filter: unsealed(&obj[f..m]).to_vec(),
             meta: unsealed(&obj[m..m + lens[2]]).to_vec(),
+            version: u16::from_le_bytes([footer[4], footer[5]]),
+            codec: u16::from_le_bytes([footer[6], footer[7]]),
         }
     }
 
@@ -161,8 +170,8 @@ impl SstParts {
         out.extend_from_slice(&meta);
         let mut footer = Vec::new();
         footer.extend_from_slice(&0x5444_4d4bu32.to_le_bytes());
-        footer.extend_from_slice(&2u16.to_le_bytes());
-        footer.extend_from_slice(&0u16.to_le_bytes());
+        footer.extend_from_slice(&self.version.to_le_bytes());
+        footer.extend_from_slice(&self.codec.to_le_bytes());
         footer.extend_from_slice(&index_off.to_le_bytes());
         footer.extend_from_slice(&(index.len() as u32).to_le_bytes());
         footer.extend_from_slice(&(filter.len() as u32).to_le_bytes());
@@ -202,11 +211,18 @@ pub fn may_contain(filter: &[u8], key: &[u8]) -> bool {
     })
 }
 
-/// Every key of an SST's blocks, in order (entries: klen key seq tag [vlen value]).
+/// Every key of an SST's plain blocks, in order (format 3: a codec byte,
+/// then entries: klen key seq tag [vlen value]).
 pub fn keys(parts: &SstParts) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for (_, _, off, len) in &parts.index {
         let body = &parts.blocks[*off as usize..(*off + u64::from(*len)) as usize - 4];
+        let body = if parts.version >= 3 {
+            assert_eq!(body[0], 0, "keys() reads plain blocks only");
+            &body[1..]
+        } else {
+            body
+        };
         let mut pos = 0;
         while pos < body.len() {
             let klen = u32::from_le_bytes(body[pos..pos + 4].try_into().unwrap()) as usize;
