@@ -30,6 +30,7 @@ fn shipped_survives_lifecycle_schedules_and_exercises_them() {
     assert!(exercised.read_only_opens > 100 && exercised.read_only_reads > 1000, "read-only handles read: {exercised:?}");
     assert!(exercised.views_checked > 300, "held snapshots and scans were read again: {exercised:?}");
     assert!(exercised.views_across_gc > 0, "some view lived across a GC pass that deleted an SST: {exercised:?}");
+    assert!(exercised.follower_polls > 20, "following readers polled: {exercised:?}");
 }
 
 #[test]
@@ -75,6 +76,13 @@ fn gc_planning_without_the_retired_ssts_is_caught() {
     let found = caught(0..60, |s| Config { mutant: Some(EngineMutant::GcForgetsRetired), ..lifecycle(s) });
     assert!(found.len() >= 6, "gc-forgets-retired: {} of 60 lifecycle schedules", found.len());
     assert!(found.iter().any(|i| i.starts_with("I7")), "a held view lost an SST: {found:?}");
+}
+
+#[test]
+fn a_follower_poll_that_skips_the_wals_is_caught() {
+    let found = caught(0..60, |s| Config { mutant: Some(EngineMutant::FollowerSkipsWals), ..lifecycle(s) });
+    assert!(found.len() >= 6, "follower-skips-wals: {} of 60 lifecycle schedules", found.len());
+    assert!(found.iter().all(|i| i.starts_with("I3")), "a poll's view lacks acknowledged writes: {found:?}");
 }
 
 #[test]
