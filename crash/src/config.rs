@@ -63,10 +63,13 @@ pub enum EngineMutant {
     /// A following reader's poll adopts the newest manifest without the
     /// WALs past it.
     FollowerSkipsWals,
+    /// A writer whose compactor a standalone one fenced still holds its
+    /// memtables at the L0 limit, waiting on a compactor that stopped.
+    FencedCompactorHoldsL0,
 }
 
 impl EngineMutant {
-    pub const ALL: [EngineMutant; 9] = [
+    pub const ALL: [EngineMutant; 10] = [
         EngineMutant::ScanWithoutSnapshot,
         EngineMutant::SstNamesWithoutEpoch,
         EngineMutant::WindowNeverFreed,
@@ -76,6 +79,7 @@ impl EngineMutant {
         EngineMutant::GcForgetsRetired,
         EngineMutant::PinIgnoresHeldViews,
         EngineMutant::FollowerSkipsWals,
+        EngineMutant::FencedCompactorHoldsL0,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +93,7 @@ impl EngineMutant {
             EngineMutant::GcForgetsRetired => "gc-forgets-retired",
             EngineMutant::PinIgnoresHeldViews => "pin-ignores-held-views",
             EngineMutant::FollowerSkipsWals => "follower-skips-wals",
+            EngineMutant::FencedCompactorHoldsL0 => "fenced-compactor-holds-l0",
         }
     }
 
@@ -104,6 +109,7 @@ impl EngineMutant {
             EngineMutant::GcForgetsRetired => s.gc_forgets_retired = true,
             EngineMutant::PinIgnoresHeldViews => s.pin_ignores_held_views = true,
             EngineMutant::FollowerSkipsWals => s.follower_skips_wals = true,
+            EngineMutant::FencedCompactorHoldsL0 => s.fenced_compactor_holds_l0 = true,
         }
     }
 }
@@ -130,6 +136,39 @@ pub enum GcAge {
     Fixed(Duration),
     /// The wall-clock modes: 0, or an hour beside a zombie (nothing old).
     Wall,
+}
+
+/// Where compaction runs in a schedule that compacts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompactorPlace {
+    /// The writer's own compactor (`Settings::compactor`).
+    Writer,
+    /// A compactor process of its own (`tidemark::compact`, passes at seeded
+    /// times); the writers run with their compactor off.
+    Standalone,
+    /// Both: the standalone one claims the next compactor epoch and fences
+    /// the writer's, which must neither hang its writers nor lose a write.
+    Both,
+}
+
+impl CompactorPlace {
+    pub fn name(self) -> &'static str {
+        match self {
+            CompactorPlace::Writer => "writer",
+            CompactorPlace::Standalone => "standalone",
+            CompactorPlace::Both => "both",
+        }
+    }
+}
+
+impl FromStr for CompactorPlace {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [CompactorPlace::Writer, CompactorPlace::Standalone, CompactorPlace::Both]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("no compactor place named {s} (writer, standalone or both)"))
+    }
 }
 
 /// What one schedule does.
@@ -173,6 +212,9 @@ pub struct Config {
     /// does not replay those steps yet, so these schedules are checked by
     /// the oracle only.
     pub compaction: bool,
+    /// Where compaction runs when `compaction` is on: in the writer, in a
+    /// process of its own, or both (a third of the seeds each).
+    pub compactor: CompactorPlace,
     /// How GC ages objects when `compaction` is on.
     pub gc_age: GcAge,
     /// `Settings::gc_interval` when `compaction` is on.
@@ -278,6 +320,11 @@ impl Config {
             read_delay,
             crash_ticks_per_op,
             compaction: seed % 5 == 2,
+            compactor: match (bits >> 56) % 3 {
+                0 => CompactorPlace::Writer,
+                1 => CompactorPlace::Standalone,
+                _ => CompactorPlace::Both,
+            },
             gc_age: if bits >> 24 & 1 == 0 { GcAge::Zero } else { GcAge::Aged },
             gc_interval: Duration::from_millis(1 + (bits >> 32) % 8),
             faults,

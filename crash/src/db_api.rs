@@ -11,7 +11,7 @@ use tidemark::{Settings, WriteBatch, WriteOptions};
 
 pub use tidemark::Db;
 
-use crate::config::Config;
+use crate::config::{CompactorPlace, Config};
 
 /// The root the harness's databases live under.
 pub const ROOT: &str = "db";
@@ -164,7 +164,7 @@ pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn 
         // Compact at two L0 SSTs into tiny run SSTs; collect every few
         // milliseconds, objects aged on the schedule's clock.
         s = s
-            .with_compactor(true)
+            .with_compactor(cfg.compactor != CompactorPlace::Standalone)
             .with_l0_max_ssts(2)
             .with_compacted_sst_size_bytes(if cfg.busy_tree { 1024 } else { 2048 })
             .with_gc_min_age(cfg.gc_min_age().0)
@@ -174,7 +174,9 @@ pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn 
         }
     }
     if cfg.busy_tree {
-        s = s.with_l0_sst_size_bytes(512);
+        // Little room for held memtables: a writer that waits on a
+        // compactor which never comes is stuck within the round.
+        s = s.with_l0_sst_size_bytes(512).with_max_unflushed_bytes(4 << 10);
     }
     s
 }

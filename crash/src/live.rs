@@ -9,11 +9,11 @@ use std::time::Duration;
 use futures::future::join_all;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tidemark::internals::sync::{lock, Arc, AtomicBool, Ordering};
+use tidemark::internals::sync::{lock, Arc, AtomicBool, AtomicUsize, Ordering};
 use tidemark::testing::FaultStore;
 
 use crate::clock::ScheduleClock;
-use crate::config::{Config, MAX_JUMP, MAX_READ_DELAY};
+use crate::config::{CompactorPlace, Config, MAX_JUMP, MAX_READ_DELAY};
 use crate::db_api as api;
 use crate::schedule::{failure, runtime, Failure, Histories, World, CRASH_GRACE};
 use crate::workload::{self, Op};
@@ -130,9 +130,15 @@ pub(crate) fn live_phase(
             linger: cfg.linger,
         };
         let mut tasks = Vec::new();
+        // Writers still writing: a standalone compactor runs while any is.
+        let writing = Arc::new(AtomicUsize::new(plans.len()));
         for (w, plan) in plans.into_iter().enumerate() {
             let t = WriterTask { writer: w, ..task(&db, &fault, process, cfg.zombies) };
-            tasks.push(tokio::spawn(t.run(plan)));
+            let writing = writing.clone();
+            tasks.push(tokio::spawn(async move {
+                t.run(plan).await;
+                writing.fetch_sub(1, Ordering::AcqRel);
+            }));
         }
         if cfg.readers {
             // One handle opens at once (on the version the process opened
@@ -147,6 +153,14 @@ pub(crate) fn live_phase(
             // A GC of its own beside the writer (another machine's), on the
             // same store, judged by the same readers and recoveries.
             let settings = api::store_settings(cfg, &recorder, clock.clone(), &(Arc::new(fault.clone()) as Arc<dyn object_store::ObjectStore>));
+            if cfg.compactor != CompactorPlace::Writer {
+                // Its own settings, as another machine's: it also merges
+                // every pair of sorted runs, so it has work on most passes.
+                let mut own = settings.clone();
+                own.max_sorted_runs = 1;
+                let run = standalone_compactor(fault.clone(), own, histories.clone(), (writing.clone(), cfg.linger), reader_seed ^ 6);
+                tasks.push(tokio::spawn(run));
+            }
             tasks.push(tokio::spawn(standalone_gc(fault.clone(), settings, histories.clone(), (reader_seed ^ 5, cfg.ops))));
         }
         let mut stores = vec![fault.clone()];
@@ -287,6 +301,36 @@ async fn standalone_gc(store: FaultStore, settings: tidemark::Settings, historie
         }
         if tidemark::collect_garbage(api::ROOT, Arc::new(store.clone()), settings.clone()).await.is_ok() {
             lock(&histories).injected.standalone_gc_passes += 1;
+        }
+    }
+}
+
+/// A compactor process of its own (`tidemark::compact`), run again and
+/// again at seeded intervals while the writers write and for `linger` after
+/// (their last memtables reach L0 then, while views are still held): each run claims the
+/// next compactor epoch (fencing the writer's compactor, if it runs one,
+/// and the previous run). A run that fails (an injected fault, the crash) is
+/// a process that died; its uploads and the manifest it recorded are judged
+/// by every later read, GC pass and recovery.
+async fn standalone_compactor(
+    store: FaultStore,
+    settings: tidemark::Settings,
+    histories: Histories,
+    (writing, linger): (Arc<AtomicUsize>, Duration),
+    seed: u64,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut done: Option<tokio::time::Instant> = None;
+    while !store.is_crashed() {
+        if writing.load(Ordering::Acquire) == 0 {
+            let since = *done.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() > linger {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(rng.random_range(0..=2000))).await;
+        if let Ok(runs) = tidemark::compact(api::ROOT, Arc::new(store.clone()), settings.clone()).await {
+            lock(&histories).injected.standalone_compactions += runs;
         }
     }
 }

@@ -12,7 +12,7 @@ use tidemark::internals::sync::{lock, Arc};
 use tidemark::testing::FaultStore;
 use tidemark::{Clock, DbIterator, Snapshot};
 
-use crate::config::Config;
+use crate::config::{CompactorPlace, Config};
 use crate::db_api as api;
 use crate::liveness;
 use crate::schedule::{failure, runtime, Failure, Histories, World};
@@ -103,6 +103,15 @@ async fn recover(
         .await
         .map_err(|e| ("liveness: RecoveredWriterProgresses", e))?;
     api::close_ref(&db).await.map_err(|e| ("CloseSucceeds", format!("close after recovery failed: {e}")))?;
+    if cfg.compaction {
+        let states: Vec<_> = lock(histories).histories.iter().map(|h| h.base.clone()).collect();
+        if cfg.ages() {
+            // The GC process runs a while later (the views are still held):
+            // what the close and the compaction retired is old by then.
+            world.clock.jump(crate::config::REST);
+        }
+        standalone_passes(cfg, recorder, store, clock.clone(), &states, histories).await?;
+    }
     if let Some(held) = held {
         check_views(held, world, histories).await?;
     }
@@ -114,6 +123,61 @@ async fn recover(
         let mut h = lock(histories);
         h.injected.racers += outcome.openers as u64;
         h.injected.racers_fenced += outcome.fenced as u64;
+    }
+    Ok(())
+}
+
+/// After the recovered writer closed, with views of it still held: with
+/// the compactor in a process of its own, one more run (the writer's L0
+/// holds the recovery's flush and the probe's), then a standalone GC pass.
+/// Both must succeed on a store without faults, and a handle opened after
+/// them must read exactly the recovered state (`states`, the oracle's new
+/// base); the held views are read after this.
+async fn standalone_passes(
+    cfg: &Config,
+    recorder: &tidemark::internals::trace::MemoryRecorder,
+    store: &FaultStore,
+    clock: Arc<dyn Clock>,
+    states: &[BTreeMap<Bytes, Bytes>],
+    histories: &Histories,
+) -> Result<(), Broken> {
+    let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
+    let mut settings = api::store_settings(cfg, recorder, clock, &shared);
+    settings.max_sorted_runs = 1;
+    if cfg.compactor != CompactorPlace::Writer {
+        let runs = tidemark::compact(api::ROOT, shared.clone(), settings.clone())
+            .await
+            .map_err(|e| ("CompactSucceeds", format!("a standalone compaction after recovery failed: {e}")))?;
+        lock(histories).injected.standalone_compactions += runs;
+    }
+    // And a standalone GC pass: what it deletes must be nothing the views
+    // still held from the closed process read (its pin stays while they
+    // live), nor anything the latest version needs.
+    tidemark::collect_garbage(api::ROOT, shared.clone(), settings)
+        .await
+        .map_err(|e| ("GcSucceeds", format!("a standalone GC pass after recovery failed: {e}")))?;
+    lock(histories).injected.standalone_gc_passes += 1;
+    let ro = api::open_read_only(shared, cfg.wal_store)
+        .await
+        .map_err(|e| ("ReadSucceeds", format!("a read-only open after a standalone compaction failed: {e}")))?;
+    for (w, state) in states.iter().enumerate() {
+        let seen = api::scan_prefix(&ro, workload::key_prefix(w))
+            .await
+            .map_err(|e| ("ReadSucceeds", format!("a scan after a standalone compaction failed: {e}")))?;
+        if &seen != state {
+            let key = state.keys().chain(seen.keys()).find(|k| seen.get(*k) != state.get(*k)).cloned().unwrap_or_default();
+            return Err((
+                "CompactionKeepsState",
+                format!(
+                    "after a standalone compaction and GC pass writer {w}'s key {} = {:?}, recovered as {:?} ({} keys seen, {} recovered)",
+                    String::from_utf8_lossy(&key),
+                    seen.get(&key),
+                    state.get(&key),
+                    seen.len(),
+                    state.len()
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use tidemark::internals::sync::{lock, Arc, Mutex};
 use tidemark::internals::trace::{MemoryRecorder, TraceStep};
 use tidemark::testing::CreationTimes;
 
-pub use crate::config::{Config, EngineMutant, GcAge, FAULTS, LATE_CRASH_TICKS_PER_OP, MAX_READ_DELAY};
+pub use crate::config::{CompactorPlace, Config, EngineMutant, GcAge, FAULTS, LATE_CRASH_TICKS_PER_OP, MAX_READ_DELAY};
 
 use crate::clock::ScheduleClock;
 use crate::conformance;
@@ -78,6 +78,8 @@ pub struct Injected {
     pub views_across_gc: u64,
     /// Passes of a standalone GC process that completed.
     pub standalone_gc_passes: u64,
+    /// Compactions recorded by a standalone compactor process.
+    pub standalone_compactions: u64,
     /// Polls of following readers (`DbReader::poll`) whose new view was checked.
     pub follower_polls: u64,
 }
@@ -98,6 +100,7 @@ impl Injected {
         self.views_checked += o.views_checked;
         self.views_across_gc += o.views_across_gc;
         self.standalone_gc_passes += o.standalone_gc_passes;
+        self.standalone_compactions += o.standalone_compactions;
         self.follower_polls += o.follower_polls;
     }
 }

@@ -8,7 +8,7 @@
 
 use tidemark::internals::protocol::Protocol;
 use tidemark_crash::config::AGED_MIN_AGE;
-use tidemark_crash::schedule::{run, Config, EngineMutant, GcAge, Injected, Report};
+use tidemark_crash::schedule::{run, CompactorPlace, Config, EngineMutant, GcAge, Injected, Report};
 
 fn lifecycle(seed: u64) -> Config {
     Config::new(seed).with_lifecycle()
@@ -31,6 +31,34 @@ fn shipped_survives_lifecycle_schedules_and_exercises_them() {
     assert!(exercised.views_checked > 300, "held snapshots and scans were read again: {exercised:?}");
     assert!(exercised.views_across_gc > 0, "some view lived across a GC pass that deleted an SST: {exercised:?}");
     assert!(exercised.follower_polls > 20, "following readers polled: {exercised:?}");
+    assert!(exercised.standalone_compactions > 3, "standalone compactors compacted: {exercised:?}");
+}
+
+#[test]
+fn a_standalone_compactor_is_checked_as_the_writers_own_is() {
+    // Writers with their compactor off and `tidemark::compact` beside them:
+    // the shipped engine passes, and a compaction recorded before its
+    // outputs exist is caught in the standalone process too.
+    let standalone = |s: u64| Config { compactor: CompactorPlace::Standalone, ..lifecycle(s) };
+    let mut compactions = 0;
+    for report in reports(0..100, standalone) {
+        assert!(report.failure.is_none(), "seed {}: {:?}", report.seed, report.failure);
+        compactions += report.injected.standalone_compactions;
+    }
+    assert!(compactions > 5, "standalone compactions: {compactions}");
+    let found = caught(0..100, |s| Config { mutant: Some(EngineMutant::CompactBeforeUpload), ..standalone(s) });
+    assert!(found.len() >= 10, "compact-before-upload, standalone: {} of 100 lifecycle schedules", found.len());
+}
+
+#[test]
+fn a_writer_waiting_on_its_fenced_compactor_is_caught() {
+    // Both compactors: the standalone one fences the writer's. A writer that
+    // still holds its memtables at the L0 limit is stuck until its writes
+    // give up (`FlushStalled`), which no crash or fault explains.
+    let both = |s: u64| Config { compactor: CompactorPlace::Both, ..lifecycle(s) };
+    let found = caught(0..300, |s| Config { mutant: Some(EngineMutant::FencedCompactorHoldsL0), ..both(s) });
+    assert!(found.len() >= 3, "fenced-compactor-holds-l0: {} of 300 lifecycle schedules", found.len());
+    assert!(found.iter().all(|i| i == "WriteSucceeds"), "{found:?}");
 }
 
 #[test]

@@ -124,6 +124,18 @@ pub enum Error {
         /// What was found.
         detail: String,
     },
+    /// Memtables are over `max_unflushed_bytes` and every `FlushL0` has
+    /// failed for `waited_ms` (the store refuses SST uploads or manifest
+    /// writes): the write was refused before it was appended, and nothing
+    /// was written. Writes acknowledged before are durable in their WALs.
+    /// Retry once the store answers; the writer flushes on its own.
+    #[error("FlushStalled: no memtable could be flushed to L0 for {waited_ms} ms: {cause}")]
+    FlushStalled {
+        /// How long flushes have failed.
+        waited_ms: u64,
+        /// The last flush's error.
+        cause: String,
+    },
 }
 
 impl From<object_store::Error> for Error {

@@ -172,6 +172,12 @@ pub struct Settings {
     /// acknowledged writes not yet flushed. Kept for the crash harness.
     #[cfg(feature = "mutants")]
     pub follower_skips_wals: bool,
+    /// Mutant `fenced-compactor-holds-l0`: a writer whose compactor a
+    /// compactor elsewhere fenced still holds memtables at `l0_max_ssts`
+    /// and compacts at close, waiting on a compactor that no longer runs.
+    /// Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub fenced_compactor_holds_l0: bool,
 }
 
 impl Default for Settings {
@@ -220,6 +226,8 @@ impl Default for Settings {
             pin_ignores_held_views: false,
             #[cfg(feature = "mutants")]
             follower_skips_wals: false,
+            #[cfg(feature = "mutants")]
+            fenced_compactor_holds_l0: false,
         }
     }
 }

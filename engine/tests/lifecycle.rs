@@ -212,6 +212,71 @@ async fn a_standalone_compactor_and_gc_keep_the_tree_small_beside_a_writer() {
     assert_eq!(report.problems(), 0, "{report:?}");
 }
 
+/// A writer with its own compactor, fenced by a standalone compactor that
+/// found work; then ten rounds of writes. Returns the writer, or why the
+/// writes did not all succeed within a minute (of the paused clock).
+async fn writes_after_a_standalone_compactor_fenced_ours(store: &StoreRef, settings: &Settings) -> Result<Db, String> {
+    let db = Db::open_with("db", store.clone(), settings.clone()).await.unwrap();
+    for i in 0..200u32 {
+        db.put(key(i), "first").await.unwrap();
+    }
+    db.flush().await.unwrap();
+    let ours = db.manifest().await.compactor_epoch;
+    assert!(ours >= 1, "the writer's compactor ran");
+    // Another machine's compactor claims the next compactor epoch at its
+    // first compaction (it merges every pair of runs, so it finds work).
+    let mut elsewhere = settings.clone();
+    elsewhere.max_sorted_runs = 1;
+    let mut i = 0;
+    while db.manifest().await.compactor_epoch == ours {
+        assert!(i < 2_000, "the standalone compactor found work");
+        db.put(key(i % 200), "first").await.unwrap();
+        compact("db", store.clone(), elsewhere.clone()).await.unwrap();
+        i += 1;
+    }
+    let writes = async {
+        for round in 0..10u32 {
+            for i in 0..200u32 {
+                db.put(key(i), format!("r{round}")).await?;
+            }
+            db.flush().await?;
+        }
+        Ok::<(), Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(60), writes).await {
+        Ok(Ok(())) => Ok(db),
+        Ok(Err(e)) => Err(format!("a write failed: {e}")),
+        Err(_) => Err("the writes stalled for a minute".into()),
+    }
+}
+
+/// A writer whose own compactor a standalone one fences leaves L0 to the
+/// compactor elsewhere: its writes go on past `l0_max_ssts` (up to the
+/// bound a manifest may hold) rather than wait for a compactor that no
+/// longer runs here, and a later standalone run compacts what gathered.
+/// The mutant `fenced-compactor-holds-l0` (the writer still waits) stalls.
+#[tokio::test(start_paused = true)]
+async fn a_writer_whose_compactor_is_fenced_by_a_standalone_one_keeps_writing() {
+    let store = store();
+    let settings = churn().with_gc_interval(Duration::ZERO);
+    let db = writes_after_a_standalone_compactor_fenced_ours(&store, &settings).await.unwrap();
+    let l0 = db.manifest().await.l0.len();
+    assert!(l0 > settings.l0_max_ssts, "L0 grew past its limit, left to the compactor elsewhere: {l0}");
+    assert!(compact("db", store.clone(), settings.clone()).await.unwrap() >= 1);
+    db.put("after", "x").await.unwrap();
+    for i in 0..200u32 {
+        assert_eq!(db.get(key(i)).await.unwrap().as_deref(), Some(&b"r9"[..]));
+    }
+    db.close().await.unwrap();
+    let report = fsck(store.as_ref(), "db".into()).await;
+    assert_eq!(report.problems(), 0, "{report:?}");
+
+    let mut mutant = settings.clone();
+    mutant.fenced_compactor_holds_l0 = true;
+    let stalled = writes_after_a_standalone_compactor_fenced_ours(&self::store(), &mutant).await;
+    assert!(stalled.is_err(), "fenced-compactor-holds-l0: the writes went on");
+}
+
 /// Short-lived processes: the requests of one open/put/close round stay
 /// flat as rounds accumulate at the default `gc_min_age` (5 min).
 #[tokio::test]

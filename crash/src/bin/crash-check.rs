@@ -7,11 +7,12 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Instant;
 
 use clap::Parser;
 use tidemark::internals::protocol::Protocol;
-use tidemark_crash::schedule::{self, Config, Conformance, EngineMutant, Failure, GcAge};
+use tidemark_crash::schedule::{self, CompactorPlace, Config, Conformance, EngineMutant, Failure, GcAge};
 
 #[derive(Parser, Debug)]
 #[command(name = "crash-check", about = "Crash-consistency schedules against the tidemark engine")]
@@ -71,6 +72,12 @@ struct Args {
     /// every schedule and mutant behaves as with one store.
     #[arg(long)]
     wal_store: bool,
+    /// Where the schedules that compact run their compactor: `writer` (its
+    /// own), `standalone` (`tidemark::compact` runs beside writers whose
+    /// compactor is off) or `both` (the standalone one fences the writer's);
+    /// without it, a third of the seeds each.
+    #[arg(long, value_name = "PLACE", value_parser = CompactorPlace::from_str)]
+    compactor: Option<CompactorPlace>,
     /// Run a mutant protocol instead of the shipped one, or an engine
     /// mutant (a bug planted outside the protocol core):
     /// `scan-without-snapshot` (a scan reads L0 before the memtables),
@@ -80,7 +87,10 @@ struct Args {
     /// exist), `tombstones-above-bottom` (every compaction drops tombstones),
     /// `hedge-exists-is-ours` (a hedged create's `AlreadyExists` taken as ours),
     /// `gc-forgets-retired` (GC plans without the retired SSTs),
-    /// `pin-ignores-held-views` (the writer's pin ignores held views).
+    /// `pin-ignores-held-views` (the writer's pin ignores held views),
+    /// `follower-skips-wals` (a follower's poll skips the WALs past its
+    /// manifest), `fenced-compactor-holds-l0` (a writer waits on its fenced
+    /// compactor).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
     /// Delay every read of the seeds that delay reads (half of them) by up to
@@ -138,6 +148,9 @@ fn main() -> ExitCode {
             cfg = cfg.with_hedges();
         }
         cfg.wal_store |= args.wal_store;
+        if let Some(place) = args.compactor {
+            cfg.compactor = place;
+        }
         cfg.ops = args.ops as usize;
         cfg.writers = args.writers as usize;
         cfg.rounds = args.rounds as usize;
@@ -230,7 +243,7 @@ fn main() -> ExitCode {
             injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
         );
         println!(
-            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes; {} follower polls",
+            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes, {} standalone compactions; {} follower polls",
             injected.held_listings,
             injected.held_reads,
             injected.create_hedges,
@@ -239,6 +252,7 @@ fn main() -> ExitCode {
             injected.views_checked,
             injected.views_across_gc,
             injected.standalone_gc_passes,
+            injected.standalone_compactions,
             injected.follower_polls
         );
         println!("SST compression: {} seeds plain, {} LZ4, {} zstd", codecs[0], codecs[1], codecs[2]);
@@ -277,6 +291,9 @@ fn reproduce_flags(args: &Args) -> String {
     }
     if args.wal_store {
         flags.push_str(" --wal-store");
+    }
+    if let Some(place) = args.compactor {
+        flags.push_str(&format!(" --compactor {}", place.name()));
     }
     if args.s3 {
         flags.push_str(" --s3");

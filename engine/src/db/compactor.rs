@@ -17,7 +17,7 @@ use crate::manifest::{ManifestObject, SstHandle, SstOwner};
 use crate::protocol::{fenced_by, Compaction, Epoch, Role, SortedRun};
 use crate::trace::TraceEvent;
 use crate::sst::SstBuilder;
-use crate::sync::{lock, Arc};
+use crate::sync::{lock, Arc, Ordering};
 
 /// The compactor's own state in this process.
 #[derive(Debug, Default)]
@@ -96,10 +96,15 @@ pub(super) async fn run(inner: Arc<DbInner>) {
         let result = compact_while_needed(&inner).await;
         inner.compaction_result(&result);
         if let Err(e) = result {
-            tracing::warn!(error = %e, "Compact failed; retrying later");
-            if matches!(e, Error::Fenced { .. }) {
+            if let Error::Fenced { by, .. } = e {
+                // A compactor elsewhere claimed a newer epoch: compaction is
+                // its job now, and this writer stops waiting on its own.
+                tracing::warn!(by, "compactor fenced by a compactor elsewhere; L0 is left to it");
+                inner.compactor_fenced.store(true, Ordering::Release);
+                inner.space_freed.notify_waiters();
                 return;
             }
+            tracing::warn!(error = %e, "Compact failed; retrying later");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -253,7 +258,7 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
         Committed::Applied { version, .. } => {
             state.epoch = Some(version.compactor_epoch);
             let epoch = version.compactor_epoch;
-            *manifest = version;
+            inner.adopt(&mut manifest, version);
             Ok(epoch)
         }
         Committed::Fenced { by } => Err(Error::Fenced { writer_epoch: inner.epoch, by }),
@@ -274,10 +279,7 @@ async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun
     let recorded = |next: &ManifestObject| inner.tracer.emit(epoch, TraceEvent::CompactCommit { version: next.version });
     match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), recorded).await? {
         Committed::Applied { version, .. } => {
-            let tree = inner.open_tree(&version);
-            *manifest = version;
-            let _mem = lock(&inner.mem);
-            inner.set_tree(tree);
+            inner.adopt(&mut manifest, version);
             Ok(manifest.version)
         }
         Committed::Fenced { by } => Err(Error::Fenced { writer_epoch: epoch, by }),

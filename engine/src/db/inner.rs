@@ -19,8 +19,14 @@ use crate::settings::Settings;
 use crate::sst::{SeqEntry, SstReader};
 use crate::store::{create, read, HedgeStats, RequestCounters};
 use crate::sync::task::{Mutex as TaskMutex, Notify};
-use crate::sync::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, StdArc, StdWeak};
+use crate::sync::{lock, AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, StdArc, StdWeak};
 use crate::trace::{TraceEvent, Tracer};
+
+/// How long every `FlushL0` may fail before writes waiting for room are
+/// refused ([`Error::FlushStalled`]) rather than wait on: long enough to
+/// ride out a store's brief outage (each flush already retries its
+/// requests), short enough that a dead store fails writers, never hangs them.
+pub(crate) const FLUSH_FAILING_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// State shared by the handle and its background tasks.
 pub(crate) struct DbInner {
@@ -81,6 +87,14 @@ pub(crate) struct DbInner {
     /// retrying (a `Corrupt` object, a bound reached), as the object and the
     /// reason; cleared by a compaction that succeeds.
     pub(crate) compaction_failed: Mutex<Option<(String, String)>>,
+    /// This process's compactor was fenced by a compactor elsewhere (a
+    /// standalone `compact`): L0 is left to that one (see
+    /// [`DbInner::compacts_here`]).
+    pub(crate) compactor_fenced: AtomicBool,
+    /// Since when every `FlushL0` has failed, and the last failure.
+    pub(crate) flush_failing: Failing,
+    /// Since when every compaction has failed, and the last failure.
+    pub(crate) compaction_failing: Failing,
     /// What each WAL waited on, for the slow-write report.
     pub(crate) stalls: super::stall::StallLedger,
 }
@@ -94,6 +108,19 @@ impl DbInner {
         trees.retain(|t| t.strong_count() > 0);
         trees.push(StdArc::downgrade(&tree));
         *lock(&self.tree) = tree;
+    }
+
+    /// Makes `version` this process's manifest (in `slot`, the guarded
+    /// `DbInner::manifest`) and its tree the current one, together: a
+    /// version committed on top of another process's (a standalone
+    /// compactor's run) changes the tree too, and every decision that reads
+    /// the tree (the L0 limit, what to compact) must see the version the
+    /// manifest holds.
+    pub(crate) fn adopt(&self, slot: &mut ManifestObject, version: ManifestObject) {
+        let tree = self.open_tree(&version);
+        *slot = version;
+        let _mem = lock(&self.mem);
+        self.set_tree(tree);
     }
 
     /// The oldest version a snapshot or scan of this process reads, if any
@@ -244,8 +271,17 @@ impl DbInner {
     /// holds the most a manifest may ([`bounds::MAX_L0_SSTS`]) and no
     /// compactor runs here. Writers then fail with the cause.
     pub(crate) fn flush_blocked(&self) -> Option<Error> {
+        if let Some((waited_ms, cause)) = self.flush_failing.for_at_least(FLUSH_FAILING_LIMIT) {
+            return Some(Error::FlushStalled { waited_ms, cause });
+        }
         let l0 = lock(&self.tree).l0.len();
-        if self.settings.compactor && l0 >= self.settings.l0_max_ssts {
+        if self.compacts_here() && l0 >= self.settings.l0_max_ssts {
+            if let Some((waited_ms, cause)) = self.compaction_failing.for_at_least(FLUSH_FAILING_LIMIT) {
+                let cause = format!("L0 is at its limit of {} SSTs and compaction fails: {cause}", self.settings.l0_max_ssts);
+                return Some(Error::FlushStalled { waited_ms, cause });
+            }
+        }
+        if self.compacts_here() && l0 >= self.settings.l0_max_ssts {
             if let Some((path, reason)) = lock(&self.compaction_failed).clone() {
                 return Some(Error::Corrupt {
                     path,
@@ -256,13 +292,25 @@ impl DbInner {
                 });
             }
         }
-        if !self.settings.compactor && l0 >= bounds::MAX_L0_SSTS {
+        if !self.compacts_here() && l0 >= bounds::MAX_L0_SSTS {
             return Some(Error::InvalidArgument(format!(
                 "L0 holds {l0} SSTs, the most a manifest may hold, and this writer runs no compactor \
                  (Settings::compactor): writes are refused until a compactor runs"
             )));
         }
         None
+    }
+
+    /// Whether this process compacts: its `Settings::compactor` is on and no
+    /// compactor elsewhere has fenced it. Only then does the writer hold
+    /// memtables at `l0_max_ssts` waiting for compaction; otherwise L0 may
+    /// grow to the bound a manifest may hold, where writes fail with the
+    /// cause rather than wait for a compactor that no longer runs here.
+    pub(crate) fn compacts_here(&self) -> bool {
+        let fenced = self.compactor_fenced.load(Ordering::Acquire);
+        #[cfg(feature = "mutants")]
+        let fenced = fenced && !self.settings.fenced_compactor_holds_l0;
+        self.settings.compactor && !fenced
     }
 
     /// Records a compaction's outcome for [`DbInner::flush_blocked`]: a
@@ -273,9 +321,37 @@ impl DbInner {
             _ => None,
         };
         *lock(&self.compaction_failed) = failed;
+        self.compaction_failing.record(result.as_ref().map(|_| ()));
     }
 
     pub(crate) fn emit(&self, event: TraceEvent) {
         self.tracer.emit(self.epoch, event);
+    }
+}
+
+/// Since when some background step (`FlushL0`, compaction) has failed on
+/// every attempt, and its last error: cleared by an attempt that succeeds.
+/// Writers waiting on that step give up after [`FLUSH_FAILING_LIMIT`].
+#[derive(Debug, Default)]
+pub(crate) struct Failing(Mutex<Option<(tokio::time::Instant, String)>>);
+
+impl Failing {
+    /// Records one attempt's outcome.
+    pub(crate) fn record(&self, result: std::result::Result<(), &Error>) {
+        let mut failing = lock(&self.0);
+        match result {
+            Ok(()) => *failing = None,
+            Err(e) => {
+                let since = failing.as_ref().map_or_else(tokio::time::Instant::now, |(since, _)| *since);
+                *failing = Some((since, e.to_string()));
+            }
+        }
+    }
+
+    /// How long (ms) and why, if every attempt failed for at least `limit`.
+    pub(crate) fn for_at_least(&self, limit: std::time::Duration) -> Option<(u64, String)> {
+        let (since, cause) = lock(&self.0).clone()?;
+        let waited = since.elapsed();
+        (waited >= limit).then(|| (waited.as_millis() as u64, cause))
     }
 }

@@ -30,12 +30,14 @@ pub(super) async fn run(inner: Arc<DbInner>) {
             // `max_unflushed_bytes`) until L0 is back under its limit, and
             // never record more L0 SSTs than a manifest may hold.
             let l0 = lock(&inner.tree).l0.len();
-            if (inner.settings.compactor && l0 >= inner.settings.l0_max_ssts) || l0 >= crate::bounds::MAX_L0_SSTS {
+            if (inner.compacts_here() && l0 >= inner.settings.l0_max_ssts) || l0 >= crate::bounds::MAX_L0_SSTS {
                 inner.wake_compactor.notify_one();
                 let _ = tokio::time::timeout(Duration::from_millis(50), inner.space_freed.notified()).await;
                 continue;
             }
-            match flush_oldest(&inner).await {
+            let flushed = flush_oldest(&inner).await;
+            inner.flush_failing.record(flushed.as_ref().map(|_| ()));
+            match flushed {
                 Ok(_) => inner.space_freed.notify_waiters(),
                 Err(e) => {
                     tracing::error!(error = %e, "FlushL0 failed");
@@ -146,7 +148,10 @@ pub(super) async fn record_close(inner: &DbInner) -> Result<()> {
         return Ok(()); // The last flush already recorded it.
     }
     let edit = WriterEdit { close: true, fences: inner.fences.clone(), ..WriterEdit::default() };
-    commit_writer_edit(inner, &mut manifest, &edit).await
+    commit_writer_edit(inner, &mut manifest, &edit).await?;
+    let version = manifest.clone();
+    inner.adopt(&mut manifest, version);
+    Ok(())
 }
 
 /// A writer edit that records nothing new but moves the writer's pin up to
@@ -164,6 +169,8 @@ pub(super) async fn refresh_pin(inner: &DbInner) -> Result<bool> {
     *manifest = latest;
     let edit = WriterEdit { fences: inner.fences.clone(), ..WriterEdit::default() };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
+    let version = manifest.clone();
+    inner.adopt(&mut manifest, version);
     Ok(true)
 }
 

@@ -574,7 +574,7 @@ impl Db {
         }
         l0_flush::flush_all(inner).await?;
         l0_flush::record_close(inner).await?;
-        if inner.settings.compactor {
+        if inner.compacts_here() {
             compactor::compact_while_needed(inner).await?;
         }
         if !inner.settings.gc_interval.is_zero() {

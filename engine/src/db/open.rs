@@ -108,6 +108,9 @@ impl DbInner {
             stalls: super::stall::StallLedger::new(),
             settings,
             compaction_failed: Mutex::new(None),
+            compactor_fenced: AtomicBool::new(false),
+            flush_failing: Default::default(),
+            compaction_failing: Default::default(),
         })
     }
 }
