@@ -277,6 +277,90 @@ async fn a_writer_whose_compactor_is_fenced_by_a_standalone_one_keeps_writing() 
     assert!(stalled.is_err(), "fenced-compactor-holds-l0: the writes went on");
 }
 
+/// 10,000 writes (puts and deletes over 500 keys) by a writer with its
+/// compactor and GC off, while `tidemark::compact` and
+/// `tidemark::collect_garbage` run as processes of their own (GC at min age
+/// 0) every 500 writes; optionally a durable checkpoint taken first. Every
+/// scan and get agrees with an oracle map, and so does a reopen; returns
+/// the most SSTs seen between passes, the SSTs, manifests and WALs left at
+/// the end, and the checkpoint's state as it reads then (if one was taken)
+/// beside the state at its creation.
+async fn ten_thousand_writes_beside_standalone_passes(
+    with_checkpoint: bool,
+) -> ((usize, usize, usize, usize), Option<(std::collections::BTreeMap<Bytes, Bytes>, std::collections::BTreeMap<Bytes, Bytes>)>) {
+    use std::collections::BTreeMap;
+    use tidemark::WriteOptions;
+    let store = store();
+    let writer = churn().with_compactor(false).with_gc_interval(Duration::ZERO);
+    let db = Db::open_with("db", store.clone(), writer).await.unwrap();
+    let mut oracle: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+    for i in 0..100u32 {
+        db.put(key(i), "at-checkpoint").await.unwrap();
+        oracle.insert(key(i), Bytes::from("at-checkpoint"));
+    }
+    let cp = match with_checkpoint {
+        true => Some((db.checkpoint(CheckpointOptions::default()).await.unwrap(), oracle.clone())),
+        false => None,
+    };
+    let fast = WriteOptions { await_durable: false };
+    let mut most_ssts = 0;
+    for n in 0..10_000u32 {
+        let k = key((n * 7919) % 500);
+        if n % 11 == 0 {
+            db.delete_with(k.clone(), &fast).await.unwrap();
+            oracle.remove(&k);
+        } else {
+            let v = Bytes::from(format!("v{n}"));
+            db.put_with(k.clone(), v.clone(), &fast).await.unwrap();
+            oracle.insert(k, v);
+        }
+        if n % 500 == 499 {
+            db.flush().await.unwrap();
+            compact("db", store.clone(), churn()).await.unwrap();
+            collect_garbage("db", store.clone(), churn()).await.unwrap();
+            let seen: BTreeMap<Bytes, Bytes> = db.scan(..).await.unwrap().collect_vec().await.unwrap().into_iter().collect();
+            assert!(seen == oracle, "after {} writes the scan differs from the oracle", n + 1);
+            for i in (0..500).step_by(37) {
+                assert_eq!(db.get(key(i)).await.unwrap(), oracle.get(&key(i)).cloned(), "key {i} after {} writes", n + 1);
+            }
+            most_ssts = most_ssts.max(count(&store, "compacted").await);
+        }
+    }
+    db.close().await.unwrap();
+    compact("db", store.clone(), churn()).await.unwrap();
+    collect_garbage("db", store.clone(), churn()).await.unwrap();
+    let left = (most_ssts, count(&store, "compacted").await, count(&store, "manifest").await, count(&store, "wal").await);
+    let db = Db::open_with("db", store.clone(), churn()).await.unwrap();
+    let seen: BTreeMap<Bytes, Bytes> = db.scan(..).await.unwrap().collect_vec().await.unwrap().into_iter().collect();
+    assert!(seen == oracle, "the reopened database differs from the oracle");
+    db.close().await.unwrap();
+    let mut checkpoint = None;
+    if let Some((cp, at_creation)) = cp {
+        let backup = DbReader::open_checkpoint("db", store.clone(), cp.id).await.unwrap();
+        let rows = backup.scan(..).await.unwrap().collect_vec().await.unwrap().into_iter().collect();
+        backup.close().await.unwrap();
+        checkpoint = Some((rows, at_creation));
+    }
+    (left, checkpoint)
+}
+
+/// Issue 23's acceptance at its scale: beside a standalone compactor and
+/// GC the store stays bounded over 10,000 writes and every read agrees with
+/// the oracle; a durable checkpoint taken first still reads exactly its
+/// state after them.
+#[tokio::test]
+async fn ten_thousand_writes_beside_a_standalone_compactor_and_gc_stay_bounded_and_agree_with_an_oracle() {
+    let ((most, ssts, manifests, wals), _) = ten_thousand_writes_beside_standalone_passes(false).await;
+    eprintln!("without a checkpoint: at most {most} SSTs between passes; at the end {ssts} SSTs, {manifests} manifests, {wals} WALs");
+    assert!(most <= 120 && ssts <= 80, "SSTs stay bounded: at most {most} between passes, {ssts} at the end");
+    assert!(manifests <= 3 && wals <= 3, "{manifests} manifests and {wals} WALs are left");
+    let ((most, ssts, manifests, wals), checkpoint) = ten_thousand_writes_beside_standalone_passes(true).await;
+    eprintln!("with a durable checkpoint: at most {most} SSTs between passes; at the end {ssts} SSTs, {manifests} manifests, {wals} WALs");
+    assert!(wals <= 3, "a durable checkpoint keeps its WALs up to its wal_end only: {wals} left");
+    let (read, at_creation) = checkpoint.expect("a checkpoint was taken");
+    assert!(read == at_creation, "the checkpoint reads exactly its state after 10,000 writes, compactions and GC");
+}
+
 /// Short-lived processes: the requests of one open/put/close round stay
 /// flat as rounds accumulate at the default `gc_min_age` (5 min).
 #[tokio::test]

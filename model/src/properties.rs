@@ -117,6 +117,9 @@ pub fn all(b: &Bounds, l: &LifecycleBounds) -> Vec<Property<TidemarkModel>> {
             latest.tree.checkpoints.iter().any(|c| s.made.contains_key(&c.id) && c.version < latest.view.version)
         }));
     }
+    if l.checkpoints > 0 && b.gcs > 0 {
+        props.push(Property::sometimes("GC deleted a WAL past a durable checkpoint's wal_end", |_, s: &State| s.seen.gc_past_wal_end));
+    }
     if l.checkpoints > 0 && b.ticks > 0 {
         props.push(Property::sometimes("durable checkpoint refreshed", |_, s: &State| s.seen.checkpoint_refreshed));
     }

@@ -297,6 +297,9 @@ pub struct Seen {
     pub gc_deleted_retired: bool,
     /// GC deleted something planned earlier after another step changed the store.
     pub gc_deleted_after_interleaving: bool,
+    /// GC planned to delete a WAL past a live durable checkpoint's replay
+    /// point but beyond its `wal_end` (the checkpoint never reads it).
+    pub gc_past_wal_end: bool,
 }
 
 /// The whole model state.

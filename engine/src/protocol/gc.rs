@@ -160,8 +160,10 @@ impl GcPolicy {
     /// - `GcSst`: every listed SST that the latest tree does not reference, no
     ///   live checkpoint needs (retired after the version it pins), and whose
     ///   owner may not record it any more ([`may_still_record`]).
-    /// - `GcWal`: every listed WAL at or below the replay point of the latest
-    ///   version and of every live checkpoint, except the fences.
+    /// - `GcWal`: every listed WAL but the fences that no one needs: the
+    ///   latest version needs those past its replay point, a live checkpoint
+    ///   those past its replay point up to its `wal_end` (a durable one reads
+    ///   no further; a follower's has none and reads the whole chain).
     ///
     /// Nothing younger than `min_age` is deleted, and a GC run of a process
     /// the latest version shows fenced deletes nothing.
@@ -212,11 +214,16 @@ impl GcPolicy {
             .map(|s| s.id.clone())
             .collect();
 
-        let horizon = live.iter().map(|c| c.replay_after_wal_id).fold(o.latest.replay_after_wal_id, WalId::min);
-        let horizon = match self.protocol {
+        let needed = |id: WalId| {
+            id > o.latest.replay_after_wal_id
+                || live.iter().any(|c| id > c.replay_after_wal_id && c.wal_end.is_none_or(|end| id <= end))
+        };
+        // The mutant also takes as flushed what a writer flushed to L0 but
+        // has not recorded yet.
+        let unrecorded = match self.protocol {
             #[cfg(feature = "mutants")]
-            Protocol::GcBeforeManifest => horizon.max(o.unrecorded_flush.unwrap_or(0)),
-            _ => horizon,
+            Protocol::GcBeforeManifest => o.unrecorded_flush.unwrap_or(0),
+            _ => 0,
         };
         let keep_fences = match self.protocol {
             #[cfg(feature = "mutants")]
@@ -226,7 +233,7 @@ impl GcPolicy {
         let mut wals: Vec<WalId> = o
             .wals
             .iter()
-            .filter(|w| w.id <= horizon && old(w.created_at))
+            .filter(|w| (!needed(w.id) || w.id <= unrecorded) && old(w.created_at))
             .filter(|w| !(keep_fences && o.tree.fences.contains(&w.id)))
             .map(|w| w.id)
             .collect();
@@ -480,6 +487,16 @@ mod tests {
         assert_eq!(plan.manifests, vec![2, 5], "3 is pinned, 6 is latest, 7 appeared after the read");
         assert_eq!(plan.ssts, vec![3, 4, 6], "1 referenced, 2 retired after the pin, 5 may still be recorded");
         assert_eq!(plan.wals, vec![1], "2 is a fence; 3 is after the checkpoint's replay point");
+    }
+
+    #[test]
+    fn a_durable_checkpoint_keeps_its_chain_up_to_its_wal_end_only() {
+        let mut f = fixture();
+        f.wals = listed(&[(1, 0), (2, 0), (3, 0), (4, 0), (6, 0)]);
+        assert_eq!(f.plan(Z, 9, GcCaller::Standalone).wals, vec![1], "a follower's checkpoint reads the whole chain");
+        f.tree.checkpoints[0].wal_end = Some(3);
+        let plan = f.plan(Z, 9, GcCaller::Standalone);
+        assert_eq!(plan.wals, vec![1, 4], "3 is the checkpoint's; 4 is past its wal_end and flushed; 6 the latest needs");
     }
 
     #[test]

@@ -41,6 +41,9 @@ impl TidemarkModel {
         });
         let retired_kept = latest.tree.retired.iter().any(|r| s.store.ssts.contains_key(&r.sst) && !plan.ssts.contains(&r.sst));
         s.seen.gc_kept_retired |= retired_kept;
+        s.seen.gc_past_wal_end |= plan.wals.iter().any(|w| {
+            latest.tree.checkpoints.iter().any(|c| *w > c.replay_after_wal_id && c.wal_end.is_some_and(|end| *w > end))
+        });
         s.gc_interleaved = false;
         s.gc = (!plan.is_empty()).then_some(plan);
         Some(())
