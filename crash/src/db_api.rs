@@ -72,14 +72,34 @@ pub fn store_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn ti
 /// it sees the store as the writers' `SplitStore` does, WALs under
 /// [`WAL_STORE_ROOT`], as a reader given both stores would.
 pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<Db> {
-    let store: Arc<dyn ObjectStore> = match wal_store {
+    Db::open_read_only(ROOT, reader_store(store, wal_store)).await
+}
+
+/// `store` as a reader given both stores sees it: with `wal_store`, WALs
+/// under [`WAL_STORE_ROOT`] (the writers' `SplitStore`).
+fn reader_store(store: Arc<dyn ObjectStore>, wal_store: bool) -> Arc<dyn ObjectStore> {
+    match wal_store {
         false => store,
         true => {
             let (root, wal_root) = (object_store::path::Path::from(ROOT), object_store::path::Path::from(WAL_STORE_ROOT));
             Arc::new(tidemark::SplitStore::new(store.clone(), &root, store, &wal_root))
         }
-    };
-    Db::open_read_only(ROOT, store).await
+    }
+}
+
+/// Opens durable checkpoint `id` read-only (`DbReader::open_checkpoint`).
+pub async fn open_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128) -> tidemark::Result<tidemark::DbReader> {
+    tidemark::DbReader::open_checkpoint(ROOT, reader_store(store, wal_store), id).await
+}
+
+/// Creates a durable checkpoint with no expiry (`tidemark checkpoint create`).
+pub async fn create_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<tidemark::Checkpoint> {
+    tidemark::create_checkpoint(reader_store(store, wal_store), ROOT, tidemark::CheckpointOptions::default()).await
+}
+
+/// Deletes durable checkpoint `id` (`tidemark checkpoint delete`).
+pub async fn delete_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128) -> tidemark::Result<()> {
+    tidemark::delete_checkpoint(reader_store(store, wal_store), ROOT, id).await
 }
 
 /// A read-only handle on `store`: a plain `Db::open_read_only` (no
@@ -127,13 +147,7 @@ pub async fn open_checkpointed(
     clock: Arc<dyn tidemark::Clock>,
     mutant: Option<crate::config::EngineMutant>,
 ) -> tidemark::Result<tidemark::DbReader> {
-    let store: Arc<dyn ObjectStore> = match wal_store {
-        false => store,
-        true => {
-            let (root, wal_root) = (object_store::path::Path::from(ROOT), object_store::path::Path::from(WAL_STORE_ROOT));
-            Arc::new(tidemark::SplitStore::new(store.clone(), &root, store, &wal_root))
-        }
-    };
+    let store = reader_store(store, wal_store);
     let mut settings = Settings::default().with_clock(clock);
     if let Some(m) = mutant {
         m.apply(&mut settings);

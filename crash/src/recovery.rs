@@ -103,8 +103,8 @@ async fn recover(
         .await
         .map_err(|e| ("liveness: RecoveredWriterProgresses", e))?;
     api::close_ref(&db).await.map_err(|e| ("CloseSucceeds", format!("close after recovery failed: {e}")))?;
+    let states: Vec<_> = lock(histories).histories.iter().map(|h| h.base.clone()).collect();
     if cfg.compaction {
-        let states: Vec<_> = lock(histories).histories.iter().map(|h| h.base.clone()).collect();
         if cfg.ages() {
             // The GC process runs a while later (the views are still held):
             // what the close and the compaction retired is old by then.
@@ -114,6 +114,10 @@ async fn recover(
     }
     if let Some(held) = held {
         check_views(held, world, histories).await?;
+    }
+    if cfg.compaction {
+        make_checkpoint(cfg, store, &states, histories).await?;
+        check_checkpoints(cfg, store, histories).await?;
     }
     drop(db);
     if cfg.racing_openers > 0 && last {
@@ -157,19 +161,24 @@ async fn standalone_passes(
         .await
         .map_err(|e| ("GcSucceeds", format!("a standalone GC pass after recovery failed: {e}")))?;
     lock(histories).injected.standalone_gc_passes += 1;
+    let passes = match cfg.compactor {
+        CompactorPlace::Writer => "a GC pass after the writer's compactions",
+        _ => "a compaction and a GC pass",
+    };
     let ro = api::open_read_only(shared, cfg.wal_store)
         .await
-        .map_err(|e| ("ReadSucceeds", format!("a read-only open after a standalone compaction failed: {e}")))?;
+        .map_err(|e| ("ReadSucceeds", format!("a read-only open after the standalone passes failed: {e}")))?;
     for (w, state) in states.iter().enumerate() {
         let seen = api::scan_prefix(&ro, workload::key_prefix(w))
             .await
-            .map_err(|e| ("ReadSucceeds", format!("a scan after a standalone compaction failed: {e}")))?;
+            .map_err(|e| ("ReadSucceeds", format!("a scan after the standalone passes failed: {e}")))?;
         if &seen != state {
             let key = state.keys().chain(seen.keys()).find(|k| seen.get(*k) != state.get(*k)).cloned().unwrap_or_default();
             return Err((
                 "CompactionKeepsState",
                 format!(
-                    "after a standalone compaction and GC pass writer {w}'s key {} = {:?}, recovered as {:?} ({} keys seen, {} recovered)",
+                    "after the standalone passes ({}) writer {w}'s key {} = {:?}, recovered as {:?} ({} keys seen, {} recovered)",
+                    passes,
                     String::from_utf8_lossy(&key),
                     seen.get(&key),
                     state.get(&key),
@@ -178,6 +187,64 @@ async fn standalone_passes(
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Durable checkpoints live at once: making a third deletes the oldest.
+const CHECKPOINTS_KEPT: usize = 2;
+
+/// Makes a durable checkpoint of the recovered state from a process of its
+/// own (`tidemark checkpoint create`, no expiry) once the recovery's views
+/// are checked (so it never protects what they read): every later round's
+/// writes, compactions and GC passes, in any process, run beside it. Past
+/// [`CHECKPOINTS_KEPT`] the oldest is deleted, so GC also runs after a
+/// checkpoint is gone. The probe wrote only keys outside the writers'.
+async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<Bytes, Bytes>], histories: &Histories) -> Result<(), Broken> {
+    let cp = api::create_checkpoint(Arc::new(store.clone()), cfg.wal_store)
+        .await
+        .map_err(|e| ("CheckpointSucceeds", format!("a durable checkpoint after recovery failed: {e}")))?;
+    let oldest = {
+        let mut h = lock(histories);
+        h.checkpoints.push((cp.id, states.to_vec()));
+        h.injected.checkpoints_made += 1;
+        (h.checkpoints.len() > CHECKPOINTS_KEPT).then(|| h.checkpoints.remove(0).0)
+    };
+    if let Some(id) = oldest {
+        api::delete_checkpoint(Arc::new(store.clone()), cfg.wal_store, id)
+            .await
+            .map_err(|e| ("CheckpointSucceeds", format!("deleting durable checkpoint {id:032x} failed: {e}")))?;
+    }
+    Ok(())
+}
+
+/// Opens every durable checkpoint made at this or an earlier recovery,
+/// after the writers, compactors and GC passes since (the last a standalone
+/// one on a store without faults): each must open and show exactly the
+/// state it was made at (I16; a failed read means GC deleted what it pins).
+async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histories) -> Result<(), Broken> {
+    let checkpoints = lock(histories).checkpoints.clone();
+    for (id, states) in checkpoints {
+        let broken = |e: tidemark::Error| ("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} no longer reads: {e}"));
+        let reader = api::open_checkpoint(Arc::new(store.clone()), cfg.wal_store, id).await.map_err(broken)?;
+        for (w, state) in states.iter().enumerate() {
+            let seen: BTreeMap<Bytes, Bytes> =
+                reader.scan(tidemark::prefix_range(workload::key_prefix(w))).await.map_err(broken)?.collect_vec().await.map_err(broken)?.into_iter().collect();
+            if &seen != state {
+                let key = state.keys().chain(seen.keys()).find(|k| seen.get(*k) != state.get(*k)).cloned().unwrap_or_default();
+                return Err((
+                    "I16 CheckpointOpensAsCreated",
+                    format!(
+                        "durable checkpoint {id:032x} shows writer {w}'s key {} = {:?}, made when it was {:?}",
+                        String::from_utf8_lossy(&key),
+                        seen.get(&key),
+                        state.get(&key)
+                    ),
+                ));
+            }
+        }
+        reader.close().await.map_err(broken)?;
+        lock(histories).injected.checkpoint_opens += 1;
     }
     Ok(())
 }

@@ -4,7 +4,10 @@
 //! oracle ([`crate::recovery`]); then the recorded trace is replayed
 //! through the model (trace conformance).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
@@ -82,6 +85,10 @@ pub struct Injected {
     pub standalone_compactions: u64,
     /// Polls of following readers (`DbReader::poll`) whose new view was checked.
     pub follower_polls: u64,
+    /// Durable checkpoints made at recoveries, and opens of them checked
+    /// after later rounds (each against the state it was made at).
+    pub checkpoints_made: u64,
+    pub checkpoint_opens: u64,
 }
 
 impl Injected {
@@ -102,6 +109,8 @@ impl Injected {
         self.standalone_gc_passes += o.standalone_gc_passes;
         self.standalone_compactions += o.standalone_compactions;
         self.follower_polls += o.follower_polls;
+        self.checkpoints_made += o.checkpoints_made;
+        self.checkpoint_opens += o.checkpoint_opens;
     }
 }
 
@@ -134,6 +143,10 @@ pub(crate) struct Shared {
     pub(crate) injected: Injected,
     /// Processes started so far (live reads of shared keys know their own).
     pub(crate) processes: usize,
+    /// Durable checkpoints made at recoveries and not deleted yet, each with
+    /// every writer's keys as they were then: opening one must show exactly
+    /// that, whatever ran since (I16).
+    pub(crate) checkpoints: Vec<(u128, Vec<BTreeMap<Bytes, Bytes>>)>,
 }
 
 pub(crate) type Histories = Arc<Mutex<Shared>>;
@@ -163,6 +176,7 @@ pub fn run(cfg: &Config) -> Report {
         ambiguous: Default::default(),
         injected: Injected::default(),
         processes: 0,
+        checkpoints: Vec::new(),
     }));
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut round0_ops = 0;

@@ -2,7 +2,8 @@
 //! schedule's paused clock (objects age past `gc_min_age` as the clock
 //! jumps and the store rests), read-only handles and held snapshots and
 //! scans checked by the oracle, failed reads judged by crash, fault or
-//! lease, held listings and hedged creates. The shipped engine passes; bugs
+//! lease, held listings and hedged creates, durable checkpoints made at each
+//! recovery and opened after every later round. The shipped engine passes; bugs
 //! planted in the runtime (engine mutants) and in GC's rules (a protocol
 //! mutant) are caught in at least one schedule in ten of their mode.
 
@@ -32,6 +33,7 @@ fn shipped_survives_lifecycle_schedules_and_exercises_them() {
     assert!(exercised.views_across_gc > 0, "some view lived across a GC pass that deleted an SST: {exercised:?}");
     assert!(exercised.follower_polls > 20, "following readers polled: {exercised:?}");
     assert!(exercised.standalone_compactions > 3, "standalone compactors compacted: {exercised:?}");
+    assert!(exercised.checkpoints_made > 100 && exercised.checkpoint_opens > 100, "durable checkpoints were made and opened: {exercised:?}");
 }
 
 #[test]
@@ -103,7 +105,7 @@ fn tombstones_dropped_above_the_bottom_run_are_caught() {
 fn gc_planning_without_the_retired_ssts_is_caught() {
     let found = caught(0..60, |s| Config { mutant: Some(EngineMutant::GcForgetsRetired), ..lifecycle(s) });
     assert!(found.len() >= 6, "gc-forgets-retired: {} of 60 lifecycle schedules", found.len());
-    assert!(found.iter().any(|i| i.starts_with("I7")), "a held view lost an SST: {found:?}");
+    assert!(found.iter().all(|i| i.starts_with("I7") || i.starts_with("I16")), "a held view or a durable checkpoint lost an SST: {found:?}");
 }
 
 #[test]
@@ -136,5 +138,15 @@ fn a_hedged_already_exists_taken_as_ours_is_caught() {
 fn gc_ignoring_checkpoints_is_caught_by_checkpointed_readers() {
     let found = caught(0..60, |s| Config { protocol: Protocol::GcIgnoresCheckpoints, ..lifecycle(s) });
     assert!(found.len() >= 6, "gc-ignores-checkpoints: {} of 60 lifecycle schedules", found.len());
-    assert!(found.iter().all(|i| i == "I7 NothingNeededDeleted"), "{found:?}");
+    assert!(found.iter().all(|i| i == "I7 NothingNeededDeleted" || i == "I16 CheckpointOpensAsCreated"), "{found:?}");
+}
+
+#[test]
+fn gc_deleting_retired_ssts_is_caught_by_durable_checkpoints() {
+    // A checkpoint made at each recovery is opened after every later round:
+    // an SST of its version that a compaction retired and GC deleted leaves
+    // it unreadable.
+    let found = caught(0..60, |s| Config { protocol: Protocol::GcIgnoresRetired, ..lifecycle(s) });
+    assert!(found.len() >= 30, "gc-ignores-retired: {} of 60 lifecycle schedules", found.len());
+    assert!(found.iter().any(|i| i == "I16 CheckpointOpensAsCreated"), "{found:?}");
 }

@@ -298,6 +298,9 @@ async fn ten_thousand_writes_beside_standalone_passes(
         db.put(key(i), "at-checkpoint").await.unwrap();
         oracle.insert(key(i), Bytes::from("at-checkpoint"));
     }
+    // Flushed first, so the checkpoint's own version holds an SST that
+    // compaction then retires: GC must keep that one, and only that one.
+    db.flush().await.unwrap();
     let cp = match with_checkpoint {
         true => Some((db.checkpoint(CheckpointOptions::default()).await.unwrap(), oracle.clone())),
         false => None,
@@ -357,6 +360,10 @@ async fn ten_thousand_writes_beside_a_standalone_compactor_and_gc_stay_bounded_a
     let ((most, ssts, manifests, wals), checkpoint) = ten_thousand_writes_beside_standalone_passes(true).await;
     eprintln!("with a durable checkpoint: at most {most} SSTs between passes; at the end {ssts} SSTs, {manifests} manifests, {wals} WALs");
     assert!(wals <= 3, "a durable checkpoint keeps its WALs up to its wal_end only: {wals} left");
+    assert!(
+        most <= 125 && ssts <= 85 && manifests <= 4,
+        "a durable checkpoint keeps its own version's SSTs only: at most {most} SSTs between passes, {ssts} SSTs and {manifests} manifests at the end"
+    );
     let (read, at_creation) = checkpoint.expect("a checkpoint was taken");
     assert!(read == at_creation, "the checkpoint reads exactly its state after 10,000 writes, compactions and GC");
 }

@@ -120,6 +120,11 @@ pub fn all(b: &Bounds, l: &LifecycleBounds) -> Vec<Property<TidemarkModel>> {
     if l.checkpoints > 0 && b.gcs > 0 {
         props.push(Property::sometimes("GC deleted a WAL past a durable checkpoint's wal_end", |_, s: &State| s.seen.gc_past_wal_end));
     }
+    if l.checkpoints > 0 && b.compactors > 0 {
+        props.push(Property::sometimes("compaction retired an SST no durable checkpoint reads, unrecorded", |_, s: &State| {
+            s.seen.retired_left_unread
+        }));
+    }
     if l.checkpoints > 0 && b.ticks > 0 {
         props.push(Property::sometimes("durable checkpoint refreshed", |_, s: &State| s.seen.checkpoint_refreshed));
     }

@@ -295,6 +295,9 @@ pub struct Seen {
     /// GC kept an SST only because a live checkpoint pins an older version.
     pub gc_kept_retired: bool,
     pub gc_deleted_retired: bool,
+    /// A compaction beside a durable checkpoint left an input unrecorded as
+    /// retired: the checkpoint's version does not hold it.
+    pub retired_left_unread: bool,
     /// GC deleted something planned earlier after another step changed the store.
     pub gc_deleted_after_interleaving: bool,
     /// GC planned to delete a WAL past a live durable checkpoint's replay

@@ -243,7 +243,7 @@ fn main() -> ExitCode {
             injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
         );
         println!(
-            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes, {} standalone compactions; {} follower polls",
+            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes, {} standalone compactions; {} follower polls; {} durable checkpoints made, {} opens of them checked",
             injected.held_listings,
             injected.held_reads,
             injected.create_hedges,
@@ -253,7 +253,9 @@ fn main() -> ExitCode {
             injected.views_across_gc,
             injected.standalone_gc_passes,
             injected.standalone_compactions,
-            injected.follower_polls
+            injected.follower_polls,
+            injected.checkpoints_made,
+            injected.checkpoint_opens
         );
         println!("SST compression: {} seeds plain, {} LZ4, {} zstd", codecs[0], codecs[1], codecs[2]);
         if let Some(store) = &store {

@@ -6,6 +6,7 @@
 //! exactly its inputs, puts the output where they were, and never loses a
 //! writer's update (a lost race is re-read and re-applied).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::inner::DbInner;
@@ -14,7 +15,7 @@ use crate::bounds;
 use crate::error::{Error, Result};
 use crate::iter::{MergeIter, RunSource, Source, SstSource, Tombstones};
 use crate::manifest::{ManifestObject, SstHandle, SstOwner};
-use crate::protocol::{fenced_by, Compaction, Epoch, Role, SortedRun};
+use crate::protocol::{fenced_by, Compaction, Epoch, Role, SortedRun, Tree};
 use crate::trace::TraceEvent;
 use crate::sst::SstBuilder;
 use crate::sync::{lock, Arc, Ordering};
@@ -27,6 +28,8 @@ pub(crate) struct CompactorState {
     /// Runs written under that epoch: a run's id is `epoch << 32 | count`,
     /// unique in the store's history.
     pub(super) runs: u64,
+    /// Trees of the versions durable checkpoints pin (see `CompactionCommit`).
+    pinned: BTreeMap<u64, Tree<SstHandle>>,
 }
 
 /// One compaction: L0 SSTs (newest first) and a contiguous slice of runs
@@ -175,7 +178,7 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
             outputs: outputs.iter().map(|h| h.id).collect(),
         },
     );
-    let result = commit(inner, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
+    let result = commit(inner, state, epoch, &job, SortedRun { id: run_id, ssts: outputs.clone() }).await;
     // Recorded, or given up on: either way the compactor's next floor passes
     // them, and GC collects what no manifest records.
     inner.unpin(&outputs);
@@ -271,13 +274,18 @@ async fn claim(inner: &Arc<DbInner>, state: &mut CompactorState) -> Result<Epoch
 /// where they were, the compactor's SST floor past its outputs) through the
 /// one commit loop; a writer's version in between is re-read and the
 /// compaction re-applied on top of it.
-async fn commit(inner: &Arc<DbInner>, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
+async fn commit(inner: &Arc<DbInner>, state: &mut CompactorState, epoch: Epoch, job: &Job, output: SortedRun<SstHandle>) -> Result<u64> {
     let sst_floor = inner.sst_floor(SstOwner::Compactor, &output.ssts);
     let compaction =
         Compaction { compactor_epoch: epoch, l0_inputs: job.l0.clone(), run_inputs: job.runs.clone(), output, sst_floor };
+    // Read outside the manifest lock: a checkpoint created meanwhile is
+    // judged without its tree, which keeps more, never less.
+    let held = inner.manifest.lock().await.clone();
+    inner.manifests.read_pinned_trees(&held, &mut state.pinned).await;
     let mut manifest = inner.manifest.lock().await;
     let recorded = |next: &ManifestObject| inner.tracer.emit(epoch, TraceEvent::CompactCommit { version: next.version });
-    match inner.manifests.commit(&manifest, &CompactionCommit(&compaction), recorded).await? {
+    let edit = CompactionCommit { protocol: inner.settings.protocol, compaction: &compaction, pinned: &state.pinned };
+    match inner.manifests.commit(&manifest, &edit, recorded).await? {
         Committed::Applied { version, .. } => {
             inner.adopt(&mut manifest, version);
             Ok(manifest.version)

@@ -117,8 +117,14 @@ impl DbInner {
     /// the tree (the L0 limit, what to compact) must see the version the
     /// manifest holds.
     pub(crate) fn adopt(&self, slot: &mut ManifestObject, version: ManifestObject) {
-        let tree = self.open_tree(&version);
         *slot = version;
+        self.adopt_held(slot);
+    }
+
+    /// [`DbInner::adopt`] for a version already in the slot (a writer
+    /// commit puts it there): opens its tree.
+    pub(crate) fn adopt_held(&self, slot: &ManifestObject) {
+        let tree = self.open_tree(slot);
         let _mem = lock(&self.mem);
         self.set_tree(tree);
     }
@@ -275,13 +281,12 @@ impl DbInner {
             return Some(Error::FlushStalled { waited_ms, cause });
         }
         let l0 = lock(&self.tree).l0.len();
-        if self.compacts_here() && l0 >= self.settings.l0_max_ssts {
+        let compacts_here = self.compacts_here();
+        if compacts_here && l0 >= self.settings.l0_max_ssts {
             if let Some((waited_ms, cause)) = self.compaction_failing.for_at_least(FLUSH_FAILING_LIMIT) {
                 let cause = format!("L0 is at its limit of {} SSTs and compaction fails: {cause}", self.settings.l0_max_ssts);
                 return Some(Error::FlushStalled { waited_ms, cause });
             }
-        }
-        if self.compacts_here() && l0 >= self.settings.l0_max_ssts {
             if let Some((path, reason)) = lock(&self.compaction_failed).clone() {
                 return Some(Error::Corrupt {
                     path,
@@ -292,7 +297,7 @@ impl DbInner {
                 });
             }
         }
-        if !self.compacts_here() && l0 >= bounds::MAX_L0_SSTS {
+        if !compacts_here && l0 >= bounds::MAX_L0_SSTS {
             return Some(Error::InvalidArgument(format!(
                 "L0 holds {l0} SSTs, the most a manifest may hold, and this writer runs no compactor \
                  (Settings::compactor): writes are refused until a compactor runs"

@@ -149,8 +149,7 @@ pub(super) async fn record_close(inner: &DbInner) -> Result<()> {
     }
     let edit = WriterEdit { close: true, fences: inner.fences.clone(), ..WriterEdit::default() };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
-    let version = manifest.clone();
-    inner.adopt(&mut manifest, version);
+    inner.adopt_held(&manifest);
     Ok(())
 }
 
@@ -169,8 +168,7 @@ pub(super) async fn refresh_pin(inner: &DbInner) -> Result<bool> {
     *manifest = latest;
     let edit = WriterEdit { fences: inner.fences.clone(), ..WriterEdit::default() };
     commit_writer_edit(inner, &mut manifest, &edit).await?;
-    let version = manifest.clone();
-    inner.adopt(&mut manifest, version);
+    inner.adopt_held(&manifest);
     Ok(true)
 }
 

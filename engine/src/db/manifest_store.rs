@@ -5,6 +5,8 @@
 //! and let `protocol` decide every outcome — ours, fenced, claim again,
 //! re-apply on the latest, or a slot GC had reopened.
 
+use std::collections::BTreeMap;
+
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 
@@ -88,15 +90,21 @@ impl ManifestEdit for ClientCommit {
 }
 
 /// `CompactCommit`: exactly the inputs replaced by the output run.
-pub(crate) struct CompactionCommit<'a>(pub(crate) &'a Compaction<SstHandle>);
+pub(crate) struct CompactionCommit<'a> {
+    pub(crate) protocol: Protocol,
+    pub(crate) compaction: &'a Compaction<SstHandle>,
+    /// Trees of the versions durable checkpoints pin, as read: an input no
+    /// such tree holds need not be kept for that checkpoint (`still_read`).
+    pub(crate) pinned: &'a BTreeMap<u64, Tree<SstHandle>>,
+}
 
 impl ManifestEdit for CompactionCommit<'_> {
     fn holder(&self) -> Option<(Role, Epoch)> {
-        Some((Role::Compactor, self.0.compactor_epoch))
+        Some((Role::Compactor, self.compaction.compactor_epoch))
     }
 
     fn apply(&self, base: &ManifestObject) -> std::result::Result<(ManifestView, Tree<SstHandle>), Refused> {
-        Ok(apply_compaction(&base.view(), &base.tree(), self.0)?)
+        Ok(apply_compaction(self.protocol, &base.view(), &base.tree(), self.compaction, |v| self.pinned.get(&v))?)
     }
 }
 
@@ -197,6 +205,27 @@ impl ManifestStore {
     /// A manifest object's bytes, refused by its size above [`MAX_MANIFEST_BYTES`].
     async fn read_object(&self, path: &object_store::path::Path) -> Result<bytes::Bytes> {
         read(self.store.as_ref(), path, ObjectKind::Manifest, MAX_MANIFEST_BYTES).await
+    }
+
+    /// Keeps in `cache` the tree of every version a durable checkpoint in
+    /// `m` pins, reading those not held yet (versions are immutable, so a
+    /// tree once read stays right). A version that cannot be read is left
+    /// out: the compaction then keeps everything for that checkpoint.
+    pub(crate) async fn read_pinned_trees(&self, m: &ManifestObject, cache: &mut BTreeMap<u64, Tree<SstHandle>>) {
+        let pinned: std::collections::BTreeSet<u64> =
+            m.tree().checkpoints.iter().filter(|c| c.wal_end.is_some()).map(|c| c.version).collect();
+        cache.retain(|v, _| pinned.contains(v));
+        for v in pinned {
+            if cache.contains_key(&v) {
+                continue;
+            }
+            match self.read(v).await {
+                Ok(pinned) => {
+                    cache.insert(v, pinned.tree());
+                }
+                Err(e) => tracing::debug!(version = v, error = %e, "pinned version not read; its checkpoint keeps every retired SST"),
+            }
+        }
     }
 
     /// The newest version, at least as new as `seen`.

@@ -187,15 +187,45 @@ pub fn claim_writer<S: Clone>(latest_view: &ManifestView, latest_tree: &Tree<S>)
     (view, tree)
 }
 
+/// Whether a holder of one of `checkpoints` may still read `sst`, which a
+/// compaction removed from the tree in version `retired_in`: then it stays
+/// recorded as retired and GC keeps it. Only holders of older versions can.
+/// A durable checkpoint reads exactly its pinned version's tree, so it needs
+/// the SST only if that tree holds it (`pinned_tree`; a tree not read counts
+/// as holding it). A moving holder (a follower, a writer's pin) may read any
+/// tree from its version on, so it needs everything retired after it.
+pub fn still_read<'t, S: Eq + 't>(
+    protocol: Protocol,
+    checkpoints: &[Checkpoint],
+    sst: &S,
+    retired_in: u64,
+    pinned_tree: &impl Fn(u64) -> Option<&'t Tree<S>>,
+) -> bool {
+    checkpoints.iter().filter(|c| c.version < retired_in).any(|c| {
+        let durable = c.owner == CheckpointOwner::Client && c.wal_end.is_some();
+        let precise = match protocol {
+            #[cfg(feature = "mutants")]
+            Protocol::RetiredByPinnedTree => true,
+            _ => durable,
+        };
+        !precise || pinned_tree(c.version).is_none_or(|t| t.ssts().any(|s| s == sst))
+    })
+}
+
 /// The compactor's next version on top of `latest`: exactly its inputs
 /// removed, the output run in their place (first if it merged L0, so runs stay
-/// newest first; none if the output is empty), the inputs recorded as
-/// retired in the version being created, its SST floor set, and every writer
-/// field, the fences and the checkpoints copied unchanged.
-pub fn apply_compaction<S: Clone + Eq>(
+/// newest first; none if the output is empty), the inputs a checkpoint's
+/// holder may still read ([`still_read`]) recorded as retired in the version
+/// being created (and earlier entries no holder reads any more dropped), its
+/// SST floor set, and every writer field, the fences and the checkpoints
+/// copied unchanged. `pinned_tree` gives the trees of pinned versions the
+/// compactor has read.
+pub fn apply_compaction<'t, S: Clone + Eq + 't>(
+    protocol: Protocol,
     latest_view: &ManifestView,
     latest_tree: &Tree<S>,
     c: &Compaction<S>,
+    pinned_tree: impl Fn(u64) -> Option<&'t Tree<S>>,
 ) -> Result<(ManifestView, Tree<S>), ManifestConflict> {
     if latest_view.compactor_epoch > c.compactor_epoch {
         return Err(ManifestConflict::Fenced { by: latest_view.compactor_epoch });
@@ -244,7 +274,10 @@ pub fn apply_compaction<S: Clone + Eq>(
     let inputs = latest_tree.l0[keep..]
         .iter()
         .chain(latest_tree.runs.iter().filter(|r| c.run_inputs.contains(&r.id)).flat_map(|r| r.ssts.iter()));
-    tree.retired.extend(inputs.map(|sst| Retired { sst: sst.clone(), version: view.version }));
+    let read = |sst: &S, retired_in: u64| still_read(protocol, &latest_tree.checkpoints, sst, retired_in, &pinned_tree);
+    tree.retired.retain(|r| read(&r.sst, r.version));
+    let retired = inputs.filter(|sst| read(sst, view.version));
+    tree.retired.extend(retired.map(|sst| Retired { sst: sst.clone(), version: view.version }));
     tree.l0.truncate(keep);
     tree.runs.retain(|r| !c.run_inputs.contains(&r.id));
     if !c.output.ssts.is_empty() {
@@ -429,6 +462,29 @@ mod tests {
     }
 
     #[test]
+    fn a_durable_checkpoint_keeps_retired_only_what_its_version_holds() {
+        let durable = Checkpoint { id: 1, version: 3, replay_after_wal_id: 0, wal_end: Some(4), expires_at: None, owner: CheckpointOwner::Client };
+        let v3 = Tree { l0: vec![11], ..Tree::default() };
+        let latest = ManifestView { version: 5, ..view(4, 2) };
+        let tree = |pin: Checkpoint| Tree { l0: vec![12, 11], checkpoints: vec![pin], retired: vec![Retired { sst: 9, version: 4 }], ..Tree::default() };
+        let c = Compaction { compactor_epoch: 2, l0_inputs: vec![12, 11], run_inputs: vec![], output: run(3, &[20]), sst_floor: 0 };
+        let retired = |p: Protocol, pin: Checkpoint, known: bool| {
+            let (_, t) = apply_compaction(p, &latest, &tree(pin), &c, |v| (known && v == 3).then_some(&v3)).unwrap();
+            t.retired.iter().map(|r| (r.sst, r.version)).collect::<Vec<_>>()
+        };
+        assert_eq!(retired(Protocol::Shipped, durable, true), vec![(11, 6)], "9 and 12 came after version 3");
+        assert_eq!(retired(Protocol::Shipped, durable, false), vec![(9, 4), (12, 6), (11, 6)], "a tree not read holds everything");
+        let follower = Checkpoint { wal_end: None, ..durable };
+        assert_eq!(retired(Protocol::Shipped, follower, true), vec![(9, 4), (12, 6), (11, 6)], "a moving pin reads later trees");
+        let writer = Checkpoint { owner: CheckpointOwner::Writer(4), ..follower };
+        assert_eq!(retired(Protocol::Shipped, writer, true).len(), 3);
+        let moved = Checkpoint { version: 4, ..follower };
+        assert_eq!(retired(Protocol::Shipped, moved, true), vec![(12, 6), (11, 6)], "a pin at version 4 reads nothing retired in it");
+        #[cfg(feature = "mutants")]
+        assert_eq!(retired(Protocol::RetiredByPinnedTree, follower, true), vec![(11, 6)]);
+    }
+
+    #[test]
     fn compaction_replaces_exactly_its_inputs() {
         let latest = ManifestView { version: 5, wal_id_last_seen: 8, replay_after_wal_id: 6, writer_closed: true, ..view(4, 2) };
         let tree = Tree { l0: vec![13, 12, 11], runs: vec![run(1, &[5]), run(2, &[4])], fences: vec![3], ..Tree::default() };
@@ -436,7 +492,7 @@ mod tests {
         let c = Compaction { compactor_epoch: 2, l0_inputs: vec![11, 12], run_inputs: vec![1], output: run(3, &[20, 21]), sst_floor: 4 };
         let pinned = Checkpoint { id: 1, version: 3, replay_after_wal_id: 0, wal_end: None, expires_at: None, owner: CheckpointOwner::Client };
         let tree = Tree { checkpoints: vec![pinned], ..tree };
-        let (v, t) = apply_compaction(&latest, &tree, &c).unwrap();
+        let (v, t) = apply_compaction(Protocol::Shipped, &latest, &tree, &c, |_| None).unwrap();
         assert_eq!(v, ManifestView { version: latest.version + 1, compactor_sst_floor: 4, ..latest }, "every writer field copied");
         assert_eq!(t.l0, vec![13]);
         assert_eq!(t.runs, vec![run(3, &[20, 21]), run(2, &[4])]);
@@ -447,13 +503,13 @@ mod tests {
         // Merge two runs only: the output takes their place.
         let tree = Tree { l0: vec![13], runs: vec![run(1, &[5]), run(2, &[4]), run(3, &[2])], fences: vec![], ..Tree::default() };
         let c = Compaction { compactor_epoch: 2, l0_inputs: vec![], run_inputs: vec![2, 3], output: run(4, &[7]), sst_floor: 0 };
-        let (_, t) = apply_compaction(&latest, &tree, &c).unwrap();
+        let (_, t) = apply_compaction(Protocol::Shipped, &latest, &tree, &c, |_| None).unwrap();
         assert_eq!(t.runs, vec![run(1, &[5]), run(4, &[7])]);
         assert_eq!(t.l0, vec![13]);
         assert!(t.retired.is_empty(), "no checkpoint: nothing older is read");
         // Every entry dropped: the inputs go, no empty run comes.
         let c = Compaction { compactor_epoch: 2, l0_inputs: vec![], run_inputs: vec![2, 3], output: run(4, &[]), sst_floor: 0 };
-        let (_, t) = apply_compaction(&latest, &tree, &c).unwrap();
+        let (_, t) = apply_compaction(Protocol::Shipped, &latest, &tree, &c, |_| None).unwrap();
         assert_eq!(t.runs, vec![run(1, &[5])]);
     }
 
@@ -461,14 +517,14 @@ mod tests {
     fn compaction_conflicts() {
         let tree = Tree { l0: vec![12, 11], runs: vec![run(1, &[5]), run(2, &[4])], fences: vec![], ..Tree::default() };
         let c = |l0: Vec<u32>, runs: Vec<RunId>| Compaction { compactor_epoch: 2, l0_inputs: l0, run_inputs: runs, output: run(9, &[1]), sst_floor: 0 };
-        assert_eq!(apply_compaction(&view(1, 3), &tree, &c(vec![11], vec![])), Err(ManifestConflict::Fenced { by: 3 }));
-        assert_eq!(apply_compaction(&view(1, 1), &tree, &c(vec![11], vec![])), Err(ManifestConflict::NotClaimed));
-        assert_eq!(apply_compaction(&view(1, 2), &tree, &c(vec![10], vec![])), Err(ManifestConflict::InputsGone));
-        assert_eq!(apply_compaction(&view(1, 2), &tree, &c(vec![], vec![7])), Err(ManifestConflict::InputsGone));
-        assert_eq!(apply_compaction(&view(1, 2), &tree, &c(vec![12], vec![])), Err(ManifestConflict::InvalidInputs), "not the oldest");
-        assert_eq!(apply_compaction(&view(1, 2), &tree, &c(vec![11], vec![2])), Err(ManifestConflict::InvalidInputs), "skips run 1");
-        assert_eq!(apply_compaction(&view(1, 2), &tree, &c(vec![], vec![])), Err(ManifestConflict::InvalidInputs));
-        assert!(apply_compaction(&view(1, 2), &tree, &c(vec![11, 12], vec![1, 2])).is_ok());
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 3), &tree, &c(vec![11], vec![]), |_| None), Err(ManifestConflict::Fenced { by: 3 }));
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 1), &tree, &c(vec![11], vec![]), |_| None), Err(ManifestConflict::NotClaimed));
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 2), &tree, &c(vec![10], vec![]), |_| None), Err(ManifestConflict::InputsGone));
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 2), &tree, &c(vec![], vec![7]), |_| None), Err(ManifestConflict::InputsGone));
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 2), &tree, &c(vec![12], vec![]), |_| None), Err(ManifestConflict::InvalidInputs), "not the oldest");
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 2), &tree, &c(vec![11], vec![2]), |_| None), Err(ManifestConflict::InvalidInputs), "skips run 1");
+        assert_eq!(apply_compaction(Protocol::Shipped, &view(1, 2), &tree, &c(vec![], vec![]), |_| None), Err(ManifestConflict::InvalidInputs));
+        assert!(apply_compaction(Protocol::Shipped, &view(1, 2), &tree, &c(vec![11, 12], vec![1, 2]), |_| None).is_ok());
     }
 
     #[test]

@@ -75,6 +75,11 @@ pub enum Protocol {
     /// outputs their writer or compactor is about to record.
     #[cfg(feature = "mutants")]
     GcIgnoresFloors,
+    /// A compaction records an input as retired only if a checkpoint's pinned
+    /// version holds it, for moving holders too (a follower, a writer's pin),
+    /// which may read trees newer than the version they pin.
+    #[cfg(feature = "mutants")]
+    RetiredByPinnedTree,
     /// A refresh that keeps the pin is accepted at the expiry instant, when a
     /// GC may already have judged the checkpoint expired.
     #[cfg(feature = "mutants")]
@@ -133,6 +138,8 @@ impl Protocol {
         #[cfg(feature = "mutants")]
         Protocol::GcIgnoresFloors,
         #[cfg(feature = "mutants")]
+        Protocol::RetiredByPinnedTree,
+        #[cfg(feature = "mutants")]
         Protocol::CheckpointExpiryOffByOne,
     ];
 
@@ -174,6 +181,8 @@ impl Protocol {
             Protocol::GcIgnoresRetired => "gc-ignores-retired",
             #[cfg(feature = "mutants")]
             Protocol::GcIgnoresFloors => "gc-ignores-floors",
+            #[cfg(feature = "mutants")]
+            Protocol::RetiredByPinnedTree => "retired-by-pinned-tree",
             #[cfg(feature = "mutants")]
             Protocol::CheckpointExpiryOffByOne => "checkpoint-expiry-off-by-one",
         }

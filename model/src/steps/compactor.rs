@@ -61,7 +61,17 @@ impl TidemarkModel {
     pub(crate) fn compact_commit(&self, s: &mut State, epoch: Epoch) -> Option<()> {
         let c = s.compactor(epoch)?.clone();
         let job = c.job.clone()?;
-        let (view, tree) = match apply_compaction(&c.base.view, &c.base.tree, &job) {
+        // The trees of pinned versions still in the store (the engine reads
+        // them before its commit; a deleted one is judged without its tree).
+        let pinned = |v: u64| s.store.manifests.get(&v).map(|m| &m.tree);
+        let inputs: Vec<_> = job
+            .l0_inputs
+            .iter()
+            .chain(c.base.tree.runs.iter().filter(|r| job.run_inputs.contains(&r.id)).flat_map(|r| r.ssts.iter()))
+            .cloned()
+            .collect();
+        let durable_pin = c.base.tree.checkpoints.iter().any(|k| k.wal_end.is_some());
+        let (view, tree) = match apply_compaction(self.protocol, &c.base.view, &c.base.tree, &job, pinned) {
             Ok(next) => next,
             Err(ManifestConflict::Fenced { .. }) => {
                 Self::stop_compactor(s, epoch);
@@ -75,6 +85,8 @@ impl TidemarkModel {
         let candidate = ManifestVersion { view, tree, token: token(Role::Compactor, epoch), created_at: self.stamp(s) };
         match self.try_create(s, Role::Compactor, epoch, candidate.clone(), c.base.version + 1) {
             Attempt::Applied(v) => {
+                s.seen.retired_left_unread |=
+                    durable_pin && inputs.iter().any(|i| !candidate.tree.retired.iter().any(|r| r.sst == *i));
                 let outputs: Vec<WriteId> = job
                     .output
                     .ssts
