@@ -173,22 +173,36 @@ async fn standalone_passes(
             .await
             .map_err(|e| ("ReadSucceeds", format!("a scan after the standalone passes failed: {e}")))?;
         if &seen != state {
-            let key = state.keys().chain(seen.keys()).find(|k| seen.get(*k) != state.get(*k)).cloned().unwrap_or_default();
+            let d = Difference::of(&seen, state);
+            let (n, m) = (seen.len(), state.len());
             return Err((
                 "CompactionKeepsState",
-                format!(
-                    "after the standalone passes ({}) writer {w}'s key {} = {:?}, recovered as {:?} ({} keys seen, {} recovered)",
-                    passes,
-                    String::from_utf8_lossy(&key),
-                    seen.get(&key),
-                    state.get(&key),
-                    seen.len(),
-                    state.len()
-                ),
+                format!("after the standalone passes ({passes}) writer {w}'s {d}, recovered as {:?} ({n} keys seen, {m} recovered)", d.expected),
             ));
         }
     }
     Ok(())
+}
+
+/// The first key whose value a read shows differently from the state
+/// expected: "key K = seen".
+struct Difference {
+    key: Bytes,
+    seen: Option<Bytes>,
+    expected: Option<Bytes>,
+}
+
+impl Difference {
+    fn of(seen: &BTreeMap<Bytes, Bytes>, expected: &BTreeMap<Bytes, Bytes>) -> Self {
+        let key = expected.keys().chain(seen.keys()).find(|k| seen.get(*k) != expected.get(*k)).cloned().unwrap_or_default();
+        Difference { seen: seen.get(&key).cloned(), expected: expected.get(&key).cloned(), key }
+    }
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "key {} = {:?}", String::from_utf8_lossy(&self.key), self.seen)
+    }
 }
 
 /// Durable checkpoints live at once: making a third deletes the oldest.
@@ -231,16 +245,8 @@ async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histori
             let seen: BTreeMap<Bytes, Bytes> =
                 reader.scan(tidemark::prefix_range(workload::key_prefix(w))).await.map_err(broken)?.collect_vec().await.map_err(broken)?.into_iter().collect();
             if &seen != state {
-                let key = state.keys().chain(seen.keys()).find(|k| seen.get(*k) != state.get(*k)).cloned().unwrap_or_default();
-                return Err((
-                    "I16 CheckpointOpensAsCreated",
-                    format!(
-                        "durable checkpoint {id:032x} shows writer {w}'s key {} = {:?}, made when it was {:?}",
-                        String::from_utf8_lossy(&key),
-                        seen.get(&key),
-                        state.get(&key)
-                    ),
-                ));
+                let d = Difference::of(&seen, state);
+                return Err(("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} shows writer {w}'s {d}, made when it was {:?}", d.expected)));
             }
         }
         reader.close().await.map_err(broken)?;
