@@ -228,10 +228,12 @@ fn main() -> ExitCode {
             }
         }
         if let Some(f) = failures.first() {
-            println!(
-                "first violation: seed {} round {} crash at store op {}: {}: {}",
-                f.seed, f.round, f.crash_op, f.invariant, f.detail
-            );
+            // u64::MAX: the round crashed at a seeded tick, not at a store op.
+            let crash = match f.crash_op {
+                u64::MAX => "crash at a seeded tick".to_string(),
+                op => format!("crash at store op {op}"),
+            };
+            println!("first violation: seed {} round {} {crash}: {}: {}", f.seed, f.round, f.invariant, f.detail);
             println!("reproduce: crash-check --seeds 1 --seed-start {} {}", f.seed, reproduce_flags(&args));
         }
         println!("protocol: {}", protocol.name());
