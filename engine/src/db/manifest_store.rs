@@ -213,7 +213,7 @@ impl ManifestStore {
     /// out: the compaction then keeps everything for that checkpoint.
     pub(crate) async fn read_pinned_trees(&self, m: &ManifestObject, cache: &mut BTreeMap<u64, Tree<SstHandle>>) {
         let pinned: std::collections::BTreeSet<u64> =
-            m.tree().checkpoints.iter().filter(|c| c.wal_end.is_some()).map(|c| c.version).collect();
+            m.tree().checkpoints.iter().filter(|c| c.reads_only_its_version()).map(|c| c.version).collect();
         cache.retain(|v, _| pinned.contains(v));
         for v in pinned {
             if cache.contains_key(&v) {

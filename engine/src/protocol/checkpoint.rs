@@ -47,6 +47,12 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// A durable client checkpoint: its holder reads exactly the pinned
+    /// version's tree (and WALs up to `wal_end`), never a later version.
+    pub fn reads_only_its_version(&self) -> bool {
+        self.owner == CheckpointOwner::Client && self.wal_end.is_some()
+    }
+
     /// GC's judgement: whether the checkpoint still protects what it pins at
     /// GC's `now`. `grace` is the clock skew GC tolerates between itself and
     /// a holder (the holder stops at `expires_at` on its own clock).

@@ -202,11 +202,10 @@ pub fn still_read<'t, S: Eq + 't>(
     pinned_tree: &impl Fn(u64) -> Option<&'t Tree<S>>,
 ) -> bool {
     checkpoints.iter().filter(|c| c.version < retired_in).any(|c| {
-        let durable = c.owner == CheckpointOwner::Client && c.wal_end.is_some();
         let precise = match protocol {
             #[cfg(feature = "mutants")]
             Protocol::RetiredByPinnedTree => true,
-            _ => durable,
+            _ => c.reads_only_its_version(),
         };
         !precise || pinned_tree(c.version).is_none_or(|t| t.ssts().any(|s| s == sst))
     })

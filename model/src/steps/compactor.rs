@@ -70,7 +70,7 @@ impl TidemarkModel {
             .chain(c.base.tree.runs.iter().filter(|r| job.run_inputs.contains(&r.id)).flat_map(|r| r.ssts.iter()))
             .cloned()
             .collect();
-        let durable_pin = c.base.tree.checkpoints.iter().any(|k| k.wal_end.is_some());
+        let durable_pin = c.base.tree.checkpoints.iter().any(|k| k.reads_only_its_version());
         let (view, tree) = match apply_compaction(self.protocol, &c.base.view, &c.base.tree, &job, pinned) {
             Ok(next) => next,
             Err(ManifestConflict::Fenced { .. }) => {
