@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# No incremental caches: CI builds once, and they doubled the target's size.
+export CARGO_INCREMENTAL=0
+
 step() { printf '\n==> %s\n' "$*"; }
 
 # The local S3 server: installed into target/s3-venv on first use, stopped
