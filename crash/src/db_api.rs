@@ -97,6 +97,23 @@ pub async fn create_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool) -> 
     tidemark::create_checkpoint(reader_store(store, wal_store), ROOT, tidemark::CheckpointOptions::default()).await
 }
 
+/// Deletes the checkpoints of following readers whose processes are gone
+/// (as an operator would with `tidemark checkpoint delete`, rather than
+/// wait a day for them to expire): else they would keep every SST retired
+/// after them, and no rule about what a durable checkpoint alone keeps
+/// would ever decide a deletion. Returns how many it deleted.
+pub async fn drop_dead_followers(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<u64> {
+    let store = reader_store(store, wal_store);
+    let mut dropped = 0;
+    for cp in tidemark::list_checkpoints(store.clone(), ROOT).await? {
+        if cp.holder == tidemark::CheckpointHolder::Client && cp.wal_end.is_none() {
+            tidemark::delete_checkpoint(store.clone(), ROOT, cp.id).await?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
 /// Deletes durable checkpoint `id` (`tidemark checkpoint delete`).
 pub async fn delete_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128) -> tidemark::Result<()> {
     tidemark::delete_checkpoint(reader_store(store, wal_store), ROOT, id).await
@@ -126,6 +143,14 @@ impl ReadOnly {
         match self {
             ReadOnly::Plain(_) => Ok(false),
             ReadOnly::Checkpointed(r) => r.poll().await,
+        }
+    }
+
+    /// Closes the handle: a following reader drops its own checkpoint.
+    pub async fn close(self) -> tidemark::Result<()> {
+        match self {
+            ReadOnly::Plain(_) => Ok(()),
+            ReadOnly::Checkpointed(r) => r.close().await,
         }
     }
 

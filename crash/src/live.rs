@@ -4,13 +4,17 @@
 //! may jump; a read-only handle reads beside the writers; the store crashes
 //! at a seeded moment and the process is torn down.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use futures::future::join_all;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tidemark::internals::sync::{lock, Arc, AtomicBool, AtomicUsize, Ordering};
 use tidemark::testing::FaultStore;
+use tidemark::Clock;
 
 use crate::clock::ScheduleClock;
 use crate::config::{CompactorPlace, Config, MAX_JUMP, MAX_READ_DELAY};
@@ -161,7 +165,24 @@ pub(crate) fn live_phase(
                 let run = standalone_compactor(fault.clone(), own, histories.clone(), (writing.clone(), cfg.linger), reader_seed ^ 6);
                 tasks.push(tokio::spawn(run));
             }
-            tasks.push(tokio::spawn(standalone_gc(fault.clone(), settings, histories.clone(), (reader_seed ^ 5, cfg.ops))));
+            tasks.push(tokio::spawn(standalone_gc(fault.clone(), settings.clone(), histories.clone(), (reader_seed ^ 5, cfg.ops))));
+            // Beside a standalone compactor, the checkpoint's maker runs a
+            // compaction of its own at once (a backup job, then compaction):
+            // the version after the pinned one is then often a compaction.
+            let then_compact = (cfg.compactor != CompactorPlace::Writer).then(|| {
+                let mut own = settings.clone();
+                own.max_sorted_runs = 1;
+                own
+            });
+            let checkpoint = live_checkpoint(
+                fault.clone(),
+                cfg.wal_store,
+                (histories.clone(), world.leases.clone()),
+                (writing.clone(), cfg.linger),
+                (reader_seed ^ 7, cfg.ops),
+                then_compact,
+            );
+            tasks.push(tokio::spawn(checkpoint));
         }
         let mut stores = vec![fault.clone()];
         let mut successor = None;
@@ -302,6 +323,117 @@ async fn standalone_gc(store: FaultStore, settings: tidemark::Settings, historie
         if tidemark::collect_garbage(api::ROOT, Arc::new(store.clone()), settings.clone()).await.is_ok() {
             lock(&histories).injected.standalone_gc_passes += 1;
         }
+    }
+}
+
+/// A durable checkpoint made by a process of its own while the writers
+/// write, flush and compact (`tidemark checkpoint create` at a seeded
+/// moment), then, with `then_compact`, a compaction by the same process:
+/// the versions after the pinned one remove SSTs it reads, so every later
+/// compaction must judge its inputs by that version's tree. It is read at once (each writer's keys must be a state
+/// the oracle allows: every write acknowledged before the create began,
+/// nothing issued after it returned) and again once the writers are done
+/// and the compactors and GC had time: the same state (I16). Every later
+/// recovery opens it too. A failed create is judged by the lease of the
+/// version it began on; a failed read of the checkpoint is explained only
+/// by the crash or an injected fault.
+async fn live_checkpoint(
+    store: FaultStore,
+    wal_store: bool,
+    (histories, leases): (Histories, crate::reads::Leases),
+    (writing, linger): (Arc<AtomicUsize>, Duration),
+    (seed, ops): (u64, usize),
+    then_compact: Option<tidemark::Settings>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    tokio::time::sleep(Duration::from_micros(rng.random_range(0..=ops as u64 * 1000))).await;
+    // Half the time once the writers are done: then the version after the
+    // pinned one is not a writer's flush but likely the compaction below.
+    if rng.random_bool(0.5) {
+        wait_for_writers(&writing, &store).await;
+    }
+    let violation = |e: &tidemark::Error, what: &str| {
+        let explained = store.is_crashed() || crate::reads::injected(e);
+        (!explained).then(|| ("I16 CheckpointOpensAsCreated", format!("a durable checkpoint made while writers wrote: {what} failed: {e}")))
+    };
+    let (began, since) = (lock(&histories).shared.tick(), leases.latest_version());
+    let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
+    let cp = match api::create_checkpoint(shared.clone(), wal_store).await {
+        Ok(cp) => cp,
+        Err(e) => {
+            // Until it lands, nothing pins what the create reads: a failure
+            // is explained as a read-only open's is, by the lease of the
+            // version latest when it began (spec, section 9).
+            let lease = crate::reads::Lease::Version(since);
+            let what = "a durable checkpoint's create while writers wrote";
+            let v = crate::reads::judge(&e, store.is_crashed(), &leases, lease, leases.clock.now_ms(), what);
+            lock(&histories).anomalies.extend(v.map(|(_, d)| ("CheckpointSucceeds", d)));
+            return;
+        }
+    };
+    let window = {
+        let mut h = lock(&histories);
+        h.checkpoints.push((cp.id, None));
+        h.injected.checkpoints_made += 1;
+        h.injected.live_checkpoints += 1;
+        (began, h.shared.tick())
+    };
+    if let Some(settings) = then_compact {
+        if let Ok(runs) = tidemark::compact(api::ROOT, shared.clone(), settings).await {
+            lock(&histories).injected.standalone_compactions += runs;
+        }
+    }
+    let mut expected: Vec<BTreeMap<Bytes, Bytes>> = Vec::new();
+    for read in 0..2 {
+        if read == 1 {
+            wait_for_writers(&writing, &store).await;
+            tokio::time::sleep(linger / 2).await;
+        }
+        let reader = match api::open_checkpoint(shared.clone(), wal_store, cp.id).await {
+            Ok(reader) => reader,
+            Err(e) => return lock(&histories).anomalies.extend(violation(&e, "an open of it")),
+        };
+        let writers = lock(&histories).histories.len();
+        for w in 0..writers {
+            let seen = match crate::recovery::checkpoint_state(&reader, w).await {
+                Ok(seen) => seen,
+                Err(e) => return lock(&histories).anomalies.extend(violation(&e, &format!("a scan of writer {w}'s keys"))),
+            };
+            let mut h = lock(&histories);
+            match expected.get(w) {
+                None => {
+                    if let Err(v) = h.histories[w].check_view(w, window, &seen, true) {
+                        h.anomalies.push((v.invariant(), format!("a durable checkpoint made while writers wrote: {v}")));
+                        return;
+                    }
+                    expected.push(seen);
+                }
+                Some(state) if state != &seen => {
+                    let detail = format!("a durable checkpoint made while writers wrote shows {} of writer {w}'s keys after the compactions and GC passes since, not the {} it showed at first", seen.len(), state.len());
+                    h.anomalies.push(("I16 CheckpointOpensAsCreated", detail));
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        if read == 0 {
+            // Every later recovery checks it against this state.
+            let mut h = lock(&histories);
+            if let Some(slot) = h.checkpoints.iter_mut().find(|(id, _)| *id == cp.id) {
+                slot.1 = Some(expected.clone());
+            }
+        }
+        lock(&histories).injected.checkpoint_opens += 1;
+        if reader.close().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Returns once no writer is writing, or the store crashed.
+async fn wait_for_writers(writing: &AtomicUsize, store: &FaultStore) {
+    while writing.load(Ordering::Acquire) > 0 && !store.is_crashed() {
+        tokio::time::sleep(Duration::from_micros(500)).await;
     }
 }
 

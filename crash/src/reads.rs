@@ -219,4 +219,11 @@ pub(crate) async fn read_only_handle(
             );
         }
     }
+    // Done: a follower drops its checkpoint (one manifest write), which
+    // must succeed unless the process crashed or the store failed it.
+    if let Err(e) = db.close().await {
+        if !store.is_crashed() && !injected(&e) {
+            lock(&histories).anomalies.push(("CloseSucceeds", format!("closing a read-only handle failed: {e}")));
+        }
+    }
 }

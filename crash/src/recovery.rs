@@ -76,6 +76,12 @@ async fn recover(
     if let Some((invariant, anomaly)) = lock(histories).anomalies.first() {
         return Err((invariant, anomaly.clone()));
     }
+    if cfg.compaction {
+        let dropped = api::drop_dead_followers(Arc::new(store.clone()), cfg.wal_store)
+            .await
+            .map_err(|e| ("CheckpointSucceeds", format!("deleting the checkpoints of dead followers failed: {e}")))?;
+        lock(histories).injected.dead_followers_dropped += dropped;
+    }
     let scan_failed = |e: tidemark::Error| ("I2 RecoveryNeverFails", format!("scan after recovery failed: {e}"));
     // Shared keys first: where both checks would fail, the shared-key
     // oracle is the one shown to catch it.
@@ -205,7 +211,8 @@ impl std::fmt::Display for Difference {
     }
 }
 
-/// Durable checkpoints live at once: making a third deletes the oldest.
+/// Durable checkpoints live at once after a recovery made its own: the
+/// oldest beyond these (the live phases' too) are deleted.
 const CHECKPOINTS_KEPT: usize = 2;
 
 /// Makes a durable checkpoint of the recovered state from a process of its
@@ -218,13 +225,14 @@ async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<By
     let cp = api::create_checkpoint(Arc::new(store.clone()), cfg.wal_store)
         .await
         .map_err(|e| ("CheckpointSucceeds", format!("a durable checkpoint after recovery failed: {e}")))?;
-    let oldest = {
+    let oldest: Vec<u128> = {
         let mut h = lock(histories);
-        h.checkpoints.push((cp.id, states.to_vec()));
+        h.checkpoints.push((cp.id, Some(states.to_vec())));
         h.injected.checkpoints_made += 1;
-        (h.checkpoints.len() > CHECKPOINTS_KEPT).then(|| h.checkpoints.remove(0).0)
+        let excess = h.checkpoints.len().saturating_sub(CHECKPOINTS_KEPT);
+        h.checkpoints.drain(..excess).map(|(id, _)| id).collect()
     };
-    if let Some(id) = oldest {
+    for id in oldest {
         api::delete_checkpoint(Arc::new(store.clone()), cfg.wal_store, id)
             .await
             .map_err(|e| ("CheckpointSucceeds", format!("deleting durable checkpoint {id:032x} failed: {e}")))?;
@@ -232,18 +240,20 @@ async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<By
     Ok(())
 }
 
-/// Opens every durable checkpoint made at this or an earlier recovery,
-/// after the writers, compactors and GC passes since (the last a standalone
-/// one on a store without faults): each must open and show exactly the
-/// state it was made at (I16; a failed read means GC deleted what it pins).
+/// Opens every durable checkpoint made at this or an earlier recovery or
+/// live phase, after the writers, compactors and GC passes since (the last
+/// a standalone one on a store without faults): each must open and show
+/// exactly the state it was made at (I16; a failed read means GC deleted
+/// what it pins), or, if its maker crashed before reading it, read at all.
 async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histories) -> Result<(), Broken> {
     let checkpoints = lock(histories).checkpoints.clone();
     for (id, states) in checkpoints {
         let broken = |e: tidemark::Error| ("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} no longer reads: {e}"));
         let reader = api::open_checkpoint(Arc::new(store.clone()), cfg.wal_store, id).await.map_err(broken)?;
-        for (w, state) in states.iter().enumerate() {
-            let seen: BTreeMap<Bytes, Bytes> =
-                reader.scan(tidemark::prefix_range(workload::key_prefix(w))).await.map_err(broken)?.collect_vec().await.map_err(broken)?.into_iter().collect();
+        let writers = lock(histories).histories.len();
+        for w in 0..writers {
+            let seen = checkpoint_state(&reader, w).await.map_err(broken)?;
+            let Some(state) = states.as_ref().and_then(|s| s.get(w)) else { continue };
             if &seen != state {
                 let d = Difference::of(&seen, state);
                 return Err(("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} shows writer {w}'s {d}, made when it was {:?}", d.expected)));
@@ -253,6 +263,11 @@ async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histori
         lock(histories).injected.checkpoint_opens += 1;
     }
     Ok(())
+}
+
+/// Writer `w`'s keys as a durable checkpoint shows them.
+pub(crate) async fn checkpoint_state(reader: &tidemark::DbReader, w: usize) -> tidemark::Result<BTreeMap<Bytes, Bytes>> {
+    Ok(reader.scan(tidemark::prefix_range(workload::key_prefix(w))).await?.collect_vec().await?.into_iter().collect())
 }
 
 /// Takes a snapshot and a scan of writer 0's keys (`own`), or opens a
@@ -335,6 +350,7 @@ async fn check_views(held: Held, world: &World, histories: &Histories) -> Result
                     },
                 }
             }
+            ro.close().await.map_err(|e| ("CloseSucceeds", format!("closing a read-only handle held across close failed: {e}")))?;
         }
     }
     Ok(())

@@ -85,10 +85,15 @@ pub struct Injected {
     pub standalone_compactions: u64,
     /// Polls of following readers (`DbReader::poll`) whose new view was checked.
     pub follower_polls: u64,
-    /// Durable checkpoints made at recoveries, and opens of them checked
-    /// after later rounds (each against the state it was made at).
+    /// Durable checkpoints made (at recoveries and, of them, `live_checkpoints`
+    /// while writers, compactors and GC ran), and opens of them checked
+    /// after later passes (each against the state it was made at).
     pub checkpoints_made: u64,
+    pub live_checkpoints: u64,
     pub checkpoint_opens: u64,
+    /// Checkpoints of following readers whose process crashed, deleted at
+    /// the next recovery.
+    pub dead_followers_dropped: u64,
 }
 
 impl Injected {
@@ -110,6 +115,8 @@ impl Injected {
         self.standalone_compactions += o.standalone_compactions;
         self.follower_polls += o.follower_polls;
         self.checkpoints_made += o.checkpoints_made;
+        self.live_checkpoints += o.live_checkpoints;
+        self.dead_followers_dropped += o.dead_followers_dropped;
         self.checkpoint_opens += o.checkpoint_opens;
     }
 }
@@ -143,10 +150,11 @@ pub(crate) struct Shared {
     pub(crate) injected: Injected,
     /// Processes started so far (live reads of shared keys know their own).
     pub(crate) processes: usize,
-    /// Durable checkpoints made at recoveries and not deleted yet, each with
-    /// every writer's keys as they were then: opening one must show exactly
-    /// that, whatever ran since (I16).
-    pub(crate) checkpoints: Vec<(u128, Vec<BTreeMap<Bytes, Bytes>>)>,
+    /// Durable checkpoints made and not deleted yet, each with every
+    /// writer's keys as they were then (`None`: made by a live process that
+    /// crashed before it read them): opening one must show exactly that,
+    /// whatever ran since (I16).
+    pub(crate) checkpoints: Vec<(u128, Option<Vec<BTreeMap<Bytes, Bytes>>>)>,
 }
 
 pub(crate) type Histories = Arc<Mutex<Shared>>;

@@ -3,7 +3,7 @@
 //! jumps and the store rests), read-only handles and held snapshots and
 //! scans checked by the oracle, failed reads judged by crash, fault or
 //! lease, held listings and hedged creates, durable checkpoints made at each
-//! recovery and opened after every later round. The shipped engine passes; bugs
+//! recovery and while writers write, and opened after every later round. The shipped engine passes; bugs
 //! planted in the runtime (engine mutants) and in GC's rules (a protocol
 //! mutant) are caught in at least one schedule in ten of their mode.
 
@@ -34,6 +34,8 @@ fn shipped_survives_lifecycle_schedules_and_exercises_them() {
     assert!(exercised.follower_polls > 20, "following readers polled: {exercised:?}");
     assert!(exercised.standalone_compactions > 3, "standalone compactors compacted: {exercised:?}");
     assert!(exercised.checkpoints_made > 100 && exercised.checkpoint_opens > 100, "durable checkpoints were made and opened: {exercised:?}");
+    assert!(exercised.live_checkpoints > 20, "durable checkpoints were made while writers wrote: {exercised:?}");
+    assert!(exercised.dead_followers_dropped > 20, "crashed followers' checkpoints were deleted: {exercised:?}");
 }
 
 #[test]
@@ -117,8 +119,10 @@ fn a_follower_poll_that_skips_the_wals_is_caught() {
 
 #[test]
 fn a_writer_pin_that_ignores_held_views_is_caught() {
+    // Crashed followers' checkpoints are deleted at each recovery: else they
+    // keep every SST retired after them and mask the writer's pin.
     let found = caught(0..300, |s| Config { mutant: Some(EngineMutant::PinIgnoresHeldViews), ..lifecycle(s) });
-    assert!(found.len() >= 3, "pin-ignores-held-views: {} of 300 lifecycle schedules", found.len());
+    assert!(found.len() >= 60, "pin-ignores-held-views: {} of 300 lifecycle schedules", found.len());
     assert!(found.iter().all(|i| i.starts_with("I7")), "only held views lose SSTs: {found:?}");
 }
 
@@ -138,7 +142,10 @@ fn a_hedged_already_exists_taken_as_ours_is_caught() {
 fn gc_ignoring_checkpoints_is_caught_by_checkpointed_readers() {
     let found = caught(0..60, |s| Config { protocol: Protocol::GcIgnoresCheckpoints, ..lifecycle(s) });
     assert!(found.len() >= 6, "gc-ignores-checkpoints: {} of 60 lifecycle schedules", found.len());
-    assert!(found.iter().all(|i| i == "I7 NothingNeededDeleted" || i == "I16 CheckpointOpensAsCreated"), "{found:?}");
+    // A WAL deleted under a follower or a checkpoint's walk also shows as
+    // a view without acknowledged writes (I3) or a create that cannot walk.
+    let deletion = ["I7 NothingNeededDeleted", "I16 CheckpointOpensAsCreated", "I3 NoAckedWriteLost", "CheckpointSucceeds"];
+    assert!(found.iter().all(|i| deletion.contains(&i.as_str())), "{found:?}");
 }
 
 #[test]

@@ -467,3 +467,64 @@ async fn a_fenced_writers_gc_deletes_nothing_the_new_writer_needs() {
     let report = fsck(store.as_ref(), "db".into()).await;
     assert_eq!(report.problems(), 0, "{report:?}");
 }
+
+/// Durable checkpoints taken between compactions, each followed at once by
+/// a standalone compaction and GC at min age 0, then many more of both:
+/// each checkpoint reads exactly its state after every pass. The version
+/// after each pinned one removes SSTs the checkpoint reads, and no
+/// follower's pin keeps retired SSTs alive, so any compaction that judges
+/// a checkpoint by the wrong tree, or GC that deletes a retired SST it
+/// needs, loses a read here.
+#[tokio::test]
+async fn durable_checkpoints_between_compactions_read_as_created_after_many_more() {
+    use std::collections::BTreeMap;
+    let store = store();
+    let writer = churn().with_compactor(false).with_gc_interval(Duration::ZERO);
+    let db = Db::open_with("db", store.clone(), writer).await.unwrap();
+    let mut oracle: BTreeMap<Bytes, Bytes> = BTreeMap::new();
+    let mut live: Vec<(u128, BTreeMap<Bytes, Bytes>)> = Vec::new();
+    let mut deleted_ssts = 0;
+    for round in 0..24u32 {
+        for n in 0..60u32 {
+            let k = key((n * 7 + round * 13) % 200);
+            if (n + round) % 9 == 0 {
+                db.delete(k.clone()).await.unwrap();
+                oracle.remove(&k);
+            } else {
+                let v = Bytes::from(format!("r{round}n{n}"));
+                db.put(k.clone(), v.clone()).await.unwrap();
+                oracle.insert(k, v);
+            }
+        }
+        db.flush().await.unwrap();
+        if round % 3 == 0 {
+            let cp = tidemark::create_checkpoint(store.clone(), "db", CheckpointOptions::default()).await.unwrap();
+            live.push((cp.id, oracle.clone()));
+            if live.len() > 3 {
+                delete_checkpoint(store.clone(), "db", live.remove(0).0).await.unwrap();
+            }
+        }
+        let before = count(&store, "compacted").await;
+        compact("db", store.clone(), churn()).await.unwrap();
+        collect_garbage("db", store.clone(), churn()).await.unwrap();
+        deleted_ssts += before.saturating_sub(count(&store, "compacted").await);
+        for (id, state) in &live {
+            let backup = DbReader::open_checkpoint("db", store.clone(), *id)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: checkpoint {id:032x} no longer opens: {e}"));
+            let rows: BTreeMap<Bytes, Bytes> = match backup.scan(..).await {
+                Ok(scan) => scan.collect_vec().await,
+                Err(e) => Err(e),
+            }
+            .unwrap_or_else(|e| panic!("round {round}: checkpoint {id:032x} no longer reads (I16): {e}"))
+            .into_iter()
+            .collect();
+            assert!(&rows == state, "round {round}: checkpoint {id:032x} shows {} keys, not the {} it was made with", rows.len(), state.len());
+            backup.close().await.unwrap();
+        }
+    }
+    assert!(deleted_ssts > 20, "GC deleted what compactions retired and no checkpoint reads: {deleted_ssts} SSTs");
+    let seen: BTreeMap<Bytes, Bytes> = db.scan(..).await.unwrap().collect_vec().await.unwrap().into_iter().collect();
+    assert!(seen == oracle, "the writer reads its own state");
+    db.close().await.unwrap();
+}

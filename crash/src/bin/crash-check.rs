@@ -245,7 +245,7 @@ fn main() -> ExitCode {
             injected.transient, injected.ambiguous_creates, injected.ambiguous_wals, injected.racers, injected.racers_fenced
         );
         println!(
-            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes, {} standalone compactions; {} follower polls; {} durable checkpoints made, {} opens of them checked",
+            "exercised: {} held listings, {} held reads, {} hedged WAL creates; {} read-only opens ({} reads), {} held views checked ({} across an SST deletion); {} standalone GC passes, {} standalone compactions; {} follower polls; {} durable checkpoints made ({} while writers wrote), {} opens of them checked; {} checkpoints of crashed followers deleted",
             injected.held_listings,
             injected.held_reads,
             injected.create_hedges,
@@ -257,7 +257,9 @@ fn main() -> ExitCode {
             injected.standalone_compactions,
             injected.follower_polls,
             injected.checkpoints_made,
-            injected.checkpoint_opens
+            injected.live_checkpoints,
+            injected.checkpoint_opens,
+            injected.dead_followers_dropped
         );
         println!("SST compression: {} seeds plain, {} LZ4, {} zstd", codecs[0], codecs[1], codecs[2]);
         if let Some(store) = &store {

@@ -58,10 +58,14 @@ impl<'a> Client<'a> {
     /// pins the WAL chain after that version up to its end now, so that it
     /// holds every write acknowledged before this call.
     pub(crate) async fn create(&self, latest: &ManifestObject, opts: CheckpointOptions, durable: bool) -> Result<(Checkpoint, ManifestObject)> {
-        let wal_end = match durable {
-            true => Some(self.chain_end(latest).await?),
-            false => None,
+        let (latest, wal_end) = match durable {
+            true => {
+                let (latest, end) = self.chain_end(latest.clone()).await?;
+                (latest, Some(end))
+            }
+            false => (latest.clone(), None),
         };
+        let latest = &latest;
         let id: u128 = rand::random();
         let expires_at = opts.lifetime.map(|l| self.clock.now_ms().saturating_add(l.as_millis() as u64));
         let version = match self.commit(latest, CheckpointEdit::Create { id, expires_at, wal_end }).await? {
@@ -109,13 +113,33 @@ impl<'a> Client<'a> {
     }
 
     /// The last chain position a walk from `m`'s replay point reaches now:
-    /// every WAL acknowledged so far is at or before it.
-    async fn chain_end(&self, m: &ManifestObject) -> Result<WalId> {
-        let mut follower = Follower::open(self.protocol, &m.view());
-        follow_chain(self.store.as_ref(), self.layout, &mut follower, self.wal_limit).await?;
-        Ok(follower.last_read())
+    /// every WAL acknowledged so far is at or before it. Nothing pins `m`
+    /// during the walk, so GC may delete WALs a newer version no longer
+    /// needs under it: a missing WAL with a newer version in place restarts
+    /// the walk from that version (returned with the end), a few times.
+    async fn chain_end(&self, mut m: ManifestObject) -> Result<(ManifestObject, WalId)> {
+        let mut attempts = 0;
+        loop {
+            let mut follower = Follower::open(self.protocol, &m.view());
+            match follow_chain(self.store.as_ref(), self.layout, &mut follower, self.wal_limit).await {
+                Ok(_) => return Ok((m, follower.last_read())),
+                Err(e @ Error::MissingWal { .. }) => {
+                    attempts += 1;
+                    match self.manifests.latest().await? {
+                        Some(newer) if newer.version > m.version && attempts < CHAIN_END_ATTEMPTS => m = newer,
+                        _ => return Err(e),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
+
+/// Walks a durable create makes before a missing WAL is its error: each
+/// restart needs a newer version, so only a writer that commits and
+/// collects faster than one walk can exhaust them.
+const CHAIN_END_ATTEMPTS: usize = 8;
 
 /// What a refused checkpoint edit tells its caller.
 fn refused(id: u128, r: CheckpointRefused) -> Error {
