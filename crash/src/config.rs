@@ -58,6 +58,8 @@ pub enum EngineMutant {
     HedgeExistsIsOurs,
     /// GC plans from the latest tree without its retired SSTs.
     GcForgetsRetired,
+    /// GC plans from the latest tree without its checkpoints.
+    GcForgetsCheckpoints,
     /// The writer's pin ignores the older views this process holds.
     PinIgnoresHeldViews,
     /// A following reader's poll adopts the newest manifest without the
@@ -69,7 +71,7 @@ pub enum EngineMutant {
 }
 
 impl EngineMutant {
-    pub const ALL: [EngineMutant; 10] = [
+    pub const ALL: [EngineMutant; 11] = [
         EngineMutant::ScanWithoutSnapshot,
         EngineMutant::SstNamesWithoutEpoch,
         EngineMutant::WindowNeverFreed,
@@ -77,6 +79,7 @@ impl EngineMutant {
         EngineMutant::TombstonesAboveBottom,
         EngineMutant::HedgeExistsIsOurs,
         EngineMutant::GcForgetsRetired,
+        EngineMutant::GcForgetsCheckpoints,
         EngineMutant::PinIgnoresHeldViews,
         EngineMutant::FollowerSkipsWals,
         EngineMutant::FencedCompactorHoldsL0,
@@ -91,6 +94,7 @@ impl EngineMutant {
             EngineMutant::TombstonesAboveBottom => "tombstones-above-bottom",
             EngineMutant::HedgeExistsIsOurs => "hedge-exists-is-ours",
             EngineMutant::GcForgetsRetired => "gc-forgets-retired",
+            EngineMutant::GcForgetsCheckpoints => "gc-forgets-checkpoints",
             EngineMutant::PinIgnoresHeldViews => "pin-ignores-held-views",
             EngineMutant::FollowerSkipsWals => "follower-skips-wals",
             EngineMutant::FencedCompactorHoldsL0 => "fenced-compactor-holds-l0",
@@ -107,6 +111,7 @@ impl EngineMutant {
             EngineMutant::TombstonesAboveBottom => s.tombstones_above_bottom = true,
             EngineMutant::HedgeExistsIsOurs => s.hedge_exists_is_ours = true,
             EngineMutant::GcForgetsRetired => s.gc_forgets_retired = true,
+            EngineMutant::GcForgetsCheckpoints => s.gc_forgets_checkpoints = true,
             EngineMutant::PinIgnoresHeldViews => s.pin_ignores_held_views = true,
             EngineMutant::FollowerSkipsWals => s.follower_skips_wals = true,
             EngineMutant::FencedCompactorHoldsL0 => s.fenced_compactor_holds_l0 = true,

@@ -88,13 +88,19 @@ fn reader_store(store: Arc<dyn ObjectStore>, wal_store: bool) -> Arc<dyn ObjectS
 }
 
 /// Opens durable checkpoint `id` read-only (`DbReader::open_checkpoint`).
-pub async fn open_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128) -> tidemark::Result<tidemark::DbReader> {
-    tidemark::DbReader::open_checkpoint(ROOT, reader_store(store, wal_store), id).await
+pub async fn open_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128, recorder: &MemoryRecorder) -> tidemark::Result<tidemark::DbReader> {
+    tidemark::DbReader::open_checkpoint_with(ROOT, reader_store(store, wal_store), id, client_settings(recorder)).await
 }
 
 /// Creates a durable checkpoint with no expiry (`tidemark checkpoint create`).
-pub async fn create_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<tidemark::Checkpoint> {
-    tidemark::create_checkpoint(reader_store(store, wal_store), ROOT, tidemark::CheckpointOptions::default()).await
+pub async fn create_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, recorder: &MemoryRecorder) -> tidemark::Result<tidemark::Checkpoint> {
+    tidemark::create_checkpoint_with(reader_store(store, wal_store), ROOT, tidemark::CheckpointOptions::default(), client_settings(recorder)).await
+}
+
+/// The settings of a checkpoint command or a reader: a user's defaults,
+/// recording to the schedule's trace.
+fn client_settings(recorder: &MemoryRecorder) -> Settings {
+    Settings::default().with_recorder(Arc::new(recorder.clone()))
 }
 
 /// Deletes the checkpoints of following readers whose processes are gone
@@ -102,12 +108,12 @@ pub async fn create_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool) -> 
 /// wait a day for them to expire): else they would keep every SST retired
 /// after them, and no rule about what a durable checkpoint alone keeps
 /// would ever decide a deletion. Returns how many it deleted.
-pub async fn drop_dead_followers(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<u64> {
+pub async fn drop_dead_followers(store: Arc<dyn ObjectStore>, wal_store: bool, recorder: &MemoryRecorder) -> tidemark::Result<u64> {
     let store = reader_store(store, wal_store);
     let mut dropped = 0;
     for cp in tidemark::list_checkpoints(store.clone(), ROOT).await? {
         if cp.holder == tidemark::CheckpointHolder::Client && cp.wal_end.is_none() {
-            tidemark::delete_checkpoint(store.clone(), ROOT, cp.id).await?;
+            tidemark::delete_checkpoint_with(store.clone(), ROOT, cp.id, client_settings(recorder)).await?;
             dropped += 1;
         }
     }
@@ -115,8 +121,8 @@ pub async fn drop_dead_followers(store: Arc<dyn ObjectStore>, wal_store: bool) -
 }
 
 /// Deletes durable checkpoint `id` (`tidemark checkpoint delete`).
-pub async fn delete_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128) -> tidemark::Result<()> {
-    tidemark::delete_checkpoint(reader_store(store, wal_store), ROOT, id).await
+pub async fn delete_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128, recorder: &MemoryRecorder) -> tidemark::Result<()> {
+    tidemark::delete_checkpoint_with(reader_store(store, wal_store), ROOT, id, client_settings(recorder)).await
 }
 
 /// A read-only handle on `store`: a plain `Db::open_read_only` (no
@@ -171,9 +177,10 @@ pub async fn open_checkpointed(
     wal_store: bool,
     clock: Arc<dyn tidemark::Clock>,
     mutant: Option<crate::config::EngineMutant>,
+    recorder: &MemoryRecorder,
 ) -> tidemark::Result<tidemark::DbReader> {
     let store = reader_store(store, wal_store);
-    let mut settings = Settings::default().with_clock(clock);
+    let mut settings = client_settings(recorder).with_clock(clock);
     if let Some(m) = mutant {
         m.apply(&mut settings);
     }

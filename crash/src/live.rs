@@ -358,7 +358,8 @@ async fn live_checkpoint(
     };
     let (began, since) = (lock(&histories).shared.tick(), leases.latest_version());
     let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
-    let cp = match api::create_checkpoint(shared.clone(), wal_store).await {
+    let recorder = lock(&histories).recorder.clone();
+    let cp = match api::create_checkpoint(shared.clone(), wal_store, &recorder).await {
         Ok(cp) => cp,
         Err(e) => {
             // Until it lands, nothing pins what the create reads: a failure
@@ -389,7 +390,7 @@ async fn live_checkpoint(
             wait_for_writers(&writing, &store).await;
             tokio::time::sleep(linger / 2).await;
         }
-        let reader = match api::open_checkpoint(shared.clone(), wal_store, cp.id).await {
+        let reader = match api::open_checkpoint(shared.clone(), wal_store, cp.id, &recorder).await {
             Ok(reader) => reader,
             Err(e) => return lock(&histories).anomalies.extend(violation(&e, "an open of it")),
         };

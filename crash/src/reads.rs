@@ -125,7 +125,8 @@ pub(crate) async fn read_only_handle(
     let opened = match checkpointed {
         None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
         Some(mutant) => {
-            api::open_checkpointed(shared, wal_store, std::sync::Arc::new(clock.clone()), mutant).await.map(api::ReadOnly::Checkpointed)
+            let recorder = lock(&histories).recorder.clone();
+            api::open_checkpointed(shared, wal_store, std::sync::Arc::new(clock.clone()), mutant, &recorder).await.map(api::ReadOnly::Checkpointed)
         }
     };
     let checkpointed = checkpointed.is_some();

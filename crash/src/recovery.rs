@@ -77,7 +77,7 @@ async fn recover(
         return Err((invariant, anomaly.clone()));
     }
     if cfg.compaction {
-        let dropped = api::drop_dead_followers(Arc::new(store.clone()), cfg.wal_store)
+        let dropped = api::drop_dead_followers(Arc::new(store.clone()), cfg.wal_store, recorder)
             .await
             .map_err(|e| ("CheckpointSucceeds", format!("deleting the checkpoints of dead followers failed: {e}")))?;
         lock(histories).injected.dead_followers_dropped += dropped;
@@ -222,7 +222,8 @@ const CHECKPOINTS_KEPT: usize = 2;
 /// [`CHECKPOINTS_KEPT`] the oldest is deleted, so GC also runs after a
 /// checkpoint is gone. The probe wrote only keys outside the writers'.
 async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<Bytes, Bytes>], histories: &Histories) -> Result<(), Broken> {
-    let cp = api::create_checkpoint(Arc::new(store.clone()), cfg.wal_store)
+    let recorder = lock(histories).recorder.clone();
+    let cp = api::create_checkpoint(Arc::new(store.clone()), cfg.wal_store, &recorder)
         .await
         .map_err(|e| ("CheckpointSucceeds", format!("a durable checkpoint after recovery failed: {e}")))?;
     let oldest: Vec<u128> = {
@@ -233,7 +234,7 @@ async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<By
         h.checkpoints.drain(..excess).map(|(id, _)| id).collect()
     };
     for id in oldest {
-        api::delete_checkpoint(Arc::new(store.clone()), cfg.wal_store, id)
+        api::delete_checkpoint(Arc::new(store.clone()), cfg.wal_store, id, &recorder)
             .await
             .map_err(|e| ("CheckpointSucceeds", format!("deleting durable checkpoint {id:032x} failed: {e}")))?;
     }
@@ -249,7 +250,8 @@ async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histori
     let checkpoints = lock(histories).checkpoints.clone();
     for (id, states) in checkpoints {
         let broken = |e: tidemark::Error| ("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} no longer reads: {e}"));
-        let reader = api::open_checkpoint(Arc::new(store.clone()), cfg.wal_store, id).await.map_err(broken)?;
+        let recorder = lock(histories).recorder.clone();
+        let reader = api::open_checkpoint(Arc::new(store.clone()), cfg.wal_store, id, &recorder).await.map_err(broken)?;
         let writers = lock(histories).histories.len();
         for w in 0..writers {
             let seen = checkpoint_state(&reader, w).await.map_err(broken)?;
@@ -294,7 +296,10 @@ async fn hold_views(
     let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
     let ro = match checkpointed {
         None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
-        Some(clock) => api::open_checkpointed(shared, wal_store, clock, None).await.map(api::ReadOnly::Checkpointed),
+        Some(clock) => {
+            let recorder = lock(histories).recorder.clone();
+            api::open_checkpointed(shared, wal_store, clock, None, &recorder).await.map(api::ReadOnly::Checkpointed)
+        }
     }
     .map_err(|e| ("ReadSucceeds", format!("a read-only open after recovery failed: {e}")))?;
     lock(histories).injected.read_only_opens += 1;

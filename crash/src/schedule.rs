@@ -129,9 +129,6 @@ pub enum Conformance {
     Skipped(&'static str),
 }
 
-/// The reason compaction schedules are not replayed.
-pub const SKIPPED_COMPACTION: &str = "compaction and GC steps are not replayed yet";
-
 /// What the schedule's tasks record while they run.
 pub(crate) struct Shared {
     pub(crate) histories: Vec<WriterHistory>,
@@ -237,16 +234,27 @@ pub fn run(cfg: &Config) -> Report {
 }
 
 /// The report of a schedule the oracle failed.
+/// Its trace up to the failure is replayed too, so the report tells
+/// whether trace conformance alone would have caught the schedule.
 fn failed(cfg: &Config, round0_ops: u64, failure: Failure, histories: &Histories) -> Report {
-    let conformance = Conformance::Skipped("the oracle found a violation first");
     let h = lock(histories);
     if std::env::var_os("CRASH_DEBUG").is_some() {
         for (i, s) in h.recorder.steps().iter().enumerate() {
             eprintln!("{i:4} epoch {} {:?}", s.writer_epoch, s.event);
         }
     }
-    Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace: h.recorder.steps(), injected: h.injected }
+    let trace = h.recorder.steps();
+    let conformance = match conformance_failure(cfg, &trace, &h.ambiguous) {
+        (_, Some(_)) => Conformance::Skipped(ORACLE_FIRST_CONFORMANCE_TOO),
+        _ => Conformance::Skipped(ORACLE_FIRST),
+    };
+    Report { seed: cfg.seed, round0_ops, failure: Some(failure), conformance, trace, injected: h.injected }
 }
+
+/// A schedule the oracle failed is not counted as replayed.
+pub const ORACLE_FIRST: &str = "the oracle found a violation first";
+/// ... though its trace up to the failure was, and failed conformance too.
+pub const ORACLE_FIRST_CONFORMANCE_TOO: &str = "the oracle found a violation first, and trace conformance failed too";
 
 /// A failure of `cfg`'s schedule (its round and crash point are filled in
 /// by [`run`]).
@@ -270,9 +278,6 @@ pub(crate) const CRASH_GRACE: Duration = Duration::from_millis(5);
 /// Replays the schedule's recorded trace through the model (trace
 /// conformance) and reports the first step the model does not allow.
 fn conformance_failure(cfg: &Config, steps: &[TraceStep], ambiguous: &conformance::Ambiguous) -> (Conformance, Option<Failure>) {
-    if cfg.compaction {
-        return (Conformance::Skipped(SKIPPED_COMPACTION), None);
-    }
     if !conformance::fits(steps) {
         return (Conformance::Skipped("more writes than the model's ids"), None);
     }
@@ -290,8 +295,9 @@ fn conformance_failure(cfg: &Config, steps: &[TraceStep], ambiguous: &conformanc
     (Conformance::Replayed, Some(failure(cfg, "trace conformance", bad.to_string())))
 }
 
-/// The trace with SST ids blanked: an id is a ULID whose random part
-/// differs from run to run (it must be unique in the store's history).
+/// The trace with SST and checkpoint ids blanked: an SST id is a ULID whose
+/// random part differs from run to run (it must be unique in the store's
+/// history), a checkpoint id is random.
 pub fn without_sst_ids(trace: &[TraceStep]) -> Vec<String> {
     use tidemark::internals::trace::TraceEvent;
     trace
@@ -301,6 +307,13 @@ pub fn without_sst_ids(trace: &[TraceStep]) -> Vec<String> {
             match &mut e {
                 TraceEvent::Compact { l0_inputs, outputs, .. } => l0_inputs.iter_mut().chain(outputs.iter_mut()).for_each(|x| *x = 0),
                 TraceEvent::GcRun { ssts, .. } | TraceEvent::GcSst { ssts } => ssts.iter_mut().for_each(|x| *x = 0),
+                // Checkpoint ids are random too.
+                TraceEvent::CheckpointCreate { id, .. }
+                | TraceEvent::CheckpointRefresh { id, .. }
+                | TraceEvent::CheckpointDelete { id, .. }
+                | TraceEvent::FollowerOpen { id, .. }
+                | TraceEvent::FollowerPoll { id, .. } => *id = 0,
+                TraceEvent::CheckpointExpire { dropped, .. } => dropped.iter_mut().for_each(|x| *x = 0),
                 _ => {}
             }
             format!("{} {e:?}", s.writer_epoch)

@@ -157,3 +157,15 @@ fn gc_deleting_retired_ssts_is_caught_by_durable_checkpoints() {
     assert!(found.len() >= 30, "gc-ignores-retired: {} of 60 lifecycle schedules", found.len());
     assert!(found.iter().any(|i| i == "I16 CheckpointOpensAsCreated"), "{found:?}");
 }
+
+#[test]
+fn gc_forgetting_checkpoints_is_caught_by_the_oracle_and_by_trace_conformance_alone() {
+    use tidemark_crash::schedule::{Conformance, ORACLE_FIRST_CONFORMANCE_TOO};
+    let found = reports(0..60, |s| Config { mutant: Some(EngineMutant::GcForgetsCheckpoints), ..lifecycle(s) });
+    let failed = found.iter().filter(|r| r.failure.is_some()).count();
+    assert!(failed >= 30, "gc-forgets-checkpoints: {failed} of 60 lifecycle schedules");
+    // The trace up to the oracle's finding is replayed too: GC's plan
+    // deletes versions or WALs the policy keeps on the model's store.
+    let by_conformance = found.iter().filter(|r| r.conformance == Conformance::Skipped(ORACLE_FIRST_CONFORMANCE_TOO)).count();
+    assert!(by_conformance >= 20, "trace conformance alone caught {by_conformance} of 60");
+}

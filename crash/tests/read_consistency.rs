@@ -39,11 +39,9 @@ fn scan_without_snapshot_is_caught_within_a_few_hundred_seeds() {
         let cfg = Config::new(*seed);
         let report = run(&cfg);
         assert!(report.failure.is_none(), "seed {seed} with the fixed scan: {:?}", report.failure);
-        let expected = match cfg.compaction {
-            false => Conformance::Replayed,
-            true => Conformance::Skipped("compaction and GC steps are not replayed yet"),
-        };
-        assert_eq!(report.conformance, expected, "seed {seed}");
+        let placed = report.conformance == Conformance::Replayed
+            || cfg.compaction && report.conformance == Conformance::Skipped(tidemark_crash::conformance::UNREPLAYABLE_LIFECYCLE);
+        assert!(placed, "seed {seed}: {:?}", report.conformance);
     }
 }
 

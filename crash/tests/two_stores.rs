@@ -9,7 +9,7 @@ use object_store::ObjectStore;
 use tidemark::internals::protocol::Protocol;
 use tidemark::internals::sync::StdArc;
 use tidemark::internals::trace::MemoryRecorder;
-use tidemark_crash::conformance::{UNREPLAYABLE_AMBIGUOUS_MANIFEST, UNREPLAYABLE_UNRECORDED_FENCE};
+use tidemark_crash::conformance::{UNREPLAYABLE_AMBIGUOUS_MANIFEST, UNREPLAYABLE_LIFECYCLE, UNREPLAYABLE_UNRECORDED_FENCE};
 use tidemark_crash::db_api;
 use tidemark_crash::schedule::{run, Conformance, Config};
 
@@ -37,13 +37,11 @@ fn violations(from: u64, to: u64, f: impl Fn(Config) -> Config) -> Vec<u64> {
             let cfg = f(Config { wal_store: true, ..Config::new(seed) });
             let report = run(&cfg);
             if cfg.protocol == Protocol::Shipped && report.failure.is_none() {
-                let expected = match cfg.compaction {
-                    false => Conformance::Replayed,
-                    true => Conformance::Skipped("compaction and GC steps are not replayed yet"),
-                };
+                let expected = Conformance::Replayed;
                 let unreplayable = [UNREPLAYABLE_AMBIGUOUS_MANIFEST, UNREPLAYABLE_UNRECORDED_FENCE].map(Conformance::Skipped);
                 let allowed =
-                    report.conformance == expected || cfg.faults.is_some() && unreplayable.contains(&report.conformance);
+                    report.conformance == expected || cfg.faults.is_some() && unreplayable.contains(&report.conformance)
+                        || cfg.compaction && report.conformance == Conformance::Skipped(UNREPLAYABLE_LIFECYCLE);
                 assert!(allowed, "seed {seed}: {:?}", report.conformance);
             }
             report.failure.is_some()

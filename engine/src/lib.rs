@@ -54,7 +54,7 @@ pub use batch::{WriteBatch, WriteOptions};
 pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use db::{
-    collect_garbage, compact, create_checkpoint, database_exists, delete_checkpoint, list_checkpoints, CheckpointOptions, Db,
+    collect_garbage, compact, create_checkpoint, create_checkpoint_with, database_exists, delete_checkpoint, delete_checkpoint_with, list_checkpoints, CheckpointOptions, Db,
     prefix_range, DbIterator, DbReader, GcStats, ReaderOptions, SlowWrites, Snapshot, StallCause,
 };
 pub use error::{Error, Result};

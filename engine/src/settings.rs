@@ -162,6 +162,12 @@ pub struct Settings {
     /// or a checkpoint still reads. Kept for the crash harness.
     #[cfg(feature = "mutants")]
     pub gc_forgets_retired: bool,
+    /// Mutant `gc-forgets-checkpoints`: GC hands the plan the latest tree
+    /// without its checkpoints, so it deletes the versions and WALs that
+    /// readers, durable checkpoints and the writer's pin still need. Kept
+    /// for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub gc_forgets_checkpoints: bool,
     /// Mutant `pin-ignores-held-views`: the writer's pin follows the current
     /// tree even while a snapshot or scan of this process reads an older
     /// one, so GC may delete that view's SSTs. Kept for the crash harness.
@@ -222,6 +228,8 @@ impl Default for Settings {
             hedge_exists_is_ours: false,
             #[cfg(feature = "mutants")]
             gc_forgets_retired: false,
+            #[cfg(feature = "mutants")]
+            gc_forgets_checkpoints: false,
             #[cfg(feature = "mutants")]
             pin_ignores_held_views: false,
             #[cfg(feature = "mutants")]

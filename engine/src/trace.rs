@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::protocol::{ActionName, Epoch, WalId};
+use crate::protocol::{ActionName, Epoch, GcCaller, WalId};
 use crate::sync::{lock, Arc, Mutex};
 
 /// One protocol action, with the ids and epochs it concerns.
@@ -62,6 +62,9 @@ pub enum TraceEvent {
         wal_id_last_seen: WalId,
         /// Its `replay_after_wal_id`.
         replay_after_wal_id: WalId,
+        /// The writer's pin it records: (version, its `replay_after_wal_id`),
+        /// older than `version` while views of an older tree are held.
+        pin: Option<(u64, WalId)>,
     },
     /// `Close` began: the writer accepts no more writes; what it accepted is
     /// made durable and flushed, and its last `WriteManifest` records
@@ -127,6 +130,12 @@ pub enum TraceEvent {
     /// what to delete (the step's epoch is its process's writer or
     /// compactor epoch, 0 for a GC process of its own).
     GcRun {
+        /// The process the pass belongs to.
+        caller: GcCaller,
+        /// The clock reading the decision used.
+        now: u64,
+        /// Its `min_age` (the grace).
+        grace: u64,
         /// The latest version it read.
         version: u64,
         /// The SSTs it will delete.
@@ -157,6 +166,10 @@ pub enum TraceEvent {
         id: u128,
         /// The version it pins (the one its edit created).
         version: u64,
+        /// When it expires (`None`: when deleted).
+        expires_at: Option<u64>,
+        /// A durable checkpoint's last WAL (`None`: it follows the chain).
+        wal_end: Option<WalId>,
     },
     /// A holder refreshed checkpoint `id` (moving its pin if `moved`).
     CheckpointRefresh {
@@ -166,6 +179,10 @@ pub enum TraceEvent {
         version: u64,
         /// Whether the pin moved to that version.
         moved: bool,
+        /// The clock reading the edit was judged at.
+        now: u64,
+        /// Its new expiry.
+        expires_at: Option<u64>,
     },
     /// A holder dropped checkpoint `id`.
     CheckpointDelete {
@@ -178,6 +195,10 @@ pub enum TraceEvent {
     CheckpointExpire {
         /// The version the edit created.
         version: u64,
+        /// The clock reading the edit was judged at.
+        now: u64,
+        /// The grace past expiry (GC's `min_age`).
+        grace: u64,
         /// The checkpoints dropped.
         dropped: Vec<u128>,
     },

@@ -87,6 +87,7 @@ struct Args {
     /// exist), `tombstones-above-bottom` (every compaction drops tombstones),
     /// `hedge-exists-is-ours` (a hedged create's `AlreadyExists` taken as ours),
     /// `gc-forgets-retired` (GC plans without the retired SSTs),
+    /// `gc-forgets-checkpoints` (GC plans without the checkpoints),
     /// `pin-ignores-held-views` (the writer's pin ignores held views),
     /// `follower-skips-wals` (a follower's poll skips the WALs past its
     /// manifest), `fenced-compactor-holds-l0` (a writer waits on its fenced

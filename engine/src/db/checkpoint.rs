@@ -80,7 +80,8 @@ impl<'a> Client<'a> {
             Err(r) => return Err(refused(id, r)),
         };
         let checkpoint = find(&version, id)?;
-        self.tracer.emit(0, TraceEvent::CheckpointCreate { id, version: version.version });
+        // The version its edit created (found in a later one after a lost outcome).
+        self.tracer.emit(0, TraceEvent::CheckpointCreate { id, version: checkpoint.version, expires_at, wal_end });
         Ok((checkpoint, version))
     }
 
@@ -90,7 +91,7 @@ impl<'a> Client<'a> {
         let now = self.clock.now_ms();
         let expires_at = Some(now.saturating_add(lifetime.as_millis() as u64));
         let version = self.commit(latest, CheckpointEdit::Refresh { id, now, expires_at, move_pin }).await?.map_err(|r| refused(id, r))?;
-        self.tracer.emit(0, TraceEvent::CheckpointRefresh { id, version: version.version, moved: move_pin });
+        self.tracer.emit(0, TraceEvent::CheckpointRefresh { id, version: version.version, moved: move_pin, now, expires_at });
         Ok(version)
     }
 
@@ -189,9 +190,14 @@ async fn open(store: &StoreRef, root: Path, settings: &Settings) -> Result<(Layo
 /// # db.close().await }
 /// ```
 pub async fn create_checkpoint(store: StoreRef, root: impl Into<Path>, opts: CheckpointOptions) -> Result<Checkpoint> {
-    let settings = Settings::default();
+    create_checkpoint_with(store, root, opts, Settings::default()).await
+}
+
+/// [`create_checkpoint`] with `settings`: the clock its expiry is judged
+/// by, and the trace recorder its edit is recorded to.
+pub async fn create_checkpoint_with(store: StoreRef, root: impl Into<Path>, opts: CheckpointOptions, settings: Settings) -> Result<Checkpoint> {
     let (layout, manifests, latest) = open(&store, root.into(), &settings).await?;
-    let tracer = Tracer::default();
+    let tracer = Tracer::new(settings.recorder.clone());
     let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer, wal_limit: crate::bounds::max_wal_bytes(&settings) };
     Ok(client.create(&latest, opts, true).await?.0)
 }
@@ -205,12 +211,16 @@ pub async fn list_checkpoints(store: StoreRef, root: impl Into<Path>) -> Result<
 
 /// Deletes client checkpoint `id`: GC may then collect what only it kept.
 pub async fn delete_checkpoint(store: StoreRef, root: impl Into<Path>, id: u128) -> Result<()> {
-    let settings = Settings::default();
+    delete_checkpoint_with(store, root, id, Settings::default()).await
+}
+
+/// [`delete_checkpoint`] with `settings` (the clock, the trace recorder).
+pub async fn delete_checkpoint_with(store: StoreRef, root: impl Into<Path>, id: u128, settings: Settings) -> Result<()> {
     let (layout, manifests, latest) = open(&store, root.into(), &settings).await?;
     if find(&latest, id)?.holder != CheckpointHolder::Client {
         return Err(Error::InvalidArgument(format!("checkpoint {id:032x} is a writer's own pin; it goes with the writer")));
     }
-    let tracer = Tracer::default();
+    let tracer = Tracer::new(settings.recorder.clone());
     let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer, wal_limit: crate::bounds::max_wal_bytes(&settings) };
     client.delete(&latest, id).await.map(|_| ())
 }

@@ -179,7 +179,12 @@ impl DbReader {
     /// the state at its creation, whatever the writer did since. It fails
     /// with [`Error::CheckpointGone`] once the checkpoint is deleted.
     pub async fn open_checkpoint(path: impl Into<Path>, store: StoreRef, id: CheckpointId) -> Result<DbReader> {
-        let settings = Settings::default();
+        Self::open_checkpoint_with(path, store, id, Settings::default()).await
+    }
+
+    /// [`DbReader::open_checkpoint`] with `settings` (the block cache, the
+    /// object sizes it accepts, the trace recorder).
+    pub async fn open_checkpoint_with(path: impl Into<Path>, store: StoreRef, id: CheckpointId, settings: Settings) -> Result<DbReader> {
         let layout = Layout::new(path.into());
         let stores = Stores::new(store, &settings, &layout);
         let (manifests, latest) = latest(&stores, &layout, settings.protocol).await?;

@@ -105,6 +105,10 @@ pub(crate) async fn run(inner: &DbInner, caller: GcCaller) -> Result<GcStats> {
     if inner.settings.gc_forgets_retired {
         tree.retired.clear();
     }
+    #[cfg(feature = "mutants")]
+    if inner.settings.gc_forgets_checkpoints {
+        tree.checkpoints.clear();
+    }
     let plan = policy.plan(&Observed {
         latest: &view,
         tree: &tree,
@@ -121,6 +125,9 @@ pub(crate) async fn run(inner: &DbInner, caller: GcCaller) -> Result<GcStats> {
     };
     let step = |event| inner.tracer.emit(epoch, event);
     step(TraceEvent::GcRun {
+        caller,
+        now,
+        grace: policy.min_age,
         version: latest.version,
         ssts: plan.ssts.clone(),
         wals: plan.wals.clone(),
@@ -175,7 +182,7 @@ async fn expire_checkpoints(inner: &DbInner, latest: &ManifestObject, now: u64, 
     let edit = ClientCommit { protocol: inner.settings.protocol, edit: CheckpointEdit::Expire { now, grace } };
     match inner.manifests.commit(latest, &edit, |_| ()).await? {
         Committed::Applied { version, .. } => {
-            inner.tracer.emit(0, TraceEvent::CheckpointExpire { version: version.version, dropped: gone.clone() });
+            inner.tracer.emit(0, TraceEvent::CheckpointExpire { version: version.version, now, grace, dropped: gone.clone() });
             Ok(gone.len())
         }
         Committed::Fenced { .. } | Committed::Refused(_) => Ok(0),

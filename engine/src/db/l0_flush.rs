@@ -203,6 +203,11 @@ async fn commit_writer_edit(inner: &DbInner, manifest: &mut ManifestObject, edit
                 version: next.version,
                 wal_id_last_seen: next.wal_id_last_seen,
                 replay_after_wal_id: next.replay_after_wal_id,
+                pin: next
+                    .checkpoints
+                    .iter()
+                    .find(|c| c.id == crate::protocol::writer_pin_id(next.writer_epoch))
+                    .map(|c| (c.version, c.replay_after_wal_id)),
             })
         })
         .await?;

@@ -34,7 +34,7 @@ use crate::protocol::Epoch;
 use crate::sync::{lock, Arc, Mutex, Ordering};
 
 pub use chain::{database_exists, read_chain, read_chain_with, ChainContents};
-pub use checkpoint::{create_checkpoint, delete_checkpoint, list_checkpoints, CheckpointOptions};
+pub use checkpoint::{create_checkpoint, create_checkpoint_with, delete_checkpoint, delete_checkpoint_with, list_checkpoints, CheckpointOptions};
 pub use follower::{DbReader, ReaderOptions};
 pub use gc::GcStats;
 pub use read::{DbIterator, Snapshot};

@@ -173,6 +173,30 @@ impl TidemarkModel {
     pub(crate) fn write_manifest(&self, s: &mut State, epoch: Epoch) -> Option<()> {
         let w = s.writer(epoch)?;
         let (edit, result) = self.writer_update(s, w)?;
+        self.commit_writer_edit(s, epoch, edit, result)
+    }
+
+    /// A writer edit that records nothing new and moves the writer's pin to
+    /// the version it creates: the engine's pin refresh once the views that
+    /// held an older tree are gone. The checked model's writer never holds
+    /// such views (it pins every version it creates), so this is not one of
+    /// its actions; trace conformance replays the engine's through it.
+    pub fn refresh_pin(&self, s: &mut State, epoch: Epoch) -> Option<()> {
+        let w = s.writer(epoch)?;
+        let edit = WriterEdit {
+            flushed: Vec::new(),
+            flushed_through: None,
+            close: false,
+            fences: w.fences.clone(),
+            pin: None,
+            sst_floor: w.next_sst.into(),
+        };
+        let result = apply_writer_edit(&w.base_view, &w.base_tree, &w.log, &edit);
+        self.commit_writer_edit(s, epoch, edit, result)
+    }
+
+    fn commit_writer_edit(&self, s: &mut State, epoch: Epoch, edit: WriterEdit<SstId>, result: Applied) -> Option<()> {
+        let w = s.writer(epoch)?;
         let (view, tree) = match result {
             Ok(next) => next,
             Err(ManifestConflict::Fenced { .. }) => {
