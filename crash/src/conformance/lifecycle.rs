@@ -18,8 +18,9 @@
 use std::collections::BTreeSet;
 
 use tidemark::internals::protocol::{
-    apply_checkpoint_edit, claim_compactor_epoch, writer_pin_id, CheckpointEdit, CheckpointOwner, CheckpointRefused, Epoch, Follower as FollowCursor, GcCaller,
-    GcPolicy, Listed, ManifestView, Observed, Role, Tree, WalId,
+    apply_checkpoint_edit, claim_compactor_epoch, writer_pin_id, CheckpointEdit, CheckpointOwner,
+    CheckpointRefused, Epoch, Follower as FollowCursor, GcCaller, GcPolicy, Listed, ManifestView,
+    Observed, Role, Tree, WalId,
 };
 use tidemark::internals::trace::{TraceEvent, TraceStep};
 use tidemark_model::model::token;
@@ -65,7 +66,11 @@ pub(super) fn is_lifecycle(e: &TraceEvent) -> bool {
 
 /// Whether `e` creates a version and is not a writer's step.
 fn lifecycle_create(e: &TraceEvent) -> bool {
-    creates(e).is_some() && !matches!(e, TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. })
+    creates(e).is_some()
+        && !matches!(
+            e,
+            TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. }
+        )
 }
 
 impl Checker {
@@ -75,21 +80,31 @@ impl Checker {
     /// or client that crashed before recording its create) is taken as an
     /// edit that changed no protocol field, unless it is a writer's
     /// ambiguous create.
-    pub(super) fn versions_before(&mut self, steps: &[TraceStep], i: usize, version: u64, writers: bool) -> Result<(), String> {
+    pub(super) fn versions_before(
+        &mut self,
+        steps: &[TraceStep],
+        i: usize,
+        version: u64,
+        writers: bool,
+    ) -> Result<(), String> {
         for _ in 0..256 {
             let next = self.state.store.latest_manifest().0 + 1;
             if next >= version {
                 return Ok(());
             }
-            let later = (i + 1..steps.len()).find(|&j| !self.done.contains(&j) && creates(&steps[j].event) == Some(next));
+            let later = (i + 1..steps.len())
+                .find(|&j| !self.done.contains(&j) && creates(&steps[j].event) == Some(next));
             match later {
                 Some(j) if lifecycle_create(&steps[j].event) => {
                     self.done.insert(j);
-                    self.step(steps, j).map_err(|e| format!("{e} (step {j}, pulled before step {i})"))?;
+                    self.step(steps, j)
+                        .map_err(|e| format!("{e} (step {j}, pulled before step {i})"))?;
                 }
                 Some(j) if writers => {
                     let by = steps[j].writer_epoch;
-                    self.pull_forward(steps, i, by, |e| creates(e) == Some(next) && !lifecycle_create(e))?;
+                    self.pull_forward(steps, i, by, |e| {
+                        creates(e) == Some(next) && !lifecycle_create(e)
+                    })?;
                 }
                 Some(_) => return Ok(()),
                 None => match self.ambiguous_manifests.get(&next).copied() {
@@ -109,7 +124,9 @@ impl Checker {
                 },
             }
             if self.state.store.latest_manifest().0 + 1 == next {
-                return Err(format!("version {next}, created before version {version}, did not replay"));
+                return Err(format!(
+                    "version {next}, created before version {version}, did not replay"
+                ));
             }
         }
         Err(format!("more than 256 versions before version {version}"))
@@ -133,31 +150,54 @@ impl Checker {
             .collect();
         let (latest, m) = self.state.store.latest_manifest();
         let (view, mut tree) = (m.view, m.tree.clone());
-        tree.checkpoints.retain(|c| c.owner != CheckpointOwner::Client || named.contains(&c.id));
+        tree.checkpoints
+            .retain(|c| c.owner != CheckpointOwner::Client || named.contains(&c.id));
         self.insert_version(latest + 1, view, tree, token(Role::Client, 0))?;
         self.uncertain += 1;
         Ok(())
     }
 
     /// Creates `version` in the model's store: it must be the next one.
-    fn insert_version(&mut self, version: u64, view: ManifestView, tree: Tree<SstId>, token: u64) -> Result<(), String> {
+    fn insert_version(
+        &mut self,
+        version: u64,
+        view: ManifestView,
+        tree: Tree<SstId>,
+        token: u64,
+    ) -> Result<(), String> {
         let next = self.state.store.latest_manifest().0 + 1;
         // Below the latest only in a slot GC emptied (`SlotReopened`): the
         // creator then reads the latest and re-applies or stops.
         let reopened = version < next && !self.state.store.manifests.contains_key(&version);
         if version != next && !reopened {
-            return Err(format!("the engine created version {version} where the model's next version is {next}"));
+            return Err(format!(
+                "the engine created version {version} where the model's next version is {next}"
+            ));
         }
         // A reader may have read the version this one replaces.
         self.uncertain += u32::from(reopened);
         let view = ManifestView { version, ..view };
-        self.state.store.manifests.insert(version, ManifestVersion { view, tree, token, created_at: 0 });
+        self.state.store.manifests.insert(
+            version,
+            ManifestVersion {
+                view,
+                tree,
+                token,
+                created_at: 0,
+            },
+        );
         Ok(())
     }
 
     /// A client's (or GC's) checkpoint edit, applied by the protocol on the
     /// latest version as the engine's commit path applies it.
-    fn checkpoint_edit(&mut self, steps: &[TraceStep], i: usize, version: u64, edit: CheckpointEdit) -> Result<(), String> {
+    fn checkpoint_edit(
+        &mut self,
+        steps: &[TraceStep],
+        i: usize,
+        version: u64,
+        edit: CheckpointEdit,
+    ) -> Result<(), String> {
         self.versions_before(steps, i, version, true)?;
         let (latest, m) = self.state.store.latest_manifest();
         match apply_checkpoint_edit(self.model.protocol, &m.view, &m.tree, &edit) {
@@ -184,8 +224,15 @@ impl Checker {
     /// still read an older tree (the engine's choice, which the model does
     /// not make); never newer than the version itself, and dropped only by
     /// a close.
-    pub(super) fn writer_pin(&mut self, epoch: Epoch, version: u64, pin: Option<(u64, WalId)>) -> Result<(), String> {
-        let Some(m) = self.state.store.manifests.get_mut(&version) else { return Ok(()) };
+    pub(super) fn writer_pin(
+        &mut self,
+        epoch: Epoch,
+        version: u64,
+        pin: Option<(u64, WalId)>,
+    ) -> Result<(), String> {
+        let Some(m) = self.state.store.manifests.get_mut(&version) else {
+            return Ok(());
+        };
         if m.token != token(Role::Writer, epoch) {
             return Ok(());
         }
@@ -193,9 +240,13 @@ impl Checker {
         match pin {
             Some((v, _)) if v > version => {
                 self.verdict = true;
-                Err(format!("the writer pinned version {v} in version {version}"))
+                Err(format!(
+                    "the writer pinned version {v} in version {version}"
+                ))
             }
-            None if !m.view.writer_closed => Err(format!("version {version} of an open writer has no writer pin")),
+            None if !m.view.writer_closed => Err(format!(
+                "version {version} of an open writer has no writer pin"
+            )),
             None => Ok(()),
             Some((v, replay_after_wal_id)) => {
                 for c in m.tree.checkpoints.iter_mut().filter(|c| c.id == id) {
@@ -217,7 +268,10 @@ impl Checker {
                 let mut view = claim_compactor_epoch(&m.view);
                 // A claim whose process died before recording it moved the epoch too.
                 if epoch < view.compactor_epoch {
-                    return Err(format!("compactor epoch {epoch} claimed over compactor epoch {}", m.view.compactor_epoch));
+                    return Err(format!(
+                        "compactor epoch {epoch} claimed over compactor epoch {}",
+                        m.view.compactor_epoch
+                    ));
                 }
                 view.compactor_epoch = epoch;
                 let tree = m.tree.clone();
@@ -236,23 +290,65 @@ impl Checker {
                 let (view, tree) = (m.view, m.tree.clone());
                 self.insert_version(*version, view, tree, token(Role::Compactor, epoch))
             }
-            TraceEvent::CheckpointCreate { id, version, expires_at, wal_end } => {
-                self.checkpoint_edit(steps, i, *version, CheckpointEdit::Create { id: *id, expires_at: *expires_at, wal_end: *wal_end })
-            }
-            TraceEvent::CheckpointRefresh { id, version, moved, now, expires_at } => self.checkpoint_edit(
+            TraceEvent::CheckpointCreate {
+                id,
+                version,
+                expires_at,
+                wal_end,
+            } => self.checkpoint_edit(
                 steps,
                 i,
                 *version,
-                CheckpointEdit::Refresh { id: *id, now: *now, expires_at: *expires_at, move_pin: *moved },
+                CheckpointEdit::Create {
+                    id: *id,
+                    expires_at: *expires_at,
+                    wal_end: *wal_end,
+                },
             ),
-            TraceEvent::CheckpointDelete { id, version } => self.checkpoint_edit(steps, i, *version, CheckpointEdit::Delete { id: *id }),
-            TraceEvent::CheckpointExpire { version, now, grace, .. } => {
-                self.checkpoint_edit(steps, i, *version, CheckpointEdit::Expire { now: *now, grace: *grace })
+            TraceEvent::CheckpointRefresh {
+                id,
+                version,
+                moved,
+                now,
+                expires_at,
+            } => self.checkpoint_edit(
+                steps,
+                i,
+                *version,
+                CheckpointEdit::Refresh {
+                    id: *id,
+                    now: *now,
+                    expires_at: *expires_at,
+                    move_pin: *moved,
+                },
+            ),
+            TraceEvent::CheckpointDelete { id, version } => {
+                self.checkpoint_edit(steps, i, *version, CheckpointEdit::Delete { id: *id })
             }
+            TraceEvent::CheckpointExpire {
+                version,
+                now,
+                grace,
+                ..
+            } => self.checkpoint_edit(
+                steps,
+                i,
+                *version,
+                CheckpointEdit::Expire {
+                    now: *now,
+                    grace: *grace,
+                },
+            ),
             TraceEvent::Compact { .. } | TraceEvent::GcSst { .. } => Ok(()),
-            TraceEvent::GcRun { caller, now, grace, version, wals, manifests, .. } => {
-                self.gc_run(steps, i, *caller, *now, *grace, *version, wals, manifests)
-            }
+            TraceEvent::GcRun {
+                caller,
+                now,
+                grace,
+                version,
+                wals,
+                manifests,
+                ..
+            } => self.gc_run(steps, i, *caller, *now, *grace, *version, wals, manifests),
             TraceEvent::GcWal { wals } => {
                 for w in wals {
                     self.state.store.wals.remove(w);
@@ -268,9 +364,22 @@ impl Checker {
                 }
                 Ok(())
             }
-            TraceEvent::FollowerOpen { id, version, applied } => {
+            TraceEvent::FollowerOpen {
+                id,
+                version,
+                applied,
+            } => {
                 self.versions_before(steps, i, *version + 1, true)?;
-                let durable = self.state.store.latest_manifest().1.tree.checkpoints.iter().find(|c| c.id == *id && c.wal_end.is_some()).copied();
+                let durable = self
+                    .state
+                    .store
+                    .latest_manifest()
+                    .1
+                    .tree
+                    .checkpoints
+                    .iter()
+                    .find(|c| c.id == *id && c.wal_end.is_some())
+                    .copied();
                 let cursor = match durable {
                     Some(c) => FollowCursor::for_checkpoint(self.model.protocol, &c),
                     None => {
@@ -280,15 +389,30 @@ impl Checker {
                 };
                 self.follow(*id, cursor, applied)
             }
-            TraceEvent::FollowerPoll { id, version, applied } => {
-                let mut cursor = self.followers.get(id).cloned().ok_or_else(|| format!("follower {id:x} polled before it opened"))?;
+            TraceEvent::FollowerPoll {
+                id,
+                version,
+                applied,
+            } => {
+                let mut cursor = self
+                    .followers
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| format!("follower {id:x} polled before it opened"))?;
                 if *version > cursor.version() {
                     self.versions_before(steps, i, *version + 1, true)?;
                     // It read the version before a GC pass recorded earlier deleted it.
-                    let m = self.state.store.manifests.get(version).or_else(|| self.deleted.get(version));
+                    let m = self
+                        .state
+                        .store
+                        .manifests
+                        .get(version)
+                        .or_else(|| self.deleted.get(version));
                     let m = m.ok_or_else(|| format!("follower {id:x} adopted version {version}, which the model's store never held"))?;
                     if !cursor.adopt(&m.view) {
-                        return Err(format!("follower {id:x} adopted version {version}, which the protocol refuses"));
+                        return Err(format!(
+                            "follower {id:x} adopted version {version}, which the protocol refuses"
+                        ));
                     }
                 }
                 self.follow(*id, cursor, applied)
@@ -302,16 +426,35 @@ impl Checker {
     /// every object old enough, so the model's plan is the most it may
     /// delete. The engine's must be within it.
     #[allow(clippy::too_many_arguments)]
-    fn gc_run(&mut self, steps: &[TraceStep], i: usize, caller: GcCaller, now: u64, grace: u64, version: u64, wals: &[WalId], manifests: &[u64]) -> Result<(), String> {
+    fn gc_run(
+        &mut self,
+        steps: &[TraceStep],
+        i: usize,
+        caller: GcCaller,
+        now: u64,
+        grace: u64,
+        version: u64,
+        wals: &[WalId],
+        manifests: &[u64],
+    ) -> Result<(), String> {
         self.versions_before(steps, i, version + 1, true)?;
         self.land_listed(wals)?;
-        let m = self.state.store.manifests.get(&version).ok_or_else(|| format!("GC read version {version}, which the model's store does not hold"))?;
-        let mut listed_manifests: BTreeSet<u64> = self.state.store.manifests.keys().copied().collect();
+        let m = self.state.store.manifests.get(&version).ok_or_else(|| {
+            format!("GC read version {version}, which the model's store does not hold")
+        })?;
+        let mut listed_manifests: BTreeSet<u64> =
+            self.state.store.manifests.keys().copied().collect();
         listed_manifests.extend(manifests.iter().copied());
         let mut listed_wals: BTreeSet<WalId> = self.state.store.wals.keys().copied().collect();
         listed_wals.extend(wals.iter().copied());
-        let manifests_listed: Vec<Listed<u64>> = listed_manifests.into_iter().map(|id| Listed { id, created_at: 0 }).collect();
-        let wals_listed: Vec<Listed<WalId>> = listed_wals.into_iter().map(|id| Listed { id, created_at: 0 }).collect();
+        let manifests_listed: Vec<Listed<u64>> = listed_manifests
+            .into_iter()
+            .map(|id| Listed { id, created_at: 0 })
+            .collect();
+        let wals_listed: Vec<Listed<WalId>> = listed_wals
+            .into_iter()
+            .map(|id| Listed { id, created_at: 0 })
+            .collect();
         let plan = GcPolicy::new(self.model.protocol, grace).plan::<SstId>(&Observed {
             latest: &ManifestView { version, ..m.view },
             tree: &m.tree,
@@ -322,8 +465,16 @@ impl Checker {
             caller,
             unrecorded_flush: None,
         });
-        let wals_kept: Vec<WalId> = wals.iter().copied().filter(|w| !plan.wals.contains(w)).collect();
-        let versions_kept: Vec<u64> = manifests.iter().copied().filter(|v| !plan.manifests.contains(v)).collect();
+        let wals_kept: Vec<WalId> = wals
+            .iter()
+            .copied()
+            .filter(|w| !plan.wals.contains(w))
+            .collect();
+        let versions_kept: Vec<u64> = manifests
+            .iter()
+            .copied()
+            .filter(|v| !plan.manifests.contains(v))
+            .collect();
         if !wals_kept.is_empty() || !versions_kept.is_empty() {
             self.verdict = true;
             return Err(format!(
@@ -342,14 +493,25 @@ impl Checker {
         judged
     }
 
-    fn follow_chain(&mut self, id: u128, mut cursor: FollowCursor, applied: &[WalId]) -> Result<(), String> {
+    fn follow_chain(
+        &mut self,
+        id: u128,
+        mut cursor: FollowCursor,
+        applied: &[WalId],
+    ) -> Result<(), String> {
         let listed = self.state.listed_wals();
         for w in applied {
             loop {
                 let Some(next) = cursor.next_to_read(&listed) else {
                     return Err(format!("follower {id:x} applied wal {w}; the protocol reads nothing more (a gap, or past its end)"));
                 };
-                let header = self.state.store.wals.get(&next).map(|o| o.header).ok_or_else(|| format!("wal {next} vanished"))?;
+                let header = self
+                    .state
+                    .store
+                    .wals
+                    .get(&next)
+                    .map(|o| o.header)
+                    .ok_or_else(|| format!("wal {next} vanished"))?;
                 cursor.observe(next, header);
                 let took = cursor.applied().last() == Some(&next);
                 match (next == *w, took) {
@@ -365,7 +527,9 @@ impl Checker {
                     (false, false) => {}
                 }
                 if next > *w {
-                    return Err(format!("follower {id:x} applied wal {w}, which its chain passed"));
+                    return Err(format!(
+                        "follower {id:x} applied wal {w}, which its chain passed"
+                    ));
                 }
             }
         }
