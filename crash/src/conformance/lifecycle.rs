@@ -66,11 +66,7 @@ pub(super) fn is_lifecycle(e: &TraceEvent) -> bool {
 
 /// Whether `e` creates a version and is not a writer's step.
 fn lifecycle_create(e: &TraceEvent) -> bool {
-    creates(e).is_some()
-        && !matches!(
-            e,
-            TraceEvent::Recover { .. } | TraceEvent::WriteManifest { .. }
-        )
+    is_lifecycle(e) && creates(e).is_some()
 }
 
 impl Checker {
@@ -107,21 +103,14 @@ impl Checker {
                     })?;
                 }
                 Some(_) => return Ok(()),
-                None => match self.ambiguous_manifests.get(&next).copied() {
+                None => {
+                    let owner = self.ambiguous_manifests.get(&next).copied();
                     // A claim that landed unrecorded: the `Recover` arm decides.
-                    Some(o) if o > self.state.store.latest_manifest().1.view.writer_epoch => {
-                        if !writers {
-                            return Ok(());
-                        }
-                        self.apply(Action::Recover)?;
-                        let phantom = self.state.store.latest_manifest().1.view.writer_epoch;
-                        self.apply(Action::Crash { epoch: phantom })?;
+                    if !writers && owner.is_some_and(|o| self.is_claim(o)) {
+                        return Ok(());
                     }
-                    // A live writer's manifest write, if the model's writer has one to make...
-                    Some(o) if self.state.is_alive(o) && self.land_ambiguous_manifest(&[o]) => {}
-                    // ...else a compactor's or client's edit.
-                    _ => self.phantom_version(steps, i)?,
-                },
+                    self.place_unrecorded(steps, i, owner)?;
+                }
             }
             if self.state.store.latest_manifest().0 + 1 == next {
                 return Err(format!(
@@ -130,6 +119,30 @@ impl Checker {
             }
         }
         Err(format!("more than 256 versions before version {version}"))
+    }
+
+    /// Whether an ambiguous version whose object names writer epoch `owner`
+    /// is a claim: a process of any other role copies the latest's epoch.
+    pub(super) fn is_claim(&self, owner: Epoch) -> bool {
+        owner > self.state.store.latest_manifest().1.view.writer_epoch
+    }
+
+    /// The next version, which no step records: created ambiguously with
+    /// writer epoch `owner` (as the fault store saw it), or by a process
+    /// that died before recording it. A claim is the model's claim by a
+    /// process that crashed at once; a live writer's manifest write is its
+    /// `WriteManifest`, if its model has one to make; anything else is a
+    /// compactor's or client's edit.
+    pub(super) fn place_unrecorded(&mut self, steps: &[TraceStep], i: usize, owner: Option<Epoch>) -> Result<(), String> {
+        match owner {
+            Some(o) if self.is_claim(o) => {
+                self.apply(Action::Recover)?;
+                let phantom = self.state.store.latest_manifest().1.view.writer_epoch;
+                self.apply(Action::Crash { epoch: phantom })
+            }
+            Some(o) if self.state.is_alive(o) && self.land_ambiguous_manifest(&[o]) => Ok(()),
+            _ => self.phantom_version(steps, i),
+        }
     }
 
     /// The next version, created by a compactor or client that never

@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use stateright::Model;
-use tidemark::internals::protocol::{Epoch, Follower as FollowCursor, ManifestView, Protocol, WalId, MAX_INFLIGHT_WAL_UPLOADS};
+use tidemark::internals::protocol::{Epoch, Follower as FollowCursor, ManifestView, Protocol, Role, WalId, MAX_INFLIGHT_WAL_UPLOADS};
 use tidemark::internals::trace::{TraceEvent, TraceStep};
-use tidemark_model::state::{ManifestVersion, Phase, State, Writer};
-use tidemark::internals::protocol::Role;
 use tidemark_model::model::token;
+use tidemark_model::state::{ManifestVersion, Phase, State, Writer};
 use tidemark_model::{Action, Bounds, TidemarkModel};
 
 /// The first step the model rejects.
@@ -414,16 +413,11 @@ impl Checker {
             }
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
             TraceEvent::WriteManifest { version, .. } if self.pre_applied.remove(&(epoch, *version)) => Ok(()),
-            TraceEvent::WriteManifest { version, .. }
-                if !self.ambiguous_manifests.is_empty() && {
-                    self.versions_before(steps, i, *version, false)?;
-                    *version > self.state.store.latest_manifest().0 + 1
-                } =>
-            {
-                Err(UNREPLAYABLE_AMBIGUOUS_MANIFEST.to_string())
-            }
             TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id, pin } => {
                 self.versions_before(steps, i, *version, false)?;
+                if !self.ambiguous_manifests.is_empty() && *version > self.state.store.latest_manifest().0 + 1 {
+                    return Err(UNREPLAYABLE_AMBIGUOUS_MANIFEST.to_string());
+                }
                 self.reopened_base(epoch, *version);
                 let before: std::collections::BTreeSet<u64> = self.state.store.manifests.keys().copied().collect();
                 self.write_manifest(epoch)?;
@@ -485,29 +479,16 @@ impl Checker {
                     self.land_listed(listed)?;
                 }
                 self.versions_before(steps, i, *version, false)?;
-                // A claim whose create landed ambiguously and whose process
-                // crashed while reading it back never recorded `Recover`:
-                // the model claims and crashes in its place.
+                // Versions below the claim that landed ambiguously and were
+                // never recorded (a claim whose process crashed while reading
+                // it back, a live writer's manifest write, another role's edit).
                 for _ in 0..8 {
                     let (v, _) = self.state.store.latest_manifest();
                     let Some(&owner) = self.ambiguous_manifests.get(&(v + 1)) else { break };
                     if v + 1 >= *version {
                         break;
                     }
-                    // A live writer's manifest write (it records it later, or crashed first)...
-                    if self.state.writer(owner).is_some() && self.land_ambiguous_manifest(&[owner]) {
-                        continue;
-                    }
-                    // ...or a compactor's or client's edit (it keeps the
-                    // writer epoch of the latest version)...
-                    if owner <= self.state.store.latest_manifest().1.view.writer_epoch {
-                        self.phantom_version(steps, i)?;
-                        continue;
-                    }
-                    // ...or a claim of a process that crashed before recording it.
-                    self.apply(Action::Recover)?;
-                    let phantom = self.state.store.latest_manifest().1.view.writer_epoch;
-                    self.apply(Action::Crash { epoch: phantom })?;
+                    self.place_unrecorded(steps, i, Some(owner))?;
                 }
                 // A claim whose create found a newer version above it (it
                 // cannot tell a client's edit on it from a slot GC emptied)

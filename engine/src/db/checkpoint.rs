@@ -53,6 +53,26 @@ impl<'a> Client<'a> {
         }
     }
 
+    /// The client of a process of its own (a checkpoint command, a
+    /// follower's open), as `settings` configure it.
+    pub(crate) fn with_settings(
+        store: &'a StoreRef,
+        layout: &'a Layout,
+        manifests: &'a ManifestStore,
+        settings: &'a Settings,
+        tracer: &'a Tracer,
+    ) -> Self {
+        Client {
+            store,
+            layout,
+            manifests,
+            protocol: settings.protocol,
+            clock: settings.clock.as_ref(),
+            tracer,
+            wal_limit: crate::bounds::max_wal_bytes(settings),
+        }
+    }
+
     /// Creates a client checkpoint in the next version after `latest` (or
     /// after whatever version a racing update made). With `durable`, it also
     /// pins the WAL chain after that version up to its end now, so that it
@@ -198,7 +218,7 @@ pub async fn create_checkpoint(store: StoreRef, root: impl Into<Path>, opts: Che
 pub async fn create_checkpoint_with(store: StoreRef, root: impl Into<Path>, opts: CheckpointOptions, settings: Settings) -> Result<Checkpoint> {
     let (layout, manifests, latest) = open(&store, root.into(), &settings).await?;
     let tracer = Tracer::new(settings.recorder.clone());
-    let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer, wal_limit: crate::bounds::max_wal_bytes(&settings) };
+    let client = Client::with_settings(&store, &layout, &manifests, &settings, &tracer);
     Ok(client.create(&latest, opts, true).await?.0)
 }
 
@@ -221,6 +241,6 @@ pub async fn delete_checkpoint_with(store: StoreRef, root: impl Into<Path>, id: 
         return Err(Error::InvalidArgument(format!("checkpoint {id:032x} is a writer's own pin; it goes with the writer")));
     }
     let tracer = Tracer::new(settings.recorder.clone());
-    let client = Client { store: &store, layout: &layout, manifests: &manifests, protocol: settings.protocol, clock: settings.clock.as_ref(), tracer: &tracer, wal_limit: crate::bounds::max_wal_bytes(&settings) };
+    let client = Client::with_settings(&store, &layout, &manifests, &settings, &tracer);
     client.delete(&latest, id).await.map(|_| ())
 }

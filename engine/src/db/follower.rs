@@ -154,15 +154,8 @@ impl DbReader {
         let layout = Layout::new(path.into());
         let stores = Stores::new(store, &settings, &layout);
         let (manifests, latest) = latest(&stores, &layout, settings.protocol).await?;
-        let client = Client {
-            store: &stores.store,
-            layout: &layout,
-            manifests: &manifests,
-            protocol: settings.protocol,
-            clock: settings.clock.as_ref(),
-            tracer: &Tracer::new(settings.recorder.clone()),
-            wal_limit: crate::bounds::max_wal_bytes(&settings),
-        };
+        let tracer = Tracer::new(settings.recorder.clone());
+        let client = Client::with_settings(&stores.store, &layout, &manifests, &settings, &tracer);
         let now = settings.clock.now_ms();
         let lifetime = opts.checkpoint_lifetime;
         let (cp, version) = client.create(&latest, CheckpointOptions { lifetime: Some(lifetime) }, false).await?;
