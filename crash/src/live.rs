@@ -149,7 +149,7 @@ pub(crate) fn live_phase(
             // with, which holds the previous process's SSTs), one later.
             for (i, ops) in [(0, 0), (1, cfg.ops)] {
                 let checkpointed = cfg.compaction.then_some(cfg.mutant);
-                let reader = reader(fault.clone(), cfg.wal_store, checkpointed, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
+                let reader = reader(fault.labelled("client"), cfg.wal_store, checkpointed, histories.clone(), world.leases.clone(), reader_seed ^ i, (ops, cfg.linger));
                 tasks.push(tokio::spawn(reader));
             }
         }
@@ -162,10 +162,10 @@ pub(crate) fn live_phase(
                 // every pair of sorted runs, so it has work on most passes.
                 let mut own = settings.clone();
                 own.max_sorted_runs = 1;
-                let run = standalone_compactor(fault.clone(), own, histories.clone(), (writing.clone(), cfg.linger), reader_seed ^ 6);
+                let run = standalone_compactor(fault.labelled("compactor"), own, histories.clone(), (writing.clone(), cfg.linger), reader_seed ^ 6);
                 tasks.push(tokio::spawn(run));
             }
-            tasks.push(tokio::spawn(standalone_gc(fault.clone(), settings.clone(), histories.clone(), (reader_seed ^ 5, cfg.ops))));
+            tasks.push(tokio::spawn(standalone_gc(fault.labelled("gc"), settings.clone(), histories.clone(), (reader_seed ^ 5, cfg.ops))));
             // Beside a standalone compactor, the checkpoint's maker runs a
             // compaction of its own at once (a backup job, then compaction):
             // the version after the pinned one is then often a compaction.
@@ -175,7 +175,7 @@ pub(crate) fn live_phase(
                 own
             });
             let checkpoint = live_checkpoint(
-                fault.clone(),
+                fault.labelled("client"),
                 cfg.wal_store,
                 (histories.clone(), world.leases.clone()),
                 (writing.clone(), cfg.linger),
@@ -261,7 +261,11 @@ fn record_injected(cfg: &Config, world: &World, histories: &Histories, outcome: 
     let injected: Vec<_> = outcome.stores.iter().map(FaultStore::injected).collect();
     let manifests: Vec<(u64, u64)> = runtime(cfg).block_on(async {
         let mut out = Vec::new();
-        for path in injected.iter().flat_map(|i| i.ambiguous.iter()) {
+        // Only a writer process's: the version a standalone compactor, GC or
+        // client made and never recorded is an edit of no protocol field
+        // (or a claim) to conformance, whatever writer epoch it copied.
+        let by_writers = injected.iter().flat_map(|i| i.ambiguous.iter().zip(&i.ambiguous_by));
+        for path in by_writers.filter(|(_, by)| by.is_empty()).map(|(path, _)| path) {
             let Some(version) = api::parse_manifest(path) else { continue };
             if let Some(epoch) = api::manifest_writer_epoch(&world.inner, path).await {
                 out.push((version, epoch));

@@ -288,7 +288,10 @@ fn conformance_failure(cfg: &Config, steps: &[TraceStep], ambiguous: &conformanc
         return (Conformance::Skipped(why), None);
     }
     if std::env::var_os("CRASH_DEBUG").is_some() {
-        for (i, s) in steps.iter().enumerate().take(bad.index + 1) {
+        // The whole trace with `CRASH_DEBUG=all` (the steps after the failing
+        // one often show what the replay should have placed before it).
+        let upto = if std::env::var("CRASH_DEBUG").as_deref() == Ok("all") { steps.len() } else { bad.index + 1 };
+        for (i, s) in steps.iter().enumerate().take(upto) {
             eprintln!("{i:4} epoch {} {:?}", s.writer_epoch, s.event);
         }
     }

@@ -9,7 +9,7 @@
 
 use tidemark::internals::protocol::Protocol;
 use tidemark_crash::config::AGED_MIN_AGE;
-use tidemark_crash::schedule::{run, CompactorPlace, Config, EngineMutant, GcAge, Injected, Report};
+use tidemark_crash::schedule::{run, CompactorPlace, Config, Conformance, EngineMutant, GcAge, Injected, Report};
 
 fn lifecycle(seed: u64) -> Config {
     Config::new(seed).with_lifecycle()
@@ -24,6 +24,9 @@ fn shipped_survives_lifecycle_schedules_and_exercises_them() {
     let mut exercised = Injected::default();
     for report in reports(0..120, lifecycle) {
         assert!(report.failure.is_none(), "seed {}: {:?}", report.seed, report.failure);
+        // Every lifecycle trace is replayed through the model: compaction,
+        // GC, checkpoint and follower steps are placed, none skipped.
+        assert!(matches!(report.conformance, Conformance::Replayed), "seed {}: {:?}", report.seed, report.conformance);
         exercised.add(&report.injected);
     }
     assert!(exercised.held_listings > 100 && exercised.held_reads > 100, "listings and reads were held: {exercised:?}");

@@ -44,6 +44,17 @@ pub(super) fn creates(e: &TraceEvent) -> Option<u64> {
     }
 }
 
+/// Whether step `j` creates its version in a slot GC had emptied: a
+/// `GcManifest` recorded before it deleted that version, so the version
+/// it names was created first by another step (or an unrecorded process),
+/// and this create is the engine's `SlotReopened`, replayed where it is.
+/// (A create is recorded as soon as it lands, before anything else is
+/// awaited; GC deletes a version only once a newer one exists.)
+pub(super) fn recreates(steps: &[TraceStep], j: usize) -> bool {
+    let Some(v) = creates(&steps[j].event) else { return false };
+    steps[..j].iter().any(|s| matches!(&s.event, TraceEvent::GcManifest { versions } if versions.contains(&v)))
+}
+
 /// Whether `e` is a compactor's, GC's, checkpoint holder's or follower's step.
 pub(super) fn is_lifecycle(e: &TraceEvent) -> bool {
     matches!(
@@ -89,7 +100,7 @@ impl Checker {
                 return Ok(());
             }
             let later = (i + 1..steps.len())
-                .find(|&j| !self.done.contains(&j) && creates(&steps[j].event) == Some(next));
+                .find(|&j| !self.done.contains(&j) && creates(&steps[j].event) == Some(next) && !recreates(steps, j));
             match later {
                 Some(j) if lifecycle_create(&steps[j].event) => {
                     self.done.insert(j);
@@ -170,8 +181,16 @@ impl Checker {
         Ok(())
     }
 
+    /// What a reader of `version` may have read: the object the model's
+    /// store holds, or one a GC pass recorded earlier deleted (read before
+    /// the deletion; a slot GC emptied may have held objects since).
+    fn read_as(&self, version: u64) -> Vec<ManifestView> {
+        let deleted = self.deleted.get(&version).into_iter().flatten();
+        self.state.store.manifests.get(&version).into_iter().chain(deleted).map(|m| m.view).collect()
+    }
+
     /// Creates `version` in the model's store: it must be the next one.
-    fn insert_version(
+    pub(super) fn insert_version(
         &mut self,
         version: u64,
         view: ManifestView,
@@ -372,7 +391,7 @@ impl Checker {
                 let latest = self.state.store.latest_manifest().0;
                 for v in versions.iter().filter(|v| **v < latest) {
                     if let Some(m) = self.state.store.manifests.remove(v) {
-                        self.deleted.insert(*v, m);
+                        self.deleted.entry(*v).or_default().push(m);
                     }
                 }
                 Ok(())
@@ -393,42 +412,44 @@ impl Checker {
                     .iter()
                     .find(|c| c.id == *id && c.wal_end.is_some())
                     .copied();
-                let cursor = match durable {
-                    Some(c) => FollowCursor::for_checkpoint(self.model.protocol, &c),
-                    None => {
-                        let m = self.state.store.manifests.get(version).ok_or_else(|| format!("follower {id:x} opened version {version}, which the model's store does not hold"))?;
-                        FollowCursor::open(self.model.protocol, &m.view)
+                if let Some(c) = durable {
+                    return self.follow(*id, FollowCursor::for_checkpoint(self.model.protocol, &c), applied);
+                }
+                let mut judged = Err(format!("follower {id:x} opened version {version}, which the model's store never held"));
+                for view in self.read_as(*version) {
+                    judged = self.follow(*id, FollowCursor::open(self.model.protocol, &view), applied);
+                    if judged.is_ok() {
+                        break;
                     }
-                };
-                self.follow(*id, cursor, applied)
+                }
+                judged
             }
             TraceEvent::FollowerPoll {
                 id,
                 version,
                 applied,
             } => {
-                let mut cursor = self
+                let cursor = self
                     .followers
                     .get(id)
                     .cloned()
                     .ok_or_else(|| format!("follower {id:x} polled before it opened"))?;
-                if *version > cursor.version() {
-                    self.versions_before(steps, i, *version + 1, true)?;
-                    // It read the version before a GC pass recorded earlier deleted it.
-                    let m = self
-                        .state
-                        .store
-                        .manifests
-                        .get(version)
-                        .or_else(|| self.deleted.get(version));
-                    let m = m.ok_or_else(|| format!("follower {id:x} adopted version {version}, which the model's store never held"))?;
-                    if !cursor.adopt(&m.view) {
-                        return Err(format!(
-                            "follower {id:x} adopted version {version}, which the protocol refuses"
-                        ));
+                if *version <= cursor.version() {
+                    return self.follow(*id, cursor, applied);
+                }
+                self.versions_before(steps, i, *version + 1, true)?;
+                let mut judged = Err(format!("follower {id:x} adopted version {version}, which the model's store never held"));
+                for view in self.read_as(*version) {
+                    let mut read = cursor.clone();
+                    judged = match read.adopt(&view) {
+                        true => self.follow(*id, read, applied),
+                        false => Err(format!("follower {id:x} adopted version {version}, which the protocol refuses")),
+                    };
+                    if judged.is_ok() {
+                        break;
                     }
                 }
-                self.follow(*id, cursor, applied)
+                judged
             }
             e => Err(format!("{} is not a lifecycle step", e.action())),
         }

@@ -100,11 +100,16 @@ struct Checker {
     uncertain: u32,
     /// Checkpoints whose create the trace recorded.
     created: std::collections::BTreeSet<u128>,
-    /// Versions GC deleted, for the followers that read them first.
-    deleted: BTreeMap<u64, ManifestVersion>,
+    /// Versions GC deleted, for the followers that read them first: every
+    /// object a slot held, oldest first (GC may empty a slot again after a
+    /// reopened create).
+    deleted: BTreeMap<u64, Vec<ManifestVersion>>,
     /// Set when the failing step is a lifecycle verdict (a GC plan, a
     /// follower's WALs, a fenced compactor's commit), not a placement.
     verdict: bool,
+    /// `CONFORMANCE_DEBUG` is set: every replayed step and the model's
+    /// latest version after it go to stderr.
+    debug: bool,
 }
 
 /// What the fault stores report as ambiguous: creates that landed and
@@ -129,7 +134,7 @@ impl Checker {
             0,
             ManifestVersion::new(ManifestView::default(), 0),
         )]);
-        Checker { model, state, landed_early: Default::default(), done: Default::default(), ambiguous: Default::default(), ambiguous_manifests: Default::default(), pre_applied: Default::default(), followers: Default::default(), uncertain: 0, created: Default::default(), deleted: Default::default(), verdict: false }
+        Checker { model, state, landed_early: Default::default(), done: Default::default(), ambiguous: Default::default(), ambiguous_manifests: Default::default(), pre_applied: Default::default(), followers: Default::default(), uncertain: 0, created: Default::default(), deleted: Default::default(), verdict: false, debug: false }
     }
 
     fn apply(&mut self, action: Action) -> Result<(), String> {
@@ -188,7 +193,7 @@ impl Checker {
         }
         self.uncertain += 1;
         let base = version - 1;
-        let Some(m) = self.state.store.manifests.get(&base).or_else(|| self.deleted.get(&base)).cloned() else { return };
+        let Some(m) = self.state.store.manifests.get(&base).or_else(|| self.deleted.get(&base).and_then(|d| d.last())).cloned() else { return };
         if let Some(w) = self.state.writer_mut(epoch) {
             if w.manifest_version < base {
                 w.manifest_version = base;
@@ -205,13 +210,20 @@ impl Checker {
         let Some(&owner) = self.ambiguous_manifests.get(&next) else { return false };
         for &epoch in epochs.iter().rev().filter(|&&e| e == owner) {
             let before = self.state.clone();
-            if self.state.is_alive(epoch) && self.apply(Action::WriteManifest { epoch }).is_ok() {
-                if self.state.store.latest_manifest().0 == next && self.state.is_alive(epoch) {
-                    self.pre_applied.insert((epoch, next));
-                    return true;
+            // A write on a base other versions superseded is taken first: the
+            // model's writer re-reads and writes again, as the engine's
+            // commit loop does.
+            for _ in 0..8 {
+                let written = self.state.store.latest_manifest().0 >= next;
+                if written || !self.state.is_alive(epoch) || self.apply(Action::WriteManifest { epoch }).is_err() {
+                    break;
                 }
-                self.state = before;
             }
+            if self.state.store.latest_manifest().0 == next && self.state.is_alive(epoch) {
+                self.pre_applied.insert((epoch, next));
+                return true;
+            }
+            self.state = before;
         }
         false
     }
@@ -310,6 +322,16 @@ impl Checker {
     }
 
     fn step(&mut self, steps: &[TraceStep], i: usize) -> Result<(), String> {
+        let r = self.step_inner(steps, i);
+        if self.debug {
+            let (v, m) = self.state.store.latest_manifest();
+            let (w, c) = (m.view.writer_epoch, m.view.compactor_epoch);
+            eprintln!("conformance: step {i} {:?} -> model latest version {v} (writer {w}, compactor {c}): {r:?}", steps[i].event);
+        }
+        r
+    }
+
+    fn step_inner(&mut self, steps: &[TraceStep], i: usize) -> Result<(), String> {
         let epoch = steps[i].writer_epoch;
         match &steps[i].event {
             TraceEvent::Put { wal_id } => {
@@ -411,8 +433,20 @@ impl Checker {
             {
                 Ok(())
             }
+            // A flush whose manifest write failed, recorded again later for
+            // the same memtable: the versions its writer creates in between
+            // do not hold it, so the model flushes at the retry.
+            TraceEvent::FlushL0 { last_wal_id, .. } if flushed_again(steps, i, *last_wal_id) => Ok(()),
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
             TraceEvent::WriteManifest { version, .. } if self.pre_applied.remove(&(epoch, *version)) => Ok(()),
+            // A writer the model has fenced (its upload was rejected) whose
+            // write landed in a slot GC emptied: the engine's writer finds
+            // the newer version above it and learns it is fenced. The slot
+            // holds an object again; what it holds no one adopts.
+            TraceEvent::WriteManifest { version, .. } if !self.state.is_alive(epoch) && lifecycle::recreates(steps, i) => {
+                let m = self.deleted.get(version).and_then(|d| d.last()).cloned().ok_or_else(|| format!("version {version} was never deleted"))?;
+                self.insert_version(*version, m.view, m.tree, m.token)
+            }
             TraceEvent::WriteManifest { version, wal_id_last_seen, replay_after_wal_id, pin } => {
                 self.versions_before(steps, i, *version, false)?;
                 if !self.ambiguous_manifests.is_empty() && *version > self.state.store.latest_manifest().0 + 1 {
@@ -478,7 +512,7 @@ impl Checker {
                 if let Some(listed) = &listed {
                     self.land_listed(listed)?;
                 }
-                self.versions_before(steps, i, *version, false)?;
+                self.versions_before(steps, i, *version, true)?;
                 // Versions below the claim that landed ambiguously and were
                 // never recorded (a claim whose process crashed while reading
                 // it back, a live writer's manifest write, another role's edit).
@@ -579,6 +613,10 @@ pub fn check(
     let mut checker = Checker::new(protocol, max_inflight);
     checker.ambiguous = ambiguous.wals.clone();
     checker.ambiguous_manifests = ambiguous.manifests.clone();
+    checker.debug = std::env::var_os("CONFORMANCE_DEBUG").is_some();
+    if checker.debug {
+        eprintln!("conformance: ambiguous creates {ambiguous:?}");
+    }
     for i in 0..steps.len() {
         if checker.done.contains(&i) {
             continue;
@@ -604,6 +642,15 @@ pub fn check(
 /// Whether the model's bounds can hold this trace (its writes are `u16` ids).
 pub fn fits(steps: &[TraceStep]) -> bool {
     steps.iter().filter(|s| matches!(s.event, TraceEvent::Put { .. })).count() < usize::from(BOUNDS.writes)
+}
+
+/// Whether the writer of step `i` (a `FlushL0` of the memtable up to
+/// `last_wal_id`) records the same flush again before it crashes.
+fn flushed_again(steps: &[TraceStep], i: usize, last_wal_id: WalId) -> bool {
+    let epoch = steps[i].writer_epoch;
+    let own = steps[i + 1..].iter().filter(|s| s.writer_epoch == epoch);
+    own.take_while(|s| !matches!(s.event, TraceEvent::Crash { .. }))
+        .any(|s| matches!(s.event, TraceEvent::FlushL0 { last_wal_id: l, .. } if l == last_wal_id))
 }
 
 /// Whether `epoch` recorded `Recover` and then `Crash`, and never `Fence`.

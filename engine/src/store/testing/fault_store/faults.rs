@@ -40,6 +40,9 @@ pub struct InjectedFaults {
     pub transient: u64,
     /// Paths whose conditional put landed and reported a conflict, in order.
     pub ambiguous: Vec<object_store::path::Path>,
+    /// The label of the clone each of `ambiguous` was created through
+    /// ([`FaultStore::labelled`](super::FaultStore::labelled); empty if none).
+    pub ambiguous_by: Vec<&'static str>,
 }
 
 /// The error every injected failure is: a `Generic` error of the store

@@ -35,8 +35,9 @@ pub(super) struct HeldPut {
     pub(super) path: Path,
     pub(super) payload: PutPayload,
     pub(super) opts: PutOptions,
-    /// Decided when the put was issued: it lands and reports a conflict.
-    pub(super) ambiguous: bool,
+    /// Decided when the put was issued: it lands and reports a conflict
+    /// (with the label of the clone it was issued through).
+    pub(super) ambiguous: Option<&'static str>,
     pub(super) reply: oneshot::Sender<Result<PutResult>>,
 }
 

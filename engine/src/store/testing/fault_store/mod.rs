@@ -73,9 +73,20 @@ struct State {
 pub struct FaultStore {
     inner: StdArc<dyn ObjectStore>,
     state: Arc<Mutex<State>>,
+    /// Who calls through this clone ([`FaultStore::labelled`]), recorded
+    /// with each ambiguous create it injects.
+    label: &'static str,
 }
 
 impl FaultStore {
+    /// A clone sharing this store's state whose ambiguous creates are
+    /// recorded as `label`'s ([`InjectedFaults::ambiguous_by`]): processes of
+    /// different roles on one store tell a checker who made an object whose
+    /// create they never heard back about.
+    pub fn labelled(&self, label: &'static str) -> Self {
+        Self { label, ..self.clone() }
+    }
+
     /// Wraps `inner`; every random choice derives from `seed`.
     pub fn new(inner: StdArc<dyn ObjectStore>, seed: u64) -> Self {
         let state = State {
@@ -95,7 +106,7 @@ impl FaultStore {
             stamper: None,
             held_total: [0; 3],
         };
-        Self { inner, state: Arc::new(Mutex::new(state)) }
+        Self { inner, state: Arc::new(Mutex::new(state)), label: "" }
     }
 
     /// The wrapped store, as another process would see it after a crash.
@@ -375,11 +386,13 @@ impl FaultStore {
 
     /// The answer the caller of a landed (or refused) put sees: for an
     /// ambiguous one that landed, the conflict a retry would have reported.
-    fn answer(&self, path: &Path, is_update: bool, ambiguous: bool, result: Result<PutResult>) -> Result<PutResult> {
-        if !(ambiguous && result.is_ok()) {
-            return result;
+    fn answer(&self, path: &Path, is_update: bool, ambiguous: Option<&'static str>, result: Result<PutResult>) -> Result<PutResult> {
+        let Some(label) = ambiguous.filter(|_| result.is_ok()) else { return result };
+        {
+            let mut state = lock(&self.state);
+            state.injected.ambiguous.push(path.clone());
+            state.injected.ambiguous_by.push(label);
         }
-        lock(&self.state).injected.ambiguous.push(path.clone());
         // The first attempt landed; the retry finds the object (a create)
         // or its new version (an update conditional on the old one).
         let source = "injected: a retried request found its own earlier attempt".into();
@@ -479,7 +492,7 @@ impl ObjectStore for FaultStore {
             let mut state = lock(&self.state);
             let hold = HoldRules::holds(&state.hold.uploads, path);
             let conditional = matches!(opts.mode, PutMode::Create | PutMode::Update(_));
-            (hold, conditional && state.take_ambiguous(path))
+            (hold, (conditional && state.take_ambiguous(path)).then_some(self.label))
         };
         if hold {
             let (reply, answer) = oneshot::channel();

@@ -69,6 +69,31 @@ async fn ambiguous_create_lands_but_reports_already_exists() {
     assert_eq!(inner.get(&p).await.unwrap().bytes().await.unwrap(), Bytes::from_static(b"m"));
 }
 
+/// Each ambiguous create is recorded with the label of the clone it was
+/// issued through, also when a held one is released through another clone.
+#[tokio::test]
+async fn ambiguous_creates_are_recorded_with_their_callers_label() {
+    let (fs, _) = store(1);
+    fs.ambiguous_creates("manifest/", 3);
+    let client = fs.labelled("client");
+    assert!(client.put_opts(&Path::from("manifest/1"), Bytes::new().into(), create()).await.is_err());
+    assert!(fs.put_opts(&Path::from("manifest/2"), Bytes::new().into(), create()).await.is_err());
+    fs.hold_prefix("manifest/");
+    let held = tokio::spawn({
+        let gc = fs.labelled("gc");
+        async move { gc.put_opts(&Path::from("manifest/3"), Bytes::new().into(), create()).await }
+    });
+    while fs.held().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    assert!(client.release(&Path::from("manifest/3")).await);
+    assert!(matches!(held.await.unwrap(), Err(object_store::Error::AlreadyExists { .. })));
+    let injected = fs.injected();
+    let paths: Vec<String> = injected.ambiguous.iter().map(|p| p.to_string()).collect();
+    assert_eq!(paths, ["manifest/1", "manifest/2", "manifest/3"]);
+    assert_eq!(injected.ambiguous_by, ["client", "", "gc"]);
+}
+
 #[tokio::test]
 async fn ambiguous_conditional_update_lands_but_reports_precondition() {
     let (fs, inner) = store(1);
