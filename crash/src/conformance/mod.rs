@@ -543,6 +543,19 @@ impl Checker {
                 for e in abandoned {
                     self.apply(Action::Crash { epoch: e })?;
                 }
+                // Racing openers: a recovery still fencing when this claim
+                // landed records its `Fence` later. Its fence depends on its
+                // own claim and listing, not on this one: it is replayed first.
+                let fencing: Vec<Epoch> = self
+                    .state
+                    .writers
+                    .iter()
+                    .filter(|w| matches!(w.phase, Phase::Recovering { .. }))
+                    .map(|w| w.epoch)
+                    .collect();
+                for e in fencing {
+                    self.pull_forward(steps, i, e, |ev| matches!(ev, TraceEvent::Fence { .. }))?;
+                }
                 self.apply(Action::Recover)?;
                 let (v, m) = self.state.store.latest_manifest();
                 if (v, m.view.writer_epoch) != (*version, epoch) {
@@ -624,9 +637,10 @@ pub fn check(
         if let Err(reason) = checker.step(steps, i) {
             // A lifecycle verdict on a replay that placed every version as
             // recorded is a nonconformance; anything else in a lifecycle
-            // trace may be a placement the replay cannot make yet. (An
-            // ambiguous create names only the writer epoch its object
-            // holds, so a client's may be taken for a writer's.)
+            // trace may be a placement the replay cannot make yet
+            // (`CONFORMANCE_STRICT` reports those too). An ambiguous create
+            // of a writer's process may be its own compactor's or GC's edit,
+            // taken for the writer's.
             let judged = checker.verdict && checker.uncertain == 0 && checker.ambiguous_manifests.is_empty();
             let lifecycle = steps.iter().any(|s| lifecycle::is_lifecycle(&s.event)) && !judged && std::env::var_os("CONFORMANCE_STRICT").is_none();
             let unreplayable = [UNREPLAYABLE_AMBIGUOUS_MANIFEST, UNREPLAYABLE_UNRECORDED_FENCE]

@@ -201,6 +201,11 @@ impl<T> CommitLog<T> {
         inner.last_written()
     }
 
+    /// Whether `Close` began (`stop_appends`).
+    pub fn closing(&self) -> bool {
+        lock(&self.inner).closing
+    }
+
     /// `Close` began and everything appended is durable: nothing of this
     /// writer is buffered, frozen or in flight (what `Close` waits for).
     pub fn closed_and_durable(&self) -> bool {

@@ -159,6 +159,13 @@ pub(super) async fn record_close(inner: &DbInner) -> Result<()> {
 /// hold them for good). Returns whether a version was written.
 pub(super) async fn refresh_pin(inner: &DbInner) -> Result<bool> {
     let mut manifest = inner.manifest.lock().await;
+    // Once `Close` began, the writer's next edits are its last flushes and
+    // its close: a pin-only edit between them would record a closing writer
+    // as done too early, and one after the close would clear
+    // `writer_closed` (the close drops the pin anyway).
+    if inner.commit.closing() {
+        return Ok(false);
+    }
     let latest = inner.manifests.reread(manifest.clone()).await?;
     let pinned = latest.checkpoints.iter().find(|c| c.holder == crate::manifest::CheckpointHolder::Writer(inner.epoch));
     let stale = pinned.is_some_and(|c| c.version < inner.oldest_live_tree().version);
