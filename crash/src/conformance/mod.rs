@@ -228,6 +228,12 @@ impl Checker {
         false
     }
 
+    /// The model's writers that claimed and have not fenced yet.
+    fn recovering(&self) -> Vec<Epoch> {
+        let writers = self.state.writers.iter();
+        writers.filter(|w| matches!(w.phase, Phase::Recovering { .. })).map(|w| w.epoch).collect()
+    }
+
     fn writer(&self, epoch: Epoch) -> Result<&Writer, String> {
         self.state.writer(epoch).ok_or_else(|| format!("the model has no live writer of epoch {epoch}"))
     }
@@ -529,11 +535,8 @@ impl Checker {
                 // claims again: the process leaves its first epoch behind
                 // before fencing, writing nothing more under it, as a crash.
                 let abandoned: Vec<Epoch> = self
-                    .state
-                    .writers
-                    .iter()
-                    .filter(|w| matches!(w.phase, Phase::Recovering { .. }))
-                    .map(|w| w.epoch)
+                    .recovering()
+                    .into_iter()
                     .filter(|e| {
                         // (A compactor's steps carry its own epoch.)
                         let own = |s: &&TraceStep| s.writer_epoch == *e && !lifecycle::is_lifecycle(&s.event);
@@ -546,14 +549,7 @@ impl Checker {
                 // Racing openers: a recovery still fencing when this claim
                 // landed records its `Fence` later. Its fence depends on its
                 // own claim and listing, not on this one: it is replayed first.
-                let fencing: Vec<Epoch> = self
-                    .state
-                    .writers
-                    .iter()
-                    .filter(|w| matches!(w.phase, Phase::Recovering { .. }))
-                    .map(|w| w.epoch)
-                    .collect();
-                for e in fencing {
+                for e in self.recovering() {
                     self.pull_forward(steps, i, e, |ev| matches!(ev, TraceEvent::Fence { .. }))?;
                 }
                 self.apply(Action::Recover)?;
