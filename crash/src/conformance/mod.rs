@@ -432,16 +432,9 @@ impl Checker {
             // manifest write must be `Fenced` (checked below).
             TraceEvent::FlushL0 { .. } if !self.state.is_alive(epoch) => Ok(()),
             // A flush whose SST or manifest write failed for good (a store
-            // error after retries) is tried again: the engine records
-            // `FlushL0` again for the memtable the model already flushed.
-            TraceEvent::FlushL0 { last_wal_id, .. }
-                if self.writer(epoch)?.flushed.last().is_some_and(|f| f.last_wal_id == *last_wal_id) =>
-            {
-                Ok(())
-            }
-            // A flush whose manifest write failed, recorded again later for
-            // the same memtable: the versions its writer creates in between
-            // do not hold it, so the model flushes at the retry.
+            // error after retries) is tried again, and recorded again for the
+            // same memtable: the versions its writer creates in between do
+            // not hold it, so the model flushes at the last attempt.
             TraceEvent::FlushL0 { last_wal_id, .. } if flushed_again(steps, i, *last_wal_id) => Ok(()),
             TraceEvent::FlushL0 { .. } => self.apply(Action::FlushL0 { epoch }),
             TraceEvent::WriteManifest { version, .. } if self.pre_applied.remove(&(epoch, *version)) => Ok(()),
