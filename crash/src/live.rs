@@ -264,8 +264,8 @@ fn record_injected(cfg: &Config, world: &World, histories: &Histories, outcome: 
         // Only a writer process's: the version a standalone compactor, GC or
         // client made and never recorded is an edit of no protocol field
         // (or a claim) to conformance, whatever writer epoch it copied.
-        let by_writers = injected.iter().flat_map(|i| i.ambiguous.iter().zip(&i.ambiguous_by));
-        for path in by_writers.filter(|(_, by)| by.is_empty()).map(|(path, _)| path) {
+        let by_writers = injected.iter().flat_map(|i| &i.ambiguous).filter(|(_, by)| by.is_empty());
+        for (path, _) in by_writers {
             let Some(version) = api::parse_manifest(path) else { continue };
             if let Some(epoch) = api::manifest_writer_epoch(&world.inner, path).await {
                 out.push((version, epoch));
@@ -277,11 +277,11 @@ fn record_injected(cfg: &Config, world: &World, histories: &Histories, outcome: 
     for i in &injected {
         h.injected.transient += i.transient;
         h.injected.ambiguous_creates += i.ambiguous.len() as u64;
-        let wals: Vec<u64> = i.ambiguous.iter().filter_map(api::parse_wal).collect();
+        let wals: Vec<u64> = i.ambiguous.iter().filter_map(|(path, _)| api::parse_wal(path)).collect();
         h.injected.ambiguous_wals += wals.len() as u64;
         h.ambiguous.wals.extend(wals);
-        h.ambiguous.manifests.extend(manifests.iter().copied());
     }
+    h.ambiguous.manifests.extend(manifests);
     for s in &outcome.stores {
         let [_, listings, reads] = s.held_total();
         h.injected.held_listings += listings;

@@ -38,11 +38,10 @@ pub struct RandomFaults {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InjectedFaults {
     pub transient: u64,
-    /// Paths whose conditional put landed and reported a conflict, in order.
-    pub ambiguous: Vec<object_store::path::Path>,
-    /// The label of the clone each of `ambiguous` was created through
+    /// Paths whose conditional put landed and reported a conflict, in order,
+    /// each with the label of the clone it was issued through
     /// ([`FaultStore::labelled`](super::FaultStore::labelled); empty if none).
-    pub ambiguous_by: Vec<&'static str>,
+    pub ambiguous: Vec<(object_store::path::Path, &'static str)>,
 }
 
 /// The error every injected failure is: a `Generic` error of the store

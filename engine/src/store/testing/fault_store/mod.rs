@@ -80,7 +80,7 @@ pub struct FaultStore {
 
 impl FaultStore {
     /// A clone sharing this store's state whose ambiguous creates are
-    /// recorded as `label`'s ([`InjectedFaults::ambiguous_by`]): processes of
+    /// recorded as `label`'s ([`InjectedFaults::ambiguous`]): processes of
     /// different roles on one store tell a checker who made an object whose
     /// create they never heard back about.
     pub fn labelled(&self, label: &'static str) -> Self {
@@ -388,11 +388,7 @@ impl FaultStore {
     /// ambiguous one that landed, the conflict a retry would have reported.
     fn answer(&self, path: &Path, is_update: bool, ambiguous: Option<&'static str>, result: Result<PutResult>) -> Result<PutResult> {
         let Some(label) = ambiguous.filter(|_| result.is_ok()) else { return result };
-        {
-            let mut state = lock(&self.state);
-            state.injected.ambiguous.push(path.clone());
-            state.injected.ambiguous_by.push(label);
-        }
+        lock(&self.state).injected.ambiguous.push((path.clone(), label));
         // The first attempt landed; the retry finds the object (a create)
         // or its new version (an update conditional on the old one).
         let source = "injected: a retried request found its own earlier attempt".into();
