@@ -68,10 +68,16 @@ pub enum EngineMutant {
     /// A writer whose compactor a standalone one fenced still holds its
     /// memtables at the L0 limit, waiting on a compactor that stopped.
     FencedCompactorHoldsL0,
+    /// A compaction keeps only the newest input's version of a key, losing
+    /// older merge operands and the value they fold into.
+    CompactionDropsOperands,
+    /// A compaction above the bottom run drops an expired value instead of
+    /// tombstoning it, so an older value comes back.
+    ExpiredValuesVanish,
 }
 
 impl EngineMutant {
-    pub const ALL: [EngineMutant; 11] = [
+    pub const ALL: [EngineMutant; 13] = [
         EngineMutant::ScanWithoutSnapshot,
         EngineMutant::SstNamesWithoutEpoch,
         EngineMutant::WindowNeverFreed,
@@ -83,6 +89,8 @@ impl EngineMutant {
         EngineMutant::PinIgnoresHeldViews,
         EngineMutant::FollowerSkipsWals,
         EngineMutant::FencedCompactorHoldsL0,
+        EngineMutant::CompactionDropsOperands,
+        EngineMutant::ExpiredValuesVanish,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +106,8 @@ impl EngineMutant {
             EngineMutant::PinIgnoresHeldViews => "pin-ignores-held-views",
             EngineMutant::FollowerSkipsWals => "follower-skips-wals",
             EngineMutant::FencedCompactorHoldsL0 => "fenced-compactor-holds-l0",
+            EngineMutant::CompactionDropsOperands => "compaction-drops-operands",
+            EngineMutant::ExpiredValuesVanish => "expired-values-vanish",
         }
     }
 
@@ -115,6 +125,8 @@ impl EngineMutant {
             EngineMutant::PinIgnoresHeldViews => s.pin_ignores_held_views = true,
             EngineMutant::FollowerSkipsWals => s.follower_skips_wals = true,
             EngineMutant::FencedCompactorHoldsL0 => s.fenced_compactor_holds_l0 = true,
+            EngineMutant::CompactionDropsOperands => s.compaction_drops_operands = true,
+            EngineMutant::ExpiredValuesVanish => s.expired_values_vanish = true,
         }
     }
 }

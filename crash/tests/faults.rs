@@ -74,7 +74,7 @@ async fn point_reads_fetch_only_the_block_they_need() {
     let (fault, _) = stores();
     let mut builder = SstBuilder::new(256);
     for i in 0..1000 {
-        builder.add(bytes::Bytes::from(format!("key{i:04}")), i as u64, Some(bytes::Bytes::from(vec![b'v'; 64]))).unwrap();
+        builder.add(bytes::Bytes::from(format!("key{i:04}")), i as u64, tidemark::internals::value::Value::from_option(Some(bytes::Bytes::from(vec![b'v'; 64])))).unwrap();
     }
     let object = builder.finish(&[]);
     let path = object_store::path::Path::from("db/compacted/1.sst");

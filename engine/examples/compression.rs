@@ -101,7 +101,7 @@ async fn main() {
             let started = Instant::now();
             let mut b = SstBuilder::new(4096).with_compression(codec);
             for (i, (k, v)) in entries.iter().enumerate() {
-                b.add(k.clone(), i as u64, Some(v.clone())).expect("sorted keys");
+                b.add(k.clone(), i as u64, tidemark::internals::value::Value::from_option(Some(v.clone()))).expect("sorted keys");
             }
             let sst = b.finish(&[]);
             let build = started.elapsed().as_secs_f64() * 1e3 / mb;

@@ -153,7 +153,7 @@ async fn main() -> tidemark::Result<()> {
     // One large SST, opened in memory: the CPU an open costs.
     let mut b = SstBuilder::new(4096);
     for i in 0..args.sst_entries {
-        b.add(key(i), i, Some(value(i)))?;
+        b.add(key(i), i, tidemark::internals::value::Value::from_option(Some(value(i))))?;
     }
     let bytes = b.finish(&[]);
     let store: StdArc<dyn ObjectStore> = StdArc::new(InMemory::new());

@@ -48,9 +48,10 @@ mod sst;
 mod store;
 mod sync;
 mod trace;
+mod value;
 mod wal_object;
 
-pub use batch::{WriteBatch, WriteOptions};
+pub use batch::{PutOptions, Ttl, WriteBatch, WriteOptions};
 pub use cache::BlockCacheStats;
 pub use clock::{Clock, SystemClock, TokioClock};
 pub use db::{
@@ -66,6 +67,7 @@ pub use paths::{sst_name, wal_name};
 pub use protocol::PutBudget;
 pub use settings::{Settings, SlowWrite, WalStore};
 pub use sst::Compression;
+pub use value::{AddI64, Concat, MergeOperator};
 pub use store::url::{store_for_url, store_for_url_read_only};
 pub use store::{HedgeCounts, HedgeSettings, SplitStore};
 
@@ -116,6 +118,10 @@ pub mod internals {
         pub use crate::sst::*;
     }
     /// Iterators shared by reads and compaction.
+    /// Versions (put, delete, merge operand, expiring value) and how they stack.
+    pub mod value {
+        pub use crate::value::*;
+    }
     pub mod iter {
         pub use crate::iter::*;
     }

@@ -13,14 +13,17 @@ use bytes::Bytes;
 use crate::protocol::WalId;
 use crate::sst::SeqEntry;
 use crate::sync::{lock, Arc, Mutex};
+use crate::value::Value;
 
 #[derive(Debug, Default)]
 struct Table {
-    map: BTreeMap<(Bytes, Reverse<u64>), Option<Bytes>>,
+    map: BTreeMap<(Bytes, Reverse<u64>), Value>,
     bytes: usize,
 }
 
-/// A sorted table of writes (`None` = tombstone), every version kept.
+/// A sorted table of writes, every version kept. Reads take, per key, its
+/// versions newest first down to the first that hides older ones (a merge
+/// operand does not): the caller folds them (`value::fold`).
 /// Shared (`Arc`) by the database and the snapshots and scans that read it.
 #[derive(Debug, Default)]
 pub struct Memtable {
@@ -61,9 +64,9 @@ fn at(key: &[u8], seq: u64) -> (Bytes, Reverse<u64>) {
 impl Memtable {
     /// Inserts the write of `key` with sequence number `seq`; returns the
     /// table's size in bytes.
-    pub fn insert(&self, key: Bytes, seq: u64, value: Option<Bytes>) -> usize {
+    pub fn insert(&self, key: Bytes, seq: u64, value: Value) -> usize {
         let mut t = lock(&self.table);
-        t.bytes += key.len() + value.as_ref().map_or(0, Bytes::len) + 40;
+        t.bytes += key.len() + value.len() + 40;
         t.map.insert((key, Reverse(seq)), value);
         t.bytes
     }
@@ -77,15 +80,22 @@ impl Memtable {
         lock(&self.table).map.is_empty()
     }
 
-    /// The newest version of `key` with a sequence number `<= seq`.
-    pub fn get(&self, key: &[u8], seq: u64) -> Option<(u64, Option<Bytes>)> {
+    /// The versions of `key` with sequence numbers `<= seq`, newest first,
+    /// down to the first that hides older ones.
+    pub fn get(&self, key: &[u8], seq: u64) -> Vec<(u64, Value)> {
         let t = lock(&self.table);
-        let ((k, Reverse(s)), v) = t.map.range(at(key, seq)..).next()?;
-        (k.as_ref() == key).then(|| (*s, v.clone()))
+        let mut out: Vec<(u64, Value)> = Vec::new();
+        for ((k, Reverse(s)), v) in t.map.range(at(key, seq)..) {
+            if k.as_ref() != key || out.last().is_some_and(|(_, last)| last.hides_older()) {
+                break;
+            }
+            out.push((*s, v.clone()));
+        }
+        out
     }
 
-    /// For each key in `range`, its newest version with a sequence number
-    /// `<= seq`, in key order.
+    /// For each key in `range`, its versions with sequence numbers `<= seq`
+    /// down to the first that hides older ones, newest first, in key order.
     pub fn range_at(&self, range: &(Bound<Bytes>, Bound<Bytes>), seq: u64) -> Vec<SeqEntry> {
         self.range_at_limit(range, seq, usize::MAX)
     }
@@ -103,21 +113,27 @@ impl Memtable {
         }
         let t = lock(&self.table);
         let mut out: Vec<SeqEntry> = Vec::new();
-        // Backwards, a key's versions come oldest first: the last one at or
-        // below `seq` before the key changes is its version as of `seq`.
-        let mut cand: Option<SeqEntry> = None;
+        let mut keys = 0;
+        // Backwards, a key's versions come oldest first: those at or below
+        // `seq` from the last that hides older ones are the key's chain,
+        // emitted newest first once the key changes.
+        let mut cand: Vec<SeqEntry> = Vec::new();
         for ((k, Reverse(s)), v) in t.map.range(bounds).rev() {
-            if cand.as_ref().is_some_and(|(ck, _, _)| ck != k) {
-                out.extend(cand.take());
-                if out.len() >= max {
+            if cand.first().is_some_and(|(ck, _, _)| ck != k) {
+                out.extend(cand.drain(..).rev());
+                keys += 1;
+                if keys >= max {
                     return out;
                 }
             }
             if *s <= seq {
-                cand = Some((k.clone(), *s, v.clone()));
+                if v.hides_older() {
+                    cand.clear();
+                }
+                cand.push((k.clone(), *s, v.clone()));
             }
         }
-        out.extend(cand);
+        out.extend(cand.drain(..).rev());
         out
     }
 
@@ -128,19 +144,25 @@ impl Memtable {
         }
         let t = lock(&self.table);
         let mut out: Vec<SeqEntry> = Vec::new();
+        let mut keys = 0;
         for ((k, Reverse(s)), v) in t.map.range(bounds) {
-            if *s > seq || out.last().is_some_and(|(last, _, _)| last == k) {
+            let same_key = out.last().is_some_and(|(last, _, _)| last == k);
+            if *s > seq || (same_key && out.last().is_some_and(|(_, _, last)| last.hides_older())) {
                 continue;
             }
-            if out.len() >= max {
-                break;
+            if !same_key {
+                if keys >= max {
+                    break;
+                }
+                keys += 1;
             }
             out.push((k.clone(), *s, v.clone()));
         }
         out
     }
 
-    /// Every key's newest version (what `FlushL0` writes).
+    /// Every key's versions down to the first that hides older ones, newest
+    /// first (what `FlushL0` folds and writes).
     pub fn newest(&self) -> Vec<SeqEntry> {
         self.range_at(&(Bound::Unbounded, Bound::Unbounded), u64::MAX)
     }
@@ -186,20 +208,42 @@ mod tests {
     #[test]
     fn reads_as_of_a_seq_see_the_versions_of_that_seq() {
         let m = Memtable::default();
-        m.insert(b("a"), 1, Some(b("a1")));
-        m.insert(b("b"), 2, Some(b("b2")));
-        m.insert(b("a"), 3, None);
-        m.insert(b("a"), 5, Some(b("a5")));
-        assert_eq!(m.get(b"a", 0), None);
-        assert_eq!(m.get(b"a", 2), Some((1, Some(b("a1")))));
-        assert_eq!(m.get(b"a", 4), Some((3, None)));
-        assert_eq!(m.get(b"a", u64::MAX), Some((5, Some(b("a5")))));
+        let put = |s: &str| Value::Put(b(s));
+        m.insert(b("a"), 1, put("a1"));
+        m.insert(b("b"), 2, put("b2"));
+        m.insert(b("a"), 3, Value::Delete);
+        m.insert(b("a"), 5, put("a5"));
+        assert_eq!(m.get(b"a", 0), vec![]);
+        assert_eq!(m.get(b"a", 2), vec![(1, put("a1"))]);
+        assert_eq!(m.get(b"a", 4), vec![(3, Value::Delete)]);
+        assert_eq!(m.get(b"a", u64::MAX), vec![(5, put("a5"))]);
         let all = (Bound::Unbounded, Bound::Unbounded);
-        assert_eq!(m.range_at(&all, 2), vec![(b("a"), 1, Some(b("a1"))), (b("b"), 2, Some(b("b2")))]);
-        assert_eq!(m.range_at(&all, 3), vec![(b("a"), 3, None), (b("b"), 2, Some(b("b2")))]);
+        assert_eq!(m.range_at(&all, 2), vec![(b("a"), 1, put("a1")), (b("b"), 2, put("b2"))]);
+        assert_eq!(m.range_at(&all, 3), vec![(b("a"), 3, Value::Delete), (b("b"), 2, put("b2"))]);
         let from_b = (Bound::Excluded(b("a")), Bound::Included(b("b")));
-        assert_eq!(m.range_at(&from_b, 9), vec![(b("b"), 2, Some(b("b2")))]);
-        assert_eq!(m.newest()[0], (b("a"), 5, Some(b("a5"))));
+        assert_eq!(m.range_at(&from_b, 9), vec![(b("b"), 2, put("b2"))]);
+        assert_eq!(m.newest()[0], (b("a"), 5, put("a5")));
         assert_eq!(m.max_seq(), Some(5));
+    }
+
+    #[test]
+    fn a_key_with_merge_operands_reads_down_to_the_version_they_fold_into() {
+        let m = Memtable::default();
+        let (put, merge) = (|s: &str| Value::Put(b(s)), |s: &str| Value::Merge(b(s)));
+        m.insert(b("a"), 1, put("old"));
+        m.insert(b("a"), 2, put("base"));
+        m.insert(b("a"), 3, merge("x"));
+        m.insert(b("a"), 4, merge("y"));
+        m.insert(b("b"), 5, merge("z"));
+        let chain_a = vec![(4, merge("y")), (3, merge("x")), (2, put("base"))];
+        assert_eq!(m.get(b"a", 9), chain_a);
+        assert_eq!(m.get(b"a", 3), chain_a[1..].to_vec());
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        let flat: Vec<SeqEntry> = chain_a.iter().map(|(s, v)| (b("a"), *s, v.clone())).chain([(b("b"), 5, merge("z"))]).collect();
+        assert_eq!(m.range_at(&all, 9), flat);
+        // A batch of one key holds its whole chain, in either direction.
+        assert_eq!(m.range_at_batch(&all, 9, false, 1), flat[..3].to_vec());
+        assert_eq!(m.range_at_batch(&all, 9, true, 1), flat[3..].to_vec());
+        assert_eq!(m.range_at_batch(&all, 9, true, 2), [&flat[3..], &flat[..3]].concat());
     }
 }

@@ -97,6 +97,13 @@ pub struct Settings {
     /// LZ4 by default: text-like values take a third of the bytes (and of
     /// a scan's GETs) for about 1 ms of CPU per MB each way (docs/compression.md).
     pub compression: crate::sst::Compression,
+    /// Folds merge operands ([`Db::merge`](crate::Db::merge)); `None`
+    /// refuses merges. Every process opening the database needs the
+    /// operator it was written with.
+    pub merge_operator: Option<crate::sync::StdArc<dyn crate::value::MergeOperator>>,
+    /// How long a put lives unless its [`PutOptions`](crate::PutOptions)
+    /// say otherwise; `None`: forever. Expiry is judged on [`clock`](Settings::clock).
+    pub default_ttl: Option<Duration>,
     /// The protocol variant (a mutant only when built with feature `mutants`).
     #[cfg_attr(not(feature = "internals"), doc(hidden))]
     pub protocol: Protocol,
@@ -151,6 +158,17 @@ pub struct Settings {
     /// deleted key comes back. Kept for the crash harness.
     #[cfg(feature = "mutants")]
     pub tombstones_above_bottom: bool,
+    /// Mutant `compaction-drops-operands`: a compaction keeps only the newest
+    /// source's version of a key, so merge operands in older inputs (and the
+    /// value they fold into) are lost (SlateDB #1769's shape). Kept for the
+    /// crash harness.
+    #[cfg(feature = "mutants")]
+    pub compaction_drops_operands: bool,
+    /// Mutant `expired-values-vanish`: a compaction above the bottom run
+    /// writes nothing for an expired value instead of a tombstone, so an
+    /// older run's value of the key comes back. Kept for the crash harness.
+    #[cfg(feature = "mutants")]
+    pub expired_values_vanish: bool,
     /// Mutant `hedge-exists-is-ours`: a hedged WAL create answered
     /// `AlreadyExists` is taken as its own other attempt having landed,
     /// without reading the object back (it may be a successor's fence).
@@ -206,6 +224,8 @@ impl Default for Settings {
             max_value_size: 16 << 20,
             block_size: 4096,
             compression: crate::sst::Compression::Lz4,
+            merge_operator: None,
+            default_ttl: None,
             protocol: Protocol::Shipped,
             max_retries: 8,
             block_cache_bytes: 64 << 20,
@@ -224,6 +244,10 @@ impl Default for Settings {
             compact_before_upload: false,
             #[cfg(feature = "mutants")]
             tombstones_above_bottom: false,
+            #[cfg(feature = "mutants")]
+            compaction_drops_operands: false,
+            #[cfg(feature = "mutants")]
+            expired_values_vanish: false,
             #[cfg(feature = "mutants")]
             hedge_exists_is_ours: false,
             #[cfg(feature = "mutants")]
@@ -255,6 +279,8 @@ impl std::fmt::Debug for Settings {
             .field("compacted_sst_size_bytes", &self.compacted_sst_size_bytes)
             .field("compactor", &self.compactor)
             .field("compression", &self.compression)
+            .field("merge_operator", &self.merge_operator)
+            .field("default_ttl", &self.default_ttl)
             .field("gc_min_age", &self.gc_min_age)
             .field("gc_interval", &self.gc_interval)
             .field("protocol", &self.protocol)
@@ -353,6 +379,16 @@ impl Settings {
         self.compression = c;
         self
     }
+    /// Sets [`merge_operator`](Settings::merge_operator).
+    pub fn with_merge_operator(mut self, op: crate::sync::StdArc<dyn crate::value::MergeOperator>) -> Self {
+        self.merge_operator = Some(op);
+        self
+    }
+    /// Sets [`default_ttl`](Settings::default_ttl).
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
     /// Sets [`block_cache_bytes`](Settings::block_cache_bytes) (0: no cache).
     pub fn with_block_cache_bytes(mut self, n: u64) -> Self {
         self.block_cache_bytes = n;
@@ -413,6 +449,9 @@ impl Settings {
                 "max_key_size must be at most 16 MiB, max_value_size and block_size at most 1 GiB (SST lengths are u32); got {}, {}, {}",
                 self.max_key_size, self.max_value_size, self.block_size
             ));
+        }
+        if self.default_ttl.is_some_and(|t| t.is_zero() || t > crate::batch::MAX_TTL) {
+            return bad(format!("default_ttl: {:?} is not within 1 ms..={:?}", self.default_ttl, crate::batch::MAX_TTL));
         }
         if let Some(why) = self.compression.invalid() {
             return bad(format!("compression: {why}"));

@@ -10,6 +10,7 @@ use crate::bounds;
 use crate::error::{Error, Result};
 use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind, MAX_ID};
 use crate::sst::{decode_all, SeqEntry, SstBuilder};
+use crate::value::{self, MergeOp, Value};
 
 /// 2: entries carry their write's sequence number.
 const WAL_META_VERSION: u16 = 2;
@@ -48,25 +49,30 @@ impl DecodedWal {
     }
 }
 
-/// Encodes a WAL: `writes` in write order, possibly repeating keys; the last
-/// write to a key wins, with its sequence number (the whole WAL applies
-/// atomically on replay, and no snapshot outlives a crash).
-pub fn encode_wal(header: WalHeader, token: u64, writes: impl IntoIterator<Item = SeqEntry>, block_size: usize) -> Bytes {
-    let mut latest: std::collections::BTreeMap<Bytes, (u64, Option<Bytes>)> = std::collections::BTreeMap::new();
+/// Encodes a WAL: `writes` in write order, possibly repeating keys; a key's
+/// writes fold to one entry (the last put or delete wins, merge operands
+/// fold with `op`), with the newest sequence number (the whole WAL applies
+/// atomically on replay, and no snapshot outlives a crash). Fails only for
+/// merge operands without a merge operator.
+pub fn encode_wal(header: WalHeader, token: u64, writes: impl IntoIterator<Item = SeqEntry>, block_size: usize, op: &MergeOp) -> Result<Bytes> {
+    let mut chains: std::collections::BTreeMap<Bytes, Vec<(u64, Value)>> = std::collections::BTreeMap::new();
     for (k, seq, v) in writes {
-        latest.insert(k, (seq, v));
+        chains.entry(k).or_default().push((seq, v));
     }
     let mut b = SstBuilder::new(block_size);
-    for (k, (seq, v)) in latest {
-        // Keys come sorted and unique from the map, so `add` cannot fail.
-        let _ = b.add(k, seq, v);
+    for (k, mut chain) in chains {
+        chain.reverse();
+        if let Some((seq, v)) = value::fold(op, &k, chain)? {
+            // Keys come sorted and unique from the map.
+            b.add(k, seq, v)?;
+        }
     }
     let kind = match header.kind {
         WalKind::Data => KindRepr::Data,
         WalKind::Fence { next_wal_id } => KindRepr::Fence { next_wal_id },
     };
     let meta = WalMeta { format_version: WAL_META_VERSION, writer_epoch: header.writer_epoch, kind, token };
-    b.finish(&postcard::to_stdvec(&meta).unwrap_or_default())
+    Ok(b.finish(&postcard::to_stdvec(&meta).unwrap_or_default()))
 }
 
 /// Decodes a WAL object read whole; any damage is `Error::Corrupt` naming it.
@@ -132,32 +138,50 @@ mod tests {
     fn round_trip_keeps_the_last_write_per_key() {
         let header = WalHeader { writer_epoch: 3, kind: WalKind::Data };
         let s = 3 << 32;
-        let writes = vec![(b("k"), s + 7, Some(b("1"))), (b("a"), s + 8, None), (b("k"), s + 9, Some(b("2")))];
-        let obj = encode_wal(header, 99, writes, 4096);
+        let writes = vec![(b("k"), s + 7, Value::Put(b("1"))), (b("a"), s + 8, Value::Delete), (b("k"), s + 9, Value::Put(b("2")))];
+        let obj = encode_wal(header, 99, writes, 4096, &None).unwrap();
         let d = decode_wal(&Path::from("wal/1"), obj).unwrap();
         assert_eq!(d.header, header);
         assert_eq!(d.token, 99);
-        assert_eq!(d.entries, vec![(b("a"), s + 8, None), (b("k"), s + 9, Some(b("2")))]);
+        assert_eq!(d.entries, vec![(b("a"), s + 8, Value::Delete), (b("k"), s + 9, Value::Put(b("2")))]);
+    }
+
+    #[test]
+    fn merge_operands_in_one_wal_fold_in_write_order() {
+        let header = WalHeader { writer_epoch: 3, kind: WalKind::Data };
+        let s = 3 << 32;
+        let op: MergeOp = Some(crate::sync::StdArc::new(crate::value::Concat));
+        let expiring = Value::Expiring { value: b("e"), expires_at: 77, then: None };
+        let writes = vec![
+            (b("k"), s + 1, Value::Merge(b("a"))),
+            (b("k"), s + 2, Value::Merge(b("b"))),
+            (b("p"), s + 3, Value::Put(b("x"))),
+            (b("p"), s + 4, Value::Merge(b("y"))),
+            (b("t"), s + 5, expiring.clone()),
+        ];
+        let d = decode_wal(&Path::from("wal/1"), encode_wal(header, 1, writes.clone(), 4096, &op).unwrap()).unwrap();
+        assert_eq!(d.entries, vec![(b("k"), s + 2, Value::Merge(b("ab"))), (b("p"), s + 4, Value::Put(b("xy"))), (b("t"), s + 5, expiring)]);
+        assert!(encode_wal(header, 1, writes, 4096, &None).is_err(), "operands without an operator");
     }
 
     #[test]
     fn an_entry_outside_its_epochs_sequence_numbers_is_corrupt() {
         let header = WalHeader { writer_epoch: 3, kind: WalKind::Data };
         for seq in [(3 << 32) - 1, 4 << 32, MAX_ID] {
-            let obj = encode_wal(header, 1, vec![(b("k"), seq, None)], 4096);
+            let obj = encode_wal(header, 1, vec![(b("k"), seq, Value::Delete)], 4096, &None).unwrap();
             match decode_wal(&Path::from("wal/1"), obj) {
                 Err(Error::Corrupt { reason, .. }) => assert!(reason.contains(&format!("seq {seq}")), "{reason}"),
                 other => panic!("seq {seq}: {other:?}"),
             }
         }
-        let obj = encode_wal(header, 1, vec![(b("k"), (4 << 32) - 1, None)], 4096);
+        let obj = encode_wal(header, 1, vec![(b("k"), (4 << 32) - 1, Value::Delete)], 4096, &None).unwrap();
         assert!(decode_wal(&Path::from("wal/1"), obj).is_ok(), "the last of epoch 3's numbers");
     }
 
     #[test]
     fn fence_round_trips() {
         let header = WalHeader { writer_epoch: 2, kind: WalKind::Fence { next_wal_id: 70 } };
-        let d = decode_wal(&Path::from("wal/6"), encode_wal(header, 1, vec![], 4096)).unwrap();
+        let d = decode_wal(&Path::from("wal/6"), encode_wal(header, 1, vec![], 4096, &None).unwrap()).unwrap();
         assert_eq!(d.header, header);
         assert!(d.entries.is_empty());
     }

@@ -136,7 +136,7 @@ fn format_2_objects_written_before_compression_still_read() {
 fn lying_sst(lie: u32) -> Bytes {
     let mut b = SstBuilder::new(4096).with_compression(Compression::Lz4);
     for i in 0..40u32 {
-        b.add(Bytes::from(format!("key{i:03}")), u64::from(i), Some(value(i, 0))).unwrap();
+        b.add(Bytes::from(format!("key{i:03}")), u64::from(i), tidemark::internals::value::Value::from_option(Some(value(i, 0)))).unwrap();
     }
     let mut obj = b.finish(&[]).to_vec();
     let reader = SstReader::from_bytes(Path::from("x"), Bytes::from(obj.clone())).unwrap();
@@ -168,17 +168,17 @@ async fn a_block_whose_stated_length_lies_is_corrupt_on_every_read_path() {
     // The honest length reads.
     let honest = SstReader::from_bytes(Path::from("x"), {
         let mut b = SstBuilder::new(4096).with_compression(Compression::Lz4);
-        b.add(Bytes::from("k"), 1, Some(value(1, 0))).unwrap();
+        b.add(Bytes::from("k"), 1, tidemark::internals::value::Value::from_option(Some(value(1, 0)))).unwrap();
         b.finish(&[])
     })
     .unwrap();
-    assert_eq!(honest.get(b"k").await.unwrap(), Some(Some(value(1, 0))));
+    assert_eq!(honest.get(b"k").await.unwrap(), Some(tidemark::internals::value::Value::Put(value(1, 0))));
 }
 
 #[tokio::test]
 async fn an_unknown_codec_is_refused_by_name() {
     let mut b = SstBuilder::new(4096).with_compression(Compression::Zstd { level: 3 });
-    b.add(Bytes::from("k"), 1, Some(value(1, 0))).unwrap();
+    b.add(Bytes::from("k"), 1, tidemark::internals::value::Value::from_option(Some(value(1, 0)))).unwrap();
     let obj = b.finish(&[]).to_vec();
     // The footer's codec (bytes 6..8 of the footer) set to 7, resealed.
     let mut bad = obj.clone();

@@ -77,7 +77,7 @@ async fn an_sst_whose_filter_lacks_a_key_is_a_problem() {
     let path = Layout::new(Path::from(ROOT)).sst(&h);
     let good = store.get(&path).await.unwrap().bytes().await.unwrap();
     let mut other = SstBuilder::new(4096);
-    other.add(Bytes::from("zz"), 1, Some(Bytes::from("v"))).unwrap();
+    other.add(Bytes::from("zz"), 1, tidemark::internals::value::Value::from_option(Some(Bytes::from("v")))).unwrap();
     let other = other.finish(&[]);
     let filter_range = |sst: &[u8]| {
         let footer = &sst[sst.len() - 32..];
@@ -141,12 +141,12 @@ async fn a_missing_recorded_fence_and_an_unsorted_wal_are_problems() {
     let (store, m) = seeded(&["a"]).await;
     // A WAL at the chain's next position whose blocks hold "b" then "a",
     // while its index claims "a" then "b".
-    let wal = encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [], 4096);
+    let wal = encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [], 4096, &None).expect("entries without merge operands");
     let meta = tidemark::internals::sst::decode_all(&Path::from("w"), wal).unwrap().0;
     let mut b1 = SstBuilder::new(64);
-    b1.add(Bytes::from("b"), 1, Some(Bytes::from("1"))).unwrap();
+    b1.add(Bytes::from("b"), 1, tidemark::internals::value::Value::from_option(Some(Bytes::from("1")))).unwrap();
     let mut b2 = SstBuilder::new(64);
-    b2.add(Bytes::from("a"), 1, Some(Bytes::from("1"))).unwrap();
+    b2.add(Bytes::from("a"), 1, tidemark::internals::value::Value::from_option(Some(Bytes::from("1")))).unwrap();
     // The same shape: one block each; swap the blocks, keep each index.
     let (x, y) = (b2.finish(&meta), b1.finish(&meta));
     let block_len = u64::from_le_bytes(x[x.len() - 24..x.len() - 16].try_into().unwrap()) as usize;
@@ -165,7 +165,7 @@ async fn orphans_are_informational() {
     let (store, _) = seeded(&["a"]).await;
     let layout = Layout::new(Path::from(ROOT));
     let mut b = SstBuilder::new(4096);
-    b.add(Bytes::from("x"), 1, None).unwrap();
+    b.add(Bytes::from("x"), 1, tidemark::internals::value::Value::from_option(None)).unwrap();
     let orphan = layout.sst_at(SstHandle::new_id(0), tidemark::SstOwner::Writer, 1);
     store.put(&orphan, PutPayload::from(b.finish(&[]))).await.unwrap();
     let r = check(&store).await;

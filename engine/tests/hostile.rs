@@ -19,13 +19,13 @@ fn b(s: &str) -> Bytes {
 fn small_wal() -> Bytes {
     let header = WalHeader { writer_epoch: 7, kind: WalKind::Data };
     let s = 7 << 32; // epoch 7's sequence numbers
-    encode_wal(header, 42, vec![(b("alpha"), s + 1, Some(b("1"))), (b("beta"), s + 2, None), (b("gamma"), s + 3, Some(b("333")))], 64)
+    encode_wal(header, 42, vec![(b("alpha"), s + 1, tidemark::internals::value::Value::Put(b("1"))), (b("beta"), s + 2, tidemark::internals::value::Value::Delete), (b("gamma"), s + 3, tidemark::internals::value::Value::Put(b("333")))], 64, &None).expect("entries without merge operands")
 }
 
 fn small_sst() -> Bytes {
     let mut builder = SstBuilder::new(64);
     for i in 0..12 {
-        builder.add(Bytes::from(format!("key{i:02}")), i, Some(Bytes::from(format!("value{i}")))).unwrap();
+        builder.add(Bytes::from(format!("key{i:02}")), i, tidemark::internals::value::Value::from_option(Some(Bytes::from(format!("value{i}"))))).unwrap();
     }
     builder.finish(b"meta")
 }
@@ -304,7 +304,7 @@ mod crafted {
     async fn a_well_formed_crafted_sst_reads_back() {
         let (_, r) = open(Raw::new(blocks()).build()).await;
         let r = r.unwrap();
-        assert_eq!(r.get(b"c").await.unwrap(), Some(Some(Bytes::from("3"))));
+        assert_eq!(r.get(b"c").await.unwrap(), Some(tidemark::internals::value::Value::Put(Bytes::from("3"))));
         assert_eq!(r.scan(&ALL).await.unwrap().len(), 4);
     }
 
@@ -325,7 +325,7 @@ mod crafted {
         corrupt_with(r.scan(&ALL).await, &path, "bloom filter lacks key");
         corrupt_with(r.get(b"a").await, &path, "bloom filter lacks key");
         assert_eq!(r.get(b"b").await.unwrap(), None, "the stated limit: a point read trusts the filter's no");
-        assert_eq!(r.get(b"d").await.unwrap(), Some(Some(Bytes::from("4"))), "the other block is sound");
+        assert_eq!(r.get(b"d").await.unwrap(), Some(tidemark::internals::value::Value::Put(Bytes::from("4"))), "the other block is sound");
         corrupt_with(decode_all(&path, bytes), &path, "bloom filter lacks key");
     }
 
@@ -381,7 +381,7 @@ mod crafted {
     /// The header of a WAL of epoch 0, whose sequence numbers include the
     /// crafted entries' (1).
     fn wal_meta() -> Vec<u8> {
-        let wal = encode_wal(WalHeader { writer_epoch: 0, kind: WalKind::Data }, 42, [], 4096);
+        let wal = encode_wal(WalHeader { writer_epoch: 0, kind: WalKind::Data }, 42, [], 4096, &None).expect("entries without merge operands");
         decode_all(&Path::from("w"), wal).unwrap().0.to_vec()
     }
 

@@ -114,15 +114,15 @@ fn cases() -> Vec<Case> {
             field: "writer_epoch",
             bound: MAX_EPOCH,
             craft: Craft::Wal(Box::new(|_, v| {
-                let entries = [(Bytes::from("w"), seq_range(v).map_or(1, |r| *r.start()), Some(Bytes::from("x")))];
-                encode_wal(WalHeader { writer_epoch: v, kind: WalKind::Data }, 1, entries, 4096)
+                let entries = [(Bytes::from("w"), seq_range(v).map_or(1, |r| *r.start()), tidemark::internals::value::Value::Put(Bytes::from("x")))];
+                encode_wal(WalHeader { writer_epoch: v, kind: WalKind::Data }, 1, entries, 4096, &None).expect("entries without merge operands")
             })),
         },
         Case {
             field: "next_wal_id",
             bound: MAX_ID,
             craft: Craft::Wal(Box::new(|m, v| {
-                encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Fence { next_wal_id: v } }, 1, [], 4096)
+                encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Fence { next_wal_id: v } }, 1, [], 4096, &None).expect("entries without merge operands")
             })),
         },
         Case {
@@ -130,7 +130,7 @@ fn cases() -> Vec<Case> {
             bound: 0, // the last sequence number of the manifest's writer epoch
             craft: Craft::Wal(Box::new(|m, above| {
                 let seq = *seq_range(m.writer_epoch).unwrap().end() + above;
-                encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [(Bytes::from("w"), seq, None)], 4096)
+                encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [(Bytes::from("w"), seq, tidemark::internals::value::Value::Delete)], 4096, &None).expect("entries without merge operands")
             })),
         },
         Case { field: "wal name", bound: MAX_ID, craft: Craft::WalName },
@@ -160,12 +160,12 @@ async fn craft(store: &Arc<dyn ObjectStore>, case: &Case, value: u64, above: boo
         }
         Craft::WalName => {
             let path = layout().wal(value);
-            put(store, &path, encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [], 4096)).await;
+            put(store, &path, encode_wal(WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Data }, 1, [], 4096, &None).expect("entries without merge operands")).await;
             path
         }
         Craft::EntrySeq => {
             let mut b = SstBuilder::new(4096);
-            b.add(Bytes::from("zz"), value, Some(Bytes::from("x"))).unwrap();
+            b.add(Bytes::from("zz"), value, tidemark::internals::value::Value::from_option(Some(Bytes::from("x")))).unwrap();
             let bytes = b.finish(&[]);
             let h = SstHandle {
                 id: m.l0[0].id + 77,

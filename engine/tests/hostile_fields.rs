@@ -164,7 +164,7 @@ async fn a_fence_with_next_wal_id_at_u64_max_is_corrupt_by_name() {
         let at = top.max(m.replay_after_wal_id) + 1;
         let header = WalHeader { writer_epoch: m.writer_epoch, kind: WalKind::Fence { next_wal_id } };
         let path = layout.wal(at);
-        store.put(&path, PutPayload::from(encode_wal(header, 1, [], 4096))).await.unwrap();
+        store.put(&path, PutPayload::from(encode_wal(header, 1, [], 4096, &None).expect("entries without merge operands"))).await.unwrap();
         assert_refused(&store, path.as_ref(), "next_wal_id", &format!("fence to {next_wal_id}")).await;
         // Remove the hostile object: the database opens with its data.
         store.delete(&path).await.unwrap();
@@ -185,8 +185,8 @@ async fn a_wal_with_writer_epoch_at_u64_max_is_corrupt_by_name() {
     let at = top.max(m.replay_after_wal_id) + 1;
     let header = WalHeader { writer_epoch: u64::MAX, kind: WalKind::Data };
     let path = layout.wal(at);
-    let entries = [(Bytes::from("x"), 1, Some(Bytes::from("y")))];
-    store.put(&path, PutPayload::from(encode_wal(header, 1, entries, 4096))).await.unwrap();
+    let entries = [(Bytes::from("x"), 1, tidemark::internals::value::Value::Put(Bytes::from("y")))];
+    store.put(&path, PutPayload::from(encode_wal(header, 1, entries, 4096, &None).expect("entries without merge operands"))).await.unwrap();
     assert_refused(&store, path.as_ref(), "writer_epoch", "WAL epoch").await;
 }
 
@@ -201,7 +201,7 @@ async fn a_wal_named_above_the_bound_on_the_chain_is_refused() {
     put_manifest(&store, &m).await;
     let header = WalHeader { writer_epoch: 1, kind: WalKind::Data };
     let path = layout().wal(MAX_ID + 1);
-    store.put(&path, PutPayload::from(encode_wal(header, 1, [], 4096))).await.unwrap();
+    store.put(&path, PutPayload::from(encode_wal(header, 1, [], 4096, &None).expect("entries without merge operands"))).await.unwrap();
     assert_refused(&store, "manifest", "replay_after_wal_id", "WAL at u64::MAX").await;
 }
 

@@ -152,8 +152,8 @@ async fn a_wal_of_an_epoch_no_manifest_records_is_corrupt_not_a_fence() {
         let at = next_wal_id(&store, &m).await;
         let path = layout().wal(at);
         let seq = if above == MAX_ID { 1 } else { epoch << 32 };
-        let entries = [(Bytes::from("ghost"), seq, Some(Bytes::from("boo")))];
-        put(&store, &path, encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 1, entries, 4096)).await;
+        let entries = [(Bytes::from("ghost"), seq, tidemark::internals::value::Value::Put(Bytes::from("boo")))];
+        put(&store, &path, encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 1, entries, 4096, &None).expect("entries without merge operands")).await;
         let what = format!("a WAL of epoch {epoch}");
         let problems = fsck_clean_implies_writable(&store, settings(), &what).await;
         assert_reported(&problems, path.as_ref(), "writer_epoch", &what);

@@ -258,7 +258,7 @@ async fn racing_manifest_and_wal_creates_have_one_winner() {
         let owners: Vec<ObjectOwner> = (1..=CONTENDERS).map(|e| ObjectOwner { writer_epoch: e, token: rand::random() }).collect();
         let wals = owners
             .iter()
-            .map(|o| encode_wal(WalHeader { writer_epoch: o.writer_epoch, kind: WalKind::Data }, o.token, [], 4096))
+            .map(|o| encode_wal(WalHeader { writer_epoch: o.writer_epoch, kind: WalKind::Data }, o.token, [], 4096, &None).expect("entries without merge operands"))
             .collect();
         let path = layout.wal(round);
         let winner = race_creates(&store, &path, wals).await;

@@ -192,7 +192,7 @@ async fn canonicalize(store: &dyn ObjectStore) -> Vec<Slot> {
             continue;
         }
         let wal = decode_wal(p, bytes.clone()).expect("base: WAL decodes");
-        let canonical = encode_wal(wal.header, 0, wal.entries, settings().block_size);
+        let canonical = encode_wal(wal.header, 0, wal.entries, settings().block_size, &None).expect("entries without merge operands");
         wals.push(Slot { path: p.clone(), kind: Kind::Wal, original: Some(canonical) });
         last_wal = last_wal.max(id);
     }
@@ -216,7 +216,7 @@ impl Base {
         let header = WalHeader { writer_epoch: last.header.writer_epoch, kind: WalKind::Data };
         let seq = last.entries.iter().map(|e| e.1).max().unwrap_or(0) + 1;
         let entry = (Bytes::from_static(b"zombie"), seq, Some(Bytes::from_static(b"late")));
-        encode_wal(header, 0, [entry], settings().block_size)
+        encode_wal(header, 0, [entry], settings().block_size, &None).expect("entries without merge operands")
     }
 }
 

@@ -126,7 +126,7 @@ pub fn seeds(base: &Base) -> Vec<Crafted> {
     let next = base.slots.iter().position(|s| s.kind == Kind::Wal && s.original.is_none()).expect("the next WAL slot");
     let wal = |epoch: u64, seq: u64| {
         let entry = (Bytes::from_static(b"ghost"), seq, Some(Bytes::from_static(b"boo")));
-        encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 0, [entry], settings().block_size)
+        encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 0, [entry], settings().block_size, &None).expect("entries without merge operands")
     };
     let start = |e: u64| seq_range(e).map_or(1, |r| *r.start());
     let end = |e: u64| seq_range(e).map_or(1, |r| *r.end());
@@ -145,7 +145,7 @@ pub fn seeds(base: &Base) -> Vec<Crafted> {
         let w = decode_wal(&Path::from("wal"), original).expect("base WAL");
         let epoch = m.writer_epoch + 1;
         let entries = w.entries.into_iter().map(|(k, _, v)| (k, start(epoch), v)).take(1);
-        let object = encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 0, entries, settings().block_size);
+        let object = encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 0, entries, settings().block_size, &None).expect("entries without merge operands");
         out.push(Crafted { slot, name: "wal-replayed-epoch-above-the-manifest".into(), object });
     }
 

@@ -13,7 +13,7 @@ use super::inner::DbInner;
 use super::manifest_store::{Claim, CompactionCommit, Committed};
 use crate::bounds;
 use crate::error::{Error, Result};
-use crate::iter::{MergeIter, RunSource, Source, SstSource, Tombstones};
+use crate::iter::{CompactMutant, MergeIter, Mode, RunSource, Source, SstSource};
 use crate::manifest::{ManifestObject, SstHandle, SstOwner};
 use crate::protocol::{fenced_by, Compaction, Epoch, Role, SortedRun, Tree};
 use crate::trace::TraceEvent;
@@ -150,8 +150,9 @@ async fn compact(inner: &Arc<DbInner>, state: &mut CompactorState, job: Job) -> 
     // Decided before any output is written: an epoch too large for a run id
     // fails the compaction cleanly instead of colliding with another run.
     let run_id = run_id(inner, epoch, state.runs)?;
-    let tombstones = if job.bottom || tombstones_above_bottom(inner) { Tombstones::Drop } else { Tombstones::Keep };
-    let mut merge = MergeIter::new(sources, tombstones);
+    // Expiry is judged at the compaction's start, on the database clock.
+    let mode = Mode::Compact { now_ms: inner.settings.clock.now_ms(), bottom: job.bottom || tombstones_above_bottom(inner) };
+    let mut merge = MergeIter::new(sources, mode, inner.settings.merge_operator.clone()).with_mutant(compact_mutant(inner));
     let mut outputs: Vec<SstHandle> = Vec::new();
     let new_builder = || SstBuilder::new(inner.settings.block_size).with_compression(inner.settings.compression);
     let mut builder = new_builder();
@@ -213,6 +214,21 @@ async fn upload_output(inner: &Arc<DbInner>, bytes: bytes::Bytes, epoch: Epoch) 
         return Ok(Some(handle));
     }
     inner.upload_sst(bytes, SstOwner::Compactor, epoch, None).await
+}
+
+/// Mutants `compaction-drops-operands` and `expired-values-vanish`.
+fn compact_mutant(inner: &DbInner) -> CompactMutant {
+    #[cfg(feature = "mutants")]
+    {
+        if inner.settings.compaction_drops_operands {
+            return CompactMutant::DropsOperands;
+        }
+        if inner.settings.expired_values_vanish {
+            return CompactMutant::ExpiredVanish;
+        }
+    }
+    let _ = inner;
+    CompactMutant::None
 }
 
 /// Mutant `tombstones-above-bottom` (`Settings::tombstones_above_bottom`):

@@ -49,15 +49,16 @@ pub(super) async fn run(inner: Arc<DbInner>) {
     }
 }
 
-/// An immutable memtable as SST bytes: each key's newest version, with its
-/// sequence number (snapshots that need older ones hold the memtable itself).
-fn build_sst(table: &Memtable, settings: &crate::settings::Settings) -> bytes::Bytes {
+/// An immutable memtable as SST bytes: each key's newest version (merge
+/// operands folded into what they are written on), with its sequence number
+/// (snapshots that need older ones hold the memtable itself). Fails only
+/// for merge operands without a merge operator.
+fn build_sst(table: &Memtable, settings: &crate::settings::Settings) -> crate::error::Result<bytes::Bytes> {
     let mut b = SstBuilder::new(settings.block_size).with_compression(settings.compression);
-    // Keys come sorted and unique, so `add` cannot fail.
-    for (k, seq, v) in table.newest() {
-        let _ = b.add(k, seq, v);
+    for (k, seq, v) in crate::value::fold_chains(&settings.merge_operator, table.newest())? {
+        b.add(k, seq, v)?;
     }
-    b.finish(&[])
+    Ok(b.finish(&[]))
 }
 
 /// Mutant `sst-names-without-epoch` (`Settings::sst_names_without_epoch`):
@@ -79,7 +80,7 @@ pub(super) async fn flush_oldest(inner: &Arc<DbInner>) -> Result<bool> {
     let mut manifest = inner.manifest.lock().await;
     let Some(imm) = lock(&inner.mem).imm.first().cloned() else { return Ok(false) };
     wait_durable_through(inner, imm.last_wal_id).await?;
-    let bytes = build_sst(&imm.table, &inner.settings);
+    let bytes = build_sst(&imm.table, &inner.settings)?;
     let named = sst_name_from_manifest(inner, &manifest);
     let handle = inner.upload_sst(bytes, SstOwner::Writer, inner.epoch, named).await?;
     inner.emit(TraceEvent::FlushL0 { size: handle.as_ref().map_or(0, |h| h.size), last_wal_id: imm.last_wal_id });

@@ -25,7 +25,8 @@ use std::ops::{Bound, RangeBounds};
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
-use crate::batch::{WriteBatch, WriteOptions};
+use crate::batch::{Op, PutOptions, WriteBatch, WriteOptions};
+use crate::value::Value;
 use crate::commit::{AckError, Appended};
 use crate::error::{Error, Result};
 use crate::iter::{KeyRange, ScanOptions};
@@ -225,6 +226,28 @@ impl Db {
         self.write_with(b, opts).await
     }
 
+    /// [`Db::put`] with per-put options (its time-to-live) and write options.
+    pub async fn put_with_options(&self, key: impl Into<Bytes>, value: impl Into<Bytes>, put: &PutOptions, opts: &WriteOptions) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put_with(key, value, *put);
+        self.write_with(b, opts).await
+    }
+
+    /// Merges `operand` into `key`'s value with the settings'
+    /// [`MergeOperator`](crate::MergeOperator) (a read-modify-write without
+    /// the read) and returns once that is durable. Reads fold the operands
+    /// written since the key's last put or delete, in write order.
+    pub async fn merge(&self, key: impl Into<Bytes>, operand: impl Into<Bytes>) -> Result<()> {
+        self.merge_with(key, operand, &WriteOptions::default()).await
+    }
+
+    /// [`Db::merge`] with options.
+    pub async fn merge_with(&self, key: impl Into<Bytes>, operand: impl Into<Bytes>, opts: &WriteOptions) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.merge(key, operand);
+        self.write_with(b, opts).await
+    }
+
     /// Deletes `key` (writes a tombstone) and returns once that is durable.
     /// Deleting a key that does not exist is not an error.
     pub async fn delete(&self, key: impl Into<Bytes>) -> Result<()> {
@@ -256,15 +279,26 @@ impl Db {
         if batch.is_empty() {
             return Ok(());
         }
-        for (k, v) in &batch.ops {
+        for (k, op) in &batch.ops {
             self.check_key(k)?;
-            if let Some(v) = v {
+            if let Some(v) = op.payload() {
                 let max = inner.settings.max_value_size;
                 if v.len() > max {
                     return Err(Error::InvalidArgument(format!("value of {} bytes exceeds max_value_size {max}", v.len())));
                 }
             }
+            if matches!(op, Op::Merge(_)) && inner.settings.merge_operator.is_none() {
+                return Err(Error::InvalidArgument("merge needs a merge operator (Settings::with_merge_operator)".into()));
+            }
         }
+        // Expiry is stamped here, on the database clock, before the batch
+        // takes its sequence numbers.
+        let now_ms = inner.settings.clock.now_ms();
+        let ops: Vec<(Bytes, Value)> = batch
+            .ops
+            .iter()
+            .map(|(k, op)| Ok((k.clone(), op.version(now_ms, inner.settings.default_ttl)?)))
+            .collect::<Result<_>>()?;
         let bytes = batch.bytes;
         let limit = crate::bounds::wal_payload_limit(&inner.settings);
         if bytes as u64 > limit {
@@ -276,7 +310,6 @@ impl Db {
         let began = inner.stalls.now();
         self.backpressure().await?;
         let appending = inner.stalls.now();
-        let ops = batch.ops;
         let n = ops.len() as u64;
         let seqs = crate::bounds::seq_range(inner.epoch);
         // Asked under the commit lock, where the numbers are taken: the
@@ -476,10 +509,12 @@ impl Db {
     /// moves a memtable's keys into an SST this scan did not include.
     #[cfg(feature = "mutants")]
     async fn scan_without_snapshot(&self, range: &KeyRange, dir: crate::iter::Direction) -> Result<DbIterator> {
-        use crate::iter::{Direction, MergeIter, Source, Tombstones};
+        use crate::iter::{Direction, MergeIter, Mode, Source};
+        let keep = Mode::Compact { now_ms: 0, bottom: false };
+        let op = self.inner.settings.merge_operator.clone();
         let tree = lock(&self.inner.tree).clone();
         let mut from_ssts = Vec::new();
-        let mut merge = MergeIter::new(tree.sources(range, ScanOptions::default()), Tombstones::Keep);
+        let mut merge = MergeIter::new(tree.sources(range, ScanOptions::default()), keep, op.clone());
         while let Some(e) = merge.next().await? {
             from_ssts.push(e);
         }
@@ -493,11 +528,12 @@ impl Db {
         }
         sources.push(Source::entries(from_ssts, Direction::Forward));
         let mut merged = Vec::new();
-        let mut merge = MergeIter::new(sources, Tombstones::Keep);
+        let mut merge = MergeIter::new(sources, keep, op.clone());
         while let Some(e) = merge.next().await? {
             merged.push(e);
         }
-        Ok(DbIterator::from_entries(merged, dir, tree))
+        let read = Mode::Read { now_ms: self.inner.settings.clock.now_ms() };
+        Ok(DbIterator::from_entries(merged, dir, tree, read, op))
     }
 
     /// Makes everything written so far durable: returns once the WAL holding

@@ -274,7 +274,7 @@ impl Db {
             }
             let token = rand::random();
             let path = layout.wal(fence.wal_id);
-            let bytes = encode_wal(fence.header, token, [], settings.block_size);
+            let bytes = encode_wal(fence.header, token, [], settings.block_size, &None)?;
             let mut fenced = create(store.as_ref(), &path, bytes).await?;
             if !fenced {
                 // AlreadyExists: ours after a retry, or an old upload landed: walk again.

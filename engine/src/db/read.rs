@@ -9,11 +9,13 @@ use futures::Stream;
 use super::inner::DbInner;
 use super::tree::OpenTree;
 use crate::error::Result;
-use crate::iter::{KeyRange, MemSource, MergeIter, ScanOptions, Source, Tombstones};
+use crate::clock::Clock;
+use crate::iter::{KeyRange, MemSource, MergeIter, Mode, ScanOptions, Source};
 use crate::memtable::{ImmMemtable, Memtable};
 #[cfg(feature = "mutants")]
 use crate::sst::SeqEntry;
 use crate::sync::{lock, Arc, StdArc};
+use crate::value::{self, MergeOp, Value};
 
 impl DbInner {
     /// What a read sees, captured in one critical section: the newest
@@ -27,7 +29,14 @@ impl DbInner {
     pub(super) fn read_view(&self) -> ReadView {
         let mem = lock(&self.mem);
         let tree = lock(&self.tree).clone();
-        ReadView { seq: mem.last_seq, active: mem.active.clone(), imm: mem.imm.clone(), tree }
+        ReadView {
+            seq: mem.last_seq,
+            active: mem.active.clone(),
+            imm: mem.imm.clone(),
+            tree,
+            op: self.settings.merge_operator.clone(),
+            clock: self.settings.clock.clone(),
+        }
     }
 }
 
@@ -44,6 +53,11 @@ pub(super) struct ReadView {
     /// The open SSTs: L0 and sorted runs. Holding it keeps this process's
     /// GC from deleting them (`DbInner::ssts_in_use`).
     tree: StdArc<OpenTree>,
+    /// Folds merge operands.
+    op: MergeOp,
+    /// Judges expiry (at each read, not at the view's making: an expired
+    /// value is invisible from its expiry on, snapshots included).
+    clock: StdArc<dyn Clock>,
 }
 
 impl ReadView {
@@ -56,18 +70,34 @@ impl ReadView {
             sources.push(table(&imm.table));
         }
         sources.extend(self.tree.sources(range, opts));
-        DbIterator { merge: MergeIter::with_direction(sources, dir, Tombstones::Drop), _tree: self.tree.clone() }
+        let mode = Mode::Read { now_ms: self.clock.now_ms() };
+        DbIterator { merge: MergeIter::with_direction(sources, dir, mode, self.op.clone()), _tree: self.tree.clone() }
     }
 
-    /// The newest value of `key` in the view: memtables, then L0 SSTs
-    /// newest first, then sorted runs newest first (at most one SST each).
+    /// The value of `key` in the view: its versions from memtables, then L0
+    /// SSTs newest first, then sorted runs newest first (at most one SST
+    /// each), folded until one hides the rest (`value::fold`), judged at
+    /// the database clock's now.
     pub(super) async fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        if let Some((_, v)) = self.active.get(key, self.seq) {
-            return Ok(v);
+        let mut versions: Vec<(u64, Value)> = self.active.get(key, self.seq);
+        for m in self.imm.iter().rev() {
+            if versions.last().is_some_and(|(_, v)| v.hides_older()) {
+                break;
+            }
+            versions.extend(m.table.get(key, self.seq));
         }
-        if let Some(v) = self.imm.iter().rev().find_map(|m| m.table.get(key, self.seq).map(|(_, v)| v)) {
-            return Ok(v);
+        if !versions.last().is_some_and(|(_, v)| v.hides_older()) {
+            self.get_stored(key, &mut versions).await?;
         }
+        match value::fold(&self.op, key, versions)? {
+            Some((_, v)) => value::read(&self.op, key, v, self.clock.now_ms()),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends `key`'s versions in L0 and the runs, newest first, until one
+    /// hides the rest.
+    async fn get_stored(&self, key: &[u8], versions: &mut Vec<(u64, Value)>) -> Result<()> {
         // Every L0 SST may hold the key, whatever its handle says, until
         // opening it has checked the handle: those not yet open are opened
         // at once, concurrently (once per SST); an SST that fails to open
@@ -75,17 +105,28 @@ impl ReadView {
         if self.tree.l0.iter().any(|s| s.open_reader().is_none()) {
             futures::future::join_all(self.tree.l0.iter().map(|s| s.reader())).await;
         }
+        // Sequence numbers of stored versions are not needed: only the
+        // newest version's is kept by the fold, and a stored version is
+        // never the newest once a memtable held the key.
         for sst in &self.tree.l0 {
             if let Some(v) = sst.get(key).await? {
-                return Ok(v);
+                let hides = v.hides_older();
+                versions.push((0, v));
+                if hides {
+                    return Ok(());
+                }
             }
         }
         for run in &self.tree.runs {
             if let Some(v) = run.get(key).await? {
-                return Ok(v);
+                let hides = v.hides_older();
+                versions.push((0, v));
+                if hides {
+                    return Ok(());
+                }
             }
         }
-        Ok(None)
+        Ok(())
     }
 }
 
@@ -212,16 +253,16 @@ impl std::fmt::Debug for DbIterator {
 impl DbIterator {
     /// An iterator over entries already merged (the `scan-without-snapshot` mutant).
     #[cfg(feature = "mutants")]
-    pub(super) fn from_entries(ascending: Vec<SeqEntry>, dir: crate::iter::Direction, tree: StdArc<OpenTree>) -> Self {
-        DbIterator { merge: MergeIter::with_direction(vec![Source::entries(ascending, dir)], dir, Tombstones::Drop), _tree: tree }
+    pub(super) fn from_entries(ascending: Vec<SeqEntry>, dir: crate::iter::Direction, tree: StdArc<OpenTree>, mode: Mode, op: MergeOp) -> Self {
+        DbIterator { merge: MergeIter::with_direction(vec![Source::entries(ascending, dir)], dir, mode, op), _tree: tree }
     }
 
     /// The next live key and value, `None` at the end of the range.
     pub async fn next(&mut self) -> Result<Option<(Bytes, Bytes)>> {
         loop {
             match self.merge.next().await? {
-                Some((k, _, Some(v))) => return Ok(Some((k, v))),
-                Some((_, _, None)) => continue,
+                Some((k, _, Value::Put(v))) => return Ok(Some((k, v))),
+                Some(_) => continue,
                 None => return Ok(None),
             }
         }

@@ -256,7 +256,16 @@ async fn upload_wal(inner: &DbInner, frozen: FrozenWal<SeqEntry>, free: impl FnO
     let wal_id = frozen.wal_id;
     let token: u64 = rand::random();
     let header = WalHeader { writer_epoch: inner.epoch, kind: WalKind::Data };
-    let bytes = encode_wal(header, token, frozen.items, inner.settings.block_size);
+    // Fails only for merge operands without an operator, which
+    // `Db::write_with` refuses before they reach a WAL.
+    let bytes = match encode_wal(header, token, frozen.items, inner.settings.block_size, &inner.settings.merge_operator) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            free();
+            inner.commit.fail(AckError::Failed(format!("wal {wal_id} cannot be encoded: {e}")));
+            return None;
+        }
+    };
     let path = inner.layout.wal(wal_id);
     let limit = max_wal_bytes(&inner.settings);
     // `Db::write_with` keeps a WAL's writes within the bound every reader

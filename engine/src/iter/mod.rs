@@ -3,7 +3,8 @@
 //! never disagree about which version of a key is the newest.
 //!
 //! Sources are given newest first; for a key held by several sources the
-//! newest source's entry wins. Each source holds at most one decoded block
+//! versions fold newest first (`value::fold`): the newest wins unless it is
+//! a merge operand, which folds into the versions beneath it. Each source holds at most one decoded block
 //! (or one batch of memtable entries) and, for SSTs, its raw read-ahead, so
 //! memory stays bounded per source however large the range.
 
@@ -16,6 +17,7 @@ use crate::error::Result;
 use crate::memtable::Memtable;
 use crate::sst::{BlockCursor, RunReader, SeqEntry, SstRef};
 use crate::sync::Arc;
+use crate::value::{self, MergeOp, Value};
 
 /// Bytes of consecutive blocks a scan or compaction fetches per request:
 /// few requests on a store that charges latency per call, bounded memory
@@ -311,41 +313,81 @@ impl Source {
         self.buf().and_then(|b| b.front()).map(|(k, _, _)| k.clone())
     }
 
-    fn pop(&mut self) -> Option<SeqEntry> {
-        self.buf().and_then(|b| b.pop_front())
+    /// Every entry of `key` at the head, newest first (a memtable gives a
+    /// key's chain of versions together; other sources one entry).
+    async fn pop_key(&mut self, key: &Bytes, out: &mut Vec<(u64, Value)>) -> Result<()> {
+        loop {
+            if self.head_key().as_ref() != Some(key) {
+                return Ok(());
+            }
+            if let Some((_, seq, v)) = self.buf().and_then(|b| b.pop_front()) {
+                out.push((seq, v));
+            }
+            self.fill().await?;
+        }
     }
 }
 
-/// The k-way merge: each key once, from the newest source holding it, in
-/// either direction. It pulls from a source only when that source's buffer
-/// is empty, so it holds per source one decoded block (or memtable batch)
-/// and, for SSTs and runs, one raw read-ahead batch.
+/// The k-way merge: each key once, its versions from every source folded
+/// newest first, in either direction. It pulls from a source only when that
+/// source's buffer is empty, so it holds per source one decoded block (or
+/// memtable batch) and, for SSTs and runs, one raw read-ahead batch.
 pub struct MergeIter {
     sources: Vec<Source>,
     dir: Direction,
-    tombstones: Tombstones,
+    mode: Mode,
+    op: MergeOp,
+    mutant: CompactMutant,
 }
 
-/// What a merge does with a deleted key.
+/// Compaction mutants the crash harness must catch (feature `mutants`;
+/// always `None` otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CompactMutant {
+    /// The shipped behaviour.
+    #[default]
+    None,
+    /// `compaction-drops-operands`: only the newest source's version of a key is kept.
+    DropsOperands,
+    /// `expired-values-vanish`: an expired value is dropped, not tombstoned.
+    ExpiredVanish,
+}
+
+/// What a merge makes of a key's folded versions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tombstones {
-    /// Skip it: reads, and a compaction into the oldest run (no older run
-    /// can hold a value it shadows).
-    Drop,
-    /// Return it as `(key, seq, None)`: a compaction above older runs, whose
-    /// values it must keep shadowing.
-    Keep,
+pub enum Mode {
+    /// Reads at `now_ms` (the database clock): each live key with its value
+    /// as a `Value::Put`; deleted and expired keys are skipped.
+    Read {
+        /// The time expiry is judged at.
+        now_ms: u64,
+    },
+    /// A compaction at `now_ms` (`value::compact`): `bottom` when no older
+    /// run can hold a key (tombstones go, operands fold onto nothing);
+    /// otherwise tombstones and operands stay for the runs beneath.
+    Compact {
+        /// The time expiry is judged at.
+        now_ms: u64,
+        /// Whether the output is the oldest run.
+        bottom: bool,
+    },
 }
 
 impl MergeIter {
     /// `sources` newest first, each in `Direction::Forward` order.
-    pub fn new(sources: Vec<Source>, tombstones: Tombstones) -> Self {
-        Self::with_direction(sources, Direction::Forward, tombstones)
+    pub fn new(sources: Vec<Source>, mode: Mode, op: MergeOp) -> Self {
+        Self::with_direction(sources, Direction::Forward, mode, op)
     }
 
     /// As [`MergeIter::new`], the sources built for `dir`.
-    pub fn with_direction(sources: Vec<Source>, dir: Direction, tombstones: Tombstones) -> Self {
-        Self { sources, dir, tombstones }
+    pub fn with_direction(sources: Vec<Source>, dir: Direction, mode: Mode, op: MergeOp) -> Self {
+        Self { sources, dir, mode, op, mutant: CompactMutant::None }
+    }
+
+    /// The same merge with a compaction mutant planted (the crash harness's).
+    pub fn with_mutant(mut self, mutant: CompactMutant) -> Self {
+        self.mutant = mutant;
+        self
     }
 
     /// The next entry in the merge's direction, with its sequence number.
@@ -366,20 +408,27 @@ impl MergeIter {
                 }
             }
             let Some(key) = best else { return Ok(None) };
-            // Every source's entry for `key` leaves; the newest source's wins.
-            let mut entry = None;
+            // Every source's entries for `key` leave, folded newest first.
+            let mut versions = Vec::new();
             for s in self.sources.iter_mut() {
-                if s.head_key().as_ref() == Some(&key) {
-                    let e = s.pop();
-                    if entry.is_none() {
-                        entry = e;
-                    }
-                }
+                s.pop_key(&key, &mut versions).await?;
             }
-            match entry {
-                Some((_, _, None)) if self.tombstones == Tombstones::Drop => continue,
-                Some(e) => return Ok(Some(e)),
-                None => continue,
+            if self.mutant == CompactMutant::DropsOperands {
+                versions.truncate(1);
+            }
+            let Some((seq, v)) = value::fold(&self.op, &key, versions)? else { continue };
+            let out = match self.mode {
+                Mode::Read { now_ms } => value::read(&self.op, &key, v, now_ms)?.map(Value::Put),
+                Mode::Compact { now_ms, .. }
+                    if self.mutant == CompactMutant::ExpiredVanish
+                        && matches!(v, Value::Expiring { expires_at, .. } if expires_at <= now_ms) =>
+                {
+                    None
+                }
+                Mode::Compact { now_ms, bottom } => value::compact(&self.op, &key, v, now_ms, bottom)?,
+            };
+            if let Some(v) = out {
+                return Ok(Some((key, seq, v)));
             }
         }
     }
@@ -393,17 +442,25 @@ mod tests {
         Bytes::copy_from_slice(s.as_bytes())
     }
 
+    const READ: Mode = Mode::Read { now_ms: 0 };
+    const KEEP: Mode = Mode::Compact { now_ms: 0, bottom: false };
+
     fn mem(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::entries(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Forward)
+        Source::entries(entries.iter().map(|(k, v)| (b(k), 0, Value::from_option(v.map(b)))), Direction::Forward)
     }
 
     fn mem_rev(entries: &[(&str, Option<&str>)]) -> Source {
-        Source::entries(entries.iter().map(|(k, v)| (b(k), 0, v.map(b))), Direction::Reverse)
+        Source::entries(entries.iter().map(|(k, v)| (b(k), 0, Value::from_option(v.map(b)))), Direction::Reverse)
     }
 
     async fn drain(mut m: MergeIter) -> Vec<crate::sst::Entry> {
         let mut out = Vec::new();
         while let Some((k, _, v)) = m.next().await.unwrap() {
+            let v = match v {
+                Value::Put(v) => Some(v),
+                Value::Delete => None,
+                other => panic!("unexpected {other:?}"),
+            };
             out.push((k, v));
         }
         out
@@ -413,11 +470,11 @@ mod tests {
     async fn the_newest_source_wins_and_tombstones_shadow_older_values() {
         let newest = mem(&[("a", Some("new")), ("c", None)]);
         let oldest = mem(&[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))]);
-        let kept = drain(MergeIter::new(vec![newest, oldest], Tombstones::Keep)).await;
+        let kept = drain(MergeIter::new(vec![newest, oldest], KEEP, None)).await;
         assert_eq!(kept, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b"))), (b("c"), None)]);
         let newest = mem(&[("a", Some("new")), ("c", None)]);
         let oldest = mem(&[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))]);
-        let live = drain(MergeIter::new(vec![newest, oldest], Tombstones::Drop)).await;
+        let live = drain(MergeIter::new(vec![newest, oldest], READ, None)).await;
         assert_eq!(live, vec![(b("a"), Some(b("new"))), (b("b"), Some(b("b")))]);
     }
 
@@ -430,7 +487,7 @@ mod tests {
         for round in 0..3u64 {
             for i in (0..1000u64).filter(|i| i % (round + 2) == 0) {
                 seq += 1;
-                let value = (i % 11 != 0).then(|| b(&format!("v{round}-{i}")));
+                let value = Value::from_option((i % 11 != 0).then(|| b(&format!("v{round}-{i}"))));
                 table.insert(b(&format!("k{i:05}")), seq, value);
             }
         }
@@ -444,7 +501,7 @@ mod tests {
                 let whole = table.range_at(range, at);
                 async fn read(table: &Arc<Memtable>, range: &KeyRange, at: u64, dir: Direction) -> Vec<SeqEntry> {
                     let src = Source::Memtable(MemSource::new(table.clone(), range.clone(), at, dir));
-                    let mut m = MergeIter::with_direction(vec![src], dir, Tombstones::Keep);
+                    let mut m = MergeIter::with_direction(vec![src], dir, KEEP, None);
                     let mut out = Vec::new();
                     while let Some(e) = m.next().await.unwrap() {
                         out.push(e);
@@ -466,8 +523,8 @@ mod tests {
     async fn reverse_merge_yields_the_same_winners_backwards() {
         let newest = &[("a", Some("new")), ("c", None), ("d", Some("d"))];
         let oldest = &[("a", Some("old")), ("b", Some("b")), ("c", Some("old-c"))];
-        let mut fwd = drain(MergeIter::new(vec![mem(newest), mem(oldest)], Tombstones::Drop)).await;
-        let rev = drain(MergeIter::with_direction(vec![mem_rev(newest), mem_rev(oldest)], Direction::Reverse, Tombstones::Drop)).await;
+        let mut fwd = drain(MergeIter::new(vec![mem(newest), mem(oldest)], READ, None)).await;
+        let rev = drain(MergeIter::with_direction(vec![mem_rev(newest), mem_rev(oldest)], Direction::Reverse, READ, None)).await;
         assert_eq!(rev.first(), Some(&(b("d"), Some(b("d")))));
         fwd.reverse();
         assert_eq!(rev, fwd);

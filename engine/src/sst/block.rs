@@ -5,24 +5,57 @@ use bytes::Bytes;
 
 use super::SeqEntry;
 use crate::bounds::MAX_SEQ;
+use crate::value::Value;
 
-pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], seq: u64, value: Option<&[u8]>) {
+/// Entry tags: what kind of version follows the sequence number.
+const TAG_DELETE: u8 = 0;
+const TAG_PUT: u8 = 1;
+const TAG_MERGE: u8 = 2;
+/// `expires_at:u64 vlen:u32 value then_tag:u8 [tlen:u32 then]`.
+const TAG_EXPIRING: u8 = 3;
+
+fn put_bytes(out: &mut Vec<u8>, v: &[u8]) {
+    out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+    out.extend_from_slice(v);
+}
+
+pub(crate) fn encode_entry(out: &mut Vec<u8>, key: &[u8], seq: u64, value: &Value) {
     out.extend_from_slice(&(key.len() as u32).to_le_bytes());
     out.extend_from_slice(key);
     out.extend_from_slice(&seq.to_le_bytes());
     match value {
-        None => out.push(0),
-        Some(v) => {
-            out.push(1);
-            out.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            out.extend_from_slice(v);
+        Value::Delete => out.push(TAG_DELETE),
+        Value::Put(v) => {
+            out.push(TAG_PUT);
+            put_bytes(out, v);
+        }
+        Value::Merge(v) => {
+            out.push(TAG_MERGE);
+            put_bytes(out, v);
+        }
+        Value::Expiring { value, expires_at, then } => {
+            out.push(TAG_EXPIRING);
+            out.extend_from_slice(&expires_at.to_le_bytes());
+            put_bytes(out, value);
+            match then {
+                None => out.push(0),
+                Some(t) => {
+                    out.push(1);
+                    put_bytes(out, t);
+                }
+            }
         }
     }
 }
 
 /// Encoded size of one entry.
-pub(crate) fn entry_len(key: &[u8], value: Option<&[u8]>) -> usize {
-    4 + key.len() + 8 + 1 + value.map_or(0, |v| 4 + v.len())
+pub(crate) fn entry_len(key: &[u8], value: &Value) -> usize {
+    let body = match value {
+        Value::Delete => 0,
+        Value::Put(v) | Value::Merge(v) => 4 + v.len(),
+        Value::Expiring { value, then, .. } => 8 + 4 + value.len() + 1 + then.as_ref().map_or(0, |t| 4 + t.len()),
+    };
+    4 + key.len() + 8 + 1 + body
 }
 
 fn read_u32(body: &Bytes, pos: &mut usize) -> Result<usize, String> {
@@ -38,6 +71,17 @@ fn read_slice(body: &Bytes, pos: &mut usize, len: usize) -> Result<Bytes, String
     Ok(out)
 }
 
+fn read_tag(body: &Bytes, pos: &mut usize) -> Result<u8, String> {
+    let tag = *body.get(*pos).ok_or("entry truncated")?;
+    *pos += 1;
+    Ok(tag)
+}
+
+fn read_bytes(body: &Bytes, pos: &mut usize) -> Result<Bytes, String> {
+    let len = read_u32(body, pos)?;
+    read_slice(body, pos, len)
+}
+
 /// The entry of a verified block body at `pos`, and where the next begins;
 /// its sequence number must be within [`MAX_SEQ`].
 fn entry_at(body: &Bytes, mut pos: usize) -> Result<(SeqEntry, usize), String> {
@@ -48,13 +92,20 @@ fn entry_at(body: &Bytes, mut pos: usize) -> Result<(SeqEntry, usize), String> {
     if seq > MAX_SEQ {
         return Err(format!("entry seq {seq} is above the sequence number bound {MAX_SEQ}"));
     }
-    let tag = *body.get(pos).ok_or("entry truncated")?;
-    pos += 1;
-    let value = match tag {
-        0 => None,
-        1 => {
-            let vlen = read_u32(body, &mut pos)?;
-            Some(read_slice(body, &mut pos, vlen)?)
+    let value = match read_tag(body, &mut pos)? {
+        TAG_DELETE => Value::Delete,
+        TAG_PUT => Value::Put(read_bytes(body, &mut pos)?),
+        TAG_MERGE => Value::Merge(read_bytes(body, &mut pos)?),
+        TAG_EXPIRING => {
+            let raw = read_slice(body, &mut pos, 8)?;
+            let expires_at = u64::from_le_bytes([raw[0], raw[1], raw[2], raw[3], raw[4], raw[5], raw[6], raw[7]]);
+            let value = read_bytes(body, &mut pos)?;
+            let then = match read_tag(body, &mut pos)? {
+                0 => None,
+                1 => Some(read_bytes(body, &mut pos)?),
+                t => return Err(format!("unknown expiry tag {t}")),
+            };
+            Value::Expiring { value, expires_at, then }
         }
         t => return Err(format!("unknown entry tag {t}")),
     };
@@ -145,8 +196,14 @@ mod tests {
     fn body(keys: &[&str]) -> Bytes {
         let mut out = Vec::new();
         for (i, k) in keys.iter().enumerate() {
-            let value = (i % 3 != 0).then(|| format!("v{i}"));
-            encode_entry(&mut out, k.as_bytes(), i as u64, value.as_deref().map(str::as_bytes));
+            let v = Bytes::from(format!("v{i}"));
+            let value = match i % 4 {
+                0 => Value::Delete,
+                1 => Value::Put(v),
+                2 => Value::Merge(v),
+                _ => Value::Expiring { value: v.clone(), expires_at: i as u64, then: (i % 8 == 3).then_some(v) },
+            };
+            encode_entry(&mut out, k.as_bytes(), i as u64, &value);
         }
         Bytes::from(out)
     }

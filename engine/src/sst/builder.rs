@@ -6,6 +6,7 @@ use super::block::{encode_entry, entry_len};
 use super::codec::{self, Compression};
 use super::{bloom, seal, BlockHandle, FORMAT_VERSION, MAGIC};
 use crate::error::{Error, Result};
+use crate::value::Value;
 
 /// Accumulates sorted entries and produces a whole SST object.
 pub struct SstBuilder {
@@ -42,14 +43,14 @@ impl SstBuilder {
 
     /// Adds an entry written with sequence number `seq`; keys must be
     /// strictly increasing.
-    pub fn add(&mut self, key: Bytes, seq: u64, value: Option<Bytes>) -> Result<()> {
+    pub fn add(&mut self, key: Bytes, seq: u64, value: Value) -> Result<()> {
         if self.last_key.as_ref().is_some_and(|last| *last >= key) {
             return Err(Error::InvalidArgument("SST keys must be added in strictly increasing order".into()));
         }
-        if !self.block.is_empty() && self.block.len() + entry_len(&key, value.as_deref()) > self.block_size {
+        if !self.block.is_empty() && self.block.len() + entry_len(&key, &value) > self.block_size {
             self.cut_block();
         }
-        encode_entry(&mut self.block, &key, seq, value.as_deref());
+        encode_entry(&mut self.block, &key, seq, &value);
         if self.block_first.is_none() {
             self.block_first = Some(key.clone());
         }

@@ -3,7 +3,9 @@
 //! ```text
 //! object  := block* index filter meta footer
 //! block   := codec:u8 (entry* | plain_len:u32 compressed(entry*)) crc32c
-//! entry   := klen:u32 key seq:u64 tag:u8 [vlen:u32 value]
+//! entry   := klen:u32 key seq:u64 tag:u8 version
+//! version := (tag 0, delete) | (1, put) vlen:u32 value | (2, merge) vlen:u32 operand
+//!          | (3, expiring) expires_at:u64 vlen:u32 value then:u8 [tlen:u32 then]
 //! index   := postcard(Vec<BlockHandle>) crc32c
 //! filter  := k:u8 bits crc32c       (bloom filter over the keys)
 //! meta    := caller bytes crc32c    (WAL header, for WAL objects)
@@ -12,8 +14,8 @@
 //! ```
 //! Every section carries a crc32c, so a flipped byte anywhere is detected.
 //! The footer's codec is the one the writer was set to (tools show it); each
-//! block says how it is stored itself ([`codec`]). Format 2 (blocks of bare
-//! entries, codec 0) is still read.
+//! block says how it is stored itself ([`codec`]). Formats 2 (blocks of bare
+//! entries, codec 0) and 3 (tags 0 and 1 only) are still read.
 //! A point read fetches the footer region and then one block (`get_range`).
 
 mod block;
@@ -31,16 +33,18 @@ pub use run::{RunReader, SstRef};
 
 use serde::{Deserialize, Serialize};
 
-/// A key's value in an SST or memtable: `None` is a tombstone.
+/// A key's value as a read sees it: `None` is a tombstone.
 pub type Entry = (bytes::Bytes, Option<bytes::Bytes>);
 
-/// An entry with the sequence number of the write that made it.
-pub type SeqEntry = (bytes::Bytes, u64, Option<bytes::Bytes>);
+/// A key's version in an SST or memtable, with the sequence number of the
+/// write that made it.
+pub type SeqEntry = (bytes::Bytes, u64, crate::value::Value);
 
 pub(crate) const MAGIC: u32 = 0x5444_4d4b; // "TDMK"
 /// 2: every entry carries its write's sequence number. 3: every block
-/// starts with its codec, and the footer records the writer's.
-pub(crate) const FORMAT_VERSION: u16 = 3;
+/// starts with its codec, and the footer records the writer's. 4: merge
+/// operands and expiring values (entry tags 2 and 3).
+pub(crate) const FORMAT_VERSION: u16 = 4;
 /// The oldest format this build reads.
 pub(crate) const OLDEST_FORMAT_VERSION: u16 = 2;
 pub(crate) const FOOTER_LEN: usize = 32;

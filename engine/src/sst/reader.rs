@@ -9,9 +9,10 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::block::{decode_block, BlockCursor};
 use crate::cache::BlockCache;
-use super::{bloom, codec, unseal, BlockHandle, Entry, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION};
+use super::{bloom, codec, unseal, BlockHandle, SeqEntry, FOOTER_LEN, FORMAT_VERSION, MAGIC, OLDEST_FORMAT_VERSION};
 use crate::error::{Error, Result};
 use crate::sync::StdArc;
+use crate::value::Value;
 
 /// The parsed footer: where the sections are.
 struct Footer {
@@ -445,11 +446,11 @@ impl SstReader {
         n.max(1)
     }
 
-    /// Point read: `None` if the key is not in this SST, `Some(None)` for a
-    /// tombstone. Reads one block, or the two around the gap a key the
+    /// Point read: `None` if the key is not in this SST, else its version.
+    /// Reads one block, or the two around the gap a key the
     /// filter may hold falls in; trusts the filter's "no" and, for blocks it
     /// does not read, that their keys lie within their index entries.
-    pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         let (Some(first), Some(last)) = (self.index.first(), self.index.last()) else { return Ok(None) };
         if key < first.first_key.as_slice() || key > last.last_key.as_slice() || !bloom::may_contain(&self.filter, key) {
             return Ok(None);
@@ -475,7 +476,7 @@ impl SstReader {
     }
 
     /// Entries whose keys fall in `range`, reading only overlapping blocks.
-    pub async fn scan(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> Result<Vec<Entry>> {
+    pub async fn scan(&self, range: &(Bound<Bytes>, Bound<Bytes>)) -> Result<Vec<(Bytes, Value)>> {
         let mut out = Vec::new();
         for i in self.blocks_in(range) {
             out.extend(self.read_block(i).await?.into_iter().filter(|(k, _, _)| range.contains(k)).map(|(k, _, v)| (k, v)));
@@ -519,7 +520,7 @@ impl SstReader {
     }
 
     /// Every entry, in key order.
-    pub async fn all(&self) -> Result<Vec<Entry>> {
+    pub async fn all(&self) -> Result<Vec<(Bytes, Value)>> {
         self.scan(&(Bound::Unbounded, Bound::Unbounded)).await
     }
 }

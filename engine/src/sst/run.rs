@@ -2,7 +2,6 @@
 //! with disjoint key ranges in key order, so a point read opens at most one
 //! SST per run.
 
-use bytes::Bytes;
 use object_store::path::Path;
 use object_store::ObjectStore;
 
@@ -12,6 +11,7 @@ use crate::cache::BlockCache;
 use crate::error::{Error, Result};
 use crate::manifest::{SortedRun, SstHandle};
 use crate::sync::{Arc, StdArc};
+use crate::value::Value;
 
 /// An SST of the current manifest. Its footer, index and filter are read on
 /// first use, not at open, so opening a database costs the same however
@@ -99,11 +99,10 @@ impl SstRef {
             .await
     }
 
-    /// Point read: `None` if the key is not in this SST, `Some(None)` for a
-    /// tombstone. The SST is opened even for a key outside the handle's
+    /// Point read: `None` if the key is not in this SST, else its version. The SST is opened even for a key outside the handle's
     /// range: the handle's "no" is trusted only once opening has checked it
     /// against the SST's own first and last key (once per SST).
-    pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         self.reader().await?.get(key).await
     }
 }
@@ -129,11 +128,10 @@ impl RunReader {
         self.ssts.get(i).filter(|s| s.handle.first_key.as_ref() <= key)
     }
 
-    /// Point read: `None` if no SST of the run holds `key`, `Some(None)` for
-    /// a tombstone. A key between two SSTs' ranges (or beyond the first or
+    /// Point read: `None` if no SST of the run holds `key`, else its version. A key between two SSTs' ranges (or beyond the first or
     /// last) is looked up in the SSTs on either side: the handles' "no"
     /// rests on them, and opening them checks their handles.
-    pub async fn get(&self, key: &[u8]) -> Result<Option<Option<Bytes>>> {
+    pub async fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         let i = self.ssts.partition_point(|s| s.handle.last_key.as_ref() < key);
         if let Some(sst) = self.ssts.get(i).filter(|s| s.handle.first_key.as_ref() <= key) {
             return sst.get(key).await;
