@@ -42,12 +42,26 @@ pub struct Cli {
     /// each SST's codec.
     #[arg(long, global = true, value_parser = parse_compression, default_value = "lz4")]
     pub compression: tidemark::Compression,
+    /// The merge operator `merge` writes with and every read folds operands
+    /// with: concat (the operands appended to the value) or add (decimal
+    /// 64-bit counters). Every command on a database that holds operands
+    /// must give the same one; without it, reading such a key is an error.
+    #[arg(long, global = true, value_enum)]
+    pub merge_operator: Option<MergeOperatorArg>,
     #[command(subcommand)]
     pub command: Command,
 }
 
 fn parse_compression(s: &str) -> Result<tidemark::Compression, String> {
     s.parse()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MergeOperatorArg {
+    /// `tidemark::Concat`: existing value ++ operand.
+    Concat,
+    /// `tidemark::AddI64`: the sum of decimal integers.
+    Add,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -84,6 +98,18 @@ pub enum Command {
         /// Read the value's bytes from this file (`-` for stdin) instead of VALUE.
         #[arg(long, conflicts_with = "value")]
         value_file: Option<PathBuf>,
+        /// Expire the value this long after the write (`30s`, `10m`, `7d`):
+        /// reads no longer see it from then on.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+    },
+    /// Merge OPERAND into KEY's value with --merge-operator (required) and
+    /// wait until it is durable.
+    Merge {
+        key: OsString,
+        /// The operand (may start with `-`, as a negative count does).
+        #[arg(allow_hyphen_values = true)]
+        operand: OsString,
     },
     /// Print the value of KEY (exit 4 if there is none).
     Get {

@@ -8,14 +8,21 @@ use std::io::Write;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use tidemark::{CheckpointHolder, CheckpointOptions, Db, DbIterator, DbReader, Error, FsckFinding, Settings, StoreRef};
+use tidemark::{
+    CheckpointHolder, CheckpointOptions, Db, DbIterator, DbReader, Error, FsckFinding, MergeOperator, PutOptions, Settings, StoreRef, Ttl,
+    WriteOptions,
+};
 
-use crate::args::{CheckpointCommand, Cli, Command, Format};
+use crate::args::{CheckpointCommand, Cli, Command, Format, MergeOperatorArg};
 use crate::codec::{self, decode};
 use crate::exit::{Failure, Outcome};
 
 pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     let mut settings = Settings::default().with_gc_min_age(cli.gc_min_age).with_compression(cli.compression);
+    let operator = cli.merge_operator.map(merge_operator);
+    if let Some(op) = &operator {
+        settings = settings.with_merge_operator(op.clone());
+    }
     if let Some(wal_url) = &cli.wal_url {
         let (store, root) = tidemark::store_for_url(wal_url)?;
         settings = settings.with_wal_store(store, root);
@@ -23,22 +30,31 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
     let wal_url = cli.wal_url.as_deref();
     let input = cli.input;
     match cli.command {
-        Command::Put { key, value, value_file } => {
+        Command::Put { key, value, value_file, ttl } => {
             let key = decode(input, "KEY", key)?;
             let value = match (value, value_file) {
                 (_, Some(path)) => codec::read_value_file(&path)?,
                 (Some(v), None) => decode(input, "VALUE", v)?,
                 (None, None) => return Err(Failure::Usage("put needs VALUE or --value-file".into())),
             };
-            write(&cli.url, settings, key, Some(value)).await
+            let ttl = ttl.map_or(Ttl::Default, Ttl::ExpireAfter);
+            write(&cli.url, settings, key, WriteOp::Put(value, ttl)).await
         }
         Command::Delete { key } => {
             let key = decode(input, "KEY", key)?;
-            write(&cli.url, settings, key, None).await
+            write(&cli.url, settings, key, WriteOp::Delete).await
+        }
+        Command::Merge { key, operand } => {
+            if operator.is_none() {
+                return Err(Failure::Usage("merge needs --merge-operator (concat or add)".into()));
+            }
+            let key = decode(input, "KEY", key)?;
+            let operand = decode(input, "OPERAND", operand)?;
+            write(&cli.url, settings, key, WriteOp::Merge(operand)).await
         }
         Command::Get { key, format, checkpoint } => {
             let key = decode(input, "KEY", key)?;
-            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref()).await?;
+            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref(), read_settings(&operator)).await?;
             let Some(v) = db.get(&key).await? else { return Ok(Outcome::NotFound) };
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&codec::value(format, &key, &v))?;
@@ -52,7 +68,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
                 ));
             }
             let prefix = prefix.map(|p| decode(input, "--prefix", p)).transpose()?;
-            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref()).await?;
+            let db = open_for_reading(&cli.url, wal_url, checkpoint.as_deref(), read_settings(&operator)).await?;
             let mut rows = db.scan(prefix).await?;
             // Streams: each row is printed as the scan reaches it, so memory
             // stays bounded however many rows there are.
@@ -184,22 +200,47 @@ impl Reading {
     }
 }
 
-async fn open_for_reading(url: &str, wal_url: Option<&str>, checkpoint: Option<&str>) -> Result<Reading, Failure> {
+async fn open_for_reading(url: &str, wal_url: Option<&str>, checkpoint: Option<&str>, settings: Settings) -> Result<Reading, Failure> {
     let (store, root) = existing_store(url, wal_url).await?;
     Ok(match checkpoint {
-        None => Reading::Latest(Db::open_read_only(root, store).await?),
-        Some(id) => Reading::Checkpoint(DbReader::open_checkpoint(root, store, parse_id(id)?).await?),
+        None => Reading::Latest(Db::open_read_only_with(root, store, settings).await?),
+        Some(id) => Reading::Checkpoint(DbReader::open_checkpoint_with(root, store, parse_id(id)?, settings).await?),
     })
+}
+
+/// What a read opens with: the defaults, and the merge operator if given
+/// (reads of a database holding operands fold them with it).
+fn read_settings(operator: &Option<std::sync::Arc<dyn MergeOperator>>) -> Settings {
+    match operator {
+        Some(op) => Settings::default().with_merge_operator(op.clone()),
+        None => Settings::default(),
+    }
+}
+
+/// The CLI's name for a shipped merge operator.
+fn merge_operator(arg: MergeOperatorArg) -> std::sync::Arc<dyn MergeOperator> {
+    match arg {
+        MergeOperatorArg::Concat => std::sync::Arc::new(tidemark::Concat),
+        MergeOperatorArg::Add => std::sync::Arc::new(tidemark::AddI64),
+    }
+}
+
+/// What `put`, `delete` and `merge` write.
+enum WriteOp {
+    Put(Bytes, Ttl),
+    Delete,
+    Merge(Bytes),
 }
 
 /// Runs a write and closes: the write's outcome decides the exit code; a
 /// failing close after an acknowledged write is only a warning.
-async fn write(url: &str, settings: Settings, key: Bytes, value: Option<Bytes>) -> Result<Outcome, Failure> {
+async fn write(url: &str, settings: Settings, key: Bytes, w: WriteOp) -> Result<Outcome, Failure> {
     let (store, root) = tidemark::store_for_url(url)?;
     let db = Db::open_with(root, store, settings).await?;
-    let written = match value {
-        Some(v) => db.put(key, v).await,
-        None => db.delete(key).await,
+    let written = match w {
+        WriteOp::Put(v, ttl) => db.put_with_options(key, v, &PutOptions { ttl }, &WriteOptions::default()).await,
+        WriteOp::Delete => db.delete(key).await,
+        WriteOp::Merge(operand) => db.merge(key, operand).await,
     };
     let closed = db.close().await;
     written?;

@@ -20,6 +20,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
         }
     };
-    let writes = matches!(cli.command, args::Command::Put { .. } | args::Command::Delete { .. });
+    let writes = matches!(cli.command, args::Command::Put { .. } | args::Command::Delete { .. } | args::Command::Merge { .. });
     exit::report(commands::run(cli).await, writes)
 }

@@ -114,7 +114,7 @@ async fn run(base: &Base, slot: &Slot, obj: Vec<u8>, expect: Expect) {
     let clean = report.problems() == 0;
     assert!(!exact || clean, "fsck finds problems in the original database: {:?}", report.findings);
 
-    let ro_view = match Db::open_read_only("", store.clone()).await {
+    let ro_view = match Db::open_read_only_with("", store.clone(), base::settings()).await {
         Ok(db) => check_view(&db, base, original, exact, &format!("read-only, {what}")).await,
         Err(e) => {
             assert!(!exact, "read-only open of the original database failed: {e}");

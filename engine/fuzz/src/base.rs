@@ -21,7 +21,8 @@ use tidemark::internals::manifest::ManifestObject;
 use tidemark::internals::paths::Layout;
 use tidemark::internals::protocol::{WalHeader, WalKind};
 use tidemark::internals::wal_object::{decode_wal, encode_wal};
-use tidemark::{Db, Settings, WriteBatch};
+use tidemark::internals::value::Value;
+use tidemark::{Db, PutOptions, Settings, Ttl, WriteBatch, WriteOptions};
 
 use crate::{reseal_manifest, reseal_sst};
 
@@ -67,11 +68,25 @@ pub struct Base {
     pub data: BTreeMap<Bytes, Bytes>,
 }
 
+/// A clock that never moves: expiry times in the base are the same bytes in
+/// every process, and which values have expired never changes.
+#[derive(Debug)]
+struct Fixed;
+
+impl tidemark::Clock for Fixed {
+    fn now_ms(&self) -> u64 {
+        1_800_000_000_000
+    }
+}
+
 /// Settings without background timers that fire within an input's
 /// milliseconds: no periodic WAL freeze (durable puts wake the flusher), no
-/// burst gap, no GC, no compactor; small blocks, so SSTs have several.
+/// burst gap, no GC, no compactor; small blocks, so SSTs have several; merge
+/// operands appended (`Concat`); a clock that never moves.
 pub fn settings() -> Settings {
     let mut s = Settings::default()
+        .with_merge_operator(Arc::new(tidemark::Concat))
+        .with_clock(Arc::new(Fixed))
         .with_flush_interval(Duration::from_secs(3600))
         .with_burst_gap(Duration::ZERO)
         .with_gc_interval(Duration::ZERO)
@@ -109,9 +124,17 @@ pub async fn build() -> Base {
     put_all(&db, "b", 12).await;
     db.put("a03", "over-a03").await.unwrap();
     db.delete("a05").await.unwrap();
+    // Merge operands onto a value and onto nothing, an expired value over
+    // an older one and a living one: every entry kind in the seeds.
+    db.merge("a01", "+m1").await.unwrap();
+    db.merge("m00", "+m0").await.unwrap();
+    let ttl = |d: Duration| PutOptions { ttl: Ttl::ExpireAfter(d) };
+    db.put_with_options("a02", "expired", &ttl(Duration::ZERO), &WriteOptions::default()).await.unwrap();
+    db.put_with_options("b01", "a day", &ttl(Duration::from_secs(86_400)), &WriteOptions::default()).await.unwrap();
     db.close().await.expect("base: close");
     let db = open(&store, true).await;
     put_all(&db, "c", 6).await;
+    db.merge("a01", "+m2").await.unwrap();
     db.put("b02", "over-b02").await.unwrap();
     db.delete("b04").await.unwrap();
     db.close().await.expect("base: close (compacts)");
@@ -130,6 +153,9 @@ pub async fn build() -> Base {
     batch.put("e01", "e1").put("a07", "over-a07");
     db.write(batch).await.unwrap();
     db.put("e02", "").await.unwrap();
+    let mut batch = WriteBatch::new();
+    batch.merge("m00", "+m3").merge("e03", "+e").put_with("e04", "brief", PutOptions { ttl: Ttl::ExpireAfter(Duration::ZERO) });
+    db.write(batch).await.unwrap();
     drop(db);
 
     let data = scan_read_only(&store).await;
@@ -147,7 +173,7 @@ pub async fn build() -> Base {
 }
 
 async fn scan_read_only(store: &Arc<dyn ObjectStore>) -> BTreeMap<Bytes, Bytes> {
-    let db = Db::open_read_only("", store.clone()).await.expect("base: read-only open");
+    let db = Db::open_read_only_with("", store.clone(), settings()).await.expect("base: read-only open");
     db.scan(..).await.expect("base: scan").collect_vec().await.expect("base: scan").into_iter().collect()
 }
 
@@ -192,7 +218,7 @@ async fn canonicalize(store: &dyn ObjectStore) -> Vec<Slot> {
             continue;
         }
         let wal = decode_wal(p, bytes.clone()).expect("base: WAL decodes");
-        let canonical = encode_wal(wal.header, 0, wal.entries, settings().block_size, &None).expect("entries without merge operands");
+        let canonical = encode_wal(wal.header, 0, wal.entries, settings().block_size, &settings().merge_operator).expect("base: WAL encodes");
         wals.push(Slot { path: p.clone(), kind: Kind::Wal, original: Some(canonical) });
         last_wal = last_wal.max(id);
     }
@@ -215,7 +241,7 @@ impl Base {
         let last = decode_wal(&Path::from("wal"), last.expect("base: a WAL")).expect("base: WAL decodes");
         let header = WalHeader { writer_epoch: last.header.writer_epoch, kind: WalKind::Data };
         let seq = last.entries.iter().map(|e| e.1).max().unwrap_or(0) + 1;
-        let entry = (Bytes::from_static(b"zombie"), seq, Some(Bytes::from_static(b"late")));
+        let entry = (Bytes::from_static(b"zombie"), seq, Value::Put(Bytes::from_static(b"late")));
         encode_wal(header, 0, [entry], settings().block_size, &None).expect("entries without merge operands")
     }
 }

@@ -125,7 +125,7 @@ pub fn seeds(base: &Base) -> Vec<Crafted> {
     // and entries at and above the end of their epoch's sequence numbers.
     let next = base.slots.iter().position(|s| s.kind == Kind::Wal && s.original.is_none()).expect("the next WAL slot");
     let wal = |epoch: u64, seq: u64| {
-        let entry = (Bytes::from_static(b"ghost"), seq, Some(Bytes::from_static(b"boo")));
+        let entry = (Bytes::from_static(b"ghost"), seq, tidemark::internals::value::Value::Put(Bytes::from_static(b"boo")));
         encode_wal(WalHeader { writer_epoch: epoch, kind: WalKind::Data }, 0, [entry], settings().block_size, &None).expect("entries without merge operands")
     };
     let start = |e: u64| seq_range(e).map_or(1, |r| *r.start());

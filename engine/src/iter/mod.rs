@@ -338,6 +338,8 @@ pub struct MergeIter {
     mode: Mode,
     op: MergeOp,
     mutant: CompactMutant,
+    /// One key's versions, reused from key to key.
+    versions: Vec<(u64, Value)>,
 }
 
 /// Compaction mutants the crash harness must catch (feature `mutants`;
@@ -381,7 +383,7 @@ impl MergeIter {
 
     /// As [`MergeIter::new`], the sources built for `dir`.
     pub fn with_direction(sources: Vec<Source>, dir: Direction, mode: Mode, op: MergeOp) -> Self {
-        Self { sources, dir, mode, op, mutant: CompactMutant::None }
+        Self { sources, dir, mode, op, mutant: CompactMutant::None, versions: Vec::new() }
     }
 
     /// The same merge with a compaction mutant planted (the crash harness's).
@@ -409,14 +411,14 @@ impl MergeIter {
             }
             let Some(key) = best else { return Ok(None) };
             // Every source's entries for `key` leave, folded newest first.
-            let mut versions = Vec::new();
+            self.versions.clear();
             for s in self.sources.iter_mut() {
-                s.pop_key(&key, &mut versions).await?;
+                s.pop_key(&key, &mut self.versions).await?;
             }
             if self.mutant == CompactMutant::DropsOperands {
-                versions.truncate(1);
+                self.versions.truncate(1);
             }
-            let Some((seq, v)) = value::fold(&self.op, &key, versions)? else { continue };
+            let Some((seq, v)) = value::fold(&self.op, &key, self.versions.drain(..))? else { continue };
             let out = match self.mode {
                 Mode::Read { now_ms } => value::read(&self.op, &key, v, now_ms)?.map(Value::Put),
                 Mode::Compact { now_ms, .. }
