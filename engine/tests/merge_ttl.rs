@@ -272,8 +272,17 @@ async fn a_reader_without_the_operator_gets_an_error_not_a_wrong_value() {
     assert!(matches!(&err, Error::InvalidArgument(m) if m.contains("counter") && m.contains("merge operator")), "{err}");
     assert!(db.scan(..).await.unwrap().collect_vec().await.is_err());
     drop(db);
-    let db = Db::open_with("db", store, with).await.unwrap();
+    let db = Db::open_with("db", store.clone(), with.clone()).await.unwrap();
     assert_eq!(db.get("counter").await.unwrap().as_deref(), Some(&b"+1"[..]));
+    // Operands in WALs still to replay: the open itself refuses.
+    db.merge("counter", "+2").await.unwrap();
+    drop(db);
+    for open in [Db::open_with("db", store.clone(), Settings::default()).await, Db::open_read_only("db", store.clone()).await] {
+        let err = open.err().expect("refused");
+        assert!(matches!(&err, Error::InvalidArgument(m) if m.contains("merge operator")), "{err}");
+    }
+    let db = Db::open_with("db", store, with).await.unwrap();
+    assert_eq!(db.get("counter").await.unwrap().as_deref(), Some(&b"+1+2"[..]));
     db.close().await.unwrap();
 }
 

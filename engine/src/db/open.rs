@@ -316,7 +316,7 @@ impl Db {
             return Err(Error::Fenced { writer_epoch: epoch, by });
         }
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
-        let (mem, replayed) = replay(&chain);
+        let (mem, replayed) = replay(&chain, &settings.merge_operator)?;
         let fences = plan.fences.clone();
         let inner = DbInner::new(Opened {
             stores,
@@ -381,7 +381,7 @@ impl Db {
         let limits = ReadLimits::of(&settings);
         let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), limits.wal_bytes).await?;
         let epoch = m.writer_epoch;
-        let (mem, replayed) = replay(&chain);
+        let (mem, replayed) = replay(&chain, &settings.merge_operator)?;
         let inner = DbInner::new(Opened {
             stores,
             layout,
