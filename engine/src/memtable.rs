@@ -66,7 +66,7 @@ impl Memtable {
     /// table's size in bytes.
     pub fn insert(&self, key: Bytes, seq: u64, value: Value) -> usize {
         let mut t = lock(&self.table);
-        t.bytes += key.len() + value.len() + 40;
+        t.bytes += key.len() + value.payload_len() + 40;
         t.map.insert((key, Reverse(seq)), value);
         t.bytes
     }

@@ -2,8 +2,8 @@
 //! value with an expiry; and how versions stack when a read, a flush or a
 //! compaction meets several of them for one key.
 //!
-//! Every source (memtable, WAL, SST) keeps at most one entry per key, so
-//! versions are combined where sources meet: a merge operand on top of
+//! WALs and SSTs keep one entry per key (memtables keep every version, for
+//! snapshots), so versions are combined where sources meet: a merge operand on top of
 //! anything folds into it with the [`MergeOperator`]; anything else hides
 //! what is beneath. An expiring value carries what the key holds once it
 //! expires (`then`), so operands folded onto it stay right on both sides of
@@ -94,7 +94,7 @@ impl Value {
     }
 
     /// Bytes of payload (for memtable and batch accounting).
-    pub fn len(&self) -> usize {
+    pub fn payload_len(&self) -> usize {
         match self {
             Value::Delete => 0,
             Value::Put(v) | Value::Merge(v) => v.len(),
@@ -102,14 +102,6 @@ impl Value {
         }
     }
 
-    /// The value at time `now` for a plain put or delete (tests, tools):
-    /// `Put` and unexpired `Expiring` give their value.
-    pub fn as_put(&self) -> Option<&Bytes> {
-        match self {
-            Value::Put(v) => Some(v),
-            _ => None,
-        }
-    }
 }
 
 fn no_operator(key: &[u8]) -> Error {
