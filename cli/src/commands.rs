@@ -84,7 +84,7 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         }
         Command::Manifest => {
             let (store, root) = existing_store(&cli.url, wal_url).await?;
-            let db = Db::open_read_only(root, store).await?;
+            let db = Db::open_read_only_with(root, store, read_settings(&operator)).await?;
             let json = crate::manifest::to_json(&db.manifest().await).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{json}")?;

@@ -323,31 +323,40 @@ async fn latest_writer_epoch(store: &dyn ObjectStore, layout: &Layout) -> Result
     Err(Error::InvalidArgument(format!("the newest manifest was deleted {RACE_ATTEMPTS} times while being read")))
 }
 
+/// A writer without a merge operator refuses WALs to replay that hold
+/// merge operands, naming the setting: its first L0 flush could not fold
+/// them. (A read-only open replays them; a read of such a key fails.)
+pub(super) fn refuse_operands_without_operator(chain: &ChainContents, op: &crate::value::MergeOp) -> Result<()> {
+    if op.is_some() {
+        return Ok(());
+    }
+    for id in &chain.plan.replay {
+        let Some(wal) = chain.wals.get(id) else { continue };
+        if let Some((k, _, _)) = wal.entries.iter().find(|(_, _, v)| matches!(v, crate::value::Value::Merge(_))) {
+            return Err(Error::InvalidArgument(format!(
+                "wal {id} holds merge operands (key {:?}), but no merge operator is set \
+                 (Settings::with_merge_operator); open the database with the operator it was written with",
+                String::from_utf8_lossy(k)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The WALs the plan replays, in a fresh memtable; also the highest
-/// sequence number replayed. Merge operands without a merge operator are
-/// refused here, naming the setting, rather than when a flush or a read
-/// first meets them.
-pub(super) fn replay(chain: &ChainContents, op: &crate::value::MergeOp) -> Result<(MemState, Option<u64>)> {
+/// sequence number replayed.
+pub(super) fn replay(chain: &ChainContents) -> (MemState, Option<u64>) {
     let mem = MemState::default();
     let mut max: Option<u64> = None;
     for id in &chain.plan.replay {
         if let Some(wal) = chain.wals.get(id) {
-            if op.is_none() {
-                if let Some((k, _, _)) = wal.entries.iter().find(|(_, _, v)| matches!(v, crate::value::Value::Merge(_))) {
-                    return Err(Error::InvalidArgument(format!(
-                        "wal {id} holds merge operands (key {:?}), but no merge operator is set \
-                         (Settings::with_merge_operator); open the database with the operator it was written with",
-                        String::from_utf8_lossy(k)
-                    )));
-                }
-            }
             for (k, seq, v) in &wal.entries {
                 mem.active.insert(k.clone(), *seq, v.clone());
                 max = max.max(Some(*seq));
             }
         }
     }
-    Ok((mem, max))
+    (mem, max)
 }
 
 #[cfg(test)]

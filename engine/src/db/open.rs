@@ -5,7 +5,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use tracing::Instrument;
 
-use super::chain::{read_chain, read_chain_with, replay};
+use super::chain::{read_chain, read_chain_with, refuse_operands_without_operator, replay};
 use super::inner::DbInner;
 use super::manifest_store::{Claim, Committed, ManifestStore, RACE_ATTEMPTS};
 use super::tree::OpenTree;
@@ -316,7 +316,8 @@ impl Db {
             return Err(Error::Fenced { writer_epoch: epoch, by });
         }
         let log: WalLog = plan.wal_log(protocol, settings.max_inflight_wal_uploads);
-        let (mem, replayed) = replay(&chain, &settings.merge_operator)?;
+        refuse_operands_without_operator(&chain, &settings.merge_operator)?;
+        let (mem, replayed) = replay(&chain);
         let fences = plan.fences.clone();
         let inner = DbInner::new(Opened {
             stores,
@@ -381,7 +382,7 @@ impl Db {
         let limits = ReadLimits::of(&settings);
         let chain = read_chain(stores.store.as_ref(), &layout, Protocol::Shipped, &m.view(), limits.wal_bytes).await?;
         let epoch = m.writer_epoch;
-        let (mem, replayed) = replay(&chain, &settings.merge_operator)?;
+        let (mem, replayed) = replay(&chain);
         let inner = DbInner::new(Opened {
             stores,
             layout,
