@@ -85,7 +85,17 @@ pub async fn run(cli: Cli) -> Result<Outcome, Failure> {
         Command::Manifest => {
             let (store, root) = existing_store(&cli.url, wal_url).await?;
             let db = Db::open_read_only_with(root, store, read_settings(&operator)).await?;
-            let json = crate::manifest::to_json(&db.manifest().await).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
+            let m = db.manifest().await;
+            // Each SST's codec, from its footer (one ranged read per SST).
+            let mut codecs = crate::manifest::Codecs::new();
+            for h in m.ssts() {
+                let codec = match db.sst_compression(h.id).await {
+                    Ok(c) => c.to_string(),
+                    Err(e) => format!("unreadable: {e}"),
+                };
+                codecs.insert(h.id, codec);
+            }
+            let json = crate::manifest::to_json(&m, &codecs).map_err(|e| Failure::Io(std::io::Error::other(e)))?;
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{json}")?;
             Ok(Outcome::Done)

@@ -58,6 +58,10 @@ struct SstJson {
     owner: &'static str,
     epoch: u64,
     size: u64,
+    /// The codec its footer records (`none`, `lz4`, `zstd`), or why it
+    /// could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compression: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,7 +79,7 @@ fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
-fn sst(h: &SstHandle) -> SstJson {
+fn sst(h: &SstHandle, compression: &Codecs) -> SstJson {
     let (first_key, first_key_base64) = text_or_base64(&h.first_key);
     let (last_key, last_key_base64) = text_or_base64(&h.last_key);
     SstJson {
@@ -83,6 +87,7 @@ fn sst(h: &SstHandle) -> SstJson {
         owner: owner(h.owner),
         epoch: h.epoch,
         size: h.size,
+        compression: compression.get(&h.id).cloned(),
         first_key,
         first_key_base64,
         last_key,
@@ -118,7 +123,11 @@ fn ulid_or_zero(floor: u128) -> String {
 
 /// The manifest as pretty JSON: SST ids as ULIDs (`compacted/<ULID>.sst`),
 /// WAL ids as 20 digits (`wal/<id>.sst`). Versions and epochs are numbers.
-pub fn to_json(m: &Manifest) -> serde_json::Result<String> {
+/// Each SST's codec by id, as the CLI read it from the SSTs' footers.
+pub type Codecs = std::collections::BTreeMap<u128, String>;
+
+pub fn to_json(m: &Manifest, compression: &Codecs) -> serde_json::Result<String> {
+    let sst = |h: &SstHandle| sst(h, compression);
     let view = ManifestJson {
         version: m.version,
         writer_epoch: m.writer_epoch,
@@ -157,7 +166,8 @@ mod tests {
         m.wal_id_last_seen = 42;
         m.fences = vec![7];
         m.l0 = vec![handle.clone()];
-        let text = to_json(&m).expect("prints");
+        let codecs = Codecs::from([(handle.id, "lz4".to_string())]);
+        let text = to_json(&m, &codecs).expect("prints");
         assert!(text.find("\"version\"") < text.find("\"fences\""), "the engine's field order: {text}");
         let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         assert_eq!(json["wal_id_last_seen"], "00000000000000000042");
@@ -166,6 +176,7 @@ mod tests {
         assert_eq!(id.len(), 29, "a ULID, -w and the epoch: {id}");
         assert_eq!(id, sst_name(handle.id, SstOwner::Writer, 3));
         assert_eq!(json["l0"][0]["first_key"], "a");
+        assert_eq!(json["l0"][0]["compression"], "lz4");
         assert_eq!(json["l0"][0]["last_key_base64"], "/w==");
     }
 }

@@ -1,5 +1,5 @@
-//! `--compression`: puts under each codec share one database, fsck names
-//! each SST's codec, and a codec the CLI does not know is a usage error.
+//! `--compression`: puts under each codec share one database, fsck and
+//! `manifest` name each SST's codec, and a codec the CLI does not know is a usage error.
 #![cfg(not(loom))]
 
 use std::process::{Command, Output};
@@ -24,6 +24,12 @@ fn puts_under_every_codec_share_one_database() {
             for codec in ["none", "lz4", "zstd"] {
                 assert!(report.contains(&format!("compression {codec})")), "fsck names no {codec} SST:\n{report}");
             }
+            // `manifest` shows each L0 SST's codec, oldest last.
+            let m = tidemark(&url, &["manifest"]);
+            let json: serde_json::Value = serde_json::from_slice(&m.stdout).expect("manifest is JSON");
+            let mut codecs: Vec<&str> = json["l0"].as_array().unwrap().iter().map(|s| s["compression"].as_str().unwrap()).collect();
+            codecs.sort_unstable();
+            assert_eq!(codecs, ["lz4", "none", "zstd"], "{json}");
         }
     }
     // The fourth close compacted all of them into zstd:9 SSTs.

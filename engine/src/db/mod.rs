@@ -163,6 +163,18 @@ impl Db {
         self.inner.manifest.lock().await.clone()
     }
 
+    /// The codec SST `id` of this handle's view was written with (`none`,
+    /// `lz4`, `zstd`: its footer's), opening the SST if it is not open; its
+    /// blocks may still be stored plain where compressing did not shrink them.
+    pub async fn sst_compression(&self, id: u128) -> Result<&'static str> {
+        let tree = lock(&self.inner.tree).clone();
+        let sst = tree.l0.iter().chain(tree.runs.iter().flat_map(|r| r.ssts.iter())).find(|s| s.handle.id == id).cloned();
+        match sst {
+            Some(sst) => Ok(sst.reader().await?.compression()),
+            None => Err(Error::InvalidArgument(format!("SST {id:032x} is not in this handle's view"))),
+        }
+    }
+
     fn check_key(&self, key: &[u8]) -> Result<()> {
         check_key(key, self.inner.settings.max_key_size)
     }

@@ -99,9 +99,10 @@ impl SstRef {
             .await
     }
 
-    /// Point read: `None` if the key is not in this SST, else its version. The SST is opened even for a key outside the handle's
-    /// range: the handle's "no" is trusted only once opening has checked it
-    /// against the SST's own first and last key (once per SST).
+    /// Point read: `None` if the key is not in this SST, else its version.
+    /// The SST is opened even for a key outside the handle's range: the
+    /// handle's "no" is trusted only once opening has checked it against the
+    /// SST's own first and last key (once per SST).
     pub async fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         self.reader().await?.get(key).await
     }
