@@ -12,6 +12,7 @@ use tidemark::{Settings, WriteBatch, WriteOptions};
 pub use tidemark::Db;
 
 use crate::config::{CompactorPlace, Config};
+pub use crate::workload::Write;
 
 /// The root the harness's databases live under.
 pub const ROOT: &str = "db";
@@ -28,11 +29,19 @@ pub const WAL_STORE_ROOT: &str = "db/wal/split";
 /// Manifest versions (their reads are held with held listings).
 pub const MANIFEST_PREFIX: &str = "db/manifest/";
 
+/// The merge operator every database of the harness opens with (writers,
+/// recoveries, read-only handles, followers, compactors, GC, checkpoints):
+/// concatenation, which an operand lost, duplicated or reordered shows.
+pub fn merge_operator() -> Arc<dyn tidemark::MergeOperator> {
+    Arc::new(tidemark::Concat)
+}
+
 /// Settings that exercise everything in small workloads: tiny memtables
 /// (frequent `FlushL0` and `WriteManifest`), W = 4, a short flush interval.
 pub fn settings(protocol: Protocol) -> Settings {
     Settings::default()
         .with_protocol(protocol)
+        .with_merge_operator(merge_operator())
         .with_l0_sst_size_bytes(1500)
         .with_max_unflushed_bytes(64 << 10)
         .with_max_inflight_wal_uploads(4)
@@ -70,9 +79,16 @@ pub fn store_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn ti
 
 /// Opens a read-only handle on `store`; with `wal_store` (`Config::wal_store`)
 /// it sees the store as the writers' `SplitStore` does, WALs under
-/// [`WAL_STORE_ROOT`], as a reader given both stores would.
-pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool) -> tidemark::Result<Db> {
-    Db::open_read_only(ROOT, reader_store(store, wal_store)).await
+/// [`WAL_STORE_ROOT`], as a reader given both stores would. It judges
+/// expiry on `clock` (the schedule's).
+pub async fn open_read_only(store: Arc<dyn ObjectStore>, wal_store: bool, clock: Arc<dyn tidemark::Clock>) -> tidemark::Result<Db> {
+    Db::open_read_only_with(ROOT, reader_store(store, wal_store), reader_settings(clock)).await
+}
+
+/// A reader's settings: a user's defaults with the harness's merge
+/// operator, judging expiry on `clock`.
+fn reader_settings(clock: Arc<dyn tidemark::Clock>) -> Settings {
+    Settings::default().with_merge_operator(merge_operator()).with_clock(clock)
 }
 
 /// `store` as a reader given both stores sees it: with `wal_store`, WALs
@@ -87,9 +103,17 @@ fn reader_store(store: Arc<dyn ObjectStore>, wal_store: bool) -> Arc<dyn ObjectS
     }
 }
 
-/// Opens durable checkpoint `id` read-only (`DbReader::open_checkpoint`).
-pub async fn open_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, id: u128, recorder: &MemoryRecorder) -> tidemark::Result<tidemark::DbReader> {
-    tidemark::DbReader::open_checkpoint_with(ROOT, reader_store(store, wal_store), id, client_settings(recorder)).await
+/// Opens durable checkpoint `id` read-only (`DbReader::open_checkpoint`),
+/// judging expiry on `clock` (the schedule's).
+pub async fn open_checkpoint(
+    store: Arc<dyn ObjectStore>,
+    wal_store: bool,
+    id: u128,
+    recorder: &MemoryRecorder,
+    clock: Arc<dyn tidemark::Clock>,
+) -> tidemark::Result<tidemark::DbReader> {
+    let settings = client_settings(recorder).with_clock(clock);
+    tidemark::DbReader::open_checkpoint_with(ROOT, reader_store(store, wal_store), id, settings).await
 }
 
 /// Creates a durable checkpoint with no expiry (`tidemark checkpoint create`).
@@ -97,10 +121,10 @@ pub async fn create_checkpoint(store: Arc<dyn ObjectStore>, wal_store: bool, rec
     tidemark::create_checkpoint_with(reader_store(store, wal_store), ROOT, tidemark::CheckpointOptions::default(), client_settings(recorder)).await
 }
 
-/// The settings of a checkpoint command or a reader: a user's defaults,
-/// recording to the schedule's trace.
+/// The settings of a checkpoint command or a reader: a user's defaults
+/// with the harness's merge operator, recording to the schedule's trace.
 fn client_settings(recorder: &MemoryRecorder) -> Settings {
-    Settings::default().with_recorder(Arc::new(recorder.clone()))
+    Settings::default().with_merge_operator(merge_operator()).with_recorder(Arc::new(recorder.clone()))
 }
 
 /// Deletes the checkpoints of following readers whose processes are gone
@@ -200,6 +224,7 @@ pub fn process_settings(cfg: &Config, recorder: &MemoryRecorder, clock: Arc<dyn 
         .with_hedge(cfg.hedge.unwrap_or_default())
         .with_compression(cfg.compression);
     s.max_retries = 2;
+    s.default_ttl = cfg.default_ttl;
     if cfg.no_block_cache {
         s = s.with_block_cache_bytes(0);
     }
@@ -274,12 +299,15 @@ pub fn record_crashes(recorder: &MemoryRecorder, since: usize, listed: Vec<u64>)
     }
 }
 
-pub async fn write(db: &Db, writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool) -> tidemark::Result<()> {
+/// Writes `writes` in one batch, in order: puts with their time-to-live,
+/// deletes and merges.
+pub async fn write(db: &Db, writes: Vec<(Bytes, Write)>, await_durable: bool) -> tidemark::Result<()> {
     let mut batch = WriteBatch::new();
-    for (k, v) in writes {
-        match v {
-            Some(v) => batch.put(k, v),
-            None => batch.delete(k),
+    for (k, w) in writes {
+        match w {
+            Write::Put(v, ttl) => batch.put_with(k, v, tidemark::PutOptions { ttl }),
+            Write::Delete => batch.delete(k),
+            Write::Merge(o) => batch.merge(k, o),
         };
     }
     db.write_with(batch, &WriteOptions { await_durable }).await

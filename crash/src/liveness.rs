@@ -35,12 +35,12 @@ fn probe_key(i: usize) -> Bytes {
 pub async fn progress(db: &api::Db, max_inflight: usize, l0_sst_size: usize) -> Result<(), String> {
     let work = async {
         for i in 0..max_inflight + 1 {
-            api::write(db, vec![(probe_key(i), Some(Bytes::from_static(b"p")))], true)
+            api::write(db, vec![(probe_key(i), api::Write::Put(Bytes::from_static(b"p"), tidemark::Ttl::Default))], true)
                 .await
                 .map_err(|e| format!("durable put {i} of the recovered writer failed: {e}"))?;
         }
         let big = Bytes::from(vec![b'x'; l0_sst_size + 1]);
-        api::write(db, vec![(probe_key(999), Some(big))], true)
+        api::write(db, vec![(probe_key(999), api::Write::Put(big, tidemark::Ttl::Default))], true)
             .await
             .map_err(|e| format!("the recovered writer's memtable-sized put failed: {e}"))?;
         let target = db.durable_wal_id();
@@ -104,7 +104,7 @@ pub async fn race(
             }
         }
         let puts = dbs.iter().map(|(i, db)| {
-            api::write(db, vec![(probe_key(500 + i), Some(Bytes::from_static(b"race")))], true)
+            api::write(db, vec![(probe_key(500 + i), api::Write::Put(Bytes::from_static(b"race"), tidemark::Ttl::Default))], true)
         });
         let put = futures::future::join_all(puts).await;
         let newest = dbs.iter().map(|(_, db)| db.writer_epoch()).max();

@@ -9,15 +9,14 @@
 //! knows only the lease. Any other failed read is a violation: GC deleted
 //! something a reader needed, or the engine failed without cause.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use tidemark::testing::{CreationTimes, FaultStore};
 use tidemark::Clock;
 
 use crate::clock::ScheduleClock;
 use crate::db_api as api;
+use crate::oracle::{State, Window};
 use crate::schedule::Histories;
 use crate::workload;
 use tidemark::internals::sync::lock;
@@ -123,7 +122,7 @@ pub(crate) async fn read_only_handle(
     };
     let shared: std::sync::Arc<dyn object_store::ObjectStore> = std::sync::Arc::new(store.clone());
     let opened = match checkpointed {
-        None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
+        None => api::open_read_only(shared, wal_store, std::sync::Arc::new(clock.clone())).await.map(api::ReadOnly::Plain),
         Some(mutant) => {
             let recorder = lock(&histories).recorder.clone();
             api::open_checkpointed(shared, wal_store, std::sync::Arc::new(clock.clone()), mutant, &recorder).await.map(api::ReadOnly::Checkpointed)
@@ -153,7 +152,9 @@ pub(crate) async fn read_only_handle(
         h.injected.read_only_opens += 1;
         h.histories.len()
     };
-    let mut seen: Vec<Option<BTreeMap<Bytes, Bytes>>> = vec![None; writers];
+    // What each writer's keys showed in the current view, as the oracle
+    // state it is (each later read of the view is judged at its own time).
+    let mut seen: Vec<Option<State>> = vec![None; writers];
     // The window of the current view, and the prefix of each writer's
     // history the reader's views have reached.
     let mut window = (began, ended);
@@ -176,6 +177,7 @@ pub(crate) async fn read_only_handle(
         }
         let due: Vec<usize> = (0..writers).filter(|w| polled || seen[*w].is_some() || w % (rounds + 1) == round).collect();
         for &w in &due {
+            let start = clock.now_ms();
             let state = match db.scan_prefix(workload::key_prefix(w)).await {
                 Ok(state) => state,
                 Err(e) => {
@@ -186,28 +188,33 @@ pub(crate) async fn read_only_handle(
                     return;
                 }
             };
+            let read_window = Window::new(start, clock.now_ms());
             let mut h = lock(&histories);
             h.injected.read_only_reads += 1;
-            match &seen[w] {
+            match &mut seen[w] {
                 None => {
                     let what = if polled { "following reader after a poll" } else { "read-only handle" };
-                    match h.histories[w].check_follow(w, window, &state, complete, reached[w]) {
-                        Ok((first, _)) => reached[w] = first,
+                    match h.histories[w].check_follow(w, window, &state, complete, reached[w], read_window) {
+                        Ok(view) => {
+                            reached[w] = view.first;
+                            seen[w] = Some(view.state);
+                        }
                         Err(v) => {
                             h.anomalies.push((v.invariant(), format!("{what}: {v}")));
                             return;
                         }
                     }
-                    seen[w] = Some(state);
                 }
-                Some(first) if first != &state => {
-                    h.anomalies.push((
-                        "ReadOnlyViewFixed",
-                        format!("a read-only handle's view of writer {w}'s keys changed between its reads (read {round})"),
-                    ));
-                    return;
-                }
-                Some(_) => {}
+                Some(view) => match crate::oracle::compare(view, &state, read_window) {
+                    None => crate::oracle::refine(view, &state, read_window),
+                    Some(m) => {
+                        h.anomalies.push((
+                            m.invariant("ReadOnlyViewFixed"),
+                            format!("a read-only handle's view of writer {w}'s keys changed between its reads (read {round}): {m}"),
+                        ));
+                        return;
+                    }
+                },
             }
         }
         if std::env::var_os("CRASH_DEBUG").is_some() {

@@ -15,6 +15,7 @@ use tidemark::{Clock, DbIterator, Snapshot};
 use crate::config::{CompactorPlace, Config};
 use crate::db_api as api;
 use crate::liveness;
+use crate::oracle::{compare, State, Window};
 use crate::schedule::{failure, runtime, Failure, Histories, World};
 use crate::workload;
 
@@ -24,12 +25,13 @@ use crate::workload;
 /// does; the two are never held together, as the pins would protect the
 /// handle's SSTs too).
 struct Held {
-    states: Vec<BTreeMap<Bytes, Bytes>>,
+    states: Vec<State>,
     views: Views,
 }
 
 enum Views {
-    Own { snapshot: Snapshot, scan: DbIterator },
+    /// The scan's expiring values are judged at its start (`window`).
+    Own { snapshot: Snapshot, scan: DbIterator, window: Window },
     ReadOnly(api::ReadOnly),
 }
 
@@ -90,9 +92,14 @@ async fn recover(
     let writer_count = lock(histories).histories.len();
     let mut states = Vec::with_capacity(writer_count);
     for w in 0..writer_count {
+        let start = clock.now_ms();
         let observed: BTreeMap<Bytes, Bytes> = api::scan_prefix(&db, workload::key_prefix(w)).await.map_err(scan_failed)?;
-        lock(histories).histories[w].check_and_rebase(w, &observed).map_err(|v| (v.invariant(), v.to_string()))?;
-        states.push(observed);
+        let window = Window::new(start, clock.now_ms());
+        let mut h = lock(histories);
+        let met = crate::oracle::tally(&h.histories[w].current(), window);
+        h.injected.tally(met);
+        h.histories[w].check_and_rebase(w, &observed, window).map_err(|v| (v.invariant(), v.to_string()))?;
+        states.push(h.histories[w].base.clone());
     }
     let held = match cfg.readers {
         true => {
@@ -100,7 +107,7 @@ async fn recover(
             // With GC running, the handle holds a checkpoint (a plain read-only
             // handle is not protected from another process's GC).
             let checkpointed = cfg.compaction.then(|| clock.clone());
-            Some(hold_views(&db, store, cfg.wal_store, checkpointed, states, own, histories).await?)
+            Some(hold_views(&db, store, cfg.wal_store, (clock.clone(), checkpointed), states, own, histories).await?)
         }
         false => None,
     };
@@ -123,7 +130,7 @@ async fn recover(
     }
     if cfg.compaction {
         make_checkpoint(cfg, store, &states, histories).await?;
-        check_checkpoints(cfg, store, histories).await?;
+        check_checkpoints(cfg, store, histories, clock.clone()).await?;
     }
     drop(db);
     if cfg.racing_openers > 0 && last {
@@ -148,11 +155,11 @@ async fn standalone_passes(
     recorder: &tidemark::internals::trace::MemoryRecorder,
     store: &FaultStore,
     clock: Arc<dyn Clock>,
-    states: &[BTreeMap<Bytes, Bytes>],
+    states: &[State],
     histories: &Histories,
 ) -> Result<(), Broken> {
     let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
-    let mut settings = api::store_settings(cfg, recorder, clock, &shared);
+    let mut settings = api::store_settings(cfg, recorder, clock.clone(), &shared);
     settings.max_sorted_runs = 1;
     if cfg.compactor != CompactorPlace::Writer {
         let runs = tidemark::compact(api::ROOT, shared.clone(), settings.clone())
@@ -171,44 +178,23 @@ async fn standalone_passes(
         CompactorPlace::Writer => "a GC pass after the writer's compactions",
         _ => "a compaction and a GC pass",
     };
-    let ro = api::open_read_only(shared, cfg.wal_store)
+    let ro = api::open_read_only(shared, cfg.wal_store, clock.clone())
         .await
         .map_err(|e| ("ReadSucceeds", format!("a read-only open after the standalone passes failed: {e}")))?;
     for (w, state) in states.iter().enumerate() {
+        let start = clock.now_ms();
         let seen = api::scan_prefix(&ro, workload::key_prefix(w))
             .await
             .map_err(|e| ("ReadSucceeds", format!("a scan after the standalone passes failed: {e}")))?;
-        if &seen != state {
-            let d = Difference::of(&seen, state);
-            let (n, m) = (seen.len(), state.len());
+        if let Some(m) = compare(state, &seen, Window::new(start, clock.now_ms())) {
+            let (n, k) = (seen.len(), state.len());
             return Err((
-                "CompactionKeepsState",
-                format!("after the standalone passes ({passes}) writer {w}'s {d}, recovered as {:?} ({n} keys seen, {m} recovered)", d.expected),
+                m.invariant("CompactionKeepsState"),
+                format!("after the standalone passes ({passes}) writer {w}'s keys differ from the recovered state: {m} ({n} keys seen, {k} recovered)"),
             ));
         }
     }
     Ok(())
-}
-
-/// The first key whose value a read shows differently from the state
-/// expected: "key K = seen".
-struct Difference {
-    key: Bytes,
-    seen: Option<Bytes>,
-    expected: Option<Bytes>,
-}
-
-impl Difference {
-    fn of(seen: &BTreeMap<Bytes, Bytes>, expected: &BTreeMap<Bytes, Bytes>) -> Self {
-        let key = expected.keys().chain(seen.keys()).find(|k| seen.get(*k) != expected.get(*k)).cloned().unwrap_or_default();
-        Difference { seen: seen.get(&key).cloned(), expected: expected.get(&key).cloned(), key }
-    }
-}
-
-impl std::fmt::Display for Difference {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "key {} = {:?}", String::from_utf8_lossy(&self.key), self.seen)
-    }
 }
 
 /// Durable checkpoints live at once after a recovery made its own: the
@@ -221,7 +207,7 @@ const CHECKPOINTS_KEPT: usize = 2;
 /// writes, compactions and GC passes, in any process, run beside it. Past
 /// [`CHECKPOINTS_KEPT`] the oldest is deleted, so GC also runs after a
 /// checkpoint is gone. The probe wrote only keys outside the writers'.
-async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<Bytes, Bytes>], histories: &Histories) -> Result<(), Broken> {
+async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[State], histories: &Histories) -> Result<(), Broken> {
     let recorder = lock(histories).recorder.clone();
     let cp = api::create_checkpoint(Arc::new(store.clone()), cfg.wal_store, &recorder)
         .await
@@ -246,19 +232,19 @@ async fn make_checkpoint(cfg: &Config, store: &FaultStore, states: &[BTreeMap<By
 /// a standalone one on a store without faults): each must open and show
 /// exactly the state it was made at (I16; a failed read means GC deleted
 /// what it pins), or, if its maker crashed before reading it, read at all.
-async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histories) -> Result<(), Broken> {
+async fn check_checkpoints(cfg: &Config, store: &FaultStore, histories: &Histories, clock: Arc<dyn Clock>) -> Result<(), Broken> {
     let checkpoints = lock(histories).checkpoints.clone();
     for (id, states) in checkpoints {
         let broken = |e: tidemark::Error| ("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} no longer reads: {e}"));
         let recorder = lock(histories).recorder.clone();
-        let reader = api::open_checkpoint(Arc::new(store.clone()), cfg.wal_store, id, &recorder).await.map_err(broken)?;
+        let reader = api::open_checkpoint(Arc::new(store.clone()), cfg.wal_store, id, &recorder, clock.clone()).await.map_err(broken)?;
         let writers = lock(histories).histories.len();
         for w in 0..writers {
+            let start = clock.now_ms();
             let seen = checkpoint_state(&reader, w).await.map_err(broken)?;
             let Some(state) = states.as_ref().and_then(|s| s.get(w)) else { continue };
-            if &seen != state {
-                let d = Difference::of(&seen, state);
-                return Err(("I16 CheckpointOpensAsCreated", format!("durable checkpoint {id:032x} shows writer {w}'s {d}, made when it was {:?}", d.expected)));
+            if let Some(m) = compare(state, &seen, Window::new(start, clock.now_ms())) {
+                return Err((m.invariant("I16 CheckpointOpensAsCreated"), format!("durable checkpoint {id:032x} shows writer {w}'s keys otherwise than when it was made: {m}")));
             }
         }
         reader.close().await.map_err(broken)?;
@@ -281,21 +267,23 @@ async fn hold_views(
     db: &api::Db,
     store: &FaultStore,
     wal_store: bool,
-    checkpointed: Option<Arc<dyn tidemark::Clock>>,
-    states: Vec<BTreeMap<Bytes, Bytes>>,
+    (clock, checkpointed): (Arc<dyn Clock>, Option<Arc<dyn Clock>>),
+    states: Vec<State>,
     own: bool,
     histories: &Histories,
 ) -> Result<Held, Broken> {
     if own {
         let snapshot = db.snapshot();
+        let start = clock.now_ms();
         let scan = db.scan_prefix(workload::key_prefix(0)).await.map_err(|e| ("ReadSucceeds", format!("scan after recovery failed: {e}")))?;
-        return Ok(Held { states, views: Views::Own { snapshot, scan } });
+        let window = Window::new(start, clock.now_ms());
+        return Ok(Held { states, views: Views::Own { snapshot, scan, window } });
     }
     // Nothing writes while the recovered writer has not begun its probe:
     // the handle must open.
     let shared: Arc<dyn object_store::ObjectStore> = Arc::new(store.clone());
     let ro = match checkpointed {
-        None => api::open_read_only(shared, wal_store).await.map(api::ReadOnly::Plain),
+        None => api::open_read_only(shared, wal_store, clock).await.map(api::ReadOnly::Plain),
         Some(clock) => {
             let recorder = lock(histories).recorder.clone();
             api::open_checkpointed(shared, wal_store, clock, None, &recorder).await.map(api::ReadOnly::Checkpointed)
@@ -312,16 +300,20 @@ async fn hold_views(
 async fn check_views(held: Held, world: &World, histories: &Histories) -> Result<(), Broken> {
     let Held { states, views } = held;
     match views {
-        Views::Own { snapshot, scan } => {
+        Views::Own { snapshot, scan, window } => {
             for (w, state) in states.iter().enumerate() {
+                let start = world.clock.now_ms();
                 let read = async { snapshot.scan_prefix(workload::key_prefix(w)).await?.collect_vec().await };
                 let seen: BTreeMap<Bytes, Bytes> = read
                     .await
                     .map_err(|e| crate::reads::unexplained(&e, "a snapshot held across the probe and close"))?
                     .into_iter()
                     .collect();
-                if &seen != state {
-                    return Err(("SnapshotStable", format!("a snapshot taken at recovery shows {} of writer {w}'s keys after close, not {}", seen.len(), state.len())));
+                if let Some(m) = compare(state, &seen, Window::new(start, world.clock.now_ms())) {
+                    return Err((
+                        m.invariant("SnapshotStable"),
+                        format!("a snapshot taken at recovery shows {} of writer {w}'s keys after close, not {}: {m}", seen.len(), state.len()),
+                    ));
                 }
             }
             let scanned: BTreeMap<Bytes, Bytes> = scan
@@ -330,8 +322,11 @@ async fn check_views(held: Held, world: &World, histories: &Histories) -> Result
                 .map_err(|e| crate::reads::unexplained(&e, "a scan held across the probe and close"))?
                 .into_iter()
                 .collect();
-            if scanned != states[0] {
-                return Err(("ScanStable", format!("a scan begun at recovery yields {} of writer 0's keys after close, not {}", scanned.len(), states[0].len())));
+            if let Some(m) = compare(&states[0], &scanned, window) {
+                return Err((
+                    m.invariant("ScanStable"),
+                    format!("a scan begun at recovery yields {} of writer 0's keys after close, not {}: {m}", scanned.len(), states[0].len()),
+                ));
             }
             lock(histories).injected.views_checked += 2;
         }
@@ -341,14 +336,19 @@ async fn check_views(held: Held, world: &World, histories: &Histories) -> Result
                 api::ReadOnly::Checkpointed(_) => crate::reads::Lease::Pinned,
             };
             for (w, state) in states.iter().enumerate() {
-                match ro.scan_prefix(workload::key_prefix(w)).await {
-                    Ok(seen) if &seen == state => lock(histories).injected.read_only_reads += 1,
-                    Ok(seen) => {
-                        return Err((
-                            "ReadOnlyViewFixed",
-                            format!("a read-only handle opened at recovery sees {} of writer {w}'s keys after close, not {}", seen.len(), state.len()),
-                        ));
-                    }
+                let start = world.clock.now_ms();
+                let read = ro.scan_prefix(workload::key_prefix(w)).await;
+                let window = Window::new(start, world.clock.now_ms());
+                match read {
+                    Ok(seen) => match compare(state, &seen, window) {
+                        None => lock(histories).injected.read_only_reads += 1,
+                        Some(m) => {
+                            return Err((
+                                m.invariant("ReadOnlyViewFixed"),
+                                format!("a read-only handle opened at recovery sees {} of writer {w}'s keys after close, not {}: {m}", seen.len(), state.len()),
+                            ));
+                        }
+                    },
                     Err(e) => match crate::reads::judge(&e, false, &world.leases, lease, world.clock.now_ms(), "a read-only scan held across close") {
                         Some(v) => return Err(v),
                         None => break,

@@ -4,10 +4,8 @@
 //! oracle ([`crate::recovery`]); then the recorded trace is replayed
 //! through the model (trace conformance).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
@@ -94,6 +92,12 @@ pub struct Injected {
     /// Checkpoints of following readers whose process crashed, deleted at
     /// the next recovery.
     pub dead_followers_dropped: u64,
+    /// Keys the writers' scans, held snapshots and recoveries read and
+    /// judged: holding merge operands, whose put had surely expired, and
+    /// whose put's expiry the read's window overlapped (`oracle::tally`).
+    pub merged_keys_read: u64,
+    pub expired_keys_read: u64,
+    pub expiring_keys_in_doubt: u64,
 }
 
 impl Injected {
@@ -118,6 +122,16 @@ impl Injected {
         self.live_checkpoints += o.live_checkpoints;
         self.dead_followers_dropped += o.dead_followers_dropped;
         self.checkpoint_opens += o.checkpoint_opens;
+        self.merged_keys_read += o.merged_keys_read;
+        self.expired_keys_read += o.expired_keys_read;
+        self.expiring_keys_in_doubt += o.expiring_keys_in_doubt;
+    }
+
+    /// Counts what a judged read met ([`crate::oracle::tally`]).
+    pub fn tally(&mut self, [merged, expired, in_doubt]: [u64; 3]) {
+        self.merged_keys_read += merged;
+        self.expired_keys_read += expired;
+        self.expiring_keys_in_doubt += in_doubt;
     }
 }
 
@@ -150,8 +164,8 @@ pub(crate) struct Shared {
     /// Durable checkpoints made and not deleted yet, each with every
     /// writer's keys as they were then (`None`: made by a live process that
     /// crashed before it read them): opening one must show exactly that,
-    /// whatever ran since (I16).
-    pub(crate) checkpoints: Vec<(u128, Option<Vec<BTreeMap<Bytes, Bytes>>>)>,
+    /// whatever ran since, its expiring values judged at the read (I16).
+    pub(crate) checkpoints: Vec<(u128, Option<Vec<crate::oracle::State>>)>,
 }
 
 pub(crate) type Histories = Arc<Mutex<Shared>>;

@@ -3,7 +3,10 @@
 //! returns, and checks every read it makes: live scans and gets against its
 //! own history as the read began, and the snapshots and scans it holds
 //! across later operations (and so across flushes, compactions and GC
-//! passes) against its history as they were taken. A call that fails must
+//! passes) against its history as they were taken. Every read is judged at
+//! its own window on the schedule clock (an expiring value must be visible
+//! before its earliest expiry and gone after its latest, a held snapshot's
+//! too); every write records the window its expiries were stamped in. A call that fails must
 //! be explained by a crash, an injected fault, a fence (the zombie) or, for
 //! a read, the end of its lease (`reads::judge`).
 
@@ -15,6 +18,7 @@ use tidemark::testing::FaultStore;
 use tidemark::{DbIterator, Snapshot};
 
 use crate::db_api as api;
+use crate::oracle::{self, State, Window};
 use crate::reads::{self, Lease, Leases};
 use crate::schedule::Histories;
 use crate::workload::{self, Op};
@@ -36,20 +40,27 @@ pub(crate) struct WriterTask {
     pub(crate) zombie: bool,
     /// How long the views are held after the last operation (`Config::linger`).
     pub(crate) linger: std::time::Duration,
+    /// The process's `Settings::default_ttl` (what a `Ttl::Default` put gets).
+    pub(crate) default_ttl: Option<std::time::Duration>,
 }
 
-/// A snapshot held across operations, with what it must show.
+/// A snapshot held across operations, with what it must show (judged at
+/// each read's time, narrowed by what earlier reads showed).
 struct HeldSnapshot {
     snap: Snapshot,
-    expected: BTreeMap<Bytes, Bytes>,
+    expected: State,
     lease: Lease,
     deletions: u64,
 }
 
-/// A scan held across operations: it yields one entry per operation.
+/// A scan held across operations: it yields one entry per operation, each
+/// judged at the time the scan began (`window`).
 struct HeldScan {
     it: DbIterator,
-    expected: Vec<(Bytes, Bytes)>,
+    expected: State,
+    window: Window,
+    /// The last key it yielded, and how many it yielded.
+    last: Option<Bytes>,
     seen: usize,
     lease: Lease,
     deletions: u64,
@@ -77,7 +88,7 @@ impl WriterTask {
                 Op::Write { writes, await_durable } => self.write(writes, await_durable).await,
                 Op::Flush => self.flush().await,
                 Op::Scan => {
-                    let held_ok = match &snapshot {
+                    let held_ok = match &mut snapshot {
                         Some(s) => self.read_snapshot(s).await,
                         None => true,
                     };
@@ -86,7 +97,7 @@ impl WriterTask {
                 Op::Get { key } => self.get(key).await,
                 Op::Snapshot => {
                     let held_ok = match snapshot.take() {
-                        Some(s) => self.read_snapshot(&s).await,
+                        Some(mut s) => self.read_snapshot(&mut s).await,
                         None => true,
                     };
                     snapshot = Some(self.take_snapshot());
@@ -115,7 +126,7 @@ impl WriterTask {
         if snapshot.is_some() || scan.is_some() {
             tokio::time::sleep(self.linger).await;
         }
-        if let Some(s) = &snapshot {
+        if let Some(s) = &mut snapshot {
             if !self.read_snapshot(s).await {
                 return;
             }
@@ -153,6 +164,11 @@ impl WriterTask {
         self.leases.clock.now_ms()
     }
 
+    /// A read's window: from `start` (read before the call) to now.
+    fn window(&self, start: u64) -> Window {
+        Window::new(start, self.now())
+    }
+
     /// The lease of a view taken now: this process's pins, or (beside
     /// another process's GC) the manifest version it reads.
     fn lease(&self, snap: &Snapshot) -> Lease {
@@ -175,17 +191,49 @@ impl WriterTask {
         h.injected.views_across_gc += u64::from(across);
     }
 
-    async fn write(&self, writes: Vec<(Bytes, Option<Bytes>)>, await_durable: bool) -> Go {
+    /// The oracle's record of a write to one of this writer's own keys:
+    /// a put's time-to-live resolved as the engine does (`Ttl::Default`:
+    /// the process's default).
+    fn own_write(&self, w: &workload::Write) -> oracle::Write {
+        match w {
+            workload::Write::Put(v, ttl) => {
+                let ttl = match ttl {
+                    tidemark::Ttl::Default => self.default_ttl,
+                    tidemark::Ttl::NoExpiry => None,
+                    tidemark::Ttl::ExpireAfter(d) => Some(*d),
+                };
+                oracle::Write::Put(v.clone(), ttl)
+            }
+            workload::Write::Delete => oracle::Write::Delete,
+            workload::Write::Merge(o) => oracle::Write::Merge(o.clone()),
+        }
+    }
+
+    async fn write(&self, writes: Vec<(Bytes, workload::Write)>, await_durable: bool) -> Go {
         let step = {
             let mut h = lock(&self.histories);
-            let own = writes.iter().filter(|(k, _)| !crate::shared::is_shared(k)).cloned().collect();
+            let own = writes.iter().filter(|(k, _)| !crate::shared::is_shared(k)).map(|(k, w)| (k.clone(), self.own_write(w))).collect();
+            // Shared keys get puts that never expire and deletes only.
+            let shared: Vec<(Bytes, Option<Bytes>)> = writes
+                .iter()
+                .filter(|(k, _)| crate::shared::is_shared(k))
+                .map(|(k, w)| match w {
+                    workload::Write::Put(v, _) => (k.clone(), Some(v.clone())),
+                    _ => (k.clone(), None),
+                })
+                .collect();
             let at = h.shared.tick();
-            let step = h.histories[self.writer].issue_at(own, at);
-            h.shared.issue(self.writer, step, self.process, &writes);
+            // Read under the lock, before the call: the engine stamps
+            // expiries within it, on the same clock.
+            let began_ms = self.now();
+            let step = h.histories[self.writer].issue_at(own, at, began_ms);
+            h.shared.issue(self.writer, step, self.process, &shared);
             step
         };
         let result = api::write(&self.db, writes, await_durable).await;
+        let returned_ms = self.now();
         let mut h = lock(&self.histories);
+        h.histories[self.writer].returned(step, returned_ms);
         let not_written = result.as_ref().is_err_and(api::not_written);
         h.shared.returned(self.writer, step, result.is_ok() && await_durable, not_written);
         match result {
@@ -227,11 +275,16 @@ impl WriterTask {
     async fn scan(&self) -> Go {
         let check = lock(&self.histories).histories[self.writer].read_check(self.writer);
         let lease = self.lease(&self.db.snapshot());
+        let start = self.now();
         match api::scan_prefix(&self.db, workload::key_prefix(self.writer)).await {
-            Ok(seen) => match check.scan(&seen) {
+            Ok(seen) => match check.scan(&seen, {
+                let w = self.window(start);
+                lock(&self.histories).injected.tally(check.tally(w));
+                w
+            }) {
                 Ok(()) => true,
-                Err(anomaly) => {
-                    self.anomaly("read-your-writes", anomaly);
+                Err((invariant, anomaly)) => {
+                    self.anomaly(invariant, anomaly);
                     false
                 }
             },
@@ -264,11 +317,12 @@ impl WriterTask {
             };
         }
         let check = lock(&self.histories).histories[self.writer].read_check(self.writer);
+        let start = self.now();
         match api::get(&self.db, key.clone()).await {
-            Ok(seen) => match check.get(&key, seen.as_ref()) {
+            Ok(seen) => match check.get(&key, seen.as_ref(), self.window(start)) {
                 Ok(()) => true,
-                Err(anomaly) => {
-                    self.anomaly("read-your-writes", anomaly);
+                Err((invariant, anomaly)) => {
+                    self.anomaly(invariant, anomaly);
                     false
                 }
             },
@@ -280,7 +334,7 @@ impl WriterTask {
     }
 
     fn take_snapshot(&self) -> HeldSnapshot {
-        let expected = lock(&self.histories).histories[self.writer].current();
+        let expected: State = lock(&self.histories).histories[self.writer].current();
         let snap = self.db.snapshot();
         let lease = self.lease(&snap);
         HeldSnapshot { snap, expected, lease, deletions: self.deletions() }
@@ -288,17 +342,19 @@ impl WriterTask {
 
     /// Reads the writer's keys through a held snapshot: they must be as
     /// when it was taken, whatever was written, flushed, compacted and
-    /// collected since.
-    async fn read_snapshot(&self, s: &HeldSnapshot) -> Go {
+    /// collected since, judged at this read's time.
+    async fn read_snapshot(&self, s: &mut HeldSnapshot) -> Go {
+        let start = self.now();
         let read = async { s.snap.scan_prefix(workload::key_prefix(self.writer)).await?.collect_vec().await };
         match read.await {
             Ok(seen) => {
                 let seen: BTreeMap<Bytes, Bytes> = seen.into_iter().collect();
-                if seen != s.expected {
+                let window = self.window(start);
+                if let Some(m) = oracle::compare(&s.expected, &seen, window) {
                     self.anomaly(
-                        "SnapshotStable",
+                        m.invariant("SnapshotStable"),
                         format!(
-                            "writer {}'s snapshot (seq {}) shows {} keys, but its history when it was taken has {}",
+                            "writer {}'s snapshot (seq {}) shows {} keys, but its history when it was taken has {} (first difference: {m})",
                             self.writer,
                             s.snap.seq(),
                             seen.len(),
@@ -307,6 +363,8 @@ impl WriterTask {
                     );
                     return false;
                 }
+                lock(&self.histories).injected.tally(oracle::tally(&s.expected, window));
+                oracle::refine(&mut s.expected, &seen, window);
                 self.view_checked(s.deletions);
                 true
             }
@@ -318,12 +376,13 @@ impl WriterTask {
     }
 
     async fn start_scan(&self) -> Option<HeldScan> {
-        let expected: Vec<(Bytes, Bytes)> = lock(&self.histories).histories[self.writer].current().into_iter().collect();
+        let expected = lock(&self.histories).histories[self.writer].current();
         // The snapshot and the scan's view are taken in the same poll: the same tree.
         let lease = self.lease(&self.db.snapshot());
         let deletions = self.deletions();
+        let start = self.now();
         match self.db.scan_prefix(workload::key_prefix(self.writer)).await {
-            Ok(it) => Some(HeldScan { it, expected, seen: 0, lease, deletions }),
+            Ok(it) => Some(HeldScan { it, expected, window: self.window(start), last: None, seen: 0, lease, deletions }),
             Err(e) => {
                 self.read_failed(&e, lease, "scan start");
                 None
@@ -335,35 +394,37 @@ impl WriterTask {
     /// once it ended as it should, `None` when the writer must stop.
     async fn advance(&self, s: &mut HeldScan) -> Option<bool> {
         match s.it.next().await {
-            Ok(Some(entry)) => {
-                if s.expected.get(s.seen) != Some(&entry) {
-                    let show = |(k, v): &(Bytes, Bytes)| format!("{} = {}", String::from_utf8_lossy(k), String::from_utf8_lossy(v));
+            Ok(Some((k, v))) => {
+                if let Some(m) = oracle::check_entry(&s.expected, s.window, s.last.as_ref(), Some((&k, &v))) {
                     self.anomaly(
-                        "ScanStable",
+                        m.invariant("ScanStable"),
                         format!(
-                            "writer {}'s held scan yielded {} as entry {}, but its history when the scan began has {:?}",
+                            "writer {}'s held scan yielded {} = {:?} as entry {}, but its history when the scan began differs: {m}",
                             self.writer,
-                            show(&entry),
+                            String::from_utf8_lossy(&k),
+                            String::from_utf8_lossy(&v),
                             s.seen,
-                            s.expected.get(s.seen).map(show)
                         ),
                     );
                     return None;
                 }
+                s.last = Some(k);
                 s.seen += 1;
                 Some(true)
             }
-            Ok(None) if s.seen == s.expected.len() => {
-                self.view_checked(s.deletions);
-                Some(false)
-            }
-            Ok(None) => {
-                self.anomaly(
-                    "ScanStable",
-                    format!("writer {}'s held scan ended after {} of {} entries", self.writer, s.seen, s.expected.len()),
-                );
-                None
-            }
+            Ok(None) => match oracle::check_entry(&s.expected, s.window, s.last.as_ref(), None) {
+                None => {
+                    self.view_checked(s.deletions);
+                    Some(false)
+                }
+                Some(m) => {
+                    self.anomaly(
+                        m.invariant("ScanStable"),
+                        format!("writer {}'s held scan ended after {} of {} keys: {m}", self.writer, s.seen, s.expected.len()),
+                    );
+                    None
+                }
+            },
             Err(e) => {
                 self.read_failed(&e, s.lease, "held scan");
                 None

@@ -72,3 +72,18 @@ fn a_seed_replays_exactly_on_the_paused_clock() {
         assert_ne!(a.trace, other.trace, "another seed, another schedule");
     }
 }
+
+/// Seeds that once found a bug the shipped engine had, kept as regressions:
+/// 63822, a durable checkpoint made while GC deleted the WALs a newer
+/// version no longer needed: its walk stopped at the gap and the checkpoint
+/// pinned that newer version with an end below its replay point, missing
+/// acknowledged WALs (I3); now `CheckpointRefused::ChainMoved` makes it
+/// walk again.
+#[test]
+fn seeds_that_found_engine_bugs_pass() {
+    for seed in [63822] {
+        let report = run(&Config::new(seed));
+        assert!(report.failure.is_none(), "seed {seed}: {:?}", report.failure);
+        assert_eq!(report.conformance, Conformance::Replayed, "seed {seed}");
+    }
+}

@@ -91,7 +91,10 @@ struct Args {
     /// `pin-ignores-held-views` (the writer's pin ignores held views),
     /// `follower-skips-wals` (a follower's poll skips the WALs past its
     /// manifest), `fenced-compactor-holds-l0` (a writer waits on its fenced
-    /// compactor).
+    /// compactor), `compaction-drops-operands` (a compaction keeps only the
+    /// newest input's version of a key), `expired-values-vanish` (a
+    /// compaction above the bottom run drops an expired value, so an older
+    /// one comes back).
     #[arg(long, value_name = "NAME")]
     mutant: Option<String>,
     /// Delay every read of the seeds that delay reads (half of them) by up to
@@ -261,6 +264,10 @@ fn main() -> ExitCode {
             injected.live_checkpoints,
             injected.checkpoint_opens,
             injected.dead_followers_dropped
+        );
+        println!(
+            "merges and expiry: {} keys read holding merge operands, {} read after their put surely expired, {} read within their put's expiry window",
+            injected.merged_keys_read, injected.expired_keys_read, injected.expiring_keys_in_doubt
         );
         println!("SST compression: {} seeds plain, {} LZ4, {} zstd", codecs[0], codecs[1], codecs[2]);
         if let Some(store) = &store {

@@ -78,17 +78,30 @@ impl<'a> Client<'a> {
     /// pins the WAL chain after that version up to its end now, so that it
     /// holds every write acknowledged before this call.
     pub(crate) async fn create(&self, latest: &ManifestObject, opts: CheckpointOptions, durable: bool) -> Result<(Checkpoint, ManifestObject)> {
-        let (latest, wal_end) = match durable {
-            true => {
-                let (latest, end) = self.chain_end(latest.clone()).await?;
-                (latest, Some(end))
-            }
-            false => (latest.clone(), None),
-        };
-        let latest = &latest;
         let id: u128 = rand::random();
         let expires_at = opts.lifetime.map(|l| self.clock.now_ms().saturating_add(l.as_millis() as u64));
-        let version = match self.commit(latest, CheckpointEdit::Create { id, expires_at, wal_end }).await? {
+        let mut latest = latest.clone();
+        let mut walks = 0;
+        let committed = loop {
+            let wal_end = match durable {
+                true => {
+                    let (walked, end) = self.chain_end(latest.clone()).await?;
+                    latest = walked;
+                    Some(end)
+                }
+                false => None,
+            };
+            match self.commit(&latest, CheckpointEdit::Create { id, expires_at, wal_end }).await? {
+                // The version moved past the walk's end while it walked: walk
+                // again from the latest (its replay point is the new start).
+                Err(CheckpointRefused::ChainMoved) if walks + 1 < CHAIN_END_ATTEMPTS => {
+                    walks += 1;
+                    latest = self.manifests.latest().await?.unwrap_or(latest);
+                }
+                other => break other,
+            }
+        };
+        let version = match committed {
             Ok(version) => version,
             // The id is fresh and random: a version that records it already
             // is our own create, landed on an attempt whose outcome was lost
@@ -101,7 +114,7 @@ impl<'a> Client<'a> {
         };
         let checkpoint = find(&version, id)?;
         // The version its edit created (found in a later one after a lost outcome).
-        self.tracer.emit(0, TraceEvent::CheckpointCreate { id, version: checkpoint.version, expires_at, wal_end });
+        self.tracer.emit(0, TraceEvent::CheckpointCreate { id, version: checkpoint.version, expires_at, wal_end: checkpoint.wal_end });
         Ok((checkpoint, version))
     }
 
@@ -169,6 +182,9 @@ fn refused(id: u128, r: CheckpointRefused) -> Error {
         CheckpointRefused::Expired => Error::CheckpointGone { id, detail: "it expired before it was refreshed".into() },
         CheckpointRefused::Exists => Error::InvalidArgument(format!("checkpoint {id:032x} exists already")),
         CheckpointRefused::NotClient => Error::InvalidArgument(format!("checkpoint {id:032x} is a writer's own pin")),
+        CheckpointRefused::ChainMoved => Error::InvalidArgument(format!(
+            "checkpoint {id:032x}: the manifest's replay point moved past the WAL chain's end on each of {CHAIN_END_ATTEMPTS} walks"
+        )),
     }
 }
 

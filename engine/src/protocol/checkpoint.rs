@@ -122,6 +122,12 @@ pub enum CheckpointRefused {
     Expired,
     /// Not a client checkpoint: writers' pins change only with their own edits.
     NotClient,
+    /// A durable `Create` whose `wal_end` is below the replay point of the
+    /// version it would pin: the walk that found it started from an older
+    /// version, and GC may since have deleted WALs that version needed, so
+    /// the walk stopped at a gap before WALs already acknowledged. The
+    /// creator walks again from the latest version (I3, I16).
+    ChainMoved,
 }
 
 /// The next version after `latest` with a checkpoint edit applied. Every
@@ -139,6 +145,9 @@ pub fn apply_checkpoint_edit<S: Clone + Eq>(
         CheckpointEdit::Create { id, expires_at, wal_end } => {
             if tree.checkpoints.iter().any(|c| c.id == id) {
                 return Err(CheckpointRefused::Exists);
+            }
+            if wal_end.is_some_and(|end| end < here.replay_after_wal_id) {
+                return Err(CheckpointRefused::ChainMoved);
             }
             tree.checkpoints.push(Checkpoint {
                 id,
@@ -256,6 +265,10 @@ mod tests {
         assert_eq!(t.checkpoints, vec![Checkpoint { id: 9, version: 5, replay_after_wal_id: 7, wal_end: Some(8), expires_at: Some(20), owner: CheckpointOwner::Client }]);
         let again = apply_checkpoint_edit(Protocol::Shipped, &v, &t, &CheckpointEdit::Create { id: 9, expires_at: None, wal_end: None });
         assert_eq!(again, Err(CheckpointRefused::Exists));
+        // A walk that ended below the version's replay point is stale.
+        let stale = apply_checkpoint_edit(Protocol::Shipped, &view(5, 7), &t, &CheckpointEdit::Create { id: 10, expires_at: None, wal_end: Some(6) });
+        assert_eq!(stale, Err(CheckpointRefused::ChainMoved));
+        assert!(apply_checkpoint_edit(Protocol::Shipped, &view(5, 7), &t, &CheckpointEdit::Create { id: 10, expires_at: None, wal_end: Some(7) }).is_ok());
     }
 
     #[test]
