@@ -78,10 +78,13 @@ fn a_seed_replays_exactly_on_the_paused_clock() {
 /// version no longer needed: its walk stopped at the gap and the checkpoint
 /// pinned that newer version with an end below its replay point, missing
 /// acknowledged WALs (I3); now `CheckpointRefused::ChainMoved` makes it
-/// walk again.
+/// walk again. 17727: a writer's manifest create lost its slot to a
+/// client's version that GC deleted before the read-back, and the flush
+/// failed (`NotFound`) instead of going again on the latest version; trace
+/// conformance saw its pin-only edits come first.
 #[test]
 fn seeds_that_found_engine_bugs_pass() {
-    for seed in [63822] {
+    for seed in [63822, 17727] {
         let report = run(&Config::new(seed));
         assert!(report.failure.is_none(), "seed {seed}: {:?}", report.failure);
         assert_eq!(report.conformance, Conformance::Replayed, "seed {seed}");

@@ -268,6 +268,10 @@ impl ManifestStore {
                 }
                 Created::Fenced { by } => return Ok(Committed::Fenced { by }),
                 Created::Taken(existing) => self.reread(existing).await?,
+                Created::Gone => match self.latest().await? {
+                    Some(latest) if latest.version > next.version => latest,
+                    _ => return Err(Error::InvalidArgument(format!("manifest version {} was taken, then deleted, yet no newer version is listed", next.version))),
+                },
             };
             // A claim always claims from the latest; a role's update is
             // applied again on it (`reapply_base`), never on its stale view.
@@ -297,7 +301,15 @@ impl ManifestStore {
         if create(self.store.as_ref(), &path, bytes).await? {
             return Ok(Created::Ours);
         }
-        let existing = ManifestObject::decode(path.as_ref(), &self.read_object(&path).await?)?;
+        let existing = match self.read_object(&path).await {
+            Ok(bytes) => ManifestObject::decode(path.as_ref(), &bytes)?,
+            // GC deleted the version that took the slot: it was not the
+            // latest, so newer versions exist. Whoever made it, the edit is
+            // applied again on the latest (a writer's or compactor's edit
+            // already recorded there is applied idempotently).
+            Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => return Ok(Created::Gone),
+            Err(e) => return Err(e),
+        };
         let ours = match edit.holder() {
             None => match on_claim_taken(next.token, existing.token) {
                 ClaimTaken::Ours => true,
@@ -335,4 +347,7 @@ enum Created {
     Fenced { by: Epoch },
     /// Another object holds the version: re-read and go again.
     Taken(ManifestObject),
+    /// Another object held the version and GC has deleted it since: newer
+    /// versions exist; re-read the latest and go again.
+    Gone,
 }
