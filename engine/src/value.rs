@@ -140,18 +140,15 @@ pub(crate) fn stack(op: &MergeOp, key: &[u8], newer: Value, older: &Value) -> Re
 /// Folds one key's versions, given newest first, until one hides the rest:
 /// the combined version and the newest sequence number, `None` if empty.
 pub(crate) fn fold(op: &MergeOp, key: &[u8], newest_first: impl IntoIterator<Item = (u64, Value)>) -> Result<Option<(u64, Value)>> {
-    let mut acc: Option<(u64, Value)> = None;
-    for (seq, v) in newest_first {
-        acc = Some(match acc {
-            None => (seq, v),
-            Some((s, top)) if !top.hides_older() => (s, stack(op, key, top, &v)?),
-            Some(done) => return Ok(Some(done)),
-        });
-        if acc.as_ref().is_some_and(|(_, v)| v.hides_older()) {
+    let mut versions = newest_first.into_iter();
+    let Some((seq, mut acc)) = versions.next() else { return Ok(None) };
+    for (_, older) in versions {
+        if acc.hides_older() {
             break;
         }
+        acc = stack(op, key, acc, &older)?;
     }
-    Ok(acc)
+    Ok(Some((seq, acc)))
 }
 
 /// Folds each key's chain of versions in `entries` (key order, each key's

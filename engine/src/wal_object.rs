@@ -10,7 +10,7 @@ use crate::bounds;
 use crate::error::{Error, Result};
 use crate::protocol::{Epoch, ObjectOwner, WalHeader, WalId, WalKind, MAX_ID};
 use crate::sst::{decode_all, SeqEntry, SstBuilder};
-use crate::value::{self, MergeOp, Value};
+use crate::value::{self, MergeOp};
 
 /// 2: entries carry their write's sequence number.
 const WAL_META_VERSION: u16 = 2;
@@ -55,17 +55,13 @@ impl DecodedWal {
 /// atomically on replay, and no snapshot outlives a crash). Fails only for
 /// merge operands without a merge operator.
 pub fn encode_wal(header: WalHeader, token: u64, writes: impl IntoIterator<Item = SeqEntry>, block_size: usize, op: &MergeOp) -> Result<Bytes> {
-    let mut chains: std::collections::BTreeMap<Bytes, Vec<(u64, Value)>> = std::collections::BTreeMap::new();
-    for (k, seq, v) in writes {
-        chains.entry(k).or_default().push((seq, v));
-    }
+    // Sequence numbers follow write order: key order, each key's writes
+    // newest first, is the chain order `fold_chains` takes.
+    let mut writes: Vec<SeqEntry> = writes.into_iter().collect();
+    writes.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
     let mut b = SstBuilder::new(block_size);
-    for (k, mut chain) in chains {
-        chain.reverse();
-        if let Some((seq, v)) = value::fold(op, &k, chain)? {
-            // Keys come sorted and unique from the map.
-            b.add(k, seq, v)?;
-        }
+    for (k, seq, v) in value::fold_chains(op, writes)? {
+        b.add(k, seq, v)?;
     }
     let kind = match header.kind {
         WalKind::Data => KindRepr::Data,
@@ -129,6 +125,7 @@ pub fn decode_wal(path: &Path, bytes: Bytes) -> Result<DecodedWal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::Value;
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())

@@ -233,9 +233,7 @@ impl Db {
 
     /// [`Db::put`] with options (e.g. [`WriteOptions`] `{ await_durable: false }`).
     pub async fn put_with(&self, key: impl Into<Bytes>, value: impl Into<Bytes>, opts: &WriteOptions) -> Result<()> {
-        let mut b = WriteBatch::new();
-        b.put(key, value);
-        self.write_with(b, opts).await
+        self.put_with_options(key, value, &PutOptions::default(), opts).await
     }
 
     /// [`Db::put`] with per-put options (its time-to-live) and write options.

@@ -108,20 +108,22 @@ impl ReadView {
         // Sequence numbers of stored versions are not needed: only the
         // newest version's is kept by the fold, and a stored version is
         // never the newest once a memtable held the key.
+        // Whether the version pushed hides the rest.
+        let push = |versions: &mut Vec<(u64, Value)>, v: Value| {
+            let hides = v.hides_older();
+            versions.push((0, v));
+            hides
+        };
         for sst in &self.tree.l0 {
             if let Some(v) = sst.get(key).await? {
-                let hides = v.hides_older();
-                versions.push((0, v));
-                if hides {
+                if push(versions, v) {
                     return Ok(());
                 }
             }
         }
         for run in &self.tree.runs {
             if let Some(v) = run.get(key).await? {
-                let hides = v.hides_older();
-                versions.push((0, v));
-                if hides {
+                if push(versions, v) {
                     return Ok(());
                 }
             }

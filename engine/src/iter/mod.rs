@@ -4,9 +4,10 @@
 //!
 //! Sources are given newest first; for a key held by several sources the
 //! versions fold newest first (`value::fold`): the newest wins unless it is
-//! a merge operand, which folds into the versions beneath it. Each source holds at most one decoded block
-//! (or one batch of memtable entries) and, for SSTs, its raw read-ahead, so
-//! memory stays bounded per source however large the range.
+//! a merge operand, which folds into the versions beneath it. Each source
+//! holds at most one decoded block (or one batch of memtable entries) and,
+//! for SSTs, its raw read-ahead, so memory stays bounded per source however
+//! large the range.
 
 use std::collections::VecDeque;
 use std::ops::{Bound, RangeBounds};
