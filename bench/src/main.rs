@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tidemark::testing::{Latency, LatencySampler, LatencyStore};
 
 mod acceptance;
+mod bound;
 mod engines;
 mod plot;
 mod report;
@@ -121,6 +122,14 @@ pub struct Args {
     /// flush interval.
     #[arg(long)]
     frontier: bool,
+    /// Only the floor: the lowest p99 an ideal in-order engine (no CPU, no
+    /// timer) reaches at each PUT rate on `--store` (s3-express when not
+    /// given) at `--rate` (2,000/s), simulated from the store's sampler.
+    #[arg(long)]
+    bound: bool,
+    /// With `--bound`: also the floor at this many PUTs a second (repeatable).
+    #[arg(long, value_name = "PUTS")]
+    bound_at: Vec<f64>,
     /// Write SVG plots of the records into this directory.
     #[arg(long, value_name = "DIR")]
     plot: Option<std::path::PathBuf>,
@@ -282,7 +291,7 @@ impl Plan {
     }
 }
 
-fn latency_of(kind: StoreKind, args: &Args) -> Latency {
+pub fn latency_of(kind: StoreKind, args: &Args) -> Latency {
     match kind {
         StoreKind::Memory | StoreKind::File => Latency::Constant(Duration::ZERO),
         StoreKind::S3Latency => Latency::Constant(Duration::from_millis(args.latency_ms)),
@@ -715,6 +724,12 @@ fn main() -> Res<()> {
         Some(path) => Some(std::fs::File::create(path)?),
         None => None,
     };
+    if args.bound {
+        let kind = args.store.unwrap_or(StoreKind::S3Express);
+        let seeds: Vec<u64> = (0..args.seeds.max(1)).map(|i| args.seed + i).collect();
+        bound::print(&format!("{kind:?}"), &latency_of(kind, &args), &seeds, args.rate.unwrap_or(2000), args.seconds.unwrap_or(30), &args.bound_at);
+        return Ok(());
+    }
     let mut records = Vec::new();
     if args.acceptance {
         acceptance::run(&args, &mut out, &mut records)?;

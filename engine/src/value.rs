@@ -104,11 +104,17 @@ impl Value {
 
 }
 
-fn no_operator(key: &[u8]) -> Error {
+/// The refusal of merge operands met without an operator: by a read of
+/// `key`, or by a writer's open replaying WAL `wal` (whose first L0 flush
+/// could not fold them).
+pub(crate) fn no_operator(key: &[u8], wal: Option<u64>) -> Error {
+    let found = match wal {
+        Some(id) => format!("wal {id} holds merge operands (key {:?})", String::from_utf8_lossy(key)),
+        None => format!("key {:?} holds merge operands", String::from_utf8_lossy(key)),
+    };
     Error::InvalidArgument(format!(
-        "key {:?} holds merge operands, but no merge operator is set (Settings::with_merge_operator); \
-         open the database with the operator it was written with",
-        String::from_utf8_lossy(key)
+        "{found}, but no merge operator is set (Settings::with_merge_operator); \
+         open the database with the operator it was written with"
     ))
 }
 
@@ -116,7 +122,7 @@ fn no_operator(key: &[u8]) -> Error {
 fn apply(op: &MergeOp, key: &[u8], existing: Option<&[u8]>, operand: &[u8]) -> Result<Bytes> {
     match op {
         Some(op) => Ok(op.merge(key, existing, operand)),
-        None => Err(no_operator(key)),
+        None => Err(no_operator(key, None)),
     }
 }
 

@@ -333,11 +333,7 @@ pub(super) fn refuse_operands_without_operator(chain: &ChainContents, op: &crate
     for id in &chain.plan.replay {
         let Some(wal) = chain.wals.get(id) else { continue };
         if let Some((k, _, _)) = wal.entries.iter().find(|(_, _, v)| matches!(v, crate::value::Value::Merge(_))) {
-            return Err(Error::InvalidArgument(format!(
-                "wal {id} holds merge operands (key {:?}), but no merge operator is set \
-                 (Settings::with_merge_operator); open the database with the operator it was written with",
-                String::from_utf8_lossy(k)
-            )));
+            return Err(crate::value::no_operator(k, Some(*id)));
         }
     }
     Ok(())

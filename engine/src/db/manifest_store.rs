@@ -16,7 +16,7 @@ use crate::manifest::{ManifestObject, SstHandle};
 use crate::paths::Layout;
 use crate::protocol::{
     apply_checkpoint_edit, apply_compaction, apply_writer_edit, claim_compactor_epoch, claim_writer, on_claim_taken, CheckpointEdit, CheckpointRefused, Pin, on_manifest_created,
-    on_manifest_taken, reapply_base, ClaimTaken, Compaction, CreatedOutcome, Epoch, ManifestConflict, ManifestView, Protocol,
+    on_manifest_gone, on_manifest_taken, reapply_base, ClaimTaken, GoneOutcome, Compaction, CreatedOutcome, Epoch, ManifestConflict, ManifestView, Protocol,
     Role, TakenOutcome, Tree, WriterEdit,
 };
 use crate::commit::CommitLog;
@@ -268,10 +268,18 @@ impl ManifestStore {
                 }
                 Created::Fenced { by } => return Ok(Committed::Fenced { by }),
                 Created::Taken(existing) => self.reread(existing).await?,
-                Created::Gone => match self.latest().await? {
-                    Some(latest) if latest.version > next.version => latest,
-                    _ => return Err(Error::InvalidArgument(format!("manifest version {} was taken, then deleted, yet no newer version is listed", next.version))),
-                },
+                Created::Gone => {
+                    let latest = self.latest().await?;
+                    match (on_manifest_gone(next.version, latest.as_ref().map(|m| m.version)), latest) {
+                        (GoneOutcome::GoAgain { .. }, Some(latest)) => latest,
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "manifest version {} was taken, then deleted, yet no newer version is listed",
+                                next.version
+                            )))
+                        }
+                    }
+                }
             };
             // A claim always claims from the latest; a role's update is
             // applied again on it (`reapply_base`), never on its stale view.
@@ -303,10 +311,7 @@ impl ManifestStore {
         }
         let existing = match self.read_object(&path).await {
             Ok(bytes) => ManifestObject::decode(path.as_ref(), &bytes)?,
-            // GC deleted the version that took the slot: it was not the
-            // latest, so newer versions exist. Whoever made it, the edit is
-            // applied again on the latest (a writer's or compactor's edit
-            // already recorded there is applied idempotently).
+            // The version that took the slot is gone (`on_manifest_gone`).
             Err(Error::ObjectStore(object_store::Error::NotFound { .. })) => return Ok(Created::Gone),
             Err(e) => return Err(e),
         };
@@ -347,7 +352,6 @@ enum Created {
     Fenced { by: Epoch },
     /// Another object holds the version: re-read and go again.
     Taken(ManifestObject),
-    /// Another object held the version and GC has deleted it since: newer
-    /// versions exist; re-read the latest and go again.
+    /// Another object held the version and is gone since (`on_manifest_gone`).
     Gone,
 }

@@ -369,6 +369,32 @@ pub fn on_manifest_created(protocol: Protocol, created: u64, latest_listed: u64)
     }
 }
 
+/// What a create that lost version `taken`'s slot does when the object that
+/// took it is gone by the read-back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GoneOutcome {
+    /// GC deleted the object, which it does only to superseded versions:
+    /// `latest` is newer. Read it and go again on it, as after
+    /// [`TakenOutcome::Reapply`] (an edit already recorded there applies
+    /// idempotently), whoever made the deleted version.
+    GoAgain { latest: u64 },
+    /// No version above `taken` is listed, so nothing superseded the one
+    /// that vanished: the store contradicts the protocol. An error, never a
+    /// guess about whose the lost version was.
+    Inconsistent,
+}
+
+/// Decides a create whose slot was taken by a version deleted before the
+/// read-back, given the highest version listed after it. The model's create
+/// and read-back are one step, so it never meets this; the crash harness
+/// does (GC beside a writer and a compactor).
+pub fn on_manifest_gone(taken: u64, latest_listed: Option<u64>) -> GoneOutcome {
+    match latest_listed {
+        Some(latest) if latest > taken => GoneOutcome::GoAgain { latest },
+        _ => GoneOutcome::Inconsistent,
+    }
+}
+
 fn union(a: &[WalId], b: &[WalId]) -> Vec<WalId> {
     a.iter().chain(b).copied().collect::<BTreeSet<_>>().into_iter().collect()
 }
@@ -529,6 +555,10 @@ mod tests {
     #[test]
     fn a_lost_race_is_ours_fenced_or_reapply() {
         let existing = view(3, 5);
+        assert_eq!(on_manifest_gone(7, Some(9)), GoneOutcome::GoAgain { latest: 9 });
+        assert_eq!(on_manifest_gone(7, Some(7)), GoneOutcome::Inconsistent, "the vanished version would be the latest");
+        assert_eq!(on_manifest_gone(7, Some(3)), GoneOutcome::Inconsistent);
+        assert_eq!(on_manifest_gone(7, None), GoneOutcome::Inconsistent);
         assert_eq!(on_manifest_taken(Role::Writer, 3, 42, &existing, 42), TakenOutcome::Ours);
         assert_eq!(on_manifest_taken(Role::Writer, 3, 42, &existing, 7), TakenOutcome::Reapply, "the compactor wrote it");
         assert_eq!(on_manifest_taken(Role::Writer, 2, 42, &existing, 7), TakenOutcome::Fenced { by: 3 });

@@ -30,8 +30,8 @@ pub use checkpoint::{
 pub use claim::{fenced_by, on_claim_taken, ClaimTaken};
 pub use conflict::{on_fence_conflict, on_read_back_missing, resolve_create_conflict, CreateConflict, FenceConflict, ObjectOwner};
 pub use compaction::{
-    apply_compaction, apply_writer_edit, claim_writer, on_manifest_created, on_manifest_taken, reapply_base, Compaction,
-    CreatedOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,
+    apply_compaction, apply_writer_edit, claim_writer, on_manifest_created, on_manifest_gone, on_manifest_taken, reapply_base,
+    Compaction, CreatedOutcome, GoneOutcome, ManifestConflict, Role, RunId, SortedRun, TakenOutcome, Tree, WriterEdit,
 };
 pub use freeze::{FreezeInputs, FreezePolicy, FreezeStep, GatherReason, PutBudget, PutPacer, MIN_PUTS_PER_SECOND, PACER_DEPTH};
 pub use latency::{LatencyEstimator, LatencySummary, LATENCY_WINDOW, MIN_TAIL_SAMPLES};
