@@ -35,21 +35,24 @@ RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
 step "model check: the shipped protocol and every mutant"
 cargo run --release --bin check-model -- --all
 
+# On the paused clock a seed set's conformance skips are fixed:
+# --max-skipped holds each set to the traces it skips today (the known
+# placements crash/README.md lists), so a new one fails the run.
 step "crash schedules on the paused clock (exact replay): 100,000 seeds, every crash point of 200 seeds, 20,000 zombie seeds"
-cargo run --release --bin crash-check -- --seeds 100000
-cargo run --release --bin crash-check -- --seeds 200 --seed-start 5000 --every-op
-cargo run --release --bin crash-check -- --seeds 20000 --seed-start 1000000 --zombies
+cargo run --release --bin crash-check -- --seeds 100000 --max-skipped 0
+cargo run --release --bin crash-check -- --seeds 200 --seed-start 5000 --every-op --max-skipped 0
+cargo run --release --bin crash-check -- --seeds 20000 --seed-start 1000000 --zombies --max-skipped 2
 
 step "crash schedules with store faults (issue 14): transient errors, ambiguous creates, delayed reads, zombies on even seeds; liveness checks and racing openers"
-cargo run --release --bin crash-check -- --faults --seeds 20000 --seed-start 2000000
-cargo run --release --bin crash-check -- --faults --seeds 20 --seed-start 6000 --every-op
+cargo run --release --bin crash-check -- --faults --seeds 20000 --seed-start 2000000 --max-skipped 1
+cargo run --release --bin crash-check -- --faults --seeds 20 --seed-start 6000 --every-op --max-skipped 0
 
 step "crash schedules of the lifecycle: compaction and GC on the schedule's clock, read-only handles, held snapshots and scans, held listings, hedges"
-cargo run --release --bin crash-check -- --lifecycle --seeds 2000 --seed-start 7000000
+cargo run --release --bin crash-check -- --lifecycle --seeds 2000 --seed-start 7000000 --max-skipped 0
 
 step "crash schedules with WALs in a store of their own (Settings::wal_store): 10,000 seeds, 2,000 with faults (about 50 s)"
-cargo run --release --bin crash-check -- --wal-store --seeds 10000 --seed-start 3000000
-cargo run --release --bin crash-check -- --wal-store --faults --seeds 2000 --seed-start 3200000
+cargo run --release --bin crash-check -- --wal-store --seeds 10000 --seed-start 3000000 --max-skipped 0
+cargo run --release --bin crash-check -- --wal-store --faults --seeds 2000 --seed-start 3200000 --max-skipped 1
 
 step "crash schedules on the wall clock (timing varies run to run)"
 cargo run --release --bin crash-check -- --seeds 500 --seed-start 200000 --wall-clock
