@@ -23,7 +23,7 @@ const HOGS: u32 = 2;
 
 pub fn run(args: &Args, out: &mut Option<std::fs::File>, records: &mut Vec<Record>) -> Res<()> {
     let seconds = args.seconds.unwrap_or(30);
-    let seeds: Vec<u64> = (0..args.seeds.max(1)).map(|i| args.seed + i).collect();
+    let seeds: Vec<u64> = args.seed_list().collect();
     let (_, drawn_p99, _) = store_distribution(StoreKind::S3Express, args);
     let single_p99 = crate::timed_put_p99(StoreKind::S3Express, args)?;
     println!("store S3Express: one PUT p99 {single_p99:.1} ms timed through the store (2,000 PUTs), {drawn_p99:.1} ms drawn (100,000 draws)");

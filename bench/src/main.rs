@@ -191,6 +191,13 @@ pub struct Args {
     spin: bool,
 }
 
+impl Args {
+    /// The seeds of every open-loop plan: `--seeds` of them from `--seed`.
+    pub fn seed_list(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.seeds.max(1)).map(|i| self.seed + i)
+    }
+}
+
 /// One measurement, with every field the results page reads (null where it
 /// does not apply).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -537,7 +544,7 @@ fn plans(args: &Args) -> Vec<Plan> {
     let short = args.seconds.unwrap_or(if args.quick { 5 } else { 10 });
     let long = args.seconds.unwrap_or(if args.quick { 30 } else { 60 });
     let wanted = |w: Workload| args.workload.is_none_or(|x| x == w);
-    let seeds = || (0..args.seeds.max(1)).map(|i| args.seed + i);
+    let seeds = || args.seed_list();
     if args.frontier {
         return stores.iter().filter(|s| matches!(s, StoreKind::S3Tail | StoreKind::S3Express)).flat_map(|&s| frontier(args, s)).collect();
     }
@@ -624,7 +631,7 @@ fn frontier(args: &Args, store: StoreKind) -> Vec<Plan> {
         _ => &[5, 10, 25, 50, 100, 200],
     };
     let mut out = Vec::new();
-    for seed in (0..args.seeds.max(1)).map(|i| args.seed + i) {
+    for seed in args.seed_list() {
         for config in budgets.into_iter().chain([unlimited]).chain(slatedb.iter().map(|&ms| Config::SlateDb(ms))) {
             let mut p = Plan::open_loop(store, config, 2000, seconds, seed);
             (p.label, p.hog, p.slow_write_ms) = (Some("frontier".into()), args.hog, args.slow_write_ms);
@@ -726,7 +733,7 @@ fn main() -> Res<()> {
     };
     if args.bound {
         let kind = args.store.unwrap_or(StoreKind::S3Express);
-        let seeds: Vec<u64> = (0..args.seeds.max(1)).map(|i| args.seed + i).collect();
+        let seeds: Vec<u64> = args.seed_list().collect();
         bound::print(&format!("{kind:?}"), &latency_of(kind, &args), &seeds, args.rate.unwrap_or(2000), args.seconds.unwrap_or(30), &args.bound_at);
         return Ok(());
     }
